@@ -1,0 +1,40 @@
+#include "common/byte_sink.h"
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace coremlz {
+
+absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "wbe");
+  if (f == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  }
+  return std::unique_ptr<FileSink>(new FileSink(path, f));
+}
+
+FileSink::~FileSink() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+absl::Status FileSink::Append(absl::string_view data) {
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (!data.empty() && std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+    return absl::InternalError(absl::StrCat("cannot write ", path_, ": ", std::strerror(errno)));
+  }
+  size_ += data.size();
+  return absl::OkStatus();
+}
+
+absl::Status FileSink::Close() {
+  if (file_ == nullptr) return absl::OkStatus();
+  int rc = std::fclose(file_);
+  file_ = nullptr;
+  if (rc != 0) return absl::InternalError(absl::StrCat("cannot close ", path_, ": ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+}  // namespace coremlz

@@ -1,0 +1,57 @@
+// Where serialised bytes go: a string, a file, or a stream of chunks to a
+// network peer. Writers of large outputs (weight.bin) append to a ByteSink so
+// the same code can build a file on disk or stream it out chunk by chunk.
+#ifndef COREMLZ_COMMON_BYTE_SINK_H_
+#define COREMLZ_COMMON_BYTE_SINK_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace coremlz {
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Total bytes appended so far.
+  virtual uint64_t size() const = 0;
+};
+
+class StringSink : public ByteSink {
+ public:
+  explicit StringSink(std::string* out) : out_(out) {}
+  absl::Status Append(absl::string_view data) override {
+    out_->append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  uint64_t size() const override { return out_->size(); }
+
+ private:
+  std::string* out_;
+};
+
+// Appends to a newly created file; Close() reports write errors.
+class FileSink : public ByteSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<FileSink>> Create(const std::string& path);
+  ~FileSink() override;
+  absl::Status Append(absl::string_view data) override;
+  uint64_t size() const override { return size_; }
+  absl::Status Close();
+
+ private:
+  FileSink(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
+  std::string path_;
+  std::FILE* file_;
+  uint64_t size_ = 0;
+};
+
+}  // namespace coremlz
+
+#endif  // COREMLZ_COMMON_BYTE_SINK_H_

@@ -1,0 +1,81 @@
+#include "format/fp16.h"
+
+#include <cstring>
+
+namespace coremlz::format {
+namespace {
+
+uint32_t FloatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+float BitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+}  // namespace
+
+uint16_t FloatToHalf(float value) {
+  const uint32_t bits = FloatBits(value);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t exponent = (bits >> 23) & 0xffu;
+  uint32_t mantissa = bits & 0x7fffffu;
+
+  if (exponent == 0xff) {
+    if (mantissa == 0) return sign | 0x7c00u;  // infinity
+    // NaN: keep the top 10 payload bits and force the quiet bit so the result
+    // can never collapse into infinity.
+    return static_cast<uint16_t>(sign | 0x7c00u | 0x0200u | (mantissa >> 13));
+  }
+
+  // Unbiased exponent; halves have bias 15, floats 127.
+  const int32_t e = static_cast<int32_t>(exponent) - 127;
+  if (e > 15) return sign | 0x7c00u;  // overflow to infinity
+
+  if (e >= -14) {
+    // Normal half. Round the 23-bit mantissa to 10 bits, ties to even; a carry
+    // out of the mantissa correctly bumps the exponent (and may reach inf).
+    uint32_t half = (static_cast<uint32_t>(e + 15) << 10) | (mantissa >> 13);
+    const uint32_t rest = mantissa & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+
+  // Subnormal half (or zero): value = m * 2^-24 with m < 1024.
+  if (e < -25) return sign;  // below half of the smallest subnormal: rounds to 0
+  mantissa |= 0x800000u;     // implicit leading one
+  // The float is mantissa * 2^(e-23); counted in units of 2^-24 (the smallest
+  // subnormal) that is mantissa * 2^(e+1): a right shift by -(e+1).
+  const int shift = -e - 1;  // 14..24
+  uint32_t half = mantissa >> shift;
+  const uint32_t rest = mantissa & ((1u << shift) - 1u);
+  const uint32_t halfway = 1u << (shift - 1);
+  if (rest > halfway || (rest == halfway && (half & 1u))) ++half;
+  return static_cast<uint16_t>(sign | half);
+}
+
+float HalfToFloat(uint16_t half) {
+  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
+  const uint32_t exponent = (half >> 10) & 0x1fu;
+  const uint32_t mantissa = half & 0x3ffu;
+  if (exponent == 0x1f) return BitsToFloat(sign | 0x7f800000u | (mantissa << 13));
+  if (exponent != 0) return BitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  if (mantissa == 0) return BitsToFloat(sign);
+  // Subnormal: exact in float as mantissa * 2^-24.
+  float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
+  return sign ? -magnitude : magnitude;
+}
+
+void HalfToFloat(absl::Span<const uint16_t> in, absl::Span<float> out) {
+  for (size_t i = 0; i < in.size(); ++i) out[i] = HalfToFloat(in[i]);
+}
+
+void FloatToHalf(absl::Span<const float> in, absl::Span<uint16_t> out) {
+  for (size_t i = 0; i < in.size(); ++i) out[i] = FloatToHalf(in[i]);
+}
+
+}  // namespace coremlz::format

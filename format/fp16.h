@@ -1,0 +1,27 @@
+// IEEE 754 binary16 <-> binary32 conversion.
+//
+// Float -> half rounds to nearest, ties to even; handles subnormals, overflow
+// to infinity, and keeps NaNs NaN (sign and the top payload bits survive, the
+// quiet bit is set). Half -> float is exact.
+#ifndef COREMLZ_FORMAT_FP16_H_
+#define COREMLZ_FORMAT_FP16_H_
+
+#include <cstdint>
+
+#include "absl/types/span.h"
+
+namespace coremlz::format {
+
+uint16_t FloatToHalf(float value);
+float HalfToFloat(uint16_t half);
+
+// Bulk versions; `out` must be at least as long as `in`.
+void HalfToFloat(absl::Span<const uint16_t> in, absl::Span<float> out);
+void FloatToHalf(absl::Span<const float> in, absl::Span<uint16_t> out);
+
+// Rounds a float to the nearest representable half value (as a float).
+inline float RoundToHalf(float value) { return HalfToFloat(FloatToHalf(value)); }
+
+}  // namespace coremlz::format
+
+#endif  // COREMLZ_FORMAT_FP16_H_

@@ -1,0 +1,311 @@
+#include "format/blob_storage.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/byte_order.h"
+#include "common/file_util.h"
+#include "format/blob_stream_reader.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+
+namespace coremlz::format {
+namespace {
+
+std::string ReadOrDie(const std::string& path) {
+  auto data = ReadFile(path);
+  EXPECT_TRUE(data.ok()) << data.status();
+  return data.ok() ? *data : std::string();
+}
+
+std::string MobilenetWeights() {
+  return ReadOrDie(testing::ModelsDir() +
+                   "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage/Data/com.apple.CoreML/weights/weight.bin");
+}
+
+std::string JointGoldenWeights() {
+  return ReadOrDie(testing::GoldenDir() +
+                   "/ios18_joint_prune50_palettize4.mlpackage/Data/com.apple.CoreML/weights/weight.bin");
+}
+
+// Re-emits every blob of `file` through the writer.
+std::string Rewrite(const std::string& file) {
+  auto reader = BlobStorageReader::Open(file, "in");
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  auto blobs = reader->ListBlobs();
+  EXPECT_TRUE(blobs.ok()) << blobs.status();
+  std::string out;
+  StringSink sink(&out);
+  BlobStorageWriter writer(&sink, static_cast<uint32_t>(blobs->size()));
+  for (const BlobMetadata& m : *blobs) {
+    auto offset = writer.Append(m.type, reader->Data(m), m.element_count(), &m);
+    EXPECT_TRUE(offset.ok()) << offset.status();
+    EXPECT_EQ(*offset, m.offset);
+  }
+  EXPECT_TRUE(writer.Finish().ok());
+  return out;
+}
+
+TEST(BlobStorageTest, ReadsRealWeightFile) {
+  const std::string file = MobilenetWeights();
+  auto reader = BlobStorageReader::Open(file, "mobilenet weight.bin");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->header().count, 79u);
+  auto blobs = reader->ListBlobs();
+  ASSERT_TRUE(blobs.ok()) << blobs.status();
+  ASSERT_EQ(blobs->size(), 79u);
+  EXPECT_EQ(blobs->front().offset, 64u);
+  EXPECT_EQ(blobs->front().data_offset, 128u);
+  EXPECT_EQ(blobs->front().type, ElementType::kFloat16);
+  EXPECT_EQ(blobs->front().size_in_bytes, 1728u);  // first conv: 32x3x3x3 fp16
+  uint64_t total = 0;
+  for (const auto& m : *blobs) total += m.size_in_bytes;
+  EXPECT_GT(total, 6900000u);
+  EXPECT_EQ(blobs->back().data_offset + blobs->back().size_in_bytes, file.size());
+}
+
+TEST(BlobStorageTest, ReadsSubByteBlobsWithPadding) {
+  const std::string file = JointGoldenWeights();
+  auto reader = BlobStorageReader::Open(file, "joint");
+  ASSERT_TRUE(reader.ok());
+  auto blobs = reader->ListBlobs();
+  ASSERT_TRUE(blobs.ok()) << blobs.status();
+  ASSERT_EQ(blobs->size(), 7u);
+  EXPECT_EQ((*blobs)[0].type, ElementType::kUInt1);
+  EXPECT_EQ((*blobs)[0].element_count(), 128u * 64 * 3 * 3);
+  EXPECT_EQ((*blobs)[1].type, ElementType::kUInt4);
+  EXPECT_EQ((*blobs)[1].padding_bits, 4u);
+  EXPECT_EQ((*blobs)[1].element_count(), 36847u);
+}
+
+TEST(BlobStorageTest, WriterReproducesRealFilesByteForByte) {
+  for (const std::string& file : {MobilenetWeights(), JointGoldenWeights()}) {
+    EXPECT_EQ(Rewrite(file), file);
+  }
+}
+
+TEST(BlobStorageTest, WriterChecksCountsAndSizes) {
+  std::string out;
+  StringSink sink(&out);
+  BlobStorageWriter writer(&sink, 1);
+  EXPECT_FALSE(writer.Append(ElementType::kFloat16, std::string(6, '\0'), 4).ok());  // 4 halves need 8 bytes
+  EXPECT_FALSE(writer.Append(ElementType::kBool, std::string(4, '\0'), 4).ok());     // not storable
+  ASSERT_TRUE(writer.Append(ElementType::kUInt3, std::string(2, '\0'), 5).ok());     // 15 bits -> 2 bytes, pad 1
+  EXPECT_FALSE(writer.Append(ElementType::kUInt8, "x", 1).ok());                     // over the declared count
+  ASSERT_TRUE(writer.Finish().ok());
+  auto reader = BlobStorageReader::Open(out, "w");
+  ASSERT_TRUE(reader.ok());
+  auto m = reader->Metadata(64);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->padding_bits, 1u);
+  EXPECT_EQ(m->element_count(), 5u);
+
+  std::string short_out;
+  StringSink short_sink(&short_out);
+  BlobStorageWriter short_writer(&short_sink, 2);
+  ASSERT_TRUE(short_writer.Append(ElementType::kUInt8, "ab", 2).ok());
+  EXPECT_FALSE(short_writer.Finish().ok());
+}
+
+// Corruptions of a valid two-blob file; each must fail with a message that
+// names the file and the offset.
+class BlobCorruptionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StringSink sink(&file_);
+    BlobStorageWriter writer(&sink, 2);
+    ASSERT_TRUE(writer.Append(ElementType::kFloat16, std::string(200, '\x11'), 100).ok());
+    ASSERT_TRUE(writer.Append(ElementType::kUInt4, std::string(3, '\x22'), 5).ok());
+    ASSERT_TRUE(writer.Finish().ok());
+    second_ = 64 + 64 + 256;  // header, metadata, 200 bytes padded to 256
+  }
+  absl::Status Check(const std::string& bytes, uint64_t offset) {
+    auto reader = BlobStorageReader::Open(bytes, "weights/weight.bin");
+    if (!reader.ok()) return reader.status();
+    return reader->Metadata(offset).status();
+  }
+  std::string file_;
+  uint64_t second_ = 0;
+};
+
+TEST_F(BlobCorruptionTest, ValidFileReads) {
+  EXPECT_TRUE(Check(file_, 64).ok());
+  EXPECT_TRUE(Check(file_, second_).ok()) << Check(file_, second_);
+}
+
+TEST_F(BlobCorruptionTest, TruncatedHeader) {
+  absl::Status s = Check(file_.substr(0, 40), 64);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("weights/weight.bin"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("header"), std::string::npos) << s;
+}
+
+TEST_F(BlobCorruptionTest, WrongVersion) {
+  std::string bad = file_;
+  EncodeFixed32(bad.data() + 4, 1);
+  EXPECT_NE(Check(bad, 64).message().find("version 1"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, AbsurdCount) {
+  std::string bad = file_;
+  EncodeFixed32(bad.data(), 0xffffffff);
+  EXPECT_NE(Check(bad, 64).message().find("cannot hold"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, WrongSentinel) {
+  std::string bad = file_;
+  bad[second_] ^= 1;
+  absl::Status s = Check(bad, second_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("sentinel"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("offset 384"), std::string::npos) << s;
+}
+
+TEST_F(BlobCorruptionTest, OffsetNotAtARecord) {
+  EXPECT_NE(Check(file_, 128).message().find("sentinel"), std::string::npos);
+  EXPECT_NE(Check(file_, 0).message().find("header"), std::string::npos);
+  EXPECT_NE(Check(file_, file_.size() - 10).message().find("past the end"), std::string::npos);
+  EXPECT_NE(Check(file_, uint64_t{1} << 62).message().find("past the end"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, UnknownDtype) {
+  std::string bad = file_;
+  EncodeFixed32(bad.data() + 64 + 4, 99);
+  EXPECT_NE(Check(bad, 64).message().find("unknown blob dtype code 99"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, SizePastEndOfFile) {
+  std::string bad = file_;
+  EncodeFixed64(bad.data() + 64 + 8, 1 << 20);
+  EXPECT_NE(Check(bad, 64).message().find("past the end"), std::string::npos);
+  EncodeFixed64(bad.data() + 64 + 8, ~uint64_t{0} - 1);  // overflow when added to the offset
+  EXPECT_FALSE(Check(bad, 64).ok());
+}
+
+TEST_F(BlobCorruptionTest, DataOverlappingItsMetadata) {
+  std::string bad = file_;
+  EncodeFixed64(bad.data() + 64 + 16, 100);
+  EXPECT_NE(Check(bad, 64).message().find("overlaps its own metadata"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, BadSubBytePadding) {
+  std::string bad = file_;
+  EncodeFixed64(bad.data() + second_ + 24, 9);
+  EXPECT_NE(Check(bad, second_).message().find("padding"), std::string::npos);
+  EncodeFixed64(bad.data() + second_ + 24, 3);  // 24 - 3 = 21 bits: not whole uint4s
+  EXPECT_NE(Check(bad, second_).message().find("whole number"), std::string::npos);
+}
+
+TEST_F(BlobCorruptionTest, OddSizeForMultiByteType) {
+  std::string bad = file_;
+  EncodeFixed64(bad.data() + 64 + 8, 199);
+  EXPECT_NE(Check(bad, 64).message().find("multiple"), std::string::npos);
+}
+
+// --- streaming ---
+
+struct Collected {
+  std::vector<uint64_t> offsets;
+  std::vector<std::string> data;
+};
+
+absl::Status StreamIn(const std::string& file, std::vector<uint64_t> offsets, size_t chunk, Collected* out,
+                      uint64_t declared_size = 0) {
+  BlobStreamReader reader(std::move(offsets), declared_size ? declared_size : file.size(), "upload",
+                          [out](const BlobMetadata& m, absl::string_view data) {
+                            out->offsets.push_back(m.offset);
+                            out->data.emplace_back(data);
+                            return absl::OkStatus();
+                          });
+  for (size_t pos = 0; pos < file.size(); pos += chunk) {
+    absl::Status s = reader.Feed(absl::string_view(file).substr(pos, chunk));
+    if (!s.ok()) return s;
+  }
+  return reader.Finish();
+}
+
+TEST(BlobStreamReaderTest, DeliversTheSameBlobsAsRandomAccessForAnyChunking) {
+  const std::string file = MobilenetWeights();
+  auto reader = BlobStorageReader::Open(file, "m");
+  ASSERT_TRUE(reader.ok());
+  auto blobs = reader->ListBlobs();
+  ASSERT_TRUE(blobs.ok());
+  std::vector<uint64_t> wanted;
+  for (size_t i = 0; i < blobs->size(); i += 3) wanted.push_back((*blobs)[i].offset);
+  wanted.push_back(wanted.front());  // duplicates collapse
+  for (size_t chunk : {size_t{1} << 20, size_t{4097}, size_t{64}, size_t{7}}) {
+    Collected got;
+    ASSERT_TRUE(StreamIn(file, wanted, chunk, &got).ok());
+    ASSERT_EQ(got.offsets.size(), (blobs->size() + 2) / 3);
+    for (size_t i = 0; i < got.offsets.size(); ++i) {
+      auto m = reader->Metadata(got.offsets[i]);
+      ASSERT_TRUE(m.ok());
+      ASSERT_EQ(got.data[i], reader->Data(*m)) << "chunk " << chunk;
+    }
+  }
+}
+
+TEST(BlobStreamReaderTest, TruncatedStreamIsDataLoss) {
+  const std::string file = JointGoldenWeights();
+  Collected got;
+  absl::Status s = StreamIn(file.substr(0, file.size() - 100), {64, 9344, 77376}, 1000, &got, file.size());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("ended after"), std::string::npos) << s;
+}
+
+TEST(BlobStreamReaderTest, LongerStreamThanDeclaredIsRejected) {
+  const std::string file = JointGoldenWeights();
+  Collected got;
+  absl::Status s = StreamIn(file + "extra", {64}, 1000, &got, file.size());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+}
+
+TEST(BlobStreamReaderTest, OverlappingBlobsAreRejected) {
+  // Point a second reference into the middle of the first blob's data.
+  std::string file;
+  StringSink sink(&file);
+  BlobStorageWriter writer(&sink, 2);
+  ASSERT_TRUE(writer.Append(ElementType::kUInt8, std::string(300, 'a'), 300).ok());
+  ASSERT_TRUE(writer.Append(ElementType::kUInt8, std::string(10, 'b'), 10).ok());
+  ASSERT_TRUE(writer.Finish().ok());
+  // Forge a metadata record inside blob 0's data at offset 192.
+  std::string forged = file;
+  std::string record = EncodeBlobMetadata(BlobMetadata{192, ElementType::kUInt8, 10, 256, 0, {}});
+  forged.replace(192, 64, record);
+  Collected got;
+  absl::Status s = StreamIn(forged, {64, 192}, 50, &got);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("overlaps"), std::string::npos) << s;
+}
+
+TEST(BlobStreamReaderTest, CallbackErrorsStopTheStream) {
+  const std::string file = JointGoldenWeights();
+  BlobStreamReader reader({64}, file.size(), "x",
+                          [](const BlobMetadata&, absl::string_view) { return absl::CancelledError("stop"); });
+  EXPECT_EQ(reader.Feed(file).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(reader.Feed("more").code(), absl::StatusCode::kCancelled);
+}
+
+TEST(BlobStreamReaderTest, HoldsOnlyOneBlobInMemory) {
+  const std::string file = MobilenetWeights();
+  auto reader = BlobStorageReader::Open(file, "m");
+  auto blobs = reader->ListBlobs();
+  std::vector<uint64_t> all;
+  uint64_t largest = 0;
+  for (const auto& m : *blobs) {
+    all.push_back(m.offset);
+    largest = std::max(largest, m.size_in_bytes);
+  }
+  size_t peak = 0;
+  BlobStreamReader stream(all, file.size(), "m", [](const BlobMetadata&, absl::string_view) { return absl::OkStatus(); });
+  for (size_t pos = 0; pos < file.size(); pos += 65536) {
+    ASSERT_TRUE(stream.Feed(absl::string_view(file).substr(pos, 65536)).ok());
+    peak = std::max(peak, stream.buffered());
+  }
+  ASSERT_TRUE(stream.Finish().ok());
+  EXPECT_LE(peak, largest);
+}
+
+}  // namespace
+}  // namespace coremlz::format

@@ -1,0 +1,152 @@
+#include "format/fp16.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace coremlz::format {
+namespace {
+
+uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+bool IsNanHalf(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0; }
+
+// Slow, obvious reference: the value of every finite half computed with
+// ldexp, then the nearest one found by scanning (ties to the even code).
+class Reference {
+ public:
+  Reference() {
+    for (uint32_t h = 0; h < 0x7c00; ++h) {
+      const int e = static_cast<int>(h >> 10);
+      const int m = static_cast<int>(h & 0x3ff);
+      magnitudes_.push_back(e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25));
+    }
+  }
+  uint16_t ToHalf(float f) const {
+    if (std::isnan(f)) return 0x7e00;
+    const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+    const double a = std::fabs(static_cast<double>(f));
+    // Anything at or above max + half an ulp (65520) rounds to infinity.
+    if (a >= 65520.0) return sign | 0x7c00;
+    // Binary search for the first magnitude >= a.
+    size_t lo = 0, hi = magnitudes_.size() - 1;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (magnitudes_[mid] < a) lo = mid + 1; else hi = mid;
+    }
+    size_t best = lo;
+    if (lo > 0) {
+      const double up = magnitudes_[lo] - a, down = a - magnitudes_[lo - 1];
+      if (down < up || (down == up && ((lo - 1) % 2 == 0))) best = lo - 1;
+    }
+    return static_cast<uint16_t>(sign | best);
+  }
+ private:
+  std::vector<double> magnitudes_;
+};
+
+TEST(Fp16Test, EveryHalfWidensExactlyAndNarrowsBack) {
+  for (uint32_t h = 0; h <= 0xffff; ++h) {
+    const float f = HalfToFloat(static_cast<uint16_t>(h));
+    if (IsNanHalf(static_cast<uint16_t>(h))) {
+      EXPECT_TRUE(std::isnan(f)) << h;
+      const uint16_t back = FloatToHalf(f);
+      EXPECT_TRUE(IsNanHalf(back)) << h;
+      EXPECT_EQ(back & 0x8000, h & 0x8000) << "NaN sign lost for " << h;
+      continue;
+    }
+    EXPECT_EQ(FloatToHalf(f), h) << "half 0x" << std::hex << h;
+  }
+}
+
+TEST(Fp16Test, WideningMatchesLdexpDefinition) {
+  for (uint32_t h = 0; h < 0x7c00; ++h) {
+    const int e = static_cast<int>(h >> 10), m = static_cast<int>(h & 0x3ff);
+    const double expected = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+    EXPECT_EQ(static_cast<double>(HalfToFloat(static_cast<uint16_t>(h))), expected);
+    EXPECT_EQ(static_cast<double>(HalfToFloat(static_cast<uint16_t>(h | 0x8000))), -expected);
+  }
+  EXPECT_EQ(HalfToFloat(0x7c00), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(HalfToFloat(0xfc00), -std::numeric_limits<float>::infinity());
+}
+
+TEST(Fp16Test, MidpointsRoundToEvenAndNeighboursToNearest) {
+  Reference ref;
+  // Between every pair of adjacent finite halves (and max..inf), the exact
+  // midpoint ties to even; one float ulp either side goes to the nearer.
+  for (uint32_t h = 0; h < 0x7bff; ++h) {
+    const float a = HalfToFloat(static_cast<uint16_t>(h));
+    const float b = HalfToFloat(static_cast<uint16_t>(h + 1));
+    const float mid = a + (b - a) / 2;  // exact: halves have 11-bit significands
+    const uint16_t even = (h % 2 == 0) ? h : h + 1;
+    ASSERT_EQ(FloatToHalf(mid), even) << "midpoint after half 0x" << std::hex << h;
+    ASSERT_EQ(FloatToHalf(-mid), even | 0x8000);
+    ASSERT_EQ(FloatToHalf(std::nextafter(mid, 0.0f)), h);
+    ASSERT_EQ(FloatToHalf(std::nextafter(mid, 1e9f)), h + 1);
+    ASSERT_EQ(ref.ToHalf(mid), even);
+  }
+}
+
+TEST(Fp16Test, OverflowUnderflowAndSpecials) {
+  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
+  EXPECT_EQ(FloatToHalf(65519.996f), 0x7bff);  // just below the rounding boundary
+  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);     // ties to even -> infinity
+  EXPECT_EQ(FloatToHalf(1e10f), 0x7c00);
+  EXPECT_EQ(FloatToHalf(-1e10f), 0xfc00);
+  EXPECT_EQ(FloatToHalf(std::numeric_limits<float>::infinity()), 0x7c00);
+  EXPECT_EQ(FloatToHalf(0.0f), 0x0000);
+  EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);        // smallest subnormal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);        // exactly half of it: ties to even (0)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(FloatToHalf(std::ldexp(3.0f, -25)), 0x0002);        // 1.5 ulp ties to even (2)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);        // smallest normal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1023.5f, -24)), 0x0400);     // carry from subnormal into normal
+  EXPECT_EQ(FloatToHalf(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_TRUE(IsNanHalf(FloatToHalf(std::numeric_limits<float>::quiet_NaN())));
+  // A float NaN whose payload sits only in low bits must stay NaN, not become inf.
+  uint32_t sneaky = 0x7f800001;
+  float f;
+  std::memcpy(&f, &sneaky, 4);
+  EXPECT_TRUE(IsNanHalf(FloatToHalf(f)));
+}
+
+TEST(Fp16Test, RandomFloatsMatchReference) {
+  Reference ref;
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<uint32_t> bits;
+  int checked = 0;
+  for (int i = 0; i < 2000000; ++i) {
+    uint32_t u = bits(rng);
+    // Bias towards the half range: exponents 100..150.
+    u = (u & 0x807fffff) | ((100u + (u >> 23) % 51) << 23);
+    float f;
+    std::memcpy(&f, &u, 4);
+    ASSERT_EQ(FloatToHalf(f), ref.ToHalf(f)) << "float bits 0x" << std::hex << Bits(f);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2000000);
+}
+
+TEST(Fp16Test, BulkConversionsAgreeWithScalar) {
+  std::vector<float> in = {0.1f, -2.5f, 65504.f, 1e-7f, 3.14159f};
+  std::vector<uint16_t> halves(in.size());
+  FloatToHalf(in, absl::MakeSpan(halves));
+  std::vector<float> back(in.size());
+  HalfToFloat(halves, absl::MakeSpan(back));
+  for (size_t i = 0; i < in.size(); ++i) {
+    EXPECT_EQ(halves[i], FloatToHalf(in[i]));
+    EXPECT_EQ(back[i], HalfToFloat(halves[i]));
+  }
+}
+
+}  // namespace
+}  // namespace coremlz::format
