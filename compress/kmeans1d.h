@@ -1,0 +1,37 @@
+// Exact (globally optimal) weighted k-means in one dimension.
+//
+// Palettizing a weight tensor means choosing 2^n values (a palette) and
+// mapping every weight to one of them. In 1-D the clusters of an optimal
+// k-means solution are contiguous runs of the sorted values, so dynamic
+// programming over the sorted distinct values finds the minimum-SSE
+// partition exactly. fp16 weights have at most 65536 distinct values, so the
+// cost does not grow with the tensor size once a histogram is built.
+#ifndef COREMLZ_COMPRESS_KMEANS1D_H_
+#define COREMLZ_COMPRESS_KMEANS1D_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace coremlz::compress {
+
+struct KMeans1DResult {
+  // One centroid per cluster, ascending; size is min(k, number of values).
+  // Each centroid is the weighted mean of its run.
+  std::vector<double> centroids;
+  // cluster[i] = index into `centroids` of values[i].
+  std::vector<int32_t> cluster;
+  // Weighted sum of squared distances to the assigned centroid.
+  double sse = 0;
+};
+
+// `values` must be strictly increasing and finite; `weights` (counts) must be
+// positive and as long as `values`. k >= 1. Errors on violated preconditions.
+absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
+                                               absl::Span<const double> weights, int k);
+
+}  // namespace coremlz::compress
+
+#endif  // COREMLZ_COMPRESS_KMEANS1D_H_
