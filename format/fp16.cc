@@ -1,5 +1,6 @@
 #include "format/fp16.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace coremlz::format {
@@ -68,6 +69,27 @@ float HalfToFloat(uint16_t half) {
   // Subnormal: exact in float as mantissa * 2^-24.
   float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
   return sign ? -magnitude : magnitude;
+}
+
+uint16_t DoubleToHalf(double value) {
+  if (std::isnan(value)) return FloatToHalf(static_cast<float>(value));
+  const uint16_t sign = std::signbit(value) ? 0x8000 : 0;
+  const double a = std::fabs(value);
+  if (a >= 65520.0) return sign | 0x7c00;  // max half + half an ulp and beyond
+  // Float has 13 more significand bits than half, so the float nearest to
+  // `a` is within one half-ulp step of the answer; settle any double rounding
+  // by comparing the exact distances to the two neighbouring halves.
+  uint16_t h = FloatToHalf(static_cast<float>(a));
+  if (h > 0x7bff) h = 0x7bff;
+  const double v = HalfToFloat(h);
+  if (v == a) return sign | h;
+  const uint16_t other = v < a ? static_cast<uint16_t>(h + 1) : static_cast<uint16_t>(h - 1);
+  const double w = (other > 0x7bff) ? 65536.0 : HalfToFloat(other);
+  const double dv = std::fabs(a - v), dw = std::fabs(a - w);
+  uint16_t best = h;
+  if (dw < dv || (dw == dv && (other & 1) == 0)) best = other;
+  if (best > 0x7bff) best = 0x7c00;
+  return sign | best;
 }
 
 void HalfToFloat(absl::Span<const uint16_t> in, absl::Span<float> out) {

@@ -19,6 +19,10 @@ float HalfToFloat(uint16_t half);
 void HalfToFloat(absl::Span<const uint16_t> in, absl::Span<float> out);
 void FloatToHalf(absl::Span<const float> in, absl::Span<uint16_t> out);
 
+// Double -> half with a single rounding (nearest, ties to even), as numpy's
+// float64 -> float16 cast does. Not the same as going through float.
+uint16_t DoubleToHalf(double value);
+
 // Rounds a float to the nearest representable half value (as a float).
 inline float RoundToHalf(float value) { return HalfToFloat(FloatToHalf(value)); }
 

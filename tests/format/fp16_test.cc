@@ -150,3 +150,30 @@ TEST(Fp16Test, BulkConversionsAgreeWithScalar) {
 
 }  // namespace
 }  // namespace coremlz::format
+
+namespace coremlz::format {
+namespace {
+
+TEST(Fp16Test, DoubleToHalfRoundsOnce) {
+  // Every midpoint between adjacent halves, nudged by far less than a float
+  // ulp: going through float would round the nudge away and then tie.
+  for (uint32_t h = 0; h < 0x7bff; ++h) {
+    const double a = HalfToFloat(static_cast<uint16_t>(h));
+    const double b = HalfToFloat(static_cast<uint16_t>(h + 1));
+    const double mid = (a + b) / 2;
+    const double nudge = (b - a) * 1e-9;
+    ASSERT_EQ(DoubleToHalf(mid + nudge), h + 1) << h;
+    ASSERT_EQ(DoubleToHalf(mid - nudge), h) << h;
+    ASSERT_EQ(DoubleToHalf(mid), (h % 2 == 0) ? h : h + 1) << h;
+    ASSERT_EQ(DoubleToHalf(-(mid + nudge)), (h + 1) | 0x8000) << h;
+    ASSERT_EQ(DoubleToHalf(a), h);
+  }
+  EXPECT_EQ(DoubleToHalf(65519.999), 0x7bff);
+  EXPECT_EQ(DoubleToHalf(65520.0), 0x7c00);
+  EXPECT_EQ(DoubleToHalf(1e300), 0x7c00);
+  EXPECT_EQ(DoubleToHalf(-0.0), 0x8000);
+  EXPECT_EQ(DoubleToHalf(1e-300), 0x0000);
+}
+
+}  // namespace
+}  // namespace coremlz::format

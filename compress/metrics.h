@@ -1,0 +1,32 @@
+// Fidelity and size metrics comparing an original tensor with its
+// reconstruction after compression.
+#ifndef COREMLZ_COMPRESS_METRICS_H_
+#define COREMLZ_COMPRESS_METRICS_H_
+
+#include <cstdint>
+
+#include "absl/types/span.h"
+
+namespace coremlz::compress {
+
+struct ErrorMetrics {
+  // 10 log10(mean(x^2) / mean((x - y)^2)); +inf when the reconstruction is
+  // exact, -inf when the original is all zeros but the reconstruction is not.
+  double snr_db = 0;
+  // 10 log10(max(x^2) / mean((x - y)^2)).
+  double psnr_db = 0;
+  double max_abs_error = 0;
+  double mse = 0;
+};
+
+ErrorMetrics CompareTensors(absl::Span<const float> original, absl::Span<const float> reconstructed);
+
+// Fraction of entries that are exactly zero (either sign).
+double Sparsity(absl::Span<const float> values);
+
+// Number of distinct values (0.0 and -0.0 count once).
+uint64_t DistinctCount(absl::Span<const float> values);
+
+}  // namespace coremlz::compress
+
+#endif  // COREMLZ_COMPRESS_METRICS_H_

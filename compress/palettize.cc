@@ -1,0 +1,483 @@
+#include "compress/palettize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "compress/kmeans1d.h"
+#include "compress/vector_kmeans.h"
+#include "format/fp16.h"
+
+namespace coremlz::compress {
+namespace {
+
+// Rounds a double to the weight dtype with a single rounding (numpy's astype).
+float ToWeightType(double v, Precision p) {
+  if (p == Precision::kFloat16) return format::HalfToFloat(format::DoubleToHalf(v));
+  return static_cast<float>(v);
+}
+
+uint16_t HalfBits(float v) { return format::FloatToHalf(v); }
+
+// Row-major decomposition around the channel axis: element
+// (o, c, i) lives at (o * dim + c) * inner + i.
+struct AxisView {
+  int64_t outer = 1, dim = 1, inner = 1;
+};
+
+AxisView ViewAround(absl::Span<const int64_t> shape, int axis) {
+  AxisView v;
+  for (int a = 0; a < axis; ++a) v.outer *= shape[a];
+  v.dim = shape[axis];
+  for (size_t a = axis + 1; a < shape.size(); ++a) v.inner *= shape[a];
+  return v;
+}
+
+// Sorted distinct values with multiplicities. -0.0 and 0.0 are one value
+// (numpy.unique treats them as equal).
+struct Distinct {
+  std::vector<double> values;
+  std::vector<double> counts;
+};
+
+Distinct DistinctValues(const std::vector<float>& vals, Precision p) {
+  Distinct d;
+  if (p == Precision::kFloat16) {
+    // fp16 weights: a 65536-bucket histogram, no sort of the data itself.
+    std::vector<uint32_t> hist(65536, 0);
+    for (float v : vals) ++hist[HalfBits(v)];
+    std::vector<std::pair<float, uint32_t>> present;
+    for (uint32_t h = 0; h < 65536; ++h) {
+      if (hist[h] != 0) present.emplace_back(format::HalfToFloat(static_cast<uint16_t>(h)), hist[h]);
+    }
+    std::sort(present.begin(), present.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [v, c] : present) {
+      if (!d.values.empty() && d.values.back() == v) {
+        d.counts.back() += c;
+      } else {
+        d.values.push_back(v);
+        d.counts.push_back(c);
+      }
+    }
+    return d;
+  }
+  std::vector<float> sorted = vals;
+  std::sort(sorted.begin(), sorted.end());
+  for (float v : sorted) {
+    if (!d.values.empty() && d.values.back() == v) {
+      d.counts.back() += 1;
+    } else {
+      d.values.push_back(v);
+      d.counts.push_back(1);
+    }
+  }
+  return d;
+}
+
+// Weighted mean of a run accumulated the way the exact 1-D k-means in Core
+// ML tools does (c += (x - c) * w / W), so centroids agree to the last bit.
+double RunMean(const Distinct& d, size_t begin, size_t end) {
+  double c = 0, total = 0;
+  for (size_t i = begin; i < end; ++i) {
+    total += d.counts[i];
+    c += (d.values[i] - c) * d.counts[i] / total;
+  }
+  return c;
+}
+
+// Cluster id per distinct value for k clusters, minimum SSE. Exact for up
+// to kExactLimit distinct values; beyond that (only fp32 weights) the DP runs
+// on rank-contiguous buckets and Lloyd iterations refine the result.
+constexpr size_t kExactLimit = 65536;
+
+absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k) {
+  const size_t n = d.values.size();
+  if (n <= kExactLimit) {
+    ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(d.values, d.counts, k));
+    return std::move(r.cluster);
+  }
+  const size_t buckets = kExactLimit;
+  std::vector<double> bv(buckets), bw(buckets);
+  std::vector<size_t> bucket_begin(buckets + 1);
+  for (size_t b = 0; b <= buckets; ++b) bucket_begin[b] = b * n / buckets;
+  for (size_t b = 0; b < buckets; ++b) {
+    double w = 0, s = 0;
+    for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) {
+      w += d.counts[i];
+      s += d.counts[i] * d.values[i];
+    }
+    bw[b] = w;
+    bv[b] = s / w;
+  }
+  ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(bv, bw, k));
+  std::vector<int32_t> cluster(n);
+  for (size_t b = 0; b < buckets; ++b) {
+    for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) cluster[i] = r.cluster[b];
+  }
+  // Lloyd refinement on the exact values: recompute means, reassign by
+  // nearest centroid (contiguous in 1-D), until nothing moves.
+  const int kc = static_cast<int>(r.centroids.size());
+  for (int iter = 0; iter < 100; ++iter) {
+    std::vector<double> sum(kc, 0), cnt(kc, 0);
+    for (size_t i = 0; i < n; ++i) {
+      sum[cluster[i]] += d.counts[i] * d.values[i];
+      cnt[cluster[i]] += d.counts[i];
+    }
+    std::vector<double> c(kc);
+    for (int j = 0; j < kc; ++j) c[j] = cnt[j] > 0 ? sum[j] / cnt[j] : 0;
+    bool moved = false;
+    int j = 0;
+    for (size_t i = 0; i < n; ++i) {
+      while (j + 1 < kc && std::fabs(d.values[i] - c[j + 1]) < std::fabs(d.values[i] - c[j])) ++j;
+      if (cluster[i] != j) {
+        cluster[i] = j;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  return cluster;
+}
+
+// One group's scalar palette: LUT entries (already in the weight dtype) and
+// the index of every value of the group, in gather order.
+struct GroupResult {
+  std::vector<float> lut;  // 2^bits entries
+  std::vector<uint8_t> idx;
+};
+
+absl::StatusOr<GroupResult> KMeansGroup(const std::vector<float>& vals, int bits, Precision p) {
+  const int k = 1 << bits;
+  Distinct d = DistinctValues(vals, p);
+  ASSIGN_OR_RETURN(std::vector<int32_t> cluster, ClusterDistinct(d, k));
+  GroupResult g;
+  g.lut.assign(k, 0.0f);  // unused entries stay 0, as in Core ML tools
+  const int used = cluster.empty() ? 0 : cluster.back() + 1;
+  size_t begin = 0;
+  for (int c = 0; c < used; ++c) {
+    size_t end = begin;
+    while (end < cluster.size() && cluster[end] == c) ++end;
+    g.lut[c] = ToWeightType(RunMean(d, begin, end), p);
+    begin = end;
+  }
+  g.idx.resize(vals.size());
+  if (p == Precision::kFloat16) {
+    std::vector<uint8_t> by_bits(65536, 0);
+    // Map every half bit pattern present (both zeros share a value) to its cluster.
+    for (size_t i = 0; i < d.values.size(); ++i) {
+      uint16_t h = HalfBits(static_cast<float>(d.values[i]));
+      by_bits[h] = static_cast<uint8_t>(cluster[i]);
+      if (d.values[i] == 0) {
+        by_bits[0x0000] = static_cast<uint8_t>(cluster[i]);
+        by_bits[0x8000] = static_cast<uint8_t>(cluster[i]);
+      }
+    }
+    for (size_t i = 0; i < vals.size(); ++i) g.idx[i] = by_bits[HalfBits(vals[i])];
+  } else {
+    for (size_t i = 0; i < vals.size(); ++i) {
+      size_t pos = std::lower_bound(d.values.begin(), d.values.end(), static_cast<double>(vals[i])) -
+                   d.values.begin();
+      g.idx[i] = static_cast<uint8_t>(cluster[pos]);
+    }
+  }
+  return g;
+}
+
+GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision p) {
+  const int levels = (1 << bits) - 1;
+  float vmin = vals.empty() ? 0.f : vals[0], vmax = vmin;
+  for (float v : vals) {
+    vmin = std::min(vmin, v);
+    vmax = std::max(vmax, v);
+  }
+  const float width = R(p, vmax - vmin);
+  const float scale = R(p, width / static_cast<float>(levels));
+  GroupResult g;
+  g.lut.resize(levels + 1);
+  // arange(2^n) * scale + vmin promotes to float64 before the final cast.
+  for (int i = 0; i <= levels; ++i) {
+    g.lut[i] = ToWeightType(static_cast<double>(i) * scale + static_cast<double>(vmin), p);
+  }
+  g.idx.resize(vals.size());
+  for (size_t i = 0; i < vals.size(); ++i) {
+    // ((v - vmin) / (vmax - vmin)) * (2^n - 1), each step in the weight dtype.
+    const float x = R(p, R(p, R(p, vals[i] - vmin) / width) * static_cast<float>(levels));
+    const float r = RoundHalfEven(x);
+    g.idx[i] = std::isnan(r) ? 0 : static_cast<uint8_t>(std::clamp(r, 0.0f, static_cast<float>(levels)));
+  }
+  return g;
+}
+
+GroupResult UniqueGroup(const std::vector<float>& vals, int bits, Precision p) {
+  Distinct d = DistinctValues(vals, p);
+  GroupResult g;
+  g.lut.assign(size_t{1} << bits, 0.0f);
+  for (size_t i = 0; i < d.values.size(); ++i) g.lut[i] = static_cast<float>(d.values[i]);
+  g.idx.resize(vals.size());
+  for (size_t i = 0; i < vals.size(); ++i) {
+    g.idx[i] = static_cast<uint8_t>(std::lower_bound(d.values.begin(), d.values.end(),
+                                                     static_cast<double>(vals[i])) - d.values.begin());
+  }
+  return g;
+}
+
+GroupResult CustomGroup(const std::vector<float>& vals, const std::vector<float>& palette) {
+  GroupResult g;
+  g.lut = palette;
+  g.idx.resize(vals.size());
+  for (size_t i = 0; i < vals.size(); ++i) {
+    size_t best = 0;
+    float best_d = std::fabs(vals[i] - palette[0]);
+    for (size_t j = 1; j < palette.size(); ++j) {
+      const float dj = std::fabs(vals[i] - palette[j]);
+      if (dj < best_d) {
+        best = j;
+        best_d = dj;
+      }
+    }
+    g.idx[i] = static_cast<uint8_t>(best);
+  }
+  return g;
+}
+
+int SmallestPaletteBits(size_t distinct, bool allow_3_bits) {
+  for (int b : {1, 2, 3, 4, 6, 8}) {
+    if (b == 3 && !allow_3_bits) continue;
+    if (distinct <= (size_t{1} << b)) return b;
+  }
+  return 0;
+}
+
+// Vector palettes: vectors are cluster_dim consecutive elements along the
+// channel axis. Returns LUT rows (2^bits x cd) and one index per vector.
+absl::StatusOr<GroupResult> VectorGroup(const std::vector<float>& vecs, int cd, int bits, PaletteMode mode,
+                                        const std::vector<float>& custom, Precision p) {
+  const size_t count = vecs.size() / cd;
+  const int k = 1 << bits;
+  GroupResult g;
+  g.lut.assign(static_cast<size_t>(k) * cd, 0.0f);
+  g.idx.resize(count);
+  if (mode == PaletteMode::kKMeans) {
+    ASSIGN_OR_RETURN(VectorKMeansResult r, VectorKMeans(vecs, cd, k));
+    for (size_t i = 0; i < r.centroids.size(); ++i) g.lut[i] = ToWeightType(r.centroids[i], p);
+    for (size_t v = 0; v < count; ++v) g.idx[v] = static_cast<uint8_t>(r.assignment[v]);
+    return g;
+  }
+  if (mode == PaletteMode::kUnique) {
+    std::map<std::vector<float>, int> rows;  // lexicographic order, as numpy.unique(axis=0)
+    for (size_t v = 0; v < count; ++v) rows.emplace(std::vector<float>(vecs.begin() + v * cd, vecs.begin() + (v + 1) * cd), 0);
+    int next = 0;
+    for (auto& [row, id] : rows) {
+      id = next;
+      std::copy(row.begin(), row.end(), g.lut.begin() + static_cast<size_t>(next) * cd);
+      ++next;
+    }
+    for (size_t v = 0; v < count; ++v) {
+      g.idx[v] = static_cast<uint8_t>(rows[std::vector<float>(vecs.begin() + v * cd, vecs.begin() + (v + 1) * cd)]);
+    }
+    return g;
+  }
+  if (mode == PaletteMode::kCustom) {
+    g.lut = custom;
+    for (size_t v = 0; v < count; ++v) {
+      double best_d = INFINITY;
+      for (int e = 0; e < k; ++e) {
+        double dist = 0;
+        for (int j = 0; j < cd; ++j) {
+          double diff = vecs[v * cd + j] - custom[static_cast<size_t>(e) * cd + j];
+          dist += diff * diff;
+        }
+        if (dist < best_d) {
+          best_d = dist;
+          g.idx[v] = static_cast<uint8_t>(e);
+        }
+      }
+    }
+    return g;
+  }
+  return absl::InvalidArgumentError("uniform palettization does not support cluster_dim > 1");
+}
+
+}  // namespace
+
+absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span<const int64_t> shape,
+                                     const PalettizeOptions& o) {
+  const int rank = static_cast<int>(shape.size());
+  if (rank == 0) return absl::InvalidArgumentError("cannot palettize a scalar");
+  if (o.channel_axis < 0 || o.channel_axis >= rank) {
+    return absl::InvalidArgumentError(absl::StrCat("channel axis ", o.channel_axis, " out of range for rank ", rank));
+  }
+  const int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+  if (n != static_cast<int64_t>(weights.size())) return absl::InvalidArgumentError("weight count does not match shape");
+  for (float v : weights) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("weights contain NaN or infinity");
+  }
+  if (o.cluster_dim < 1) return absl::InvalidArgumentError(absl::StrCat("cluster_dim must be >= 1, got ", o.cluster_dim));
+  int bits = o.bits;
+  if (o.mode == PaletteMode::kCustom) {
+    const size_t entries = o.custom_palette.size() / o.cluster_dim;
+    bits = 0;
+    for (int b : {1, 2, 3, 4, 6, 8}) {
+      if (entries == (size_t{1} << b)) bits = b;
+    }
+    if (bits == 0 || o.custom_palette.size() % o.cluster_dim != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("a custom palette needs 2, 4, 8, 16, 64 or 256 entries of ",
+                                                     o.cluster_dim, " values; got ", o.custom_palette.size(), " values"));
+    }
+  } else if (o.mode != PaletteMode::kUnique && !IsPaletteBits(bits)) {
+    return absl::InvalidArgumentError(absl::StrCat("nbits must be one of 1, 2, 3, 4, 6, 8; got ", bits));
+  }
+
+  const AxisView view = ViewAround(shape, o.channel_axis);
+  const int64_t gs = o.group_size == 0 ? view.dim : o.group_size;
+  if (gs <= 0 || view.dim % gs != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("the ", view.dim, " channels on axis ", o.channel_axis,
+                                                      " are not divisible by group_size ", gs));
+  }
+  if (gs % o.cluster_dim != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("group size ", gs, " is not divisible by cluster_dim ",
+                                                      o.cluster_dim));
+  }
+  const int64_t groups = view.dim / gs;
+  const int cd = o.cluster_dim;
+
+  Palettized out;
+  // Per-channel scale: max |w| over the channel axis, zeros replaced by 1,
+  // and the palette is built for w / scale.
+  std::vector<float> normalized;
+  absl::Span<const float> w = weights;
+  if (o.per_channel_scale) {
+    out.scale_shape.assign(shape.begin(), shape.end());
+    out.scale_shape[o.channel_axis] = 1;
+    out.scale.assign(view.outer * view.inner, 0.0f);
+    for (int64_t oo = 0; oo < view.outer; ++oo)
+      for (int64_t c = 0; c < view.dim; ++c)
+        for (int64_t i = 0; i < view.inner; ++i) {
+          float& s = out.scale[oo * view.inner + i];
+          s = std::max(s, std::fabs(weights[(oo * view.dim + c) * view.inner + i]));
+        }
+    for (float& s : out.scale) {
+      if (s == 0) s = 1;
+    }
+    normalized.resize(weights.size());
+    for (int64_t oo = 0; oo < view.outer; ++oo)
+      for (int64_t c = 0; c < view.dim; ++c)
+        for (int64_t i = 0; i < view.inner; ++i) {
+          const int64_t e = (oo * view.dim + c) * view.inner + i;
+          normalized[e] = R(o.precision, weights[e] / out.scale[oo * view.inner + i]);
+        }
+    w = normalized;
+  }
+
+  // Gather each group's values (vectors for cd > 1) in row-major order.
+  auto gather = [&](int64_t g) {
+    std::vector<float> vals;
+    vals.reserve(view.outer * gs * view.inner);
+    for (int64_t oo = 0; oo < view.outer; ++oo)
+      for (int64_t v = 0; v < gs / cd; ++v)
+        for (int64_t i = 0; i < view.inner; ++i)
+          for (int j = 0; j < cd; ++j)
+            vals.push_back(w[(oo * view.dim + g * gs + v * cd + j) * view.inner + i]);
+    return vals;
+  };
+
+  if (o.mode == PaletteMode::kUnique) {
+    // One bit width for the whole tensor: the widest any group needs.
+    size_t most = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      std::vector<float> vals = gather(g);
+      if (cd == 1) {
+        most = std::max(most, DistinctValues(vals, o.precision).values.size());
+      } else {
+        std::map<std::vector<float>, int> rows;
+        for (size_t v = 0; v < vals.size() / cd; ++v) rows.emplace(std::vector<float>(vals.begin() + v * cd, vals.begin() + (v + 1) * cd), 0);
+        most = std::max(most, rows.size());
+      }
+    }
+    bits = SmallestPaletteBits(most, o.allow_3_bits);
+    if (bits == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(most, " distinct values; unique palettization allows at most 256"));
+    }
+  }
+
+  out.bits = bits;
+  const int64_t entries = int64_t{1} << bits;
+  out.lut_shape.assign(rank + 2, 1);
+  out.lut_shape[o.channel_axis] = groups;
+  out.lut_shape[rank] = entries;
+  out.lut_shape[rank + 1] = cd;
+  out.lut.assign(groups * entries * cd, 0.0f);
+  out.indices_shape.assign(shape.begin(), shape.end());
+  out.indices_shape[o.channel_axis] = view.dim / cd;
+  out.indices.assign(n / cd, 0);
+  if (cd > 1) out.vector_axis = o.channel_axis;
+
+  std::vector<float> custom = o.custom_palette;
+  for (float& v : custom) v = R(o.precision, v);
+
+  for (int64_t g = 0; g < groups; ++g) {
+    std::vector<float> vals = gather(g);
+    GroupResult r;
+    if (cd > 1) {
+      ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision));
+    } else {
+      switch (o.mode) {
+        case PaletteMode::kKMeans: {
+          ASSIGN_OR_RETURN(r, KMeansGroup(vals, bits, o.precision));
+          break;
+        }
+        case PaletteMode::kUniform:
+          r = UniformGroup(vals, bits, o.precision);
+          break;
+        case PaletteMode::kUnique:
+          r = UniqueGroup(vals, bits, o.precision);
+          break;
+        case PaletteMode::kCustom:
+          r = CustomGroup(vals, custom);
+          break;
+      }
+    }
+    std::copy(r.lut.begin(), r.lut.end(), out.lut.begin() + g * entries * cd);
+    // Scatter indices back: index tensor has dim / cd entries on the axis.
+    const int64_t idim = view.dim / cd;
+    size_t k = 0;
+    for (int64_t oo = 0; oo < view.outer; ++oo)
+      for (int64_t v = 0; v < gs / cd; ++v)
+        for (int64_t i = 0; i < view.inner; ++i) out.indices[(oo * idim + g * (gs / cd) + v) * view.inner + i] = r.idx[k++];
+  }
+  return out;
+}
+
+absl::Status Depalettize(const Palettized& p, absl::Span<const int64_t> shape, Precision precision,
+                         absl::Span<float> out) {
+  const int rank = static_cast<int>(shape.size());
+  if (static_cast<int>(p.lut_shape.size()) != rank + 2) return absl::InvalidArgumentError("LUT rank mismatch");
+  // Find the channel axis: the only LUT dim (besides the last two) that may exceed 1.
+  int axis = p.vector_axis.value_or(0);
+  for (int a = 0; a < rank; ++a) {
+    if (p.lut_shape[a] > 1) axis = a;
+  }
+  const AxisView view = ViewAround(shape, axis);
+  const int64_t groups = p.lut_shape[axis];
+  const int64_t gs = view.dim / groups;
+  const int64_t entries = p.lut_shape[rank];
+  const int cd = static_cast<int>(p.lut_shape[rank + 1]);
+  const int64_t idim = view.dim / cd;
+  for (int64_t oo = 0; oo < view.outer; ++oo)
+    for (int64_t c = 0; c < view.dim; ++c)
+      for (int64_t i = 0; i < view.inner; ++i) {
+        const int64_t g = c / gs;
+        const uint8_t idx = p.indices[(oo * idim + c / cd) * view.inner + i];
+        float v = p.lut[(g * entries + idx) * cd + c % cd];
+        if (!p.scale.empty()) v = R(precision, v * p.scale[oo * view.inner + i]);
+        out[(oo * view.dim + c) * view.inner + i] = v;
+      }
+  return absl::OkStatus();
+}
+
+}  // namespace coremlz::compress

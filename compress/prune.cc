@@ -1,0 +1,179 @@
+#include "compress/prune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "format/fp16.h"
+
+namespace coremlz::compress {
+namespace {
+
+// numpy.percentile(values, q) with linear interpolation, computed in double
+// the way numpy 1.x does (the version Core ML tools' reference outputs were
+// made with): virtual index (n - 1) * q / 100, lerp between neighbours.
+double Percentile(std::vector<float> values, double target_sparsity) {
+  const size_t n = values.size();
+  const double quantile = (target_sparsity * 100.0) / 100.0;
+  const double vi = static_cast<double>(n - 1) * quantile;
+  size_t lo = static_cast<size_t>(std::floor(vi));
+  if (lo >= n - 1) {
+    return *std::max_element(values.begin(), values.end());
+  }
+  std::nth_element(values.begin(), values.begin() + lo, values.end());
+  const double a = values[lo];
+  const double b = *std::min_element(values.begin() + lo + 1, values.end());
+  const double g = vi - static_cast<double>(lo);
+  return g >= 0.5 ? b - (b - a) * (1 - g) : a + (b - a) * g;
+}
+
+// The comparison happens in the weight dtype (numpy casts the float64
+// percentile to the array's type).
+float ThresholdInWeightType(double t, Precision p) {
+  if (p == Precision::kFloat16) return format::HalfToFloat(format::DoubleToHalf(t));
+  return static_cast<float>(t);
+}
+
+absl::Status CheckFinite(absl::Span<const float> w) {
+  for (float v : w) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("weights contain NaN or infinity");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSparsity(double s) {
+  if (!(s >= 0.0 && s <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("target_sparsity must be in [0, 1], got ", s));
+  }
+  return absl::OkStatus();
+}
+
+void PruneByMap(absl::Span<float> weights, const std::vector<float>& magnitude, double target, Precision p) {
+  if (target == 1.0) {
+    std::fill(weights.begin(), weights.end(), 0.0f);
+    return;
+  }
+  if (target == 0.0 || weights.empty()) return;
+  const float cut = ThresholdInWeightType(Percentile(magnitude, target), p);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (magnitude[i] <= cut) weights[i] = 0.0f;
+  }
+}
+
+// Row-major strides of a shape.
+std::vector<int64_t> Strides(absl::Span<const int64_t> shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (size_t a = shape.size(); a > 1; --a) s[a - 2] = s[a - 1] * shape[a - 1];
+  return s;
+}
+
+}  // namespace
+
+absl::Status ThresholdPrune(absl::Span<float> weights, float threshold, double minimum_sparsity) {
+  if (!(threshold >= 0)) return absl::InvalidArgumentError(absl::StrCat("threshold must be >= 0, got ", threshold));
+  if (!(minimum_sparsity >= 0 && minimum_sparsity <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("minimum_sparsity_percentile must be in [0, 1], got ", minimum_sparsity));
+  }
+  if (auto s = CheckFinite(weights); !s.ok()) return s;
+  size_t zeros = 0;
+  for (float v : weights) zeros += std::fabs(v) <= threshold;
+  const double sparsity = weights.empty() ? 0.0 : static_cast<double>(zeros) / weights.size();
+  if (sparsity < minimum_sparsity) {
+    return absl::FailedPreconditionError(absl::StrCat("threshold ", threshold, " gives sparsity ", sparsity,
+                                                      ", below minimum_sparsity_percentile ", minimum_sparsity));
+  }
+  for (float& v : weights) {
+    if (std::fabs(v) <= threshold) v = 0.0f;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MagnitudePrune(absl::Span<float> weights, double target, Precision p) {
+  if (auto s = CheckSparsity(target); !s.ok()) return s;
+  if (auto s = CheckFinite(weights); !s.ok()) return s;
+  std::vector<float> magnitude(weights.size());
+  for (size_t i = 0; i < weights.size(); ++i) magnitude[i] = std::fabs(weights[i]);
+  PruneByMap(weights, magnitude, target, p);
+  return absl::OkStatus();
+}
+
+absl::Status BlockMagnitudePrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int block_size,
+                                 int dim, double target, Precision p) {
+  if (auto s = CheckSparsity(target); !s.ok()) return s;
+  if (auto s = CheckFinite(weights); !s.ok()) return s;
+  if (shape.size() < 2 || shape.size() > 5) {
+    return absl::FailedPreconditionError(absl::StrCat("block sparsity needs a weight of rank 2 to 5, got rank ", shape.size()));
+  }
+  if (dim != 0 && dim != 1) return absl::InvalidArgumentError(absl::StrCat("dim must be 0 or 1, got ", dim));
+  if (block_size < 2) return absl::InvalidArgumentError(absl::StrCat("block_size must be > 1, got ", block_size));
+  const int64_t channels = shape[dim];
+  if (block_size > channels / 2.0) {
+    return absl::FailedPreconditionError(absl::StrCat("block_size ", block_size, " exceeds half of the ", channels,
+                                                      " channels on axis ", dim));
+  }
+  const std::vector<int64_t> stride = Strides(shape);
+  // Sum of squares per (block along dim, position on every other axis).
+  const int64_t blocks = (channels + block_size - 1) / block_size;
+  const int64_t others = static_cast<int64_t>(weights.size()) / channels;
+  std::vector<double> sumsq(blocks * others, 0.0);
+  auto other_index = [&](int64_t e) {
+    // Index of e with the `dim` coordinate removed.
+    const int64_t before = e / (stride[dim] * channels);
+    const int64_t after = e % stride[dim];
+    return before * stride[dim] + after;
+  };
+  for (int64_t e = 0; e < static_cast<int64_t>(weights.size()); ++e) {
+    const int64_t c = (e / stride[dim]) % channels;
+    const double v = weights[e];
+    sumsq[(c / block_size) * others + other_index(e)] += v * v;
+  }
+  std::vector<float> magnitude(weights.size());
+  for (int64_t e = 0; e < static_cast<int64_t>(weights.size()); ++e) {
+    const int64_t c = (e / stride[dim]) % channels;
+    magnitude[e] = R(p, static_cast<float>(std::sqrt(sumsq[(c / block_size) * others + other_index(e)])));
+  }
+  PruneByMap(weights, magnitude, target, p);
+  return absl::OkStatus();
+}
+
+absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int n, int m, int dim) {
+  if (auto s = CheckFinite(weights); !s.ok()) return s;
+  if (m < 1 || n < 0 || n > m) {
+    return absl::InvalidArgumentError(absl::StrCat("n_m_ratio must satisfy 0 <= n <= m, m >= 1; got ", n, ":", m));
+  }
+  if (shape.size() < 2 || shape.size() > 5) {
+    return absl::FailedPreconditionError(absl::StrCat("n:m sparsity needs a weight of rank 2 to 5, got rank ", shape.size()));
+  }
+  if (dim != 0 && dim != 1) return absl::InvalidArgumentError(absl::StrCat("dim must be 0 or 1, got ", dim));
+  const int64_t channels = shape[dim];
+  if (m > channels / 2.0) {
+    return absl::FailedPreconditionError(absl::StrCat("m = ", m, " exceeds half of the ", channels,
+                                                      " channels on axis ", dim));
+  }
+  const std::vector<int64_t> stride = Strides(shape);
+  const int64_t total = static_cast<int64_t>(weights.size());
+  // Walk every line along `dim` (all other coordinates fixed) in groups of m.
+  std::vector<int64_t> order(m);
+  std::vector<float> mag(m);
+  std::vector<int64_t> pos(m);
+  for (int64_t e = 0; e < total; ++e) {
+    if ((e / stride[dim]) % channels != 0) continue;  // e starts a line
+    for (int64_t start = 0; start < channels; start += m) {
+      for (int j = 0; j < m; ++j) {
+        const int64_t c = start + j;
+        pos[j] = c < channels ? e + c * stride[dim] : -1;
+        mag[j] = c < channels ? std::fabs(weights[pos[j]]) : 0.0f;  // zero padding competes too
+      }
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mag[a] < mag[b]; });
+      for (int j = 0; j < n; ++j) {
+        if (pos[order[j]] >= 0) weights[pos[order[j]]] = 0.0f;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coremlz::compress

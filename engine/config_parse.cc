@@ -1,0 +1,226 @@
+#include "engine/config_parse.h"
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+namespace coremlz::engine {
+namespace {
+
+absl::Status Err(const std::string& where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config ", where, ": ", what));
+}
+
+// yaml-cpp reports errors by exception; keep them inside this file.
+template <typename T>
+absl::StatusOr<T> Scalar(const YAML::Node& n, const std::string& where) {
+  if (!n.IsScalar()) return Err(where, "expected a scalar value");
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception& e) {
+    return Err(where, absl::StrCat("cannot read \"", n.Scalar(), "\": wrong type"));
+  }
+}
+
+absl::StatusOr<Granularity> ParseGranularity(const YAML::Node& n, const std::string& where) {
+  ASSIGN_OR_RETURN(std::string s, Scalar<std::string>(n, where));
+  s = absl::AsciiStrToLower(s);
+  if (s == "per_tensor") return Granularity::kPerTensor;
+  if (s == "per_channel") return Granularity::kPerChannel;
+  if (s == "per_grouped_channel") return Granularity::kPerGroupedChannel;
+  if (s == "per_block") return Granularity::kPerBlock;
+  return Err(where, absl::StrCat("Invalid granularity=", s,
+                                 " (expected per_tensor, per_channel, per_grouped_channel or per_block)"));
+}
+
+absl::Status CheckKeys(const YAML::Node& n, const std::set<std::string>& allowed, const std::string& where) {
+  for (const auto& kv : n) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
+      return Err(where, absl::StrCat("unknown key \"", key, "\" (allowed: ", list, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OpConfig> ParseOpConfig(const YAML::Node& n, const std::string& type, const std::string& where) {
+  if (!n.IsMap()) return Err(where, "expected a mapping of parameters");
+  if (type == "OpLinearQuantizerConfig") {
+    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "dtype", "granularity", "block_size", "weight_threshold"}, where));
+    LinearQuantizerConfig c;
+    if (n["mode"]) {
+      ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
+      m = absl::AsciiStrToUpper(m);
+      if (m == "LINEAR_SYMMETRIC") c.symmetric = true;
+      else if (m == "LINEAR") c.symmetric = false;
+      else return Err(where + ".mode", absl::StrCat("Only mode ('LINEAR_SYMMETRIC', 'LINEAR') supported for weight affine quantization. Got mode: \"", m, "\"."));
+    }
+    if (n["dtype"]) {
+      ASSIGN_OR_RETURN(std::string d, Scalar<std::string>(n["dtype"], where + ".dtype"));
+      d = absl::AsciiStrToLower(d);
+      if (d == "int8") { c.bits = 8; c.is_signed = true; }
+      else if (d == "uint8") { c.bits = 8; c.is_signed = false; }
+      else if (d == "int4") { c.bits = 4; c.is_signed = true; }
+      else if (d == "uint4") { c.bits = 4; c.is_signed = false; }
+      else return Err(where + ".dtype", absl::StrCat("Invalid dtype ", d, ". Only support int8/uint8/int4/uint4."));
+    }
+    if (n["granularity"]) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(n["granularity"], where + ".granularity")); }
+    if (n["block_size"]) {
+      const YAML::Node& b = n["block_size"];
+      c.block_size.clear();
+      if (b.IsSequence()) {
+        c.block_size_per_axis = true;
+        for (size_t i = 0; i < b.size(); ++i) {
+          ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b[i], where + ".block_size"));
+          c.block_size.push_back(v);
+        }
+      } else {
+        ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b, where + ".block_size"));
+        c.block_size.push_back(v);
+      }
+    }
+    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
+    return c;
+  }
+  if (type == "OpPalettizerConfig") {
+    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "nbits", "granularity", "group_size", "channel_axis", "cluster_dim",
+                                  "enable_per_channel_scale", "num_kmeans_workers", "weight_threshold", "lut"}, where));
+    PalettizerConfig c;
+    if (n["mode"]) {
+      ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
+      m = absl::AsciiStrToUpper(m);
+      if (m == "KMEANS") c.mode = PalettizerConfig::Mode::kKMeans;
+      else if (m == "UNIFORM") c.mode = PalettizerConfig::Mode::kUniform;
+      else if (m == "UNIQUE") c.mode = PalettizerConfig::Mode::kUnique;
+      else if (m == "CUSTOM") c.mode = PalettizerConfig::Mode::kCustom;
+      else return Err(where + ".mode", absl::StrCat("Only modes (KMEANS, UNIFORM, UNIQUE, CUSTOM) are supported for weight palettization. Got \"mode\": \"", m, "\"."));
+    }
+    if (n["nbits"] && !n["nbits"].IsNull()) { ASSIGN_OR_RETURN(c.nbits, Scalar<int>(n["nbits"], where + ".nbits")); }
+    if (n["granularity"]) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(n["granularity"], where + ".granularity")); }
+    if (n["group_size"]) { ASSIGN_OR_RETURN(c.group_size, Scalar<int64_t>(n["group_size"], where + ".group_size")); }
+    if (n["channel_axis"] && !n["channel_axis"].IsNull()) { ASSIGN_OR_RETURN(c.channel_axis, Scalar<int>(n["channel_axis"], where + ".channel_axis")); }
+    if (n["cluster_dim"]) { ASSIGN_OR_RETURN(c.cluster_dim, Scalar<int>(n["cluster_dim"], where + ".cluster_dim")); }
+    if (n["enable_per_channel_scale"]) { ASSIGN_OR_RETURN(c.enable_per_channel_scale, Scalar<bool>(n["enable_per_channel_scale"], where + ".enable_per_channel_scale")); }
+    if (n["num_kmeans_workers"]) { ASSIGN_OR_RETURN(c.num_kmeans_workers, Scalar<int>(n["num_kmeans_workers"], where + ".num_kmeans_workers")); }
+    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
+    if (n["lut"]) {
+      if (!n["lut"].IsSequence()) return Err(where + ".lut", "expected a list of numbers");
+      for (size_t i = 0; i < n["lut"].size(); ++i) {
+        const YAML::Node& e = n["lut"][i];
+        if (e.IsSequence()) {
+          for (size_t j = 0; j < e.size(); ++j) {
+            ASSIGN_OR_RETURN(float v, Scalar<float>(e[j], where + ".lut"));
+            c.lut.push_back(v);
+          }
+        } else {
+          ASSIGN_OR_RETURN(float v, Scalar<float>(e, where + ".lut"));
+          c.lut.push_back(v);
+        }
+      }
+    }
+    return c;
+  }
+  if (type == "OpThresholdPrunerConfig") {
+    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "threshold", "minimum_sparsity_percentile", "weight_threshold"}, where));
+    ThresholdPrunerConfig c;
+    if (n["threshold"]) { ASSIGN_OR_RETURN(c.threshold, Scalar<double>(n["threshold"], where + ".threshold")); }
+    if (n["minimum_sparsity_percentile"]) { ASSIGN_OR_RETURN(c.minimum_sparsity_percentile, Scalar<double>(n["minimum_sparsity_percentile"], where + ".minimum_sparsity_percentile")); }
+    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
+    return c;
+  }
+  if (type == "OpMagnitudePrunerConfig") {
+    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "target_sparsity", "block_size", "n_m_ratio", "dim", "weight_threshold"}, where));
+    MagnitudePrunerConfig c;
+    if (n["target_sparsity"] && !n["target_sparsity"].IsNull()) { ASSIGN_OR_RETURN(c.target_sparsity, Scalar<double>(n["target_sparsity"], where + ".target_sparsity")); }
+    if (n["block_size"] && !n["block_size"].IsNull()) { ASSIGN_OR_RETURN(c.block_size, Scalar<int>(n["block_size"], where + ".block_size")); }
+    if (n["dim"] && !n["dim"].IsNull()) { ASSIGN_OR_RETURN(c.dim, Scalar<int>(n["dim"], where + ".dim")); }
+    if (n["n_m_ratio"] && !n["n_m_ratio"].IsNull()) {
+      const YAML::Node& r = n["n_m_ratio"];
+      if (!r.IsSequence() || r.size() != 2) return Err(where + ".n_m_ratio", "\"n_m_ratio\" must be a list of two integers [n, m]");
+      ASSIGN_OR_RETURN(int a, Scalar<int>(r[0], where + ".n_m_ratio"));
+      ASSIGN_OR_RETURN(int b, Scalar<int>(r[1], where + ".n_m_ratio"));
+      c.n_m_ratio = std::make_pair(a, b);
+    }
+    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
+    return c;
+  }
+  if (type == "Fp16Config") {
+    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "weight_threshold"}, where));
+    Fp16Config c;
+    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
+    return c;
+  }
+  return Err(where, absl::StrCat("unknown config_type \"", type,
+                                 "\" (expected OpLinearQuantizerConfig, OpPalettizerConfig, OpThresholdPrunerConfig, "
+                                 "OpMagnitudePrunerConfig or Fp16Config)"));
+}
+
+// A nested config may override the pass's config_type; null disables.
+absl::StatusOr<std::optional<OpConfig>> ParseMaybeConfig(const YAML::Node& n, const std::string& default_type,
+                                                         const std::string& where) {
+  if (!n || n.IsNull()) return std::optional<OpConfig>();
+  std::string type = default_type;
+  if (n.IsMap() && n["config_type"]) { ASSIGN_OR_RETURN(type, Scalar<std::string>(n["config_type"], where + ".config_type")); }
+  if (type.empty()) return Err(where, "config_type is required");
+  ASSIGN_OR_RETURN(OpConfig c, ParseOpConfig(n, type, where));
+  return std::optional<OpConfig>(std::move(c));
+}
+
+absl::StatusOr<CompressionPass> ParsePass(const YAML::Node& n, const std::string& where) {
+  if (!n.IsMap()) return Err(where, "expected a mapping");
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "global_config", "op_type_configs", "op_name_configs", "joint_compression"}, where));
+  if (!n["config_type"]) return Err(where, "\"config_type\" is required (e.g. OpPalettizerConfig)");
+  ASSIGN_OR_RETURN(std::string type, Scalar<std::string>(n["config_type"], where + ".config_type"));
+  CompressionPass pass;
+  if (n["joint_compression"]) { ASSIGN_OR_RETURN(pass.joint_compression, Scalar<bool>(n["joint_compression"], where + ".joint_compression")); }
+  ASSIGN_OR_RETURN(pass.config.global, ParseMaybeConfig(n["global_config"], type, where + ".global_config"));
+  for (const char* key : {"op_type_configs", "op_name_configs"}) {
+    const YAML::Node& m = n[key];
+    if (!m || m.IsNull()) continue;
+    if (!m.IsMap()) return Err(where + "." + key, "expected a mapping from names to configs");
+    auto& target = std::string(key) == "op_type_configs" ? pass.config.op_type_configs : pass.config.op_name_configs;
+    for (const auto& kv : m) {
+      const std::string name = kv.first.as<std::string>();
+      ASSIGN_OR_RETURN(target[name], ParseMaybeConfig(kv.second, type, absl::StrCat(where, ".", key, "[", name, "]")));
+    }
+  }
+  return pass;
+}
+
+}  // namespace
+
+absl::StatusOr<CompressionConfig> ParseCompressionConfig(absl::string_view text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config is not valid YAML/JSON: ", e.what()));
+  }
+  CompressionConfig config;
+  try {
+    if (!root.IsMap()) return absl::InvalidArgumentError("config must be a mapping (YAML or JSON object)");
+    if (root["passes"]) {
+      RETURN_IF_ERROR(CheckKeys(root, {"passes"}, "top level"));
+      const YAML::Node& passes = root["passes"];
+      if (!passes.IsSequence() || passes.size() == 0) return Err("passes", "expected a non-empty list");
+      for (size_t i = 0; i < passes.size(); ++i) {
+        ASSIGN_OR_RETURN(CompressionPass p, ParsePass(passes[i], absl::StrCat("passes[", i, "]")));
+        config.passes.push_back(std::move(p));
+      }
+    } else {
+      ASSIGN_OR_RETURN(CompressionPass p, ParsePass(root, "top level"));
+      config.passes.push_back(std::move(p));
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", e.what()));
+  }
+  RETURN_IF_ERROR(Validate(config));
+  return config;
+}
+
+}  // namespace coremlz::engine

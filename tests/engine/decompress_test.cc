@@ -1,0 +1,95 @@
+#include "engine/decompress.h"
+
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+
+namespace coremlz::engine {
+namespace {
+
+struct GoldenCase {
+  std::string package;  // e.g. "ios16_palettize_4bit_kmeans"
+};
+
+std::vector<std::string> GoldenCompressedPackages() {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator(testing::GoldenDir())) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".mlpackage" && name.find("original") == std::string::npos) {
+      out.push_back(e.path().stem().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<float> ReadF32(const std::string& path) {
+  auto bytes = ReadFile(path);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  std::vector<float> v(bytes->size() / 4);
+  std::memcpy(v.data(), bytes->data(), v.size() * 4);
+  return v;
+}
+
+class GoldenDecompressTest : public ::testing::TestWithParam<std::string> {};
+
+// Reader fidelity: our decompression of coremltools' own output gives
+// exactly the floats coremltools' decompress_weights gives.
+TEST_P(GoldenDecompressTest, MatchesCoremltoolsBitForBit) {
+  const std::string base = testing::GoldenDir() + "/" + GetParam();
+  auto pkg = format::MlPackage::Open(base + ".mlpackage");
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  PackageValueReader reader(pkg->get());
+  auto weights = DecompressProgram((*pkg)->model().mlprogram(), &reader);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  int compared = 0;
+  for (auto& e : std::filesystem::directory_iterator(base + ".decompressed")) {
+    const std::string name = e.path().stem().string();
+    const DecompressedWeight* found = nullptr;
+    for (const auto& w : *weights) {
+      if (w.name == name) found = &w;
+    }
+    ASSERT_NE(found, nullptr) << GetParam() << ": no decompressed weight named " << name;
+    EXPECT_FALSE(found->intermediate);
+    const std::vector<float> expected = ReadF32(e.path().string());
+    auto ours = format::ToFloats(format::View(found->dense));
+    ASSERT_TRUE(ours.ok());
+    ASSERT_EQ(ours->size(), expected.size()) << name;
+    size_t mismatches = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      // Bitwise: -0.0 vs 0.0 counts as equal only if coremltools agrees.
+      uint32_t a, b;
+      std::memcpy(&a, &expected[i], 4);
+      std::memcpy(&b, &(*ours)[i], 4);
+      if (a != b && !(expected[i] == 0 && (*ours)[i] == 0)) ++mismatches;
+    }
+    EXPECT_EQ(mismatches, 0u) << GetParam() << " " << name;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllGolden, GoldenDecompressTest, ::testing::ValuesIn(GoldenCompressedPackages()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+TEST(DecompressTest, OriginalsHaveNothingToDecompress) {
+  auto pkg = format::MlPackage::Open(testing::GoldenDir() + "/ios16_original.mlpackage");
+  ASSERT_TRUE(pkg.ok());
+  PackageValueReader reader(pkg->get());
+  auto weights = DecompressProgram((*pkg)->model().mlprogram(), &reader);
+  ASSERT_TRUE(weights.ok());
+  EXPECT_TRUE(weights->empty());
+}
+
+}  // namespace
+}  // namespace coremlz::engine
