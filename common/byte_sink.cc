@@ -29,6 +29,18 @@ absl::Status FileSink::Append(absl::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status FileSink::Patch(uint64_t offset, absl::string_view data) {
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (offset > size_ || data.size() > size_ - offset) {
+    return absl::OutOfRangeError(absl::StrCat("patch past the end of ", path_));
+  }
+  if (std::fflush(file_) != 0 || std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0 ||
+      std::fwrite(data.data(), 1, data.size(), file_) != data.size() || std::fseek(file_, 0, SEEK_END) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rewrite ", path_, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FileSink::Close() {
   if (file_ == nullptr) return absl::OkStatus();
   int rc = std::fclose(file_);

@@ -21,6 +21,11 @@ class ByteSink {
   virtual absl::Status Append(absl::string_view data) = 0;
   // Total bytes appended so far.
   virtual uint64_t size() const = 0;
+  // Overwrites bytes already appended (e.g. a header whose counts are only
+  // known at the end). Sinks that stream bytes away cannot.
+  virtual absl::Status Patch(uint64_t offset, absl::string_view data) {
+    return absl::UnimplementedError("this sink cannot rewrite bytes already written");
+  }
 };
 
 class StringSink : public ByteSink {
@@ -31,6 +36,13 @@ class StringSink : public ByteSink {
     return absl::OkStatus();
   }
   uint64_t size() const override { return out_->size(); }
+  absl::Status Patch(uint64_t offset, absl::string_view data) override {
+    if (offset > out_->size() || data.size() > out_->size() - offset) {
+      return absl::OutOfRangeError("patch past the end of the written data");
+    }
+    out_->replace(offset, data.size(), data.data(), data.size());
+    return absl::OkStatus();
+  }
 
  private:
   std::string* out_;
@@ -43,6 +55,7 @@ class FileSink : public ByteSink {
   ~FileSink() override;
   absl::Status Append(absl::string_view data) override;
   uint64_t size() const override { return size_; }
+  absl::Status Patch(uint64_t offset, absl::string_view data) override;
   absl::Status Close();
 
  private:

@@ -196,12 +196,14 @@ GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision p) 
     vmax = std::max(vmax, v);
   }
   const float width = R(p, vmax - vmin);
-  const float scale = R(p, width / static_cast<float>(levels));
   GroupResult g;
   g.lut.resize(levels + 1);
-  // arange(2^n) * scale + vmin promotes to float64 before the final cast.
+  // The palette step is (max - min) / (2^n - 1) in float64: Core ML tools'
+  // reference outputs come from numpy 1.x, where a float16 scalar divided by
+  // an int promotes to float64. Entries are i * step + min, cast once.
+  const double step = static_cast<double>(width) / levels;
   for (int i = 0; i <= levels; ++i) {
-    g.lut[i] = ToWeightType(static_cast<double>(i) * scale + static_cast<double>(vmin), p);
+    g.lut[i] = ToWeightType(static_cast<double>(i) * step + static_cast<double>(vmin), p);
   }
   g.idx.resize(vals.size());
   for (size_t i = 0; i < vals.size(); ++i) {

@@ -91,6 +91,17 @@ std::string DescribeParams(const OpConfig& c) {
   return "dtype=fp16";
 }
 
+std::string ConfigKey(const OpConfig& c) {
+  std::string key = absl::StrCat(ConfigTypeName(c), "|", DescribeParams(c), "|", WeightThreshold(c));
+  if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {
+    absl::StrAppend(&key, "|", absl::StrJoin(q->block_size, ","), q->block_size_per_axis ? "/axis" : "");
+  } else if (auto* p = std::get_if<PalettizerConfig>(&c)) {
+    absl::StrAppend(&key, "|", p->group_size, "|", p->channel_axis ? *p->channel_axis : -99, "|",
+                    absl::StrJoin(p->lut, ","));
+  }
+  return key;
+}
+
 absl::Status Validate(const OpConfig& c) {
   const std::string type = ConfigTypeName(c);
   if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {

@@ -81,6 +81,8 @@ std::string ConfigTypeName(const OpConfig& config);
 int64_t WeightThreshold(const OpConfig& config);
 // One line of parameters for reports: "nbits=4 mode=kmeans granularity=per_tensor".
 std::string DescribeParams(const OpConfig& config);
+// A canonical text of every field: equal keys mean equal configs.
+std::string ConfigKey(const OpConfig& config);
 // Checks coremltools' validation rules; messages name the offending field.
 absl::Status Validate(const OpConfig& config);
 

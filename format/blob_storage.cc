@@ -161,7 +161,7 @@ absl::StatusOr<std::vector<BlobMetadata>> BlobStorageReader::ListBlobs() const {
 absl::Status BlobStorageWriter::Start() {
   started_ = true;
   BlobStorageHeader header;
-  header.count = expected_;
+  header.count = expected_ == kCountAtFinish ? 0 : expected_;
   return sink_->Append(EncodeBlobStorageHeader(header));
 }
 
@@ -204,6 +204,11 @@ absl::StatusOr<uint64_t> BlobStorageWriter::Append(ElementType type, absl::strin
 
 absl::Status BlobStorageWriter::Finish() {
   if (!started_) RETURN_IF_ERROR(Start());
+  if (expected_ == kCountAtFinish) {
+    BlobStorageHeader header;
+    header.count = written_;
+    return sink_->Patch(0, EncodeBlobStorageHeader(header));
+  }
   if (written_ != expected_) {
     return absl::FailedPreconditionError(absl::StrCat("blob storage writer expected ", expected_,
                                                       " blobs, got ", written_));

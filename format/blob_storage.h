@@ -99,9 +99,11 @@ class BlobStorageReader {
 };
 
 // Appends blobs to a sink in Core ML's layout. The header carries the blob
-// count, and the sink is append-only, so the count is fixed up front.
+// count: either fixed up front (any sink), or - with kCountAtFinish - patched
+// into the header by Finish() (sinks that support Patch()).
 class BlobStorageWriter {
  public:
+  static constexpr uint32_t kCountAtFinish = 0xffffffffu;
   BlobStorageWriter(ByteSink* sink, uint32_t blob_count) : sink_(sink), expected_(blob_count) {}
 
   // Writes one blob; returns the offset of its metadata record (the value a

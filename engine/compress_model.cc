@@ -1,0 +1,117 @@
+#include "engine/compress_model.h"
+
+#include <chrono>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "engine/neural_network_compressor.h"
+#include "format/blob_stream_reader.h"
+#include "format/package.h"
+#include "format/package_writer.h"
+
+namespace coremlz::engine {
+namespace {
+
+absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, const std::string& output,
+                                                  const CompressionConfig& config, const CompressOptions& options,
+                                                  const WriteOptions& write, JobControl* control) {
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input));
+  if (!pkg->model().has_mlprogram()) {
+    return absl::InvalidArgumentError(absl::StrCat(input, ": the package's model is not an ML Program"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<MlProgramCompressor> compressor,
+                   MlProgramCompressor::Create(pkg->model(), config, options));
+  ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(output, write.overwrite));
+
+  uint64_t bytes_before = 0, bytes_after = 0;
+  std::set<std::string> rewritten = {pkg->layout().model_path};
+  for (const auto& needs : compressor->weight_files()) {
+    ASSIGN_OR_RETURN(std::string rel, pkg->layout().ResolveBlobFile(needs.file_name));
+    rewritten.insert(rel);
+    ASSIGN_OR_RETURN(std::string staging, writer.StagingPath(rel));
+    ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging));
+    RETURN_IF_ERROR(compressor->BeginWeightFile(needs.file_name, sink.get()));
+    if (needs.exists) {
+      ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(pkg->PathOf(rel)));
+      bytes_before += mapped.bytes().size();
+      compressor->report().weight_bytes_before += mapped.bytes().size();
+      format::BlobStreamReader reader(needs.offsets, mapped.bytes().size(), pkg->PathOf(rel),
+                                      [&](const format::BlobMetadata& m, absl::string_view data) {
+                                        return compressor->OnBlob(m, data, control);
+                                      });
+      // Feed in slices: the reader validates every record against the size
+      // and copies out only the blobs the program uses.
+      absl::string_view all = mapped.bytes();
+      constexpr size_t kSlice = 4 << 20;
+      for (size_t pos = 0; pos < all.size(); pos += kSlice) RETURN_IF_ERROR(reader.Feed(all.substr(pos, kSlice)));
+      RETURN_IF_ERROR(reader.Finish());
+    }
+    RETURN_IF_ERROR(compressor->FinishWeightFile());
+    RETURN_IF_ERROR(sink->Close());
+    bytes_after += sink->size();
+    compressor->report().weight_bytes_after += sink->size();
+  }
+  ASSIGN_OR_RETURN(std::string model_bytes, compressor->FinishModel());
+  RETURN_IF_ERROR(writer.WriteFile(pkg->layout().model_path, model_bytes));
+  bytes_before += pkg->model_bytes().size();
+  bytes_after += model_bytes.size();
+  // Everything else (Manifest.json, extra items) is copied byte for byte.
+  for (const std::string& rel : pkg->files()) {
+    if (rewritten.count(rel)) continue;
+    RETURN_IF_ERROR(writer.CopyFile(pkg->PathOf(rel), rel));
+    ASSIGN_OR_RETURN(uint64_t size, FileSize(pkg->PathOf(rel)));
+    bytes_before += size;
+    bytes_after += size;
+  }
+  if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+  RETURN_IF_ERROR(writer.Commit());
+  CompressionReport report = std::move(compressor->report());
+  report.model_bytes_before = bytes_before;
+  report.model_bytes_after = bytes_after;
+  return report;
+}
+
+absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, const std::string& output,
+                                                   const CompressionConfig& config, const CompressOptions& options,
+                                                   const WriteOptions& write, JobControl* control) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(input, uint64_t{2} << 30));
+  ASSIGN_OR_RETURN(CoreML::Specification::Model model, format::ParseModelSpec(bytes, input));
+  if (model.has_mlprogram()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        input, ": an ML Program keeps its weights in an .mlpackage; pass the package directory instead"));
+  }
+  ASSIGN_OR_RETURN(CompressionReport report, CompressNeuralNetwork(&model, config, options, control));
+  std::string out = format::SerializeModelSpec(model);
+  if (PathExists(output) && !write.overwrite) {
+    return absl::AlreadyExistsError(absl::StrCat(output, " already exists (pass --force to replace it)"));
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(output, out));
+  report.model_bytes_before = bytes.size();
+  report.model_bytes_after = out.size();
+  return report;
+}
+
+}  // namespace
+
+absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, const std::string& output,
+                                                    const CompressionConfig& config, const CompressOptions& options,
+                                                    const WriteOptions& write, JobControl* control) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<CompressionReport> report =
+      IsDirectory(input) ? CompressPackage(input, output, config, options, write, control)
+                         : CompressSpecFile(input, output, config, options, write, control);
+  if (report.ok()) {
+    report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // fp16 baseline: fp32 weights halved, everything else as it was.
+    uint64_t fp32_bytes = 0;
+    for (const WeightReport& w : report->weights) {
+      if (w.dtype == "fp32") fp32_bytes += w.bytes_before;
+    }
+    report->fp16_bytes = report->weight_bytes_before - fp32_bytes / 2;
+  }
+  return report;
+}
+
+}  // namespace coremlz::engine

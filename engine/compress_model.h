@@ -1,0 +1,29 @@
+// Whole-model entry points: compress an .mlpackage directory or an .mlmodel
+// file on disk into a new one. The CLI's embedded mode uses these; the
+// service drives the same compressors from uploaded streams.
+#ifndef COREMLZ_ENGINE_COMPRESS_MODEL_H_
+#define COREMLZ_ENGINE_COMPRESS_MODEL_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/config.h"
+#include "engine/job_control.h"
+#include "engine/ml_program_compressor.h"
+#include "engine/report.h"
+
+namespace coremlz::engine {
+
+struct WriteOptions {
+  bool overwrite = false;
+};
+
+// `input` is an .mlpackage directory or an .mlmodel file; the output has the
+// same form. Nothing is written at `output` unless the whole job succeeds.
+absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, const std::string& output,
+                                                    const CompressionConfig& config, const CompressOptions& options,
+                                                    const WriteOptions& write, JobControl* control = nullptr);
+
+}  // namespace coremlz::engine
+
+#endif  // COREMLZ_ENGINE_COMPRESS_MODEL_H_

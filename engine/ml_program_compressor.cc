@@ -1,0 +1,493 @@
+#include "engine/ml_program_compressor.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "compress/metrics.h"
+#include "engine/op_spec.h"
+#include "format/mil_program.h"
+#include "format/package.h"
+
+namespace coremlz::engine {
+namespace mil = CoreML::Specification::MILSpec;
+using format::ElementType;
+
+inline constexpr char kDefaultWeightFile[] = "@model_path/weights/weight.bin";
+
+struct MlProgramCompressor::Task {
+  WeightTask weight;
+  std::string function;
+  // Source of the values: a blob, or an immediate value copied at planning.
+  bool in_blob = false;
+  std::string file_name;
+  uint64_t offset = 0;
+  std::optional<format::Tensor> immediate;
+  // Outcome.
+  bool done = false;
+  bool replaced = false;
+  std::vector<mil::Operation> ops;
+  std::string final_output;
+  size_t report_index = 0;
+};
+
+MlProgramCompressor::~MlProgramCompressor() = default;
+
+int MlProgramCompressor::weights_planned() const { return static_cast<int>(tasks_.size()); }
+
+namespace {
+
+// Every MIL value holding tensor data in an op: attributes (const "val",
+// iOS16 constexpr parameters) and inline input bindings (iOS18).
+template <typename OpT, typename Fn>
+void ForEachValue(OpT& op, Fn&& fn) {
+  for (auto& [name, value] : *op.mutable_attributes()) fn(name, value);
+  for (auto& [name, arg] : *op.mutable_inputs()) {
+    for (auto& b : *arg.mutable_arguments()) {
+      if (b.binding_case() == mil::Argument::Binding::kValue) fn(name, *b.mutable_value());
+    }
+  }
+}
+
+struct FunctionIndex {
+  // output name -> const op's value (for reading small parameters)
+  absl::flat_hash_map<std::string, const mil::Value*> const_values;
+  // output name -> (consumer op, input name)
+  absl::flat_hash_map<std::string, std::vector<std::pair<const mil::Operation*, std::string>>> consumers;
+  std::set<std::string> block_outputs;
+};
+
+std::optional<int64_t> ConstInt(const FunctionIndex& idx, const mil::Operation& op, const std::string& input) {
+  auto in = op.inputs().find(input);
+  if (in == op.inputs().end() || in->second.arguments_size() != 1) return std::nullopt;
+  const mil::Argument::Binding& b = in->second.arguments(0);
+  const mil::Value* v = nullptr;
+  if (b.binding_case() == mil::Argument::Binding::kValue) {
+    v = &b.value();
+  } else {
+    auto it = idx.const_values.find(b.name());
+    if (it == idx.const_values.end()) return std::nullopt;
+    v = it->second;
+  }
+  if (!v->has_immediatevalue()) return std::nullopt;
+  auto t = format::DecodeImmediateTensor(*v);
+  if (!t.ok()) return std::nullopt;
+  auto ints = format::ToInts(format::View(*t));
+  if (!ints.ok() || ints->size() != 1) return std::nullopt;
+  return (*ints)[0];
+}
+
+// Output/input channel axes of a weight as its consumer uses it (Core ML
+// tools' rules): conv_transpose stores [Cin, Cout/g, ...]; matmul depends on
+// the side and the transpose flags; everything else is [Cout, Cin, ...].
+std::pair<int, int> AxesFor(const FunctionIndex& idx, const mil::Operation& op, const std::string& input, size_t rank) {
+  int out = 0, in = 1;
+  if (op.type() == "conv_transpose") {
+    out = 1;
+    in = 0;
+  } else if (op.type() == "matmul") {
+    if (input == "y") {
+      const bool t = ConstInt(idx, op, "transpose_y").value_or(0) != 0;
+      out = t ? -2 : -1;
+      in = t ? -1 : -2;
+    } else {
+      const bool t = ConstInt(idx, op, "transpose_x").value_or(0) != 0;
+      out = t ? -1 : -2;
+      in = t ? -2 : -1;
+    }
+  }
+  const int r = static_cast<int>(rank);
+  if (out < 0) out += r;
+  if (in < 0) in += r;
+  return {out, in};
+}
+
+// coremltools' precedence: the const's own name, then per consumer its name,
+// its op type, the global config; all consumers must agree.
+absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, const std::string& const_name,
+                                                const std::vector<ConsumerInfo>& consumers, bool* named) {
+  auto by_name = oc.op_name_configs.find(const_name);
+  if (by_name != oc.op_name_configs.end()) {
+    *named = true;
+    return by_name->second;
+  }
+  if (consumers.empty()) return std::optional<OpConfig>();
+  std::optional<OpConfig> chosen;
+  std::string chosen_key;
+  for (size_t i = 0; i < consumers.size(); ++i) {
+    const ConsumerInfo& c = consumers[i];
+    std::optional<OpConfig> cfg = oc.global;
+    if (auto it = oc.op_name_configs.find(c.op_name); it != oc.op_name_configs.end()) {
+      cfg = it->second;
+    } else if (auto jt = oc.op_type_configs.find(c.op_type); jt != oc.op_type_configs.end()) {
+      cfg = jt->second;
+    }
+    const std::string key = cfg ? ConfigKey(*cfg) : "none";
+    if (i == 0) {
+      chosen = cfg;
+      chosen_key = key;
+    } else if (key != chosen_key) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compression config conflict detected for weight \"", const_name, "\": its consumers ", consumers[0].op_type,
+          " \"", consumers[0].op_name, "\" and ", c.op_type, " \"", c.op_name,
+          "\" resolve to different configs; set one for the weight itself in op_name_configs"));
+    }
+  }
+  return chosen;
+}
+
+absl::StatusOr<std::vector<float>> ToFloatValues(ElementType type, absl::string_view bytes, uint64_t count) {
+  format::TensorView v{type, {static_cast<int64_t>(count)}, bytes};
+  return format::ToFloats(v);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create(CoreML::Specification::Model model,
+                                                                                 const CompressionConfig& config,
+                                                                                 const CompressOptions& options) {
+  if (!model.has_mlprogram()) return absl::InvalidArgumentError("the model is not an ML Program");
+  RETURN_IF_ERROR(Validate(config));
+  std::unique_ptr<MlProgramCompressor> c(new MlProgramCompressor());
+  ASSIGN_OR_RETURN(Target model_target, TargetFromSpecVersion(model.specificationversion()));
+  c->report_.model_kind = "mlprogram";
+  c->report_.spec_version_before = model.specificationversion();
+  // Constexpr ops exist from iOS16; Core ML tools move iOS15 programs there.
+  c->target_ = std::max(model_target, Target::kIOS16);
+  c->bump_opset_ = model_target == Target::kIOS15;
+  if (options.target) {
+    if (*options.target < model_target) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the model already requires ", TargetName(model_target), " (specification version ", SpecVersion(model_target),
+          "); it cannot be compressed for the older ", TargetName(*options.target)));
+    }
+    if (*options.target > c->target_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the model targets ", TargetName(model_target), "; moving an ML Program to ", TargetName(*options.target),
+          " means re-converting it (coremltools convert with minimum_deployment_target=", TargetName(*options.target),
+          "), which a data-free compressor cannot do safely"));
+    }
+  }
+  c->report_.target = TargetName(c->target_);
+  c->report_.spec_version_after = SpecVersion(c->target_);
+  c->model_ = std::move(model);
+  RETURN_IF_ERROR(c->Plan(config));
+  return c;
+}
+
+absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
+  mil::Program& program = *model_.mutable_mlprogram();
+  std::map<std::string, std::set<uint64_t>> offsets_by_file;
+
+  // Index each function: const values, consumers of every name, outputs.
+  std::map<std::string, FunctionIndex> index;
+  RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
+    FunctionIndex& fi = index[ctx.function];
+    for (const std::string& o : block->outputs()) fi.block_outputs.insert(o);
+    for (const mil::Operation& op : block->operations()) {
+      if (op.type() == "const" && op.outputs_size() == 1) {
+        auto val = op.attributes().find("val");
+        if (val != op.attributes().end()) fi.const_values[op.outputs(0).name()] = &val->second;
+      }
+      for (const auto& [input, arg] : op.inputs()) {
+        for (const auto& b : arg.arguments()) {
+          if (b.binding_case() == mil::Argument::Binding::kName) fi.consumers[b.name()].push_back({&op, input});
+        }
+      }
+    }
+    return absl::OkStatus();
+  }));
+
+  // Every blob reference in the program, to copy or replace.
+  RETURN_IF_ERROR(format::ForEachBlock(&program, [&](mil::Block* block, const format::BlockContext&) -> absl::Status {
+    for (mil::Operation& op : *block->mutable_operations()) {
+      ForEachValue(op, [&](const std::string&, mil::Value& v) {
+        if (v.has_blobfilevalue()) {
+          offsets_by_file[v.blobfilevalue().filename()].insert(v.blobfilevalue().offset());
+          ++remaining_refs_[{v.blobfilevalue().filename(), v.blobfilevalue().offset()}];
+        }
+      });
+    }
+    return absl::OkStatus();
+  }));
+  for (const auto& [file, offsets] : offsets_by_file) {
+    // The name must resolve inside the package (checked again by the reader).
+    format::PackageLayout probe;
+    probe.model_dir = "Data/com.apple.CoreML";
+    RETURN_IF_ERROR(probe.ResolveBlobFile(file).status());
+    files_.push_back({file, std::vector<uint64_t>(offsets.begin(), offsets.end()), true});
+  }
+
+  RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
+    const FunctionIndex& fi = index[ctx.function];
+    for (const mil::Operation& op : block->operations()) {
+      if (op.type() != "const" || op.outputs_size() != 1) continue;
+      auto val = op.attributes().find("val");
+      if (val == op.attributes().end() || !val->second.type().has_tensortype()) continue;
+      auto info = format::ReadTensorType(val->second.type());
+      if (!info.ok()) {
+        return absl::Status(info.status().code(), absl::StrCat("const \"", op.outputs(0).name(), "\": ", info.status().message()));
+      }
+      if (info->type != ElementType::kFloat16 && info->type != ElementType::kFloat32) continue;
+      ASSIGN_OR_RETURN(uint64_t count, format::ElementCount(info->shape));
+      if (count < 10) continue;  // never a weight for Core ML tools either
+      const std::string name = op.outputs(0).name();
+
+      WeightReport row;
+      row.name = name;
+      row.function = ctx.function;
+      row.op_type = "const";
+      row.shape = info->shape;
+      row.dtype = std::string(format::ElementTypeName(info->type));
+      row.technique = "none";
+      auto skip = [&](std::string reason) {
+        row.skipped_reason = std::move(reason);
+        report_.weights.push_back(row);
+        return absl::OkStatus();
+      };
+
+      auto task = std::make_unique<Task>();
+      WeightTask& w = task->weight;
+      w.name = name;
+      w.function = ctx.function;
+      w.dtype = info->type;
+      w.shape = info->shape;
+      bool feeds_constexpr = false;
+      auto consumers = fi.consumers.find(name);
+      if (consumers != fi.consumers.end()) {
+        for (const auto& [cop, input] : consumers->second) {
+          ConsumerInfo ci;
+          ci.op_type = cop->type();
+          ci.op_name = format::OpName(*cop);
+          ci.input = input;
+          if (cop->type() == "conv" || cop->type() == "conv_transpose") ci.conv_groups = ConstInt(fi, *cop, "groups").value_or(1);
+          feeds_constexpr |= format::IsConstexprOp(cop->type());
+          w.consumers.push_back(ci);
+          row.consumers.push_back(absl::StrCat(ci.op_type, ".", ci.input));
+        }
+      }
+      if (feeds_constexpr) return skip("already compressed data of a constexpr op");
+      // Channel axes must agree across consumers.
+      for (size_t i = 0; consumers != fi.consumers.end() && i < consumers->second.size(); ++i) {
+        auto [o, in] = AxesFor(fi, *consumers->second[i].first, consumers->second[i].second, w.shape.size());
+        if (i == 0) {
+          w.out_axis = o;
+          w.in_axis = in;
+        } else if (w.out_axis != o || w.in_axis != in) {
+          w.out_axis = w.in_axis = -1;
+        }
+      }
+
+      // The first pass with a config compresses the weight; a following
+      // joint pass compresses that result further.
+      std::optional<OpConfig> primary;
+      size_t primary_pass = 0;
+      for (size_t p = 0; p < config.passes.size(); ++p) {
+        bool named = false;
+        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named));
+        if (!cfg) continue;
+        if (!primary) {
+          primary = cfg;
+          primary_pass = p;
+          continue;
+        }
+        if (config.passes[p].joint_compression && p > primary_pass && !w.joint) w.joint = cfg;
+      }
+      if (!primary) return skip(w.consumers.empty() ? "no consumers" : "no config applies (null or unset)");
+      const int64_t threshold = WeightThreshold(*primary);
+      if (static_cast<int64_t>(count) <= threshold) {
+        return skip(absl::StrCat(count, " elements <= weight_threshold ", threshold));
+      }
+      if (w.shape.size() <= 1) return skip("rank 1 (vectors such as biases are not compressed)");
+      if (w.consumers.empty()) return skip("no consumers");
+      if (fi.block_outputs.count(name)) return skip("it is a block output");
+      w.primary = *primary;
+
+      task->function = ctx.function;
+      if (val->second.has_blobfilevalue()) {
+        task->in_blob = true;
+        task->file_name = val->second.blobfilevalue().filename();
+        task->offset = val->second.blobfilevalue().offset();
+        tasks_by_blob_[{task->file_name, task->offset}].push_back(task.get());
+      } else {
+        auto t = format::DecodeImmediateTensor(val->second);
+        if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat("const \"", name, "\": ", t.status().message()));
+        task->immediate = std::move(*t);
+      }
+      row.bytes_before = format::StorageBytes(w.dtype, count).value_or(0);
+      task->report_index = report_.weights.size();
+      report_.weights.push_back(row);
+      tasks_.push_back(std::move(task));
+    }
+    return absl::OkStatus();
+  }));
+
+  // Compressed immediates need a weight file even if the model had none.
+  bool immediates = std::any_of(tasks_.begin(), tasks_.end(), [](const auto& t) { return !t->in_blob; });
+  if (immediates && std::none_of(files_.begin(), files_.end(), [](const auto& f) { return f.file_name == kDefaultWeightFile; })) {
+    files_.push_back({kDefaultWeightFile, {}, false});
+  }
+  for (const auto& f : files_) bytes_total_ += f.offsets.size();  // progress counts blobs
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::BeginWeightFile(const std::string& file_name, ByteSink* out) {
+  if (writer_) return absl::FailedPreconditionError("a weight file is already open");
+  current_file_ = file_name;
+  sink_ = out;
+  writer_ = std::make_unique<format::BlobStorageWriter>(out, format::BlobStorageWriter::kCountAtFinish);
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values, JobControl* control) {
+  WeightReport& row = report_.weights[task.report_index];
+  if (control) {
+    Progress p;
+    p.weights_done = weights_done_;
+    p.weights_total = static_cast<int>(tasks_.size());
+    p.bytes_done = bytes_done_;
+    p.bytes_total = bytes_total_;
+    p.current = task.weight.name;
+    control->OnProgress(p);
+  }
+  ASSIGN_OR_RETURN(WeightResult result, CompressWeight(task.weight, values, target_));
+  task.done = true;
+  ++weights_done_;
+  if (!result.skipped_reason.empty()) {
+    row.skipped_reason = result.skipped_reason;
+    ++report_.weights_skipped;
+    return absl::OkStatus();
+  }
+  uint64_t stored = 0;
+  ASSIGN_OR_RETURN(task.ops, BuildOps(result.ops, target_, writer_.get(), current_file_, &stored));
+  task.final_output = result.final_output;
+  task.replaced = true;
+  row.op_type = result.ops.size() == 1 ? result.ops[0].type
+                                        : absl::StrCat(result.ops[0].type, " -> ", result.ops.back().type);
+  row.technique = result.technique;
+  row.params = result.params;
+  row.bytes_after = stored;
+  row.error = compress::CompareTensors(values, result.reconstructed);
+  row.sparsity = compress::Sparsity(result.reconstructed);
+  row.distinct_values = compress::DistinctCount(result.reconstructed);
+  ++report_.weights_compressed;
+  if (task.in_blob) --remaining_refs_[{task.file_name, task.offset}];
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl::string_view data, JobControl* control) {
+  if (!writer_) return absl::FailedPreconditionError("OnBlob before BeginWeightFile");
+  if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+  const auto key = std::make_pair(current_file_, meta.offset);
+  auto tasks = tasks_by_blob_.find(key);
+  if (tasks != tasks_by_blob_.end()) {
+    for (Task* task : tasks->second) {
+      const WeightTask& w = task->weight;
+      const uint64_t count = format::ElementCount(w.shape).value_or(0);
+      if (meta.type != w.dtype || meta.element_count() != count) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            current_file_, " at offset ", meta.offset, ": const \"", w.name, "\" declares ",
+            format::ElementTypeName(w.dtype), format::ShapeString(w.shape), " but the blob holds ",
+            meta.element_count(), " ", format::ElementTypeName(meta.type), " elements"));
+      }
+    }
+    // Replacements are written where the original blob was, so the output
+    // keeps the program's order; the original follows only if something
+    // still reads it (a skipped weight, or a blob shared with another op).
+    for (Task* task : tasks->second) {
+      ASSIGN_OR_RETURN(std::vector<float> values, ToFloatValues(meta.type, data, meta.element_count()));
+      RETURN_IF_ERROR(RunTask(*task, std::move(values), control));
+      if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+    }
+  }
+  ++bytes_done_;
+  if (remaining_refs_[key] > 0) {
+    ASSIGN_OR_RETURN(uint64_t offset, writer_->Append(meta.type, data, meta.element_count(), &meta));
+    new_offsets_[key] = offset;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::FinishWeightFile() {
+  if (!writer_) return absl::FailedPreconditionError("no weight file is open");
+  if (current_file_ == kDefaultWeightFile) {
+    for (auto& task : tasks_) {
+      if (task->in_blob || task->done) continue;
+      ASSIGN_OR_RETURN(std::vector<float> values, format::ToFloats(format::View(*task->immediate)));
+      RETURN_IF_ERROR(RunTask(*task, std::move(values), nullptr));
+    }
+  }
+  RETURN_IF_ERROR(writer_->Finish());
+  writer_.reset();
+  sink_ = nullptr;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> MlProgramCompressor::FinishModel() {
+  for (const auto& task : tasks_) {
+    if (!task->done) {
+      return absl::FailedPreconditionError(absl::StrCat("weight \"", task->weight.name,
+                                                        "\" was never processed: its blob did not arrive"));
+    }
+  }
+  // Consumers read the replacement ops' final outputs.
+  std::map<std::string, std::map<std::string, std::string>> rename;  // function -> old -> new
+  std::map<std::pair<std::string, std::string>, Task*> replaced;     // (function, const name) -> task
+  for (const auto& task : tasks_) {
+    if (!task->replaced) continue;
+    rename[task->function][task->weight.name] = task->final_output;
+    replaced[{task->function, task->weight.name}] = task.get();
+  }
+  mil::Program& program = *model_.mutable_mlprogram();
+  RETURN_IF_ERROR(format::ForEachBlock(&program, [&](mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
+    const auto& names = rename[ctx.function];
+    google::protobuf::RepeatedPtrField<mil::Operation> ops;
+    for (mil::Operation& op : *block->mutable_operations()) {
+      if (op.type() == "const" && op.outputs_size() == 1) {
+        auto it = replaced.find({ctx.function, op.outputs(0).name()});
+        if (it != replaced.end()) {
+          for (const mil::Operation& new_op : it->second->ops) *ops.Add() = new_op;
+          continue;
+        }
+      }
+      ForEachValue(op, [&](const std::string&, mil::Value& v) {
+        if (!v.has_blobfilevalue()) return;
+        auto moved = new_offsets_.find({v.blobfilevalue().filename(), v.blobfilevalue().offset()});
+        if (moved != new_offsets_.end()) v.mutable_blobfilevalue()->set_offset(moved->second);
+      });
+      for (auto& [input, arg] : *op.mutable_inputs()) {
+        for (auto& b : *arg.mutable_arguments()) {
+          if (b.binding_case() != mil::Argument::Binding::kName) continue;
+          auto r = names.find(b.name());
+          if (r != names.end()) b.set_name(r->second);
+        }
+      }
+      *ops.Add() = std::move(op);
+    }
+    block->mutable_operations()->Swap(&ops);
+    for (std::string& out : *block->mutable_outputs()) {
+      auto r = names.find(out);
+      if (r != names.end()) out = r->second;
+    }
+    return absl::OkStatus();
+  }));
+  if (bump_opset_) {
+    model_.set_specificationversion(SpecVersion(Target::kIOS16));
+    for (auto& [name, f] : *program.mutable_functions()) {
+      if (f.opset() == "CoreML5") f.set_opset("CoreML6");
+      auto& blocks = *f.mutable_block_specializations();
+      auto it = blocks.find("CoreML5");
+      if (it != blocks.end()) {
+        mil::Block b = std::move(it->second);
+        blocks.erase(it);
+        blocks["CoreML6"] = std::move(b);
+      }
+    }
+  }
+  return format::SerializeModelSpec(model_);
+}
+
+}  // namespace coremlz::engine

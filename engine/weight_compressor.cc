@@ -1,0 +1,629 @@
+#include "engine/weight_compressor.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "compress/block_grid.h"
+#include "compress/linear_quantize.h"
+#include "compress/palettize.h"
+#include "compress/prune.h"
+#include "format/fp16.h"
+#include "format/sub_byte.h"
+
+namespace coremlz::engine {
+namespace {
+
+using compress::Precision;
+using format::ElementType;
+using format::Shape;
+using format::Tensor;
+
+format::ElementType UIntType(int bits) {
+  switch (bits) {
+    case 1: return ElementType::kUInt1;
+    case 2: return ElementType::kUInt2;
+    case 3: return ElementType::kUInt3;
+    case 4: return ElementType::kUInt4;
+    case 6: return ElementType::kUInt6;
+    default: return ElementType::kUInt8;
+  }
+}
+
+Tensor CodesTensor(ElementType type, Shape shape, absl::Span<const uint8_t> codes) {
+  Tensor t;
+  t.type = type;
+  t.shape = std::move(shape);
+  const int bits = format::BitWidth(type);
+  t.bytes = bits == 8 ? std::string(codes.begin(), codes.end()) : format::PackBits(codes, bits);
+  return t;
+}
+
+Tensor Int32Scalar(int32_t v) {
+  Tensor t;
+  t.type = ElementType::kInt32;
+  t.bytes.resize(4);
+  std::memcpy(t.bytes.data(), &v, 4);
+  return t;
+}
+
+Tensor ShapeTensor(const Shape& shape) {
+  Tensor t;
+  t.type = ElementType::kUInt32;
+  t.shape = {static_cast<int64_t>(shape.size())};
+  for (int64_t d : shape) {
+    uint32_t u = static_cast<uint32_t>(d);
+    t.bytes.append(reinterpret_cast<const char*>(&u), 4);
+  }
+  return t;
+}
+
+Precision PrecisionOf(ElementType t) { return t == ElementType::kFloat16 ? Precision::kFloat16 : Precision::kFloat32; }
+
+absl::Status Unsupported(const WeightTask& task, Target target, absl::string_view what, absl::string_view needs = "iOS18") {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "weight \"", task.name, "\": ", what, " needs ", needs, " (specification version 9) but the model targets ",
+      TargetName(target), "; re-convert the model with minimum_deployment_target=", needs, " or choose another technique"));
+}
+
+// A result that leaves the weight as it is.
+WeightResult Skip(std::string reason) {
+  WeightResult r;
+  r.technique = "none";
+  r.skipped_reason = std::move(reason);
+  return r;
+}
+
+int NormalizeAxis(int axis, size_t rank) { return axis < 0 ? axis + static_cast<int>(rank) : axis; }
+
+// --- linear quantization ---------------------------------------------------
+
+struct QuantPlan {
+  std::vector<int64_t> block_sizes;
+  bool per_block = false;
+};
+
+// Block sizes per axis, as Core ML tools derive them from the granularity
+// and the consumers' channel axes. nullopt + reason: skip.
+absl::StatusOr<std::optional<QuantPlan>> PlanQuantization(const WeightTask& task, const LinearQuantizerConfig& c,
+                                                          std::string* reason) {
+  const size_t rank = task.shape.size();
+  QuantPlan plan;
+  plan.block_sizes.assign(rank, 0);
+  if (c.granularity == Granularity::kPerBlock && c.block_size_per_axis) {
+    if (c.block_size.size() != rank) {
+      return absl::InvalidArgumentError(absl::StrCat("weight \"", task.name, "\": block_size has ", c.block_size.size(),
+                                                     " entries; the ", rank, "-D weight needs one per axis"));
+    }
+    plan.block_sizes = c.block_size;
+    plan.per_block = true;
+    return std::optional<QuantPlan>(plan);
+  }
+  if (task.out_axis < 0 || task.in_axis < 0) {
+    *reason = "the consumers disagree on the channel axes";
+    return std::optional<QuantPlan>();
+  }
+  if (c.granularity == Granularity::kPerChannel) {
+    plan.block_sizes[task.out_axis] = 1;
+  } else if (c.granularity == Granularity::kPerBlock) {
+    plan.block_sizes[task.out_axis] = 1;
+    if (static_cast<size_t>(task.in_axis) < rank) plan.block_sizes[task.in_axis] = c.block_size[0];
+    plan.per_block = true;
+  }
+  for (size_t a = 0; a < rank; ++a) {
+    const int64_t b = plan.block_sizes[a];
+    if (b > 0 && task.shape[a] % b != 0) {
+      *reason = absl::StrCat("axis ", a, " (size ", task.shape[a], ") is not divisible by block size ", b);
+      return std::optional<QuantPlan>();
+    }
+  }
+  return std::optional<QuantPlan>(plan);
+}
+
+ElementType QuantDataType(const LinearQuantizerConfig& c) {
+  if (c.bits == 4) return c.is_signed ? ElementType::kInt4 : ElementType::kUInt4;
+  return c.is_signed ? ElementType::kInt8 : ElementType::kUInt8;
+}
+
+// --- palettization ---------------------------------------------------------
+
+absl::StatusOr<std::optional<compress::PalettizeOptions>> PlanPalettization(const WeightTask& task, const PalettizerConfig& c,
+                                                                             Target target, std::string* reason) {
+  const size_t rank = task.shape.size();
+  compress::PalettizeOptions o;
+  using M = PalettizerConfig::Mode;
+  o.mode = c.mode == M::kKMeans ? compress::PaletteMode::kKMeans
+           : c.mode == M::kUniform ? compress::PaletteMode::kUniform
+           : c.mode == M::kUnique ? compress::PaletteMode::kUnique
+                                  : compress::PaletteMode::kCustom;
+  o.bits = c.nbits.value_or(0);
+  o.cluster_dim = c.cluster_dim;
+  o.per_channel_scale = c.enable_per_channel_scale;
+  o.custom_palette = c.lut;
+  o.precision = PrecisionOf(task.dtype);
+  o.allow_3_bits = HasIos18Ops(target);
+  const bool grouped = c.granularity == Granularity::kPerGroupedChannel;
+  if (!HasIos18Ops(target)) {
+    if (grouped) return Unsupported(task, target, "per_grouped_channel palettization");
+    if (c.cluster_dim > 1) return Unsupported(task, target, "vector palettization (cluster_dim > 1)");
+    if (c.enable_per_channel_scale) return Unsupported(task, target, "palettization with per-channel scale");
+    if (c.nbits == 3) return Unsupported(task, target, "3-bit palettization");
+    if (c.mode == M::kCustom && c.lut.size() / c.cluster_dim == 8) return Unsupported(task, target, "an 8-entry (3-bit) palette");
+  }
+  int axis = task.out_axis;
+  if (grouped && c.channel_axis) axis = NormalizeAxis(*c.channel_axis, rank);
+  const bool needs_axis = grouped || c.cluster_dim > 1 || c.enable_per_channel_scale;
+  if (axis < 0 || axis >= static_cast<int>(rank)) {
+    if (needs_axis) {
+      *reason = "cannot infer the channel axis from the consumers";
+      return std::optional<compress::PalettizeOptions>();
+    }
+    axis = 0;
+  }
+  o.channel_axis = axis;
+  o.group_size = grouped ? c.group_size : 0;
+  if (c.cluster_dim > 1) {
+    // Grouped convolutions split the output channels; vectors must not cross groups.
+    for (const ConsumerInfo& ci : task.consumers) {
+      if ((ci.op_type == "conv" || ci.op_type == "conv_transpose") && ci.conv_groups > 1) {
+        const int64_t per_group = task.shape[0] / ci.conv_groups;
+        const int64_t dim = axis == 0 ? per_group : task.shape[axis];
+        if (dim % c.cluster_dim != 0) {
+          *reason = absl::StrCat("cluster_dim ", c.cluster_dim, " does not divide ", dim, " channels per conv group");
+          return std::optional<compress::PalettizeOptions>();
+        }
+      }
+    }
+  }
+  return std::optional<compress::PalettizeOptions>(o);
+}
+
+// --- pruning ---------------------------------------------------------------
+
+// Prunes `values` in place. Returns a skip reason, or "" when pruned.
+absl::StatusOr<std::string> Prune(const WeightTask& task, const OpConfig& config, std::vector<float>* values) {
+  absl::Status s;
+  if (auto* t = std::get_if<ThresholdPrunerConfig>(&config)) {
+    s = compress::ThresholdPrune(absl::MakeSpan(*values), static_cast<float>(t->threshold), t->minimum_sparsity_percentile);
+  } else if (auto* m = std::get_if<MagnitudePrunerConfig>(&config)) {
+    const Precision p = PrecisionOf(task.dtype);
+    const bool structural = m->block_size || m->n_m_ratio;
+    if (structural) {
+      for (const ConsumerInfo& ci : task.consumers) {
+        if (!((ci.op_type == "conv" || ci.op_type == "linear") && ci.input == "weight")) {
+          return std::string(absl::StrCat("block and n:m sparsity apply only to conv and linear weights (feeds ",
+                                          ci.op_type, ".", ci.input, ")"));
+        }
+      }
+    }
+    if (m->n_m_ratio) {
+      s = compress::NMPrune(absl::MakeSpan(*values), task.shape, m->n_m_ratio->first, m->n_m_ratio->second, m->dim.value_or(1));
+    } else if (m->block_size) {
+      s = compress::BlockMagnitudePrune(absl::MakeSpan(*values), task.shape, *m->block_size, m->dim.value_or(0),
+                                        *m->target_sparsity, p);
+    } else {
+      s = compress::MagnitudePrune(absl::MakeSpan(*values), *m->target_sparsity, p);
+    }
+  } else {
+    return absl::InternalError("not a pruning config");
+  }
+  if (s.code() == absl::StatusCode::kFailedPrecondition) return std::string(s.message());
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("weight \"", task.name, "\": ", s.message()));
+  return std::string();
+}
+
+struct Sparse {
+  std::vector<uint8_t> mask;  // 1 = kept (non-zero)
+  std::vector<float> nonzero;
+};
+
+Sparse SparseOf(const std::vector<float>& values) {
+  Sparse s;
+  s.mask.resize(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    s.mask[i] = values[i] != 0.0f;
+    if (s.mask[i]) s.nonzero.push_back(values[i]);
+  }
+  return s;
+}
+
+Tensor MaskTensor(const Sparse& s, const Shape& shape, Target target) {
+  if (HasIos18Ops(target)) return CodesTensor(ElementType::kUInt1, shape, s.mask);
+  // iOS16: LSB-first packed bytes in a uint8 vector.
+  Tensor t;
+  t.type = ElementType::kUInt8;
+  t.bytes = format::PackBits(s.mask, 1);
+  t.shape = {static_cast<int64_t>(t.bytes.size())};
+  return t;
+}
+
+OpSpec SparseToDense(const WeightTask& task, Target target, const Sparse& s) {
+  OpSpec op;
+  op.type = "constexpr_sparse_to_dense";
+  op.name = task.name + "_sparsified";
+  op.params_as_attributes = !HasIos18Ops(target);
+  op.params.push_back({"nonzero_data", MakeFloatTensor(task.dtype, {static_cast<int64_t>(s.nonzero.size())}, s.nonzero)});
+  op.params.push_back({"mask", MaskTensor(s, task.shape, target)});
+  if (!HasIos18Ops(target)) op.params.push_back({"shape", ShapeTensor(task.shape)});
+  op.outputs.push_back({op.name, task.dtype, task.shape});
+  return op;
+}
+
+std::vector<uint8_t> Gather(const std::vector<uint8_t>& codes, const std::vector<uint8_t>& mask) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (mask[i]) out.push_back(codes[i]);
+  }
+  return out;
+}
+
+// --- emission of each technique -------------------------------------------
+
+absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<float>& values, const LinearQuantizerConfig& c,
+                                      Target target, const Sparse* sparse) {
+  std::string reason;
+  ASSIGN_OR_RETURN(std::optional<QuantPlan> plan, PlanQuantization(task, c, &reason));
+  if (!plan) return Skip(reason);
+  if (!HasIos18Ops(target)) {
+    if (c.bits == 4) return Unsupported(task, target, "4-bit quantization");
+    if (plan->per_block) return Unsupported(task, target, "per_block quantization");
+  }
+  ASSIGN_OR_RETURN(compress::BlockGrid grid, compress::BlockGrid::Make(task.shape, plan->block_sizes));
+  compress::LinearQuantizeOptions qo;
+  qo.bits = c.bits;
+  qo.is_signed = c.is_signed;
+  qo.symmetric = c.symmetric;
+  qo.precision = PrecisionOf(task.dtype);
+  ASSIGN_OR_RETURN(compress::LinearQuantized q, compress::LinearQuantize(values, grid, qo));
+
+  WeightResult r;
+  r.technique = sparse ? "prune+linear_quantize" : "linear_quantize";
+  r.reconstructed.resize(values.size());
+  compress::LinearDequantize(q, grid, qo.precision, absl::MakeSpan(r.reconstructed));
+  const ElementType data_type = QuantDataType(c);
+  const Shape& grid_shape = grid.grid_shape();
+  Tensor scale = MakeFloatTensor(task.dtype, grid_shape, q.scale);
+  std::optional<Tensor> offset;
+  if (!q.zero_point.empty()) {
+    std::vector<uint8_t> zp(q.zero_point.size());
+    for (size_t i = 0; i < zp.size(); ++i) zp[i] = static_cast<uint8_t>(q.zero_point[i]) & ((1u << c.bits) - 1u);
+    offset = CodesTensor(data_type, grid_shape, zp);
+  }
+
+  if (sparse) {
+    // Joint: the sparse op carries the surviving codes; the dense op keeps
+    // reading the same mask blob, as Core ML tools wire it.
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!sparse->mask[i]) r.reconstructed[i] = 0.0f;
+    }
+    const std::string base = task.name + "_sparsified_nonzero_data_0_quantized";
+    OpSpec op;
+    op.type = "constexpr_sparse_blockwise_shift_scale";
+    op.name = base;
+    const std::vector<uint8_t> nz = Gather(q.codes, sparse->mask);
+    op.params.push_back({"data_mask", CodesTensor(ElementType::kUInt1, task.shape, sparse->mask)});
+    op.params.push_back({"nonzero_data", CodesTensor(data_type, {static_cast<int64_t>(nz.size())}, nz)});
+    op.params.push_back({"scale", scale});
+    if (offset) op.params.push_back({"offset", *offset});
+    op.outputs.push_back({base + "_0", ElementType::kUInt1, task.shape});
+    op.outputs.push_back({base + "_1", task.dtype, {static_cast<int64_t>(nz.size())}});
+    OpSpec dense;
+    dense.type = "constexpr_sparse_to_dense";
+    dense.name = task.name + "_sparsified";
+    ParamSpec nz_param;
+    nz_param.name = "nonzero_data";
+    nz_param.bound_name = base + "_1";
+    ParamSpec mask_param;
+    mask_param.name = "mask";
+    mask_param.share_op = 0;
+    mask_param.share_param = "data_mask";
+    dense.params = {nz_param, mask_param};
+    dense.outputs.push_back({dense.name, task.dtype, task.shape});
+    r.ops = {op, dense};
+    r.final_output = dense.name;
+    return r;
+  }
+
+  OpSpec op;
+  op.name = task.name + "_quantized";
+  op.outputs.push_back({op.name, task.dtype, task.shape});
+  const Tensor data = CodesTensor(data_type, task.shape, q.codes);
+  if (HasIos18Ops(target)) {
+    op.type = "constexpr_blockwise_shift_scale";
+    op.params.push_back({"data", data});
+    op.params.push_back({"scale", scale});
+    if (offset) op.params.push_back({"offset", *offset});
+  } else {
+    // iOS16 form: scale and zero point squeezed to a scalar or a vector along
+    // the first axis with more than one block.
+    op.type = "constexpr_affine_dequantize";
+    op.params_as_attributes = true;
+    int axis = 0;
+    int non_single = 0;
+    for (size_t a = 0; a < grid_shape.size(); ++a) {
+      if (grid_shape[a] > 1) {
+        if (non_single++ == 0) axis = static_cast<int>(a);
+      }
+    }
+    if (non_single > 1) return Unsupported(task, target, "quantization with blocks on several axes");
+    const Shape squeezed = non_single == 0 ? Shape{} : Shape{grid_shape[axis]};
+    scale.shape = squeezed;
+    std::vector<uint8_t> zp(q.scale.size(), 0);
+    if (!q.zero_point.empty()) {
+      for (size_t i = 0; i < zp.size(); ++i) zp[i] = static_cast<uint8_t>(q.zero_point[i]);
+    }
+    op.params.push_back({"quantized_data", data});
+    op.params.push_back({"zero_point", CodesTensor(data_type, squeezed, zp)});
+    op.params.push_back({"scale", scale});
+    op.params.push_back({"axis", Int32Scalar(axis)});
+  }
+  r.ops = {op};
+  r.final_output = op.name;
+  return r;
+}
+
+// Repeats `lut` (rank R+2) along every leading axis where `shape` is larger.
+Tensor RepeatLut(const std::vector<float>& lut, const Shape& lut_shape, const Shape& target_shape, ElementType dtype) {
+  const size_t rank = lut_shape.size();
+  std::vector<int64_t> src_stride(rank, 1), dst_stride(rank, 1);
+  for (size_t a = rank - 1; a > 0; --a) {
+    src_stride[a - 1] = src_stride[a] * lut_shape[a];
+    dst_stride[a - 1] = dst_stride[a] * target_shape[a];
+  }
+  int64_t n = 1;
+  for (int64_t d : target_shape) n *= d;
+  std::vector<float> out(n);
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t src = 0;
+    for (size_t a = 0; a < rank; ++a) {
+      const int64_t c = (e / dst_stride[a]) % target_shape[a];
+      src += (lut_shape[a] == 1 ? 0 : c) * src_stride[a];
+    }
+    out[e] = lut[src];
+  }
+  return MakeFloatTensor(dtype, target_shape, out);
+}
+
+absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector<float>& values, const PalettizerConfig& c,
+                                       Target target, const Sparse* sparse) {
+  std::string reason;
+  ASSIGN_OR_RETURN(std::optional<compress::PalettizeOptions> plan, PlanPalettization(task, c, target, &reason));
+  if (!plan) return Skip(reason);
+  if (sparse && (c.cluster_dim > 1 || c.enable_per_channel_scale)) {
+    return absl::FailedPreconditionError(absl::StrCat("weight \"", task.name,
+                                                      "\": pruning can be combined only with scalar palettization "
+                                                      "without per-channel scale"));
+  }
+  auto p = compress::Palettize(values, task.shape, *plan);
+  if (p.status().code() == absl::StatusCode::kFailedPrecondition) return Skip(std::string(p.status().message()));
+  if (!p.ok()) return absl::Status(p.status().code(), absl::StrCat("weight \"", task.name, "\": ", p.status().message()));
+
+  WeightResult r;
+  r.technique = sparse ? "prune+palettize" : "palettize";
+  r.reconstructed.resize(values.size());
+  RETURN_IF_ERROR(compress::Depalettize(*p, task.shape, PrecisionOf(task.dtype), absl::MakeSpan(r.reconstructed)));
+  if (c.mode == PalettizerConfig::Mode::kUnique) absl::StrAppend(&r.params, "nbits=", p->bits, " (inferred)");
+  const ElementType index_type = UIntType(p->bits);
+  const Tensor lut = MakeFloatTensor(task.dtype, p->lut_shape, p->lut);
+  std::optional<Tensor> vector_axis;
+  if (p->vector_axis) vector_axis = Int32Scalar(*p->vector_axis);
+
+  if (sparse) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!sparse->mask[i]) r.reconstructed[i] = 0.0f;
+    }
+    const std::string base = task.name + "_sparsified_nonzero_data_0_palettized";
+    const std::vector<uint8_t> nz = Gather(p->indices, sparse->mask);
+    OpSpec op;
+    op.type = "constexpr_lut_to_sparse";
+    op.name = base;
+    op.params.push_back({"indices_mask", CodesTensor(ElementType::kUInt1, task.shape, sparse->mask)});
+    op.params.push_back({"indices_nonzero_data", CodesTensor(index_type, {static_cast<int64_t>(nz.size())}, nz)});
+    op.params.push_back({"lut", lut});
+    op.outputs.push_back({base + "_0", ElementType::kUInt1, task.shape});
+    op.outputs.push_back({base + "_1", task.dtype, {static_cast<int64_t>(nz.size())}});
+    OpSpec dense;
+    dense.type = "constexpr_sparse_to_dense";
+    dense.name = task.name + "_sparsified";
+    ParamSpec nz_param;
+    nz_param.name = "nonzero_data";
+    nz_param.bound_name = base + "_1";
+    ParamSpec mask_param;
+    mask_param.name = "mask";
+    mask_param.bound_name = base + "_0";
+    dense.params = {nz_param, mask_param};
+    dense.outputs.push_back({dense.name, task.dtype, task.shape});
+    r.ops = {op, dense};
+    r.final_output = dense.name;
+    return r;
+  }
+
+  const Tensor indices = CodesTensor(index_type, p->indices_shape, p->indices);
+  if (!HasIos18Ops(target)) {
+    OpSpec op;
+    op.type = "constexpr_lut_to_dense";
+    op.name = task.name + "_palettized";
+    op.params_as_attributes = true;
+    Tensor packed;
+    packed.type = ElementType::kUInt8;
+    packed.bytes = format::PackBits(p->indices, p->bits);
+    packed.shape = {static_cast<int64_t>(packed.bytes.size())};
+    Tensor flat_lut = lut;
+    flat_lut.shape = {int64_t{1} << p->bits};
+    op.params.push_back({"indices", packed});
+    op.params.push_back({"lut", flat_lut});
+    op.params.push_back({"shape", ShapeTensor(task.shape)});
+    op.outputs.push_back({op.name, task.dtype, task.shape});
+    r.ops = {op};
+    r.final_output = op.name;
+    return r;
+  }
+
+  if (p->scale.empty()) {
+    OpSpec op;
+    op.type = "constexpr_lut_to_dense";
+    op.name = task.name + "_palettized";
+    op.params.push_back({"indices", indices});
+    op.params.push_back({"lut", lut});
+    if (vector_axis) op.params.push_back({"vector_axis", *vector_axis});
+    op.outputs.push_back({op.name, task.dtype, task.shape});
+    r.ops = {op};
+    r.final_output = op.name;
+    return r;
+  }
+
+  // Per-channel scale. Below iOS26 Core ML tools scale the palette first
+  // (the LUT repeated to the scale's extent), then look it up; from iOS26
+  // they look up, then scale the dense tensor.
+  const std::string first = task.name + "_palettized";
+  const std::string second = task.name + "_palettized_pcs";
+  Shape scale_shape = p->scale_shape;
+  if (target < Target::kIOS26) {
+    Shape lut_scale_shape = scale_shape;
+    lut_scale_shape.push_back(1);
+    lut_scale_shape.push_back(1);
+    Shape repeated = p->lut_shape;
+    for (size_t a = 0; a < scale_shape.size(); ++a) repeated[a] = std::max(repeated[a], lut_scale_shape[a]);
+    OpSpec scale_op;
+    scale_op.type = "constexpr_blockwise_shift_scale";
+    scale_op.name = first;
+    scale_op.params.push_back({"data", RepeatLut(p->lut, p->lut_shape, repeated, task.dtype)});
+    scale_op.params.push_back({"scale", MakeFloatTensor(task.dtype, lut_scale_shape, p->scale)});
+    scale_op.outputs.push_back({first, task.dtype, repeated});
+    OpSpec lut_op;
+    lut_op.type = "constexpr_lut_to_dense";
+    lut_op.name = second;
+    lut_op.params.push_back({"indices", indices});
+    ParamSpec lut_param;
+    lut_param.name = "lut";
+    lut_param.bound_name = first;
+    lut_op.params.push_back(lut_param);
+    if (vector_axis) lut_op.params.push_back({"vector_axis", *vector_axis});
+    lut_op.outputs.push_back({second, task.dtype, task.shape});
+    r.ops = {scale_op, lut_op};
+  } else {
+    OpSpec lut_op;
+    lut_op.type = "constexpr_lut_to_dense";
+    lut_op.name = first;
+    lut_op.params.push_back({"indices", indices});
+    lut_op.params.push_back({"lut", lut});
+    if (vector_axis) lut_op.params.push_back({"vector_axis", *vector_axis});
+    lut_op.outputs.push_back({first, task.dtype, task.shape});
+    OpSpec scale_op;
+    scale_op.type = "constexpr_blockwise_shift_scale";
+    scale_op.name = second;
+    ParamSpec data;
+    data.name = "data";
+    data.bound_name = first;
+    scale_op.params.push_back(data);
+    scale_op.params.push_back({"scale", MakeFloatTensor(task.dtype, scale_shape, p->scale)});
+    scale_op.outputs.push_back({second, task.dtype, task.shape});
+    r.ops = {lut_op, scale_op};
+  }
+  r.final_output = second;
+  return r;
+}
+
+}  // namespace
+
+Tensor MakeFloatTensor(ElementType type, Shape shape, const std::vector<float>& values) {
+  Tensor t;
+  t.type = type;
+  t.shape = std::move(shape);
+  if (type == ElementType::kFloat16) {
+    t.bytes.resize(values.size() * 2);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const uint16_t h = format::FloatToHalf(values[i]);
+      t.bytes[2 * i] = static_cast<char>(h & 0xff);
+      t.bytes[2 * i + 1] = static_cast<char>(h >> 8);
+    }
+  } else {
+    t.bytes.resize(values.size() * 4);
+    std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  }
+  return t;
+}
+
+absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target) {
+  for (float v : values) {
+    if (!std::isfinite(v)) {
+      // Core ML tools skip such weights with a warning; a silent skip would
+      // hide a broken model, so say so in the report.
+      return Skip("weight contains NaN or infinity");
+    }
+  }
+  const OpConfig& primary = task.primary;
+  std::string params = DescribeParams(primary);
+  WeightResult r;
+
+  if (std::holds_alternative<ThresholdPrunerConfig>(primary) || std::holds_alternative<MagnitudePrunerConfig>(primary)) {
+    std::vector<float> pruned = values;
+    ASSIGN_OR_RETURN(std::string reason, Prune(task, primary, &pruned));
+    if (!reason.empty()) return Skip(reason);
+    const Sparse sparse = SparseOf(pruned);
+    if (task.joint) {
+      if (!HasIos18Ops(target)) return Unsupported(task, target, "joint compression");
+      const std::string joint_params = DescribeParams(*task.joint);
+      // Nothing left to compress further (Core ML tools leave such weights pruned only).
+      const bool quantize = std::holds_alternative<LinearQuantizerConfig>(*task.joint);
+      if (!(quantize && sparse.nonzero.size() < 10) && !sparse.nonzero.empty()) {
+        if (quantize) {
+          ASSIGN_OR_RETURN(r, Quantize(task, pruned, std::get<LinearQuantizerConfig>(*task.joint), target, &sparse));
+        } else if (auto* pc = std::get_if<PalettizerConfig>(&*task.joint)) {
+          ASSIGN_OR_RETURN(r, Palettize(task, pruned, *pc, target, &sparse));
+        } else {
+          return absl::InvalidArgumentError("joint compression after pruning must palettize or linear_quantize");
+        }
+        if (r.skipped_reason.empty()) {
+          r.params = absl::StrCat(params, "; ", joint_params, r.params.empty() ? "" : " ", r.params);
+          return r;
+        }
+        // The follower does not apply: keep the pruning alone.
+      }
+    }
+    r = WeightResult();
+    r.technique = "prune";
+    r.params = params;
+    r.ops = {SparseToDense(task, target, sparse)};
+    r.final_output = r.ops[0].name;
+    r.reconstructed = std::move(pruned);
+    for (float& v : r.reconstructed) {
+      if (v == 0.0f) v = 0.0f;  // the dense op fills +0.0
+    }
+    return r;
+  }
+  if (task.joint) {
+    return absl::InvalidArgumentError(absl::StrCat("weight \"", task.name,
+                                                   "\": joint compression is supported as pruning followed by "
+                                                   "palettization or linear quantization"));
+  }
+  if (auto* q = std::get_if<LinearQuantizerConfig>(&primary)) {
+    ASSIGN_OR_RETURN(r, Quantize(task, values, *q, target, nullptr));
+  } else if (auto* p = std::get_if<PalettizerConfig>(&primary)) {
+    ASSIGN_OR_RETURN(r, Palettize(task, values, *p, target, nullptr));
+  } else {  // fp16
+    if (task.dtype == ElementType::kFloat16) return Skip("already fp16");
+    r.technique = "fp16";
+    OpSpec op;
+    op.type = "constexpr_cast";
+    op.name = task.name + "_fp16";
+    op.params_as_attributes = true;
+    std::vector<float> rounded(values.size());
+    for (size_t i = 0; i < values.size(); ++i) rounded[i] = format::RoundToHalf(values[i]);
+    op.params.push_back({"source_val", MakeFloatTensor(ElementType::kFloat16, task.shape, rounded)});
+    ParamSpec dtype;
+    dtype.name = "output_dtype";
+    dtype.string_value = "fp32";
+    op.params.push_back(dtype);
+    op.outputs.push_back({op.name, ElementType::kFloat32, task.shape});
+    r.ops = {op};
+    r.final_output = op.name;
+    r.reconstructed = std::move(rounded);
+  }
+  if (r.skipped_reason.empty()) r.params = r.params.empty() ? params : absl::StrCat(params, " ", r.params);
+  return r;
+}
+
+}  // namespace coremlz::engine

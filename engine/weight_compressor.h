@@ -1,0 +1,58 @@
+// Compresses one ML Program weight: runs the configured technique(s) on its
+// values and describes the constexpr op(s) Core ML tools would emit for the
+// deployment target, plus the dense values those ops decompress to.
+#ifndef COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
+#define COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/config.h"
+#include "engine/op_spec.h"
+#include "engine/target.h"
+#include "format/tensor.h"
+
+namespace coremlz::engine {
+
+struct ConsumerInfo {
+  std::string op_type;  // "conv", "linear", ...
+  std::string op_name;
+  std::string input;    // which input the weight feeds ("weight", "y", ...)
+  int64_t conv_groups = 1;
+};
+
+struct WeightTask {
+  std::string name;  // the const op's output name
+  std::string function;
+  format::ElementType dtype = format::ElementType::kFloat16;
+  format::Shape shape;
+  std::vector<ConsumerInfo> consumers;
+  int out_axis = -1;  // output / input channel axes from the consumers
+  int in_axis = -1;   // (normalised; -1 when the consumers disagree)
+  // The compressing config, and an optional joint follower that compresses
+  // the first one's result (prune, then palettize or quantize).
+  OpConfig primary;
+  std::optional<OpConfig> joint;
+};
+
+struct WeightResult {
+  std::vector<OpSpec> ops;  // empty when skipped
+  std::string final_output;  // what the consumers now read
+  std::vector<float> reconstructed;  // dense values the ops decompress to
+  std::string technique;
+  std::string params;
+  std::string skipped_reason;  // the technique does not apply to this tensor
+};
+
+// Errors: the target cannot express the requested compression
+// (FailedPrecondition, naming the weight and what is needed), or invalid
+// weights (NaN/Inf: InvalidArgument).
+absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target);
+
+// Tensor helpers shared with the NeuralNetwork path.
+format::Tensor MakeFloatTensor(format::ElementType type, format::Shape shape, const std::vector<float>& values);
+
+}  // namespace coremlz::engine
+
+#endif  // COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
