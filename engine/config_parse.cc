@@ -223,4 +223,94 @@ absl::StatusOr<CompressionConfig> ParseCompressionConfig(absl::string_view text)
   return config;
 }
 
+namespace {
+
+std::string GranularityText(Granularity g) {
+  switch (g) {
+    case Granularity::kPerTensor: return "per_tensor";
+    case Granularity::kPerChannel: return "per_channel";
+    case Granularity::kPerGroupedChannel: return "per_grouped_channel";
+    case Granularity::kPerBlock: return "per_block";
+  }
+  return "per_tensor";
+}
+
+void EmitOpConfig(YAML::Emitter& out, const OpConfig& c) {
+  out << YAML::BeginMap << YAML::Key << "config_type" << YAML::Value << ConfigTypeName(c);
+  if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {
+    out << YAML::Key << "mode" << YAML::Value << (q->symmetric ? "linear_symmetric" : "linear");
+    out << YAML::Key << "dtype" << YAML::Value << absl::StrCat(q->is_signed ? "int" : "uint", q->bits);
+    out << YAML::Key << "granularity" << YAML::Value << GranularityText(q->granularity);
+    out << YAML::Key << "block_size" << YAML::Value;
+    if (q->block_size_per_axis) {
+      out << YAML::Flow << q->block_size;
+    } else {
+      out << q->block_size[0];
+    }
+  } else if (auto* p = std::get_if<PalettizerConfig>(&c)) {
+    const char* modes[] = {"kmeans", "uniform", "unique", "custom"};
+    out << YAML::Key << "mode" << YAML::Value << modes[static_cast<int>(p->mode)];
+    if (p->nbits) out << YAML::Key << "nbits" << YAML::Value << *p->nbits;
+    out << YAML::Key << "granularity" << YAML::Value << GranularityText(p->granularity);
+    out << YAML::Key << "group_size" << YAML::Value << p->group_size;
+    if (p->channel_axis) out << YAML::Key << "channel_axis" << YAML::Value << *p->channel_axis;
+    out << YAML::Key << "cluster_dim" << YAML::Value << p->cluster_dim;
+    out << YAML::Key << "enable_per_channel_scale" << YAML::Value << p->enable_per_channel_scale;
+    out << YAML::Key << "num_kmeans_workers" << YAML::Value << p->num_kmeans_workers;
+    if (!p->lut.empty()) out << YAML::Key << "lut" << YAML::Value << YAML::Flow << p->lut;
+  } else if (auto* t = std::get_if<ThresholdPrunerConfig>(&c)) {
+    out << YAML::Key << "threshold" << YAML::Value << t->threshold;
+    out << YAML::Key << "minimum_sparsity_percentile" << YAML::Value << t->minimum_sparsity_percentile;
+  } else if (auto* m = std::get_if<MagnitudePrunerConfig>(&c)) {
+    if (m->target_sparsity) out << YAML::Key << "target_sparsity" << YAML::Value << *m->target_sparsity;
+    if (m->block_size) out << YAML::Key << "block_size" << YAML::Value << *m->block_size;
+    if (m->n_m_ratio) {
+      out << YAML::Key << "n_m_ratio" << YAML::Value << YAML::Flow << YAML::BeginSeq << m->n_m_ratio->first
+          << m->n_m_ratio->second << YAML::EndSeq;
+    }
+    if (m->dim) out << YAML::Key << "dim" << YAML::Value << *m->dim;
+  }
+  out << YAML::Key << "weight_threshold" << YAML::Value << WeightThreshold(c);
+  out << YAML::EndMap;
+}
+
+void EmitMaybe(YAML::Emitter& out, const std::optional<OpConfig>& c) {
+  if (c) {
+    EmitOpConfig(out, *c);
+  } else {
+    out << YAML::Null;
+  }
+}
+
+}  // namespace
+
+std::string CompressionConfigToYaml(const CompressionConfig& config) {
+  YAML::Emitter out;
+  out.SetDoublePrecision(17);
+  out << YAML::BeginMap << YAML::Key << "passes" << YAML::Value << YAML::BeginSeq;
+  for (const CompressionPass& pass : config.passes) {
+    out << YAML::BeginMap;
+    // config_type names the default class; each nested config states its own.
+    std::string type = "OpPalettizerConfig";
+    if (pass.config.global) type = ConfigTypeName(*pass.config.global);
+    out << YAML::Key << "config_type" << YAML::Value << type;
+    if (pass.joint_compression) out << YAML::Key << "joint_compression" << YAML::Value << true;
+    out << YAML::Key << "global_config" << YAML::Value;
+    EmitMaybe(out, pass.config.global);
+    for (const auto* group : {&pass.config.op_type_configs, &pass.config.op_name_configs}) {
+      if (group->empty()) continue;
+      out << YAML::Key << (group == &pass.config.op_type_configs ? "op_type_configs" : "op_name_configs") << YAML::Value
+          << YAML::BeginMap;
+      for (const auto& [name, c] : *group) {
+        out << YAML::Key << name << YAML::Value;
+        EmitMaybe(out, c);
+      }
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
 }  // namespace coremlz::engine

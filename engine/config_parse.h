@@ -28,6 +28,10 @@ namespace coremlz::engine {
 
 absl::StatusOr<CompressionConfig> ParseCompressionConfig(absl::string_view yaml_or_json);
 
+// The same config as YAML in the "passes" form; ParseCompressionConfig reads
+// it back to an equal config.
+std::string CompressionConfigToYaml(const CompressionConfig& config);
+
 }  // namespace coremlz::engine
 
 #endif  // COREMLZ_ENGINE_CONFIG_PARSE_H_

@@ -223,17 +223,18 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
 
   RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
     const FunctionIndex& fi = index[ctx.function];
-    for (const mil::Operation& op : block->operations()) {
-      if (op.type() != "const" || op.outputs_size() != 1) continue;
+    // Plans one const op; returning early leaves it out (or in the report as skipped).
+    auto plan_const = [&](const mil::Operation& op) -> absl::Status {
+      if (op.type() != "const" || op.outputs_size() != 1) return absl::OkStatus();
       auto val = op.attributes().find("val");
-      if (val == op.attributes().end() || !val->second.type().has_tensortype()) continue;
+      if (val == op.attributes().end() || !val->second.type().has_tensortype()) return absl::OkStatus();
       auto info = format::ReadTensorType(val->second.type());
       if (!info.ok()) {
         return absl::Status(info.status().code(), absl::StrCat("const \"", op.outputs(0).name(), "\": ", info.status().message()));
       }
-      if (info->type != ElementType::kFloat16 && info->type != ElementType::kFloat32) continue;
+      if (info->type != ElementType::kFloat16 && info->type != ElementType::kFloat32) return absl::OkStatus();
       ASSIGN_OR_RETURN(uint64_t count, format::ElementCount(info->shape));
-      if (count < 10) continue;  // never a weight for Core ML tools either
+      if (count < 10) return absl::OkStatus();  // never a weight for Core ML tools either
       const std::string name = op.outputs(0).name();
 
       WeightReport row;
@@ -321,7 +322,9 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
       task->report_index = report_.weights.size();
       report_.weights.push_back(row);
       tasks_.push_back(std::move(task));
-    }
+      return absl::OkStatus();
+    };
+    for (const mil::Operation& op : block->operations()) RETURN_IF_ERROR(plan_const(op));
     return absl::OkStatus();
   }));
 

@@ -44,6 +44,8 @@ struct CompressionReport {
   int weights_skipped = 0;
   double seconds = 0;
   std::vector<std::string> warnings;
+  // Set when an on-device validation was requested and did not pass.
+  bool validation_failed = false;
 
   double RatioVsOriginal() const {
     return weight_bytes_after ? static_cast<double>(weight_bytes_before) / weight_bytes_after : 0;

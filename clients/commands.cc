@@ -1,0 +1,217 @@
+#include "clients/commands.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "clients/arg_parser.h"
+#include "clients/config_flags.h"
+#include "clients/exit_codes.h"
+#include "clients/progress.h"
+#include "clients/remote.h"
+#include "clients/render.h"
+#include "common/file_util.h"
+#include "engine/compress_model.h"
+#include "engine/config_parse.h"
+#include "engine/inventory.h"
+
+namespace coremlz::cli {
+namespace {
+
+constexpr char kCompressHelp[] = R"(coremlz compress MODEL -o OUT [TECHNIQUE | --config FILE] [options]
+
+Techniques (flags build a coremltools-style OptimizationConfig; --config FILE
+takes the same thing as YAML or JSON, see docs/config.md):
+  --palettize N             palettize to N bits (1, 2, 3, 4, 6, 8; 3 needs iOS18)
+      --mode M              kmeans (default: exact optimal 1-D k-means), uniform, unique
+      --group-size G        one palette per G output channels (iOS18)
+      --cluster-dim D       vector palettization (iOS18)
+      --per-channel-scale   normalise by a per-channel scale first (iOS18)
+  --quantize DTYPE          linear quantization: int8, uint8, int4, uint4 (4-bit needs iOS18)
+      --quant-mode M        linear_symmetric (default) or linear
+      --granularity G       per_channel (default), per_tensor, per_block
+      --block-size B        per-block quantization along the input axis (iOS18)
+  --prune SPARSITY          magnitude pruning to this fraction of zeros (0..1)
+      --prune-block-size B  block sparsity along output channels
+  --n-m N:M                 n:m sparsity (e.g. 2:4)
+  --prune-threshold T       zero every |w| <= T
+  --fp16                    store fp32 weights as fp16
+  Pruning combined with --palettize or --quantize runs both, jointly (iOS18).
+  --weight-threshold N      leave weights with N or fewer elements alone (default 2048)
+
+Options:
+  -o, --output OUT          output .mlpackage directory or .mlmodel file (required)
+  --target T                deployment target to check against (ios16, ios17, ios18, ios26)
+  --report FILE             write the JSON report here ("-" for stdout)
+  --all                     list every weight in the table, also those left alone
+  --force                   replace OUT if it exists
+  --quiet                   no progress bar and no table
+  --server HOST:PORT        compress on a coremlzd server instead of in this process
+  --deadline SECONDS        give up after this long (remote only; default 600)
+  --token-file FILE         bearer token for the server
+  --tls-ca FILE             trust this CA for the server (enables TLS)
+  --tls-cert/--tls-key FILE client certificate for mTLS
+  --report-only             ask the server for the report only (no artifact)
+  --validate DEVICE         also validate on a device of the server's runner pool
+)";
+
+constexpr char kInspectHelp[] = R"(coremlz inspect MODEL [--json] [--min-elements N] [--no-stats] [--server HOST:PORT]
+
+Lists every weight of the model: the op holding it, the ops reading it, its
+shape, storage (dtype, or the constexpr parameters of compressed weights),
+bytes, share of all weights, fraction of zeros and number of distinct values
+(after decompression). --min-elements hides smaller tensors (default 10).
+)";
+
+void PrintError(const absl::Status& s) {
+  std::fprintf(stderr, "coremlz: %s\n", std::string(s.message()).c_str());
+}
+
+int Inspect(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, {"min-elements", "server", "token-file", "tls-ca", "tls-cert", "tls-key", "deadline"},
+                          {"json", "no-stats", "help"});
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kInspectHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional().size() != 1) {
+    std::fputs(kInspectHelp, stderr);
+    return kExitUsage;
+  }
+  engine::InspectOptions options;
+  auto min = args->Int("min-elements");
+  if (!min.ok()) {
+    PrintError(min.status());
+    return kExitUsage;
+  }
+  if (*min) options.min_elements = static_cast<uint64_t>(**min);
+  options.statistics = !args->Bool("no-stats");
+  absl::StatusOr<engine::Inventory> inv;
+  if (args->Has("server")) {
+    inv = RemoteInspect(*args, args->positional()[0], options);
+  } else {
+    inv = engine::InspectModel(args->positional()[0], options);
+  }
+  if (!inv.ok()) {
+    PrintError(inv.status());
+    return ExitCodeFor(inv.status());
+  }
+  std::fputs((args->Bool("json") ? RenderInventoryJson(*inv) : RenderInventoryTable(*inv)).c_str(), stdout);
+  return kExitOk;
+}
+
+std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+int Compress(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv,
+                          Union({"output", "target", "report", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                                 "tls-key", "validate", "validate-iterations"},
+                                ConfigValueFlags()),
+                          Union({"force", "quiet", "all", "help", "report-only"}, ConfigBoolFlags()));
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kCompressHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional().size() != 1 || (!args->Has("output") && !args->Bool("report-only"))) {
+    std::fprintf(stderr, "coremlz compress: need one MODEL and -o OUT (see coremlz help compress)\n");
+    return kExitUsage;
+  }
+  auto config = ConfigFromFlags(*args);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return config.status().message().find("no compression requested") != std::string::npos ? kExitUsage
+                                                                                         : kExitInput;
+  }
+  engine::CompressOptions options;
+  if (auto t = args->Value("target")) {
+    auto target = engine::ParseTarget(*t);
+    if (!target.ok()) {
+      PrintError(target.status());
+      return kExitUsage;
+    }
+    options.target = *target;
+  }
+  const bool quiet = args->Bool("quiet");
+  ProgressBar::InstallInterruptHandler();
+  ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());
+  absl::StatusOr<engine::CompressionReport> report;
+  if (args->Has("server")) {
+    report = RemoteCompress(*args, args->positional()[0], args->Value("output").value_or(""), *config, options, &progress);
+  } else {
+    if (args->Has("validate") || args->Bool("report-only")) {
+      std::fprintf(stderr, "coremlz compress: --validate and --report-only need --server\n");
+      return kExitUsage;
+    }
+    engine::WriteOptions write;
+    write.overwrite = args->Bool("force");
+    report = engine::CompressModelPath(args->positional()[0], *args->Value("output"), *config, options, write, &progress);
+  }
+  progress.Done();
+  if (!report.ok()) {
+    PrintError(report.status());
+    return ExitCodeFor(report.status());
+  }
+  if (auto path = args->Value("report")) {
+    const std::string json = RenderReportJson(*report);
+    if (*path == "-") {
+      std::fputs(json.c_str(), stdout);
+    } else if (absl::Status s = WriteFileAtomically(*path, json); !s.ok()) {
+      PrintError(s);
+      return kExitInput;
+    }
+  }
+  if (!quiet && args->Value("report").value_or("") != "-") {
+    std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
+    if (args->Has("output")) std::printf("wrote %s\n", args->Value("output")->c_str());
+  }
+  return report->validation_failed ? kExitValidation : kExitOk;
+}
+
+int PrintConfig(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, ConfigValueFlags(), ConfigBoolFlags());
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  auto config = ConfigFromFlags(*args);
+  if (!config.ok()) {
+    PrintError(config.status());
+    return kExitInput;
+  }
+  std::fputs(engine::CompressionConfigToYaml(*config).c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+int PrintCommandHelp(const std::string& command) {
+  if (command == "compress") std::fputs(kCompressHelp, stdout);
+  else if (command == "inspect") std::fputs(kInspectHelp, stdout);
+  else if (command == "config") std::fputs("coremlz config [technique flags | --config FILE]: print the config as YAML\n", stdout);
+  else if (!RemoteCommandHelp(command)) {
+    std::fprintf(stderr, "coremlz: no help for \"%s\"\n", command.c_str());
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+int RunCommand(const std::string& command, const std::vector<std::string>& args) {
+  if (command == "inspect") return Inspect(args);
+  if (command == "compress") return Compress(args);
+  if (command == "config") return PrintConfig(args);
+  if (int code; RunRemoteCommand(command, args, &code)) return code;
+  std::fprintf(stderr, "coremlz: unknown command \"%s\" (see coremlz --help)\n", command.c_str());
+  return kExitUsage;
+}
+
+}  // namespace coremlz::cli

@@ -1,0 +1,55 @@
+// coremlz: the command-line client CI jobs run.
+//
+//   coremlz inspect MODEL [--json]
+//   coremlz compress MODEL -o OUT [technique flags | --config FILE] [--server HOST:PORT]
+//
+// Without --server the engine runs in this process (the embedded default),
+// so a single command works with no service deployed.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "clients/arg_parser.h"
+#include "clients/commands.h"
+#include "clients/exit_codes.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(coremlz - data-free compression of Core ML models
+
+usage:
+  coremlz inspect MODEL [--json] [--min-elements N] [--no-stats]
+  coremlz compress MODEL -o OUT [TECHNIQUE | --config FILE] [options]
+  coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
+  coremlz help [COMMAND]
+
+MODEL is an .mlpackage directory (ML Program) or an .mlmodel file (NeuralNetwork).
+Run "coremlz help compress" for techniques and options.
+
+exit codes: 0 ok, 1 usage, 2 invalid input, 3 not expressible for this model/target,
+            4 server unreachable/busy/timeout/auth, 5 validation failed,
+            6 corrupt file or integrity check failed, 7 internal error, 130 interrupted
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? coremlz::cli::kExitUsage : coremlz::cli::kExitOk;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "help") {
+    if (!args.empty()) return coremlz::cli::PrintCommandHelp(args[0]);
+    std::fputs(kUsage, stdout);
+    return coremlz::cli::kExitOk;
+  }
+  if (command == "--version" || command == "version") {
+    std::printf("coremlz %s\n", COREMLZ_VERSION);
+    return 0;
+  }
+  return coremlz::cli::RunCommand(command, args);
+}

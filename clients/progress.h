@@ -1,0 +1,41 @@
+// A one-line progress bar on stderr when it is a terminal; silent otherwise
+// (CI logs stay clean). Also carries Ctrl-C into job cancellation.
+#ifndef COREMLZ_CLIENTS_PROGRESS_H_
+#define COREMLZ_CLIENTS_PROGRESS_H_
+
+#include <chrono>
+#include <mutex>
+#include <string>
+
+#include "engine/job_control.h"
+
+namespace coremlz::cli {
+
+class ProgressBar : public engine::JobControl {
+ public:
+  // `enabled` false: never draws (--quiet, or stderr is not a TTY).
+  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
+  ~ProgressBar() override { Done(); }
+
+  bool Cancelled() const override;
+  void OnProgress(const engine::Progress& p) override;
+  // Generic phases (upload/download) in bytes.
+  void Bytes(const std::string& phase, uint64_t done, uint64_t total);
+  // Clears the line.
+  void Done();
+
+  // Installs a SIGINT handler that makes Cancelled() true.
+  static void InstallInterruptHandler();
+  static bool StderrIsTerminal();
+
+ private:
+  void Draw(const std::string& label, double fraction, const std::string& detail);
+  bool enabled_;
+  bool drawn_ = false;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point last_ = {};
+};
+
+}  // namespace coremlz::cli
+
+#endif  // COREMLZ_CLIENTS_PROGRESS_H_

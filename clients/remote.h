@@ -1,0 +1,30 @@
+// The CLI's client side of coremlzd: compress and inspect through a server.
+#ifndef COREMLZ_CLIENTS_REMOTE_H_
+#define COREMLZ_CLIENTS_REMOTE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "clients/arg_parser.h"
+#include "clients/progress.h"
+#include "engine/config.h"
+#include "engine/inventory.h"
+#include "engine/ml_program_compressor.h"
+#include "engine/report.h"
+
+namespace coremlz::cli {
+
+absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const std::string& input,
+                                                         const std::string& output, const engine::CompressionConfig& config,
+                                                         const engine::CompressOptions& options, ProgressBar* progress);
+absl::StatusOr<engine::Inventory> RemoteInspect(const Args& args, const std::string& input,
+                                                const engine::InspectOptions& options);
+// Commands that only exist against a server (runners, ...). Returns false if
+// `command` is not one of them.
+bool RunRemoteCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code);
+bool RemoteCommandHelp(const std::string& command);
+
+}  // namespace coremlz::cli
+
+#endif  // COREMLZ_CLIENTS_REMOTE_H_

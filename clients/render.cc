@@ -1,0 +1,215 @@
+#include "clients/render.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/json_writer.h"
+
+namespace coremlz::cli {
+namespace {
+
+// Left-aligned text columns sized to their widest cell.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string Render() const {
+    std::vector<size_t> width(rows_[0].size(), 0);
+    for (const auto& r : rows_)
+      for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+    std::string out;
+    for (size_t i = 0; i < rows_.size(); ++i) {
+      std::string line;
+      for (size_t c = 0; c < rows_[i].size(); ++c) {
+        line += rows_[i][c];
+        if (c + 1 < rows_[i].size()) line += std::string(width[c] - rows_[i][c].size() + 2, ' ');
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line + "\n";
+      if (i == 0) {
+        size_t total = 0;
+        for (size_t w : width) total += w + 2;
+        out += std::string(total - 2, '-') + "\n";
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string ShapeText(const format::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, "x"), "]"); }
+
+std::string Db(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return absl::StrFormat("%.1f", v);
+}
+
+void WriteShape(JsonWriter& w, const format::Shape& s) {
+  w.BeginArray();
+  for (int64_t d : s) w.Int(d);
+  w.EndArray();
+}
+
+void WriteDb(JsonWriter& w, double v) {
+  // JSON has no infinity: an exact reconstruction is reported as null with
+  // "exact": true beside it.
+  if (std::isinf(v)) w.Null(); else w.Double(v);
+}
+
+}  // namespace
+
+std::string HumanBytes(uint64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  if (b < 1024) return absl::StrCat(bytes, " B");
+  if (b < 1024 * 1024) return absl::StrFormat("%.1f KiB", b / 1024);
+  if (b < 1024.0 * 1024 * 1024) return absl::StrFormat("%.2f MiB", b / (1024 * 1024));
+  return absl::StrFormat("%.2f GiB", b / (1024.0 * 1024 * 1024));
+}
+
+std::string RenderInventoryTable(const engine::Inventory& inv) {
+  std::string out = absl::StrCat(inv.path, "\n  ", inv.kind, ", specification version ", inv.spec_version,
+                                 inv.opset.empty() ? "" : absl::StrCat(", opset ", inv.opset), "\n");
+  for (const auto& f : inv.inputs) absl::StrAppend(&out, "  input  ", f.name, ": ", f.type, "\n");
+  for (const auto& f : inv.outputs) absl::StrAppend(&out, "  output ", f.name, ": ", f.type, "\n");
+  absl::StrAppend(&out, "  ", inv.weights.size(), " weights, ", HumanBytes(inv.weight_bytes), " of ",
+                  HumanBytes(inv.model_bytes), "\n\n");
+  Table t({"name", "op", "consumers", "shape", "storage", "bytes", "share", "sparsity", "unique"});
+  for (const auto& e : inv.weights) {
+    t.Add({e.name, e.op_type, absl::StrJoin(e.consumers, ","), ShapeText(e.shape), e.storage, HumanBytes(e.bytes),
+           absl::StrFormat("%.1f%%", 100 * e.share), e.has_statistics ? absl::StrFormat("%.2f", e.sparsity) : "-",
+           e.has_statistics ? absl::StrCat(e.distinct_values) : "-"});
+  }
+  return out + t.Render();
+}
+
+std::string RenderInventoryJson(const engine::Inventory& inv) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("path").String(inv.path);
+  w.Key("kind").String(inv.kind);
+  w.Key("specification_version").Int(inv.spec_version);
+  w.Key("opset").String(inv.opset);
+  for (const char* key : {"inputs", "outputs"}) {
+    w.Key(key).BeginArray();
+    for (const auto& f : std::string(key) == "inputs" ? inv.inputs : inv.outputs) {
+      w.BeginObject().Key("name").String(f.name).Key("type").String(f.type).EndObject();
+    }
+    w.EndArray();
+  }
+  w.Key("weight_bytes").Uint(inv.weight_bytes);
+  w.Key("model_bytes").Uint(inv.model_bytes);
+  w.Key("weights").BeginArray();
+  for (const auto& e : inv.weights) {
+    w.BeginObject();
+    w.Key("name").String(e.name);
+    if (!e.function.empty()) w.Key("function").String(e.function);
+    w.Key("op_type").String(e.op_type);
+    w.Key("consumers").BeginArray();
+    for (const auto& c : e.consumers) w.String(c);
+    w.EndArray();
+    w.Key("shape");
+    WriteShape(w, e.shape);
+    w.Key("dtype").String(e.dtype);
+    w.Key("storage").String(e.storage);
+    w.Key("bytes").Uint(e.bytes);
+    w.Key("share").Double(e.share);
+    if (e.has_statistics) {
+      w.Key("sparsity").Double(e.sparsity);
+      w.Key("unique_values").Uint(e.distinct_values);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return w.str() + "\n";
+}
+
+std::string RenderReportTable(const engine::CompressionReport& r, bool all_weights) {
+  Table t({"weight", "technique", "shape", "before", "after", "ratio", "SNR dB", "PSNR dB", "note"});
+  int hidden = 0;
+  for (const auto& w : r.weights) {
+    const bool compressed = w.skipped_reason.empty() && w.technique != "none";
+    if (!compressed && !all_weights) {
+      ++hidden;
+      continue;
+    }
+    const double ratio = w.bytes_after ? static_cast<double>(w.bytes_before) / w.bytes_after : 0;
+    t.Add({w.name, w.technique, ShapeText(w.shape), HumanBytes(w.bytes_before),
+           compressed ? HumanBytes(w.bytes_after) : "-", compressed ? absl::StrFormat("%.2fx", ratio) : "-",
+           compressed ? Db(w.error.snr_db) : "-", compressed ? Db(w.error.psnr_db) : "-",
+           compressed ? w.params : w.skipped_reason});
+  }
+  std::string out = t.Render();
+  if (hidden) absl::StrAppend(&out, "(", hidden, " weights left as they were; --all lists them with the reason)\n");
+  absl::StrAppend(&out, "\n", r.weights_compressed, " weights compressed, ", r.weights_skipped, " skipped; weights ",
+                  HumanBytes(r.weight_bytes_before), " -> ", HumanBytes(r.weight_bytes_after),
+                  absl::StrFormat(" (%.2fx vs original, %.2fx vs fp16)", r.RatioVsOriginal(), r.RatioVsFp16()),
+                  "; model ", HumanBytes(r.model_bytes_before), " -> ", HumanBytes(r.model_bytes_after),
+                  absl::StrFormat("; %.2f s", r.seconds), "\n");
+  for (const auto& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
+  return out;
+}
+
+std::string RenderReportJson(const engine::CompressionReport& r) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("model_kind").String(r.model_kind);
+  w.Key("specification_version_before").Int(r.spec_version_before);
+  w.Key("specification_version_after").Int(r.spec_version_after);
+  w.Key("target").String(r.target);
+  w.Key("weights").BeginArray();
+  for (const auto& x : r.weights) {
+    w.BeginObject();
+    w.Key("name").String(x.name);
+    if (!x.function.empty()) w.Key("function").String(x.function);
+    w.Key("op_type").String(x.op_type);
+    w.Key("consumers").BeginArray();
+    for (const auto& c : x.consumers) w.String(c);
+    w.EndArray();
+    w.Key("shape");
+    WriteShape(w, x.shape);
+    w.Key("dtype").String(x.dtype);
+    w.Key("technique").String(x.technique);
+    w.Key("params").String(x.params);
+    w.Key("bytes_before").Uint(x.bytes_before);
+    w.Key("bytes_after").Uint(x.bytes_after);
+    if (x.skipped_reason.empty()) {
+      w.Key("snr_db");
+      WriteDb(w, x.error.snr_db);
+      w.Key("psnr_db");
+      WriteDb(w, x.error.psnr_db);
+      w.Key("exact").Bool(x.error.mse == 0);
+      w.Key("max_abs_error").Double(x.error.max_abs_error);
+      w.Key("sparsity").Double(x.sparsity);
+      w.Key("unique_values").Uint(x.distinct_values);
+    } else {
+      w.Key("skipped_reason").String(x.skipped_reason);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("totals").BeginObject();
+  w.Key("weights_compressed").Int(r.weights_compressed);
+  w.Key("weights_skipped").Int(r.weights_skipped);
+  w.Key("weight_bytes_before").Uint(r.weight_bytes_before);
+  w.Key("weight_bytes_after").Uint(r.weight_bytes_after);
+  w.Key("fp16_bytes").Uint(r.fp16_bytes);
+  w.Key("model_bytes_before").Uint(r.model_bytes_before);
+  w.Key("model_bytes_after").Uint(r.model_bytes_after);
+  w.Key("ratio_vs_original").Double(r.RatioVsOriginal());
+  w.Key("ratio_vs_fp16").Double(r.RatioVsFp16());
+  w.Key("seconds").Double(r.seconds);
+  w.EndObject();
+  w.Key("warnings").BeginArray();
+  for (const auto& x : r.warnings) w.String(x);
+  w.EndArray();
+  w.EndObject();
+  return w.str() + "\n";
+}
+
+}  // namespace coremlz::cli

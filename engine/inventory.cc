@@ -1,0 +1,173 @@
+#include "engine/inventory.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "compress/metrics.h"
+#include "engine/decompress.h"
+#include "format/mil_program.h"
+#include "format/neural_network_weights.h"
+#include "format/package.h"
+
+namespace coremlz::engine {
+namespace spec = CoreML::Specification;
+
+namespace {
+
+std::string DescribeFeature(const spec::FeatureType& t) {
+  switch (t.Type_case()) {
+    case spec::FeatureType::kMultiArrayType: {
+      const auto& a = t.multiarraytype();
+      std::string dt = a.datatype() == spec::ArrayFeatureType::FLOAT16   ? "fp16"
+                       : a.datatype() == spec::ArrayFeatureType::FLOAT32 ? "fp32"
+                       : a.datatype() == spec::ArrayFeatureType::DOUBLE  ? "fp64"
+                       : a.datatype() == spec::ArrayFeatureType::INT32   ? "int32"
+                       : a.datatype() == spec::ArrayFeatureType::INT8    ? "int8"
+                                                                          : "?";
+      return absl::StrCat(dt, "[", absl::StrJoin(a.shape(), ", "), "]");
+    }
+    case spec::FeatureType::kImageType: {
+      const auto& im = t.imagetype();
+      const char* cs = im.colorspace() == spec::ImageFeatureType::RGB       ? "RGB"
+                       : im.colorspace() == spec::ImageFeatureType::BGR     ? "BGR"
+                       : im.colorspace() == spec::ImageFeatureType::GRAYSCALE ? "grayscale"
+                                                                             : "grayscale fp16";
+      return absl::StrCat("image ", im.width(), "x", im.height(), " ", cs);
+    }
+    case spec::FeatureType::kInt64Type: return "int64";
+    case spec::FeatureType::kDoubleType: return "double";
+    case spec::FeatureType::kStringType: return "string";
+    case spec::FeatureType::kDictionaryType: return "dictionary";
+    case spec::FeatureType::kSequenceType: return "sequence";
+    case spec::FeatureType::kStateType: return "state";
+    default: return "?";
+  }
+}
+
+void Describe(const spec::Model& model, Inventory* inv) {
+  for (const auto& f : model.description().input()) inv->inputs.push_back({f.name(), DescribeFeature(f.type())});
+  for (const auto& f : model.description().output()) inv->outputs.push_back({f.name(), DescribeFeature(f.type())});
+}
+
+void Stats(const std::vector<float>& values, InventoryEntry* e) {
+  e->has_statistics = true;
+  e->sparsity = compress::Sparsity(values);
+  e->distinct_values = compress::DistinctCount(values);
+}
+
+absl::Status InspectPackage(const std::string& path, const InspectOptions& options, Inventory* inv) {
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path));
+  const spec::Model& model = pkg->model();
+  inv->spec_version = model.specificationversion();
+  Describe(model, inv);
+  for (const std::string& f : pkg->files()) {
+    ASSIGN_OR_RETURN(uint64_t size, FileSize(pkg->PathOf(f)));
+    inv->model_bytes += size;
+  }
+  if (!model.has_mlprogram()) return absl::InvalidArgumentError(absl::StrCat(path, ": the package's model is not an ML Program"));
+  inv->kind = "mlprogram";
+  auto main = model.mlprogram().functions().find("main");
+  if (main != model.mlprogram().functions().end()) inv->opset = main->second.opset();
+  format::MlPackage* p = pkg.get();
+  ASSIGN_OR_RETURN(std::vector<format::ProgramWeight> weights,
+                   format::ListProgramWeights(model.mlprogram(), [p](const format::BlobRef& ref) -> absl::StatusOr<format::BlobMetadata> {
+                     ASSIGN_OR_RETURN(const format::BlobStorageReader* file, p->WeightFile(ref.file_name));
+                     return file->Metadata(ref.offset);
+                   }));
+  std::map<std::string, DecompressedWeight> dense;
+  PackageValueReader reader(p);
+  if (options.statistics) {
+    ASSIGN_OR_RETURN(std::vector<DecompressedWeight> dw, DecompressProgram(model.mlprogram(), &reader));
+    for (auto& w : dw) dense[w.function + "/" + w.name] = std::move(w);
+  }
+  for (const format::ProgramWeight& w : weights) {
+    const uint64_t count = format::ElementCount(w.shape).value_or(0);
+    if (count < options.min_elements) continue;
+    InventoryEntry e;
+    e.name = w.name;
+    e.function = w.function;
+    e.op_type = w.op_type;
+    e.consumers = w.consumers;
+    e.shape = w.shape;
+    e.dtype = std::string(format::ElementTypeName(w.type));
+    std::vector<std::string> parts;
+    for (const format::HeldTensor& t : w.tensors) {
+      parts.push_back(w.op_type == "const" ? std::string(format::ElementTypeName(t.type))
+                                           : absl::StrCat(t.input, ":", format::ElementTypeName(t.type)));
+    }
+    e.storage = absl::StrJoin(parts, " ");
+    e.bytes = w.stored_bytes;
+    if (options.statistics && format::IsFloat(w.type)) {
+      std::vector<float> values;
+      if (w.op_type == "const") {
+        const format::HeldTensor& t = w.tensors[0];
+        if (t.in_blob) {
+          ASSIGN_OR_RETURN(const format::BlobStorageReader* file, p->WeightFile(t.blob.file_name));
+          ASSIGN_OR_RETURN(format::BlobMetadata meta, file->Metadata(t.blob.offset));
+          ASSIGN_OR_RETURN(values, format::ToFloats({meta.type, w.shape, file->Data(meta)}));
+        }
+        if (!values.empty()) Stats(values, &e);
+      } else if (auto it = dense.find(w.function + "/" + w.name); it != dense.end() && !it->second.intermediate) {
+        ASSIGN_OR_RETURN(values, format::ToFloats(format::View(it->second.dense)));
+        Stats(values, &e);
+      }
+    }
+    inv->weights.push_back(std::move(e));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InspectSpecFile(const std::string& path, const InspectOptions& options, Inventory* inv) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, uint64_t{2} << 30));
+  inv->model_bytes = bytes.size();
+  ASSIGN_OR_RETURN(spec::Model model, format::ParseModelSpec(bytes, path));
+  inv->spec_version = model.specificationversion();
+  Describe(model, inv);
+  if (model.has_mlprogram()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": an ML Program's weights live in its .mlpackage; inspect the package"));
+  }
+  if (!format::HasNeuralNetwork(model)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a NeuralNetwork or ML Program model (nothing to inspect)"));
+  }
+  inv->kind = "neuralnetwork";
+  ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> weights, format::ListNeuralNetworkWeights(&model));
+  for (const format::NeuralNetworkWeight& w : weights) {
+    if (w.element_count < options.min_elements) continue;
+    InventoryEntry e;
+    e.name = absl::StrCat(w.layer, ".", w.field);
+    e.op_type = w.layer_type;
+    e.consumers = {absl::StrCat(w.layer_type, ".", w.field)};
+    e.shape = w.shape;
+    e.dtype = "fp32";
+    e.storage = w.storage == format::WeightStorage::kLinearQuantized || w.storage == format::WeightStorage::kLookupTable
+                    ? absl::StrCat(format::WeightStorageName(w.storage), " ", w.bits, "-bit")
+                    : std::string(format::WeightStorageName(w.storage));
+    e.bytes = w.stored_bytes;
+    if (options.statistics) {
+      auto values = format::DecodeWeightParams(w);
+      if (values.ok()) Stats(*values, &e);
+    }
+    inv->weights.push_back(std::move(e));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Inventory> InspectModel(const std::string& path, const InspectOptions& options) {
+  Inventory inv;
+  inv.path = path;
+  if (IsDirectory(path)) {
+    RETURN_IF_ERROR(InspectPackage(path, options, &inv));
+  } else {
+    RETURN_IF_ERROR(InspectSpecFile(path, options, &inv));
+  }
+  for (const InventoryEntry& e : inv.weights) inv.weight_bytes += e.bytes;
+  for (InventoryEntry& e : inv.weights) e.share = inv.weight_bytes ? static_cast<double>(e.bytes) / inv.weight_bytes : 0;
+  return inv;
+}
+
+}  // namespace coremlz::engine
