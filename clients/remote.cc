@@ -1,18 +1,300 @@
 #include "clients/remote.h"
 
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "api/convert.h"
+#include "api/credentials.h"
+#include "api/transfer.h"
+#include "clients/exit_codes.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "coremlz/v1/compressor.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+
 namespace coremlz::cli {
+namespace {
 
-absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args&, const std::string&, const std::string&,
-                                                         const engine::CompressionConfig&, const engine::CompressOptions&,
-                                                         ProgressBar*) {
-  return absl::UnimplementedError("this build of coremlz has no client for coremlzd yet");
+absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = s.error_message();
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) message = absl::StrCat(server, ": ", message);
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
 }
 
-absl::StatusOr<engine::Inventory> RemoteInspect(const Args&, const std::string&, const engine::InspectOptions&) {
-  return absl::UnimplementedError("this build of coremlz has no client for coremlzd yet");
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::string token;
+  std::string server;
+  absl::Duration deadline = absl::Seconds(600);
+};
+
+absl::StatusOr<Connection> Connect(const Args& args) {
+  Connection c;
+  c.server = *args.Value("server");
+  api::TlsFiles tls;
+  tls.client_ca = args.Value("tls-ca").value_or("");
+  tls.cert = args.Value("tls-cert").value_or("");
+  tls.key = args.Value("tls-key").value_or("");
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, api::ChannelCredentials(tls));
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(8 << 20);
+  channel_args.SetMaxSendMessageSize(8 << 20);
+  c.channel = grpc::CreateCustomChannel(c.server, creds, channel_args);
+  if (auto path = args.Value("token-file")) { ASSIGN_OR_RETURN(c.token, api::ReadToken(*path)); }
+  ASSIGN_OR_RETURN(std::optional<double> deadline, args.Double("deadline"));
+  if (deadline) {
+    if (*deadline <= 0) return absl::InvalidArgumentError("--deadline must be positive");
+    c.deadline = absl::Seconds(*deadline);
+  }
+  return c;
 }
 
-bool RunRemoteCommand(const std::string&, const std::vector<std::string>&, int*) { return false; }
-bool RemoteCommandHelp(const std::string&) { return false; }
+void Prepare(const Connection& c, grpc::ClientContext* ctx) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + c.deadline));
+  if (!c.token.empty()) ctx->AddMetadata("authorization", "Bearer " + c.token);
+}
+
+// Cancels the call when Ctrl-C is pressed.
+class CancelWatcher {
+ public:
+  CancelWatcher(grpc::ClientContext* ctx, ProgressBar* progress) : ctx_(ctx), progress_(progress) {
+    thread_ = std::thread([this] {
+      while (!done_.load()) {
+        if (progress_ != nullptr && progress_->Cancelled()) {
+          ctx_->TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~CancelWatcher() {
+    done_.store(true);
+    thread_.join();
+  }
+
+ private:
+  grpc::ClientContext* ctx_;
+  ProgressBar* progress_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+std::string ValidationLine(const v1::ValidationResult& v) {
+  std::string line = absl::StrCat(v.device().name().empty() ? v.device().model() : v.device().name(), " (",
+                                  v.backend(), " on ", v.runner(), "): ", v.passed() ? "passed" : "FAILED");
+  if (v.ran_coreml()) {
+    absl::StrAppend(&line, absl::StrFormat(", load %.1f ms, latency median %.2f ms p90 %.2f ms", v.load_seconds() * 1000,
+                                           v.latency().median_ms(), v.latency().p90_ms()));
+  } else {
+    absl::StrAppend(&line, ", no Core ML prediction ran");
+  }
+  if (v.weights_checked()) absl::StrAppend(&line, ", ", v.weights_checked(), " weights decompressed and checked");
+  for (const auto& f : v.fidelity()) absl::StrAppend(&line, absl::StrFormat(", %s PSNR %.1f dB", f.name(), f.psnr_db()));
+  for (const auto& e : v.errors()) absl::StrAppend(&line, "; error: ", e);
+  return line;
+}
+
+}  // namespace
+
+absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const std::string& input,
+                                                         const std::string& output, const engine::CompressionConfig& config,
+                                                         const engine::CompressOptions& options, ProgressBar* progress) {
+  ASSIGN_OR_RETURN(Connection conn, Connect(args));
+  const bool report_only = args.Bool("report-only");
+  if (!report_only && PathExists(output) && !args.Bool("force")) {
+    return absl::AlreadyExistsError(absl::StrCat(output, " already exists (pass --force to replace it)"));
+  }
+  std::string root;
+  ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
+  v1::CompressRequest header_msg;
+  v1::CompressHeader* header = header_msg.mutable_header();
+  *header->mutable_config() = api::ToProto(config);
+  if (options.target) header->set_target(engine::TargetName(*options.target));
+  for (const auto& f : files) *header->add_files() = f;
+  header->set_report_only(report_only);
+  if (auto device = args.Value("validate")) {
+    v1::ValidationRequest* v = header->mutable_validation();
+    v->set_enabled(true);
+    if (*device != "any") v->mutable_device()->set_model(*device);
+    v->set_compare_outputs(true);
+    ASSIGN_OR_RETURN(std::optional<int64_t> iterations, args.Int("validate-iterations"));
+    if (iterations) v->set_iterations(static_cast<int>(*iterations));
+  }
+  uint64_t upload_total = 0;
+  for (const auto& f : files) upload_total += f.size();
+
+  // The artifact lands in a staging directory beside the output and is moved
+  // into place only after every file passed its size and digest check.
+  std::string staging;
+  std::unique_ptr<api::FileReceiver> receiver;
+  if (!report_only) {
+    std::filesystem::path out(output);
+    std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
+    RETURN_IF_ERROR(MakeDirectories(parent.string()));
+    staging = absl::StrCat(output, ".coremlz-download-", ::getpid());
+    RETURN_IF_ERROR(RemoveAll(staging));
+    RETURN_IF_ERROR(MakeDirectories(staging));
+    api::TransferLimits limits;
+    limits.max_total_bytes = uint64_t{1} << 40;
+    limits.max_files = 100000;
+    receiver = std::make_unique<api::FileReceiver>(staging, limits);
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      if (!dir.empty()) (void)RemoveAll(dir);
+    }
+  } cleanup{staging};
+
+  auto stub = v1::Compressor::NewStub(conn.channel);
+  grpc::ClientContext ctx;
+  Prepare(conn, &ctx);
+  CancelWatcher watcher(&ctx, progress);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::CompressRequest, v1::CompressResponse>> stream = stub->Compress(&ctx);
+
+  absl::Status upload_status;
+  std::thread writer([&] {
+    if (!stream->Write(header_msg)) return;
+    upload_status = api::SendFiles(
+        root, files, 0,
+        [&](v1::FileChunk&& chunk) {
+          v1::CompressRequest r;
+          *r.mutable_chunk() = std::move(chunk);
+          return stream->Write(r);
+        },
+        [&](uint64_t sent) {
+          if (progress) progress->Bytes("upload", sent, upload_total);
+        });
+    stream->WritesDone();
+  });
+
+  std::vector<v1::WeightReport> rows;
+  v1::Summary summary;
+  bool have_summary = false;
+  std::vector<v1::ValidationResult> validations;
+  absl::Status receive_status;
+  uint64_t artifact_total = 0, artifact_done = 0;
+  v1::CompressResponse response;
+  while (stream->Read(&response)) {
+    switch (response.msg_case()) {
+      case v1::CompressResponse::kProgress: {
+        const v1::Progress& p = response.progress();
+        if (!progress) break;
+        if (p.phase() == v1::Progress::COMPRESS) {
+          engine::Progress ep;
+          ep.weights_done = p.weights_done();
+          ep.weights_total = p.weights_total();
+          ep.current = p.current();
+          progress->OnProgress(ep);
+        }
+        break;
+      }
+      case v1::CompressResponse::kWeight:
+        rows.push_back(response.weight());
+        break;
+      case v1::CompressResponse::kArtifactFile:
+        if (receiver && receive_status.ok()) {
+          receive_status = receiver->Declare(response.artifact_file().info());
+          artifact_total += response.artifact_file().info().size();
+        }
+        break;
+      case v1::CompressResponse::kArtifactChunk:
+        if (receiver && receive_status.ok()) {
+          receive_status = receiver->Add(response.artifact_chunk());
+          artifact_done += response.artifact_chunk().data().size();
+          if (progress) progress->Bytes("download", artifact_done, artifact_total);
+        }
+        break;
+      case v1::CompressResponse::kSummary:
+        summary = response.summary();
+        have_summary = true;
+        break;
+      case v1::CompressResponse::kValidation:
+        validations.push_back(response.validation());
+        break;
+      default:
+        break;
+    }
+    if (!receive_status.ok()) ctx.TryCancel();
+  }
+  writer.join();
+  grpc::Status status = stream->Finish();
+  if (!receive_status.ok()) return receive_status;
+  if (!status.ok()) return FromGrpc(status, conn.server);
+  RETURN_IF_ERROR(upload_status);
+  if (!have_summary) return absl::DataLossError("the server ended the call without a summary");
+  engine::CompressionReport report = api::ReportFrom(rows, summary);
+  for (const auto& v : validations) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions jo;
+    jo.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(v, &json, jo);
+    report.validation_json.push_back(json);
+    report.validation_lines.push_back(ValidationLine(v));
+    if (!v.passed()) report.validation_failed = true;
+  }
+  if (receiver) {
+    RETURN_IF_ERROR(receiver->Finish());
+    // A package arrives as its tree; a NeuralNetwork as one .mlmodel file.
+    std::string produced = staging;
+    if (receiver->files().size() == 1 && receiver->files()[0].path().find('/') == std::string::npos &&
+        receiver->files()[0].path() != "Manifest.json") {
+      produced = JoinPath(staging, receiver->files()[0].path());
+    }
+    if (PathExists(output)) RETURN_IF_ERROR(RemoveAll(output));
+    std::error_code ec;
+    std::filesystem::rename(produced, output, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot move the artifact to ", output, ": ", ec.message()));
+  }
+  return report;
+}
+
+absl::StatusOr<engine::Inventory> RemoteInspect(const Args& args, const std::string& input,
+                                                const engine::InspectOptions& options) {
+  ASSIGN_OR_RETURN(Connection conn, Connect(args));
+  std::string root;
+  ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
+  auto stub = v1::Compressor::NewStub(conn.channel);
+  grpc::ClientContext ctx;
+  Prepare(conn, &ctx);
+  v1::InspectResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::InspectRequest>> stream = stub->Inspect(&ctx, &response);
+  v1::InspectRequest header;
+  for (const auto& f : files) *header.mutable_header()->add_files() = f;
+  header.mutable_header()->set_min_elements(options.min_elements);
+  header.mutable_header()->set_skip_statistics(!options.statistics);
+  absl::Status sent;
+  if (stream->Write(header)) {
+    sent = api::SendFiles(root, files, 0, [&](v1::FileChunk&& chunk) {
+      v1::InspectRequest r;
+      *r.mutable_chunk() = std::move(chunk);
+      return stream->Write(r);
+    });
+  }
+  stream->WritesDone();
+  grpc::Status status = stream->Finish();
+  if (!status.ok()) return FromGrpc(status, conn.server);
+  RETURN_IF_ERROR(sent);
+  engine::Inventory inv = api::FromProto(response.inventory());
+  inv.path = input;
+  return inv;
+}
+
+bool RunRemoteCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code) {
+  (void)command;
+  (void)args;
+  (void)exit_code;
+  return false;
+}
+
+bool RemoteCommandHelp(const std::string& command) { return false; }
 
 }  // namespace coremlz::cli

@@ -152,6 +152,7 @@ std::string RenderReportTable(const engine::CompressionReport& r, bool all_weigh
                   "; model ", HumanBytes(r.model_bytes_before), " -> ", HumanBytes(r.model_bytes_after),
                   absl::StrFormat("; %.2f s", r.seconds), "\n");
   for (const auto& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
+  for (const auto& line : r.validation_lines) absl::StrAppend(&out, "validation: ", line, "\n");
   return out;
 }
 
@@ -208,6 +209,12 @@ std::string RenderReportJson(const engine::CompressionReport& r) {
   w.Key("warnings").BeginArray();
   for (const auto& x : r.warnings) w.String(x);
   w.EndArray();
+  if (!r.validation_json.empty()) {
+    w.Key("validation").BeginArray();
+    for (const auto& v : r.validation_json) w.Raw(v);
+    w.EndArray();
+    w.Key("validation_passed").Bool(!r.validation_failed);
+  }
   w.EndObject();
   return w.str() + "\n";
 }

@@ -27,6 +27,8 @@ class JsonWriter {
   JsonWriter& Double(double value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
+  // Inserts an already serialised JSON value verbatim.
+  JsonWriter& Raw(absl::string_view json);
 
   const std::string& str() const { return out_; }
 

@@ -44,7 +44,10 @@ struct CompressionReport {
   int weights_skipped = 0;
   double seconds = 0;
   std::vector<std::string> warnings;
-  // Set when an on-device validation was requested and did not pass.
+  // On-device validation (through a server's runner pool): one JSON object
+  // per result, and whether any did not pass.
+  std::vector<std::string> validation_json;
+  std::vector<std::string> validation_lines;  // human summary
   bool validation_failed = false;
 
   double RatioVsOriginal() const {

@@ -1,0 +1,744 @@
+#include "service/compressor_service.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "api/convert.h"
+#include "api/transfer.h"
+#include "common/file_util.h"
+#include "engine/inventory.h"
+#include "engine/target.h"
+
+namespace coremlz::service {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
+  const auto d = ctx->deadline();
+  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(d);
+}
+
+std::string NewJobId() {
+  static std::atomic<uint64_t> counter{0};
+  return absl::StrCat(absl::ToUnixMillis(absl::Now()), "-", counter.fetch_add(1));
+}
+
+// The technique label of a job for metrics: "palettize", "prune+palettize", ...
+std::string TechniqueLabel(const engine::CompressionConfig& config) {
+  std::vector<std::string> parts;
+  for (const auto& pass : config.passes) {
+    std::string t = "mixed";
+    if (pass.config.global) t = engine::TechniqueName(*pass.config.global);
+    else if (!pass.config.op_type_configs.empty() && pass.config.op_type_configs.begin()->second)
+      t = engine::TechniqueName(*pass.config.op_type_configs.begin()->second);
+    else if (!pass.config.op_name_configs.empty() && pass.config.op_name_configs.begin()->second)
+      t = engine::TechniqueName(*pass.config.op_name_configs.begin()->second);
+    parts.push_back(t);
+  }
+  return absl::StrJoin(parts, "+");
+}
+
+std::string OutcomeLabel(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return "ok";
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kDeadlineExceeded: return "cancelled";
+    case absl::StatusCode::kResourceExhausted: return "rejected";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kNotFound: return "invalid";
+    default: return "error";
+  }
+}
+
+// A private job directory, removed when the last owner lets go of it.
+struct JobDir {
+  std::string path;
+  explicit JobDir(std::string p) : path(std::move(p)) {}
+  ~JobDir() {
+    if (!path.empty()) (void)RemoveAll(path);
+  }
+};
+
+absl::StatusOr<std::shared_ptr<JobDir>> MakeJobDir(const ServerOptions& options) {
+  std::string base = options.work_dir;
+  if (!base.empty()) {
+    if (absl::Status s = MakeDirectories(base); !s.ok()) return s;
+  }
+  absl::StatusOr<std::string> dir;
+  if (base.empty()) {
+    dir = MakeTempDirectory("coremlz-job-");
+  } else {
+    std::string pattern = JoinPath(base, "coremlz-job-XXXXXX");
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) return absl::InternalError(absl::StrCat("cannot create a job directory in ", base));
+    dir = std::string(buf.data());
+  }
+  if (!dir.ok()) return dir.status();
+  auto job = std::make_shared<JobDir>(*dir);
+  if (absl::Status s = MakeDirectories(JoinPath(job->path, "in")); !s.ok()) return s;
+  if (absl::Status s = MakeDirectories(JoinPath(job->path, "out")); !s.ok()) return s;
+  return job;
+}
+
+class CompressReactor;
+
+// State shared by the reactor and the work running for it on other threads.
+// One mutex guards everything the reactor does.
+struct CallState {
+  std::mutex mu;
+  CompressReactor* reactor = nullptr;  // null once the call is over
+};
+
+// Progress and cancellation for the engine, tied to the call.
+class CallControl : public engine::JobControl {
+ public:
+  CallControl(std::shared_ptr<CallState> state, absl::Time deadline) : state_(std::move(state)), deadline_(deadline) {}
+  bool Cancelled() const override { return engine::JobControl::Cancelled() || absl::Now() > deadline_; }
+  void OnProgress(const engine::Progress& p) override;
+
+ private:
+  std::shared_ptr<CallState> state_;
+  absl::Time deadline_;
+  std::chrono::steady_clock::time_point last_ = {};
+};
+
+class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse> {
+ public:
+  CompressReactor(CompressorService* service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), state_(std::make_shared<CallState>()) {
+    state_->reactor = this;
+    start_ = std::chrono::steady_clock::now();
+    deadline_ = DeadlineOf(context);
+    if (const api::TokenAuth* auth = service_->auth()) {
+      grpc::Status s = auth->Check(*context);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        FinishLocked(s);
+        return;
+      }
+    }
+    if (!service_->Admit()) {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      FinishLocked({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                    absl::StrCat("the server is handling its limit of ", service_->options().max_concurrent_calls,
+                                 " calls; retry in a few seconds")});
+      return;
+    }
+    admitted_ = true;
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (finished_) return;
+    if (!ok) {
+      // Half-close (or the client went away).
+      if (phase_ == Phase::kHeader) {
+        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
+      } else if (phase_ == Phase::kUpload) {
+        absl::Status s = receiver_->Finish();  // names the incomplete file
+        FinishLocked(ToGrpc(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+      }
+      read_closed_ = true;
+      return;
+    }
+    if (phase_ == Phase::kHeader) {
+      if (!request_.has_header()) {
+        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
+        return;
+      }
+      absl::Status s = OnHeaderLocked(request_.header());
+      if (!s.ok()) {
+        FinishLocked(ToGrpc(s));
+        return;
+      }
+    } else if (phase_ == Phase::kUpload) {
+      if (!request_.has_chunk()) {
+        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
+        return;
+      }
+      absl::Status s = receiver_->Add(request_.chunk());
+      if (!s.ok()) {
+        FinishLocked(ToGrpc(s));
+        return;
+      }
+      service_->metrics()->UploadBytes(request_.chunk().data().size());
+      MaybeUploadProgressLocked();
+      if (receiver_->bytes_received() == receiver_->bytes_declared()) {
+        absl::Status done = receiver_->Finish();
+        if (!done.ok()) {
+          FinishLocked(ToGrpc(done));
+          return;
+        }
+        SubmitLocked();
+        if (finished_) return;
+      }
+    } else {
+      FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a message arrived after the upload was complete"});
+      return;
+    }
+    request_.Clear();
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    writing_ = false;
+    if (!ok) {
+      // The client is gone; the call ends (cancellation will follow).
+      if (control_) control_->Cancel();
+      CloseArtifactLocked();
+      outbox_.clear();
+      if (!finished_) FinishLocked({grpc::StatusCode::CANCELLED, "the client stopped reading"});
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    cancelled_ = true;
+    if (control_) control_->Cancel();
+    if (validation_control_) validation_control_->Cancel();
+    // A job in flight answers through JobDone; otherwise end now.
+    if (!job_running_ && !validation_pending_ && !finished_) {
+      outbox_.clear();
+      CloseArtifactLocked();
+      FinishLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
+    }
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->reactor = nullptr;
+      CloseArtifactLocked();
+    }
+    if (admitted_) service_->Release();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
+    delete this;
+  }
+
+  // From a worker thread (state_->mu held by the caller).
+  void QueueProgressLocked(const engine::Progress& p) {
+    if (finished_) return;
+    v1::CompressResponse r;
+    auto* pr = r.mutable_progress();
+    pr->set_phase(v1::Progress::COMPRESS);
+    pr->set_weights_done(p.weights_done);
+    pr->set_weights_total(p.weights_total);
+    pr->set_bytes_done(p.bytes_done);
+    pr->set_bytes_total(p.bytes_total);
+    pr->set_current(p.current);
+    // Keep at most one progress message waiting: only the latest matters.
+    if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
+    else outbox_.push_back(std::move(r));
+    PumpLocked();
+  }
+
+  void JobDoneLocked(absl::StatusOr<engine::CompressionReport> report) {
+    job_running_ = false;
+    service_->UpdateWorkerGauges();
+    if (finished_) return;
+    if (!report.ok()) {
+      absl::Status s = report.status();
+      if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
+        s = absl::Now() > deadline_ ? absl::DeadlineExceededError("the call's deadline passed during compression")
+                                    : absl::CancelledError("the call was cancelled");
+      }
+      outbox_.clear();
+      FinishLocked(ToGrpc(s));
+      return;
+    }
+    report_ = std::move(*report);
+    for (const engine::WeightReport& w : report_.weights) {
+      v1::CompressResponse r;
+      *r.mutable_weight() = api::ToProto(w);
+      outbox_.push_back(std::move(r));
+    }
+    if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
+    if (!header_.report_only()) {
+      std::string root;
+      auto files = api::DescribeModelFiles(output_path_, &root);
+      if (!files.ok()) {
+        FinishLocked(ToGrpc(files.status()));
+        return;
+      }
+      artifact_files_ = std::move(*files);
+      artifact_root_ = root;
+      artifact_active_ = !artifact_files_.empty();
+    }
+    summary_pending_ = true;
+    if (header_.validation().enabled()) StartValidationLocked();
+    PumpLocked();
+  }
+
+  void ValidationDoneLocked(absl::StatusOr<v1::ValidationResult> result) {
+    validation_pending_ = false;
+    if (finished_) return;
+    if (!result.ok()) {
+      validation_error_ = result.status();
+    } else {
+      v1::CompressResponse r;
+      *r.mutable_validation() = *result;
+      validation_result_ = std::move(r);
+    }
+    PumpLocked();
+  }
+
+ private:
+  enum class Phase { kHeader, kUpload, kDone };
+
+  absl::Status OnHeaderLocked(const v1::CompressHeader& header) {
+    header_ = header;
+    auto config = api::ConfigFromHeader(header);
+    if (!config.ok()) return config.status();
+    config_ = *config;
+    technique_ = TechniqueLabel(config_);
+    if (!header.target().empty()) {
+      auto target = engine::ParseTarget(header.target());
+      if (!target.ok()) return target.status();
+      options_.target = *target;
+    }
+    if (header.validation().enabled() && service_->validator() == nullptr) {
+      return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
+    }
+    auto dir = MakeJobDir(service_->options());
+    if (!dir.ok()) return dir.status();
+    job_dir_ = *dir;
+    receiver_ = std::make_unique<api::FileReceiver>(JoinPath(job_dir_->path, "in"), service_->options().limits);
+    if (absl::Status s = receiver_->DeclareAll(header.files()); !s.ok()) return s;
+    auto model = receiver_->ModelPath();
+    if (!model.ok()) return model.status();
+    input_path_ = *model;
+    const std::string name = std::filesystem::path(input_path_).filename().string();
+    output_path_ = IsPackageUpload() ? JoinPath(job_dir_->path, "out/model.mlpackage") : JoinPath(job_dir_->path, "out/" + name);
+    job_id_ = NewJobId();
+    v1::CompressResponse r;
+    r.mutable_accepted()->set_job_id(job_id_);
+    r.mutable_accepted()->set_upload_bytes(receiver_->bytes_declared());
+    outbox_.push_back(std::move(r));
+    phase_ = Phase::kUpload;
+    PumpLocked();
+    if (receiver_->bytes_declared() == 0) {
+      // Nothing to wait for (all files empty): check and start.
+      absl::Status done = receiver_->Finish();
+      if (!done.ok()) return done;
+      SubmitLocked();
+    }
+    return absl::OkStatus();
+  }
+
+  bool IsPackageUpload() const { return input_path_ == receiver_->dir(); }
+
+  void MaybeUploadProgressLocked() {
+    const uint64_t done = receiver_->bytes_received();
+    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != receiver_->bytes_declared()) return;
+    last_progress_bytes_ = done;
+    v1::CompressResponse r;
+    r.mutable_progress()->set_phase(v1::Progress::UPLOAD);
+    r.mutable_progress()->set_bytes_done(done);
+    r.mutable_progress()->set_bytes_total(receiver_->bytes_declared());
+    if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
+    else outbox_.push_back(std::move(r));
+    PumpLocked();
+  }
+
+  void SubmitLocked() {
+    phase_ = Phase::kDone;
+    control_ = std::make_shared<CallControl>(state_, deadline_);
+    engine::CompressJob job;
+    job.input_path = input_path_;
+    job.output_path = output_path_;
+    job.config = config_;
+    job.options = options_;
+    auto estimate = engine::EstimateJobMemory(input_path_);
+    if (!estimate.ok()) {
+      FinishLocked(ToGrpc(estimate.status()));
+      return;
+    }
+    job.memory_estimate = *estimate;
+    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
+    job.control = control_;
+    std::shared_ptr<CallState> state = state_;
+    std::shared_ptr<JobDir> dir = job_dir_;  // keeps the files while the job runs
+    job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->JobDoneLocked(std::move(report));
+    };
+    job_running_ = true;
+    job_submitted_ = true;
+    absl::Status s = service_->pool()->Submit(std::move(job));
+    if (!s.ok()) {
+      job_running_ = false;
+      FinishLocked(ToGrpc(s));
+      return;
+    }
+    service_->UpdateWorkerGauges();
+    v1::CompressResponse r;
+    r.mutable_progress()->set_phase(v1::Progress::QUEUED);
+    r.mutable_progress()->set_queue_position(service_->pool()->queue_depth());
+    outbox_.push_back(std::move(r));
+    PumpLocked();
+  }
+
+  void StartValidationLocked() {
+    validation_pending_ = true;
+    validation_control_ = std::make_shared<engine::JobControl>();
+    ValidationJob vj;
+    vj.request = header_.validation();
+    vj.compressed_path = output_path_;
+    if (vj.request.compare_outputs()) vj.original_path = input_path_;
+    vj.deadline = deadline_;
+    vj.control = validation_control_;
+    std::shared_ptr<CallState> state = state_;
+    std::shared_ptr<JobDir> dir = job_dir_;
+    vj.done = [state, dir](absl::StatusOr<v1::ValidationResult> result) {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->ValidationDoneLocked(std::move(result));
+    };
+    Validator* validator = service_->validator();
+    // The validator may call back synchronously: run it off this lock.
+    service_->tasks()->Post([validator, vj = std::move(vj)]() mutable { validator->Validate(std::move(vj)); });
+  }
+
+  void CloseArtifactLocked() {
+    if (artifact_file_ != nullptr) std::fclose(artifact_file_);
+    artifact_file_ = nullptr;
+    artifact_active_ = false;
+  }
+
+  // Starts the next write if none is in flight: queued messages first, then
+  // the artifact's files chunk by chunk (read lazily so that a large model
+  // never sits in memory), then the summary, validation and the status.
+  void PumpLocked() {
+    if (writing_ || finished_) return;
+    if (!outbox_.empty()) {
+      WriteLocked(std::move(outbox_.front()));
+      outbox_.pop_front();
+      return;
+    }
+    if (artifact_active_) {
+      v1::CompressResponse r;
+      absl::Status s = NextArtifactMessageLocked(&r);
+      if (!s.ok()) {
+        CloseArtifactLocked();
+        FinishLocked(ToGrpc(s));
+        return;
+      }
+      if (r.msg_case() != v1::CompressResponse::MSG_NOT_SET) {
+        WriteLocked(std::move(r));
+        return;
+      }
+    }
+    if (summary_pending_) {
+      summary_pending_ = false;
+      v1::CompressResponse r;
+      *r.mutable_summary() = api::SummaryOf(report_);
+      WriteLocked(std::move(r));
+      return;
+    }
+    if (validation_pending_) return;  // its result will pump again
+    if (validation_result_) {
+      v1::CompressResponse r = std::move(*validation_result_);
+      validation_result_.reset();
+      WriteLocked(std::move(r));
+      return;
+    }
+    if (phase_ == Phase::kDone && !job_running_ && report_ready()) {
+      FinishLocked(ToGrpc(validation_error_));
+    }
+  }
+
+  bool report_ready() const { return !report_.model_kind.empty(); }
+
+  absl::Status NextArtifactMessageLocked(v1::CompressResponse* r) {
+    if (artifact_index_ >= artifact_files_.size()) {
+      CloseArtifactLocked();
+      return absl::OkStatus();
+    }
+    const v1::FileInfo& info = artifact_files_[artifact_index_];
+    if (artifact_file_ == nullptr && !artifact_header_sent_) {
+      r->mutable_artifact_file()->set_file_index(static_cast<uint32_t>(artifact_index_));
+      *r->mutable_artifact_file()->mutable_info() = info;
+      artifact_header_sent_ = true;
+      artifact_offset_ = 0;
+      const std::string path = JoinPath(artifact_root_, info.path());
+      artifact_file_ = std::fopen(path.c_str(), "rbe");
+      if (artifact_file_ == nullptr) return absl::InternalError(absl::StrCat("cannot read the artifact file ", info.path()));
+      return absl::OkStatus();
+    }
+    if (artifact_offset_ >= info.size()) {
+      std::fclose(artifact_file_);
+      artifact_file_ = nullptr;
+      artifact_header_sent_ = false;
+      ++artifact_index_;
+      return NextArtifactMessageLocked(r);
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(api::kMaxChunkBytes, info.size() - artifact_offset_));
+    std::string data(want, '\0');
+    if (std::fread(data.data(), 1, want, artifact_file_) != want) {
+      return absl::InternalError(absl::StrCat("the artifact file ", info.path(), " is shorter than listed"));
+    }
+    auto* chunk = r->mutable_artifact_chunk();
+    chunk->set_file_index(static_cast<uint32_t>(artifact_index_));
+    chunk->set_offset(artifact_offset_);
+    chunk->set_data(std::move(data));
+    artifact_offset_ += want;
+    service_->metrics()->ArtifactBytes(want);
+    return absl::OkStatus();
+  }
+
+  void WriteLocked(v1::CompressResponse r) {
+    current_ = std::move(r);
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  void FinishLocked(grpc::Status status) {
+    if (finished_) return;
+    finished_ = true;
+    final_status_ = absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    if (control_) control_->Cancel();
+    Finish(status);
+  }
+
+  CompressorService* service_;
+  grpc::CallbackServerContext* context_;
+  std::shared_ptr<CallState> state_;
+  std::chrono::steady_clock::time_point start_;
+  absl::Time deadline_;
+  bool admitted_ = false;
+
+  v1::CompressRequest request_;
+  v1::CompressHeader header_;
+  engine::CompressionConfig config_;
+  engine::CompressOptions options_;
+  std::string technique_ = "unknown";
+  std::string job_id_;
+  Phase phase_ = Phase::kHeader;
+  std::shared_ptr<JobDir> job_dir_;
+  std::unique_ptr<api::FileReceiver> receiver_;
+  std::string input_path_, output_path_;
+  uint64_t last_progress_bytes_ = 0;
+
+  std::shared_ptr<CallControl> control_;
+  bool job_running_ = false;
+  bool job_submitted_ = false;
+  engine::CompressionReport report_;
+
+  std::deque<v1::CompressResponse> outbox_;
+  v1::CompressResponse current_;
+  bool writing_ = false;
+  bool finished_ = false;
+  bool cancelled_ = false;
+  bool read_closed_ = false;
+  absl::Status final_status_;
+
+  std::vector<v1::FileInfo> artifact_files_;
+  std::string artifact_root_;
+  bool artifact_active_ = false;
+  size_t artifact_index_ = 0;
+  bool artifact_header_sent_ = false;
+  uint64_t artifact_offset_ = 0;
+  std::FILE* artifact_file_ = nullptr;
+  bool summary_pending_ = false;
+
+  bool validation_pending_ = false;
+  std::shared_ptr<engine::JobControl> validation_control_;
+  std::optional<v1::CompressResponse> validation_result_;
+  absl::Status validation_error_;
+};
+
+void CallControl::OnProgress(const engine::Progress& p) {
+  const auto now = std::chrono::steady_clock::now();
+  if (p.weights_done != 0 && p.weights_done != p.weights_total && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
+}
+
+// Inspect: the same upload, then the inventory.
+class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> {
+ public:
+  InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
+      : service_(service), response_(response), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    if (const api::TokenAuth* auth = service_->auth()) {
+      grpc::Status s = auth->Check(*context);
+      if (!s.ok()) {
+        Done(s);
+        return;
+      }
+    }
+    if (!service_->Admit()) {
+      Done({grpc::StatusCode::RESOURCE_EXHAUSTED, "the server is at its call limit; retry in a few seconds"});
+      return;
+    }
+    admitted_ = true;
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (finished_) return;
+    if (!ok) {
+      if (!receiver_) {
+        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
+        return;
+      }
+      absl::Status s = receiver_->Finish();
+      if (!s.ok()) {
+        DoneLocked(ToGrpc(s));
+        return;
+      }
+      RunLocked();
+      return;
+    }
+    if (!receiver_) {
+      if (!request_.has_header()) {
+        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
+        return;
+      }
+      header_ = request_.header();
+      auto dir = MakeJobDir(service_->options());
+      if (!dir.ok()) {
+        DoneLocked(ToGrpc(dir.status()));
+        return;
+      }
+      dir_ = *dir;
+      receiver_ = std::make_unique<api::FileReceiver>(JoinPath(dir_->path, "in"), service_->options().limits);
+      absl::Status s = receiver_->DeclareAll(header_.files());
+      if (s.ok()) s = receiver_->ModelPath().status();
+      if (!s.ok()) {
+        DoneLocked(ToGrpc(s));
+        return;
+      }
+    } else {
+      if (!request_.has_chunk()) {
+        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
+        return;
+      }
+      absl::Status s = receiver_->Add(request_.chunk());
+      if (!s.ok()) {
+        DoneLocked(ToGrpc(s));
+        return;
+      }
+      service_->metrics()->UploadBytes(request_.chunk().data().size());
+    }
+    request_.Clear();
+    StartRead(&request_);
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (!running_) DoneLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    if (admitted_) service_->Release();
+    delete this;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    InspectReactor* reactor = nullptr;
+  };
+
+  void RunLocked() {
+    running_ = true;
+    engine::InspectOptions options;
+    if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
+    options.statistics = !header_.skip_statistics();
+    std::string path = *receiver_->ModelPath();
+    std::shared_ptr<State> state = state_;
+    std::shared_ptr<JobDir> dir = dir_;
+    service_->tasks()->Post([state, dir, path, options] {
+      absl::StatusOr<engine::Inventory> inv = engine::InspectModel(path, options);
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor == nullptr) return;
+      InspectReactor* r = state->reactor;
+      r->running_ = false;
+      if (!inv.ok()) {
+        r->DoneLocked(ToGrpc(inv.status()));
+        return;
+      }
+      inv->path = std::filesystem::path(path).filename().string();
+      *r->response_->mutable_inventory() = api::ToProto(*inv);
+      r->DoneLocked(grpc::Status::OK);
+    });
+  }
+
+  void Done(grpc::Status s) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    DoneLocked(std::move(s));
+  }
+  void DoneLocked(grpc::Status s) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  CompressorService* service_;
+  v1::InspectResponse* response_;
+  std::shared_ptr<State> state_;
+  bool admitted_ = false;
+  v1::InspectRequest request_;
+  v1::InspectHeader header_;
+  std::shared_ptr<JobDir> dir_;
+  std::unique_ptr<api::FileReceiver> receiver_;
+  bool finished_ = false;
+  bool running_ = false;
+};
+
+}  // namespace
+
+CompressorService::CompressorService(const ServerOptions& options, engine::WorkerPool* pool, ServerMetrics* metrics,
+                                     std::shared_ptr<api::TokenAuth> auth, Validator* validator)
+    : options_(options), pool_(pool), metrics_(metrics), auth_(std::move(auth)), validator_(validator), tasks_(2) {}
+
+CompressorService::~CompressorService() = default;
+
+grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* CompressorService::Compress(
+    grpc::CallbackServerContext* context) {
+  return new CompressReactor(this, context);
+}
+
+grpc::ServerReadReactor<v1::InspectRequest>* CompressorService::Inspect(grpc::CallbackServerContext* context,
+                                                                        v1::InspectResponse* response) {
+  return new InspectReactor(this, context, response);
+}
+
+bool CompressorService::Admit() {
+  int current = active_calls_.load();
+  while (current < options_.max_concurrent_calls) {
+    if (active_calls_.compare_exchange_weak(current, current + 1)) return true;
+  }
+  return false;
+}
+
+void CompressorService::Release() { active_calls_.fetch_sub(1); }
+
+void CompressorService::UpdateWorkerGauges() { metrics_->SetWorkers(pool_->busy(), pool_->queue_depth()); }
+
+}  // namespace coremlz::service

@@ -1,0 +1,60 @@
+// coremlzd: the coremlz front server. With no other flags it is a complete
+// system on one machine: gRPC API, in-process worker pool, /metrics.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "clients/arg_parser.h"
+#include "service/server.h"
+#include "service/server_main_support.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(coremlzd - the coremlz compression service
+
+usage: coremlzd [options]
+  --address HOST:PORT        gRPC address (default 127.0.0.1:50051; 0.0.0.0:50051 in containers)
+  --metrics-address H:P      Prometheus /metrics (default 127.0.0.1:9464; "" disables)
+  --workers N                compression threads (default: cores)
+  --queue N                  jobs waiting beyond the running ones (default 16)
+  --wait-for-worker          wait for a free worker within the call's deadline instead of
+                             answering RESOURCE_EXHAUSTED
+  --memory-budget-mb N       memory for jobs in flight (default: half of RAM)
+  --max-upload-mb N          largest upload (default 8192)
+  --max-files N              most files in an upload (default 1000)
+  --max-chunk-kb N           largest chunk (default 1024)
+  --max-calls N              Compress/Inspect calls in flight (default 64)
+  --work-dir DIR             private job directories (default $TMPDIR)
+  --tls-cert/--tls-key FILE  serve TLS
+  --tls-client-ca FILE       require client certificates (mTLS)
+  --token-file FILE          require "authorization: Bearer <token>" (one token per line)
+  --no-reflection            do not register gRPC server reflection
+  --remote-workers TARGET    run jobs on coremlz-worker processes (dns:///name:port or a,b,c)
+  --runners TARGETS          device runners for validation (host:port,... or dns:///name:port)
+  --runners-file FILE        device runners, one per line
+  --grace-seconds N          drain time on SIGTERM (default 30)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> argv_list(argv + 1, argv + argc);
+  auto args = coremlz::cli::Args::Parse(
+      argv_list,
+      {"address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
+       "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
+       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds"},
+      {"wait-for-worker", "no-reflection", "help"});
+  if (!args.ok()) {
+    std::fprintf(stderr, "coremlzd: %s\n%s", std::string(args.status().message()).c_str(), kUsage);
+    return 1;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  return coremlz::service::RunServerMain(*args);
+}

@@ -1,0 +1,155 @@
+#include "service/metrics.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace coremlz::service {
+namespace {
+
+using prometheus::Histogram;
+
+const Histogram::BucketBoundaries kLatency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+const Histogram::BucketBoundaries kRatio = {1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 16};
+
+std::string CodeName(int code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                 "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  return code >= 0 && code <= 16 ? kNames[code] : absl::StrCat(code);
+}
+
+class MetricsInterceptor : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(ServerMetrics* metrics, grpc::experimental::ServerRpcInfo* info) : metrics_(metrics) {
+    SplitMethod(info->method(), &service_, &method_);
+    switch (info->type()) {
+      case grpc::experimental::ServerRpcInfo::Type::UNARY: type_ = "unary"; break;
+      case grpc::experimental::ServerRpcInfo::Type::CLIENT_STREAMING: type_ = "client_stream"; break;
+      case grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING: type_ = "server_stream"; break;
+      default: type_ = "bidi_stream";
+    }
+    start_ = std::chrono::steady_clock::now();
+    metrics_->Started(service_, method_, type_);
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using H = grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(H::POST_RECV_MESSAGE)) metrics_->MessageReceived(service_, method_, type_);
+    if (methods->QueryInterceptionHookPoint(H::PRE_SEND_MESSAGE)) metrics_->MessageSent(service_, method_, type_);
+    if (methods->QueryInterceptionHookPoint(H::PRE_SEND_STATUS)) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      metrics_->Handled(service_, method_, type_, static_cast<int>(methods->GetSendStatus().error_code()), s);
+      handled_ = true;
+    }
+    methods->Proceed();
+  }
+
+  ~MetricsInterceptor() override {
+    if (!handled_) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      metrics_->Handled(service_, method_, type_, static_cast<int>(grpc::StatusCode::CANCELLED), s);
+    }
+  }
+
+ private:
+  ServerMetrics* metrics_;
+  std::string service_, method_, type_;
+  std::chrono::steady_clock::time_point start_;
+  bool handled_ = false;
+};
+
+class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(ServerMetrics* m) : metrics_(m) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new MetricsInterceptor(metrics_, info);
+  }
+
+ private:
+  ServerMetrics* metrics_;
+};
+
+}  // namespace
+
+void SplitMethod(const std::string& full, std::string* service, std::string* method) {
+  const size_t slash = full.rfind('/');
+  if (slash == std::string::npos || slash == 0) {
+    *service = "";
+    *method = full;
+    return;
+  }
+  *service = full.substr(full[0] == '/' ? 1 : 0, slash - (full[0] == '/' ? 1 : 0));
+  *method = full.substr(slash + 1);
+}
+
+ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using namespace prometheus;
+  started_ = &BuildCounter().Name("grpc_server_started_total").Help("RPCs started on the server.").Register(*registry_);
+  handled_ = &BuildCounter().Name("grpc_server_handled_total").Help("RPCs completed on the server, by status code.").Register(*registry_);
+  handling_seconds_ = &BuildHistogram().Name("grpc_server_handling_seconds").Help("Time from RPC start to its status.").Register(*registry_);
+  msg_received_ = &BuildCounter().Name("grpc_server_msg_received_total").Help("Stream messages received.").Register(*registry_);
+  msg_sent_ = &BuildCounter().Name("grpc_server_msg_sent_total").Help("Stream messages sent.").Register(*registry_);
+  upload_bytes_ = &BuildCounter().Name("coremlz_upload_bytes_total").Help("Model bytes received.").Register(*registry_).Add({});
+  artifact_bytes_ = &BuildCounter().Name("coremlz_artifact_bytes_total").Help("Compressed model bytes sent.").Register(*registry_).Add({});
+  jobs_ = &BuildCounter().Name("coremlz_jobs_total").Help("Compression jobs by technique and outcome.").Register(*registry_);
+  job_seconds_ = &BuildHistogram().Name("coremlz_job_seconds").Help("Compression job duration.").Register(*registry_);
+  ratio_ = &BuildHistogram().Name("coremlz_compression_ratio").Help("Weight bytes before / after.").Register(*registry_).Add({}, kRatio);
+  workers_busy_ = &BuildGauge().Name("coremlz_workers_busy").Help("Workers running a job.").Register(*registry_).Add({});
+  queue_depth_ = &BuildGauge().Name("coremlz_queue_depth").Help("Jobs waiting for a worker.").Register(*registry_).Add({});
+  validations_ = &BuildCounter().Name("coremlz_validation_jobs_total").Help("On-device validations by device and outcome.").Register(*registry_);
+  validation_seconds_ = &BuildHistogram().Name("coremlz_validation_seconds").Help("On-device validation duration.").Register(*registry_);
+  runner_up_ = &BuildGauge().Name("coremlz_runner_up").Help("1 if a device runner is healthy.").Register(*registry_);
+}
+
+absl::Status ServerMetrics::Serve(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  return absl::OkStatus();
+}
+
+int ServerMetrics::port() const {
+  if (!exposer_) return 0;
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports[0];
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ServerMetrics::InterceptorFactory() {
+  return std::make_unique<MetricsInterceptorFactory>(this);
+}
+
+void ServerMetrics::Started(const std::string& s, const std::string& m, const std::string& t) {
+  started_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}}).Increment();
+}
+
+void ServerMetrics::Handled(const std::string& s, const std::string& m, const std::string& t, int code, double seconds) {
+  handled_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}, {"grpc_code", CodeName(code)}}).Increment();
+  handling_seconds_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}}, kLatency).Observe(seconds);
+}
+
+void ServerMetrics::MessageReceived(const std::string& s, const std::string& m, const std::string& t) {
+  msg_received_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}}).Increment();
+}
+
+void ServerMetrics::MessageSent(const std::string& s, const std::string& m, const std::string& t) {
+  msg_sent_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}}).Increment();
+}
+
+void ServerMetrics::Job(const std::string& technique, const std::string& outcome, double seconds) {
+  jobs_->Add({{"technique", technique}, {"outcome", outcome}}).Increment();
+  job_seconds_->Add({{"technique", technique}}, kLatency).Observe(seconds);
+}
+
+void ServerMetrics::Validation(const std::string& device, const std::string& outcome, double seconds) {
+  validations_->Add({{"device", device}, {"outcome", outcome}}).Increment();
+  validation_seconds_->Add({{"device", device}}, kLatency).Observe(seconds);
+}
+
+void ServerMetrics::RunnerUp(const std::string& runner, bool up) { runner_up_->Add({{"runner", runner}}).Set(up ? 1 : 0); }
+
+}  // namespace coremlz::service

@@ -1,0 +1,77 @@
+// Prometheus metrics of a coremlz server: the standard gRPC server series
+// (via an interceptor, so every service on the server is covered) and the
+// job series named in docs/architecture.md. Served on a separate /metrics
+// port by prometheus-cpp's exposer.
+#ifndef COREMLZ_SERVICE_METRICS_H_
+#define COREMLZ_SERVICE_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace coremlz::service {
+
+class ServerMetrics {
+ public:
+  ServerMetrics();
+
+  // Starts the HTTP exposer ("127.0.0.1:0" picks a free port).
+  absl::Status Serve(const std::string& address);
+  int port() const;
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // An interceptor factory for grpc::ServerBuilder.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
+
+  // gRPC series (used by the interceptor).
+  void Started(const std::string& service, const std::string& method, const std::string& type);
+  void Handled(const std::string& service, const std::string& method, const std::string& type, int code, double seconds);
+  void MessageReceived(const std::string& service, const std::string& method, const std::string& type);
+  void MessageSent(const std::string& service, const std::string& method, const std::string& type);
+
+  // Job series.
+  void UploadBytes(uint64_t bytes) { upload_bytes_->Increment(static_cast<double>(bytes)); }
+  void ArtifactBytes(uint64_t bytes) { artifact_bytes_->Increment(static_cast<double>(bytes)); }
+  void Job(const std::string& technique, const std::string& outcome, double seconds);
+  void CompressionRatio(double ratio) { ratio_->Observe(ratio); }
+  void SetWorkers(int busy, int queued) {
+    workers_busy_->Set(busy);
+    queue_depth_->Set(queued);
+  }
+  void Validation(const std::string& device, const std::string& outcome, double seconds);
+  void RunnerUp(const std::string& runner, bool up);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* started_;
+  prometheus::Family<prometheus::Counter>* handled_;
+  prometheus::Family<prometheus::Histogram>* handling_seconds_;
+  prometheus::Family<prometheus::Counter>* msg_received_;
+  prometheus::Family<prometheus::Counter>* msg_sent_;
+  prometheus::Counter* upload_bytes_;
+  prometheus::Counter* artifact_bytes_;
+  prometheus::Family<prometheus::Counter>* jobs_;
+  prometheus::Family<prometheus::Histogram>* job_seconds_;
+  prometheus::Histogram* ratio_;
+  prometheus::Gauge* workers_busy_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Family<prometheus::Counter>* validations_;
+  prometheus::Family<prometheus::Histogram>* validation_seconds_;
+  prometheus::Family<prometheus::Gauge>* runner_up_;
+};
+
+// Splits "/pkg.Service/Method" into its parts.
+void SplitMethod(const std::string& full, std::string* service, std::string* method);
+
+}  // namespace coremlz::service
+
+#endif  // COREMLZ_SERVICE_METRICS_H_

@@ -1,0 +1,82 @@
+#include "service/server.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace coremlz::service {
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(grpc::ServerBuilder* builder, const std::string& address,
+                                                          std::shared_ptr<grpc::ServerCredentials> credentials,
+                                                          bool reflection, int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  if (reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  builder->AddListeningPort(address, credentials, port);
+  // Uploads arrive in 1 MiB chunks; leave room for framing.
+  builder->SetMaxReceiveMessageSize(4 << 20);
+  builder->SetMaxSendMessageSize(4 << 20);
+  std::unique_ptr<grpc::Server> server = builder->BuildAndStart();
+  if (!server || *port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<CoremlzServer>> CoremlzServer::Start(const ServerOptions& options,
+                                                                   std::unique_ptr<engine::WorkerPool> pool,
+                                                                   std::shared_ptr<Validator> validator,
+                                                                   std::vector<grpc::Service*> extra_services) {
+  std::unique_ptr<CoremlzServer> s(new CoremlzServer());
+  s->metrics_ = std::make_unique<ServerMetrics>();
+  if (!options.metrics_address.empty()) RETURN_IF_ERROR(s->metrics_->Serve(options.metrics_address));
+  std::shared_ptr<api::TokenAuth> auth;
+  if (!options.token_file.empty()) { ASSIGN_OR_RETURN(auth, api::TokenAuth::FromFile(options.token_file)); }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, api::ServerCredentials(options.tls));
+  if (!pool) {
+    engine::LocalWorkerPoolOptions po;
+    po.threads = options.worker_threads;
+    po.queue_capacity = options.queue_capacity;
+    po.memory_budget = options.memory_budget;
+    pool = engine::MakeLocalWorkerPool(po);
+  }
+  s->pool_ = std::move(pool);
+  s->validator_ = std::move(validator);
+  s->service_ = std::make_unique<CompressorService>(options, s->pool_.get(), s->metrics_.get(), auth, s->validator_.get());
+
+  grpc::ServerBuilder builder;
+  builder.RegisterService(s->service_.get());
+  for (grpc::Service* extra : extra_services) builder.RegisterService(extra);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(s->metrics_->InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  ASSIGN_OR_RETURN(s->server_, BuildServer(&builder, options.address, creds, options.reflection, &s->port_));
+  // Keep the worker gauges fresh between jobs.
+  CoremlzServer* raw = s.get();
+  s->gauges_ = std::thread([raw] {
+    while (!raw->stopping_.load()) {
+      raw->service_->UpdateWorkerGauges();
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  return s;
+}
+
+CoremlzServer::~CoremlzServer() { Shutdown(absl::ZeroDuration()); }
+
+void CoremlzServer::Shutdown(absl::Duration grace) {
+  if (stopping_.exchange(true)) return;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+  }
+  if (pool_) pool_->Shutdown(absl::ZeroDuration());
+  if (gauges_.joinable()) gauges_.join();
+  if (server_) server_->Wait();
+}
+
+void CoremlzServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+}  // namespace coremlz::service

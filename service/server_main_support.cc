@@ -1,0 +1,107 @@
+#include "service/server_main_support.h"
+
+#include <signal.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "service/pools_from_flags.h"
+#include "service/server.h"
+
+namespace coremlz::service {
+namespace {
+
+absl::Status SetInt(const cli::Args& args, const std::string& flag, int64_t min, int64_t* out) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> v, args.Int(flag));
+  if (!v) return absl::OkStatus();
+  if (*v < min) return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be at least ", min));
+  *out = *v;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
+  ServerOptions o;
+  if (auto v = args.Value("address")) o.address = *v;
+  if (auto v = args.Value("metrics-address")) o.metrics_address = *v;
+  int64_t n = o.worker_threads;
+  RETURN_IF_ERROR(SetInt(args, "workers", 0, &n));
+  o.worker_threads = static_cast<int>(n);
+  n = o.queue_capacity;
+  RETURN_IF_ERROR(SetInt(args, "queue", 0, &n));
+  o.queue_capacity = static_cast<int>(n);
+  n = static_cast<int64_t>(o.memory_budget >> 20);
+  RETURN_IF_ERROR(SetInt(args, "memory-budget-mb", 0, &n));
+  o.memory_budget = static_cast<uint64_t>(n) << 20;
+  n = static_cast<int64_t>(o.limits.max_total_bytes >> 20);
+  RETURN_IF_ERROR(SetInt(args, "max-upload-mb", 1, &n));
+  o.limits.max_total_bytes = static_cast<uint64_t>(n) << 20;
+  n = o.limits.max_files;
+  RETURN_IF_ERROR(SetInt(args, "max-files", 1, &n));
+  o.limits.max_files = static_cast<uint32_t>(n);
+  n = static_cast<int64_t>(o.limits.max_chunk_bytes >> 10);
+  RETURN_IF_ERROR(SetInt(args, "max-chunk-kb", 1, &n));
+  o.limits.max_chunk_bytes = static_cast<uint64_t>(n) << 10;
+  n = o.max_concurrent_calls;
+  RETURN_IF_ERROR(SetInt(args, "max-calls", 1, &n));
+  o.max_concurrent_calls = static_cast<int>(n);
+  if (auto v = args.Value("work-dir")) o.work_dir = *v;
+  if (auto v = args.Value("tls-cert")) o.tls.cert = *v;
+  if (auto v = args.Value("tls-key")) o.tls.key = *v;
+  if (auto v = args.Value("tls-client-ca")) o.tls.client_ca = *v;
+  if (auto v = args.Value("token-file")) o.token_file = *v;
+  o.wait_for_worker = args.Bool("wait-for-worker");
+  o.reflection = !args.Bool("no-reflection");
+  return o;
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+int RunServerMain(const cli::Args& args) {
+  // Block the termination signals in every thread; main waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto options = OptionsFromFlags(args);
+  if (!options.ok()) {
+    std::fprintf(stderr, "coremlzd: %s\n", std::string(options.status().message()).c_str());
+    return 1;
+  }
+  auto pools = PoolsFromFlags(args, *options);
+  if (!pools.ok()) {
+    std::fprintf(stderr, "coremlzd: %s\n", std::string(pools.status().message()).c_str());
+    return 1;
+  }
+  auto server = CoremlzServer::Start(*options, std::move(pools->worker_pool), pools->validator);
+  if (!server.ok()) {
+    std::fprintf(stderr, "coremlzd: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "coremlzd: serving gRPC on port %d, metrics on port %d, %d worker threads%s\n", (*server)->port(),
+               (*server)->metrics_port(), (*server)->pool()->threads(), pools->description.c_str());
+  std::fflush(stderr);
+  const int sig = WaitForTerminationSignal();
+  int64_t grace = 30;
+  (void)SetInt(args, "grace-seconds", 0, &grace);
+  std::fprintf(stderr, "coremlzd: signal %d, draining calls for up to %lld s\n", sig, static_cast<long long>(grace));
+  (*server)->Shutdown(absl::Seconds(grace));
+  if (pools->on_shutdown) pools->on_shutdown();
+  std::fprintf(stderr, "coremlzd: stopped\n");
+  return 0;
+}
+
+}  // namespace coremlz::service

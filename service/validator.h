@@ -1,0 +1,36 @@
+// What the front asks of on-device validation: run a compressed model (and
+// the original, to compare outputs) on a device matching the request. The
+// runner pool (service/runner_pool.h) implements it.
+#ifndef COREMLZ_SERVICE_VALIDATOR_H_
+#define COREMLZ_SERVICE_VALIDATOR_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coremlz/v1/validation.pb.h"
+#include "engine/job_control.h"
+
+namespace coremlz::service {
+
+struct ValidationJob {
+  v1::ValidationRequest request;
+  std::string compressed_path;  // model on local disk
+  std::string original_path;    // empty unless outputs are compared
+  std::string report_json;      // the compression report, for the host backend's checks
+  absl::Time deadline = absl::InfiniteFuture();
+  std::shared_ptr<engine::JobControl> control;
+  std::function<void(absl::StatusOr<v1::ValidationResult>)> done;  // exactly once
+};
+
+class Validator {
+ public:
+  virtual ~Validator() = default;
+  virtual void Validate(ValidationJob job) = 0;
+};
+
+}  // namespace coremlz::service
+
+#endif  // COREMLZ_SERVICE_VALIDATOR_H_
