@@ -22,6 +22,8 @@ usage:
   coremlz inspect MODEL [--json] [--min-elements N] [--no-stats]
   coremlz compress MODEL -o OUT [TECHNIQUE | --config FILE] [options]
   coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
+  coremlz health --server HOST:PORT     check a server's gRPC health (exit 0 when serving)
+  coremlz services --server HOST:PORT   list a server's gRPC services (reflection)
   coremlz help [COMMAND]
 
 MODEL is an .mlpackage directory (ML Program) or an .mlmodel file (NeuralNetwork).

@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/convert.h"
 #include "api/credentials.h"
+#include "api/grpc_wire.h"
 #include "api/transfer.h"
 #include "clients/exit_codes.h"
 #include "common/file_util.h"
@@ -288,13 +289,82 @@ absl::StatusOr<engine::Inventory> RemoteInspect(const Args& args, const std::str
   return inv;
 }
 
+namespace {
+
+constexpr char kHealthHelp[] = R"(coremlz health --server HOST:PORT [--service NAME] [--deadline SECONDS] [TLS/token flags]
+
+Asks the server's standard gRPC health service. Exit 0 when SERVING, 4 otherwise.
+Used by the container HEALTHCHECK.
+)";
+
+constexpr char kServicesHelp[] = R"(coremlz services --server HOST:PORT [TLS/token flags]
+
+Lists the gRPC services the server advertises through reflection.
+)";
+
+const std::set<std::string> kConnectionFlags = {"server", "deadline", "token-file", "tls-ca", "tls-cert", "tls-key", "service"};
+
+int Health(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, kConnectionFlags, {"help"});
+  if (!args.ok() || !args->Has("server")) {
+    std::fputs(kHealthHelp, stderr);
+    return kExitUsage;
+  }
+  auto conn = Connect(*args);
+  if (!conn.ok()) {
+    std::fprintf(stderr, "coremlz: %s\n", std::string(conn.status().message()).c_str());
+    return ExitCodeFor(conn.status());
+  }
+  const absl::Duration timeout = args->Has("deadline") ? conn->deadline : absl::Seconds(5);
+  auto status = api::CheckHealth(conn->channel, args->Value("service").value_or(""), timeout, conn->token);
+  if (!status.ok()) {
+    std::fprintf(stderr, "coremlz: health check failed: %s\n", std::string(status.status().message()).c_str());
+    return kExitServer;
+  }
+  const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  std::printf("%s\n", names[static_cast<int>(*status)]);
+  return *status == api::ServingStatus::kServing ? kExitOk : kExitServer;
+}
+
+int Services(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, kConnectionFlags, {"help"});
+  if (!args.ok() || !args->Has("server")) {
+    std::fputs(kServicesHelp, stderr);
+    return kExitUsage;
+  }
+  auto conn = Connect(*args);
+  if (!conn.ok()) {
+    std::fprintf(stderr, "coremlz: %s\n", std::string(conn.status().message()).c_str());
+    return ExitCodeFor(conn.status());
+  }
+  auto services = api::ListServices(conn->channel, absl::Seconds(10));
+  if (!services.ok()) {
+    std::fprintf(stderr, "coremlz: %s\n", std::string(services.status().message()).c_str());
+    return ExitCodeFor(services.status());
+  }
+  for (const auto& s : *services) std::printf("%s\n", s.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
 bool RunRemoteCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code) {
-  (void)command;
-  (void)args;
-  (void)exit_code;
+  if (command == "health") {
+    *exit_code = Health(args);
+    return true;
+  }
+  if (command == "services") {
+    *exit_code = Services(args);
+    return true;
+  }
   return false;
 }
 
-bool RemoteCommandHelp(const std::string& command) { return false; }
+bool RemoteCommandHelp(const std::string& command) {
+  if (command == "health") std::fputs(kHealthHelp, stdout);
+  else if (command == "services") std::fputs(kServicesHelp, stdout);
+  else return false;
+  return true;
+}
 
 }  // namespace coremlz::cli

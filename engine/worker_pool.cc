@@ -43,7 +43,9 @@ class LocalWorkerPool : public WorkerPool {
           "the model needs about ", Mib(job.memory_estimate), " to compress, more than this server's memory budget of ",
           Mib(options_.memory_budget), "; use a server with a larger --memory-budget-mb"));
     }
-    if (queue_.size() >= static_cast<size_t>(options_.queue_capacity) && !job.admission_deadline) {
+    // Room: a free worker, or a free place in the queue behind the busy ones.
+    const size_t capacity = static_cast<size_t>(options_.threads - running_) + options_.queue_capacity;
+    if (queue_.size() >= capacity && !job.admission_deadline) {
       return absl::ResourceExhaustedError(absl::StrCat("all ", options_.threads, " workers are busy and ", queue_.size(),
                                                        " jobs are queued; retry in a few seconds"));
     }
@@ -135,7 +137,8 @@ class LocalWorkerPool : public WorkerPool {
           absl::Status s;
           if (it->control->Cancelled()) {
             s = absl::CancelledError("the job was cancelled while queued");
-          } else if (position >= static_cast<size_t>(options_.queue_capacity) && it->admission_deadline &&
+          } else if (position >= static_cast<size_t>(options_.queue_capacity + options_.threads - running_) &&
+                     it->admission_deadline &&
                      now > *it->admission_deadline) {
             s = absl::ResourceExhaustedError("the job queue stayed full until the call's deadline; retry later");
           }
