@@ -51,7 +51,10 @@ Options:
   --tls-ca FILE             trust this CA for the server (enables TLS)
   --tls-cert/--tls-key FILE client certificate for mTLS
   --report-only             ask the server for the report only (no artifact)
-  --validate DEVICE         also validate on a device of the server's runner pool
+  --validate DEVICE         also validate on a device of the server's runner pool: a model
+                            identifier ("iPhone15,2"), part of a device name, or "any";
+                            outputs are compared with the original's; exit code 5 if it fails
+  --validate-iterations N   timed predictions (default 20)
 )";
 
 constexpr char kInspectHelp[] = R"(coremlz inspect MODEL [--json] [--min-elements N] [--no-stats] [--server HOST:PORT]

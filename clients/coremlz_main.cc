@@ -24,6 +24,7 @@ usage:
   coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
   coremlz health --server HOST:PORT     check a server's gRPC health (exit 0 when serving)
   coremlz services --server HOST:PORT   list a server's gRPC services (reflection)
+  coremlz runners --server HOST:PORT    list the server's device runners and their devices
   coremlz help [COMMAND]
 
 MODEL is an .mlpackage directory (ML Program) or an .mlmodel file (NeuralNetwork).

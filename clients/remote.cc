@@ -346,6 +346,56 @@ int Services(const std::vector<std::string>& argv) {
   return kExitOk;
 }
 
+constexpr char kRunnersHelp[] = R"(coremlz runners --server HOST:PORT [--json] [TLS/token flags]
+
+Lists the device runners the server validates on: address, up or down, backend,
+devices (model, OS, state) and free slots, as last probed.
+)";
+
+int Runners(const std::vector<std::string>& argv) {
+  std::set<std::string> flags = kConnectionFlags;
+  auto args = Args::Parse(argv, flags, {"help", "json"});
+  if (!args.ok() || !args->Has("server")) {
+    std::fputs(kRunnersHelp, stderr);
+    return kExitUsage;
+  }
+  auto conn = Connect(*args);
+  if (!conn.ok()) {
+    std::fprintf(stderr, "coremlz: %s\n", std::string(conn.status().message()).c_str());
+    return ExitCodeFor(conn.status());
+  }
+  auto stub = v1::Compressor::NewStub(conn->channel);
+  grpc::ClientContext ctx;
+  Prepare(*conn, &ctx);
+  v1::ListRunnersResponse response;
+  grpc::Status s = stub->ListRunners(&ctx, v1::ListRunnersRequest(), &response);
+  if (!s.ok()) {
+    absl::Status st = FromGrpc(s, conn->server);
+    std::fprintf(stderr, "coremlz: %s\n", std::string(st.message()).c_str());
+    return ExitCodeFor(st);
+  }
+  if (args->Bool("json")) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions jo;
+    jo.add_whitespace = true;
+    jo.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(response, &json, jo);
+    std::printf("%s", json.c_str());
+    return kExitOk;
+  }
+  if (response.runners_size() == 0) std::printf("no runners configured (coremlzd --runners)\n");
+  for (const auto& r : response.runners()) {
+    std::printf("%s  %s  %s%s  free %d\n", r.address().c_str(), r.up() ? "up" : "DOWN", r.backend().c_str(),
+                r.runner_id().empty() ? "" : absl::StrCat(" (", r.runner_id(), ")").c_str(), r.free_slots());
+    if (!r.up() && !r.last_error().empty()) std::printf("    %s\n", r.last_error().c_str());
+    for (const auto& d : r.devices()) {
+      std::printf("    %s  %s  %s %s  %s\n", d.model().c_str(), d.name().c_str(), d.platform().c_str(),
+                  d.os_version().c_str(), d.state().c_str());
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 bool RunRemoteCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code) {
@@ -357,12 +407,17 @@ bool RunRemoteCommand(const std::string& command, const std::vector<std::string>
     *exit_code = Services(args);
     return true;
   }
+  if (command == "runners") {
+    *exit_code = Runners(args);
+    return true;
+  }
   return false;
 }
 
 bool RemoteCommandHelp(const std::string& command) {
   if (command == "health") std::fputs(kHealthHelp, stdout);
   else if (command == "services") std::fputs(kServicesHelp, stdout);
+  else if (command == "runners") std::fputs(kRunnersHelp, stdout);
   else return false;
   return true;
 }

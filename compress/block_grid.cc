@@ -14,8 +14,8 @@ absl::StatusOr<BlockGrid> BlockGrid::Make(absl::Span<const int64_t> shape, absl:
     const int64_t dim = shape[a];
     int64_t b = block_sizes[a];
     if (dim < 0 || b < 0) return absl::InvalidArgumentError("negative dimension or block size");
-    if (b == 0 || b > dim) b = dim;
-    if (dim > 0 && dim % b != 0) {
+    if (b == 0) b = dim;
+    if (dim > 0 && (b > dim || dim % b != 0)) {
       return absl::InvalidArgumentError(absl::StrCat("axis ", a, " of size ", dim,
                                                      " is not divisible by block size ", b));
     }

@@ -77,8 +77,15 @@ absl::StatusOr<LinearQuantized> LinearQuantize(absl::Span<const float> w, const 
     if (o.symmetric) {
       out.zero_point[b] = range.max / 2;  // unsigned symmetric: qmax // 2 = 127 or 7
     } else {
-      const float num = R(p, R(p, static_cast<float>(range.min) * vmax) - R(p, static_cast<float>(range.max) * vmin));
-      const float zp = RoundHalfEven(R(p, num / width));
+      float num = R(p, R(p, static_cast<float>(range.min) * vmax) - R(p, static_cast<float>(range.max) * vmin));
+      float zp = RoundHalfEven(R(p, num / width));
+      if (!std::isfinite(num) && width > 0) {
+        // fp16 overflow (|w| > ~257 for 8 bits): numpy gets a NaN zero point
+        // and quantizes the whole block to 0. Compute it in fp32 instead - a
+        // deliberate difference from Core ML tools that keeps the weights.
+        num = static_cast<float>(range.min) * vmax - static_cast<float>(range.max) * vmin;
+        zp = RoundHalfEven(num / width);
+      }
       out.zero_point[b] = ToCode(zp, range);
     }
   }

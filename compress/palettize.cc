@@ -188,13 +188,17 @@ absl::StatusOr<GroupResult> KMeansGroup(const std::vector<float>& vals, int bits
   return g;
 }
 
-GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision p) {
+GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision precision) {
+  Precision p = precision;
   const int levels = (1 << bits) - 1;
   float vmin = vals.empty() ? 0.f : vals[0], vmax = vmin;
   for (float v : vals) {
     vmin = std::min(vmin, v);
     vmax = std::max(vmax, v);
   }
+  // A range beyond fp16's (max - min > 65504) would make every index NaN;
+  // numpy then emits a palette of NaNs. Work in fp32 for such a group.
+  if (p == Precision::kFloat16 && !std::isfinite(R(p, vmax - vmin))) p = Precision::kFloat32;
   const float width = R(p, vmax - vmin);
   GroupResult g;
   g.lut.resize(levels + 1);
@@ -203,7 +207,7 @@ GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision p) 
   // an int promotes to float64. Entries are i * step + min, cast once.
   const double step = static_cast<double>(width) / levels;
   for (int i = 0; i <= levels; ++i) {
-    g.lut[i] = ToWeightType(static_cast<double>(i) * step + static_cast<double>(vmin), p);
+    g.lut[i] = ToWeightType(static_cast<double>(i) * step + static_cast<double>(vmin), precision);
   }
   g.idx.resize(vals.size());
   for (size_t i = 0; i < vals.size(); ++i) {
@@ -417,6 +421,7 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   out.indices_shape.assign(shape.begin(), shape.end());
   out.indices_shape[o.channel_axis] = view.dim / cd;
   out.indices.assign(n / cd, 0);
+  out.channel_axis = o.channel_axis;
   if (cd > 1) out.vector_axis = o.channel_axis;
 
   std::vector<float> custom = o.custom_palette;
@@ -459,11 +464,8 @@ absl::Status Depalettize(const Palettized& p, absl::Span<const int64_t> shape, P
                          absl::Span<float> out) {
   const int rank = static_cast<int>(shape.size());
   if (static_cast<int>(p.lut_shape.size()) != rank + 2) return absl::InvalidArgumentError("LUT rank mismatch");
-  // Find the channel axis: the only LUT dim (besides the last two) that may exceed 1.
-  int axis = p.vector_axis.value_or(0);
-  for (int a = 0; a < rank; ++a) {
-    if (p.lut_shape[a] > 1) axis = a;
-  }
+  const int axis = p.channel_axis;
+  if (axis < 0 || axis >= rank) return absl::InvalidArgumentError("channel axis out of range");
   const AxisView view = ViewAround(shape, axis);
   const int64_t groups = p.lut_shape[axis];
   const int64_t gs = view.dim / groups;

@@ -43,6 +43,7 @@ struct Palettized {
   std::vector<float> lut;          // row-major over lut_shape, exact in the weight dtype
   std::vector<int64_t> indices_shape;
   std::vector<uint8_t> indices;    // row-major over indices_shape
+  int channel_axis = 0;            // groups, vectors and the scale live on this axis
   std::optional<int> vector_axis;  // set when cluster_dim > 1
   // Per-channel scale (enable_per_channel_scale): weight shape with the
   // channel axis reduced to 1; the palette applies to weight / scale.

@@ -71,8 +71,9 @@ std::vector<int64_t> Strides(absl::Span<const int64_t> shape) {
 
 }  // namespace
 
-absl::Status ThresholdPrune(absl::Span<float> weights, float threshold, double minimum_sparsity) {
-  if (!(threshold >= 0)) return absl::InvalidArgumentError(absl::StrCat("threshold must be >= 0, got ", threshold));
+absl::Status ThresholdPrune(absl::Span<float> weights, double threshold_in, double minimum_sparsity, Precision p) {
+  if (!(threshold_in >= 0)) return absl::InvalidArgumentError(absl::StrCat("threshold must be >= 0, got ", threshold_in));
+  const float threshold = ThresholdInWeightType(threshold_in, p);
   if (!(minimum_sparsity >= 0 && minimum_sparsity <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("minimum_sparsity_percentile must be in [0, 1], got ", minimum_sparsity));
   }

@@ -99,6 +99,13 @@ absl::StatusOr<std::optional<QuantPlan>> PlanQuantization(const WeightTask& task
     }
     plan.block_sizes = c.block_size;
     plan.per_block = true;
+    for (size_t a = 0; a < rank; ++a) {
+      const int64_t b = plan.block_sizes[a];
+      if (b > 0 && task.shape[a] % b != 0) {
+        *reason = absl::StrCat("axis ", a, " (size ", task.shape[a], ") is not divisible by block size ", b);
+        return std::optional<QuantPlan>();
+      }
+    }
     return std::optional<QuantPlan>(plan);
   }
   if (task.out_axis < 0 || task.in_axis < 0) {
@@ -186,7 +193,7 @@ absl::StatusOr<std::optional<compress::PalettizeOptions>> PlanPalettization(cons
 absl::StatusOr<std::string> Prune(const WeightTask& task, const OpConfig& config, std::vector<float>* values) {
   absl::Status s;
   if (auto* t = std::get_if<ThresholdPrunerConfig>(&config)) {
-    s = compress::ThresholdPrune(absl::MakeSpan(*values), static_cast<float>(t->threshold), t->minimum_sparsity_percentile);
+    s = compress::ThresholdPrune(absl::MakeSpan(*values), t->threshold, t->minimum_sparsity_percentile, PrecisionOf(task.dtype));
   } else if (auto* m = std::get_if<MagnitudePrunerConfig>(&config)) {
     const Precision p = PrecisionOf(task.dtype);
     const bool structural = m->block_size || m->n_m_ratio;

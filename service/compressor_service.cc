@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "api/transfer.h"
+#include "clients/render.h"
 #include "common/file_util.h"
 #include "engine/inventory.h"
 #include "engine/target.h"
@@ -405,6 +406,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     vj.compressed_path = output_path_;
     if (vj.request.compare_outputs()) vj.original_path = input_path_;
     vj.deadline = deadline_;
+    vj.report_json = cli::RenderReportJson(report_);
     vj.control = validation_control_;
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = job_dir_;
@@ -727,6 +729,23 @@ grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* CompressorSe
 grpc::ServerReadReactor<v1::InspectRequest>* CompressorService::Inspect(grpc::CallbackServerContext* context,
                                                                         v1::InspectResponse* response) {
   return new InspectReactor(this, context, response);
+}
+
+grpc::ServerUnaryReactor* CompressorService::ListRunners(grpc::CallbackServerContext* context,
+                                                        const v1::ListRunnersRequest*, v1::ListRunnersResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (auth_) {
+    grpc::Status s = auth_->Check(*context);
+    if (!s.ok()) {
+      reactor->Finish(s);
+      return reactor;
+    }
+  }
+  if (validator_ != nullptr) {
+    for (auto& r : validator_->Runners()) *response->add_runners() = std::move(r);
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 bool CompressorService::Admit() {

@@ -29,6 +29,8 @@ class CompressorService final : public v1::Compressor::CallbackService {
       grpc::CallbackServerContext* context) override;
   grpc::ServerReadReactor<v1::InspectRequest>* Inspect(grpc::CallbackServerContext* context,
                                                        v1::InspectResponse* response) override;
+  grpc::ServerUnaryReactor* ListRunners(grpc::CallbackServerContext* context, const v1::ListRunnersRequest* request,
+                                        v1::ListRunnersResponse* response) override;
 
   // Calls in flight (for graceful shutdown and tests).
   int active_calls() const { return active_calls_.load(); }

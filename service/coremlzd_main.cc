@@ -35,6 +35,10 @@ usage: coremlzd [options]
   --remote-workers TARGET    run jobs on coremlz-worker processes (dns:///name:port or a,b,c)
   --runners TARGETS          device runners for validation (host:port,... or dns:///name:port)
   --runners-file FILE        device runners, one per line
+  --runner-probe-seconds N   how often runners are described (default 5)
+  --worker-concurrency N     jobs per remote worker (default 2)
+  --peer-tls-ca/--peer-tls-cert/--peer-tls-key FILE   TLS for dialling workers and runners
+  --peer-token-file FILE     bearer token sent to workers and runners
   --grace-seconds N          drain time on SIGTERM (default 30)
 )";
 
@@ -46,7 +50,8 @@ int main(int argc, char** argv) {
       argv_list,
       {"address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
        "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
-       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds"},
+       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca", "peer-tls-cert",
+       "peer-tls-key", "peer-token-file"},
       {"wait-for-worker", "no-reflection", "help"});
   if (!args.ok()) {
     std::fprintf(stderr, "coremlzd: %s\n%s", std::string(args.status().message()).c_str(), kUsage);

@@ -1,16 +1,73 @@
 #include "service/pools_from_flags.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "api/credentials.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "service/remote_worker_pool.h"
+#include "service/runner_pool.h"
+
 namespace coremlz::service {
+namespace {
+
+std::vector<std::string> SplitList(absl::string_view text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, absl::ByAnyChar(",\n"))) {
+    part = absl::StripAsciiWhitespace(part);
+    if (part.empty() || part[0] == '#') continue;
+    out.emplace_back(part);
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<Pools> PoolsFromFlags(const cli::Args& args, const ServerOptions& options) {
   Pools pools;
-  if (args.Has("remote-workers")) {
-    return absl::UnimplementedError("--remote-workers is not available in this build yet");
+  // Credentials for dialling internal peers (workers, runners): the same
+  // TLS files and token as the front's own unless overridden.
+  api::TlsFiles peer_tls;
+  peer_tls.client_ca = args.Value("peer-tls-ca").value_or("");
+  peer_tls.cert = args.Value("peer-tls-cert").value_or("");
+  peer_tls.key = args.Value("peer-tls-key").value_or("");
+  std::string peer_token;
+  if (auto path = args.Value("peer-token-file")) { ASSIGN_OR_RETURN(peer_token, api::ReadToken(*path)); }
+
+  if (auto target = args.Value("remote-workers")) {
+    RemoteWorkerPoolOptions o;
+    o.target = *target;
+    o.tls = peer_tls;
+    o.token = peer_token;
+    ASSIGN_OR_RETURN(std::optional<int64_t> per_worker, args.Int("worker-concurrency"));
+    if (per_worker) o.per_worker_concurrency = static_cast<int>(*per_worker);
+    o.queue_capacity = options.queue_capacity;
+    o.work_dir = options.work_dir;
+    ASSIGN_OR_RETURN(pools.worker_pool, MakeRemoteWorkerPool(o));
+    absl::StrAppend(&pools.description, ", remote workers at ", *target);
   }
-  if (args.Has("runners") || args.Has("runners-file")) {
-    return absl::UnimplementedError("--runners is not available in this build yet");
+  std::vector<std::string> runners;
+  if (auto list = args.Value("runners")) {
+    for (auto& r : SplitList(*list)) runners.push_back(r);
   }
-  (void)options;
+  if (auto path = args.Value("runners-file")) {
+    ASSIGN_OR_RETURN(std::string text, ReadFile(*path, 1 << 20));
+    for (auto& r : SplitList(text)) runners.push_back(r);
+  }
+  if (!runners.empty()) {
+    RunnerPoolOptions o;
+    o.targets = runners;
+    o.tls = peer_tls;
+    o.token = peer_token;
+    ASSIGN_OR_RETURN(std::optional<int64_t> probe, args.Int("runner-probe-seconds"));
+    if (probe) o.probe_interval = absl::Seconds(*probe);
+    // The metrics object belongs to the server, created later: runner_up is
+    // registered on first probe through the validator's own registry hook.
+    ASSIGN_OR_RETURN(std::unique_ptr<RunnerPool> pool, RunnerPool::Create(std::move(o), nullptr));
+    pools.validator = std::move(pool);
+    absl::StrAppend(&pools.description, ", ", runners.size(), " runner target(s)");
+  }
   return pools;
 }
 

@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<CoremlzServer>> CoremlzServer::Start(const Server
   }
   s->pool_ = std::move(pool);
   s->validator_ = std::move(validator);
+  if (s->validator_) s->validator_->SetMetrics(s->metrics_.get());
   s->service_ = std::make_unique<CompressorService>(options, s->pool_.get(), s->metrics_.get(), auth, s->validator_.get());
 
   grpc::ServerBuilder builder;

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coremlz/v1/compressor.pb.h"
 #include "coremlz/v1/validation.pb.h"
 #include "engine/job_control.h"
 
@@ -29,6 +30,10 @@ class Validator {
  public:
   virtual ~Validator() = default;
   virtual void Validate(ValidationJob job) = 0;
+  // The runners behind this validator, for ListRunners.
+  virtual std::vector<v1::RunnerStatus> Runners() const { return {}; }
+  // The server's metrics, once it has them (validators are built first).
+  virtual void SetMetrics(class ServerMetrics* metrics) {}
 };
 
 }  // namespace coremlz::service

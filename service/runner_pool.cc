@@ -1,0 +1,347 @@
+#include "service/runner_pool.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "api/device_selector.h"
+#include "api/transfer.h"
+#include "common/status_macros.h"
+
+namespace coremlz::service {
+namespace {
+
+// "dns:///name:port" or "dns:name:port" -> (name, port); else nullopt.
+std::optional<std::pair<std::string, std::string>> DnsTarget(const std::string& target) {
+  std::string rest;
+  if (absl::StartsWith(target, "dns:///")) rest = target.substr(7);
+  else if (absl::StartsWith(target, "dns:")) rest = target.substr(4);
+  else return std::nullopt;
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return std::make_pair(rest, std::string("50061"));
+  return std::make_pair(rest.substr(0, colon), rest.substr(colon + 1));
+}
+
+std::vector<std::string> ResolveName(const std::string& name, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::vector<std::string> out;
+  if (::getaddrinfo(name.c_str(), port.c_str(), &hints, &res) != 0) return out;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    char host[INET6_ADDRSTRLEN] = {};
+    if (a->ai_family == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, host, sizeof(host));
+      out.push_back(absl::StrCat(host, ":", port));
+    } else if (a->ai_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, host, sizeof(host));
+      out.push_back(absl::StrCat("[", host, "]:", port));
+    }
+  }
+  ::freeaddrinfo(res);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RunnerPool>> RunnerPool::Create(RunnerPoolOptions options, ServerMetrics* metrics) {
+  if (options.targets.empty()) return absl::InvalidArgumentError("a runner pool needs at least one runner address");
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, api::ChannelCredentials(options.tls));
+  std::unique_ptr<RunnerPool> pool(new RunnerPool(std::move(options), metrics, std::move(creds)));
+  pool->ProbeAll();
+  RunnerPool* raw = pool.get();
+  pool->prober_ = std::thread([raw] {
+    std::unique_lock<std::mutex> lock(raw->mu_);
+    while (!raw->stopping_) {
+      raw->cv_.wait_for(lock, std::chrono::milliseconds(200));
+      if (raw->stopping_) break;
+      lock.unlock();
+      raw->Resolve();
+      std::vector<std::string> due;
+      {
+        std::lock_guard<std::mutex> l(raw->mu_);
+        for (const auto& [addr, r] : raw->runners_) {
+          if (absl::Now() >= r.next_probe) due.push_back(addr);
+        }
+      }
+      for (const std::string& a : due) raw->Probe(a, false);
+      lock.lock();
+    }
+  });
+  return pool;
+}
+
+RunnerPool::~RunnerPool() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+    // Validations in flight finish (their callers are gone or going).
+    cv_.wait_for(lock, std::chrono::seconds(60), [this] { return active_.load() == 0; });
+  }
+  if (prober_.joinable()) prober_.join();
+}
+
+void RunnerPool::Resolve() {
+  std::set<std::string> wanted;
+  for (const std::string& t : options_.targets) {
+    if (auto dns = DnsTarget(t)) {
+      for (const std::string& a : ResolveName(dns->first, dns->second)) wanted.insert(a);
+    } else {
+      wanted.insert(t);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = runners_.begin(); it != runners_.end();) {
+    if (!wanted.count(it->first)) {
+      if (ServerMetrics* m = metrics_.load()) m->RunnerUp(it->first, false);
+      it = runners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const std::string& a : wanted) {
+    if (runners_.count(a)) continue;
+    Runner r;
+    r.address = a;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(8 << 20);
+    args.SetMaxSendMessageSize(8 << 20);
+    r.channel = grpc::CreateCustomChannel(a, creds_, args);
+    r.stub = v1::DeviceRunner::NewStub(r.channel);
+    runners_.emplace(a, std::move(r));
+  }
+}
+
+void RunnerPool::Probe(const std::string& address, bool force) {
+  v1::DeviceRunner::Stub* stub;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runners_.find(address);
+    if (it == runners_.end() || (!force && absl::Now() < it->second.next_probe)) return;
+    stub = it->second.stub.get();
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.probe_timeout));
+  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  v1::RunnerDescription description;
+  grpc::Status s = stub->Describe(&ctx, v1::DescribeRequest(), &description);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = runners_.find(address);
+  if (it == runners_.end()) return;
+  Runner& r = it->second;
+  r.probed = true;
+  r.last_probe = absl::Now();
+  if (s.ok()) {
+    r.up = true;
+    r.failures = 0;
+    r.description = description;
+    r.last_error.clear();
+    r.next_probe = absl::Now() + options_.probe_interval;
+  } else {
+    r.up = false;
+    r.last_error = absl::StrCat(static_cast<int>(s.error_code()) == 14 ? "unreachable" : "describe failed", ": ", s.error_message());
+    ++r.failures;
+    // Exponential backoff for down runners: 1 s, 2 s, 4 s, ... max_backoff.
+    absl::Duration backoff = absl::Seconds(1) * (1 << std::min(r.failures - 1, 10));
+    r.next_probe = absl::Now() + std::min(backoff, options_.max_backoff);
+  }
+  if (ServerMetrics* m = metrics_.load()) m->RunnerUp(address, r.up);
+}
+
+void RunnerPool::ProbeAll() {
+  Resolve();
+  std::vector<std::string> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [a, r] : runners_) all.push_back(a);
+  }
+  for (const std::string& a : all) Probe(a, true);
+}
+
+void RunnerPool::MarkDown(const std::string& address, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = runners_.find(address);
+  if (it == runners_.end()) return;
+  it->second.up = false;
+  it->second.last_error = error;
+  ++it->second.failures;
+  it->second.next_probe = absl::Now() + absl::Seconds(1);
+  if (ServerMetrics* m = metrics_.load()) m->RunnerUp(address, false);
+}
+
+void RunnerPool::SetMetrics(ServerMetrics* metrics) {
+  metrics_.store(metrics);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [a, r] : runners_) {
+    if (metrics) metrics->RunnerUp(a, r.up);
+  }
+}
+
+std::vector<v1::RunnerStatus> RunnerPool::Runners() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::RunnerStatus> out;
+  for (const auto& [a, r] : runners_) {
+    v1::RunnerStatus s;
+    s.set_address(a);
+    s.set_up(r.up);
+    s.set_runner_id(r.description.runner_id());
+    s.set_backend(r.description.backend());
+    *s.mutable_devices() = r.description.devices();
+    s.set_free_slots(r.description.free_slots());
+    s.set_last_error(r.last_error);
+    if (r.last_probe != absl::InfinitePast()) s.set_last_probe_unix_ms(absl::ToUnixMillis(r.last_probe));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void RunnerPool::Validate(ValidationJob job) {
+  active_.fetch_add(1);
+  std::thread([this, job = std::move(job)]() mutable {
+    Run(std::move(job));
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.fetch_sub(1);
+    cv_.notify_all();
+  }).detach();
+}
+
+absl::StatusOr<v1::ValidationResult> RunnerPool::Attempt(const std::string& address, const ValidationJob& job,
+                                                         grpc::Status* status) {
+  v1::DeviceRunner::Stub* stub;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runners_.find(address);
+    if (it == runners_.end()) return absl::UnavailableError("runner left the pool");
+    stub = it->second.stub.get();
+  }
+  std::string compressed_root, original_root;
+  ASSIGN_OR_RETURN(std::vector<v1::FileInfo> compressed, api::DescribeModelFiles(job.compressed_path, &compressed_root));
+  std::vector<v1::FileInfo> original;
+  if (!job.original_path.empty()) { ASSIGN_OR_RETURN(original, api::DescribeModelFiles(job.original_path, &original_root)); }
+  v1::ValidateRequest header;
+  *header.mutable_header()->mutable_request() = job.request;
+  for (const auto& f : compressed) *header.mutable_header()->add_compressed_files() = f;
+  for (const auto& f : original) *header.mutable_header()->add_original_files() = f;
+  header.mutable_header()->set_report_json(job.report_json);
+
+  grpc::ClientContext ctx;
+  if (job.deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(job.deadline));
+  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  auto stream = stub->Validate(&ctx);
+  std::atomic<bool> finished{false};
+  std::thread watcher([&] {
+    while (!finished.load()) {
+      if (job.control && job.control->Cancelled()) {
+        ctx.TryCancel();
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  });
+  std::thread writer([&] {
+    if (!stream->Write(header)) return;
+    auto send = [&](v1::FileChunk&& c) {
+      v1::ValidateRequest r;
+      *r.mutable_chunk() = std::move(c);
+      return stream->Write(r);
+    };
+    if (!api::SendFiles(compressed_root, compressed, 0, send).ok()) return;
+    if (!original.empty() && !api::SendFiles(original_root, original, static_cast<uint32_t>(compressed.size()), send).ok()) return;
+    stream->WritesDone();
+  });
+  std::optional<v1::ValidationResult> result;
+  v1::ValidateResponse response;
+  while (stream->Read(&response)) {
+    if (response.has_result() && !result) result = response.result();
+  }
+  writer.join();
+  *status = stream->Finish();
+  finished.store(true);
+  watcher.join();
+  if (!status->ok()) return absl::Status(static_cast<absl::StatusCode>(status->error_code()), status->error_message());
+  if (!result) return absl::DataLossError("the runner ended the call without a result");
+  if (!result->has_device() || result->backend().empty()) {
+    return absl::DataLossError("the runner's result names no device or backend");
+  }
+  result->set_runner(address);
+  return *result;
+}
+
+
+void RunnerPool::Run(ValidationJob job) {
+  const absl::Time start = absl::Now();
+  std::vector<std::string> attempts;
+  // Candidates: up, with a matching device; most free slots first.
+  std::vector<std::pair<int, std::string>> candidates;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [addr, r] : runners_) {
+      if (!r.up) {
+        attempts.push_back(absl::StrCat(addr, ": down (", r.last_error.empty() ? "not probed yet" : r.last_error, ")"));
+        continue;
+      }
+      int free = 0, matching = 0;
+      for (const auto& d : r.description.devices()) {
+        if (!api::MatchesSelector(d, job.request.device())) continue;
+        ++matching;
+        free += d.state() == "available";
+      }
+      if (matching == 0) {
+        attempts.push_back(absl::StrCat(addr, ": skipped, no device matches"));
+        continue;
+      }
+      candidates.emplace_back(free, addr);
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string device_label = job.request.device().model().empty() ? "any" : job.request.device().model();
+  int tries = 0;
+  for (const auto& [free, addr] : candidates) {
+    if (tries >= options_.max_attempts) break;
+    if (job.control && job.control->Cancelled()) break;
+    if (absl::Now() >= job.deadline) break;
+    ++tries;
+    grpc::Status status;
+    absl::StatusOr<v1::ValidationResult> result = Attempt(addr, job, &status);
+    if (result.ok()) {
+      for (const std::string& a : attempts) result->add_attempts(a);
+      if (ServerMetrics* m = metrics_.load()) m->Validation(device_label, result->passed() ? "passed" : "failed", absl::ToDoubleSeconds(absl::Now() - start));
+      job.done(std::move(*result));
+      return;
+    }
+    attempts.push_back(absl::StrCat(addr, ": ", absl::StatusCodeToString(result.status().code()), " ", result.status().message()));
+    const absl::StatusCode code = result.status().code();
+    if (job.control && job.control->Cancelled()) break;
+    if (code == absl::StatusCode::kDeadlineExceeded) break;
+    if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDataLoss || code == absl::StatusCode::kInternal ||
+        code == absl::StatusCode::kUnknown || code == absl::StatusCode::kCancelled) {
+      MarkDown(addr, std::string(result.status().message()));
+    }
+    // RESOURCE_EXHAUSTED (busy), NOT_FOUND (no device) and broken runners:
+    // try the next one.
+  }
+  absl::Status final_status;
+  if (job.control && job.control->Cancelled()) {
+    final_status = absl::CancelledError("validation cancelled");
+  } else if (absl::Now() >= job.deadline) {
+    final_status = absl::DeadlineExceededError(absl::StrCat("the deadline passed before a runner validated the model; tried: ",
+                                                            absl::StrJoin(attempts, "; ")));
+  } else {
+    final_status = absl::UnavailableError(absl::StrCat("no device runner could validate the model; tried: ",
+                                                       attempts.empty() ? "no runners configured" : absl::StrJoin(attempts, "; ")));
+  }
+  if (ServerMetrics* m = metrics_.load()) m->Validation(device_label, "unavailable", absl::ToDoubleSeconds(absl::Now() - start));
+  job.done(final_status);
+}
+
+}  // namespace coremlz::service
