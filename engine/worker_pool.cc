@@ -166,7 +166,43 @@ class LocalWorkerPool : public WorkerPool {
   std::thread reaper_;
 };
 
+class DelayingControl : public JobControl {
+ public:
+  DelayingControl(std::shared_ptr<JobControl> inner, absl::Duration delay) : inner_(std::move(inner)), delay_(delay) {}
+  bool Cancelled() const override { return inner_->Cancelled(); }
+  void OnProgress(const Progress& p) override {
+    inner_->OnProgress(p);
+    const absl::Time end = absl::Now() + delay_;
+    while (absl::Now() < end && !inner_->Cancelled()) absl::SleepFor(absl::Milliseconds(5));
+  }
+
+ private:
+  std::shared_ptr<JobControl> inner_;
+  absl::Duration delay_;
+};
+
+class DelayingWorkerPool : public WorkerPool {
+ public:
+  DelayingWorkerPool(std::unique_ptr<WorkerPool> inner, absl::Duration delay) : inner_(std::move(inner)), delay_(delay) {}
+  absl::Status Submit(CompressJob job) override {
+    job.control = std::make_shared<DelayingControl>(job.control, delay_);
+    return inner_->Submit(std::move(job));
+  }
+  int busy() const override { return inner_->busy(); }
+  int queue_depth() const override { return inner_->queue_depth(); }
+  int threads() const override { return inner_->threads(); }
+  void Shutdown(absl::Duration grace) override { inner_->Shutdown(grace); }
+
+ private:
+  std::unique_ptr<WorkerPool> inner_;
+  absl::Duration delay_;
+};
+
 }  // namespace
+
+std::unique_ptr<WorkerPool> MakeDelayingWorkerPool(std::unique_ptr<WorkerPool> inner, absl::Duration delay) {
+  return std::make_unique<DelayingWorkerPool>(std::move(inner), delay);
+}
 
 std::unique_ptr<WorkerPool> MakeLocalWorkerPool(const LocalWorkerPoolOptions& options) {
   return std::make_unique<LocalWorkerPool>(options);

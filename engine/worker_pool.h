@@ -28,6 +28,8 @@ struct CompressJob {
   // While the queue is full, wait for a slot until this time (then
   // RESOURCE_EXHAUSTED); unset: refuse at once.
   std::optional<absl::Time> admission_deadline;
+  // The caller's deadline (remote pools pass it on to the worker's call).
+  absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<JobControl> control;  // progress, cancellation (required)
   // Called exactly once, from a pool thread, unless Submit() fails.
   std::function<void(absl::StatusOr<CompressionReport>)> done;
@@ -55,6 +57,10 @@ struct LocalWorkerPoolOptions {
 };
 
 std::unique_ptr<WorkerPool> MakeLocalWorkerPool(const LocalWorkerPoolOptions& options);
+
+// Test knob (coremlzd --test-job-delay-ms): makes every weight of every job
+// take `delay` longer, so that tests can cancel, kill or drain mid-job.
+std::unique_ptr<WorkerPool> MakeDelayingWorkerPool(std::unique_ptr<WorkerPool> inner, absl::Duration delay);
 
 // A generous estimate of a job's peak memory: the largest tensor's dense
 // floats several times over (values, reconstruction, sorting, output

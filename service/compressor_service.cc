@@ -375,6 +375,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     }
     job.memory_estimate = *estimate;
     if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
+    job.deadline = deadline_;
     job.control = control_;
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = job_dir_;  // keeps the files while the job runs

@@ -9,6 +9,7 @@
 
 #include "api/credentials.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
+#include "coremlz/v1/worker.grpc.pb.h"
 #include "engine/worker_pool.h"
 #include "service/metrics.h"
 #include "service/server_options.h"
@@ -55,6 +56,19 @@ class CompressorService final : public v1::Compressor::CallbackService {
   Validator* validator_;
   std::atomic<int> active_calls_{0};
   TaskRunner tasks_;
+};
+
+// The internal Worker service: the same job handling as Compress, for a
+// front's remote worker pool.
+class WorkerService final : public v1::Worker::CallbackService {
+ public:
+  explicit WorkerService(CompressorService* compressor) : compressor_(compressor) {}
+  grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* Run(grpc::CallbackServerContext* context) override {
+    return compressor_->Compress(context);
+  }
+
+ private:
+  CompressorService* compressor_;
 };
 
 }  // namespace coremlz::service

@@ -40,19 +40,15 @@ usage: coremlzd [options]
   --peer-tls-ca/--peer-tls-cert/--peer-tls-key FILE   TLS for dialling workers and runners
   --peer-token-file FILE     bearer token sent to workers and runners
   --grace-seconds N          drain time on SIGTERM (default 30)
+  --test-job-delay-ms N      test knob: every weight of every job takes N ms longer
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_list(argv + 1, argv + argc);
-  auto args = coremlz::cli::Args::Parse(
-      argv_list,
-      {"address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
-       "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
-       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca", "peer-tls-cert",
-       "peer-tls-key", "peer-token-file"},
-      {"wait-for-worker", "no-reflection", "help"});
+  auto args = coremlz::cli::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
+                                        coremlz::service::ServerBoolFlags());
   if (!args.ok()) {
     std::fprintf(stderr, "coremlzd: %s\n%s", std::string(args.status().message()).c_str(), kUsage);
     return 1;

@@ -47,6 +47,18 @@ absl::StatusOr<Pools> PoolsFromFlags(const cli::Args& args, const ServerOptions&
     ASSIGN_OR_RETURN(pools.worker_pool, MakeRemoteWorkerPool(o));
     absl::StrAppend(&pools.description, ", remote workers at ", *target);
   }
+  ASSIGN_OR_RETURN(std::optional<int64_t> delay_ms, args.Int("test-job-delay-ms"));
+  if (delay_ms && *delay_ms > 0) {
+    if (!pools.worker_pool) {
+      engine::LocalWorkerPoolOptions po;
+      po.threads = options.worker_threads;
+      po.queue_capacity = options.queue_capacity;
+      po.memory_budget = options.memory_budget;
+      pools.worker_pool = engine::MakeLocalWorkerPool(po);
+    }
+    pools.worker_pool = engine::MakeDelayingWorkerPool(std::move(pools.worker_pool), absl::Milliseconds(*delay_ms));
+    absl::StrAppend(&pools.description, ", test delay ", *delay_ms, " ms per weight");
+  }
   std::vector<std::string> runners;
   if (auto list = args.Value("runners")) {
     for (auto& r : SplitList(*list)) runners.push_back(r);

@@ -47,6 +47,10 @@ absl::StatusOr<std::unique_ptr<CoremlzServer>> CoremlzServer::Start(const Server
 
   grpc::ServerBuilder builder;
   builder.RegisterService(s->service_.get());
+  if (options.worker_api) {
+    s->worker_service_ = std::make_unique<WorkerService>(s->service_.get());
+    builder.RegisterService(s->worker_service_.get());
+  }
   for (grpc::Service* extra : extra_services) builder.RegisterService(extra);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(s->metrics_->InterceptorFactory());

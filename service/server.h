@@ -45,6 +45,7 @@ class CoremlzServer {
   std::unique_ptr<engine::WorkerPool> pool_;
   std::shared_ptr<Validator> validator_;
   std::unique_ptr<CompressorService> service_;
+  std::unique_ptr<WorkerService> worker_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -22,6 +22,20 @@ absl::Status SetInt(const cli::Args& args, const std::string& flag, int64_t min,
 
 }  // namespace
 
+const std::set<std::string>& ServerValueFlags() {
+  static const std::set<std::string> flags = {
+      "address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
+      "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
+      "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca",
+      "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms"};
+  return flags;
+}
+
+const std::set<std::string>& ServerBoolFlags() {
+  static const std::set<std::string> flags = {"wait-for-worker", "no-reflection", "help"};
+  return flags;
+}
+
 absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
   ServerOptions o;
   if (auto v = args.Value("address")) o.address = *v;
@@ -67,7 +81,7 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
-int RunServerMain(const cli::Args& args) {
+int RunServerMain(const cli::Args& args, const std::string& program, bool worker) {
   // Block the termination signals in every thread; main waits for them.
   sigset_t set;
   sigemptyset(&set);
@@ -76,31 +90,34 @@ int RunServerMain(const cli::Args& args) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  const char* name = program.c_str();
   auto options = OptionsFromFlags(args);
   if (!options.ok()) {
-    std::fprintf(stderr, "coremlzd: %s\n", std::string(options.status().message()).c_str());
+    std::fprintf(stderr, "%s: %s\n", name, std::string(options.status().message()).c_str());
     return 1;
   }
+  options->worker_api = worker;
   auto pools = PoolsFromFlags(args, *options);
   if (!pools.ok()) {
-    std::fprintf(stderr, "coremlzd: %s\n", std::string(pools.status().message()).c_str());
+    std::fprintf(stderr, "%s: %s\n", name, std::string(pools.status().message()).c_str());
     return 1;
   }
   auto server = CoremlzServer::Start(*options, std::move(pools->worker_pool), pools->validator);
   if (!server.ok()) {
-    std::fprintf(stderr, "coremlzd: %s\n", std::string(server.status().message()).c_str());
+    std::fprintf(stderr, "%s: %s\n", name, std::string(server.status().message()).c_str());
     return 1;
   }
-  std::fprintf(stderr, "coremlzd: serving gRPC on port %d, metrics on port %d, %d worker threads%s\n", (*server)->port(),
+  std::fprintf(stderr, "%s: serving gRPC on port %d, metrics on port %d, %d worker threads%s\n", name, (*server)->port(),
                (*server)->metrics_port(), (*server)->pool()->threads(), pools->description.c_str());
   std::fflush(stderr);
   const int sig = WaitForTerminationSignal();
   int64_t grace = 30;
   (void)SetInt(args, "grace-seconds", 0, &grace);
-  std::fprintf(stderr, "coremlzd: signal %d, draining calls for up to %lld s\n", sig, static_cast<long long>(grace));
+  std::fprintf(stderr, "%s: signal %d, draining calls for up to %lld s\n", name, sig, static_cast<long long>(grace));
+  std::fflush(stderr);
   (*server)->Shutdown(absl::Seconds(grace));
   if (pools->on_shutdown) pools->on_shutdown();
-  std::fprintf(stderr, "coremlzd: stopped\n");
+  std::fprintf(stderr, "%s: stopped\n", name);
   return 0;
 }
 

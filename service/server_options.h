@@ -27,6 +27,8 @@ struct ServerOptions {
   api::TlsFiles tls;
   std::string token_file;          // bearer tokens; empty: no authentication
   bool reflection = true;
+  // Also serve the internal Worker service (coremlz-worker).
+  bool worker_api = false;
 };
 
 }  // namespace coremlz::service
