@@ -1,7 +1,9 @@
 #include "engine/config.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/utf8.h"
 
 namespace coremlz::engine {
 namespace {
@@ -206,6 +208,17 @@ absl::Status Validate(const CompressionConfig& config) {
     }
     for (const auto& [k, v] : oc.op_name_configs) {
       if (auto s = check(v, absl::StrCat("op_name_configs[", k, "]")); !s.ok()) return s;
+    }
+    // A name that is not printable UTF-8 can never match an op (MIL names are
+    // protobuf strings) and would not survive being echoed back.
+    for (const auto* names : {&oc.op_type_configs, &oc.op_name_configs}) {
+      for (const auto& entry : *names) {
+        if (entry.first.empty() || !IsPrintableUtf8(entry.first)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "pass ", i + 1, ": ", names == &oc.op_type_configs ? "op_type_configs" : "op_name_configs",
+              " has a key that is empty, not UTF-8 or has control characters: \"", absl::CHexEscape(entry.first), "\""));
+        }
+      }
     }
   }
   return absl::OkStatus();

@@ -37,8 +37,11 @@ absl::StatusOr<Granularity> ParseGranularity(const YAML::Node& n, const std::str
 }
 
 absl::Status CheckKeys(const YAML::Node& n, const std::set<std::string>& allowed, const std::string& where) {
+  std::set<std::string> seen;
   for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) return Err(where, "keys must be strings");
     const std::string key = kv.first.as<std::string>();
+    if (!seen.insert(key).second) return Err(where, absl::StrCat("key \"", key, "\" is given twice"));
     if (!allowed.count(key)) {
       std::string list;
       for (const auto& a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
@@ -185,7 +188,10 @@ absl::StatusOr<CompressionPass> ParsePass(const YAML::Node& n, const std::string
     if (!m.IsMap()) return Err(where + "." + key, "expected a mapping from names to configs");
     auto& target = std::string(key) == "op_type_configs" ? pass.config.op_type_configs : pass.config.op_name_configs;
     for (const auto& kv : m) {
+      if (!kv.first.IsScalar()) return Err(where + "." + key, "names must be strings");
       const std::string name = kv.first.as<std::string>();
+      // YAML allows a repeated key; the second would silently replace the first.
+      if (target.count(name)) return Err(where + "." + key, absl::StrCat("\"", name, "\" is given twice"));
       ASSIGN_OR_RETURN(target[name], ParseMaybeConfig(kv.second, type, absl::StrCat(where, ".", key, "[", name, "]")));
     }
   }

@@ -205,7 +205,9 @@ TEST(RunnerPoolTest, RunnerUpTracksProbes) {
   ASSERT_EQ(list.runners_size(), 2);
   for (const auto& r : list.runners()) {
     EXPECT_EQ(r.up(), r.address() != gone) << r.address();
-    if (r.up()) EXPECT_EQ(r.devices_size(), 1);
+    if (r.up()) {
+      EXPECT_EQ(r.devices_size(), 1);
+    }
   }
   auto ok = RunCompress(server.Stub().get(), UploadWithValidation("any"));
   EXPECT_TRUE(ok.status.ok()) << ok.status.error_message();
