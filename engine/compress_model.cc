@@ -3,6 +3,7 @@
 #include <chrono>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -19,7 +20,8 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
                                                   const WriteOptions& write, JobControl* control) {
   ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input));
   if (!pkg->model().has_mlprogram()) {
-    return absl::InvalidArgumentError(absl::StrCat(input, ": the package's model is not an ML Program"));
+    return absl::InvalidArgumentError(absl::StrCat(pkg->layout().model_path,
+                                                   ": the package's model is not an ML Program (no mlProgram field)"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<MlProgramCompressor> compressor,
                    MlProgramCompressor::Create(pkg->model(), config, options));
@@ -33,6 +35,11 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
     ASSIGN_OR_RETURN(std::string staging, writer.StagingPath(rel));
     ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging));
     RETURN_IF_ERROR(compressor->BeginWeightFile(needs.file_name, sink.get()));
+    if (needs.exists && !PathExists(pkg->PathOf(rel))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", compressor->BlobOwner(needs.file_name, needs.offsets.empty() ? 0 : needs.offsets[0]), "\" reads ",
+          needs.file_name, ", but the package has no ", rel));
+    }
     if (needs.exists) {
       ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(pkg->PathOf(rel)));
       bytes_before += mapped.bytes().size();
@@ -45,8 +52,15 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
       // and copies out only the blobs the program uses.
       absl::string_view all = mapped.bytes();
       constexpr size_t kSlice = 4 << 20;
-      for (size_t pos = 0; pos < all.size(); pos += kSlice) RETURN_IF_ERROR(reader.Feed(all.substr(pos, kSlice)));
-      RETURN_IF_ERROR(reader.Finish());
+      absl::Status read;
+      for (size_t pos = 0; pos < all.size() && read.ok(); pos += kSlice) read = reader.Feed(all.substr(pos, kSlice));
+      if (read.ok()) read = reader.Finish();
+      if (!read.ok()) {
+        // Say which weight a damaged record belongs to, unless the message does.
+        const std::string owner = compressor->BlobOwner(needs.file_name, reader.current_blob());
+        if (owner.empty() || absl::StrContains(read.message(), owner)) return read;
+        return absl::Status(read.code(), absl::StrCat(read.message(), " (the blob of \"", owner, "\")"));
+      }
     }
     RETURN_IF_ERROR(compressor->FinishWeightFile());
     RETURN_IF_ERROR(sink->Close());
@@ -82,7 +96,13 @@ absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, con
     return absl::InvalidArgumentError(absl::StrCat(
         input, ": an ML Program keeps its weights in an .mlpackage; pass the package directory instead"));
   }
-  ASSIGN_OR_RETURN(CompressionReport report, CompressNeuralNetwork(&model, config, options, control));
+  absl::StatusOr<CompressionReport> compressed = CompressNeuralNetwork(&model, config, options, control);
+  if (!compressed.ok()) {
+    const absl::Status& s = compressed.status();
+    if (s.code() != absl::StatusCode::kInvalidArgument || absl::StrContains(s.message(), input)) return s;
+    return absl::Status(s.code(), absl::StrCat(input, ": ", s.message()));
+  }
+  CompressionReport report = *std::move(compressed);
   std::string out = format::SerializeModelSpec(model);
   if (PathExists(output) && !write.overwrite) {
     return absl::AlreadyExistsError(absl::StrCat(output, " already exists (pass --force to replace it)"));

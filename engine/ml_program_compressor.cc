@@ -203,15 +203,30 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
 
   // Every blob reference in the program, to copy or replace.
   RETURN_IF_ERROR(format::ForEachBlock(&program, [&](mil::Block* block, const format::BlockContext&) -> absl::Status {
+    absl::Status bad_type;
     for (mil::Operation& op : *block->mutable_operations()) {
-      ForEachValue(op, [&](const std::string&, mil::Value& v) {
-        if (v.has_blobfilevalue()) {
-          offsets_by_file[v.blobfilevalue().filename()].insert(v.blobfilevalue().offset());
-          ++remaining_refs_[{v.blobfilevalue().filename(), v.blobfilevalue().offset()}];
+      const std::string owner = op.outputs_size() > 0 ? op.outputs(0).name() : op.type();
+      ForEachValue(op, [&](const std::string& input, mil::Value& v) {
+        if (!v.has_blobfilevalue()) return;
+        const auto key = std::make_pair(v.blobfilevalue().filename(), v.blobfilevalue().offset());
+        offsets_by_file[key.first].insert(key.second);
+        ++remaining_refs_[key];
+        blob_owners_.emplace(key, owner);
+        // What the program says the blob holds; checked against the blob's
+        // own record when it arrives, for every reference (a mismatch the
+        // compressor would not touch still makes a model Core ML rejects).
+        auto declared = format::ReadTensorType(v.type());
+        if (!declared.ok()) {
+          if (bad_type.ok()) {
+            bad_type = absl::Status(declared.status().code(), absl::StrCat("\"", owner, "\" (", input, "): ",
+                                                                            declared.status().message()));
+          }
+          return;
         }
+        blob_declared_[key].push_back({owner, declared->type, declared->shape});
       });
     }
-    return absl::OkStatus();
+    return bad_type;
   }));
   for (const auto& [file, offsets] : offsets_by_file) {
     // The name must resolve inside the package (checked again by the reader).
@@ -381,22 +396,28 @@ absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values,
   return absl::OkStatus();
 }
 
+std::string MlProgramCompressor::BlobOwner(const std::string& file_name, uint64_t offset) const {
+  auto it = blob_owners_.find({file_name, offset});
+  return it == blob_owners_.end() ? std::string() : it->second;
+}
+
 absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl::string_view data, JobControl* control) {
   if (!writer_) return absl::FailedPreconditionError("OnBlob before BeginWeightFile");
   if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
   const auto key = std::make_pair(current_file_, meta.offset);
-  auto tasks = tasks_by_blob_.find(key);
-  if (tasks != tasks_by_blob_.end()) {
-    for (Task* task : tasks->second) {
-      const WeightTask& w = task->weight;
-      const uint64_t count = format::ElementCount(w.shape).value_or(0);
-      if (meta.type != w.dtype || meta.element_count() != count) {
+  if (auto declared = blob_declared_.find(key); declared != blob_declared_.end()) {
+    for (const DeclaredBlob& d : declared->second) {
+      auto count = format::ElementCount(d.shape);
+      if (meta.type != d.type || !count.ok() || meta.element_count() != *count) {
         return absl::InvalidArgumentError(absl::StrCat(
-            current_file_, " at offset ", meta.offset, ": const \"", w.name, "\" declares ",
-            format::ElementTypeName(w.dtype), format::ShapeString(w.shape), " but the blob holds ",
+            current_file_, " at offset ", meta.offset, ": \"", d.owner, "\" declares ",
+            format::ElementTypeName(d.type), format::ShapeString(d.shape), " but the blob holds ",
             meta.element_count(), " ", format::ElementTypeName(meta.type), " elements"));
       }
     }
+  }
+  auto tasks = tasks_by_blob_.find(key);
+  if (tasks != tasks_by_blob_.end()) {
     // Replacements are written where the original blob was, so the output
     // keeps the program's order; the original follows only if something
     // still reads it (a skipped weight, or a blob shared with another op).

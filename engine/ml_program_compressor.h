@@ -53,6 +53,9 @@ class MlProgramCompressor {
     bool exists = true;            // false: a new file for compressed immediates
   };
   const std::vector<WeightFileNeeds>& weight_files() const { return files_; }
+  // The name of the (first) op reading the blob at `offset` of `file_name`,
+  // for error messages; empty if none.
+  std::string BlobOwner(const std::string& file_name, uint64_t offset) const;
   Target target() const { return target_; }
   int weights_planned() const;
 
@@ -77,6 +80,13 @@ class MlProgramCompressor {
   std::vector<WeightFileNeeds> files_;
   // (file, offset) -> references that remain after compression.
   std::map<std::pair<std::string, uint64_t>, int> remaining_refs_;
+  std::map<std::pair<std::string, uint64_t>, std::string> blob_owners_;
+  struct DeclaredBlob {
+    std::string owner;
+    format::ElementType type;
+    format::Shape shape;
+  };
+  std::map<std::pair<std::string, uint64_t>, std::vector<DeclaredBlob>> blob_declared_;
   std::map<std::pair<std::string, uint64_t>, std::vector<Task*>> tasks_by_blob_;
   std::map<std::pair<std::string, uint64_t>, uint64_t> new_offsets_;
   // Writing state for the current weight file.

@@ -220,9 +220,34 @@ absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& path) {
       for (const auto& [key, block] : f.block_specializations()) {
         for (const auto& op : block.operations()) {
           if (op.type() != "const" || op.outputs_size() != 1) continue;
+          if (!op.outputs(0).type().has_tensortype()) continue;
+          const std::string& const_name = op.outputs(0).name();
           auto info = format::ReadTensorType(op.outputs(0).type());
-          if (!info.ok()) continue;
-          largest = std::max(largest, format::ElementCount(info->shape).value_or(0));
+          if (!info.ok()) {
+            return absl::Status(info.status().code(), absl::StrCat("const \"", const_name, "\": ", info.status().message()));
+          }
+          auto count = format::ElementCount(info->shape);
+          if (!count.ok()) {
+            return absl::InvalidArgumentError(absl::StrCat("const \"", const_name, "\": ", count.status().message()));
+          }
+          // A declared shape cannot be trusted to size memory before its data
+          // was read: one larger than the file that holds it is refused here,
+          // as the reader would refuse it later, instead of looking like a
+          // model too big for this server.
+          auto val = op.attributes().find("val");
+          if (val != op.attributes().end() && val->second.has_blobfilevalue()) {
+            const std::string& file = val->second.blobfilevalue().filename();
+            auto rel = pkg->layout().ResolveBlobFile(file);
+            auto size = rel.ok() ? FileSize(pkg->PathOf(*rel)) : absl::StatusOr<uint64_t>(rel.status());
+            auto bytes = format::StorageBytes(info->type, *count);
+            if (size.ok() && bytes.ok() && *bytes > *size) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "const \"", const_name, "\" declares ", format::ElementTypeName(info->type),
+                  format::ShapeString(info->shape), " (", *bytes, " bytes), more than all of ", file, " (", *size,
+                  " bytes)"));
+            }
+          }
+          largest = std::max(largest, *count);
         }
       }
     }

@@ -7,8 +7,10 @@
 namespace coremlz::format {
 namespace {
 
+// A damaged weight file is the caller's bad input (INVALID_ARGUMENT, never
+// retried); DATA_LOSS is kept for bytes lost in transfer.
 absl::Status Corrupt(absl::string_view label, uint64_t offset, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat(label, " at offset ", offset, ": ", what));
+  return absl::InvalidArgumentError(absl::StrCat(label, " at offset ", offset, ": ", what));
 }
 
 }  // namespace

@@ -26,12 +26,12 @@ absl::Status BlobStreamReader::StartNextBlob() {
   }
   const uint64_t offset = offsets_[next_];
   if (offset < previous_end_) {
-    return absl::DataLossError(absl::StrCat(
+    return absl::InvalidArgumentError(absl::StrCat(
         label_, " at offset ", offset, ": blob overlaps the previous blob or the header (which end at ",
         previous_end_, ")"));
   }
   if (offset > file_size_ || file_size_ - offset < kBlobMetadataSize) {
-    return absl::DataLossError(absl::StrCat(label_, " at offset ", offset,
+    return absl::InvalidArgumentError(absl::StrCat(label_, " at offset ", offset,
                                             ": blob metadata record runs past the end of the ",
                                             file_size_, "-byte file"));
   }
@@ -109,7 +109,7 @@ absl::Status BlobStreamReader::Feed(absl::string_view chunk) {
 absl::Status BlobStreamReader::Finish() {
   if (!error_.ok()) return error_;
   if (file_size_ < kBlobHeaderSize) {
-    return absl::DataLossError(absl::StrCat(label_, ": ", file_size_,
+    return absl::InvalidArgumentError(absl::StrCat(label_, ": ", file_size_,
                                             " bytes is shorter than the 64-byte blob storage header"));
   }
   if (pos_ != file_size_) {
@@ -118,7 +118,7 @@ absl::Status BlobStreamReader::Finish() {
   }
   RETURN_IF_ERROR(Feed({}));
   if (next_ != offsets_.size()) {
-    return absl::DataLossError(absl::StrCat(label_, ": blob at offset ", offsets_[next_],
+    return absl::InvalidArgumentError(absl::StrCat(label_, ": blob at offset ", offsets_[next_],
                                             " is incomplete"));
   }
   return absl::OkStatus();

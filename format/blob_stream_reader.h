@@ -31,6 +31,11 @@ class BlobStreamReader {
   absl::Status Finish();
 
   uint64_t bytes_seen() const { return pos_; }
+  // The metadata offset of the blob being read (the one an error is about);
+  // UINT64_MAX while in the file header or once every wanted blob was delivered.
+  uint64_t current_blob() const {
+    return phase_ != Phase::kHeader && next_ < offsets_.size() ? offsets_[next_] : UINT64_MAX;
+  }
   // Bytes currently buffered (the metadata record or blob being assembled).
   size_t buffered() const { return buffer_.size(); }
 

@@ -234,7 +234,7 @@ absl::StatusOr<std::vector<ProgramWeight>> ListProgramWeights(const mil::Program
     for (size_t i = 1; i < spans.size(); ++i) {
       if (spans[i].begin == spans[i - 1].begin) continue;
       if (spans[i].begin < spans[i - 1].end) {
-        return absl::DataLossError(absl::StrCat(
+        return absl::InvalidArgumentError(absl::StrCat(
             file, ": blob at offset ", spans[i].begin, " (\"", spans[i].owner,
             "\") overlaps the blob at offset ", spans[i - 1].begin, " (\"", spans[i - 1].owner,
             "\"), which ends at ", spans[i - 1].end));

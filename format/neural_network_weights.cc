@@ -11,6 +11,10 @@ namespace coremlz::format {
 namespace spec = CoreML::Specification;
 namespace {
 
+bool IsEmpty(const spec::WeightParams& w) {
+  return w.floatvalue_size() == 0 && w.float16value().empty() && w.rawvalue().empty() && w.int8rawvalue().empty();
+}
+
 struct Collector {
   std::vector<NeuralNetworkWeight> weights;
 
@@ -167,6 +171,12 @@ struct Collector {
           int64_t groups = p->ngroups() == 0 ? 1 : p->ngroups();
           // Deconvolution stores weights as [kernelChannels, outputChannels / groups, kH, kW].
           Shape shape = p->isdeconvolution() ? Shape{kc, cout / groups, kh, kw} : Shape{cout, kc, kh, kw};
+          // Weights come from the layer's second input when it has one;
+          // otherwise a convolution without weight values is not loadable.
+          const bool static_weights = l.input_size() < 2;
+          if (static_weights && (!p->has_weights() || IsEmpty(p->weights()))) {
+            return absl::InvalidArgumentError(absl::StrCat("layer \"", name, "\" (convolution) has no weight values"));
+          }
           RETURN_IF_ERROR(AddIfSet(p->has_weights(), name, "convolution", "weights", p->mutable_weights(), shape,
                                    p->isdeconvolution() ? 1 : 0));
           RETURN_IF_ERROR(AddIfSet(p->has_bias(), name, "convolution", "bias", p->mutable_bias(), {cout}));
@@ -175,6 +185,9 @@ struct Collector {
         case L::kInnerProduct: {
           auto* p = l.mutable_innerproduct();
           int64_t out = p->outputchannels(), in = p->inputchannels();
+          if (!p->has_weights() || IsEmpty(p->weights())) {
+            return absl::InvalidArgumentError(absl::StrCat("layer \"", name, "\" (innerProduct) has no weight values"));
+          }
           RETURN_IF_ERROR(AddIfSet(p->has_weights(), name, "innerProduct", "weights", p->mutable_weights(), {out, in}));
           RETURN_IF_ERROR(AddIfSet(p->has_bias(), name, "innerProduct", "bias", p->mutable_bias(), {out}));
           break;

@@ -99,7 +99,8 @@ absl::StatusOr<std::unique_ptr<MlPackage>> MlPackage::Open(const std::string& di
   for (const ManifestItem& item : manifest.items) {
     std::string path = JoinPath(JoinPath(dir, kPackageDataDir), item.path);
     if (!PathExists(path)) {
-      return absl::NotFoundError(absl::StrCat(manifest_path, ": item ", item.identifier, " (\"",
+      // The package is inconsistent (not merely absent): a bad argument.
+      return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": item ", item.identifier, " (\"",
                                               item.name, "\") points at ", item.path,
                                               ", which the package does not contain"));
     }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "api/transfer.h"
@@ -22,6 +23,15 @@ namespace {
 
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// Messages name files as the caller uploaded them ("Data/com.apple.CoreML/
+// weights/weight.bin"), not by the server's private job directory.
+grpc::Status ForCaller(const grpc::Status& s, const std::string& job_dir) {
+  if (s.ok() || job_dir.empty()) return s;
+  const std::string message = absl::StrReplaceAll(
+      s.error_message(), {{job_dir + "/in/", ""}, {job_dir + "/out/", "output "}, {job_dir, "<job>"}});
+  return grpc::Status(s.error_code(), message);
 }
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
@@ -132,11 +142,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         return;
       }
     }
-    if (!service_->Admit()) {
+    if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
       std::lock_guard<std::mutex> lock(state_->mu);
-      FinishLocked({grpc::StatusCode::RESOURCE_EXHAUSTED,
-                    absl::StrCat("the server is handling its limit of ", service_->options().max_concurrent_calls,
-                                 " calls; retry in a few seconds")});
+      FinishLocked(ToGrpc(admitted));
       return;
     }
     admitted_ = true;
@@ -516,6 +524,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void FinishLocked(grpc::Status status) {
     if (finished_) return;
     finished_ = true;
+    status = ForCaller(status, job_dir_ ? job_dir_->path : "");
     final_status_ = absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
     if (control_) control_->Cancel();
     Finish(status);
@@ -589,8 +598,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         return;
       }
     }
-    if (!service_->Admit()) {
-      Done({grpc::StatusCode::RESOURCE_EXHAUSTED, "the server is at its call limit; retry in a few seconds"});
+    if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
+      Done(ToGrpc(admitted));
       return;
     }
     admitted_ = true;
@@ -699,6 +708,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void DoneLocked(grpc::Status s) {
     if (finished_) return;
     finished_ = true;
+    s = ForCaller(s, dir_ ? dir_->path : "");
     Finish(s);
   }
 
@@ -749,15 +759,29 @@ grpc::ServerUnaryReactor* CompressorService::ListRunners(grpc::CallbackServerCon
   return reactor;
 }
 
-bool CompressorService::Admit() {
+absl::Status CompressorService::Admit() {
+  if (draining_.load()) {
+    return absl::UnavailableError("the server is shutting down; retry (another instance will take the call)");
+  }
   int current = active_calls_.load();
   while (current < options_.max_concurrent_calls) {
-    if (active_calls_.compare_exchange_weak(current, current + 1)) return true;
+    if (active_calls_.compare_exchange_weak(current, current + 1)) return absl::OkStatus();
   }
-  return false;
+  return absl::ResourceExhaustedError(absl::StrCat("the server is handling its limit of ", options_.max_concurrent_calls,
+                                                   " calls; retry in a few seconds"));
 }
 
 void CompressorService::Release() { active_calls_.fetch_sub(1); }
+
+void CompressorService::BeginDrain() { draining_.store(true); }
+
+bool CompressorService::WaitIdle(absl::Time deadline) {
+  while (active_calls_.load() > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
 
 void CompressorService::UpdateWorkerGauges() { metrics_->SetWorkers(pool_->busy(), pool_->queue_depth()); }
 

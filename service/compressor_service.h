@@ -7,6 +7,8 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "api/credentials.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
 #include "coremlz/v1/worker.grpc.pb.h"
@@ -43,9 +45,13 @@ class CompressorService final : public v1::Compressor::CallbackService {
   Validator* validator() const { return validator_; }
   TaskRunner* tasks() { return &tasks_; }
   const api::TokenAuth* auth() const { return auth_.get(); }
-  // Admission of a new call against max_concurrent_calls.
-  bool Admit();
+  // Admission of a new call: RESOURCE_EXHAUSTED at max_concurrent_calls,
+  // UNAVAILABLE once draining.
+  absl::Status Admit();
   void Release();
+  // Graceful shutdown: refuse new calls, then wait for those in flight.
+  void BeginDrain();
+  bool WaitIdle(absl::Time deadline);  // false if calls remain at the deadline
   void UpdateWorkerGauges();
 
  private:
@@ -55,6 +61,7 @@ class CompressorService final : public v1::Compressor::CallbackService {
   std::shared_ptr<api::TokenAuth> auth_;
   Validator* validator_;
   std::atomic<int> active_calls_{0};
+  std::atomic<bool> draining_{false};
   TaskRunner tasks_;
 };
 

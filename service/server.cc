@@ -1,8 +1,10 @@
 #include "service/server.h"
 
 #include <chrono>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -50,6 +52,12 @@ absl::StatusOr<std::unique_ptr<CoremlzServer>> CoremlzServer::Start(const Server
   if (options.worker_api) {
     s->worker_service_ = std::make_unique<WorkerService>(s->service_.get());
     builder.RegisterService(s->worker_service_.get());
+    // Fronts reach workers through one DNS name, and a gRPC client resolves
+    // it again only when a connection ends. Ending each connection after a
+    // few minutes (never cutting a job short: the grace is unbounded) lets
+    // fronts find workers added by a scale-up.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, std::numeric_limits<int>::max());
   }
   for (grpc::Service* extra : extra_services) builder.RegisterService(extra);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -71,9 +79,17 @@ CoremlzServer::~CoremlzServer() { Shutdown(absl::ZeroDuration()); }
 
 void CoremlzServer::Shutdown(absl::Duration grace) {
   if (stopping_.exchange(true)) return;
+  const absl::Time deadline = absl::Now() + grace;
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+    // Drain before gRPC's own shutdown: new calls get UNAVAILABLE, calls in
+    // flight finish, and their clients get a moment to read the final
+    // status. gRPC closes connections as soon as its last call ends, and a
+    // close with client bytes still unread resets the connection, which can
+    // cost a client the status of a call that succeeded.
+    service_->BeginDrain();
+    if (service_->WaitIdle(deadline)) absl::SleepFor(std::min(absl::Milliseconds(200), deadline - absl::Now()));
+    server_->Shutdown(absl::ToChronoTime(deadline));
   }
   if (pool_) pool_->Shutdown(absl::ZeroDuration());
   if (gauges_.joinable()) gauges_.join();

@@ -136,7 +136,7 @@ TEST_F(BlobCorruptionTest, ValidFileReads) {
 
 TEST_F(BlobCorruptionTest, TruncatedHeader) {
   absl::Status s = Check(file_.substr(0, 40), 64);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("weights/weight.bin"), std::string::npos) << s;
   EXPECT_NE(s.message().find("header"), std::string::npos) << s;
 }
@@ -157,7 +157,7 @@ TEST_F(BlobCorruptionTest, WrongSentinel) {
   std::string bad = file_;
   bad[second_] ^= 1;
   absl::Status s = Check(bad, second_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("sentinel"), std::string::npos) << s;
   EXPECT_NE(s.message().find("offset 384"), std::string::npos) << s;
 }
@@ -275,7 +275,7 @@ TEST(BlobStreamReaderTest, OverlappingBlobsAreRejected) {
   forged.replace(192, 64, record);
   Collected got;
   absl::Status s = StreamIn(forged, {64, 192}, 50, &got);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("overlaps"), std::string::npos) << s;
 }
 

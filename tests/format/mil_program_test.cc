@@ -147,7 +147,7 @@ TEST_F(BrokenProgramTest, ValidProgramLists) { EXPECT_TRUE(List().ok()) << List(
 TEST_F(BrokenProgramTest, OffsetPastEnd) {
   ValOf("fc_weight")->mutable_blobfilevalue()->set_offset(1 << 30);
   absl::Status s = List();
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("fc_weight"), std::string::npos) << s;
   EXPECT_NE(s.message().find("past the end"), std::string::npos) << s;
 }
@@ -189,7 +189,7 @@ TEST_F(BrokenProgramTest, OverlappingBlobs) {
   // shared offset is fine.
   uint64_t fc_offset = ValOf("fc_weight")->blobfilevalue().offset();
   ValOf("fc2_weight")->mutable_blobfilevalue()->set_offset(fc_offset + 64);
-  EXPECT_EQ(List().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(List().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(BrokenProgramTest, SharedBlobOffsetIsAllowedWhenShapesAgree) {

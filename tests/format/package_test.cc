@@ -158,7 +158,7 @@ TEST(PackageTest, MissingPiecesAreNamed) {
   ASSERT_TRUE(RemoveAll(dir + "/Data/com.apple.CoreML/weights").ok());
   auto pkg = MlPackage::Open(dir);
   ASSERT_FALSE(pkg.ok());
-  EXPECT_EQ(pkg.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pkg.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(pkg.status().message().find("com.apple.CoreML/weights"), std::string::npos) << pkg.status();
 
   ASSERT_TRUE(RemoveAll(dir + "/Manifest.json").ok());

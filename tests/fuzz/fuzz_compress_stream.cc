@@ -10,6 +10,7 @@
 #include "api/transfer.h"
 #include "common/file_util.h"
 #include "engine/target.h"
+#include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace coremlz;

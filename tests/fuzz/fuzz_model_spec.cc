@@ -6,6 +6,7 @@
 #include "format/mil_program.h"
 #include "format/neural_network_weights.h"
 #include "format/package.h"
+#include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace coremlz::format;
