@@ -112,6 +112,10 @@ absl::Status SendFiles(const std::string& root, const std::vector<v1::FileInfo>&
   return absl::OkStatus();
 }
 
+FileReceiver::~FileReceiver() {
+  if (out_ != nullptr) std::fclose(out_);
+}
+
 absl::Status FileReceiver::Declare(const v1::FileInfo& file) {
   const std::string& path = file.path();
   if (absl::Status s = ValidateRelativePath(path); !s.ok()) return s;

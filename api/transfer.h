@@ -44,6 +44,10 @@ class FileReceiver {
   // Receives into `dir` (which must exist and be empty). Files may be
   // declared all at once (an upload header) or one by one (artifact files).
   FileReceiver(std::string dir, TransferLimits limits) : dir_(std::move(dir)), limits_(limits) {}
+  // Closes a file left half-received (a cancelled or failed upload).
+  ~FileReceiver();
+  FileReceiver(const FileReceiver&) = delete;
+  FileReceiver& operator=(const FileReceiver&) = delete;
 
   // Checks the path (relative, no "..", unique, no file/dir clash), the size
   // against the limits and the digest's form. INVALID_ARGUMENT or

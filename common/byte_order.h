@@ -8,6 +8,11 @@
 
 namespace coremlz {
 
+// Bulk paths (tensor bytes <-> floats) copy values in host order and rely on
+// this; a big-endian port would swap there.
+inline constexpr bool kHostIsLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+static_assert(kHostIsLittleEndian, "coremlz's bulk tensor conversions assume a little-endian host");
+
 inline uint32_t DecodeFixed32(const unsigned char* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "compress/reduce.h"
 
 namespace coremlz::compress {
 
@@ -19,14 +20,19 @@ CodeRange QuantizedRange(int bits, bool is_signed, bool symmetric) {
 
 namespace {
 
+constexpr int64_t kChunk = 1024;
+
 // numpy's float -> int cast of a NaN gives 0 on the platforms Core ML tools
-// runs on; clip first for everything else.
-int32_t ToCode(float v, CodeRange r) {
-  if (std::isnan(v)) return 0;
-  if (v < static_cast<float>(r.min)) return r.min;
-  if (v > static_cast<float>(r.max)) return r.max;
-  return static_cast<int32_t>(v);
+// runs on; clip first for everything else. Written as selects so that the
+// loops using it vectorize.
+inline int32_t ToCode(float v, float lo, float hi) {
+  float c = v < lo ? lo : v;
+  c = c > hi ? hi : c;
+  c = v == v ? c : 0.0f;
+  return static_cast<int32_t>(c);
 }
+
+int32_t ToCode(float v, CodeRange r) { return ToCode(v, static_cast<float>(r.min), static_cast<float>(r.max)); }
 
 }  // namespace
 
@@ -44,15 +50,7 @@ absl::StatusOr<LinearQuantized> LinearQuantize(absl::Span<const float> w, const 
 
   std::vector<float> lo(nb, std::numeric_limits<float>::infinity());
   std::vector<float> hi(nb, -std::numeric_limits<float>::infinity());
-  grid.ForEachRun([&](int64_t b, int64_t start, int64_t len) {
-    float l = lo[b], h = hi[b];
-    for (int64_t i = start; i < start + len; ++i) {
-      l = std::min(l, w[i]);
-      h = std::max(h, w[i]);
-    }
-    lo[b] = l;
-    hi[b] = h;
-  });
+  grid.ForEachRun([&](int64_t b, int64_t start, int64_t len) { MinMax(w.subspan(start, len), &lo[b], &hi[b]); });
 
   LinearQuantized out;
   out.bits = o.bits;
@@ -95,11 +93,21 @@ absl::StatusOr<LinearQuantized> LinearQuantize(absl::Span<const float> w, const 
   grid.ForEachRun([&](int64_t b, int64_t start, int64_t len) {
     const float scale = out.scale[b];
     const float zp = has_zero_point ? static_cast<float>(out.zero_point[b]) : 0.0f;
-    for (int64_t i = start; i < start + len; ++i) {
-      // round(w / scale) and the zero point are rounded separately, then
-      // clipped, as Core ML tools do (NaN from 0/0 stays NaN -> code 0).
-      float q = RoundHalfEven(R(p, w[i] / scale)) + zp;
-      out.codes[i] = static_cast<uint8_t>(ToCode(q, range)) & mask;
+    // In chunks: divide, round the quotients to the working precision in
+    // bulk, then round, shift and clip (three vectorizable passes).
+    const float lo = static_cast<float>(range.min), hi = static_cast<float>(range.max);
+    float quotient[kChunk];
+    for (int64_t c = start; c < start + len; c += kChunk) {
+      const int64_t n = std::min(kChunk, start + len - c);
+      const float* in = w.data() + c;
+      uint8_t* codes = out.codes.data() + c;
+      for (int64_t j = 0; j < n; ++j) quotient[j] = in[j] / scale;
+      R(p, absl::MakeSpan(quotient, n));
+      for (int64_t j = 0; j < n; ++j) {
+        // round(w / scale) and the zero point are rounded separately, then
+        // clipped, as Core ML tools do (NaN from 0/0 stays NaN -> code 0).
+        codes[j] = static_cast<uint8_t>(ToCode(RoundHalfEven(quotient[j]) + zp, lo, hi)) & mask;
+      }
     }
   });
   return out;
@@ -110,9 +118,18 @@ void LinearDequantize(const LinearQuantized& q, const BlockGrid& grid, Precision
   grid.ForEachRun([&](int64_t b, int64_t start, int64_t len) {
     const float scale = q.scale[b];
     const int32_t zp = q.zero_point.empty() ? 0 : q.zero_point[b];
-    for (int64_t i = start; i < start + len; ++i) {
-      out[i] = R(precision, scale * static_cast<float>(q.CodeValue(i) - zp));
+    float* dst = out.data() + start;
+    const uint8_t* codes = q.codes.data() + start;
+    if (q.is_signed) {
+      const int shift = 8 - q.bits;  // sign-extend 4-bit codes
+      for (int64_t i = 0; i < len; ++i) {
+        const int32_t v = static_cast<int8_t>(static_cast<uint8_t>(codes[i] << shift)) >> shift;
+        dst[i] = scale * static_cast<float>(v - zp);
+      }
+    } else {
+      for (int64_t i = 0; i < len; ++i) dst[i] = scale * static_cast<float>(static_cast<int32_t>(codes[i]) - zp);
     }
+    R(precision, absl::MakeSpan(dst, len));
   });
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "compress/kmeans1d.h"
+#include "compress/reduce.h"
 #include "compress/vector_kmeans.h"
 #include "format/fp16.h"
 
@@ -22,6 +23,17 @@ float ToWeightType(double v, Precision p) {
 }
 
 uint16_t HalfBits(float v) { return format::FloatToHalf(v); }
+
+// Calls fn(FloatToHalf(v)) for every value, narrowing in bulk.
+template <typename Fn>
+void ForEachHalfBits(absl::Span<const float> vals, Fn&& fn) {
+  uint16_t halves[2048];
+  for (size_t i = 0; i < vals.size(); i += 2048) {
+    const size_t n = std::min<size_t>(2048, vals.size() - i);
+    format::FloatToHalf(vals.subspan(i, n), absl::MakeSpan(halves, n));
+    for (size_t j = 0; j < n; ++j) fn(halves[j]);
+  }
+}
 
 // Row-major decomposition around the channel axis: element
 // (o, c, i) lives at (o * dim + c) * inner + i.
@@ -44,12 +56,12 @@ struct Distinct {
   std::vector<double> counts;
 };
 
-Distinct DistinctValues(const std::vector<float>& vals, Precision p) {
+Distinct DistinctValues(absl::Span<const float> vals, Precision p) {
   Distinct d;
   if (p == Precision::kFloat16) {
     // fp16 weights: a 65536-bucket histogram, no sort of the data itself.
     std::vector<uint32_t> hist(65536, 0);
-    for (float v : vals) ++hist[HalfBits(v)];
+    ForEachHalfBits(vals, [&](uint16_t h) { ++hist[h]; });
     std::vector<std::pair<float, uint32_t>> present;
     for (uint32_t h = 0; h < 65536; ++h) {
       if (hist[h] != 0) present.emplace_back(format::HalfToFloat(static_cast<uint16_t>(h)), hist[h]);
@@ -66,7 +78,7 @@ Distinct DistinctValues(const std::vector<float>& vals, Precision p) {
     }
     return d;
   }
-  std::vector<float> sorted = vals;
+  std::vector<float> sorted(vals.begin(), vals.end());
   std::sort(sorted.begin(), sorted.end());
   for (float v : sorted) {
     if (!d.values.empty() && d.values.back() == v) {
@@ -151,7 +163,7 @@ struct GroupResult {
   std::vector<uint8_t> idx;
 };
 
-absl::StatusOr<GroupResult> KMeansGroup(const std::vector<float>& vals, int bits, Precision p) {
+absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, Precision p) {
   const int k = 1 << bits;
   Distinct d = DistinctValues(vals, p);
   ASSIGN_OR_RETURN(std::vector<int32_t> cluster, ClusterDistinct(d, k));
@@ -177,7 +189,13 @@ absl::StatusOr<GroupResult> KMeansGroup(const std::vector<float>& vals, int bits
         by_bits[0x8000] = static_cast<uint8_t>(cluster[i]);
       }
     }
-    for (size_t i = 0; i < vals.size(); ++i) g.idx[i] = by_bits[HalfBits(vals[i])];
+    uint16_t halves[2048];
+    for (size_t c = 0; c < vals.size(); c += 2048) {
+      const size_t n = std::min<size_t>(2048, vals.size() - c);
+      format::FloatToHalf(vals.subspan(c, n), absl::MakeSpan(halves, n));
+      uint8_t* idx = g.idx.data() + c;
+      for (size_t j = 0; j < n; ++j) idx[j] = by_bits[halves[j]];
+    }
   } else {
     for (size_t i = 0; i < vals.size(); ++i) {
       size_t pos = std::lower_bound(d.values.begin(), d.values.end(), static_cast<double>(vals[i])) -
@@ -188,14 +206,11 @@ absl::StatusOr<GroupResult> KMeansGroup(const std::vector<float>& vals, int bits
   return g;
 }
 
-GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision precision) {
+GroupResult UniformGroup(absl::Span<const float> vals, int bits, Precision precision) {
   Precision p = precision;
   const int levels = (1 << bits) - 1;
   float vmin = vals.empty() ? 0.f : vals[0], vmax = vmin;
-  for (float v : vals) {
-    vmin = std::min(vmin, v);
-    vmax = std::max(vmax, v);
-  }
+  MinMax(vals, &vmin, &vmax);
   // A range beyond fp16's (max - min > 65504) would make every index NaN;
   // numpy then emits a palette of NaNs. Work in fp32 for such a group.
   if (p == Precision::kFloat16 && !std::isfinite(R(p, vmax - vmin))) p = Precision::kFloat32;
@@ -210,16 +225,31 @@ GroupResult UniformGroup(const std::vector<float>& vals, int bits, Precision pre
     g.lut[i] = ToWeightType(static_cast<double>(i) * step + static_cast<double>(vmin), precision);
   }
   g.idx.resize(vals.size());
-  for (size_t i = 0; i < vals.size(); ++i) {
-    // ((v - vmin) / (vmax - vmin)) * (2^n - 1), each step in the weight dtype.
-    const float x = R(p, R(p, R(p, vals[i] - vmin) / width) * static_cast<float>(levels));
-    const float r = RoundHalfEven(x);
-    g.idx[i] = std::isnan(r) ? 0 : static_cast<uint8_t>(std::clamp(r, 0.0f, static_cast<float>(levels)));
+  // ((v - vmin) / (vmax - vmin)) * (2^n - 1), each step rounded to the
+  // weight dtype: three bulk roundings per chunk.
+  const float top = static_cast<float>(levels);
+  float x[1024];
+  for (size_t c = 0; c < vals.size(); c += 1024) {
+    const size_t n = std::min<size_t>(1024, vals.size() - c);
+    const float* in = vals.data() + c;
+    for (size_t j = 0; j < n; ++j) x[j] = in[j] - vmin;
+    R(p, absl::MakeSpan(x, n));
+    for (size_t j = 0; j < n; ++j) x[j] = x[j] / width;
+    R(p, absl::MakeSpan(x, n));
+    for (size_t j = 0; j < n; ++j) x[j] = x[j] * top;
+    R(p, absl::MakeSpan(x, n));
+    uint8_t* idx = g.idx.data() + c;
+    for (size_t j = 0; j < n; ++j) {
+      const float r = RoundHalfEven(x[j]);
+      float clamped = r < 0.0f ? 0.0f : r;
+      clamped = clamped > top ? top : clamped;
+      idx[j] = static_cast<uint8_t>(r == r ? clamped : 0.0f);  // NaN -> 0
+    }
   }
   return g;
 }
 
-GroupResult UniqueGroup(const std::vector<float>& vals, int bits, Precision p) {
+GroupResult UniqueGroup(absl::Span<const float> vals, int bits, Precision p) {
   Distinct d = DistinctValues(vals, p);
   GroupResult g;
   g.lut.assign(size_t{1} << bits, 0.0f);
@@ -232,7 +262,7 @@ GroupResult UniqueGroup(const std::vector<float>& vals, int bits, Precision p) {
   return g;
 }
 
-GroupResult CustomGroup(const std::vector<float>& vals, const std::vector<float>& palette) {
+GroupResult CustomGroup(absl::Span<const float> vals, const std::vector<float>& palette) {
   GroupResult g;
   g.lut = palette;
   g.idx.resize(vals.size());
@@ -261,7 +291,7 @@ int SmallestPaletteBits(size_t distinct, bool allow_3_bits) {
 
 // Vector palettes: vectors are cluster_dim consecutive elements along the
 // channel axis. Returns LUT rows (2^bits x cd) and one index per vector.
-absl::StatusOr<GroupResult> VectorGroup(const std::vector<float>& vecs, int cd, int bits, PaletteMode mode,
+absl::StatusOr<GroupResult> VectorGroup(absl::Span<const float> vecs, int cd, int bits, PaletteMode mode,
                                         const std::vector<float>& custom, Precision p) {
   const size_t count = vecs.size() / cd;
   const int k = 1 << bits;
@@ -320,9 +350,7 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   }
   const int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
   if (n != static_cast<int64_t>(weights.size())) return absl::InvalidArgumentError("weight count does not match shape");
-  for (float v : weights) {
-    if (!std::isfinite(v)) return absl::InvalidArgumentError("weights contain NaN or infinity");
-  }
+  if (!AllFinite(weights)) return absl::InvalidArgumentError("weights contain NaN or infinity");
   if (o.cluster_dim < 1) return absl::InvalidArgumentError(absl::StrCat("cluster_dim must be >= 1, got ", o.cluster_dim));
   int bits = o.bits;
   if (o.mode == PaletteMode::kCustom) {
@@ -384,6 +412,14 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   auto gather = [&](int64_t g) {
     std::vector<float> vals;
     vals.reserve(view.outer * gs * view.inner);
+    if (cd == 1) {
+      // A group's scalars are one contiguous run per outer index.
+      for (int64_t oo = 0; oo < view.outer; ++oo) {
+        const float* run = w.data() + (oo * view.dim + g * gs) * view.inner;
+        vals.insert(vals.end(), run, run + gs * view.inner);
+      }
+      return vals;
+    }
     for (int64_t oo = 0; oo < view.outer; ++oo)
       for (int64_t v = 0; v < gs / cd; ++v)
         for (int64_t i = 0; i < view.inner; ++i)
@@ -391,12 +427,20 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
             vals.push_back(w[(oo * view.dim + g * gs + v * cd + j) * view.inner + i]);
     return vals;
   };
+  // A group's values: the weights themselves when they are one contiguous
+  // run (per-tensor, or groups along the outermost axis), else a copy.
+  std::vector<float> group_copy;
+  auto group_values = [&](int64_t g) -> absl::Span<const float> {
+    if (cd == 1 && (view.outer == 1 || groups == 1)) return w.subspan(g * gs * view.inner, view.outer * gs * view.inner);
+    group_copy = gather(g);
+    return group_copy;
+  };
 
   if (o.mode == PaletteMode::kUnique) {
     // One bit width for the whole tensor: the widest any group needs.
     size_t most = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      std::vector<float> vals = gather(g);
+      absl::Span<const float> vals = group_values(g);
       if (cd == 1) {
         most = std::max(most, DistinctValues(vals, o.precision).values.size());
       } else {
@@ -428,7 +472,7 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   for (float& v : custom) v = R(o.precision, v);
 
   for (int64_t g = 0; g < groups; ++g) {
-    std::vector<float> vals = gather(g);
+    absl::Span<const float> vals = group_values(g);
     GroupResult r;
     if (cd > 1) {
       ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision));
@@ -452,10 +496,10 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     std::copy(r.lut.begin(), r.lut.end(), out.lut.begin() + g * entries * cd);
     // Scatter indices back: index tensor has dim / cd entries on the axis.
     const int64_t idim = view.dim / cd;
-    size_t k = 0;
-    for (int64_t oo = 0; oo < view.outer; ++oo)
-      for (int64_t v = 0; v < gs / cd; ++v)
-        for (int64_t i = 0; i < view.inner; ++i) out.indices[(oo * idim + g * (gs / cd) + v) * view.inner + i] = r.idx[k++];
+    const int64_t run = (gs / cd) * view.inner;  // indices of one outer index, contiguous
+    for (int64_t oo = 0; oo < view.outer; ++oo) {
+      std::memcpy(out.indices.data() + (oo * idim + g * (gs / cd)) * view.inner, r.idx.data() + oo * run, run);
+    }
   }
   return out;
 }
@@ -473,14 +517,18 @@ absl::Status Depalettize(const Palettized& p, absl::Span<const int64_t> shape, P
   const int cd = static_cast<int>(p.lut_shape[rank + 1]);
   const int64_t idim = view.dim / cd;
   for (int64_t oo = 0; oo < view.outer; ++oo)
-    for (int64_t c = 0; c < view.dim; ++c)
-      for (int64_t i = 0; i < view.inner; ++i) {
-        const int64_t g = c / gs;
-        const uint8_t idx = p.indices[(oo * idim + c / cd) * view.inner + i];
-        float v = p.lut[(g * entries + idx) * cd + c % cd];
-        if (!p.scale.empty()) v = R(precision, v * p.scale[oo * view.inner + i]);
-        out[(oo * view.dim + c) * view.inner + i] = v;
+    for (int64_t c = 0; c < view.dim; ++c) {
+      // One channel's run: the same LUT row (group) and vector lane.
+      const float* lut = p.lut.data() + (c / gs) * entries * cd + c % cd;
+      const uint8_t* idx = p.indices.data() + (oo * idim + c / cd) * view.inner;
+      float* dst = out.data() + (oo * view.dim + c) * view.inner;
+      for (int64_t i = 0; i < view.inner; ++i) dst[i] = lut[idx[i] * cd];
+      if (!p.scale.empty()) {
+        const float* scale = p.scale.data() + oo * view.inner;
+        for (int64_t i = 0; i < view.inner; ++i) dst[i] *= scale[i];
+        R(precision, absl::MakeSpan(dst, view.inner));
       }
+    }
   return absl::OkStatus();
 }
 

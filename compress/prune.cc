@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "compress/reduce.h"
 #include "format/fp16.h"
 
 namespace coremlz::compress {
@@ -14,7 +15,42 @@ namespace {
 // numpy.percentile(values, q) with linear interpolation, computed in double
 // the way numpy 1.x does (the version Core ML tools' reference outputs were
 // made with): virtual index (n - 1) * q / 100, lerp between neighbours.
-double Percentile(std::vector<float> values, double target_sparsity) {
+// The values at sorted ranks lo and lo + 1 when every value is a
+// non-negative half (fp16 weight magnitudes): counted in a histogram of the
+// 31744 finite half codes, whose order is the values' order. False if some
+// value is not such a half.
+bool HalfOrderStats(const std::vector<float>& values, size_t lo, double* a, double* b) {
+  std::vector<uint32_t> count(0x7c00, 0);
+  uint16_t halves[2048];
+  float back[2048];
+  for (size_t i = 0; i < values.size(); i += 2048) {
+    const size_t n = std::min<size_t>(2048, values.size() - i);
+    const auto chunk = absl::MakeConstSpan(values.data() + i, n);
+    format::FloatToHalf(chunk, absl::MakeSpan(halves, n));
+    format::HalfToFloat(absl::MakeConstSpan(halves, n), absl::MakeSpan(back, n));
+    bool exact = true;
+    for (size_t j = 0; j < n; ++j) exact &= back[j] == chunk[j] && halves[j] < 0x7c00;
+    if (!exact) return false;
+    for (size_t j = 0; j < n; ++j) ++count[halves[j]];
+  }
+  uint64_t seen = 0;
+  bool have_a = false;
+  for (uint32_t h = 0; h < 0x7c00; ++h) {
+    if (count[h] == 0) continue;
+    seen += count[h];
+    if (!have_a && seen > lo) {
+      *a = format::HalfToFloat(static_cast<uint16_t>(h));
+      have_a = true;
+    }
+    if (seen > lo + 1) {
+      *b = format::HalfToFloat(static_cast<uint16_t>(h));
+      return true;
+    }
+  }
+  return false;  // unreachable when lo + 1 < size
+}
+
+double Percentile(const std::vector<float>& values, double target_sparsity) {
   const size_t n = values.size();
   const double quantile = (target_sparsity * 100.0) / 100.0;
   const double vi = static_cast<double>(n - 1) * quantile;
@@ -22,9 +58,13 @@ double Percentile(std::vector<float> values, double target_sparsity) {
   if (lo >= n - 1) {
     return *std::max_element(values.begin(), values.end());
   }
-  std::nth_element(values.begin(), values.begin() + lo, values.end());
-  const double a = values[lo];
-  const double b = *std::min_element(values.begin() + lo + 1, values.end());
+  double a = 0, b = 0;
+  if (!HalfOrderStats(values, lo, &a, &b)) {
+    std::vector<float> sorted = values;
+    std::nth_element(sorted.begin(), sorted.begin() + lo, sorted.end());
+    a = sorted[lo];
+    b = *std::min_element(sorted.begin() + lo + 1, sorted.end());
+  }
   const double g = vi - static_cast<double>(lo);
   return g >= 0.5 ? b - (b - a) * (1 - g) : a + (b - a) * g;
 }
@@ -37,9 +77,7 @@ float ThresholdInWeightType(double t, Precision p) {
 }
 
 absl::Status CheckFinite(absl::Span<const float> w) {
-  for (float v : w) {
-    if (!std::isfinite(v)) return absl::InvalidArgumentError("weights contain NaN or infinity");
-  }
+  if (!AllFinite(w)) return absl::InvalidArgumentError("weights contain NaN or infinity");
   return absl::OkStatus();
 }
 
@@ -57,9 +95,9 @@ void PruneByMap(absl::Span<float> weights, const std::vector<float>& magnitude, 
   }
   if (target == 0.0 || weights.empty()) return;
   const float cut = ThresholdInWeightType(Percentile(magnitude, target), p);
-  for (size_t i = 0; i < weights.size(); ++i) {
-    if (magnitude[i] <= cut) weights[i] = 0.0f;
-  }
+  float* w = weights.data();
+  const float* m = magnitude.data();
+  for (size_t i = 0; i < weights.size(); ++i) w[i] = m[i] <= cut ? 0.0f : w[i];  // a select: vectorizes
 }
 
 // Row-major strides of a shape.
@@ -155,22 +193,34 @@ absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape,
   }
   const std::vector<int64_t> stride = Strides(shape);
   const int64_t total = static_cast<int64_t>(weights.size());
-  // Walk every line along `dim` (all other coordinates fixed) in groups of m.
+  const int64_t step = stride[dim];
+  // Every line along `dim` (all other coordinates fixed) in groups of m:
+  // lines start at before * (channels * step) + after.
   std::vector<int64_t> order(m);
   std::vector<float> mag(m);
   std::vector<int64_t> pos(m);
-  for (int64_t e = 0; e < total; ++e) {
-    if ((e / stride[dim]) % channels != 0) continue;  // e starts a line
-    for (int64_t start = 0; start < channels; start += m) {
-      for (int j = 0; j < m; ++j) {
-        const int64_t c = start + j;
-        pos[j] = c < channels ? e + c * stride[dim] : -1;
-        mag[j] = c < channels ? std::fabs(weights[pos[j]]) : 0.0f;  // zero padding competes too
-      }
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mag[a] < mag[b]; });
-      for (int j = 0; j < n; ++j) {
-        if (pos[order[j]] >= 0) weights[pos[order[j]]] = 0.0f;
+  for (int64_t before = 0; before < total / (channels * step); ++before) {
+    for (int64_t after = 0; after < step; ++after) {
+      const int64_t e = before * channels * step + after;
+      for (int64_t start = 0; start < channels; start += m) {
+        for (int j = 0; j < m; ++j) {
+          const int64_t c = start + j;
+          pos[j] = c < channels ? e + c * step : -1;
+          mag[j] = c < channels ? std::fabs(weights[pos[j]]) : 0.0f;  // zero padding competes too
+        }
+        // Stable insertion sort by magnitude: m is small, and ties keep their
+        // position order as numpy's stable argsort does.
+        for (int j = 0; j < m; ++j) {
+          int64_t k = j;
+          while (k > 0 && mag[order[k - 1]] > mag[j]) {
+            order[k] = order[k - 1];
+            --k;
+          }
+          order[k] = j;
+        }
+        for (int j = 0; j < n; ++j) {
+          if (pos[order[j]] >= 0) weights[pos[order[j]]] = 0.0f;
+        }
       }
     }
   }

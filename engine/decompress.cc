@@ -207,7 +207,11 @@ absl::StatusOr<std::vector<float>> LutToDense(const std::vector<int32_t>& idx, c
   }
   ASSIGN_OR_RETURN(std::vector<float> table, format::ToFloats(format::View(lut)));
   *out_shape = ishape;
-  if (vs > 1) (*out_shape)[axis] *= vs;
+  if (vs > 1) {
+    if (vs > (int64_t{1} << 31) || (*out_shape)[axis] > (int64_t{1} << 31)) return ctx.Fail("vector length out of range");
+    (*out_shape)[axis] *= vs;
+  }
+  if (!format::ElementCount(*out_shape).ok()) return ctx.Fail("the dense output would have more than 2^62 elements");
   const Shape grid(lut.shape.begin(), lut.shape.begin() + k);
   const std::vector<int64_t> block = BlockIndex(ishape, grid);
   const auto is = Strides(ishape), os = Strides(*out_shape);
@@ -320,7 +324,14 @@ absl::Status ConstexprEvaluator::Evaluate(const mil::Operation& op) {
       }
       if (bits == 0) return ctx.Fail(absl::StrCat("lut of ", lut.shape[0], " entries; iOS16 allows 2, 4, 16, 64 or 256"));
       if (indices.type != ElementType::kUInt8) return ctx.Fail("iOS16 indices must be uint8 bytes");
-      std::vector<uint8_t> codes(Count(shape));
+      // The declared shape must fit the packed bytes before anything is
+      // allocated for it (ShapeFromTensor already ruled out overflow).
+      const uint64_t count = static_cast<uint64_t>(Count(shape));
+      if (count > indices.bytes.size() * 8 / bits) {
+        return ctx.Fail(absl::StrCat("shape ", format::ShapeString(shape), " needs ", count, " ", bits,
+                                     "-bit indices but only ", indices.bytes.size(), " bytes are given"));
+      }
+      std::vector<uint8_t> codes(count);
       absl::Status unpacked = format::UnpackBits(indices.bytes, bits, absl::MakeSpan(codes));
       if (!unpacked.ok()) return ctx.Fail(unpacked.message());
       ASSIGN_OR_RETURN(std::vector<float> table, format::ToFloats(format::View(lut)));
@@ -356,7 +367,12 @@ absl::Status ConstexprEvaluator::Evaluate(const mil::Operation& op) {
       ASSIGN_OR_RETURN(Tensor shape_t, ctx.Get("shape"));
       ASSIGN_OR_RETURN(shape, ShapeFromTensor(shape_t));
       if (mask.type != ElementType::kUInt8) return ctx.Fail("iOS16 mask must be packed uint8 bytes");
-      bits.resize(Count(shape));
+      const uint64_t count = static_cast<uint64_t>(Count(shape));
+      if (count > mask.bytes.size() * 8) {
+        return ctx.Fail(absl::StrCat("shape ", format::ShapeString(shape), " needs a mask of ", count, " bits but only ",
+                                     mask.bytes.size(), " bytes are given"));
+      }
+      bits.resize(count);
       absl::Status unpacked = format::UnpackBits(mask.bytes, 1, absl::MakeSpan(bits));
       if (!unpacked.ok()) return ctx.Fail(absl::StrCat("mask: ", unpacked.message()));
     } else {

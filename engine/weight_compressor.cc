@@ -1,15 +1,18 @@
 #include "engine/weight_compressor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/byte_order.h"
 #include "common/status_macros.h"
 #include "compress/block_grid.h"
 #include "compress/linear_quantize.h"
 #include "compress/palettize.h"
 #include "compress/prune.h"
+#include "compress/reduce.h"
 #include "format/fp16.h"
 #include "format/sub_byte.h"
 
@@ -37,8 +40,15 @@ Tensor CodesTensor(ElementType type, Shape shape, absl::Span<const uint8_t> code
   t.type = type;
   t.shape = std::move(shape);
   const int bits = format::BitWidth(type);
-  t.bytes = bits == 8 ? std::string(codes.begin(), codes.end()) : format::PackBits(codes, bits);
+  t.bytes = bits == 8 ? std::string(reinterpret_cast<const char*>(codes.data()), codes.size()) : format::PackBits(codes, bits);
   return t;
+}
+
+// Moves the ops into the result (tensors hold megabytes; never copy them).
+template <typename... Ops>
+void SetOps(WeightResult* r, Ops&&... ops) {
+  r->ops.clear();
+  (r->ops.push_back(std::forward<Ops>(ops)), ...);
 }
 
 Tensor Int32Scalar(int32_t v) {
@@ -229,10 +239,20 @@ struct Sparse {
 Sparse SparseOf(const std::vector<float>& values) {
   Sparse s;
   s.mask.resize(values.size());
+  size_t kept = 0;
   for (size_t i = 0; i < values.size(); ++i) {
     s.mask[i] = values[i] != 0.0f;
-    if (s.mask[i]) s.nonzero.push_back(values[i]);
+    kept += s.mask[i];
   }
+  // Branch-free compaction: pruned weights are zero at random positions,
+  // which a branch predicts badly. Always store, advance only past kept ones.
+  s.nonzero.resize(kept + 1);
+  size_t k = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    s.nonzero[k] = values[i];
+    k += s.mask[i];
+  }
+  s.nonzero.resize(kept);
   return s;
 }
 
@@ -259,16 +279,20 @@ OpSpec SparseToDense(const WeightTask& task, Target target, const Sparse& s) {
 }
 
 std::vector<uint8_t> Gather(const std::vector<uint8_t>& codes, const std::vector<uint8_t>& mask) {
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < codes.size(); ++i) {
-    if (mask[i]) out.push_back(codes[i]);
+  std::vector<uint8_t> out(codes.size() + 1);
+  size_t k = 0;
+  for (size_t i = 0; i < codes.size(); ++i) {  // branch-free, as in SparseOf
+    out[k] = codes[i];
+    k += mask[i] != 0;
   }
+  out.resize(k);
   return out;
 }
 
 // --- emission of each technique -------------------------------------------
 
-absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<float>& values, const LinearQuantizerConfig& c,
+// `values` is taken by value: its buffer becomes the reconstruction.
+absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float> values, const LinearQuantizerConfig& c,
                                       Target target, const Sparse* sparse) {
   std::string reason;
   ASSIGN_OR_RETURN(std::optional<QuantPlan> plan, PlanQuantization(task, c, &reason));
@@ -287,7 +311,7 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<
 
   WeightResult r;
   r.technique = sparse ? "prune+linear_quantize" : "linear_quantize";
-  r.reconstructed.resize(values.size());
+  r.reconstructed = std::move(values);
   compress::LinearDequantize(q, grid, qo.precision, absl::MakeSpan(r.reconstructed));
   const ElementType data_type = QuantDataType(c);
   const Shape& grid_shape = grid.grid_shape();
@@ -302,8 +326,8 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<
   if (sparse) {
     // Joint: the sparse op carries the surviving codes; the dense op keeps
     // reading the same mask blob, as Core ML tools wire it.
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (!sparse->mask[i]) r.reconstructed[i] = 0.0f;
+    for (size_t i = 0; i < r.reconstructed.size(); ++i) {
+      r.reconstructed[i] = sparse->mask[i] ? r.reconstructed[i] : 0.0f;
     }
     const std::string base = task.name + "_sparsified_nonzero_data_0_quantized";
     OpSpec op;
@@ -328,18 +352,18 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<
     mask_param.share_param = "data_mask";
     dense.params = {nz_param, mask_param};
     dense.outputs.push_back({dense.name, task.dtype, task.shape});
-    r.ops = {op, dense};
     r.final_output = dense.name;
+    SetOps(&r, std::move(op), std::move(dense));
     return r;
   }
 
   OpSpec op;
   op.name = task.name + "_quantized";
   op.outputs.push_back({op.name, task.dtype, task.shape});
-  const Tensor data = CodesTensor(data_type, task.shape, q.codes);
+  Tensor data = CodesTensor(data_type, task.shape, q.codes);
   if (HasIos18Ops(target)) {
     op.type = "constexpr_blockwise_shift_scale";
-    op.params.push_back({"data", data});
+    op.params.push_back({"data", std::move(data)});
     op.params.push_back({"scale", scale});
     if (offset) op.params.push_back({"offset", *offset});
   } else {
@@ -361,13 +385,13 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, const std::vector<
     if (!q.zero_point.empty()) {
       for (size_t i = 0; i < zp.size(); ++i) zp[i] = static_cast<uint8_t>(q.zero_point[i]);
     }
-    op.params.push_back({"quantized_data", data});
+    op.params.push_back({"quantized_data", std::move(data)});
     op.params.push_back({"zero_point", CodesTensor(data_type, squeezed, zp)});
     op.params.push_back({"scale", scale});
     op.params.push_back({"axis", Int32Scalar(axis)});
   }
-  r.ops = {op};
   r.final_output = op.name;
+  SetOps(&r, std::move(op));
   return r;
 }
 
@@ -393,7 +417,8 @@ Tensor RepeatLut(const std::vector<float>& lut, const Shape& lut_shape, const Sh
   return MakeFloatTensor(dtype, target_shape, out);
 }
 
-absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector<float>& values, const PalettizerConfig& c,
+// `values` is taken by value: its buffer becomes the reconstruction.
+absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float> values, const PalettizerConfig& c,
                                        Target target, const Sparse* sparse) {
   std::string reason;
   ASSIGN_OR_RETURN(std::optional<compress::PalettizeOptions> plan, PlanPalettization(task, c, target, &reason));
@@ -409,7 +434,7 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
 
   WeightResult r;
   r.technique = sparse ? "prune+palettize" : "palettize";
-  r.reconstructed.resize(values.size());
+  r.reconstructed = std::move(values);
   RETURN_IF_ERROR(compress::Depalettize(*p, task.shape, PrecisionOf(task.dtype), absl::MakeSpan(r.reconstructed)));
   if (c.mode == PalettizerConfig::Mode::kUnique) absl::StrAppend(&r.params, "nbits=", p->bits, " (inferred)");
   const ElementType index_type = UIntType(p->bits);
@@ -418,8 +443,8 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
   if (p->vector_axis) vector_axis = Int32Scalar(*p->vector_axis);
 
   if (sparse) {
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (!sparse->mask[i]) r.reconstructed[i] = 0.0f;
+    for (size_t i = 0; i < r.reconstructed.size(); ++i) {
+      r.reconstructed[i] = sparse->mask[i] ? r.reconstructed[i] : 0.0f;
     }
     const std::string base = task.name + "_sparsified_nonzero_data_0_palettized";
     const std::vector<uint8_t> nz = Gather(p->indices, sparse->mask);
@@ -442,12 +467,11 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
     mask_param.bound_name = base + "_0";
     dense.params = {nz_param, mask_param};
     dense.outputs.push_back({dense.name, task.dtype, task.shape});
-    r.ops = {op, dense};
     r.final_output = dense.name;
+    SetOps(&r, std::move(op), std::move(dense));
     return r;
   }
 
-  const Tensor indices = CodesTensor(index_type, p->indices_shape, p->indices);
   if (!HasIos18Ops(target)) {
     OpSpec op;
     op.type = "constexpr_lut_to_dense";
@@ -459,25 +483,26 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
     packed.shape = {static_cast<int64_t>(packed.bytes.size())};
     Tensor flat_lut = lut;
     flat_lut.shape = {int64_t{1} << p->bits};
-    op.params.push_back({"indices", packed});
-    op.params.push_back({"lut", flat_lut});
+    op.params.push_back({"indices", std::move(packed)});
+    op.params.push_back({"lut", std::move(flat_lut)});
     op.params.push_back({"shape", ShapeTensor(task.shape)});
     op.outputs.push_back({op.name, task.dtype, task.shape});
-    r.ops = {op};
     r.final_output = op.name;
+    SetOps(&r, std::move(op));
     return r;
   }
 
+  Tensor indices = CodesTensor(index_type, p->indices_shape, p->indices);
   if (p->scale.empty()) {
     OpSpec op;
     op.type = "constexpr_lut_to_dense";
     op.name = task.name + "_palettized";
-    op.params.push_back({"indices", indices});
+    op.params.push_back({"indices", std::move(indices)});
     op.params.push_back({"lut", lut});
     if (vector_axis) op.params.push_back({"vector_axis", *vector_axis});
     op.outputs.push_back({op.name, task.dtype, task.shape});
-    r.ops = {op};
     r.final_output = op.name;
+    SetOps(&r, std::move(op));
     return r;
   }
 
@@ -502,19 +527,19 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
     OpSpec lut_op;
     lut_op.type = "constexpr_lut_to_dense";
     lut_op.name = second;
-    lut_op.params.push_back({"indices", indices});
+    lut_op.params.push_back({"indices", std::move(indices)});
     ParamSpec lut_param;
     lut_param.name = "lut";
     lut_param.bound_name = first;
     lut_op.params.push_back(lut_param);
     if (vector_axis) lut_op.params.push_back({"vector_axis", *vector_axis});
     lut_op.outputs.push_back({second, task.dtype, task.shape});
-    r.ops = {scale_op, lut_op};
+    SetOps(&r, std::move(scale_op), std::move(lut_op));
   } else {
     OpSpec lut_op;
     lut_op.type = "constexpr_lut_to_dense";
     lut_op.name = first;
-    lut_op.params.push_back({"indices", indices});
+    lut_op.params.push_back({"indices", std::move(indices)});
     lut_op.params.push_back({"lut", lut});
     if (vector_axis) lut_op.params.push_back({"vector_axis", *vector_axis});
     lut_op.outputs.push_back({first, task.dtype, task.shape});
@@ -527,7 +552,7 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, const std::vector
     scale_op.params.push_back(data);
     scale_op.params.push_back({"scale", MakeFloatTensor(task.dtype, scale_shape, p->scale)});
     scale_op.outputs.push_back({second, task.dtype, task.shape});
-    r.ops = {lut_op, scale_op};
+    SetOps(&r, std::move(lut_op), std::move(scale_op));
   }
   r.final_output = second;
   return r;
@@ -541,10 +566,11 @@ Tensor MakeFloatTensor(ElementType type, Shape shape, const std::vector<float>& 
   t.shape = std::move(shape);
   if (type == ElementType::kFloat16) {
     t.bytes.resize(values.size() * 2);
-    for (size_t i = 0; i < values.size(); ++i) {
-      const uint16_t h = format::FloatToHalf(values[i]);
-      t.bytes[2 * i] = static_cast<char>(h & 0xff);
-      t.bytes[2 * i + 1] = static_cast<char>(h >> 8);
+    uint16_t halves[4096];  // narrowed in bulk, stored little-endian
+    for (size_t i = 0; i < values.size(); i += 4096) {
+      const size_t n = std::min<size_t>(4096, values.size() - i);
+      format::FloatToHalf(absl::MakeConstSpan(values.data() + i, n), absl::MakeSpan(halves, n));
+      std::memcpy(&t.bytes[2 * i], halves, 2 * n);
     }
   } else {
     t.bytes.resize(values.size() * 4);
@@ -554,12 +580,10 @@ Tensor MakeFloatTensor(ElementType type, Shape shape, const std::vector<float>& 
 }
 
 absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target) {
-  for (float v : values) {
-    if (!std::isfinite(v)) {
-      // Core ML tools skip such weights with a warning; a silent skip would
-      // hide a broken model, so say so in the report.
-      return Skip("weight contains NaN or infinity");
-    }
+  if (!compress::AllFinite(values)) {
+    // Core ML tools skip such weights with a warning; a silent skip would
+    // hide a broken model, so say so in the report.
+    return Skip("weight contains NaN or infinity");
   }
   const OpConfig& primary = task.primary;
   std::string params = DescribeParams(primary);
@@ -593,12 +617,10 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
     r = WeightResult();
     r.technique = "prune";
     r.params = params;
-    r.ops = {SparseToDense(task, target, sparse)};
+    SetOps(&r, SparseToDense(task, target, sparse));
     r.final_output = r.ops[0].name;
     r.reconstructed = std::move(pruned);
-    for (float& v : r.reconstructed) {
-      if (v == 0.0f) v = 0.0f;  // the dense op fills +0.0
-    }
+    for (float& v : r.reconstructed) v = v == 0.0f ? 0.0f : v;  // the dense op fills +0.0
     return r;
   }
   if (task.joint) {
@@ -607,9 +629,9 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
                                                    "palettization or linear quantization"));
   }
   if (auto* q = std::get_if<LinearQuantizerConfig>(&primary)) {
-    ASSIGN_OR_RETURN(r, Quantize(task, values, *q, target, nullptr));
+    ASSIGN_OR_RETURN(r, Quantize(task, std::move(values), *q, target, nullptr));
   } else if (auto* p = std::get_if<PalettizerConfig>(&primary)) {
-    ASSIGN_OR_RETURN(r, Palettize(task, values, *p, target, nullptr));
+    ASSIGN_OR_RETURN(r, Palettize(task, std::move(values), *p, target, nullptr));
   } else {  // fp16
     if (task.dtype == ElementType::kFloat16) return Skip("already fp16");
     r.technique = "fp16";
@@ -617,16 +639,16 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
     op.type = "constexpr_cast";
     op.name = task.name + "_fp16";
     op.params_as_attributes = true;
-    std::vector<float> rounded(values.size());
-    for (size_t i = 0; i < values.size(); ++i) rounded[i] = format::RoundToHalf(values[i]);
+    std::vector<float> rounded = std::move(values);
+    format::RoundToHalf(absl::MakeSpan(rounded));
     op.params.push_back({"source_val", MakeFloatTensor(ElementType::kFloat16, task.shape, rounded)});
     ParamSpec dtype;
     dtype.name = "output_dtype";
     dtype.string_value = "fp32";
     op.params.push_back(dtype);
     op.outputs.push_back({op.name, ElementType::kFloat32, task.shape});
-    r.ops = {op};
     r.final_output = op.name;
+    SetOps(&r, std::move(op));
     r.reconstructed = std::move(rounded);
   }
   if (r.skipped_reason.empty()) r.params = r.params.empty() ? params : absl::StrCat(params, " ", r.params);

@@ -14,10 +14,10 @@ void PackBits(absl::Span<const uint8_t> codes, int nbits, absl::Span<uint8_t> ou
   }
   if (nbits == 4) {
     const size_t pairs = codes.size() / 2;
-    for (size_t p = 0; p < pairs; ++p) {
-      out[p] = static_cast<uint8_t>((codes[2 * p] & 0xf) | ((codes[2 * p + 1] & 0xf) << 4));
-    }
-    if (codes.size() % 2 == 1) out[pairs] = codes.back() & 0xf;
+    const uint8_t* in = codes.data();
+    uint8_t* dst = out.data();
+    for (size_t p = 0; p < pairs; ++p) dst[p] = static_cast<uint8_t>((in[2 * p] & 0xf) | ((in[2 * p + 1] & 0xf) << 4));
+    if (codes.size() % 2 == 1) dst[pairs] = codes.back() & 0xf;
     return;
   }
   // General case: shift codes into a bit accumulator and flush whole bytes.

@@ -1,5 +1,6 @@
 #include "format/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -267,17 +268,27 @@ absl::StatusOr<std::vector<float>> ToFloats(const TensorView& t) {
   ASSIGN_OR_RETURN(uint64_t count, ElementCount(t.shape));
   ASSIGN_OR_RETURN(uint64_t want, StorageBytes(t.type, count));
   if (want != t.bytes.size()) return absl::InvalidArgumentError("tensor bytes do not match its shape");
-  std::vector<float> out(count);
   const char* p = t.bytes.data();
+  if (t.type == ElementType::kFloat16) {
+    // Little-endian host (as for fp32 below): halves are copied out and
+    // widened in bulk chunk by chunk, and appended - the output is written
+    // once, never zero-filled first.
+    std::vector<float> out;
+    out.reserve(count);
+    uint16_t halves[2048];
+    float widened[2048];
+    for (uint64_t i = 0; i < count; i += 2048) {
+      const uint64_t n = std::min<uint64_t>(2048, count - i);
+      std::memcpy(halves, p + 2 * i, 2 * n);
+      HalfToFloat(absl::MakeConstSpan(halves, n), absl::MakeSpan(widened, n));
+      out.insert(out.end(), widened, widened + n);
+    }
+    return out;
+  }
+  std::vector<float> out(count);
   switch (t.type) {
     case ElementType::kFloat32:
       std::memcpy(out.data(), p, 4 * count);
-      return out;
-    case ElementType::kFloat16:
-      for (uint64_t i = 0; i < count; ++i) {
-        out[i] = HalfToFloat(static_cast<uint16_t>(static_cast<unsigned char>(p[2 * i]) |
-                                                   (static_cast<unsigned char>(p[2 * i + 1]) << 8)));
-      }
       return out;
     case ElementType::kBFloat16:
       for (uint64_t i = 0; i < count; ++i) {

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libeigen3-dev prometheus-cpp-dev libyaml-cpp-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libgoogle-perftools-dev
 )
 # Optional extras: a real Prometheus (promtool and the scrape test) and
 # clang with its sanitizer runtime for the fuzz targets.

@@ -93,3 +93,53 @@ TEST(DecompressTest, OriginalsHaveNothingToDecompress) {
 
 }  // namespace
 }  // namespace coremlz::engine
+
+namespace coremlz::engine {
+namespace {
+
+namespace mil = CoreML::Specification::MILSpec;
+
+// iOS16 constexpr ops carry their output shape as an attribute. A shape
+// larger than the packed data must be refused before the output is
+// allocated (found by fuzz_decompress as an out-of-memory).
+void InflateShapeAttributes(mil::Program* program, const std::string& op_type) {
+  for (auto& [_, fn] : *program->mutable_functions()) {
+    for (auto& [_, block] : *fn.mutable_block_specializations()) {
+      for (auto& op : *block.mutable_operations()) {
+        if (op.type() != op_type) continue;
+        mil::TensorValue* t = (*op.mutable_attributes())["shape"].mutable_immediatevalue()->mutable_tensor();
+        if (t->has_ints()) {
+          for (int i = 0; i < t->ints().values_size(); ++i) t->mutable_ints()->set_values(i, 1 << 12);
+        } else {
+          std::string* bytes = t->mutable_bytes()->mutable_values();
+          for (size_t i = 0; i + 4 <= bytes->size(); i += 4) {
+            const uint32_t big = 1u << 12;
+            std::memcpy(&(*bytes)[i], &big, 4);
+          }
+        }
+      }
+    }
+  }
+}
+
+class InflatedShapeTest : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(InflatedShapeTest, IsRefusedBeforeAllocating) {
+  auto pkg = format::MlPackage::Open(testing::GoldenDir() + "/" + GetParam().first + ".mlpackage");
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  mil::Program program = (*pkg)->model().mlprogram();
+  InflateShapeAttributes(&program, GetParam().second);
+  PackageValueReader reader(pkg->get());
+  auto weights = DecompressProgram(program, &reader);
+  ASSERT_FALSE(weights.ok());
+  EXPECT_EQ(weights.status().code(), absl::StatusCode::kInvalidArgument) << weights.status();
+  EXPECT_NE(weights.status().message().find("bytes are given"), std::string::npos) << weights.status();
+}
+
+INSTANTIATE_TEST_SUITE_P(Ios16, InflatedShapeTest,
+                         ::testing::Values(std::make_pair("ios16_palettize_4bit_kmeans", "constexpr_lut_to_dense"),
+                                           std::make_pair("ios16_prune_magnitude_50", "constexpr_sparse_to_dense")),
+                         [](const auto& info) { return info.param.second; });
+
+}  // namespace
+}  // namespace coremlz::engine

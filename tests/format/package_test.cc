@@ -146,7 +146,9 @@ TEST(PackageTest, RejectsCorruptSpecs) {
   for (size_t cut : {size_t{1}, bytes->size() / 3, bytes->size() - 1}) {
     auto m = ParseModelSpec(bytes->substr(0, cut), "model.mlmodel");
     EXPECT_FALSE(m.ok()) << "cut at " << cut;
-    if (!m.ok()) EXPECT_NE(m.status().message().find("model.mlmodel"), std::string::npos);
+    if (!m.ok()) {
+      EXPECT_NE(m.status().message().find("model.mlmodel"), std::string::npos);
+    }
   }
   EXPECT_FALSE(ParseModelSpec(std::string(100, '\xff'), "junk").ok());
 }

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "format/fp16.h"
 #include "gtest/gtest.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -142,6 +143,24 @@ TEST(MetricsTest, DistinctCountFoldsNegativeZero) {
   EXPECT_EQ(DistinctCount(std::vector<float>{-0.0f, 1.0f, -0.0f, -1.0f, 1.0f}), 3u);
   EXPECT_EQ(DistinctCount(std::vector<float>{}), 0u);
   EXPECT_EQ(DistinctCount(std::vector<float>{std::numeric_limits<float>::denorm_min(), 0.0f}), 2u);
+}
+
+// Values that are all halves take the bitmap path; one value that is not
+// (anywhere, even in the last chunk) must give the same count as the sort.
+TEST(MetricsTest, DistinctCountOfHalvesEqualsReference) {
+  std::mt19937_64 rng(44);
+  for (int iter = 0; iter < 50; ++iter) {
+    const size_t n = 1 + rng() % 5000;
+    std::vector<float> v(n);
+    for (auto& x : v) {
+      const uint16_t h = static_cast<uint16_t>(rng() % (iter % 2 ? 64 : 0x7c00)) | (rng() % 2 ? 0x8000 : 0);
+      x = format::HalfToFloat(h);
+    }
+    if (iter % 5 == 0) v[rng() % n] = 0.1f;  // not a half
+    std::set<uint32_t> bits;
+    for (float x : v) bits.insert(kernel_test::FloatBits(x == 0 ? 0.0f : x));
+    EXPECT_EQ(DistinctCount(v), bits.size()) << iter;
+  }
 }
 
 }  // namespace
