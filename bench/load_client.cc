@@ -174,7 +174,7 @@ int Run(const cli::Args& args) {
   const int64_t cancel_every = get_int("cancel-every", 0);
   const int pid = static_cast<int>(get_int("pid", 0));
   const double settle = args.Double("settle-seconds").value_or(std::nullopt).value_or(3);
-  const std::string config = args.Value("config").value_or("config_type: OpLinearQuantizerConfig\n");
+  const std::string config = args.Value("config").value_or("config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n");
 
   auto upload = PrepareUpload(*model, config);
   if (!upload.ok()) {

@@ -32,7 +32,7 @@ Run "coremlz help compress" for techniques and options.
 
 exit codes: 0 ok, 1 usage, 2 invalid input, 3 not expressible for this model/target,
             4 server unreachable/busy/timeout/auth, 5 validation failed,
-            6 corrupt file or integrity check failed, 7 internal error, 130 interrupted
+            6 transfer integrity check failed (size/SHA-256), 7 internal error, 130 interrupted
 )";
 
 }  // namespace

@@ -10,11 +10,11 @@ namespace coremlz::cli {
 enum ExitCode {
   kExitOk = 0,
   kExitUsage = 1,          // bad command line
-  kExitInput = 2,          // the model, config or a file is invalid or missing
+  kExitInput = 2,          // the model (a damaged file included), config or a path is invalid or missing
   kExitUnsupported = 3,    // the requested compression cannot be expressed for this model/target
   kExitServer = 4,         // the server is unreachable, busy, timed out, or refused auth
   kExitValidation = 5,     // on-device validation failed or found the model unfit
-  kExitIntegrity = 6,      // a file is corrupt, or failed its size or SHA-256 check
+  kExitIntegrity = 6,      // data lost in transfer: a size or SHA-256 check failed
   kExitInternal = 7,       // a bug: please report it
   kExitCancelled = 130,    // interrupted (Ctrl-C)
 };

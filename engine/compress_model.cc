@@ -1,6 +1,9 @@
 #include "engine/compress_model.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -41,19 +44,32 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
           needs.file_name, ", but the package has no ", rel));
     }
     if (needs.exists) {
-      ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(pkg->PathOf(rel)));
-      bytes_before += mapped.bytes().size();
-      compressor->report().weight_bytes_before += mapped.bytes().size();
-      format::BlobStreamReader reader(needs.offsets, mapped.bytes().size(), pkg->PathOf(rel),
+      // Read in slices rather than mapped: the reader validates every record
+      // against the size and copies out only the blobs the program uses, so
+      // the job holds one slice and one blob, not the whole file in its RSS.
+      const std::string path = pkg->PathOf(rel);
+      ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
+      bytes_before += size;
+      compressor->report().weight_bytes_before += size;
+      format::BlobStreamReader reader(needs.offsets, size, path,
                                       [&](const format::BlobMetadata& m, absl::string_view data) {
                                         return compressor->OnBlob(m, data, control);
                                       });
-      // Feed in slices: the reader validates every record against the size
-      // and copies out only the blobs the program uses.
-      absl::string_view all = mapped.bytes();
+      std::FILE* file = std::fopen(path.c_str(), "rbe");
+      if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
       constexpr size_t kSlice = 4 << 20;
+      std::string slice(kSlice, '\0');
       absl::Status read;
-      for (size_t pos = 0; pos < all.size() && read.ok(); pos += kSlice) read = reader.Feed(all.substr(pos, kSlice));
+      for (uint64_t pos = 0; pos < size && read.ok();) {
+        const size_t got = std::fread(slice.data(), 1, kSlice, file);
+        if (got == 0) {
+          read = absl::DataLossError(absl::StrCat(path, ": read ", pos, " of ", size, " bytes"));
+          break;
+        }
+        read = reader.Feed(absl::string_view(slice.data(), got));
+        pos += got;
+      }
+      std::fclose(file);
       if (read.ok()) read = reader.Finish();
       if (!read.ok()) {
         // Say which weight a damaged record belongs to, unless the message does.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/memory_release.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
 #include "format/package.h"
@@ -105,13 +106,20 @@ class LocalWorkerPool : public WorkerPool {
                                    : CompressModelPath(job.input_path, job.output_path, job.config, job.options,
                                                        WriteOptions{true}, job.control.get());
       job.done(std::move(result));
+      const uint64_t estimate = job.memory_estimate;
+      const JobControl* control = job.control.get();
+      bool idle = false;
       {
         std::lock_guard<std::mutex> lock(mu_);
         --running_;
-        memory_in_use_ -= job.memory_estimate;
-        running_controls_.erase(std::find(running_controls_.begin(), running_controls_.end(), job.control.get()));
+        memory_in_use_ -= estimate;
+        running_controls_.erase(std::find(running_controls_.begin(), running_controls_.end(), control));
+        idle = running_ == 0 && queue_.empty();
       }
+      job = CompressJob();  // the call may still hold the control; the pool is done with it
       cv_.notify_all();
+      // The last job of a busy spell: give its memory back to the system.
+      if (idle) ReleaseFreeMemory();
     }
   }
 

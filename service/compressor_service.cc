@@ -221,6 +221,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(state_->mu);
     cancelled_ = true;
+    // The caller has gone: its slot is free for the next call even while a
+    // running job winds down (the worker pool's memory budget still counts it).
+    ReleaseAdmissionLocked();
     if (control_) control_->Cancel();
     if (validation_control_) validation_control_->Cancel();
     // A job in flight answers through JobDone; otherwise end now.
@@ -237,7 +240,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       state_->reactor = nullptr;
       CloseArtifactLocked();
     }
-    if (admitted_) service_->Release();
+    ReleaseAdmissionLocked();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
     delete this;
@@ -524,6 +527,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void FinishLocked(grpc::Status status) {
     if (finished_) return;
     finished_ = true;
+    // The call stops counting against max_concurrent_calls now, not at
+    // OnDone: the client sees the status first and may start its next call.
+    ReleaseAdmissionLocked();
     status = ForCaller(status, job_dir_ ? job_dir_->path : "");
     final_status_ = absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
     if (control_) control_->Cancel();
@@ -535,7 +541,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::shared_ptr<CallState> state_;
   std::chrono::steady_clock::time_point start_;
   absl::Time deadline_;
+  void ReleaseAdmissionLocked() {
+    if (admitted_ && !released_) service_->Release();
+    released_ = true;
+  }
   bool admitted_ = false;
+  bool released_ = false;
 
   v1::CompressRequest request_;
   v1::CompressHeader header_;
@@ -667,7 +678,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
     }
-    if (admitted_) service_->Release();
+    if (admitted_ && !released_) service_->Release();
+    released_ = true;
     delete this;
   }
 
@@ -708,6 +720,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void DoneLocked(grpc::Status s) {
     if (finished_) return;
     finished_ = true;
+    if (admitted_ && !released_) service_->Release();
+    released_ = true;
     s = ForCaller(s, dir_ ? dir_->path : "");
     Finish(s);
   }
@@ -716,6 +730,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   v1::InspectResponse* response_;
   std::shared_ptr<State> state_;
   bool admitted_ = false;
+  bool released_ = false;
   v1::InspectRequest request_;
   v1::InspectHeader header_;
   std::shared_ptr<JobDir> dir_;

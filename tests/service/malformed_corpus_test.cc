@@ -23,7 +23,7 @@ std::vector<v1::CompressRequest> ValidCall() {
   std::string root;
   std::vector<v1::FileInfo> files;
   std::vector<v1::CompressRequest> msgs = {HeaderFor(GoldenDir() + "/ios16_original.mlpackage",
-                                                     "config_type: OpLinearQuantizerConfig\n", &root, &files)};
+                                                     "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n", &root, &files)};
   for (auto& c : ChunksFor(root, files)) msgs.push_back(std::move(c));
   return msgs;
 }
