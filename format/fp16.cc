@@ -5,6 +5,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -138,7 +139,18 @@ __attribute__((target("avx,f16c"))) void RoundToHalfF16c(float* v, size_t n) {
   for (; i < n; ++i) v[i] = RoundToHalf(v[i]);
 }
 
-bool DetectF16c() { return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"); }
+// CPUID leaf 1: ECX bit 27 OSXSAVE, 28 AVX, 29 F16C; and the OS must save
+// the YMM registers (XCR0 bits 1 and 2). Not __builtin_cpu_supports: clang 14
+// does not know "f16c".
+bool DetectF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  constexpr unsigned kOsxsave = 1u << 27, kAvx = 1u << 28, kF16c = 1u << 29;
+  if ((ecx & (kOsxsave | kAvx | kF16c)) != (kOsxsave | kAvx | kF16c)) return false;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 6u) == 6u;
+}
 #else
 bool DetectF16c() { return false; }
 #endif

@@ -19,15 +19,11 @@ cmake --build "$build" -j "${JOBS:-2}" --target coremlzd coremlz-load
 log="$build/leakcheck-server.log"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-"$build/service/coremlzd" --address 127.0.0.1:0 --metrics-address 127.0.0.1:0 --grace-seconds 30 >"$log" 2>&1 &
-pid=$!
+source "$root/scripts/start-coremlzd.sh"
+start_coremlzd "$build/service/coremlzd" "$log" --metrics-address 127.0.0.1:0 --grace-seconds 30
+pid=$server_pid
+port=$server_port
 trap 'kill -9 $pid 2>/dev/null || true' EXIT
-for _ in $(seq 300); do
-  port="$(grep -o 'serving gRPC on port [0-9]*' "$log" | grep -o '[0-9]*$' || true)"
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "${port:-}" ] || { cat "$log"; echo "leakcheck.sh: coremlzd did not start" >&2; exit 1; }
 
 status=0
 "$build/bench/coremlz-load" --server "127.0.0.1:$port" --pid "$pid" --model "$model" \

@@ -15,15 +15,12 @@ mkdir -p "$out"
 stamp="$(date +%Y%m%d-%H%M%S)"
 log="$out/$stamp-server.log"
 
-"$build/service/coremlzd" --address 127.0.0.1:0 --metrics-address "" ${SERVER_FLAGS:-} >"$log" 2>&1 &
-pid=$!
+source "$root/scripts/start-coremlzd.sh"
+# shellcheck disable=SC2086
+start_coremlzd "$build/service/coremlzd" "$log" --metrics-address "" ${SERVER_FLAGS:-}
+pid=$server_pid
+port=$server_port
 trap 'kill -9 $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  port="$(grep -o 'serving gRPC on port [0-9]*' "$log" | grep -o '[0-9]*$' || true)"
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "${port:-}" ] || { cat "$log"; echo "load.sh: coremlzd did not start" >&2; exit 1; }
 
 args=(--server "127.0.0.1:$port" --pid "$pid" --model "$model" --streams "${STREAMS:-64}"
       --seconds "${SECONDS_:-60}" --cancel-every "${CANCEL_EVERY:-0}" --json "$out/$stamp.json")

@@ -103,7 +103,7 @@ void RunnerPool::Resolve() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = runners_.begin(); it != runners_.end();) {
     if (!wanted.count(it->first)) {
-      if (ServerMetrics* m = metrics_.load()) m->RunnerUp(it->first, false);
+      WithMetrics([&](ServerMetrics* m) { m->RunnerUp(it->first, false); });
       it = runners_.erase(it);
     } else {
       ++it;
@@ -155,7 +155,7 @@ void RunnerPool::Probe(const std::string& address, bool force) {
     absl::Duration backoff = absl::Seconds(1) * (1 << std::min(r.failures - 1, 10));
     r.next_probe = absl::Now() + std::min(backoff, options_.max_backoff);
   }
-  if (ServerMetrics* m = metrics_.load()) m->RunnerUp(address, r.up);
+  WithMetrics([&](ServerMetrics* m) { m->RunnerUp(address, r.up); });
 }
 
 void RunnerPool::ProbeAll() {
@@ -176,14 +176,23 @@ void RunnerPool::MarkDown(const std::string& address, const std::string& error) 
   it->second.last_error = error;
   ++it->second.failures;
   it->second.next_probe = absl::Now() + absl::Seconds(1);
-  if (ServerMetrics* m = metrics_.load()) m->RunnerUp(address, false);
+  WithMetrics([&](ServerMetrics* m) { m->RunnerUp(address, false); });
+}
+
+void RunnerPool::WithMetrics(const std::function<void(ServerMetrics*)>& fn) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  if (metrics_ != nullptr) fn(metrics_);
 }
 
 void RunnerPool::SetMetrics(ServerMetrics* metrics) {
-  metrics_.store(metrics);
+  {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    metrics_ = metrics;
+  }
+  // Lock order everywhere: mu_, then metrics_mu_.
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [a, r] : runners_) {
-    if (metrics) metrics->RunnerUp(a, r.up);
+    WithMetrics([&](ServerMetrics* m) { m->RunnerUp(a, r.up); });
   }
 }
 
@@ -315,7 +324,7 @@ void RunnerPool::Run(ValidationJob job) {
     absl::StatusOr<v1::ValidationResult> result = Attempt(addr, job, &status);
     if (result.ok()) {
       for (const std::string& a : attempts) result->add_attempts(a);
-      if (ServerMetrics* m = metrics_.load()) m->Validation(device_label, result->passed() ? "passed" : "failed", absl::ToDoubleSeconds(absl::Now() - start));
+      WithMetrics([&](ServerMetrics* m) { m->Validation(device_label, result->passed() ? "passed" : "failed", absl::ToDoubleSeconds(absl::Now() - start)); });
       job.done(std::move(*result));
       return;
     }
@@ -340,7 +349,7 @@ void RunnerPool::Run(ValidationJob job) {
     final_status = absl::UnavailableError(absl::StrCat("no device runner could validate the model; tried: ",
                                                        attempts.empty() ? "no runners configured" : absl::StrJoin(attempts, "; ")));
   }
-  if (ServerMetrics* m = metrics_.load()) m->Validation(device_label, "unavailable", absl::ToDoubleSeconds(absl::Now() - start));
+  WithMetrics([&](ServerMetrics* m) { m->Validation(device_label, "unavailable", absl::ToDoubleSeconds(absl::Now() - start)); });
   job.done(final_status);
 }
 

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,7 +75,12 @@ class RunnerPool : public Validator {
   void Run(ValidationJob job);
 
   RunnerPoolOptions options_;
-  std::atomic<ServerMetrics*> metrics_;
+  // The server's metrics, which may go away before the pool (a caller can
+  // hold the pool longer than the server): used only through WithMetrics,
+  // under metrics_mu_, so that SetMetrics(nullptr) waits for every use.
+  void WithMetrics(const std::function<void(ServerMetrics*)>& fn);
+  std::mutex metrics_mu_;
+  ServerMetrics* metrics_ = nullptr;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -94,6 +94,9 @@ void CoremlzServer::Shutdown(absl::Duration grace) {
   if (pool_) pool_->Shutdown(absl::ZeroDuration());
   if (gauges_.joinable()) gauges_.join();
   if (server_) server_->Wait();
+  // The validator is shared and may outlive this server: stop it using our
+  // metrics (it waits for any use in progress) before they are destroyed.
+  if (validator_) validator_->SetMetrics(nullptr);
 }
 
 void CoremlzServer::Wait() {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/http_get.h"
 #include "yaml-cpp/yaml.h"
 
 namespace coremlz::testing::deploy {
@@ -78,9 +79,6 @@ std::string BuildBinaryFor(const std::string& image_path);
 
 // Absolute path of `name` found on $PATH (or /usr/bin, /usr/sbin, /bin), "" if none.
 std::string FindProgram(const std::string& name);
-// GET http://127.0.0.1:port/path (HTTP/1.0). Returns the body; *status gets
-// the HTTP status code (0 when the connection failed).
-std::string HttpGet(int port, const std::string& path, int* status);
 std::string UrlEncode(const std::string& text);
 
 }  // namespace coremlz::testing::deploy

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/string_view.h"
 #include "engine/decompress.h"
 #include "format/blob_storage.h"
+#include "format/package.h"
 #include "format/tensor.h"
 #include "google/protobuf/stubs/logging.h"
 
@@ -35,6 +37,21 @@ inline bool Split(const uint8_t* data, size_t size, SpecAndWeights* out) {
   out->spec = absl::string_view(reinterpret_cast<const char*>(data + 4), n);
   out->weights = absl::string_view(reinterpret_cast<const char*>(data + 4 + n), size - 4 - n);
   return true;
+}
+
+// A fuzz input read as an ML Program spec and its weight file; nullopt when
+// the spec does not parse or holds no program. `file` views `data`.
+struct ProgramInput {
+  CoreML::Specification::Model model;
+  absl::StatusOr<format::BlobStorageReader> file;
+};
+
+inline std::optional<ProgramInput> ParseProgramInput(const uint8_t* data, size_t size) {
+  SpecAndWeights in;
+  if (!Split(data, size, &in)) return std::nullopt;
+  auto model = format::ParseModelSpec(in.spec, "model.mlmodel");
+  if (!model.ok() || !model->has_mlprogram()) return std::nullopt;
+  return ProgramInput{*std::move(model), format::BlobStorageReader::Open(in.weights, "weight.bin")};
 }
 
 // Reads values from the in-memory weight file (any file name maps to it).

@@ -215,6 +215,25 @@ TEST(RunnerPoolTest, RunnerUpTracksProbes) {
   EXPECT_EQ(MetricValue(scrape, "coremlz_validation_jobs_total{device=\"any\",outcome=\"passed\"}"), 1) << scrape;
 }
 
+// The pool is shared: a caller may hold it after the server is gone. Its
+// probes must then stop reporting to the server's metrics (a use after free,
+// found as a rare segfault in CI; a sanitizer build of this test shows it
+// every time without the fix).
+TEST(RunnerPoolTest, PoolOutlivesTheServer) {
+  auto r1 = StartRunner({});
+  auto pool = Pool({Addr(*r1)});
+  {
+    TestServer server({}, nullptr, pool, /*metrics=*/true);
+    EXPECT_EQ(MetricValue(server.ScrapeMetrics(), "coremlz_runner_up{runner=\"" + Addr(*r1) + "\"}"), 1);
+  }
+  // Probes every 300 ms, with the runner up and then gone.
+  absl::SleepFor(absl::Milliseconds(700));
+  r1->Stop(SIGKILL);
+  pool->ProbeAll();
+  absl::SleepFor(absl::Milliseconds(700));
+  EXPECT_FALSE(pool->Runners().empty());
+}
+
 // A runner that answers Describe correctly but sends a broken result.
 class BadRunner final : public v1::DeviceRunner::Service {
  public:

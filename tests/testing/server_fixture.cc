@@ -1,10 +1,5 @@
 #include "tests/testing/server_fixture.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <regex>
 
@@ -12,6 +7,7 @@
 #include "api/transfer.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 
 namespace coremlz::testing {
 
@@ -46,25 +42,7 @@ int TestServer::LeftoverJobDirs() const {
   return n;
 }
 
-std::string TestServer::ScrapeMetrics() const {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server_->metrics_port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  ::close(fd);
-  return out;
-}
+std::string TestServer::ScrapeMetrics() const { return HttpGet(server_->metrics_port(), "/metrics"); }
 
 double MetricValue(const std::string& scrape, const std::string& series) {
   size_t pos = 0;
