@@ -176,6 +176,9 @@ int Compress(const std::vector<std::string>& argv) {
   if (!quiet && args->Value("report").value_or("") != "-") {
     std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
     if (args->Has("output")) std::printf("wrote %s\n", args->Value("output")->c_str());
+  } else {
+    // No table (which lists them): warnings still reach a person, on stderr.
+    for (const std::string& warning : report->warnings) std::fprintf(stderr, "coremlz: warning: %s\n", warning.c_str());
   }
   return report->validation_failed ? kExitValidation : kExitOk;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,7 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
   ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(output, write.overwrite));
 
   uint64_t bytes_before = 0, bytes_after = 0;
+  std::vector<std::string> orphan_warnings;
   std::set<std::string> rewritten = {pkg->layout().model_path};
   for (const auto& needs : compressor->weight_files()) {
     ASSIGN_OR_RETURN(std::string rel, pkg->layout().ResolveBlobFile(needs.file_name));
@@ -71,6 +73,14 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
       }
       std::fclose(file);
       if (read.ok()) read = reader.Finish();
+      // Blobs no op reads are not carried over (coremltools drops them too
+      // when it saves a program); say so rather than lose them silently.
+      const std::set<uint64_t> wanted(needs.offsets.begin(), needs.offsets.end());
+      if (read.ok() && reader.declared_blob_count() > wanted.size()) {
+        orphan_warnings.push_back(absl::StrCat(
+            rel, " holds ", reader.declared_blob_count(), " blobs but the program reads ", wanted.size(),
+            "; the ", reader.declared_blob_count() - wanted.size(), " that no op reads were not copied to the output"));
+      }
       if (!read.ok()) {
         // Say which weight a damaged record belongs to, unless the message does.
         const std::string owner = compressor->BlobOwner(needs.file_name, reader.current_blob());
@@ -98,6 +108,8 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
   if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
   RETURN_IF_ERROR(writer.Commit());
   CompressionReport report = std::move(compressor->report());
+  for (std::string& warning : compressor->usage().Warnings(config, report)) report.warnings.push_back(std::move(warning));
+  for (std::string& warning : orphan_warnings) report.warnings.push_back(std::move(warning));
   report.model_bytes_before = bytes_before;
   report.model_bytes_after = bytes_after;
   return report;

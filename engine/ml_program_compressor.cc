@@ -108,10 +108,12 @@ std::pair<int, int> AxesFor(const FunctionIndex& idx, const mil::Operation& op, 
 // coremltools' precedence: the const's own name, then per consumer its name,
 // its op type, the global config; all consumers must agree.
 absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, const std::string& const_name,
-                                                const std::vector<ConsumerInfo>& consumers, bool* named) {
+                                                const std::vector<ConsumerInfo>& consumers, bool* named,
+                                                size_t pass, ConfigUsage* usage) {
   auto by_name = oc.op_name_configs.find(const_name);
   if (by_name != oc.op_name_configs.end()) {
     *named = true;
+    usage->MatchedName(pass, const_name);
     return by_name->second;
   }
   if (consumers.empty()) return std::optional<OpConfig>();
@@ -122,8 +124,10 @@ absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, co
     std::optional<OpConfig> cfg = oc.global;
     if (auto it = oc.op_name_configs.find(c.op_name); it != oc.op_name_configs.end()) {
       cfg = it->second;
+      usage->MatchedName(pass, c.op_name);
     } else if (auto jt = oc.op_type_configs.find(c.op_type); jt != oc.op_type_configs.end()) {
       cfg = jt->second;
+      usage->MatchedType(pass, c.op_type);
     }
     const std::string key = cfg ? ConfigKey(*cfg) : "none";
     if (i == 0) {
@@ -303,7 +307,7 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
       size_t primary_pass = 0;
       for (size_t p = 0; p < config.passes.size(); ++p) {
         bool named = false;
-        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named));
+        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named, p, &usage_));
         if (!cfg) continue;
         if (!primary) {
           primary = cfg;

@@ -25,6 +25,7 @@
 #include "common/byte_sink.h"
 #include "coreml/model.pb.h"
 #include "engine/config.h"
+#include "engine/config_usage.h"
 #include "engine/job_control.h"
 #include "engine/report.h"
 #include "engine/target.h"
@@ -66,6 +67,8 @@ class MlProgramCompressor {
   // The rewritten, serialized model specification.
   absl::StatusOr<std::string> FinishModel();
   CompressionReport& report() { return report_; }
+  // Which op_name/op_type keys matched, for CompressionReport::warnings.
+  const ConfigUsage& usage() const { return usage_; }
 
  private:
   struct Task;
@@ -94,6 +97,7 @@ class MlProgramCompressor {
   std::unique_ptr<format::BlobStorageWriter> writer_;
   ByteSink* sink_ = nullptr;
   CompressionReport report_;
+  ConfigUsage usage_;
   int weights_done_ = 0;
   uint64_t bytes_total_ = 0, bytes_done_ = 0;
 };

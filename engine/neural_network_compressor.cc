@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "compress/metrics.h"
 #include "compress/palettize.h"
+#include "engine/config_usage.h"
 #include "format/fp16.h"
 #include "format/neural_network_weights.h"
 #include "format/nn_bit_packing.h"
@@ -18,9 +19,16 @@ using format::WeightStorage;
 
 namespace {
 
-std::optional<OpConfig> ResolveLayer(const OptimizationConfig& oc, const NeuralNetworkWeight& w) {
-  if (auto it = oc.op_name_configs.find(w.layer); it != oc.op_name_configs.end()) return it->second;
-  if (auto it = oc.op_type_configs.find(w.layer_type); it != oc.op_type_configs.end()) return it->second;
+std::optional<OpConfig> ResolveLayer(const OptimizationConfig& oc, const NeuralNetworkWeight& w, size_t pass,
+                                     ConfigUsage* usage) {
+  if (auto it = oc.op_name_configs.find(w.layer); it != oc.op_name_configs.end()) {
+    usage->MatchedName(pass, w.layer);
+    return it->second;
+  }
+  if (auto it = oc.op_type_configs.find(w.layer_type); it != oc.op_type_configs.end()) {
+    usage->MatchedType(pass, w.layer_type);
+    return it->second;
+  }
   return oc.global;
 }
 
@@ -118,6 +126,7 @@ absl::StatusOr<std::string> PalettizeLayer(const NeuralNetworkWeight& w, const s
 absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, const CompressionConfig& config,
                                                         const CompressOptions& options, JobControl* control) {
   RETURN_IF_ERROR(Validate(config));
+  ConfigUsage usage;
   if (!format::HasNeuralNetwork(*model)) return absl::InvalidArgumentError("the model is not a NeuralNetwork");
   CompressionReport report;
   report.model_kind = "neuralnetwork";
@@ -147,11 +156,13 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
     row.bytes_before = w.stored_bytes;
     row.bytes_after = w.stored_bytes;
     std::optional<OpConfig> cfg;
-    for (const CompressionPass& pass : config.passes) {
-      if (pass.joint_compression && cfg) {
+    for (size_t p = 0; p < config.passes.size(); ++p) {
+      if (config.passes[p].joint_compression && cfg) {
         return absl::InvalidArgumentError("joint compression needs an ML Program (iOS18)");
       }
-      if (!cfg) cfg = ResolveLayer(pass.config, w);
+      // Every pass is consulted so that its keys count as used.
+      std::optional<OpConfig> here = ResolveLayer(config.passes[p].config, w, p, &usage);
+      if (!cfg) cfg = std::move(here);
     }
     auto finish_skip = [&](std::string reason) {
       row.skipped_reason = std::move(reason);
@@ -231,6 +242,7 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
   report.spec_version_after = min_spec;
   ASSIGN_OR_RETURN(std::vector<NeuralNetworkWeight> after, format::ListNeuralNetworkWeights(model));
   for (const NeuralNetworkWeight& w : after) report.weight_bytes_after += w.stored_bytes;
+  for (std::string& warning : usage.Warnings(config, report)) report.warnings.push_back(std::move(warning));
   return report;
 }
 

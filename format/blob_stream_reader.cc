@@ -45,7 +45,7 @@ absl::Status BlobStreamReader::Advance() {
   switch (phase_) {
     case Phase::kHeader: {
       ASSIGN_OR_RETURN(BlobStorageHeader header, DecodeBlobStorageHeader(buffer_, label_));
-      (void)header;
+      declared_blob_count_ = header.count;
       buffer_.clear();
       return StartNextBlob();
     }

@@ -31,6 +31,9 @@ class BlobStreamReader {
   absl::Status Finish();
 
   uint64_t bytes_seen() const { return pos_; }
+  // The blob count in the file header (0 until the header has been read).
+  // More blobs than were wanted means some are read by no op.
+  uint32_t declared_blob_count() const { return declared_blob_count_; }
   // The metadata offset of the blob being read (the one an error is about);
   // UINT64_MAX while in the file header or once every wanted blob was delivered.
   uint64_t current_blob() const {
@@ -54,6 +57,7 @@ class BlobStreamReader {
   uint64_t pos_ = 0;          // stream bytes consumed
   uint64_t target_ = 0;       // where the current phase ends
   uint64_t previous_end_ = kBlobHeaderSize;
+  uint32_t declared_blob_count_ = 0;
   std::string buffer_;
   BlobMetadata current_;
   absl::Status error_;

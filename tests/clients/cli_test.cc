@@ -56,6 +56,35 @@ TEST(CliTest, ExitCodesPerFailureClass) {
   EXPECT_EQ(unreachable.exit_code, 4) << unreachable.err;
 }
 
+TEST(CliTest, WarningsReachThePersonWhateverTheOutputMode) {
+  ScratchDir scratch;
+  ASSERT_TRUE(WriteFileAtomically(scratch.Join("typo.yaml"),
+                                  "config_type: OpPalettizerConfig\nop_type_configs:\n  convolution: {nbits: 4}\n")
+                  .ok());
+  const std::string warning = "op_type_configs[\"convolution\"] matched no op";
+  auto table = RunProgram({Cli(), "compress", Mobilenet(), "-o", scratch.Join("a.mlpackage"), "--config", scratch.Join("typo.yaml")});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(absl::StrContains(table.out, "warning: " + warning)) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "warning: the config selects no weights") ||
+              absl::StrContains(table.out, "warning: no weight was compressed"))
+      << table.out;
+
+  auto json = RunProgram({Cli(), "compress", Mobilenet(), "-o", scratch.Join("b.mlpackage"), "--config",
+                          scratch.Join("typo.yaml"), "--report", "-"});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  google::protobuf::Struct report;
+  ASSERT_TRUE(IsJson(json.out, &report)) << json.out;
+  const auto& warnings = report.fields().at("warnings").list_value().values();
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_TRUE(absl::StrContains(warnings[0].string_value(), warning)) << warnings[0].string_value();
+  EXPECT_TRUE(absl::StrContains(json.err, "coremlz: warning: " + warning)) << json.err;
+
+  auto quiet = RunProgram({Cli(), "compress", Mobilenet(), "-o", scratch.Join("c.mlpackage"), "--config",
+                           scratch.Join("typo.yaml"), "--quiet"});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_TRUE(absl::StrContains(quiet.err, "coremlz: warning: " + warning)) << quiet.err;
+}
+
 TEST(CliTest, EmbeddedCompressWritesModelAndJsonReport) {
   ScratchDir scratch;
   const std::string out = scratch.Join("m.mlpackage");
