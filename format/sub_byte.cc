@@ -9,7 +9,7 @@ namespace coremlz::format {
 void PackBits(absl::Span<const uint8_t> codes, int nbits, absl::Span<uint8_t> out) {
   const uint32_t mask = (1u << nbits) - 1u;
   if (nbits == 8) {
-    std::memcpy(out.data(), codes.data(), codes.size());
+    if (!codes.empty()) std::memcpy(out.data(), codes.data(), codes.size());  // data() may be null when empty
     return;
   }
   if (nbits == 4) {
@@ -52,7 +52,7 @@ absl::Status UnpackBits(absl::string_view packed, int nbits, absl::Span<uint8_t>
   }
   const auto* in = reinterpret_cast<const uint8_t*>(packed.data());
   if (nbits == 8) {
-    std::memcpy(codes.data(), in, codes.size());
+    if (!codes.empty()) std::memcpy(codes.data(), in, codes.size());
     return absl::OkStatus();
   }
   if (nbits == 4) {

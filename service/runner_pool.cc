@@ -191,8 +191,8 @@ void RunnerPool::SetMetrics(ServerMetrics* metrics) {
   }
   // Lock order everywhere: mu_, then metrics_mu_.
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [a, r] : runners_) {
-    WithMetrics([&](ServerMetrics* m) { m->RunnerUp(a, r.up); });
+  for (const auto& entry : runners_) {  // not a structured binding: C++17 lambdas cannot capture one
+    WithMetrics([&](ServerMetrics* m) { m->RunnerUp(entry.first, entry.second.up); });
   }
 }
 

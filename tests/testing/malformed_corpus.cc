@@ -428,10 +428,11 @@ absl::StatusOr<MalformedCase> Load(const std::string& path, const std::string& s
   if (doc["expect"]["message"]) c.message = doc["expect"]["message"].as<std::string>();
   const std::string config = doc["config"] ? doc["config"].as<std::string>() : kDefaultConfig;
   ASSIGN_OR_RETURN(Files base, ReadBase(JoinPath(shared_dir, doc["base"].as<std::string>())));
-  const YAML::Node& mutation = doc["mutation"];
+  const YAML::Node mutation = doc["mutation"];
   if (!mutation.IsMap() || mutation.size() != 1) return Bad(path + ": \"mutation\" must have exactly one kind");
   const std::string kind = mutation.begin()->first.as<std::string>();
-  const YAML::Node& params = mutation.begin()->second;
+  // A copy: the iterator yields a temporary, so a reference would dangle.
+  const YAML::Node params = mutation.begin()->second;
   if (kind == "stream") {
     ASSIGN_OR_RETURN(auto variants, StreamDamage(base, config, params));
     for (auto& v : variants) c.variants.push_back({c.name + "@" + v.name, std::move(v.requests)});
