@@ -19,16 +19,6 @@ absl::StatusOr<Granularity> ParseGranularity(const std::string& s, Granularity d
   return absl::InvalidArgumentError(absl::StrCat("unknown granularity \"", s, "\""));
 }
 
-std::string GranularityName(Granularity g) {
-  switch (g) {
-    case Granularity::kPerTensor: return "per_tensor";
-    case Granularity::kPerChannel: return "per_channel";
-    case Granularity::kPerGroupedChannel: return "per_grouped_channel";
-    case Granularity::kPerBlock: return "per_block";
-  }
-  return "";
-}
-
 absl::StatusOr<engine::OpConfig> FromProto(const v1::OpConfig& p) {
   switch (p.config_case()) {
     case v1::OpConfig::kLinearQuantizer: {
@@ -102,16 +92,15 @@ v1::OpConfig ToProto(const engine::OpConfig& c) {
     auto* o = p.mutable_linear_quantizer();
     o->set_mode(q->symmetric ? "linear_symmetric" : "linear");
     o->set_dtype(absl::StrCat(q->is_signed ? "int" : "uint", q->bits));
-    o->set_granularity(GranularityName(q->granularity));
+    o->set_granularity(engine::GranularityName(q->granularity));
     for (int64_t b : q->block_size) o->add_block_size(b);
     o->set_block_size_per_axis(q->block_size_per_axis);
     o->set_weight_threshold(q->weight_threshold);
   } else if (auto* q = std::get_if<engine::PalettizerConfig>(&c)) {
     auto* o = p.mutable_palettizer();
-    const char* modes[] = {"kmeans", "uniform", "unique", "custom"};
-    o->set_mode(modes[static_cast<int>(q->mode)]);
+    o->set_mode(engine::PaletteModeName(q->mode));
     if (q->nbits) o->set_nbits(*q->nbits);
-    o->set_granularity(GranularityName(q->granularity));
+    o->set_granularity(engine::GranularityName(q->granularity));
     o->set_group_size(q->group_size);
     if (q->channel_axis) o->set_channel_axis(*q->channel_axis);
     o->set_cluster_dim(q->cluster_dim);

@@ -6,7 +6,6 @@
 #include "common/utf8.h"
 
 namespace coremlz::engine {
-namespace {
 
 std::string GranularityName(Granularity g) {
   switch (g) {
@@ -18,7 +17,7 @@ std::string GranularityName(Granularity g) {
   return "?";
 }
 
-std::string ModeName(PalettizerConfig::Mode m) {
+std::string PaletteModeName(PalettizerConfig::Mode m) {
   switch (m) {
     case PalettizerConfig::Mode::kKMeans: return "kmeans";
     case PalettizerConfig::Mode::kUniform: return "uniform";
@@ -27,6 +26,8 @@ std::string ModeName(PalettizerConfig::Mode m) {
   }
   return "?";
 }
+
+namespace {
 
 absl::Status Bad(absl::string_view config_type, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(config_type, ": ", message));
@@ -71,7 +72,7 @@ std::string DescribeParams(const OpConfig& c) {
     return s;
   }
   if (auto* p = std::get_if<PalettizerConfig>(&c)) {
-    std::string s = absl::StrCat("mode=", ModeName(p->mode));
+    std::string s = absl::StrCat("mode=", PaletteModeName(p->mode));
     if (p->nbits) absl::StrAppend(&s, " nbits=", *p->nbits);
     absl::StrAppend(&s, " granularity=", GranularityName(p->granularity));
     if (p->granularity == Granularity::kPerGroupedChannel) absl::StrAppend(&s, " group_size=", p->group_size);
@@ -120,8 +121,8 @@ absl::Status Validate(const OpConfig& c) {
   if (auto* p = std::get_if<PalettizerConfig>(&c)) {
     using M = PalettizerConfig::Mode;
     const bool needs_bits = p->mode == M::kKMeans || p->mode == M::kUniform;
-    if (needs_bits && !p->nbits) return Bad(type, absl::StrCat("\"nbits\" must be provided for ", ModeName(p->mode), " mode"));
-    if (!needs_bits && p->nbits) return Bad(type, absl::StrCat("\"nbits\" must NOT be provided for ", ModeName(p->mode), " mode"));
+    if (needs_bits && !p->nbits) return Bad(type, absl::StrCat("\"nbits\" must be provided for ", PaletteModeName(p->mode), " mode"));
+    if (!needs_bits && p->nbits) return Bad(type, absl::StrCat("\"nbits\" must NOT be provided for ", PaletteModeName(p->mode), " mode"));
     if (p->nbits) {
       const int b = *p->nbits;
       if (b != 1 && b != 2 && b != 3 && b != 4 && b != 6 && b != 8) {

@@ -74,6 +74,10 @@ struct Fp16Config {
 using OpConfig = std::variant<LinearQuantizerConfig, PalettizerConfig, ThresholdPrunerConfig,
                               MagnitudePrunerConfig, Fp16Config>;
 
+// The config files' spellings: "per_tensor", ...; "kmeans", ...
+std::string GranularityName(Granularity granularity);
+std::string PaletteModeName(PalettizerConfig::Mode mode);
+
 // "linear_quantize", "palettize", "prune", "fp16".
 std::string TechniqueName(const OpConfig& config);
 // coremltools' class name: "OpLinearQuantizerConfig", ...

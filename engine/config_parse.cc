@@ -231,22 +231,12 @@ absl::StatusOr<CompressionConfig> ParseCompressionConfig(absl::string_view text)
 
 namespace {
 
-std::string GranularityText(Granularity g) {
-  switch (g) {
-    case Granularity::kPerTensor: return "per_tensor";
-    case Granularity::kPerChannel: return "per_channel";
-    case Granularity::kPerGroupedChannel: return "per_grouped_channel";
-    case Granularity::kPerBlock: return "per_block";
-  }
-  return "per_tensor";
-}
-
 void EmitOpConfig(YAML::Emitter& out, const OpConfig& c) {
   out << YAML::BeginMap << YAML::Key << "config_type" << YAML::Value << ConfigTypeName(c);
   if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {
     out << YAML::Key << "mode" << YAML::Value << (q->symmetric ? "linear_symmetric" : "linear");
     out << YAML::Key << "dtype" << YAML::Value << absl::StrCat(q->is_signed ? "int" : "uint", q->bits);
-    out << YAML::Key << "granularity" << YAML::Value << GranularityText(q->granularity);
+    out << YAML::Key << "granularity" << YAML::Value << GranularityName(q->granularity);
     out << YAML::Key << "block_size" << YAML::Value;
     if (q->block_size_per_axis) {
       out << YAML::Flow << q->block_size;
@@ -254,10 +244,9 @@ void EmitOpConfig(YAML::Emitter& out, const OpConfig& c) {
       out << q->block_size[0];
     }
   } else if (auto* p = std::get_if<PalettizerConfig>(&c)) {
-    const char* modes[] = {"kmeans", "uniform", "unique", "custom"};
-    out << YAML::Key << "mode" << YAML::Value << modes[static_cast<int>(p->mode)];
+    out << YAML::Key << "mode" << YAML::Value << PaletteModeName(p->mode);
     if (p->nbits) out << YAML::Key << "nbits" << YAML::Value << *p->nbits;
-    out << YAML::Key << "granularity" << YAML::Value << GranularityText(p->granularity);
+    out << YAML::Key << "granularity" << YAML::Value << GranularityName(p->granularity);
     out << YAML::Key << "group_size" << YAML::Value << p->group_size;
     if (p->channel_axis) out << YAML::Key << "channel_axis" << YAML::Value << *p->channel_axis;
     out << YAML::Key << "cluster_dim" << YAML::Value << p->cluster_dim;

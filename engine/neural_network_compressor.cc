@@ -100,11 +100,7 @@ absl::StatusOr<std::string> PalettizeLayer(const NeuralNetworkWeight& w, const s
                                                    "or scaled palettes"));
   }
   compress::PalettizeOptions o;
-  using M = PalettizerConfig::Mode;
-  o.mode = c.mode == M::kKMeans ? compress::PaletteMode::kKMeans
-           : c.mode == M::kUniform ? compress::PaletteMode::kUniform
-           : c.mode == M::kUnique ? compress::PaletteMode::kUnique
-                                  : compress::PaletteMode::kCustom;
+  o.mode = ToPaletteMode(c.mode);
   o.bits = c.nbits.value_or(0);
   o.custom_palette = c.lut;
   o.precision = compress::Precision::kFloat32;  // the table is stored as fp32

@@ -150,11 +150,7 @@ absl::StatusOr<std::optional<compress::PalettizeOptions>> PlanPalettization(cons
                                                                              Target target, std::string* reason) {
   const size_t rank = task.shape.size();
   compress::PalettizeOptions o;
-  using M = PalettizerConfig::Mode;
-  o.mode = c.mode == M::kKMeans ? compress::PaletteMode::kKMeans
-           : c.mode == M::kUniform ? compress::PaletteMode::kUniform
-           : c.mode == M::kUnique ? compress::PaletteMode::kUnique
-                                  : compress::PaletteMode::kCustom;
+  o.mode = ToPaletteMode(c.mode);
   o.bits = c.nbits.value_or(0);
   o.cluster_dim = c.cluster_dim;
   o.per_channel_scale = c.enable_per_channel_scale;
@@ -167,7 +163,7 @@ absl::StatusOr<std::optional<compress::PalettizeOptions>> PlanPalettization(cons
     if (c.cluster_dim > 1) return Unsupported(task, target, "vector palettization (cluster_dim > 1)");
     if (c.enable_per_channel_scale) return Unsupported(task, target, "palettization with per-channel scale");
     if (c.nbits == 3) return Unsupported(task, target, "3-bit palettization");
-    if (c.mode == M::kCustom && c.lut.size() / c.cluster_dim == 8) return Unsupported(task, target, "an 8-entry (3-bit) palette");
+    if (c.mode == PalettizerConfig::Mode::kCustom && c.lut.size() / c.cluster_dim == 8) return Unsupported(task, target, "an 8-entry (3-bit) palette");
   }
   int axis = task.out_axis;
   if (grouped && c.channel_axis) axis = NormalizeAxis(*c.channel_axis, rank);
@@ -577,6 +573,17 @@ Tensor MakeFloatTensor(ElementType type, Shape shape, const std::vector<float>& 
     std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
   }
   return t;
+}
+
+compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode) {
+  using M = PalettizerConfig::Mode;
+  switch (mode) {
+    case M::kKMeans: return compress::PaletteMode::kKMeans;
+    case M::kUniform: return compress::PaletteMode::kUniform;
+    case M::kUnique: return compress::PaletteMode::kUnique;
+    case M::kCustom: return compress::PaletteMode::kCustom;
+  }
+  return compress::PaletteMode::kCustom;
 }
 
 absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target) {

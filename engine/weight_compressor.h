@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "compress/palettize.h"
 #include "engine/config.h"
 #include "engine/op_spec.h"
 #include "engine/target.h"
@@ -48,6 +49,9 @@ struct WeightResult {
 // Errors: the target cannot express the requested compression
 // (FailedPrecondition, naming the weight and what is needed), or invalid
 // weights (NaN/Inf: InvalidArgument).
+// The palettizer config's mode as the palettization kernel's.
+compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode);
+
 absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target);
 
 // Tensor helpers shared with the NeuralNetwork path.
