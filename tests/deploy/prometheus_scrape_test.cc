@@ -167,13 +167,17 @@ scrape_configs:
       << "every uploaded byte counted once";
   uint64_t artifact = 0;
   for (int i = 0; i < kCompressions; ++i) artifact += TreeBytes(scratch.Join(absl::StrCat("out", i, ".mlpackage")));
-  EXPECT_EQ(Scalar(R"(coremlz_artifact_bytes_total{job="coremlz-front"})"), static_cast<double>(artifact));
-  EXPECT_EQ(Scalar(R"(coremlz_compression_ratio_count{job="coremlz-front"})"), kCompressions);
+  // Every exact-value check waits for a scrape taken after the state settled:
+  // a scrape from just before the last call finished (or the worker's busy
+  // gauge fell back) is correct for its instant, not for the end state.
+  EXPECT_EQ(WaitFor(R"(coremlz_artifact_bytes_total{job="coremlz-front"})", static_cast<double>(artifact)),
+            static_cast<double>(artifact));
+  EXPECT_EQ(WaitFor(R"(coremlz_compression_ratio_count{job="coremlz-front"})", kCompressions), kCompressions);
   const double ratio = Scalar(R"(coremlz_compression_ratio_sum{job="coremlz-front"} / coremlz_compression_ratio_count{job="coremlz-front"})");
   EXPECT_GT(ratio, 3.5) << "4-bit palettes from fp16 weights";
   EXPECT_LT(ratio, 4.5);
-  EXPECT_EQ(Scalar(R"(coremlz_queue_depth{job="coremlz-front"})"), 0);
-  EXPECT_EQ(Scalar(R"(coremlz_workers_busy{job="coremlz-worker"})"), 0);
+  EXPECT_EQ(WaitFor(R"(coremlz_queue_depth{job="coremlz-front"})", 0), 0);
+  EXPECT_EQ(WaitFor(R"(coremlz_workers_busy{job="coremlz-worker"})", 0), 0);
   // The latency histogram answers the alert's quantile query.
   const double p99 = Scalar(R"(histogram_quantile(0.99, sum by (le) (coremlz_job_seconds_bucket{job="coremlz-front"})))");
   EXPECT_GT(p99, 0);
