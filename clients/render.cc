@@ -42,6 +42,28 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// The consumers cell, shortened so one widely shared weight cannot widen the
+// whole table: as many names as fit in `width`, then how many were left out
+// (--json lists them all).
+std::string ConsumersText(const std::vector<std::string>& consumers, size_t width = 40) {
+  auto more = [&](size_t shown) {
+    return shown < consumers.size() ? absl::StrCat(",+", consumers.size() - shown, " more") : std::string();
+  };
+  std::string text;
+  size_t shown = 0;
+  for (; shown < consumers.size(); ++shown) {
+    const std::string next = absl::StrCat(text.empty() ? "" : ",", consumers[shown]);
+    if (text.size() + next.size() + more(shown + 1).size() > width) break;
+    text += next;
+  }
+  // Not even the first name fits: keep its head rather than nothing.
+  if (shown == 0 && !consumers.empty()) {
+    text = consumers[0].size() > width / 2 ? consumers[0].substr(0, width / 2) + "..." : consumers[0];
+    shown = 1;
+  }
+  return text + more(shown);
+}
+
 std::string ShapeText(const format::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, "x"), "]"); }
 
 std::string Db(double v) {
@@ -80,7 +102,7 @@ std::string RenderInventoryTable(const engine::Inventory& inv) {
                   HumanBytes(inv.model_bytes), "\n\n");
   Table t({"name", "op", "consumers", "shape", "storage", "bytes", "share", "sparsity", "unique"});
   for (const auto& e : inv.weights) {
-    t.Add({e.name, e.op_type, absl::StrJoin(e.consumers, ","), ShapeText(e.shape), e.storage, HumanBytes(e.bytes),
+    t.Add({e.name, e.op_type, ConsumersText(e.consumers), ShapeText(e.shape), e.storage, HumanBytes(e.bytes),
            absl::StrFormat("%.1f%%", 100 * e.share), e.has_statistics ? absl::StrFormat("%.2f", e.sparsity) : "-",
            e.has_statistics ? absl::StrCat(e.distinct_values) : "-"});
   }
