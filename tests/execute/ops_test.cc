@@ -1,0 +1,635 @@
+// Each op against a slow, obvious reference (nested loops over multi-indices,
+// in double) on random shapes, with edge cases: padding modes, strides,
+// dilation, groups, broadcasting, negative axes, empty dims.
+#include <cmath>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "op_test_util.h"
+
+namespace coremlz::execute::testing {
+namespace {
+
+void ExpectNear(const Tensor& got, const Shape& shape, const std::vector<double>& want, double tol = 1e-4) {
+  ASSERT_EQ(got.shape(), shape);
+  ASSERT_EQ(got.size(), static_cast<int64_t>(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_NEAR(got.AsDouble(i), want[i], tol * std::max(1.0, std::fabs(want[i]))) << "element " << i;
+  }
+}
+
+// ---- conv -----------------------------------------------------------------
+
+struct ConvCase {
+  int64_t n, cin, h, w, cout, kh, kw, sh, sw, dh, dw, groups;
+  std::string pad_type;
+  std::vector<int64_t> pad;  // custom: top, bottom, left, right
+  bool bias;
+};
+
+std::vector<double> SlowConv(const ConvCase& c, const Tensor& x, const Tensor& wt, const Tensor* b, int64_t pt,
+                             int64_t pl, int64_t oh, int64_t ow) {
+  std::vector<double> out(c.n * c.cout * oh * ow);
+  const int64_t cin_g = c.cin / c.groups, cout_g = c.cout / c.groups;
+  for (int64_t n = 0; n < c.n; ++n)
+    for (int64_t co = 0; co < c.cout; ++co)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          double acc = b ? b->floats()[co] : 0;
+          const int64_t g = co / cout_g;
+          for (int64_t ci = 0; ci < cin_g; ++ci)
+            for (int64_t ky = 0; ky < c.kh; ++ky)
+              for (int64_t kx = 0; kx < c.kw; ++kx) {
+                const int64_t iy = oy * c.sh - pt + ky * c.dh, ix = ox * c.sw - pl + kx * c.dw;
+                if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+                acc += static_cast<double>(x.floats()[Flat(x.shape(), {n, g * cin_g + ci, iy, ix})]) *
+                       wt.floats()[Flat(wt.shape(), {co, ci, ky, kx})];
+              }
+          out[Flat({c.n, c.cout, oh, ow}, {n, co, oy, ox})] = acc;
+        }
+  return out;
+}
+
+TEST(ConvOp, MatchesSlowReference) {
+  std::mt19937 rng(1);
+  const std::vector<ConvCase> cases = {
+      {1, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1, 1, "valid", {}, true},
+      {2, 4, 7, 7, 6, 3, 3, 2, 2, 1, 1, 2, "same", {}, true},
+      {1, 4, 8, 9, 4, 3, 3, 2, 1, 1, 1, 4, "custom", {1, 1, 1, 1}, false},  // depthwise
+      {1, 6, 10, 10, 6, 3, 3, 1, 1, 2, 2, 6, "same", {}, true},             // dilated depthwise
+      {1, 5, 6, 6, 7, 1, 1, 1, 1, 1, 1, 1, "valid", {}, true},              // pointwise GEMM
+      {1, 4, 6, 5, 2, 2, 2, 1, 1, 1, 1, 1, "same", {}, true},               // even kernel: odd pad at the end
+      {1, 4, 6, 5, 2, 2, 2, 1, 1, 1, 1, 1, "same_lower", {}, false},        // ...at the beginning
+      {1, 3, 11, 7, 4, 3, 2, 3, 2, 2, 1, 1, "custom", {0, 2, 3, 1}, true},  // asymmetric pad
+      {1, 4, 5, 5, 4, 1, 1, 2, 2, 1, 1, 2, "valid", {}, false},             // strided 1x1, groups
+      {0, 3, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, "valid", {}, true},              // empty batch
+  };
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << c.pad_type << " k" << c.kh << "x" << c.kw << " s" << c.sh << " d" << c.dh
+                                      << " g" << c.groups);
+    Tensor x = Random(rng, {c.n, c.cin, c.h, c.w});
+    Tensor w = Random(rng, {c.cout, c.cin / c.groups, c.kh, c.kw});
+    Tensor b = Random(rng, {c.cout});
+    Args args = {{"x", {x}},
+                 {"weight", {w}},
+                 {"strides", {Ints({int32_t(c.sh), int32_t(c.sw)})}},
+                 {"dilations", {Ints({int32_t(c.dh), int32_t(c.dw)})}},
+                 {"groups", {Tensor::IntScalar(c.groups)}},
+                 {"pad_type", {Str(c.pad_type)}}};
+    if (c.bias) args["bias"] = {b};
+    if (c.pad_type == "custom") {
+      args["pad"] = {Ints({int32_t(c.pad[0]), int32_t(c.pad[1]), int32_t(c.pad[2]), int32_t(c.pad[3])})};
+    }
+    auto out = RunOp("conv", args);
+    ASSERT_TRUE(out.ok()) << out.status();
+    // Expected padding, written out independently.
+    int64_t pt = 0, pb = 0, pl = 0, pr = 0;
+    const int64_t ekh = (c.kh - 1) * c.dh + 1, ekw = (c.kw - 1) * c.dw + 1;
+    if (c.pad_type == "custom") pt = c.pad[0], pb = c.pad[1], pl = c.pad[2], pr = c.pad[3];
+    if (c.pad_type == "same" || c.pad_type == "same_lower") {
+      const int64_t th = std::max<int64_t>(0, ((c.h + c.sh - 1) / c.sh - 1) * c.sh + ekh - c.h);
+      const int64_t tw = std::max<int64_t>(0, ((c.w + c.sw - 1) / c.sw - 1) * c.sw + ekw - c.w);
+      pt = c.pad_type == "same" ? th / 2 : th - th / 2;
+      pb = th - pt;
+      pl = c.pad_type == "same" ? tw / 2 : tw - tw / 2;
+      pr = tw - pl;
+    }
+    const int64_t oh = (c.h + pt + pb - ekh) / c.sh + 1, ow = (c.w + pl + pr - ekw) / c.sw + 1;
+    if (c.pad_type == "same" || c.pad_type == "same_lower") {
+      EXPECT_EQ(oh, (c.h + c.sh - 1) / c.sh);
+      EXPECT_EQ(ow, (c.w + c.sw - 1) / c.sw);
+    }
+    ExpectNear((*out)[0], {c.n, c.cout, oh, ow}, SlowConv(c, x, w, c.bias ? &b : nullptr, pt, pl, oh, ow));
+  }
+}
+
+TEST(ConvOp, OneDimensional) {
+  std::mt19937 rng(2);
+  Tensor x = Random(rng, {2, 3, 12});
+  Tensor w = Random(rng, {4, 3, 3});
+  auto out = RunOp("conv", {{"x", {x}}, {"weight", {w}}, {"strides", {Ints({2})}}, {"dilations", {Ints({1})}},
+                            {"pad_type", {Str("custom")}}, {"pad", {Ints({1, 0})}}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  const int64_t ow = (12 + 1 - 3) / 2 + 1;
+  std::vector<double> want(2 * 4 * ow);
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t co = 0; co < 4; ++co)
+      for (int64_t o = 0; o < ow; ++o) {
+        double acc = 0;
+        for (int64_t ci = 0; ci < 3; ++ci)
+          for (int64_t k = 0; k < 3; ++k) {
+            const int64_t i = o * 2 - 1 + k;
+            if (i >= 0 && i < 12) acc += double(x.floats()[(n * 3 + ci) * 12 + i]) * w.floats()[(co * 3 + ci) * 3 + k];
+          }
+        want[(n * 4 + co) * ow + o] = acc;
+      }
+  ExpectNear((*out)[0], {2, 4, ow}, want);
+}
+
+TEST(ConvOp, RejectsBadGroups) {
+  std::mt19937 rng(3);
+  auto out = RunOp("conv", {{"x", {Random(rng, {1, 4, 5, 5})}}, {"weight", {Random(rng, {3, 2, 3, 3})}},
+                            {"groups", {Tensor::IntScalar(2)}}});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- pooling --------------------------------------------------------------
+
+TEST(PoolOp, MatchesSlowReference) {
+  std::mt19937 rng(4);
+  struct Case {
+    int64_t h, w, kh, kw, sh, sw;
+    std::string pad_type;
+    std::vector<int32_t> pad;
+    bool exclude;
+  };
+  for (const Case& c : std::vector<Case>{{7, 6, 3, 3, 2, 2, "valid", {}, false},
+                                         {7, 6, 3, 2, 2, 1, "same", {}, true},
+                                         {7, 6, 3, 2, 2, 1, "same", {}, false},
+                                         {5, 5, 2, 2, 1, 1, "custom", {1, 0, 0, 1}, false},
+                                         {4, 4, 4, 4, 1, 1, "valid", {}, false}}) {
+    Tensor x = Random(rng, {2, 3, c.h, c.w});
+    for (const std::string type : {"avg_pool", "max_pool"}) {
+      SCOPED_TRACE(type + " " + c.pad_type);
+      Args args = {{"x", {x}},
+                   {"kernel_sizes", {Ints({int32_t(c.kh), int32_t(c.kw)})}},
+                   {"strides", {Ints({int32_t(c.sh), int32_t(c.sw)})}},
+                   {"pad_type", {Str(c.pad_type)}},
+                   {"exclude_padding_from_average", {BoolScalar(c.exclude)}}};
+      if (!c.pad.empty()) args["pad"] = {Ints(c.pad)};
+      auto out = RunOp(type, args);
+      ASSERT_TRUE(out.ok()) << out.status();
+      int64_t pt = 0, pb = 0, pl = 0, pr = 0;
+      if (c.pad_type == "custom") pt = c.pad[0], pb = c.pad[1], pl = c.pad[2], pr = c.pad[3];
+      if (c.pad_type == "same") {
+        const int64_t th = std::max<int64_t>(0, ((c.h + c.sh - 1) / c.sh - 1) * c.sh + c.kh - c.h);
+        const int64_t tw = std::max<int64_t>(0, ((c.w + c.sw - 1) / c.sw - 1) * c.sw + c.kw - c.w);
+        pt = th / 2, pb = th - pt, pl = tw / 2, pr = tw - pl;
+      }
+      const int64_t oh = (c.h + pt + pb - c.kh) / c.sh + 1, ow = (c.w + pl + pr - c.kw) / c.sw + 1;
+      std::vector<double> want;
+      for (int64_t p = 0; p < 6; ++p)
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            double best = -1e30, sum = 0;
+            int inside = 0;
+            for (int64_t ky = 0; ky < c.kh; ++ky)
+              for (int64_t kx = 0; kx < c.kw; ++kx) {
+                const int64_t iy = oy * c.sh - pt + ky, ix = ox * c.sw - pl + kx;
+                if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+                const double v = x.floats()[(p * c.h + iy) * c.w + ix];
+                best = std::max(best, v), sum += v, ++inside;
+              }
+            want.push_back(type == "max_pool" ? best : sum / (c.exclude ? inside : c.kh * c.kw));
+          }
+      ExpectNear((*out)[0], {2, 3, oh, ow}, want);
+    }
+  }
+}
+
+TEST(PoolOp, CeilMode) {
+  // 5 wide, kernel 2, stride 2: floor gives 2 windows, ceil 3 (the last one
+  // holds one element).
+  Tensor x = Tensor::Float({1, 1, 1, 5}, {1, 5, 2, 4, 3});
+  auto out = RunOp("max_pool", {{"x", {x}}, {"kernel_sizes", {Ints({1, 2})}}, {"strides", {Ints({1, 2})}},
+                                {"pad_type", {Str("valid")}}, {"ceil_mode", {BoolScalar(true)}}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectNear((*out)[0], {1, 1, 1, 3}, {5, 4, 3});
+}
+
+// ---- linear algebra --------------------------------------------------------
+
+TEST(LinearOp, MatchesSlowReference) {
+  std::mt19937 rng(5);
+  for (const Shape& xs : std::vector<Shape>{{7}, {3, 7}, {2, 4, 7}, {0, 7}}) {
+    Tensor x = Random(rng, xs), w = Random(rng, {5, 7}), b = Random(rng, {5});
+    auto out = RunOp("linear", {{"x", {x}}, {"weight", {w}}, {"bias", {b}}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    Shape os = xs;
+    os.back() = 5;
+    std::vector<double> want;
+    for (int64_t r = 0; r < x.size() / 7; ++r)
+      for (int64_t o = 0; o < 5; ++o) {
+        double acc = b.floats()[o];
+        for (int64_t i = 0; i < 7; ++i) acc += double(x.floats()[r * 7 + i]) * w.floats()[o * 7 + i];
+        want.push_back(acc);
+      }
+    ExpectNear((*out)[0], os, want);
+  }
+}
+
+TEST(MatmulOp, BroadcastingTransposesAndVectors) {
+  std::mt19937 rng(6);
+  struct Case {
+    Shape x, y;
+    bool tx, ty;
+    Shape out;
+  };
+  for (const Case& c : std::vector<Case>{{{3, 4}, {4, 5}, false, false, {3, 5}},
+                                         {{2, 1, 4, 3}, {5, 4, 6}, true, false, {2, 5, 3, 6}},
+                                         {{2, 3, 4}, {2, 6, 4}, false, true, {2, 3, 6}},
+                                         {{4, 3}, {6, 4}, true, true, {3, 6}},
+                                         {{4}, {2, 4, 5}, false, false, {2, 5}},
+                                         {{2, 3, 4}, {4}, false, false, {2, 3}},
+                                         {{0, 3, 4}, {4, 2}, false, false, {0, 3, 2}}}) {
+    Tensor x = Random(rng, c.x), y = Random(rng, c.y);
+    auto out = RunOp("matmul", {{"x", {x}}, {"y", {y}}, {"transpose_x", {BoolScalar(c.tx)}},
+                                {"transpose_y", {BoolScalar(c.ty)}}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    // Reference: numpy semantics spelled out per output element.
+    Shape xs = c.x, ys = c.y;
+    const bool xv = xs.size() == 1, yv = ys.size() == 1;
+    if (xv) xs.insert(xs.begin(), 1);
+    if (yv) ys.push_back(1);
+    const bool tx = c.tx && !xv, ty = c.ty && !yv;
+    const int64_t m = tx ? xs.back() : xs[xs.size() - 2], k = tx ? xs[xs.size() - 2] : xs.back();
+    const int64_t n = ty ? ys[ys.size() - 2] : ys.back();
+    const size_t rank = std::max(xs.size(), ys.size());
+    Shape full = c.out;
+    if (xv) full.insert(full.end() - (yv ? 0 : 1), 1);
+    if (yv) full.push_back(1);
+    std::vector<double> want(NumElements(full));
+    for (int64_t i = 0; i < NumElements(full); ++i) {
+      std::vector<int64_t> idx = Unflat(full, i);
+      auto element = [&](const Tensor& t, const Shape& s, int64_t r, int64_t col, bool trans) {
+        std::vector<int64_t> ti(s.size());
+        for (size_t d = 0; d + 2 < s.size(); ++d) {
+          const int64_t od = idx[rank - s.size() + d];
+          ti[d] = s[d] == 1 ? 0 : od;
+        }
+        ti[s.size() - 2] = trans ? col : r;
+        ti[s.size() - 1] = trans ? r : col;
+        return double(t.floats()[Flat(s, ti)]);
+      };
+      double acc = 0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        acc += element(x, xs, idx[rank - 2], kk, tx) * element(y, ys, kk, idx[rank - 1], ty);
+      }
+      want[i] = acc;
+      (void)m;
+      (void)n;
+    }
+    ExpectNear((*out)[0], c.out, want);
+  }
+}
+
+TEST(MatmulOp, RejectsMismatchedInnerDims) {
+  std::mt19937 rng(7);
+  auto out = RunOp("matmul", {{"x", {Random(rng, {2, 3})}}, {"y", {Random(rng, {4, 2})}}});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- elementwise -----------------------------------------------------------
+
+TEST(ElementwiseOp, BroadcastingArithmetic) {
+  std::mt19937 rng(8);
+  Tensor a = Random(rng, {2, 1, 3}), b = Random(rng, {4, 1}, 0.5, 2);
+  const Shape out = {2, 4, 3};
+  for (const std::string op : {"add", "sub", "mul", "real_div", "maximum", "minimum", "pow"}) {
+    Tensor base = op == "pow" ? Random(rng, {2, 1, 3}, 0.1, 2) : a;
+    auto r = RunOp(op, {{"x", {base}}, {"y", {b}}});
+    ASSERT_TRUE(r.ok()) << op << r.status();
+    std::vector<double> want;
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t k = 0; k < 3; ++k) {
+          const double x = base.floats()[i * 3 + k], y = b.floats()[j];
+          want.push_back(op == "add" ? x + y : op == "sub" ? x - y : op == "mul" ? x * y
+                         : op == "real_div" ? x / y : op == "maximum" ? std::max(x, y)
+                         : op == "minimum" ? std::min(x, y) : std::pow(x, y));
+        }
+    ExpectNear((*r)[0], out, want);
+  }
+}
+
+TEST(ElementwiseOp, ScalarsIntsComparisonsSelectAndEmpty) {
+  auto r = RunOp("add", {{"x", {Tensor::Int({3}, {1, -2, 3})}}, {"y", {Tensor::IntScalar(10)}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].dtype(), DType::kInt32);
+  ExpectNear((*r)[0], {3}, {11, 8, 13});
+  r = RunOp("floor_div", {{"x", {Tensor::Int({2}, {-7, 7})}}, {"y", {Tensor::IntScalar(2)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2}, {-4, 3});
+  r = RunOp("less", {{"x", {Tensor::Float({3}, {1, 2, 3})}}, {"y", {Tensor::Float({1}, {2})}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].dtype(), DType::kBool);
+  ExpectNear((*r)[0], {3}, {1, 0, 0});
+  Tensor cond = Tensor::Bool({2, 1}, {1, 0});
+  r = RunOp("select", {{"cond", {cond}}, {"a", {Tensor::Float({3}, {1, 2, 3})}}, {"b", {Tensor::FloatScalar(-1)}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {2, 3}, {1, 2, 3, -1, -1, -1});
+  r = RunOp("mul", {{"x", {Tensor::Float({0, 3}, {})}}, {"y", {Tensor::Float({1, 3}, {1, 2, 3})}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), (Shape{0, 3}));
+  r = RunOp("add", {{"x", {Tensor::Float({2, 3}, std::vector<float>(6))}}, {"y", {Tensor::Float({4}, std::vector<float>(4))}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- activations -----------------------------------------------------------
+
+TEST(ActivationOp, MatchFormulas) {
+  std::mt19937 rng(9);
+  Tensor x = Random(rng, {3, 5}, -4, 4);
+  struct Case {
+    std::string op;
+    Args extra;
+    std::function<double(double)> f;
+  };
+  const double pi = std::acos(-1.0);
+  const std::vector<Case> cases = {
+      {"relu", {}, [](double v) { return std::max(v, 0.0); }},
+      {"sigmoid", {}, [](double v) { return 1 / (1 + std::exp(-v)); }},
+      {"tanh", {}, [](double v) { return std::tanh(v); }},
+      {"silu", {}, [](double v) { return v / (1 + std::exp(-v)); }},
+      {"erf", {}, [](double v) { return std::erf(v); }},
+      {"exp", {}, [](double v) { return std::exp(v); }},
+      {"clip", {{"alpha", {Tensor::FloatScalar(-1)}}, {"beta", {Tensor::FloatScalar(2)}}},
+       [](double v) { return std::min(std::max(v, -1.0), 2.0); }},
+      {"leaky_relu", {{"alpha", {Tensor::FloatScalar(0.1f)}}}, [](double v) { return v > 0 ? v : 0.1 * v; }},
+      {"gelu", {}, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }},
+      {"gelu", {{"mode", {Str("TANH_APPROXIMATION")}}},
+       [pi](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / pi) * (v + 0.044715 * v * v * v))); }},
+      {"gelu", {{"mode", {Str("SIGMOID_APPROXIMATION")}}}, [](double v) { return v / (1 + std::exp(-1.702 * v)); }},
+  };
+  for (const Case& c : cases) {
+    Args args = c.extra;
+    args["x"] = {x};
+    auto r = RunOp(c.op, args);
+    ASSERT_TRUE(r.ok()) << c.op << r.status();
+    std::vector<double> want;
+    for (float v : x.floats()) want.push_back(c.f(v));
+    ExpectNear((*r)[0], x.shape(), want, 1e-5);
+  }
+  Tensor pos = Random(rng, {4}, 0.1, 3);
+  for (const std::string op : {"sqrt", "rsqrt", "log"}) {
+    auto r = RunOp(op, {{"x", {pos}}});
+    ASSERT_TRUE(r.ok());
+    std::vector<double> want;
+    for (float v : pos.floats()) want.push_back(op == "sqrt" ? std::sqrt(v) : op == "log" ? std::log(v) : 1 / std::sqrt(v));
+    ExpectNear((*r)[0], {4}, want, 1e-5);
+  }
+  auto bad = RunOp("gelu", {{"x", {x}}, {"mode", {Str("FAST")}}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SoftmaxOp, AnyAxis) {
+  std::mt19937 rng(10);
+  Tensor x = Random(rng, {2, 3, 4}, -5, 5);
+  for (int axis : {-1, 0, 1, -2}) {
+    auto r = RunOp("softmax", {{"x", {x}}, {"axis", {Tensor::IntScalar(axis)}}});
+    ASSERT_TRUE(r.ok());
+    const int a = axis < 0 ? axis + 3 : axis;
+    std::vector<double> want(24);
+    for (int64_t i = 0; i < 24; ++i) {
+      std::vector<int64_t> idx = Unflat(x.shape(), i);
+      double sum = 0;
+      for (int64_t k = 0; k < x.dim(a); ++k) {
+        std::vector<int64_t> j = idx;
+        j[a] = k;
+        sum += std::exp(double(x.floats()[Flat(x.shape(), j)]));
+      }
+      want[i] = std::exp(double(x.floats()[i])) / sum;
+    }
+    ExpectNear((*r)[0], x.shape(), want, 1e-5);
+  }
+}
+
+TEST(CastOp, TruncatesAndKeepsFloat32) {
+  Tensor x = Tensor::Float({4}, {1.7f, -1.7f, 0.1f, 1e-9f});
+  auto r = RunOp("cast", {{"x", {x}}, {"dtype", {Str("int32")}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {4}, {1, -1, 0, 0});
+  r = RunOp("cast", {{"x", {x}}, {"dtype", {Str("fp16")}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].floats()[3], 1e-9f);  // not flushed through fp16
+  r = RunOp("cast", {{"x", {x}}, {"dtype", {Str("bool")}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {4}, {1, 1, 1, 1});
+}
+
+// ---- normalisation ---------------------------------------------------------
+
+std::vector<double> SlowNorm(const Tensor& x, const std::vector<int>& axes, const Tensor* gamma, const Tensor* beta,
+                             double eps, bool per_channel_affine) {
+  std::vector<double> out(x.size());
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const std::vector<int64_t> idx = Unflat(x.shape(), i);
+    double sum = 0, sq = 0;
+    int64_t n = 0;
+    for (int64_t j = 0; j < x.size(); ++j) {
+      const std::vector<int64_t> jdx = Unflat(x.shape(), j);
+      bool same_group = true;
+      for (int64_t d = 0; d < x.rank(); ++d) {
+        if (std::find(axes.begin(), axes.end(), d) == axes.end() && jdx[d] != idx[d]) same_group = false;
+      }
+      if (same_group) sum += x.floats()[j], sq += double(x.floats()[j]) * x.floats()[j], ++n;
+    }
+    const double mean = sum / n, var = sq / n - mean * mean;
+    double v = (x.floats()[i] - mean) / std::sqrt(var + eps);
+    int64_t gi = 0;
+    if (per_channel_affine) {
+      gi = idx[1];
+    } else {
+      for (int a : axes) gi = gi * x.dim(a) + idx[a];
+    }
+    if (gamma) v *= gamma->floats()[gi];
+    if (beta) v += beta->floats()[gi];
+    out[i] = v;
+  }
+  return out;
+}
+
+TEST(NormOp, LayerNormAxes) {
+  std::mt19937 rng(11);
+  Tensor x = Random(rng, {2, 3, 4}, -2, 3);
+  for (const std::vector<int>& axes : std::vector<std::vector<int>>{{2}, {1, 2}, {0, 2}}) {
+    Shape gs;
+    for (int a : axes) gs.push_back(x.dim(a));
+    Tensor g = Random(rng, gs), b = Random(rng, gs);
+    std::vector<int32_t> ax(axes.begin(), axes.end());
+    if (ax.size() == 1) ax[0] = -1;  // negative axis
+    auto r = RunOp("layer_norm", {{"x", {x}}, {"axes", {Ints(ax)}}, {"gamma", {g}}, {"beta", {b}},
+                                  {"epsilon", {Tensor::FloatScalar(1e-3f)}}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectNear((*r)[0], x.shape(), SlowNorm(x, axes, &g, &b, 1e-3, false), 1e-4);
+  }
+}
+
+TEST(NormOp, InstanceAndBatchNorm) {
+  std::mt19937 rng(12);
+  Tensor x = Random(rng, {2, 3, 4, 5});
+  Tensor g = Random(rng, {3}), b = Random(rng, {3});
+  auto r = RunOp("instance_norm", {{"x", {x}}, {"gamma", {g}}, {"beta", {b}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], x.shape(), SlowNorm(x, {2, 3}, &g, &b, 1e-5, true), 1e-4);
+  Tensor mean = Random(rng, {3}), var = Random(rng, {3}, 0.5, 2);
+  r = RunOp("batch_norm", {{"x", {x}}, {"mean", {mean}}, {"variance", {var}}, {"gamma", {g}}, {"beta", {b}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> want;
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const int64_t c = Unflat(x.shape(), i)[1];
+    want.push_back((x.floats()[i] - mean.floats()[c]) / std::sqrt(var.floats()[c] + 1e-5) * g.floats()[c] + b.floats()[c]);
+  }
+  ExpectNear((*r)[0], x.shape(), want);
+}
+
+// ---- reductions ------------------------------------------------------------
+
+TEST(ReduceOp, AxesKeepDimsAndArgmax) {
+  std::mt19937 rng(13);
+  Tensor x = Random(rng, {2, 3, 4});
+  for (const std::string op : {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"}) {
+    for (bool keep : {false, true}) {
+      auto r = RunOp(op, {{"x", {x}}, {"axes", {Ints({-1, 0})}}, {"keep_dims", {BoolScalar(keep)}}});
+      ASSERT_TRUE(r.ok()) << r.status();
+      std::vector<double> want;
+      for (int64_t j = 0; j < 3; ++j) {
+        double s = 0, mx = -1e9, mn = 1e9;
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t k = 0; k < 4; ++k) {
+            const double v = x.floats()[(i * 3 + j) * 4 + k];
+            s += v, mx = std::max(mx, v), mn = std::min(mn, v);
+          }
+        want.push_back(op == "reduce_sum" ? s : op == "reduce_mean" ? s / 8 : op == "reduce_max" ? mx : mn);
+      }
+      ExpectNear((*r)[0], keep ? Shape{1, 3, 1} : Shape{3}, want);
+    }
+  }
+  auto all = RunOp("reduce_sum", {{"x", {x}}});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ((*all)[0].shape(), Shape{});
+  Tensor ties = Tensor::Float({2, 3}, {1, 3, 3, 5, 0, 5});
+  auto am = RunOp("reduce_argmax", {{"x", {ties}}, {"axis", {Tensor::IntScalar(-1)}}});
+  ASSERT_TRUE(am.ok());
+  EXPECT_EQ((*am)[0].dtype(), DType::kInt32);
+  ExpectNear((*am)[0], {2}, {1, 0});  // first of the ties
+  auto empty = RunOp("reduce_sum", {{"x", {Tensor::Float({2, 0}, {})}}, {"axes", {Ints({1})}}});
+  ASSERT_TRUE(empty.ok());
+  ExpectNear((*empty)[0], {2}, {0, 0});
+}
+
+// ---- shape ops -------------------------------------------------------------
+
+TEST(ShapeOp, ReshapeTransposeSqueezeExpand) {
+  std::mt19937 rng(14);
+  Tensor x = Random(rng, {2, 3, 4});
+  auto r = RunOp("reshape", {{"x", {x}}, {"shape", {Ints({0, -1, 2})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[0].shape(), (Shape{2, 6, 2}));
+  r = RunOp("transpose", {{"x", {x}}, {"perm", {Ints({2, 0, -2})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> want;
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j) want.push_back(x.floats()[(i * 3 + j) * 4 + k]);
+  ExpectNear((*r)[0], {4, 2, 3}, want);
+  Tensor y = Random(rng, {1, 3, 1});
+  r = RunOp("squeeze", {{"x", {y}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), Shape{3});
+  r = RunOp("squeeze", {{"x", {y}}, {"axes", {Ints({-1})}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), (Shape{1, 3}));
+  r = RunOp("expand_dims", {{"x", {x}}, {"axes", {Ints({0, -1})}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), (Shape{1, 2, 3, 4, 1}));
+  r = RunOp("reshape", {{"x", {x}}, {"shape", {Ints({5, -1})}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ShapeOp, ConcatSplitStack) {
+  std::mt19937 rng(15);
+  Tensor a = Random(rng, {2, 3, 2}), b = Random(rng, {2, 1, 2}), e = Tensor::Float({2, 0, 2}, {});
+  auto r = RunOp("concat", {{"values", {a, b, e}}, {"axis", {Tensor::IntScalar(-2)}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> want;
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t j = 0; j < 3; ++j)
+      for (int64_t k = 0; k < 2; ++k) want.push_back(a.floats()[(i * 3 + j) * 2 + k]);
+    for (int64_t k = 0; k < 2; ++k) want.push_back(b.floats()[i * 2 + k]);
+  }
+  ExpectNear((*r)[0], {2, 4, 2}, want);
+  const Tensor joined = (*r)[0];
+  auto parts = RunOp("split", {{"x", {joined}}, {"axis", {Tensor::IntScalar(1)}}, {"split_sizes", {Ints({3, 0, 1})}}}, 18, 3);
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  ExpectNear((*parts)[0], a.shape(), std::vector<double>(a.floats().begin(), a.floats().end()));
+  EXPECT_EQ((*parts)[1].shape(), (Shape{2, 0, 2}));
+  ExpectNear((*parts)[2], b.shape(), std::vector<double>(b.floats().begin(), b.floats().end()));
+  parts = RunOp("split", {{"x", {joined}}, {"axis", {Tensor::IntScalar(-1)}}, {"num_splits", {Tensor::IntScalar(2)}}}, 18, 2);
+  ASSERT_TRUE(parts.ok());
+  for (int p = 0; p < 2; ++p) {
+    std::vector<double> half;
+    for (int64_t i = 0; i < 8; ++i) half.push_back(joined.floats()[i * 2 + p]);
+    ExpectNear((*parts)[p], {2, 4, 1}, half);
+  }
+  auto st = RunOp("stack", {{"values", {b, b}}, {"axis", {Tensor::IntScalar(-1)}}});
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ((*st)[0].shape(), (Shape{2, 1, 2, 2}));
+  EXPECT_EQ((*st)[0].floats()[1], b.floats()[0]);
+}
+
+TEST(ShapeOp, SliceByIndexPythonSemantics) {
+  Tensor x = Tensor::Float({2, 6}, {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15});
+  // x[1:, -1:0:-2]  -> [[15, 13, 11]]
+  auto r = RunOp("slice_by_index", {{"x", {x}}, {"begin", {Ints({1, -1})}}, {"end", {Ints({0, 0})}},
+                                    {"stride", {Ints({1, -2})}}, {"end_mask", {Tensor::Bool({2}, {1, 0})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {1, 3}, {15, 13, 11});
+  // x[0, ::-1] with squeeze_mask -> [5, 4, 3, 2, 1, 0]
+  r = RunOp("slice_by_index", {{"x", {x}}, {"begin", {Ints({0, 0})}}, {"end", {Ints({0, 0})}},
+                               {"stride", {Ints({1, -1})}}, {"begin_mask", {Tensor::Bool({2}, {0, 1})}},
+                               {"end_mask", {Tensor::Bool({2}, {0, 1})}}, {"squeeze_mask", {Tensor::Bool({2}, {1, 0})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {6}, {5, 4, 3, 2, 1, 0});
+  // x[:, 2:100:3] clamps -> [[2, 5], [12, 15]]; x[:, 4:2] is empty
+  r = RunOp("slice_by_index", {{"x", {x}}, {"begin", {Ints({0, 2})}}, {"end", {Ints({2, 100})}}, {"stride", {Ints({1, 3})}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 2}, {2, 5, 12, 15});
+  r = RunOp("slice_by_index", {{"x", {x}}, {"begin", {Ints({0, 4})}}, {"end", {Ints({2, 2})}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), (Shape{2, 0}));
+  r = RunOp("slice_by_size", {{"x", {x}}, {"begin", {Ints({1, 2})}}, {"size", {Ints({-1, 3})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {1, 3}, {12, 13, 14});
+}
+
+TEST(ShapeOp, GatherTilePad) {
+  Tensor x = Tensor::Float({3, 2}, {0, 1, 10, 11, 20, 21});
+  auto r = RunOp("gather", {{"x", {x}}, {"indices", {Tensor::Int({2, 2}, {2, 0, -1, 1})}}, {"axis", {Tensor::IntScalar(0)}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {2, 2, 2}, {20, 21, 0, 1, 20, 21, 10, 11});
+  r = RunOp("gather", {{"x", {x}}, {"indices", {Tensor::Int({1}, {1})}}, {"axis", {Tensor::IntScalar(-1)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {3, 1}, {1, 11, 21});
+  r = RunOp("gather", {{"x", {x}}, {"indices", {Tensor::Int({1}, {3})}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  r = RunOp("tile", {{"x", {Tensor::Float({1, 2}, {1, 2})}}, {"reps", {Ints({2, 2})}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 4}, {1, 2, 1, 2, 1, 2, 1, 2});
+  Tensor row = Tensor::Float({1, 3}, {1, 2, 3});
+  r = RunOp("pad", {{"x", {row}}, {"pad", {Ints({2, 1})}}, {"mode", {Str("constant")}}, {"constant_val", {Tensor::FloatScalar(9)}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {1, 6}, {9, 9, 1, 2, 3, 9});
+  r = RunOp("pad", {{"x", {row}}, {"pad", {Ints({2, 2})}}, {"mode", {Str("reflect")}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {1, 7}, {3, 2, 1, 2, 3, 2, 1});
+  r = RunOp("pad", {{"x", {row}}, {"pad", {Ints({1, 0, 0, 2})}}, {"mode", {Str("replicate")}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 5}, {1, 2, 3, 3, 3, 1, 2, 3, 3, 3});
+  r = RunOp("pad", {{"x", {row}}, {"pad", {Ints({3, 0})}}, {"mode", {Str("reflect")}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OpRegistry, CoversTheRequiredOps) {
+  for (const char* op : {"add", "sub", "mul", "real_div", "pow", "maximum", "minimum", "relu", "clip", "sigmoid",
+                         "tanh", "silu", "gelu", "softmax", "exp", "log", "sqrt", "rsqrt", "erf", "conv", "avg_pool",
+                         "max_pool", "batch_norm", "layer_norm", "instance_norm", "linear", "matmul", "reshape",
+                         "transpose", "concat", "split", "squeeze", "expand_dims", "slice_by_index", "slice_by_size",
+                         "reduce_mean", "reduce_sum", "reduce_max", "reduce_argmax", "cast", "identity", "pad",
+                         "gather", "stack", "tile", "select", "less", "greater", "equal"}) {
+    EXPECT_NE(OpRegistry::Default().Find(op), nullptr) << op;
+  }
+}
+
+}  // namespace
+}  // namespace coremlz::execute::testing
