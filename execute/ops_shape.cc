@@ -1,7 +1,7 @@
 // Shape and data-movement ops (iOS15 tensor_transformation.py and
-// tensor_operation.py, with the iOS16/17 gather and slice variants): reshape,
-// transpose, concat, split, squeeze, expand_dims, slice_by_index,
-// slice_by_size, gather, stack, tile, pad, flatten2d, shape, fill. They move
+// tensor_operation.py, iOS17 gather, iOS18 slice_update): reshape, transpose,
+// concat, split, squeeze, expand_dims, slice_by_index, slice_by_size,
+// slice_update, gather, stack, tile, pad, flatten2d, shape, fill. They move
 // elements of any dtype; each one computes, for every output element, the
 // input element it takes (Take), which keeps them short and obviously right.
 #include <algorithm>
@@ -273,10 +273,15 @@ absl::StatusOr<std::vector<Tensor>> Flatten2d(const OpContext& ctx) {
   return std::vector<Tensor>{Reshaped(*x, {lead, rest})};
 }
 
-// Python slice semantics per dim: masks mean "omitted".
-absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
-  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
-  const int64_t rank = x->rank();
+// The elements slice_by_index selects (and slice_update overwrites): Python
+// slice semantics per dim, masks meaning "omitted", squeezed dims indexed.
+struct SliceSelection {
+  Shape shape;                  // of the result, squeezed dims removed
+  std::vector<int64_t> offset;  // input offset of each result element
+};
+
+absl::StatusOr<SliceSelection> SelectSlice(const OpContext& ctx, const Tensor& x) {
+  const int64_t rank = x.rank();
   ASSIGN_OR_RETURN(std::vector<int64_t> begin, ctx.Ints("begin"));
   ASSIGN_OR_RETURN(std::vector<int64_t> end, ctx.Ints("end"));
   ASSIGN_OR_RETURN(std::vector<int64_t> stride, ctx.Ints("stride", std::vector<int64_t>(rank, 1)));
@@ -286,20 +291,21 @@ absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
   for (const auto* v : {&begin, &end, &stride, &begin_mask, &end_mask, &squeeze_mask}) {
     if (static_cast<int64_t>(v->size()) != rank) return ctx.Invalid("begin/end/stride/masks need one entry per dim");
   }
-  std::vector<int64_t> start(rank), step(rank), count(rank);
-  Shape full_shape, out_shape;
+  std::vector<int64_t> start(rank), step(rank);
+  Shape full_shape;
+  SliceSelection sel;
   for (int64_t d = 0; d < rank; ++d) {
-    const int64_t n = x->dim(d);
+    const int64_t n = x.dim(d);
     const int64_t s = stride[d];
     if (s == 0) return ctx.Invalid("stride 0");
     if (squeeze_mask[d]) {
       int64_t b = begin[d] < 0 ? begin[d] + n : begin[d];
       if (b < 0 || b >= n) return ctx.Invalid("squeezed index out of range");
-      start[d] = b, step[d] = 1, count[d] = 1;
+      start[d] = b, step[d] = 1;
       full_shape.push_back(1);
       continue;
     }
-    int64_t b, e;
+    int64_t b, e, count;
     if (s > 0) {
       b = begin_mask[d] ? 0 : begin[d];
       e = end_mask[d] ? n : end[d];
@@ -307,7 +313,7 @@ absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
       if (!end_mask[d] && e < 0) e += n;
       b = std::clamp<int64_t>(b, 0, n);
       e = std::clamp<int64_t>(e, 0, n);
-      count[d] = e > b ? (e - b + s - 1) / s : 0;
+      count = e > b ? (e - b + s - 1) / s : 0;
     } else {
       b = begin_mask[d] ? n - 1 : begin[d];
       e = end_mask[d] ? -1 : end[d];
@@ -315,20 +321,45 @@ absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
       if (!end_mask[d] && e < 0) e += n;
       b = std::clamp<int64_t>(b, -1, n - 1);
       e = std::clamp<int64_t>(e, -1, n - 1);
-      count[d] = b > e ? (b - e - s - 1) / (-s) : 0;
+      count = b > e ? (b - e - s - 1) / (-s) : 0;
     }
     start[d] = b, step[d] = s;
-    full_shape.push_back(count[d]);
-    out_shape.push_back(count[d]);
+    full_shape.push_back(count);
+    sel.shape.push_back(count);
   }
-  const std::vector<int64_t> in_stride = Strides(x->shape());
-  std::vector<int64_t> src(NumElements(full_shape));
+  const std::vector<int64_t> in_stride = Strides(x.shape());
+  sel.offset.resize(NumElements(full_shape));
   ForEachIndex(full_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;
     for (int64_t d = 0; d < rank; ++d) off += (start[d] + idx[d] * step[d]) * in_stride[d];
-    src[i] = off;
+    sel.offset[i] = off;
   });
-  return std::vector<Tensor>{Take(*x, out_shape, src)};
+  return sel;
+}
+
+absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(SliceSelection sel, SelectSlice(ctx, *x));
+  return std::vector<Tensor>{Take(*x, sel.shape, sel.offset)};
+}
+
+// slice_update (iOS18): x with the slice_by_index selection replaced by
+// `update`, whose shape is the selection's.
+absl::StatusOr<std::vector<Tensor>> SliceUpdate(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* update, ctx.Input("update"));
+  if (update->dtype() != x->dtype() || x->dtype() == DType::kString) return ctx.Invalid("update and x differ in type");
+  ASSIGN_OR_RETURN(SliceSelection sel, SelectSlice(ctx, *x));
+  if (update->shape() != sel.shape) {
+    return ctx.Invalid(absl::StrCat("update has shape ", format::ShapeString(update->shape()), ", the slice is ",
+                                    format::ShapeString(sel.shape)));
+  }
+  Tensor out = *x;
+  for (size_t i = 0; i < sel.offset.size(); ++i) {
+    if (x->is_float()) out.mutable_floats()[sel.offset[i]] = update->floats()[i];
+    else out.mutable_ints()[sel.offset[i]] = update->ints()[i];
+  }
+  return std::vector<Tensor>{std::move(out)};
 }
 
 absl::StatusOr<std::vector<Tensor>> SliceBySize(const OpContext& ctx) {
@@ -481,6 +512,7 @@ void RegisterShapeOps(OpRegistry* r) {
   r->Register("flatten2d", Flatten2d);
   r->Register("slice_by_index", SliceByIndex);
   r->Register("slice_by_size", SliceBySize);
+  r->Register("slice_update", SliceUpdate);
   r->Register("gather", Gather);
   r->Register("tile", Tile);
   r->Register("pad", Pad);

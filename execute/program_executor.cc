@@ -1,6 +1,7 @@
 #include "execute/program_executor.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -19,6 +20,10 @@ namespace MIL = CoreML::Specification::MILSpec;
 
 // One non-constant op, ready to run.
 struct ProgramExecutor::Step {
+  // State ops need the session's buffers, so the executor runs them itself.
+  enum class Kind { kKernel, kReadState, kWriteState };
+  Kind kind = Kind::kKernel;
+  int state = -1;  // index into inputs_ of the state a state op works on
   std::string type;
   std::string location;  // "op 'x' (type t) in function f, block b, op #n"
   int opset = 15;
@@ -194,10 +199,25 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     step.type = op.type();
     step.location = location;
     step.opset = opset;
+    if (op.type() == "read_state") step.kind = Step::Kind::kReadState;
+    if (op.type() == "write_state") step.kind = Step::Kind::kWriteState;
     step.kernel = op.blocks_size() > 0 ? nullptr : registry.Find(op.type());
-    if (!step.kernel) {
+    if (!step.kernel && step.kind == Step::Kind::kKernel) {
       if (first_missing.empty()) first_missing = location;
       missing.push_back(op.type());
+      // Name what nested blocks (loop and branch bodies) would need too.
+      std::function<void(const MIL::Operation&)> nested = [&](const MIL::Operation& o) {
+        for (const MIL::Block& b : o.blocks()) {
+          for (const MIL::Operation& inner : b.operations()) {
+            if (inner.type() != "const" && !format::IsConstexprOp(inner.type()) &&
+                (inner.blocks_size() > 0 || !registry.Find(inner.type()))) {
+              missing.push_back(inner.type());
+            }
+            nested(inner);
+          }
+        }
+      };
+      nested(op);
     }
     // Inputs in name order (the proto map's order is unspecified).
     std::vector<std::string> input_names;
@@ -225,6 +245,20 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
         }
       }
       step.args.emplace_back(name, std::move(slots));
+    }
+    if (step.kind != Step::Kind::kKernel) {
+      // The "input" argument names a state input of the function.
+      auto in = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "input"; });
+      if (in != step.args.end() && in->second.size() == 1) {
+        for (size_t i = 0; i < ex->input_slots_.size(); ++i) {
+          if (ex->input_slots_[i] == in->second[0] && ex->inputs_[i].is_state) step.state = static_cast<int>(i);
+        }
+      }
+      if (step.state < 0) return absl::InvalidArgumentError(absl::StrCat(location, ": 'input' must name a state input"));
+      const size_t want_outputs = step.kind == Step::Kind::kReadState ? 1 : 0;
+      if (static_cast<size_t>(op.outputs_size()) != want_outputs) {
+        return absl::InvalidArgumentError(absl::StrCat(location, ": must have ", want_outputs, " outputs"));
+      }
     }
     for (const MIL::NamedValueType& o : op.outputs()) {
       auto d = DeclOf(o.name(), o.type(), nullptr);
@@ -276,12 +310,43 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
   return ex;
 }
 
+bool ProgramExecutor::is_stateful() const {
+  for (const InputDecl& d : inputs_) {
+    if (d.is_state) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
                                                                    RunStats* stats) const {
+  Session fresh;
+  return Run(inputs, &fresh, stats);
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                                   Session* session, RunStats* stats) const {
   std::vector<std::shared_ptr<const Tensor>> values = constants_;
   std::set<std::string> known;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const InputDecl& decl = inputs_[i];
+    if (decl.is_state) {
+      auto [it, created] = session->states_.try_emplace(decl.name);
+      if (created) {
+        if (NumElements(decl.shape) < 0 || std::count(decl.shape.begin(), decl.shape.end(), -1) > 0) {
+          session->states_.erase(it);
+          return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' has no fixed shape to start from"));
+        }
+        it->second = Tensor::Zeros(decl.dtype, decl.shape);
+      }
+      if (it->second.dtype() != decl.dtype || it->second.shape() != decl.shape) {
+        return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' holds ", DTypeName(it->second.dtype()),
+                                                       format::ShapeString(it->second.shape()), ", the function declares ",
+                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+      }
+      // Aliases the session's buffer (a std::map node: its address is stable).
+      values[input_slots_[i]] = std::shared_ptr<const Tensor>(&it->second, [](const Tensor*) {});
+      continue;
+    }
     known.insert(decl.name);
     auto it = inputs.find(decl.name);
     if (it == inputs.end()) return absl::InvalidArgumentError(absl::StrCat("missing input '", decl.name, "'"));
@@ -308,17 +373,38 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   RunStats local;
   int64_t live = 0, live_bytes = 0;
   for (const Step& step : steps_) {
-    OpContext ctx(step.type, step.opset, &step.outputs);
-    for (const auto& [name, slots] : step.args) {
-      std::vector<const Tensor*> bound;
-      for (int s : slots) {
-        if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
-        bound.push_back(values[s].get());
+    if (step.kind == Step::Kind::kWriteState) {
+      const InputDecl& decl = inputs_[step.state];
+      auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
+      if (data == step.args.end() || data->second.size() != 1 || !values[data->second[0]]) {
+        return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
       }
-      ctx.Bind(name, std::move(bound));
+      const Tensor& t = *values[data->second[0]];
+      if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
+        return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
+                                                       format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
+                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+      }
+      session->states_[decl.name] = t;  // in place: the aliasing value stays valid
     }
-    auto result = step.kernel(ctx);
-    if (!result.ok()) return WithLocation(result.status(), step.location);
+    std::vector<Tensor> produced;
+    if (step.kind == Step::Kind::kReadState) {
+      produced.push_back(session->states_.at(inputs_[step.state].name));
+    } else if (step.kind == Step::Kind::kKernel) {
+      OpContext ctx(step.type, step.opset, &step.outputs);
+      for (const auto& [name, slots] : step.args) {
+        std::vector<const Tensor*> bound;
+        for (int s : slots) {
+          if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
+          bound.push_back(values[s].get());
+        }
+        ctx.Bind(name, std::move(bound));
+      }
+      auto result = step.kernel(ctx);
+      if (!result.ok()) return WithLocation(result.status(), step.location);
+      produced = std::move(*result);
+    }
+    std::vector<Tensor>* result = &produced;
     if (result->size() != step.output_slots.size()) {
       return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", result->size(),
                                                      " outputs, the program declares ", step.output_slots.size()));

@@ -6,6 +6,10 @@
 // is used for the last time. A run binds the inputs, runs the ops in order,
 // frees each intermediate after its last use and returns the outputs.
 //
+// Stateful functions: state inputs are not passed to Run; read_state and
+// write_state work on the buffers of a Session (a fresh, zero-filled one
+// when none is given).
+//
 // Errors: an op without a kernel is UNIMPLEMENTED at load, naming the op,
 // its type, function, block and position; a malformed program or bad inputs
 // are INVALID_ARGUMENT.
@@ -22,6 +26,7 @@
 #include "coreml/mil.pb.h"
 #include "engine/decompress.h"
 #include "execute/op_registry.h"
+#include "execute/session.h"
 #include "execute/tensor.h"
 #include "format/package.h"
 
@@ -57,9 +62,13 @@ class ProgramExecutor {
   const std::vector<InputDecl>& inputs() const { return inputs_; }
   const std::vector<std::string>& output_names() const { return output_names_; }
 
-  // Every function input by name; the outputs by name.
+  // Every function input (but states) by name; the outputs by name.
   absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs,
                                                     RunStats* stats = nullptr) const;
+  // The same, reading and updating the state buffers of `session`.
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs, Session* session,
+                                                    RunStats* stats = nullptr) const;
+  bool is_stateful() const;
 
   ~ProgramExecutor();
 

@@ -593,6 +593,20 @@ TEST(ShapeOp, SliceByIndexPythonSemantics) {
   ExpectNear((*r)[0], {1, 3}, {12, 13, 14});
 }
 
+TEST(ShapeOp, SliceUpdateWritesTheSliceByIndexSelection) {
+  Tensor x = Tensor::Float({2, 4}, {0, 1, 2, 3, 4, 5, 6, 7});
+  // x[1, ::-2] = [10, 20]  ->  row 1 becomes [4, 20, 6, 10]
+  auto r = RunOp("slice_update", {{"x", {x}}, {"update", {Tensor::Float({2}, {10, 20})}}, {"begin", {Ints({1, 0})}},
+                                  {"end", {Ints({2, 0})}}, {"stride", {Ints({1, -2})}},
+                                  {"begin_mask", {Tensor::Bool({2}, {0, 1})}}, {"end_mask", {Tensor::Bool({2}, {0, 1})}},
+                                  {"squeeze_mask", {Tensor::Bool({2}, {1, 0})}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {2, 4}, {0, 1, 2, 3, 4, 20, 6, 10});
+  r = RunOp("slice_update", {{"x", {x}}, {"update", {Tensor::Float({1, 3}, {9, 9, 9})}}, {"begin", {Ints({0, 0})}},
+                             {"end", {Ints({1, 2})}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ShapeOp, GatherTilePad) {
   Tensor x = Tensor::Float({3, 2}, {0, 1, 10, 11, 20, 21});
   auto r = RunOp("gather", {{"x", {x}}, {"indices", {Tensor::Int({2, 2}, {2, 0, -1, 1})}}, {"axis", {Tensor::IntScalar(0)}}});
