@@ -108,6 +108,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterNormOps(r);
     RegisterReduceOps(r);
     RegisterShapeOps(r);
+    RegisterResizeOps(r);
     return r;
   }();
   return *registry;

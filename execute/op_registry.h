@@ -92,6 +92,7 @@ void RegisterLinalgOps(OpRegistry* registry);
 void RegisterNormOps(OpRegistry* registry);
 void RegisterReduceOps(OpRegistry* registry);
 void RegisterShapeOps(OpRegistry* registry);
+void RegisterResizeOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

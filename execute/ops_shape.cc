@@ -1,7 +1,8 @@
 // Shape and data-movement ops (iOS15 tensor_transformation.py and
 // tensor_operation.py, iOS17 gather, iOS18 slice_update): reshape, transpose,
 // concat, split, squeeze, expand_dims, slice_by_index, slice_by_size,
-// slice_update, gather, stack, tile, pad, flatten2d, shape, fill. They move
+// slice_update, gather, stack, tile, pad, flatten2d, shape, fill,
+// space_to_batch, batch_to_space. They move
 // elements of any dtype; each one computes, for every output element, the
 // input element it takes (Take), which keeps them short and obviously right.
 #include <algorithm>
@@ -484,6 +485,56 @@ absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
   return std::vector<Tensor>{Take(*x, out_shape, src, value)};
 }
 
+// space_to_batch / batch_to_space (iOS15, TensorFlow's SpaceToBatchND in
+// NCHW): block offset (by, bx) of the padded image goes to batch
+// (by * block_w + bx) * n + b.
+absl::StatusOr<std::vector<Tensor>> SpaceBatch(const OpContext& ctx, bool to_batch) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> block, ctx.Ints("block_shape"));
+  ASSIGN_OR_RETURN(const Tensor* pads_t, ctx.Input(to_batch ? "paddings" : "crops"));
+  if (x->rank() != 4 || block.size() != 2 || pads_t->size() != 4 || !pads_t->is_integer_storage()) {
+    return ctx.Invalid("x must be rank 4, block_shape [2] and paddings/crops [2, 2]");
+  }
+  const int64_t bh = block[0], bw = block[1];
+  const int64_t top = pads_t->ints()[0], bottom = pads_t->ints()[1], left = pads_t->ints()[2], right = pads_t->ints()[3];
+  if (bh < 1 || bw < 1 || top < 0 || bottom < 0 || left < 0 || right < 0) return ctx.Invalid("bad block or padding");
+  const int64_t c = x->dim(1);
+  // The space-side shape [n, c, H, W] (H, W padded) and the batch side.
+  int64_t n, ph, pw;
+  if (to_batch) {
+    n = x->dim(0), ph = x->dim(2) + top + bottom, pw = x->dim(3) + left + right;
+    if (ph % bh != 0 || pw % bw != 0) return ctx.Invalid("padded spatial dims are not multiples of the block");
+  } else {
+    if (x->dim(0) % (bh * bw) != 0) return ctx.Invalid("batch is not a multiple of the block size");
+    n = x->dim(0) / (bh * bw), ph = x->dim(2) * bh, pw = x->dim(3) * bw;
+    if (ph < top + bottom || pw < left + right) return ctx.Invalid("crops exceed the output");
+  }
+  const int64_t sh = ph / bh, sw = pw / bw;  // batch-side spatial dims
+  const Shape batch_shape = {n * bh * bw, c, sh, sw};
+  const Shape space_shape = {n, c, ph - top - bottom, pw - left - right};
+  // Batch-side element -> space-side element (or -1 in the padding).
+  auto space_index = [&](const std::vector<int64_t>& bi) -> int64_t {
+    const int64_t b = bi[0] % n, off = bi[0] / n, by = off / bw, bx = off % bw;
+    const int64_t y = bi[2] * bh + by - top, xx = bi[3] * bw + bx - left;
+    if (y < 0 || y >= space_shape[2] || xx < 0 || xx >= space_shape[3]) return -1;
+    return ((b * c + bi[1]) * space_shape[2] + y) * space_shape[3] + xx;
+  };
+  if (to_batch) {
+    std::vector<int64_t> src(NumElements(batch_shape));
+    ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) { src[i] = space_index(idx); });
+    return std::vector<Tensor>{Take(*x, batch_shape, src)};
+  }
+  std::vector<int64_t> src(NumElements(space_shape), -1);
+  ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+    const int64_t s = space_index(idx);
+    if (s >= 0) src[s] = i;
+  });
+  return std::vector<Tensor>{Take(*x, space_shape, src)};
+}
+
+absl::StatusOr<std::vector<Tensor>> SpaceToBatch(const OpContext& ctx) { return SpaceBatch(ctx, true); }
+absl::StatusOr<std::vector<Tensor>> BatchToSpace(const OpContext& ctx) { return SpaceBatch(ctx, false); }
+
 absl::StatusOr<std::vector<Tensor>> ShapeOf(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   std::vector<int32_t> dims(x->shape().begin(), x->shape().end());
@@ -517,6 +568,8 @@ void RegisterShapeOps(OpRegistry* r) {
   r->Register("tile", Tile);
   r->Register("pad", Pad);
   r->Register("shape", ShapeOf);
+  r->Register("space_to_batch", SpaceToBatch);
+  r->Register("batch_to_space", BatchToSpace);
   r->Register("fill", Fill);
 }
 

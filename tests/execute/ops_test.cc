@@ -634,6 +634,75 @@ TEST(ShapeOp, GatherTilePad) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The grid points listed in the op definition's notes: resizing the ramp
+// [0, 1] (Xin = 2) reproduces them exactly.
+TEST(ResizeOp, SamplingModesPlaceTheDocumentedGridPoints) {
+  Tensor ramp = Tensor::Float({1, 1, 2}, {0, 1});
+  struct Case {
+    std::string mode;
+    int out;
+    std::vector<double> grid;
+  };
+  for (const Case& c : std::vector<Case>{{"UNALIGN_CORNERS", 5, {0, 0.1, 0.5, 0.9, 1}},
+                                         {"STRICT_ALIGN_CORNERS", 5, {0, 0.25, 0.5, 0.75, 1}},
+                                         {"ALIGN_CORNERS", 5, {0, 0.25, 0.5, 0.75, 1}},
+                                         {"DEFAULT", 5, {0, 0.4, 0.8, 1, 1}},
+                                         {"OFFSET_CORNERS", 5, {0.1, 0.3, 0.5, 0.7, 0.9}},
+                                         {"UNALIGN_CORNERS", 6, {0, 0, 1 / 3., 2 / 3., 1, 1}},
+                                         {"DEFAULT", 6, {0, 1 / 3., 2 / 3., 1, 1, 1}},
+                                         {"OFFSET_CORNERS", 6, {1 / 12., 3 / 12., 5 / 12., 7 / 12., 9 / 12., 11 / 12.}},
+                                         {"ALIGN_CORNERS", 1, {0.5}}}) {
+    SCOPED_TRACE(c.mode + " " + std::to_string(c.out));
+    auto r = RunOp("resize_bilinear", {{"x", {ramp}}, {"target_size_height", {Tensor::IntScalar(1)}},
+                                       {"target_size_width", {Tensor::IntScalar(c.out)}}, {"sampling_mode", {Str(c.mode)}}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectNear((*r)[0], {1, 1, c.out}, c.grid, 1e-6);
+  }
+}
+
+TEST(ResizeOp, BilinearIn2dMatchesSlowReference) {
+  std::mt19937 rng(16);
+  Tensor x = Random(rng, {2, 3, 4, 5});
+  auto r = RunOp("resize_bilinear", {{"x", {x}}, {"target_size_height", {Tensor::IntScalar(7)}},
+                                     {"target_size_width", {Tensor::IntScalar(3)}}, {"sampling_mode", {Str("STRICT_ALIGN_CORNERS")}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> want;
+  for (int64_t p = 0; p < 6; ++p)
+    for (int64_t i = 0; i < 7; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        const double gy = i * 3.0 / 6, gx = j * 4.0 / 2;
+        double acc = 0;
+        // Sum of the four neighbours weighted by the triangle kernel.
+        for (int64_t y = 0; y < 4; ++y)
+          for (int64_t xx = 0; xx < 5; ++xx) {
+            const double wy = std::max(0.0, 1 - std::fabs(gy - y)), wx = std::max(0.0, 1 - std::fabs(gx - xx));
+            acc += wy * wx * x.floats()[(p * 4 + y) * 5 + xx];
+          }
+        want.push_back(acc);
+      }
+  ExpectNear((*r)[0], {2, 3, 7, 3}, want, 1e-5);
+}
+
+TEST(SpaceBatchOp, MatchesTensorFlowLayoutAndRoundTrips) {
+  std::mt19937 rng(17);
+  Tensor x = Random(rng, {2, 3, 5, 4});
+  // Block 2x2, padding 1 top / 0 bottom / 1 left / 1 right: 6x6 padded.
+  auto s2b = RunOp("space_to_batch", {{"x", {x}}, {"block_shape", {Ints({2, 2})}}, {"paddings", {Tensor::Int({2, 2}, {1, 0, 1, 1})}}});
+  ASSERT_TRUE(s2b.ok()) << s2b.status();
+  const Tensor& b = (*s2b)[0];
+  ASSERT_EQ(b.shape(), (Shape{8, 3, 3, 3}));
+  for (int64_t i = 0; i < b.size(); ++i) {
+    const std::vector<int64_t> idx = Unflat(b.shape(), i);
+    const int64_t n = idx[0] % 2, by = (idx[0] / 2) / 2, bx = (idx[0] / 2) % 2;
+    const int64_t y = idx[2] * 2 + by - 1, xx = idx[3] * 2 + bx - 1;
+    const double want = (y < 0 || y >= 5 || xx < 0 || xx >= 4) ? 0 : x.floats()[Flat(x.shape(), {n, idx[1], y, xx})];
+    ASSERT_EQ(b.floats()[i], want) << i;
+  }
+  auto back = RunOp("batch_to_space", {{"x", {b}}, {"block_shape", {Ints({2, 2})}}, {"crops", {Tensor::Int({2, 2}, {1, 0, 1, 1})}}});
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectNear((*back)[0], x.shape(), std::vector<double>(x.floats().begin(), x.floats().end()), 0);
+}
+
 TEST(OpRegistry, CoversTheRequiredOps) {
   for (const char* op : {"add", "sub", "mul", "real_div", "pow", "maximum", "minimum", "relu", "clip", "sigmoid",
                          "tanh", "silu", "gelu", "softmax", "exp", "log", "sqrt", "rsqrt", "erf", "conv", "avg_pool",
