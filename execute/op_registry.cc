@@ -109,6 +109,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterReduceOps(r);
     RegisterShapeOps(r);
     RegisterResizeOps(r);
+    RegisterRecurrentOps(r);
     return r;
   }();
   return *registry;

@@ -93,6 +93,7 @@ void RegisterNormOps(OpRegistry* registry);
 void RegisterReduceOps(OpRegistry* registry);
 void RegisterShapeOps(OpRegistry* registry);
 void RegisterResizeOps(OpRegistry* registry);
+void RegisterRecurrentOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

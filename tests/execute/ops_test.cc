@@ -703,6 +703,74 @@ TEST(SpaceBatchOp, MatchesTensorFlowLayoutAndRoundTrips) {
   ExpectNear((*back)[0], x.shape(), std::vector<double>(x.floats().begin(), x.floats().end()), 0);
 }
 
+// LSTM step by step, gate by gate, in double.
+TEST(LstmOp, MatchesSlowReference) {
+  std::mt19937 rng(18);
+  const int64_t seq = 4, batch = 2, in = 3, hid = 5;
+  for (const std::string direction : {"forward", "reverse", "bidirectional"}) {
+    for (bool sequence : {false, true}) {
+      SCOPED_TRACE(direction + (sequence ? " sequence" : " last"));
+      const int64_t nd = direction == "bidirectional" ? 2 : 1;
+      Tensor x = Random(rng, {seq, batch, in}), h0 = Random(rng, {batch, nd * hid}), c0 = Random(rng, {batch, nd * hid});
+      std::vector<Tensor> w_ih, w_hh, bias;
+      for (int64_t d = 0; d < nd; ++d) {
+        w_ih.push_back(Random(rng, {4 * hid, in}));
+        w_hh.push_back(Random(rng, {4 * hid, hid}));
+        bias.push_back(Random(rng, {4 * hid}));
+      }
+      Args args = {{"x", {x}}, {"initial_h", {h0}}, {"initial_c", {c0}}, {"weight_ih", {w_ih[0]}}, {"weight_hh", {w_hh[0]}},
+                   {"bias", {bias[0]}}, {"direction", {Str(direction)}}, {"output_sequence", {BoolScalar(sequence)}},
+                   {"recurrent_activation", {Str("sigmoid")}}, {"cell_activation", {Str("tanh")}}, {"activation", {Str("tanh")}}};
+      if (nd == 2) {
+        args["weight_ih_back"] = {w_ih[1]};
+        args["weight_hh_back"] = {w_hh[1]};
+        args["bias_back"] = {bias[1]};
+      }
+      auto r = RunOp("lstm", args, 16, 3);
+      ASSERT_TRUE(r.ok()) << r.status();
+      std::vector<double> seq_out((sequence ? seq : 1) * batch * nd * hid), h_last(batch * nd * hid), c_last(batch * nd * hid);
+      auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+      for (int64_t d = 0; d < nd; ++d) {
+        const bool reverse = direction == "reverse" || d == 1;
+        for (int64_t b = 0; b < batch; ++b) {
+          std::vector<double> h(hid), c(hid);
+          for (int64_t k = 0; k < hid; ++k) h[k] = h0.floats()[b * nd * hid + d * hid + k], c[k] = c0.floats()[b * nd * hid + d * hid + k];
+          for (int64_t step = 0; step < seq; ++step) {
+            const int64_t t = reverse ? seq - 1 - step : step;
+            std::vector<double> pre(4 * hid);
+            for (int64_t g = 0; g < 4 * hid; ++g) {
+              double acc = bias[d].floats()[g];
+              for (int64_t i = 0; i < in; ++i) acc += double(w_ih[d].floats()[g * in + i]) * x.floats()[(t * batch + b) * in + i];
+              for (int64_t j = 0; j < hid; ++j) acc += double(w_hh[d].floats()[g * hid + j]) * h[j];
+              pre[g] = acc;
+            }
+            for (int64_t k = 0; k < hid; ++k) {
+              const double ig = sig(pre[k]), fg = sig(pre[hid + k]), og = sig(pre[2 * hid + k]), zg = std::tanh(pre[3 * hid + k]);
+              c[k] = fg * c[k] + ig * zg;
+              h[k] = og * std::tanh(c[k]);
+              if (sequence) seq_out[(t * batch + b) * nd * hid + d * hid + k] = h[k];
+            }
+          }
+          for (int64_t k = 0; k < hid; ++k) {
+            h_last[b * nd * hid + d * hid + k] = h[k];
+            c_last[b * nd * hid + d * hid + k] = c[k];
+            if (!sequence) seq_out[b * nd * hid + d * hid + k] = h[k];
+          }
+        }
+      }
+      ExpectNear((*r)[0], {sequence ? seq : 1, batch, nd * hid}, seq_out, 1e-5);
+      ExpectNear((*r)[1], {batch, nd * hid}, h_last, 1e-5);
+      ExpectNear((*r)[2], {batch, nd * hid}, c_last, 1e-5);
+    }
+  }
+  // Peepholes are refused, not guessed.
+  Tensor x = Random(rng, {1, 1, 2});
+  auto r = RunOp("lstm", {{"x", {x}}, {"initial_h", {Random(rng, {1, 1})}}, {"initial_c", {Random(rng, {1, 1})}},
+                          {"weight_ih", {Random(rng, {4, 2})}}, {"weight_hh", {Random(rng, {4, 1})}},
+                          {"peephole", {Random(rng, {3})}}}, 16, 3);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+}
+
 TEST(OpRegistry, CoversTheRequiredOps) {
   for (const char* op : {"add", "sub", "mul", "real_div", "pow", "maximum", "minimum", "relu", "clip", "sigmoid",
                          "tanh", "silu", "gelu", "softmax", "exp", "log", "sqrt", "rsqrt", "erf", "conv", "avg_pool",

@@ -227,6 +227,29 @@ TEST(CompressedModels, EngineOutputRunsThroughTheExecutor) {
   }
 }
 
+// The shared Silero VAD (conv + LSTM) and its three compressed variants,
+// made by others, on the same random audio: the variants land near the
+// original (the 4-bit palettized one much less near: its LSTM states keep a
+// cosine of about 0.82).
+TEST(CompressedModels, SileroVariantsRunCloseToTheOriginal) {
+  const std::string models = testing::ModelsDir();
+  std::map<std::string, Tensor> inputs;
+  auto ref = RunPackage(models + "/silero_vad_unified/silero-vad-unified-v6.0.0.mlpackage", nullptr, &inputs);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  for (const std::string variant : {"silero_vad_int8/unified_int8", "silero_vad_palette4/unified_palette_4bit",
+                                    "silero_vad_pruned_int8/unified_pruned_int8"}) {
+    auto got = RunPackage(models + "/" + variant + ".mlpackage", &inputs);
+    ASSERT_TRUE(got.ok()) << variant << ": " << got.status();
+    for (const auto& [name, t] : *ref) {
+      ASSERT_EQ(got->count(name), 1u) << name;
+      auto c = CompareOutputs(t.floats(), got->at(name).floats());
+      ASSERT_TRUE(c.ok());
+      std::printf("%-45s %-12s vs original: PSNR %6.2f dB, cosine %.6f\n", variant.c_str(), name.c_str(), c->psnr_db, c->cosine);
+      EXPECT_GT(c->cosine, absl::StrContains(variant, "palette4") ? 0.75 : 0.99) << variant << " " << name;
+    }
+  }
+}
+
 // ---- state ---------------------------------------------------------------
 
 // golden/llm_like: prefill (8 tokens) then decode (1 token) sharing a KV
