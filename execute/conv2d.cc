@@ -96,4 +96,37 @@ void Conv2d(const Conv2dShape& s, absl::Span<const float> x, absl::Span<const fl
   }
 }
 
+void ConvTranspose2d(const ConvTransposeShape& s, absl::Span<const float> x, absl::Span<const float> weights,
+                     absl::Span<const float> bias, absl::Span<float> out) {
+  const int64_t fh = s.full_h(), fw = s.full_w(), in_spatial = s.in_h * s.in_w;
+  const int64_t cin_g = s.in_channels / s.groups, cout_g = s.out_channels / s.groups;
+  const int64_t patch = cout_g * s.kernel_h * s.kernel_w;
+  RowMatrix cols(patch, in_spatial);
+  for (int64_t n = 0; n < s.batch; ++n) {
+    float* on = out.data() + n * s.out_channels * fh * fw;
+    for (int64_t c = 0; c < s.out_channels; ++c) {
+      std::fill(on + c * fh * fw, on + (c + 1) * fh * fw, bias.empty() ? 0.0f : bias[c]);
+    }
+    for (int64_t g = 0; g < s.groups; ++g) {
+      // Every input pixel's contribution to every (out channel, ky, kx), then
+      // scattered onto the output (col2im).
+      ConstMap xg(x.data() + (n * s.in_channels + g * cin_g) * in_spatial, cin_g, in_spatial);
+      ConstMap wg(weights.data() + g * cin_g * patch, cin_g, patch);
+      cols.noalias() = wg.transpose() * xg;
+      for (int64_t co = 0; co < cout_g; ++co) {
+        float* plane = on + (g * cout_g + co) * fh * fw;
+        for (int64_t ky = 0; ky < s.kernel_h; ++ky) {
+          for (int64_t kx = 0; kx < s.kernel_w; ++kx) {
+            const float* row = cols.data() + ((co * s.kernel_h + ky) * s.kernel_w + kx) * in_spatial;
+            for (int64_t iy = 0; iy < s.in_h; ++iy) {
+              float* orow = plane + (iy * s.stride_h + ky * s.dilation_h) * fw + kx * s.dilation_w;
+              for (int64_t ix = 0; ix < s.in_w; ++ix) orow[ix * s.stride_w] += row[iy * s.in_w + ix];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace coremlz::execute

@@ -30,6 +30,18 @@ struct Conv2dShape {
 void Conv2d(const Conv2dShape& s, absl::Span<const float> x, absl::Span<const float> weights,
             absl::Span<const float> bias, absl::Span<float> out);
 
+// Transposed 2-D convolution, uncropped: x: [batch, in_channels, in_h,
+// in_w]; weights: [in_channels, out_channels / groups, kernel_h, kernel_w];
+// out: [batch, out_channels, full_h, full_w] with full = (in - 1) * stride +
+// (kernel - 1) * dilation + 1. The pad fields are ignored (callers crop).
+// Bias is added everywhere.
+struct ConvTransposeShape : Conv2dShape {
+  int64_t full_h() const { return (in_h - 1) * stride_h + (kernel_h - 1) * dilation_h + 1; }
+  int64_t full_w() const { return (in_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1; }
+};
+void ConvTranspose2d(const ConvTransposeShape& s, absl::Span<const float> x, absl::Span<const float> weights,
+                     absl::Span<const float> bias, absl::Span<float> out);
+
 }  // namespace coremlz::execute
 
 #endif  // COREMLZ_EXECUTE_CONV2D_H_

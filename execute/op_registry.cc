@@ -110,6 +110,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterShapeOps(r);
     RegisterResizeOps(r);
     RegisterRecurrentOps(r);
+    RegisterAttentionOps(r);
     return r;
   }();
   return *registry;

@@ -94,6 +94,7 @@ void RegisterReduceOps(OpRegistry* registry);
 void RegisterShapeOps(OpRegistry* registry);
 void RegisterResizeOps(OpRegistry* registry);
 void RegisterRecurrentOps(OpRegistry* registry);
+void RegisterAttentionOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

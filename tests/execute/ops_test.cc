@@ -133,6 +133,55 @@ TEST(ConvOp, RejectsBadGroups) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// out[oy + crop_top] gathers x[iy] * w[ky] wherever oy = iy * stride + ky * dilation.
+TEST(ConvTransposeOp, MatchesSlowReference) {
+  std::mt19937 rng(19);
+  struct Case {
+    int64_t n, cin, h, w, cout, kh, kw, sh, sw, dh, dw, groups;
+    std::string pad_type;
+    std::vector<int32_t> pad;
+  };
+  for (const Case& c : std::vector<Case>{{1, 3, 4, 5, 2, 3, 3, 2, 2, 1, 1, 1, "valid", {}},
+                                         {2, 4, 3, 3, 6, 3, 2, 2, 1, 1, 2, 2, "custom", {1, 0, 0, 2}},
+                                         {1, 2, 3, 4, 2, 4, 4, 2, 2, 1, 1, 1, "same", {}},
+                                         {1, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 4, "custom", {1, 1, 1, 1}}}) {
+    SCOPED_TRACE(c.pad_type);
+    Tensor x = Random(rng, {c.n, c.cin, c.h, c.w});
+    Tensor w = Random(rng, {c.cin, c.cout / c.groups, c.kh, c.kw});
+    Tensor b = Random(rng, {c.cout});
+    Args args = {{"x", {x}}, {"weight", {w}}, {"bias", {b}}, {"strides", {Ints({int32_t(c.sh), int32_t(c.sw)})}},
+                 {"dilations", {Ints({int32_t(c.dh), int32_t(c.dw)})}}, {"groups", {Tensor::IntScalar(c.groups)}},
+                 {"pad_type", {Str(c.pad_type)}}};
+    if (!c.pad.empty()) args["pad"] = {Ints(c.pad)};
+    auto r = RunOp("conv_transpose", args);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const int64_t fh = (c.h - 1) * c.sh + (c.kh - 1) * c.dh + 1, fw = (c.w - 1) * c.sw + (c.kw - 1) * c.dw + 1;
+    int64_t top = 0, left = 0, oh = fh, ow = fw;
+    if (c.pad_type == "custom") top = c.pad[0], left = c.pad[2], oh = fh - c.pad[0] - c.pad[1], ow = fw - c.pad[2] - c.pad[3];
+    if (c.pad_type == "same") oh = c.h * c.sh, ow = c.w * c.sw, top = (fh - oh) / 2, left = (fw - ow) / 2;
+    const int64_t cin_g = c.cin / c.groups, cout_g = c.cout / c.groups;
+    std::vector<double> want;
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t co = 0; co < c.cout; ++co)
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            double acc = b.floats()[co];
+            const int64_t g = co / cout_g;
+            for (int64_t ci = g * cin_g; ci < (g + 1) * cin_g; ++ci)
+              for (int64_t iy = 0; iy < c.h; ++iy)
+                for (int64_t ix = 0; ix < c.w; ++ix)
+                  for (int64_t ky = 0; ky < c.kh; ++ky)
+                    for (int64_t kx = 0; kx < c.kw; ++kx) {
+                      if (iy * c.sh + ky * c.dh != oy + top || ix * c.sw + kx * c.dw != ox + left) continue;
+                      acc += double(x.floats()[Flat(x.shape(), {n, ci, iy, ix})]) *
+                             w.floats()[Flat(w.shape(), {ci, co % cout_g, ky, kx})];
+                    }
+            want.push_back(acc);
+          }
+    ExpectNear((*r)[0], {c.n, c.cout, oh, ow}, want);
+  }
+}
+
 // ---- pooling --------------------------------------------------------------
 
 TEST(PoolOp, MatchesSlowReference) {
@@ -769,6 +818,43 @@ TEST(LstmOp, MatchesSlowReference) {
                           {"weight_ih", {Random(rng, {4, 2})}}, {"weight_hh", {Random(rng, {4, 1})}},
                           {"peephole", {Random(rng, {3})}}}, 16, 3);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(AttentionOp, MatchesSlowReferenceWithMasks) {
+  std::mt19937 rng(20);
+  const int64_t l = 3, sl = 4, e = 5, ev = 2;
+  Tensor q = Random(rng, {2, l, e}), k = Random(rng, {2, sl, e}), v = Random(rng, {2, sl, ev});
+  Tensor bool_mask = Tensor::Bool({l, sl}, {1, 0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1});
+  Tensor float_mask = Random(rng, {2, 1, sl}, -2, 2);
+  for (const Tensor* mask : std::vector<const Tensor*>{nullptr, &bool_mask, &float_mask}) {
+    Args args = {{"query", {q}}, {"key", {k}}, {"value", {v}}};
+    if (mask) args["attn_mask"] = {*mask};
+    auto r = RunOp("scaled_dot_product_attention", args);
+    ASSERT_TRUE(r.ok()) << r.status();
+    std::vector<double> want;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t i = 0; i < l; ++i) {
+        std::vector<double> score(sl);
+        double mx = -1e300;
+        for (int64_t j = 0; j < sl; ++j) {
+          double d = 0;
+          for (int64_t t = 0; t < e; ++t) d += double(q.floats()[(b * l + i) * e + t]) * k.floats()[(b * sl + j) * e + t];
+          d /= std::sqrt(double(e));
+          if (mask == &bool_mask && !bool_mask.ints()[i * sl + j]) d = -1e300;
+          if (mask == &float_mask) d += float_mask.floats()[b * sl + j];
+          score[j] = d;
+          mx = std::max(mx, d);
+        }
+        double sum = 0;
+        for (double& sc : score) sum += sc = std::exp(sc - mx);
+        for (int64_t t = 0; t < ev; ++t) {
+          double acc = 0;
+          for (int64_t j = 0; j < sl; ++j) acc += score[j] / sum * v.floats()[(b * sl + j) * ev + t];
+          want.push_back(acc);
+        }
+      }
+    ExpectNear((*r)[0], {2, l, ev}, want, 1e-5);
+  }
 }
 
 TEST(OpRegistry, CoversTheRequiredOps) {
