@@ -185,6 +185,23 @@ absl::StatusOr<std::vector<Tensor>> Softmax(const OpContext& ctx) {
   return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
 }
 
+// prelu(x, alpha): one slope per channel (axis 1 of [B, C, ...]).
+absl::StatusOr<std::vector<Tensor>> Prelu(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* alpha, ctx.Input("alpha"));
+  if (!x->is_float() || !alpha->is_float() || x->rank() < 3) return ctx.Invalid("x must be floating point [B, C, ...]");
+  const int64_t c = x->dim(1);
+  if (alpha->size() != c) return ctx.Invalid("alpha must have one value per channel");
+  int64_t inner = 1;
+  for (int64_t d = 2; d < x->rank(); ++d) inner *= x->dim(d);
+  std::vector<float> out(x->size());
+  for (int64_t i = 0; i < x->size(); ++i) {
+    const float v = x->floats()[i];
+    out[i] = v >= 0 ? v : alpha->floats()[(i / std::max<int64_t>(inner, 1)) % c] * v;
+  }
+  return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
+}
+
 absl::StatusOr<std::vector<Tensor>> Identity(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   return std::vector<Tensor>{*x};
@@ -276,6 +293,7 @@ void RegisterActivationOps(OpRegistry* r) {
   r->Register("gelu", Gelu);
   r->Register("softmax", Softmax);
   r->Register("identity", Identity);
+  r->Register("prelu", Prelu);
   r->Register("logical_not", LogicalNot);
   r->Register("cast", Cast);
 }

@@ -1,5 +1,5 @@
 // batch_norm, instance_norm, layer_norm (iOS15 normalization.py), all with
-// epsilon default 1e-5; statistics in double, biased variance.
+// epsilon default 1e-5, and l2_norm; statistics in double, biased variance.
 #include <cmath>
 
 #include "absl/status/status.h"
@@ -114,12 +114,31 @@ absl::StatusOr<std::vector<Tensor>> BatchNorm(const OpContext& ctx) {
   return std::vector<Tensor>{std::move(out)};
 }
 
+// l2_norm(x, epsilon = 1e-6): x / sqrt(sum(x^2) + epsilon) over the last
+// three dims, per leading (batch) index.
+absl::StatusOr<std::vector<Tensor>> L2Norm(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (!x->is_float() || x->rank() < 3) return ctx.Invalid("x must be floating point with rank >= 3");
+  ASSIGN_OR_RETURN(double eps, ctx.Float("epsilon", 1e-6));
+  const int64_t group = x->dim(x->rank() - 3) * x->dim(x->rank() - 2) * x->dim(x->rank() - 1);
+  Tensor out = Tensor::Zeros(DType::kFloat32, x->shape());
+  for (int64_t g = 0; group > 0 && g < x->size() / group; ++g) {
+    const float* in = x->floats().data() + g * group;
+    double sq = 0;
+    for (int64_t i = 0; i < group; ++i) sq += static_cast<double>(in[i]) * in[i];
+    const double inv = 1.0 / std::sqrt(sq + eps);
+    for (int64_t i = 0; i < group; ++i) out.mutable_floats()[g * group + i] = static_cast<float>(in[i] * inv);
+  }
+  return std::vector<Tensor>{std::move(out)};
+}
+
 }  // namespace
 
 void RegisterNormOps(OpRegistry* r) {
   r->Register("layer_norm", LayerNorm);
   r->Register("instance_norm", InstanceNorm);
   r->Register("batch_norm", BatchNorm);
+  r->Register("l2_norm", L2Norm);
 }
 
 }  // namespace coremlz::execute

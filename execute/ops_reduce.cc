@@ -1,6 +1,6 @@
 // reduce_* ops (iOS15 reduction.py): axes optional (all dims when absent),
 // keep_dims default false; reduce_argmax/argmin take one axis and return
-// int32 indices, the first one on ties as numpy does.
+// int32 indices, the first one on ties as numpy does. Also cumsum.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -107,6 +107,31 @@ REDUCE(ReduceSumSquare, kSumSquare)
 absl::StatusOr<std::vector<Tensor>> ReduceArgmax(const OpContext& ctx) { return ArgReduce(ctx, true); }
 absl::StatusOr<std::vector<Tensor>> ReduceArgmin(const OpContext& ctx) { return ArgReduce(ctx, false); }
 
+// cumsum(x, axis = 0, exclusive = false, reverse = false).
+absl::StatusOr<std::vector<Tensor>> Cumsum(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (!x->is_float() && x->dtype() != DType::kInt32) return ctx.Invalid("x must be numeric");
+  ASSIGN_OR_RETURN(int64_t axis_in, ctx.Int("axis", 0));
+  ASSIGN_OR_RETURN(bool exclusive, ctx.Bool("exclusive", false));
+  ASSIGN_OR_RETURN(bool reverse, ctx.Bool("reverse", false));
+  auto plan = PlanReduction(x->shape(), {axis_in});
+  if (!plan.ok()) return ctx.Invalid(plan.status().message());
+  Tensor out = Tensor::Zeros(x->dtype(), x->shape());
+  const int64_t n = static_cast<int64_t>(plan->member_offset.size());
+  for (int64_t base : plan->group_base) {
+    double acc = 0;
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t off = base + plan->member_offset[reverse ? n - 1 - s : s];
+      const double v = x->AsDouble(off);
+      if (!exclusive) acc += v;
+      if (x->is_float()) out.mutable_floats()[off] = static_cast<float>(acc);
+      else out.mutable_ints()[off] = static_cast<int32_t>(acc);
+      if (exclusive) acc += v;
+    }
+  }
+  return std::vector<Tensor>{std::move(out)};
+}
+
 }  // namespace
 
 void RegisterReduceOps(OpRegistry* r) {
@@ -122,6 +147,7 @@ void RegisterReduceOps(OpRegistry* r) {
   r->Register("reduce_sum_square", ReduceSumSquare);
   r->Register("reduce_argmax", ReduceArgmax);
   r->Register("reduce_argmin", ReduceArgmin);
+  r->Register("cumsum", Cumsum);
 }
 
 }  // namespace coremlz::execute

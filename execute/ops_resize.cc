@@ -1,6 +1,6 @@
 // resize_bilinear (iOS15 image_resizing.py): bilinear interpolation of the
 // last two dims to a target size, with the five sampling modes that place
-// the output grid points on the input.
+// the output grid points on the input; upsample_nearest_neighbor.
 #include <algorithm>
 #include <cmath>
 
@@ -73,8 +73,40 @@ absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   return std::vector<Tensor>{std::move(out)};
 }
 
+// upsample_nearest_neighbor with integer scale factors: each input pixel
+// becomes a scale_h x scale_w block. Fractional factors do not say which
+// input pixel an output takes, so they are refused.
+absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (x->rank() < 3 || x->dtype() == DType::kString) return ctx.Invalid("x must have rank >= 3");
+  ASSIGN_OR_RETURN(double fh, ctx.Float("scale_factor_height", 1));
+  ASSIGN_OR_RETURN(double fw, ctx.Float("scale_factor_width", 1));
+  if (fh != std::floor(fh) || fw != std::floor(fw)) {
+    return absl::UnimplementedError("upsample_nearest_neighbor: fractional scale factors are not implemented by the reference executor");
+  }
+  const int64_t sh = static_cast<int64_t>(fh), sw = static_cast<int64_t>(fw);
+  if (sh < 1 || sw < 1) return ctx.Invalid("scale factors must be >= 1");
+  const int64_t h = x->dim(x->rank() - 2), w = x->dim(x->rank() - 1);
+  Shape out_shape = x->shape();
+  out_shape[x->rank() - 2] = h * sh;
+  out_shape[x->rank() - 1] = w * sw;
+  Tensor out = Tensor::Zeros(x->dtype(), out_shape);
+  const int64_t planes = h * w == 0 ? 0 : x->size() / (h * w);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t y = 0; y < h * sh; ++y)
+      for (int64_t xx = 0; xx < w * sw; ++xx) {
+        const int64_t src = p * h * w + (y / sh) * w + xx / sw, dst = (p * h * sh + y) * w * sw + xx;
+        if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
+        else out.mutable_ints()[dst] = x->ints()[src];
+      }
+  return std::vector<Tensor>{std::move(out)};
+}
+
 }  // namespace
 
-void RegisterResizeOps(OpRegistry* r) { r->Register("resize_bilinear", ResizeBilinear); }
+void RegisterResizeOps(OpRegistry* r) {
+  r->Register("resize_bilinear", ResizeBilinear);
+  r->Register("upsample_nearest_neighbor", UpsampleNearest);
+}
 
 }  // namespace coremlz::execute

@@ -2,10 +2,11 @@
 // tensor_operation.py, iOS17 gather, iOS18 slice_update): reshape, transpose,
 // concat, split, squeeze, expand_dims, slice_by_index, slice_by_size,
 // slice_update, gather, stack, tile, pad, flatten2d, shape, fill,
-// space_to_batch, batch_to_space. They move
+// space_to_batch, batch_to_space, range_1d. They move
 // elements of any dtype; each one computes, for every output element, the
 // input element it takes (Take), which keeps them short and obviously right.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "absl/status/status.h"
@@ -535,6 +536,25 @@ absl::StatusOr<std::vector<Tensor>> SpaceBatch(const OpContext& ctx, bool to_bat
 absl::StatusOr<std::vector<Tensor>> SpaceToBatch(const OpContext& ctx) { return SpaceBatch(ctx, true); }
 absl::StatusOr<std::vector<Tensor>> BatchToSpace(const OpContext& ctx) { return SpaceBatch(ctx, false); }
 
+// range_1d(end, start, step): start, start + step, ... while short of end.
+absl::StatusOr<std::vector<Tensor>> Range1d(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* end, ctx.Input("end"));
+  ASSIGN_OR_RETURN(const Tensor* start, ctx.Input("start"));
+  ASSIGN_OR_RETURN(const Tensor* step, ctx.Input("step"));
+  if (end->size() != 1 || start->size() != 1 || step->size() != 1) return ctx.Invalid("end, start and step must be scalars");
+  const double e = end->AsDouble(0), s = start->AsDouble(0), st = step->AsDouble(0);
+  if (st == 0) return ctx.Invalid("step 0");
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((e - s) / st)));
+  if (start->is_float() || end->is_float() || step->is_float()) {
+    std::vector<float> v(n);
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(s + i * st);
+    return std::vector<Tensor>{Tensor::Float({n}, std::move(v))};
+  }
+  std::vector<int32_t> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<int32_t>(s + i * st);
+  return std::vector<Tensor>{Tensor::Int({n}, std::move(v))};
+}
+
 absl::StatusOr<std::vector<Tensor>> ShapeOf(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   std::vector<int32_t> dims(x->shape().begin(), x->shape().end());
@@ -568,6 +588,7 @@ void RegisterShapeOps(OpRegistry* r) {
   r->Register("tile", Tile);
   r->Register("pad", Pad);
   r->Register("shape", ShapeOf);
+  r->Register("range_1d", Range1d);
   r->Register("space_to_batch", SpaceToBatch);
   r->Register("batch_to_space", BatchToSpace);
   r->Register("fill", Fill);

@@ -857,6 +857,60 @@ TEST(AttentionOp, MatchesSlowReferenceWithMasks) {
   }
 }
 
+TEST(MoreOps, PreluL2NormUpsampleCumsumRange) {
+  std::mt19937 rng(21);
+  Tensor x = Random(rng, {2, 3, 2, 2});
+  Tensor alpha = Tensor::Float({3}, {0.1f, 0.2f, 0.3f});
+  auto r = RunOp("prelu", {{"x", {x}}, {"alpha", {alpha}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> want;
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const double v = x.floats()[i];
+    want.push_back(v >= 0 ? v : alpha.floats()[Unflat(x.shape(), i)[1]] * v);
+  }
+  ExpectNear((*r)[0], x.shape(), want);
+
+  r = RunOp("l2_norm", {{"x", {x}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  want.clear();
+  for (int64_t b = 0; b < 2; ++b) {
+    double sq = 0;
+    for (int64_t i = 0; i < 12; ++i) sq += double(x.floats()[b * 12 + i]) * x.floats()[b * 12 + i];
+    for (int64_t i = 0; i < 12; ++i) want.push_back(x.floats()[b * 12 + i] / std::sqrt(sq + 1e-6));
+  }
+  ExpectNear((*r)[0], x.shape(), want);
+
+  Tensor img = Tensor::Float({1, 2, 2}, {1, 2, 3, 4});
+  r = RunOp("upsample_nearest_neighbor", {{"x", {img}}, {"scale_factor_height", {Tensor::IntScalar(2)}},
+                                          {"scale_factor_width", {Tensor::IntScalar(3)}}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectNear((*r)[0], {1, 4, 6}, {1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4});
+  r = RunOp("upsample_nearest_neighbor", {{"x", {img}}, {"scale_factor_height", {Tensor::FloatScalar(1.5f)}}});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+
+  Tensor m = Tensor::Float({2, 3}, {1, 2, 3, 4, 5, 6});
+  r = RunOp("cumsum", {{"x", {m}}, {"axis", {Tensor::IntScalar(-1)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 3}, {1, 3, 6, 4, 9, 15});
+  r = RunOp("cumsum", {{"x", {m}}, {"axis", {Tensor::IntScalar(1)}}, {"exclusive", {BoolScalar(true)}}, {"reverse", {BoolScalar(true)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 3}, {5, 3, 0, 11, 6, 0});
+  r = RunOp("cumsum", {{"x", {m}}, {"axis", {Tensor::IntScalar(0)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {2, 3}, {1, 2, 3, 5, 7, 9});
+
+  r = RunOp("range_1d", {{"end", {Tensor::IntScalar(10)}}, {"start", {Tensor::IntScalar(1)}}, {"step", {Tensor::IntScalar(3)}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].dtype(), DType::kInt32);
+  ExpectNear((*r)[0], {3}, {1, 4, 7});
+  r = RunOp("range_1d", {{"end", {Tensor::FloatScalar(-1)}}, {"start", {Tensor::FloatScalar(1)}}, {"step", {Tensor::FloatScalar(-0.5f)}}});
+  ASSERT_TRUE(r.ok());
+  ExpectNear((*r)[0], {4}, {1, 0.5, 0, -0.5});
+  r = RunOp("range_1d", {{"end", {Tensor::IntScalar(0)}}, {"start", {Tensor::IntScalar(5)}}, {"step", {Tensor::IntScalar(1)}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].shape(), Shape{0});
+}
+
 TEST(OpRegistry, CoversTheRequiredOps) {
   for (const char* op : {"add", "sub", "mul", "real_div", "pow", "maximum", "minimum", "relu", "clip", "sigmoid",
                          "tanh", "silu", "gelu", "softmax", "exp", "log", "sqrt", "rsqrt", "erf", "conv", "avg_pool",
