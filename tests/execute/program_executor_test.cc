@@ -362,6 +362,43 @@ TEST_F(ExecutorErrorsTest, MalformedProgramsAreInvalidArgument) {
   EXPECT_EQ(Load("nope").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Every op of the program with each of its inputs removed in turn, and with
+// its declared output shape changed: the executor answers with a status
+// (INVALID_ARGUMENT for a missing required input or a wrong declaration;
+// OK only when the input was optional), never a crash or a wrong shape.
+TEST_F(ExecutorErrorsTest, DamagedOpsGiveAStatusNotACrash) {
+  const MIL::Program pristine = program_;
+  int damaged = 0, refused = 0;
+  for (int i = 0; i < Block().operations_size(); ++i) {
+    const MIL::Operation& op = Block().operations(i);
+    if (op.type() == "const") continue;
+    std::vector<std::string> names;
+    for (const auto& [name, arg] : op.inputs()) names.push_back(name);
+    for (int variant = 0; variant <= static_cast<int>(names.size()); ++variant) {
+      program_ = pristine;
+      MIL::Operation* target = Block().mutable_operations(i);
+      if (variant < static_cast<int>(names.size())) {
+        target->mutable_inputs()->erase(names[variant]);
+      } else {
+        // Declare an output one longer in its first dim.
+        auto* dims = target->mutable_outputs(0)->mutable_type()->mutable_tensortype()->mutable_dimensions();
+        if (dims->empty()) continue;
+        dims->Mutable(0)->mutable_constant()->set_size(dims->Get(0).constant().size() + 1);
+      }
+      ++damaged;
+      auto ex = Load();
+      absl::Status status = ex.status();
+      if (ex.ok()) status = (*ex)->Run(RandomInputs(**ex, 2)).status();
+      if (!status.ok()) {
+        ++refused;
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << op.type() << " variant " << variant << ": " << status;
+      }
+    }
+  }
+  EXPECT_GT(damaged, 10);
+  EXPECT_GT(refused, damaged / 2);
+}
+
 TEST_F(ExecutorErrorsTest, BadInputsAreInvalidArgument) {
   auto ex = Load();
   ASSERT_TRUE(ex.ok()) << ex.status();
