@@ -6,6 +6,7 @@
 #include "clients/arg_parser.h"
 #include "clients/config_flags.h"
 #include "clients/exit_codes.h"
+#include "clients/html_report.h"
 #include "clients/progress.h"
 #include "clients/remote.h"
 #include "clients/render.h"
@@ -42,6 +43,7 @@ Options:
   -o, --output OUT          output .mlpackage directory or .mlmodel file (required)
   --target T                deployment target to check against (ios16, ios17, ios18, ios26)
   --report FILE             write the JSON report here ("-" for stdout)
+  --html FILE               write the report as a self-contained HTML page (bars, warnings, config)
   --all                     list every weight in the table, also those left alone
   --force                   replace OUT if it exists
   --quiet                   no progress bar and no table
@@ -113,7 +115,7 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 
 int Compress(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv,
-                          Union({"output", "target", "report", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                          Union({"output", "target", "report", "html", "server", "deadline", "token-file", "tls-ca", "tls-cert",
                                  "tls-key", "validate", "validate-iterations"},
                                 ConfigValueFlags()),
                           Union({"force", "quiet", "all", "help", "report-only"}, ConfigBoolFlags()));
@@ -169,6 +171,14 @@ int Compress(const std::vector<std::string>& argv) {
     if (*path == "-") {
       std::fputs(json.c_str(), stdout);
     } else if (absl::Status s = WriteFileAtomically(*path, json); !s.ok()) {
+      PrintError(s);
+      return kExitInput;
+    }
+  }
+  if (auto path = args->Value("html")) {
+    HtmlReportContext context{args->positional()[0], args->Value("output").value_or(""),
+                              engine::CompressionConfigToYaml(*config)};
+    if (absl::Status s = WriteFileAtomically(*path, RenderReportHtml(*report, context)); !s.ok()) {
       PrintError(s);
       return kExitInput;
     }
