@@ -1,6 +1,7 @@
 #include "clients/commands.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "clients/arg_parser.h"
@@ -14,6 +15,7 @@
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
 #include "engine/inventory.h"
+#include "format/output_target.h"
 
 namespace coremlz::cli {
 namespace {
@@ -146,20 +148,41 @@ int Compress(const std::vector<std::string>& argv) {
     }
     options.target = *target;
   }
+  if (!args->Has("server") && (args->Has("validate") || args->Bool("report-only"))) {
+    std::fprintf(stderr, "coremlz compress: --validate and --report-only need --server\n");
+    return kExitUsage;
+  }
+  // Every path this command will write is checked before any work, and
+  // before anything is sent to a server: the same checks, and the same
+  // messages, embedded and remote.
+  const std::string& input = args->positional()[0];
+  std::optional<format::OutputTarget> output;
+  if (!args->Bool("report-only")) {
+    absl::StatusOr<format::OutputTarget> target =
+        format::OutputTarget::Check(*args->Value("output"), input, args->Bool("force"));
+    if (!target.ok()) {
+      PrintError(target.status());
+      return ExitCodeFor(target.status());
+    }
+    output.emplace(*std::move(target));
+  }
+  const std::string output_path = output ? output->path() : "";
+  for (const char* side : {"report", "html"}) {
+    if (auto path = args->Value(side); path && *path != "-") {
+      if (absl::Status s = format::CheckSideFile(*path, input, output_path); !s.ok()) {
+        PrintError(s);
+        return ExitCodeFor(s);
+      }
+    }
+  }
   const bool quiet = args->Bool("quiet");
   ProgressBar::InstallInterruptHandler();
   ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());
   absl::StatusOr<engine::CompressionReport> report;
   if (args->Has("server")) {
-    report = RemoteCompress(*args, args->positional()[0], args->Value("output").value_or(""), *config, options, &progress);
+    report = RemoteCompress(*args, input, output ? &*output : nullptr, *config, options, &progress);
   } else {
-    if (args->Has("validate") || args->Bool("report-only")) {
-      std::fprintf(stderr, "coremlz compress: --validate and --report-only need --server\n");
-      return kExitUsage;
-    }
-    engine::WriteOptions write;
-    write.overwrite = args->Bool("force");
-    report = engine::CompressModelPath(args->positional()[0], *args->Value("output"), *config, options, write, &progress);
+    report = engine::CompressModelPath(input, *std::move(output), *config, options, &progress);
   }
   progress.Done();
   if (!report.ok()) {
@@ -176,8 +199,7 @@ int Compress(const std::vector<std::string>& argv) {
     }
   }
   if (auto path = args->Value("html")) {
-    HtmlReportContext context{args->positional()[0], args->Value("output").value_or(""),
-                              engine::CompressionConfigToYaml(*config)};
+    HtmlReportContext context{input, output_path, engine::CompressionConfigToYaml(*config)};
     if (absl::Status s = WriteFileAtomically(*path, RenderReportHtml(*report, context)); !s.ok()) {
       PrintError(s);
       return kExitInput;
@@ -185,7 +207,7 @@ int Compress(const std::vector<std::string>& argv) {
   }
   if (!quiet && args->Value("report").value_or("") != "-") {
     std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
-    if (args->Has("output")) std::printf("wrote %s\n", args->Value("output")->c_str());
+    if (!output_path.empty()) std::printf("wrote %s\n", output_path.c_str());
   } else {
     // No table (which lists them): warnings still reach a person, on stderr.
     for (const std::string& warning : report->warnings) std::fprintf(stderr, "coremlz: warning: %s\n", warning.c_str());

@@ -21,7 +21,9 @@ namespace {
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
   std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(message);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  if (err == EACCES || err == EPERM || err == EROFS) return absl::PermissionDeniedError(message);
+  // A path that cannot work as given is the caller's input, not our bug.
+  if (err == ELOOP || err == ENAMETOOLONG || err == ENOTDIR || err == EISDIR) return absl::InvalidArgumentError(message);
   if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
 }

@@ -1,7 +1,5 @@
 #include "format/package_writer.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -12,30 +10,13 @@ namespace coremlz::format {
 namespace fs = std::filesystem;
 
 absl::StatusOr<PackageWriter> PackageWriter::Begin(const std::string& destination, bool overwrite) {
-  if (destination.empty()) return absl::InvalidArgumentError("empty output path");
-  std::string dest = destination;
-  while (dest.size() > 1 && dest.back() == '/') dest.pop_back();
-  if (PathExists(dest) && !overwrite) {
-    return absl::AlreadyExistsError(absl::StrCat(dest, " already exists (pass --force to replace it)"));
-  }
-  fs::path parent = fs::path(dest).parent_path();
-  if (!parent.empty()) RETURN_IF_ERROR(MakeDirectories(parent.string()));
-  std::string staging = absl::StrCat(dest, ".coremlz-staging-", ::getpid());
-  RETURN_IF_ERROR(RemoveAll(staging));
-  RETURN_IF_ERROR(MakeDirectories(staging));
-  return PackageWriter(dest, staging, overwrite);
+  ASSIGN_OR_RETURN(OutputTarget target, OutputTarget::Check(destination, "", overwrite));
+  return Begin(std::move(target));
 }
 
-PackageWriter::PackageWriter(PackageWriter&& other) noexcept
-    : destination_(std::move(other.destination_)),
-      staging_(std::move(other.staging_)),
-      overwrite_(other.overwrite_),
-      committed_(other.committed_) {
-  other.committed_ = true;  // the moved-from object owns nothing
-}
-
-PackageWriter::~PackageWriter() {
-  if (!committed_ && !staging_.empty()) (void)RemoveAll(staging_);
+absl::StatusOr<PackageWriter> PackageWriter::Begin(OutputTarget target) {
+  ASSIGN_OR_RETURN(std::string staging, target.Stage());
+  return PackageWriter(std::move(target), std::move(staging));
 }
 
 absl::StatusOr<std::string> PackageWriter::StagingPath(absl::string_view relative) {
@@ -59,19 +40,6 @@ absl::Status PackageWriter::CopyFile(const std::string& source, absl::string_vie
   return absl::OkStatus();
 }
 
-absl::Status PackageWriter::Commit() {
-  if (committed_) return absl::FailedPreconditionError("package already committed");
-  if (PathExists(destination_)) {
-    if (!overwrite_) return absl::AlreadyExistsError(absl::StrCat(destination_, " already exists"));
-    RETURN_IF_ERROR(RemoveAll(destination_));
-  }
-  std::error_code ec;
-  fs::rename(staging_, destination_, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot move ", staging_, " to ", destination_, ": ", ec.message()));
-  }
-  committed_ = true;
-  return absl::OkStatus();
-}
+absl::Status PackageWriter::Commit() { return target_.Commit(staging_); }
 
 }  // namespace coremlz::format

@@ -1,6 +1,7 @@
-// Writing .mlpackage directories. Output is assembled in a sibling temporary
-// directory and renamed into place, so a failed write never leaves a
-// half-written package at the destination.
+// Writing .mlpackage directories. Output is assembled in the staging
+// directory of an OutputTarget and swapped into place by it, so a failed
+// write never leaves a half-written package at the destination, nor replaces
+// anything but a model (see output_target.h).
 #ifndef COREMLZ_FORMAT_PACKAGE_WRITER_H_
 #define COREMLZ_FORMAT_PACKAGE_WRITER_H_
 
@@ -9,18 +10,21 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "format/output_target.h"
 
 namespace coremlz::format {
 
 class PackageWriter {
  public:
-  // Prepares a staging directory next to `destination`. Fails if the
-  // destination exists and `overwrite` is false.
+  // Checks `destination` (OutputTarget::Check, no input to protect) and
+  // stages beside it. `overwrite` lets an existing model be replaced.
   static absl::StatusOr<PackageWriter> Begin(const std::string& destination, bool overwrite);
-  PackageWriter(PackageWriter&& other) noexcept;
+  // Stages into an already checked target.
+  static absl::StatusOr<PackageWriter> Begin(OutputTarget target);
+  PackageWriter(PackageWriter&& other) noexcept = default;
   PackageWriter& operator=(PackageWriter&&) = delete;
   PackageWriter(const PackageWriter&) = delete;
-  ~PackageWriter();  // removes the staging directory unless committed
+  ~PackageWriter() = default;  // the target removes the staging directory unless committed
 
   // Writes a file at a package-relative path (validated), creating parents.
   absl::Status WriteFile(absl::string_view relative, absl::string_view bytes);
@@ -34,12 +38,9 @@ class PackageWriter {
   absl::Status Commit();
 
  private:
-  PackageWriter(std::string destination, std::string staging, bool overwrite)
-      : destination_(std::move(destination)), staging_(std::move(staging)), overwrite_(overwrite) {}
-  std::string destination_;
+  PackageWriter(OutputTarget target, std::string staging) : target_(std::move(target)), staging_(std::move(staging)) {}
+  OutputTarget target_;
   std::string staging_;
-  bool overwrite_ = false;
-  bool committed_ = false;
 };
 
 }  // namespace coremlz::format
