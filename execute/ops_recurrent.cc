@@ -1,0 +1,141 @@
+// lstm (iOS15 recurrent.py; iOS17 only widens dtypes): forward, reverse and
+// bidirectional, gates in the [input, forget, output, cell] ("ifoz") order,
+// bias = input-hidden + hidden-hidden. Peepholes and clip are refused as
+// UNIMPLEMENTED: the op definition does not pin down where they apply, and
+// a guess could give a wrong answer.
+#include <cmath>
+
+#include "Eigen/Core"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "execute/op_registry.h"
+
+namespace coremlz::execute {
+namespace {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMatrix>;
+
+enum class Act { kSigmoid, kTanh, kRelu, kLinear };
+
+absl::StatusOr<Act> ParseAct(const OpContext& ctx, const std::string& name) {
+  if (name == "sigmoid") return Act::kSigmoid;
+  if (name == "tanh") return Act::kTanh;
+  if (name == "relu") return Act::kRelu;
+  if (name == "linear") return Act::kLinear;
+  if (name == "hard_sigmoid" || name == "scaled_tanh") {
+    return absl::UnimplementedError(absl::StrCat(ctx.type(), ": activation '", name,
+                                                 "' is not implemented by the reference executor"));
+  }
+  return ctx.Invalid(absl::StrCat("unknown activation '", name, "'"));
+}
+
+float Apply(Act a, float v) {
+  switch (a) {
+    case Act::kSigmoid: return 1.0f / (1.0f + std::exp(-v));
+    case Act::kTanh: return std::tanh(v);
+    case Act::kRelu: return v > 0 ? v : 0.0f;
+    case Act::kLinear: return v;
+  }
+  return v;
+}
+
+struct Direction {
+  const Tensor* w_ih;
+  const Tensor* w_hh;
+  const Tensor* bias;  // may be null
+  bool reverse;
+};
+
+absl::StatusOr<std::vector<Tensor>> Lstm(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* h0, ctx.Input("initial_h"));
+  ASSIGN_OR_RETURN(const Tensor* c0, ctx.Input("initial_c"));
+  ASSIGN_OR_RETURN(std::string direction, ctx.String("direction", "forward"));
+  ASSIGN_OR_RETURN(bool output_sequence, ctx.Bool("output_sequence", false));
+  ASSIGN_OR_RETURN(std::string ra, ctx.String("recurrent_activation", "sigmoid"));
+  ASSIGN_OR_RETURN(std::string ca, ctx.String("cell_activation", "tanh"));
+  ASSIGN_OR_RETURN(std::string aa, ctx.String("activation", "tanh"));
+  ASSIGN_OR_RETURN(Act recurrent_act, ParseAct(ctx, ra));
+  ASSIGN_OR_RETURN(Act cell_act, ParseAct(ctx, ca));
+  ASSIGN_OR_RETURN(Act out_act, ParseAct(ctx, aa));
+  for (const char* name : {"peephole", "peephole_back", "clip"}) {
+    if (ctx.Has(name)) {
+      return absl::UnimplementedError(absl::StrCat("lstm: '", name, "' is not implemented by the reference executor"));
+    }
+  }
+  if (x->rank() != 3 || !x->is_float()) return ctx.Invalid("x must be float [seq, batch, input]");
+  const int64_t seq = x->dim(0), batch = x->dim(1), in = x->dim(2);
+  std::vector<Direction> dirs;
+  ASSIGN_OR_RETURN(const Tensor* w_ih, ctx.Input("weight_ih"));
+  ASSIGN_OR_RETURN(const Tensor* w_hh, ctx.Input("weight_hh"));
+  if (direction == "forward" || direction == "reverse") {
+    dirs.push_back({w_ih, w_hh, ctx.Optional("bias"), direction == "reverse"});
+  } else if (direction == "bidirectional") {
+    ASSIGN_OR_RETURN(const Tensor* w_ih_b, ctx.Input("weight_ih_back"));
+    ASSIGN_OR_RETURN(const Tensor* w_hh_b, ctx.Input("weight_hh_back"));
+    dirs.push_back({w_ih, w_hh, ctx.Optional("bias"), false});
+    dirs.push_back({w_ih_b, w_hh_b, ctx.Optional("bias_back"), true});
+  } else {
+    return ctx.Invalid(absl::StrCat("unknown direction '", direction, "'"));
+  }
+  const int64_t hidden = w_hh->rank() == 2 ? w_hh->dim(1) : -1;
+  const int64_t nd = static_cast<int64_t>(dirs.size());
+  for (const Direction& d : dirs) {
+    if (d.w_ih->rank() != 2 || d.w_ih->dim(0) != 4 * hidden || d.w_ih->dim(1) != in || d.w_hh->rank() != 2 ||
+        d.w_hh->dim(0) != 4 * hidden || d.w_hh->dim(1) != hidden || (d.bias && d.bias->size() != 4 * hidden)) {
+      return ctx.Invalid("weights must be [4H, I] and [4H, H], bias [4H]");
+    }
+  }
+  const Shape state_shape = {batch, nd * hidden};
+  if (h0->shape() != state_shape || c0->shape() != state_shape) {
+    return ctx.Invalid(absl::StrCat("initial_h and initial_c must be ", format::ShapeString(state_shape)));
+  }
+  Tensor out = Tensor::Zeros(DType::kFloat32, {output_sequence ? seq : 1, batch, nd * hidden});
+  Tensor h_final = Tensor::Zeros(DType::kFloat32, state_shape);
+  Tensor c_final = Tensor::Zeros(DType::kFloat32, state_shape);
+  for (int64_t di = 0; di < nd; ++di) {
+    const Direction& d = dirs[di];
+    ConstMap wih(d.w_ih->floats().data(), 4 * hidden, in), whh(d.w_hh->floats().data(), 4 * hidden, hidden);
+    // States per batch row, in float, like the rest of the executor.
+    RowMatrix h(batch, hidden), c(batch, hidden);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t k = 0; k < hidden; ++k) {
+        h(b, k) = h0->floats()[b * nd * hidden + di * hidden + k];
+        c(b, k) = c0->floats()[b * nd * hidden + di * hidden + k];
+      }
+    for (int64_t step = 0; step < seq; ++step) {
+      const int64_t t = d.reverse ? seq - 1 - step : step;
+      ConstMap xt(x->floats().data() + t * batch * in, batch, in);
+      RowMatrix gates = xt * wih.transpose() + h * whh.transpose();  // [batch, 4H]
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t k = 0; k < hidden; ++k) {
+          auto gate = [&](int g) { return gates(b, g * hidden + k) + (d.bias ? d.bias->floats()[g * hidden + k] : 0.0f); };
+          const float i = Apply(recurrent_act, gate(0)), f = Apply(recurrent_act, gate(1));
+          const float o = Apply(recurrent_act, gate(2)), z = Apply(cell_act, gate(3));
+          c(b, k) = f * c(b, k) + i * z;
+          h(b, k) = o * Apply(out_act, c(b, k));
+        }
+      }
+      if (output_sequence) {
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t k = 0; k < hidden; ++k) out.mutable_floats()[(t * batch + b) * nd * hidden + di * hidden + k] = h(b, k);
+      }
+    }
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t k = 0; k < hidden; ++k) {
+        const int64_t o = b * nd * hidden + di * hidden + k;
+        h_final.mutable_floats()[o] = h(b, k);
+        c_final.mutable_floats()[o] = c(b, k);
+        if (!output_sequence) out.mutable_floats()[o] = h(b, k);
+      }
+  }
+  return std::vector<Tensor>{std::move(out), std::move(h_final), std::move(c_final)};
+}
+
+}  // namespace
+
+void RegisterRecurrentOps(OpRegistry* r) { r->Register("lstm", Lstm); }
+
+}  // namespace coremlz::execute

@@ -1,0 +1,446 @@
+#include "execute/program_executor.h"
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "format/mil_program.h"
+
+namespace coremlz::execute {
+
+namespace MIL = CoreML::Specification::MILSpec;
+
+// One non-constant op, ready to run.
+struct ProgramExecutor::Step {
+  // State ops need the session's buffers, so the executor runs them itself.
+  enum class Kind { kKernel, kReadState, kWriteState };
+  Kind kind = Kind::kKernel;
+  int state = -1;  // index into inputs_ of the state a state op works on
+  std::string type;
+  std::string location;  // "op 'x' (type t) in function f, block b, op #n"
+  int opset = 15;
+  OpKernel kernel = nullptr;
+  // Input name -> slots (variadic inputs hold several).
+  std::vector<std::pair<std::string, std::vector<int>>> args;
+  std::vector<OutputDecl> outputs;
+  std::vector<int> output_slots;
+  std::vector<int> free_after;  // intermediates whose last use is this op
+};
+
+ProgramExecutor::~ProgramExecutor() = default;
+
+namespace {
+
+// "CoreML8" -> 18: the iOS generation of an opset name.
+int OpsetVersion(const std::string& opset) {
+  int n = 0;
+  if (absl::StartsWith(opset, "CoreML") && absl::SimpleAtoi(opset.substr(6), &n)) return n + 10;
+  return 15;
+}
+
+absl::StatusOr<OutputDecl> DeclOf(const std::string& name, const MIL::ValueType& type, bool* is_state) {
+  const MIL::ValueType* t = &type;
+  if (is_state) *is_state = false;
+  if (t->has_statetype()) {
+    if (is_state) *is_state = true;
+    t = &t->statetype().wrappedtype();
+  }
+  if (!t->has_tensortype()) {
+    return absl::InvalidArgumentError(absl::StrCat("value '", name, "' is not a tensor (lists, tuples and dictionaries are not supported)"));
+  }
+  const MIL::TensorType& tt = t->tensortype();
+  auto et = format::FromMilDataType(tt.datatype());
+  if (!et) return absl::InvalidArgumentError(absl::StrCat("value '", name, "' has an unknown data type"));
+  OutputDecl d;
+  d.name = name;
+  d.dtype = ComputeType(*et);
+  d.shape_known = tt.rank() >= 0 && tt.dimensions_size() == tt.rank();
+  for (const MIL::Dimension& dim : tt.dimensions()) {
+    if (dim.has_constant()) {
+      d.shape.push_back(static_cast<int64_t>(dim.constant().size()));
+    } else {
+      d.shape.push_back(-1);
+      d.shape_known = false;
+    }
+  }
+  return d;
+}
+
+absl::StatusOr<Tensor> ReadValue(const MIL::Value& value, engine::ValueReader* reader) {
+  if (value.has_immediatevalue() && value.immediatevalue().has_tensor() &&
+      value.immediatevalue().tensor().has_strings()) {
+    return StringsFromImmediate(value);
+  }
+  ASSIGN_OR_RETURN(format::Tensor stored, reader->Read(value));
+  return FromStored(stored);
+}
+
+absl::Status WithLocation(const absl::Status& s, const std::string& location) {
+  return absl::Status(s.code(), absl::StrCat(location, ": ", s.message()));
+}
+
+int64_t Bytes(const Tensor& t) { return t.size() * (t.dtype() == DType::kString ? 16 : 4); }
+
+}  // namespace
+
+std::string DefaultFunction(const CoreML::Specification::Model& model) {
+  const auto& functions = model.mlprogram().functions();
+  const std::string& named = model.description().defaultfunctionname();
+  if (!named.empty()) return named;
+  if (functions.count("main") || functions.size() != 1) return "main";
+  return functions.begin()->first;
+}
+
+absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(format::MlPackage* package,
+                                                                       const std::string& function) {
+  const CoreML::Specification::Model& model = package->model();
+  if (!model.has_mlprogram()) {
+    return absl::UnimplementedError(
+        "the model is not an ML Program; NeuralNetwork models are not executed by the reference executor yet");
+  }
+  engine::PackageValueReader reader(package);
+  return Load(model.mlprogram(), &reader, function.empty() ? DefaultFunction(model) : function);
+}
+
+absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL::Program& program,
+                                                                       engine::ValueReader* reader,
+                                                                       const std::string& function) {
+  auto fit = program.functions().find(function);
+  if (fit == program.functions().end()) {
+    std::vector<std::string> names;
+    for (const auto& [name, f] : program.functions()) names.push_back(name);
+    return absl::InvalidArgumentError(absl::StrCat("the program has no function '", function, "' (it has: ",
+                                                   absl::StrJoin(names, ", "), ")"));
+  }
+  const MIL::Function& fn = fit->second;
+  std::string block_key = fn.opset();
+  auto bit = fn.block_specializations().find(block_key);
+  if (bit == fn.block_specializations().end()) {
+    if (fn.block_specializations().size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("function '", function, "' has no block for its opset '", fn.opset(), "'"));
+    }
+    bit = fn.block_specializations().begin();
+    block_key = bit->first;
+  }
+  const MIL::Block& block = bit->second;
+  const int opset = OpsetVersion(block_key);
+
+  std::unique_ptr<ProgramExecutor> ex(new ProgramExecutor);
+  ex->function_ = function;
+  absl::flat_hash_map<std::string, int> slot_of;
+  auto new_slot = [&](const std::string& name) -> absl::StatusOr<int> {
+    if (slot_of.count(name)) return absl::InvalidArgumentError(absl::StrCat("value '", name, "' is defined twice"));
+    const int slot = static_cast<int>(ex->constants_.size());
+    ex->constants_.emplace_back();
+    slot_of[name] = slot;
+    return slot;
+  };
+
+  for (const MIL::NamedValueType& in : fn.inputs()) {
+    bool is_state = false;
+    ASSIGN_OR_RETURN(OutputDecl d, DeclOf(in.name(), in.type(), &is_state));
+    ASSIGN_OR_RETURN(int slot, new_slot(in.name()));
+    ex->inputs_.push_back({d.name, d.dtype, d.shape, is_state});
+    ex->input_slots_.push_back(slot);
+  }
+
+  engine::ConstexprEvaluator constexprs(reader);
+  const OpRegistry& registry = OpRegistry::Default();
+  std::vector<std::string> missing;  // "type" of every op without a kernel
+  std::string first_missing;
+  for (int index = 0; index < block.operations_size(); ++index) {
+    const MIL::Operation& op = block.operations(index);
+    const std::string location = absl::StrCat("op '", format::OpName(op), "' (type ", op.type(), ") in function ",
+                                              function, ", block ", block_key, ", op #", index);
+    if (op.type() == "const") {
+      ASSIGN_OR_RETURN(std::string name, format::SingleOutputName(op));
+      auto val = op.attributes().find("val");
+      if (val == op.attributes().end()) return absl::InvalidArgumentError(absl::StrCat(location, ": no 'val'"));
+      auto t = ReadValue(val->second, reader);
+      if (!t.ok()) return WithLocation(t.status(), location);
+      ASSIGN_OR_RETURN(int slot, new_slot(name));
+      ex->constants_[slot] = std::make_shared<const Tensor>(std::move(*t));
+      continue;
+    }
+    if (format::IsConstexprOp(op.type())) {
+      absl::Status s = constexprs.Evaluate(op);
+      if (!s.ok()) {
+        // An unknown constexpr op is an op we do not implement, not a bad program.
+        if (s.code() == absl::StatusCode::kUnimplemented ||
+            absl::StrContains(s.message(), "unsupported constexpr op")) {
+          if (first_missing.empty()) first_missing = location;
+          missing.push_back(op.type());
+          for (const MIL::NamedValueType& o : op.outputs()) {
+            if (!slot_of.count(o.name())) (void)new_slot(o.name());
+          }
+          continue;
+        }
+        return WithLocation(s, location);
+      }
+      for (const MIL::NamedValueType& o : op.outputs()) {
+        const format::Tensor* stored = constexprs.Output(o.name());
+        if (!stored) return absl::InternalError(absl::StrCat(location, ": no value for '", o.name(), "'"));
+        auto t = FromStored(*stored);
+        if (!t.ok()) return WithLocation(t.status(), location);
+        ASSIGN_OR_RETURN(int slot, new_slot(o.name()));
+        ex->constants_[slot] = std::make_shared<const Tensor>(std::move(*t));
+      }
+      continue;
+    }
+    Step step;
+    step.type = op.type();
+    step.location = location;
+    step.opset = opset;
+    if (op.type() == "read_state") step.kind = Step::Kind::kReadState;
+    if (op.type() == "write_state") step.kind = Step::Kind::kWriteState;
+    step.kernel = op.blocks_size() > 0 ? nullptr : registry.Find(op.type());
+    if (!step.kernel && step.kind == Step::Kind::kKernel) {
+      if (first_missing.empty()) first_missing = location;
+      missing.push_back(op.type());
+      // Name what nested blocks (loop and branch bodies) would need too.
+      std::function<void(const MIL::Operation&)> nested = [&](const MIL::Operation& o) {
+        for (const MIL::Block& b : o.blocks()) {
+          for (const MIL::Operation& inner : b.operations()) {
+            if (inner.type() != "const" && !format::IsConstexprOp(inner.type()) &&
+                (inner.blocks_size() > 0 || !registry.Find(inner.type()))) {
+              missing.push_back(inner.type());
+            }
+            nested(inner);
+          }
+        }
+      };
+      nested(op);
+    }
+    // Inputs in name order (the proto map's order is unspecified).
+    std::vector<std::string> input_names;
+    for (const auto& [name, arg] : op.inputs()) input_names.push_back(name);
+    std::sort(input_names.begin(), input_names.end());
+    for (const std::string& name : input_names) {
+      const MIL::Argument& arg = op.inputs().at(name);
+      std::vector<int> slots;
+      for (const MIL::Argument::Binding& b : arg.arguments()) {
+        if (b.binding_case() == MIL::Argument::Binding::kName) {
+          auto it = slot_of.find(b.name());
+          if (it == slot_of.end()) {
+            return absl::InvalidArgumentError(absl::StrCat(location, ": input '", name, "' names '", b.name(),
+                                                           "', which is not defined before it"));
+          }
+          slots.push_back(it->second);
+        } else if (b.binding_case() == MIL::Argument::Binding::kValue) {
+          auto t = ReadValue(b.value(), reader);
+          if (!t.ok()) return WithLocation(t.status(), location);
+          const int slot = static_cast<int>(ex->constants_.size());
+          ex->constants_.push_back(std::make_shared<const Tensor>(std::move(*t)));
+          slots.push_back(slot);
+        } else {
+          return absl::InvalidArgumentError(absl::StrCat(location, ": input '", name, "' has an empty binding"));
+        }
+      }
+      step.args.emplace_back(name, std::move(slots));
+    }
+    if (step.kind != Step::Kind::kKernel) {
+      // The "input" argument names a state input of the function.
+      auto in = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "input"; });
+      if (in != step.args.end() && in->second.size() == 1) {
+        for (size_t i = 0; i < ex->input_slots_.size(); ++i) {
+          if (ex->input_slots_[i] == in->second[0] && ex->inputs_[i].is_state) step.state = static_cast<int>(i);
+        }
+      }
+      if (step.state < 0) return absl::InvalidArgumentError(absl::StrCat(location, ": 'input' must name a state input"));
+      const size_t want_outputs = step.kind == Step::Kind::kReadState ? 1 : 0;
+      if (static_cast<size_t>(op.outputs_size()) != want_outputs) {
+        return absl::InvalidArgumentError(absl::StrCat(location, ": must have ", want_outputs, " outputs"));
+      }
+    }
+    for (const MIL::NamedValueType& o : op.outputs()) {
+      auto d = DeclOf(o.name(), o.type(), nullptr);
+      if (!d.ok()) {
+        // Non-tensor outputs only matter if we could run the op.
+        if (!step.kernel) d = OutputDecl{o.name()};
+        else return WithLocation(d.status(), location);
+      }
+      ASSIGN_OR_RETURN(int slot, new_slot(o.name()));
+      step.outputs.push_back(*d);
+      step.output_slots.push_back(slot);
+    }
+    ex->steps_.push_back(std::move(step));
+  }
+  if (!missing.empty()) {
+    std::set<std::string> distinct(missing.begin(), missing.end());
+    return absl::UnimplementedError(absl::StrCat(first_missing, " is not implemented by the reference executor",
+                                                 " (op types without a kernel in this function: ",
+                                                 absl::StrJoin(distinct, ", "), ")"));
+  }
+
+  for (const std::string& name : block.outputs()) {
+    auto it = slot_of.find(name);
+    if (it == slot_of.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("function '", function, "' returns '", name, "', which is not defined"));
+    }
+    ex->output_names_.push_back(name);
+    ex->output_slots_.push_back(it->second);
+  }
+
+  // Last use of each intermediate; outputs and constants are never freed.
+  const int slots = static_cast<int>(ex->constants_.size());
+  std::vector<int> last_use(slots, -1);
+  std::vector<bool> keep(slots, false);
+  for (int s : ex->output_slots_) keep[s] = true;
+  for (int s : ex->input_slots_) keep[s] = true;  // owned by the caller
+  for (int s = 0; s < slots; ++s) {
+    if (ex->constants_[s]) keep[s] = true;
+  }
+  for (size_t i = 0; i < ex->steps_.size(); ++i) {
+    for (int s : ex->steps_[i].output_slots) last_use[s] = static_cast<int>(i);  // unused results die at once
+    for (const auto& [name, arg_slots] : ex->steps_[i].args) {
+      for (int s : arg_slots) last_use[s] = static_cast<int>(i);
+    }
+  }
+  for (int s = 0; s < slots; ++s) {
+    if (!keep[s] && last_use[s] >= 0) ex->steps_[last_use[s]].free_after.push_back(s);
+  }
+  return ex;
+}
+
+bool ProgramExecutor::is_stateful() const {
+  for (const InputDecl& d : inputs_) {
+    if (d.is_state) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                                   RunStats* stats) const {
+  Session fresh;
+  return Run(inputs, &fresh, stats);
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                                   Session* session, RunStats* stats) const {
+  std::vector<std::shared_ptr<const Tensor>> values = constants_;
+  std::set<std::string> known;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const InputDecl& decl = inputs_[i];
+    if (decl.is_state) {
+      auto [it, created] = session->states_.try_emplace(decl.name);
+      if (created) {
+        if (NumElements(decl.shape) < 0 || std::count(decl.shape.begin(), decl.shape.end(), -1) > 0) {
+          session->states_.erase(it);
+          return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' has no fixed shape to start from"));
+        }
+        it->second = Tensor::Zeros(decl.dtype, decl.shape);
+      }
+      if (it->second.dtype() != decl.dtype || it->second.shape() != decl.shape) {
+        return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' holds ", DTypeName(it->second.dtype()),
+                                                       format::ShapeString(it->second.shape()), ", the function declares ",
+                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+      }
+      // Aliases the session's buffer (a std::map node: its address is stable).
+      values[input_slots_[i]] = std::shared_ptr<const Tensor>(&it->second, [](const Tensor*) {});
+      continue;
+    }
+    known.insert(decl.name);
+    auto it = inputs.find(decl.name);
+    if (it == inputs.end()) return absl::InvalidArgumentError(absl::StrCat("missing input '", decl.name, "'"));
+    const Tensor& t = it->second;
+    if (t.dtype() != decl.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", decl.name, "' is ", DTypeName(t.dtype()),
+                                                     ", the function takes ", DTypeName(decl.dtype)));
+    }
+    bool shape_ok = t.rank() == static_cast<int64_t>(decl.shape.size());
+    for (size_t d = 0; shape_ok && d < decl.shape.size(); ++d) {
+      shape_ok = decl.shape[d] < 0 || decl.shape[d] == t.dim(d);
+    }
+    if (!shape_ok) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", decl.name, "' has shape ", format::ShapeString(t.shape()),
+                                                     ", the function takes ", format::ShapeString(decl.shape)));
+    }
+    // Aliases the caller's tensor for the run; never freed or modified.
+    values[input_slots_[i]] = std::shared_ptr<const Tensor>(&t, [](const Tensor*) {});
+  }
+  for (const auto& [name, t] : inputs) {
+    if (!known.count(name)) return absl::InvalidArgumentError(absl::StrCat("the function has no input '", name, "'"));
+  }
+
+  RunStats local;
+  int64_t live = 0, live_bytes = 0;
+  for (const Step& step : steps_) {
+    if (step.kind == Step::Kind::kWriteState) {
+      const InputDecl& decl = inputs_[step.state];
+      auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
+      if (data == step.args.end() || data->second.size() != 1 || !values[data->second[0]]) {
+        return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
+      }
+      const Tensor& t = *values[data->second[0]];
+      if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
+        return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
+                                                       format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
+                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+      }
+      session->states_[decl.name] = t;  // in place: the aliasing value stays valid
+    }
+    std::vector<Tensor> produced;
+    if (step.kind == Step::Kind::kReadState) {
+      produced.push_back(session->states_.at(inputs_[step.state].name));
+    } else if (step.kind == Step::Kind::kKernel) {
+      OpContext ctx(step.type, step.opset, &step.outputs);
+      for (const auto& [name, slots] : step.args) {
+        std::vector<const Tensor*> bound;
+        for (int s : slots) {
+          if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
+          bound.push_back(values[s].get());
+        }
+        ctx.Bind(name, std::move(bound));
+      }
+      auto result = step.kernel(ctx);
+      if (!result.ok()) return WithLocation(result.status(), step.location);
+      produced = std::move(*result);
+    }
+    std::vector<Tensor>* result = &produced;
+    if (result->size() != step.output_slots.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", result->size(),
+                                                     " outputs, the program declares ", step.output_slots.size()));
+    }
+    for (size_t i = 0; i < result->size(); ++i) {
+      Tensor& t = (*result)[i];
+      const OutputDecl& decl = step.outputs[i];
+      bool shape_ok = !decl.shape_known || decl.shape == t.shape();
+      if (!shape_ok || t.dtype() != decl.dtype) {
+        return absl::InvalidArgumentError(absl::StrCat(step.location, ": output '", decl.name, "' is ", DTypeName(t.dtype()),
+                                                       format::ShapeString(t.shape()), ", the program declares ",
+                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+      }
+      live += 1;
+      live_bytes += Bytes(t);
+      values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
+    }
+    local.peak_live_tensors = std::max(local.peak_live_tensors, live);
+    local.peak_live_bytes = std::max(local.peak_live_bytes, live_bytes);
+    for (int s : step.free_after) {
+      if (values[s]) {
+        live -= 1;
+        live_bytes -= Bytes(*values[s]);
+        values[s].reset();
+      }
+    }
+    ++local.ops_run;
+  }
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const auto& v = values[output_slots_[i]];
+    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    out[output_names_[i]] = *v;
+  }
+  if (stats) *stats = local;
+  return out;
+}
+
+}  // namespace coremlz::execute

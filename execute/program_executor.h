@@ -1,0 +1,94 @@
+// Runs one function of a Core ML ML Program on the CPU, in float32: the
+// reference executor. At load it resolves every name, reads const values,
+// decodes every constexpr_* op through the engine's decompression (so an
+// original and its compressed form run the same code from then on), picks
+// each op's kernel from the OpRegistry and computes when each intermediate
+// is used for the last time. A run binds the inputs, runs the ops in order,
+// frees each intermediate after its last use and returns the outputs.
+//
+// Stateful functions: state inputs are not passed to Run; read_state and
+// write_state work on the buffers of a Session (a fresh, zero-filled one
+// when none is given).
+//
+// Errors: an op without a kernel is UNIMPLEMENTED at load, naming the op,
+// its type, function, block and position; a malformed program or bad inputs
+// are INVALID_ARGUMENT.
+#ifndef COREMLZ_EXECUTE_PROGRAM_EXECUTOR_H_
+#define COREMLZ_EXECUTE_PROGRAM_EXECUTOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coreml/mil.pb.h"
+#include "engine/decompress.h"
+#include "execute/op_registry.h"
+#include "execute/session.h"
+#include "execute/tensor.h"
+#include "format/package.h"
+
+namespace coremlz::execute {
+
+// A function input: name, compute type and shape (-1 where not fixed).
+struct InputDecl {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  Shape shape;
+  bool is_state = false;
+};
+
+struct RunStats {
+  int64_t ops_run = 0;
+  // Most intermediate tensors alive at once, and their bytes (constants
+  // and inputs not counted).
+  int64_t peak_live_tensors = 0;
+  int64_t peak_live_bytes = 0;
+};
+
+class ProgramExecutor {
+ public:
+  // `function` empty: the model's default function, else "main", else the
+  // only one. The package must outlive the call only.
+  static absl::StatusOr<std::unique_ptr<ProgramExecutor>> Load(format::MlPackage* package,
+                                                               const std::string& function = "");
+  static absl::StatusOr<std::unique_ptr<ProgramExecutor>> Load(
+      const CoreML::Specification::MILSpec::Program& program, engine::ValueReader* reader,
+      const std::string& function);
+
+  const std::string& function() const { return function_; }
+  const std::vector<InputDecl>& inputs() const { return inputs_; }
+  const std::vector<std::string>& output_names() const { return output_names_; }
+
+  // Every function input (but states) by name; the outputs by name.
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs,
+                                                    RunStats* stats = nullptr) const;
+  // The same, reading and updating the state buffers of `session`.
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs, Session* session,
+                                                    RunStats* stats = nullptr) const;
+  bool is_stateful() const;
+
+  ~ProgramExecutor();
+
+ private:
+  struct Step;
+  ProgramExecutor() = default;
+
+  std::string function_;
+  std::vector<InputDecl> inputs_;
+  std::vector<int> input_slots_;
+  std::vector<std::string> output_names_;
+  std::vector<int> output_slots_;
+  // Values by slot: constants filled at load, the rest during a run.
+  std::vector<std::shared_ptr<const Tensor>> constants_;
+  std::vector<Step> steps_;
+};
+
+// Which function Load picks for a model when none is named.
+std::string DefaultFunction(const CoreML::Specification::Model& model);
+
+}  // namespace coremlz::execute
+
+#endif  // COREMLZ_EXECUTE_PROGRAM_EXECUTOR_H_

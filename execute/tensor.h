@@ -1,0 +1,82 @@
+// The executor's run-time value: a dense row-major tensor in one of the three
+// compute types. Every floating-point type of a program (fp16, bf16, fp32,
+// ...) is held as float32 so that a model and its compressed form are computed
+// the same way, at full precision; every integer type as int32; bool as
+// int32 0/1. Strings exist only as op parameters (pad_type, mode, dtype).
+#ifndef COREMLZ_EXECUTE_TENSOR_H_
+#define COREMLZ_EXECUTE_TENSOR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "format/tensor.h"
+
+namespace coremlz::execute {
+
+using Shape = std::vector<int64_t>;
+
+enum class DType { kFloat32, kInt32, kBool, kString };
+const char* DTypeName(DType t);
+
+// Product of the dims (1 for a scalar, 0 when a dim is 0).
+int64_t NumElements(absl::Span<const int64_t> shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Zero-filled tensors.
+  static Tensor Zeros(DType dtype, Shape shape);
+  static Tensor Float(Shape shape, std::vector<float> values);
+  static Tensor Int(Shape shape, std::vector<int32_t> values);
+  static Tensor Bool(Shape shape, std::vector<int32_t> values);  // values 0/1
+  static Tensor String(Shape shape, std::vector<std::string> values);
+  static Tensor FloatScalar(float v) { return Float({}, {v}); }
+  static Tensor IntScalar(int32_t v) { return Int({}, {v}); }
+
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t dim(int64_t axis) const { return shape_[axis]; }
+  int64_t size() const { return size_; }
+  bool is_float() const { return dtype_ == DType::kFloat32; }
+  // Int32 and bool share the integer storage.
+  bool is_integer_storage() const { return dtype_ == DType::kInt32 || dtype_ == DType::kBool; }
+
+  absl::Span<const float> floats() const { return floats_; }
+  absl::Span<float> mutable_floats() { return absl::MakeSpan(floats_); }
+  absl::Span<const int32_t> ints() const { return ints_; }
+  absl::Span<int32_t> mutable_ints() { return absl::MakeSpan(ints_); }
+  const std::vector<std::string>& strings() const { return strings_; }
+
+  // Same elements, new shape (element counts must agree; checked by callers).
+  void Reshape(Shape shape) { shape_ = std::move(shape); }
+  // Element i as a float / an integer, whatever the storage (slow; for
+  // parameters and tests).
+  double AsDouble(int64_t i) const;
+  int64_t AsInt(int64_t i) const;
+
+ private:
+  DType dtype_ = DType::kFloat32;
+  Shape shape_;
+  int64_t size_ = 0;
+  std::vector<float> floats_;
+  std::vector<int32_t> ints_;
+  std::vector<std::string> strings_;
+};
+
+// The compute type a stored element type is held in.
+DType ComputeType(format::ElementType type);
+
+// Widens a stored tensor (fp16 -> float32, int8 -> int32, ...) for execution.
+absl::StatusOr<Tensor> FromStored(const format::Tensor& stored);
+// A MIL value that is an immediate tensor (strings included) or a blob is
+// read by the caller; this handles the immediate strings, which the storage
+// layer does not represent.
+absl::StatusOr<Tensor> StringsFromImmediate(const CoreML::Specification::MILSpec::Value& value);
+
+}  // namespace coremlz::execute
+
+#endif  // COREMLZ_EXECUTE_TENSOR_H_
