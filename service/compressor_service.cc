@@ -170,6 +170,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else if (phase_ == Phase::kUpload) {
       if (!request_.has_chunk()) {
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
@@ -704,6 +705,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         DoneLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else {
       if (!request_.has_chunk()) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});

@@ -213,6 +213,40 @@ TEST(HostileUseTest, StalledCallsGiveTheirSlotBack) {
   EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
 }
 
+TEST(HostileUseTest, ClientThatStopsReadingGivesItsSlotBack) {
+  auto server = Start("service/coremlzd", {"--metrics-address", "", "--max-calls", "1", "--idle-timeout-seconds", "2",
+                                           "--workers", "1"});
+  // A client with a small receive window that uploads and never reads: the
+  // server's writes stop after the first 64 KiB of the response.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 65535);
+  args.SetMaxReceiveMessageSize(8 << 20);
+  auto slow = grpc::CreateCustomChannel(Address(*server), grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Compressor::NewStub(slow);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto stream = stub->Compress(&ctx);
+  for (const auto& r : Upload()) ASSERT_TRUE(stream->Write(r));
+  stream->WritesDone();
+  // Its slot comes free once the response has waited for the idle limit.
+  CompressOutcome real;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        real = Compress(ChannelTo(*server), "", absl::Seconds(30));
+        return real.status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED;
+      },
+      absl::Seconds(10)));
+  EXPECT_TRUE(real.status.ok()) << real.status.error_message();
+  ctx.TryCancel();
+  v1::CompressResponse response;
+  while (stream->Read(&response)) {
+  }
+  (void)stream->Finish();
+  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+}
+
 // A TCP connection to `port`, or -1.
 int Connect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
