@@ -30,7 +30,11 @@ std::string CodeName(int code) {
 // reflection) or the health service's; callers can send any path, and a
 // label per path would let them grow /metrics without bound.
 bool KnownMethod(const std::string& service, const std::string& method) {
+  // Services whose descriptors may be missing from the generated pool: the
+  // health service's (gRPC's own copy) and worker.proto's, which declares
+  // no message, so the linker drops its descriptor from static libraries.
   if (service == "grpc.health.v1.Health") return method == "Check" || method == "Watch";
+  if (service == "coremlz.v1.Worker") return method == "Run";
   if (service.empty() || method.empty()) return false;
   return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(absl::StrCat(service, ".", method)) != nullptr;
 }

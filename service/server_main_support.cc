@@ -126,7 +126,13 @@ int RunServerMain(const cli::Args& args, const std::string& program, bool worker
   // Descriptors: as many as allowed, and connections refused while fewer
   // than a reserve for the admitted calls is left (descriptor_guard.h).
   const uint64_t fd_limit = RaiseDescriptorLimit();
-  const int max_connection_fd = GuardAccepts(fd_limit, 64 + 4 * options->max_concurrent_calls);
+  const int reserve = 64 + 4 * options->max_concurrent_calls;
+  const int max_connection_fd = GuardAccepts(fd_limit, reserve);
+  if (fd_limit < static_cast<uint64_t>(2 * reserve)) {
+    std::fprintf(stderr, "%s: warning: the descriptor limit (%llu, ulimit -n) leaves little room for connections "
+                 "beside %d descriptors kept for --max-calls %d\n", name, static_cast<unsigned long long>(fd_limit),
+                 reserve, options->max_concurrent_calls);
+  }
   // Job directories of a process that was killed (job_dirs.h).
   if (const int stale = RemoveStaleJobDirs(options->work_dir); stale > 0) {
     std::fprintf(stderr, "%s: removed %d job directories left by processes that died\n", name, stale);

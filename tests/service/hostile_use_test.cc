@@ -159,6 +159,11 @@ TEST(HostileUseTest, MetricsDoNotGrowWithWhatCallersSend) {
   EXPECT_LT(after.size(), before.size() + 1000) << after;
   EXPECT_FALSE(absl::StrContains(after, "evil")) << after;
   EXPECT_TRUE(absl::StrContains(after, "grpc_method=\"unknown\",grpc_service=\"unknown\"")) << after;
+  // Real methods keep their own labels.
+  EXPECT_EQ(MetricValue(after, "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Compress\","
+                               "grpc_service=\"coremlz.v1.Compressor\",grpc_type=\"bidi_stream\"}"),
+            2)
+      << after;
   EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
 }
 
