@@ -218,6 +218,33 @@ TEST(HostileUseTest, StalledCallsGiveTheirSlotBack) {
   EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
 }
 
+TEST(HostileUseTest, StalledInspectCallsEnd) {
+  auto server = Start("service/coremlzd", {"--metrics-address", "", "--header-timeout-seconds", "1",
+                                           "--idle-timeout-seconds", "1"});
+  for (bool send_header : {false, true}) {
+    auto stub = v1::Compressor::NewStub(ChannelTo(*server));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    v1::InspectResponse response;
+    auto writer = stub->Inspect(&ctx, &response);
+    if (send_header) {
+      std::string root;
+      std::vector<v1::FileInfo> files;
+      const v1::CompressRequest compress_header = HeaderFor(Golden16(), "", &root, &files);
+      v1::InspectRequest header;
+      for (const auto& f : compress_header.header().files()) *header.mutable_header()->add_files() = f;
+      EXPECT_TRUE(writer->Write(header));
+    }
+    const absl::Time start = absl::Now();
+    const grpc::Status s = writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+    EXPECT_TRUE(absl::StrContains(s.error_message(), send_header ? "--idle-timeout-seconds" : "--header-timeout-seconds"))
+        << s.error_message();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  }
+  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+}
+
 TEST(HostileUseTest, ClientThatStopsReadingGivesItsSlotBack) {
   auto server = Start("service/coremlzd", {"--metrics-address", "", "--max-calls", "1", "--idle-timeout-seconds", "2",
                                            "--workers", "1"});
