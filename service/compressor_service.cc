@@ -17,6 +17,8 @@
 #include "common/file_util.h"
 #include "engine/inventory.h"
 #include "engine/target.h"
+#include "service/call_timer.h"
+#include "service/job_dirs.h"
 
 namespace coremlz::service {
 namespace {
@@ -74,32 +76,19 @@ std::string OutcomeLabel(const absl::Status& s) {
   }
 }
 
-// A private job directory, removed when the last owner lets go of it.
+// A private job directory, removed when the last owner lets go of it. It
+// is locked while it lives, so a server started after this process was
+// killed removes it (job_dirs.h).
 struct JobDir {
+  explicit JobDir(std::unique_ptr<LockedJobDir> d) : dir(std::move(d)), path(dir->path()) {}
+  std::unique_ptr<LockedJobDir> dir;
   std::string path;
-  explicit JobDir(std::string p) : path(std::move(p)) {}
-  ~JobDir() {
-    if (!path.empty()) (void)RemoveAll(path);
-  }
 };
 
 absl::StatusOr<std::shared_ptr<JobDir>> MakeJobDir(const ServerOptions& options) {
-  std::string base = options.work_dir;
-  if (!base.empty()) {
-    if (absl::Status s = MakeDirectories(base); !s.ok()) return s;
-  }
-  absl::StatusOr<std::string> dir;
-  if (base.empty()) {
-    dir = MakeTempDirectory("coremlz-job-");
-  } else {
-    std::string pattern = JoinPath(base, "coremlz-job-XXXXXX");
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) return absl::InternalError(absl::StrCat("cannot create a job directory in ", base));
-    dir = std::string(buf.data());
-  }
+  absl::StatusOr<std::unique_ptr<LockedJobDir>> dir = LockedJobDir::Create(options.work_dir);
   if (!dir.ok()) return dir.status();
-  auto job = std::make_shared<JobDir>(*dir);
+  auto job = std::make_shared<JobDir>(std::move(*dir));
   if (absl::Status s = MakeDirectories(JoinPath(job->path, "in")); !s.ok()) return s;
   if (absl::Status s = MakeDirectories(JoinPath(job->path, "out")); !s.ok()) return s;
   return job;
@@ -148,12 +137,18 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     admitted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      called_at_ = last_read_ = absl::Now();
+      CheckStallLocked();
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (finished_) return;
+    last_read_ = absl::Now();
     if (!ok) {
       // Half-close (or the client went away).
       if (phase_ == Phase::kHeader) {
@@ -175,6 +170,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else if (phase_ == Phase::kUpload) {
       if (!request_.has_chunk()) {
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
@@ -521,7 +517,56 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void WriteLocked(v1::CompressResponse r) {
     current_ = std::move(r);
     writing_ = true;
+    write_started_ = absl::Now();
     StartWrite(&current_);
+  }
+
+  // Ends a call whose client stalls (--header-timeout-seconds,
+  // --idle-timeout-seconds), so that it stops holding a call slot, and
+  // re-arms itself for the next moment a limit could pass.
+  void CheckStallLocked() {
+    if (finished_) return;
+    const ServerOptions& o = service_->options();
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    const bool idle_limit = o.idle_timeout > absl::ZeroDuration();
+    if (phase_ == Phase::kHeader && o.header_timeout > absl::ZeroDuration()) {
+      if (now >= called_at_ + o.header_timeout) {
+        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                      absl::StrCat("no request header within ", absl::FormatDuration(o.header_timeout),
+                                   " of the call's start (--header-timeout-seconds)")});
+        return;
+      }
+      next = called_at_ + o.header_timeout;
+    } else if (phase_ == Phase::kUpload && idle_limit) {
+      if (now >= last_read_ + o.idle_timeout) {
+        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                      absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(o.idle_timeout),
+                                   " (--idle-timeout-seconds); ", receiver_->bytes_received(), " of ",
+                                   receiver_->bytes_declared(), " bytes received")});
+        return;
+      }
+      next = last_read_ + o.idle_timeout;
+    }
+    if (idle_limit && writing_) {
+      if (now >= write_started_ + o.idle_timeout) {
+        // The client reads nothing; a write cannot be abandoned, so cancel
+        // the call (OnCancel releases the slot and ends the job).
+        context_->TryCancel();
+        return;
+      }
+      next = std::min(next, write_started_ + o.idle_timeout);
+    }
+    // Nothing due (a job running, or no header limit): look again later,
+    // since an upload or a write may start meanwhile.
+    if (next == absl::InfiniteFuture() && idle_limit) next = now + o.idle_timeout;
+    if (next == absl::InfiniteFuture()) return;
+    std::shared_ptr<CallState> state = state_;
+    stall_timer_.Arm(next, [state](bool fired) {
+      if (!fired) return;
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+    });
   }
 
   void FinishLocked(grpc::Status status) {
@@ -547,6 +592,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
   bool admitted_ = false;
   bool released_ = false;
+  CallTimer stall_timer_;
+  absl::Time called_at_, last_read_, write_started_;
 
   v1::CompressRequest request_;
   v1::CompressHeader header_;
@@ -614,12 +661,18 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       return;
     }
     admitted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      called_at_ = last_read_ = absl::Now();
+      CheckStallLocked();
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (finished_) return;
+    last_read_ = absl::Now();
     if (!ok) {
       if (!receiver_) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
@@ -652,6 +705,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         DoneLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else {
       if (!request_.has_chunk()) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
@@ -717,6 +771,35 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     std::lock_guard<std::mutex> lock(state_->mu);
     DoneLocked(std::move(s));
   }
+
+  // The same stall limits as Compress, for the header and the upload.
+  void CheckStallLocked() {
+    if (finished_ || running_) return;
+    const ServerOptions& o = service_->options();
+    const absl::Duration limit = receiver_ ? o.idle_timeout : o.header_timeout;
+    absl::Time at;
+    if (limit > absl::ZeroDuration()) {
+      at = (receiver_ ? last_read_ : called_at_) + limit;
+    } else if (o.idle_timeout > absl::ZeroDuration()) {
+      at = absl::Now() + o.idle_timeout;  // no header limit: look again once the upload may have started
+    } else {
+      return;
+    }
+    if (limit > absl::ZeroDuration() && absl::Now() >= at) {
+      DoneLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                  receiver_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
+                                           " (--idle-timeout-seconds)")
+                            : absl::StrCat("no request header within ", absl::FormatDuration(limit),
+                                           " of the call's start (--header-timeout-seconds)")});
+      return;
+    }
+    std::shared_ptr<State> state = state_;
+    stall_timer_.Arm(at, [state](bool fired) {
+      if (!fired) return;
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+    });
+  }
   void DoneLocked(grpc::Status s) {
     if (finished_) return;
     finished_ = true;
@@ -737,6 +820,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   std::unique_ptr<api::FileReceiver> receiver_;
   bool finished_ = false;
   bool running_ = false;
+  CallTimer stall_timer_;
+  absl::Time called_at_, last_read_;
 };
 
 }  // namespace

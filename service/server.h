@@ -52,6 +52,10 @@ class CoremlzServer {
   std::thread gauges_;
 };
 
+// HTTP/2 limits of ServerOptions (keepalive, connection idle/age, streams
+// per connection, handshake timeout) as channel arguments.
+void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder);
+
 // Registers health and reflection and builds a server on `address`
 // (port 0 picks one; the chosen port is stored in *port).
 absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(grpc::ServerBuilder* builder, const std::string& address,
