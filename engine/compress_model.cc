@@ -23,7 +23,7 @@ namespace {
 absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, format::OutputTarget output,
                                                   const CompressionConfig& config, const CompressOptions& options,
                                                   JobControl* control) {
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input));
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input, options.max_manifest_bytes));
   if (!pkg->model().has_mlprogram()) {
     return absl::InvalidArgumentError(absl::StrCat(pkg->layout().model_path,
                                                    ": the package's model is not an ML Program (no mlProgram field)"));

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/job_control.h"
+#include "format/package.h"
 #include "format/tensor.h"
 
 namespace coremlz::engine {
@@ -48,6 +50,9 @@ struct Inventory {
 struct InspectOptions {
   uint64_t min_elements = 10;  // smaller tensors are parameters, not weights
   bool statistics = true;      // sparsity and distinct values (reads every weight)
+  uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes;
+  // Progress per weight and cancellation between weights (optional).
+  JobControl* control = nullptr;
 };
 
 // `path`: an .mlpackage directory or an .mlmodel file.

@@ -6,6 +6,9 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+
+#include <sys/statvfs.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,6 +18,9 @@
 #include "api/transfer.h"
 #include "clients/render.h"
 #include "common/file_util.h"
+#include "common/status_macros.h"
+#include "engine/worker_pool.h"
+#include "format/package.h"
 #include "engine/inventory.h"
 #include "engine/target.h"
 #include "service/call_timer.h"
@@ -93,6 +99,89 @@ absl::StatusOr<std::shared_ptr<JobDir>> MakeJobDir(const ServerOptions& options)
   if (absl::Status s = MakeDirectories(JoinPath(job->path, "out")); !s.ok()) return s;
   return job;
 }
+
+// Room on the job directory's file system for an upload of `declared` bytes
+// and `output` more for what the job writes. Concurrent uploads are not
+// reserved against each other; this keeps one hostile header from filling
+// the disk, and a full disk stays a precise error rather than a failed write.
+absl::Status CheckDiskRoom(const std::string& job_dir, uint64_t declared, uint64_t output) {
+  struct statvfs st;
+  if (::statvfs(job_dir.c_str(), &st) != 0) return absl::OkStatus();  // unknown: the writes will tell
+  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  const uint64_t need = declared > UINT64_MAX - output ? UINT64_MAX : declared + output;
+  if (need <= free_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the upload needs about ", need >> 20, " MiB of disk (", declared >> 20, " MiB of files",
+      output > 0 ? absl::StrCat(" and ", output >> 20, " MiB for the output") : std::string(), ") but this server has ",
+      free_bytes >> 20, " MiB free for jobs; retry later or on another server"));
+}
+
+// The memory budget checked while an upload arrives, before the weights do:
+// a lone .mlmodel at the header (its size is all the estimate uses), a
+// package as soon as its model spec is in (its weight files' sizes come
+// from the header). Shared by Compress and Inspect.
+class UploadBudget {
+ public:
+  UploadBudget(CompressorService* service, const api::FileReceiver* receiver, std::string model_path, bool package)
+      : service_(service), receiver_(receiver), model_path_(std::move(model_path)), package_(package) {}
+
+  absl::Status AtHeader() {
+    if (package_) return absl::OkStatus();
+    auto size = receiver_->DeclaredSize(receiver_->files().front().path());
+    if (!size.ok()) return absl::OkStatus();
+    estimate_ = engine::EstimateModelFileMemory(*size);
+    return service_->pool()->CheckMemory(*estimate_);
+  }
+
+  // After each chunk; cheap until the manifest and the spec are complete.
+  absl::Status AfterChunk() {
+    if (!package_ || estimate_ || gave_up_) return absl::OkStatus();
+    const uint64_t max_manifest = service_->options().limits.max_manifest_bytes;
+    if (!layout_) {
+      if (!receiver_->IsComplete("Manifest.json")) return absl::OkStatus();
+      auto layout = format::PackageLayout::Read(model_path_, max_manifest);
+      // A bad manifest is reported with the full checks after the upload.
+      if (!layout.ok()) {
+        gave_up_ = true;
+        return absl::OkStatus();
+      }
+      layout_ = std::move(*layout);
+      // A spec too large to parse within the budget is refused before it
+      // arrives.
+      auto spec_size = receiver_->DeclaredSize(layout_->model_path);
+      if (!spec_size.ok()) {
+        gave_up_ = true;  // the manifest names a spec the upload lacks: reported after it
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(service_->pool()->CheckMemory(engine::MinimumSpecMemory(*spec_size)));
+    }
+    if (!receiver_->IsComplete(layout_->model_path)) return absl::OkStatus();
+    const api::FileReceiver* receiver = receiver_;
+    auto estimate = engine::EstimateUploadMemory(
+        model_path_, [receiver](const std::string& rel) { return receiver->DeclaredSize(rel); }, max_manifest);
+    if (!estimate.ok()) {
+      gave_up_ = true;  // a damaged spec: the full checks after the upload name it
+      return absl::OkStatus();
+    }
+    estimate_ = *estimate;
+    return service_->pool()->CheckMemory(*estimate_);
+  }
+
+  // The job's estimate once the upload is complete.
+  absl::StatusOr<uint64_t> Estimate() {
+    if (estimate_) return *estimate_;
+    return engine::EstimateJobMemory(model_path_, service_->options().limits.max_manifest_bytes);
+  }
+
+ private:
+  CompressorService* service_;
+  const api::FileReceiver* receiver_;
+  std::string model_path_;
+  bool package_;
+  std::optional<format::PackageLayout> layout_;
+  std::optional<uint64_t> estimate_;
+  bool gave_up_ = false;
+};
 
 class CompressReactor;
 
@@ -182,6 +271,10 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
+      if (absl::Status b = budget_->AfterChunk(); !b.ok()) {
+        FinishLocked(ToGrpc(b));
+        return;
+      }
       MaybeUploadProgressLocked();
       if (receiver_->bytes_received() == receiver_->bytes_declared()) {
         absl::Status done = receiver_->Finish();
@@ -282,7 +375,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
     if (!header_.report_only()) {
       std::string root;
-      auto files = api::DescribeModelFiles(output_path_, &root);
+      auto files = api::DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
       if (!files.ok()) {
         FinishLocked(ToGrpc(files.status()));
         return;
@@ -334,6 +427,14 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     auto model = receiver_->ModelPath();
     if (!model.ok()) return model.status();
     input_path_ = *model;
+    // The output is about the size of the input (never larger but for fp16
+    // of an fp16 model's rewrite); room for both is checked up front.
+    if (absl::Status s = CheckDiskRoom(job_dir_->path, receiver_->bytes_declared(), receiver_->bytes_declared()); !s.ok()) {
+      return s;
+    }
+    budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), input_path_, IsPackageUpload());
+    if (absl::Status s = budget_->AtHeader(); !s.ok()) return s;
+    options_.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
     const std::string name = std::filesystem::path(input_path_).filename().string();
     output_path_ = IsPackageUpload() ? JoinPath(job_dir_->path, "out/model.mlpackage") : JoinPath(job_dir_->path, "out/" + name);
     job_id_ = NewJobId();
@@ -375,7 +476,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     job.output_path = output_path_;
     job.config = config_;
     job.options = options_;
-    auto estimate = engine::EstimateJobMemory(input_path_);
+    auto estimate = budget_->Estimate();
     if (!estimate.ok()) {
       FinishLocked(ToGrpc(estimate.status()));
       return;
@@ -604,6 +705,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   Phase phase_ = Phase::kHeader;
   std::shared_ptr<JobDir> job_dir_;
   std::unique_ptr<api::FileReceiver> receiver_;
+  std::unique_ptr<UploadBudget> budget_;
   std::string input_path_, output_path_;
   uint64_t last_progress_bytes_ = 0;
 
@@ -643,12 +745,25 @@ void CallControl::OnProgress(const engine::Progress& p) {
   if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
 }
 
-// Inspect: the same upload, then the inventory.
+// Cancellation of an Inspect job: the call's cancel or its deadline.
+class DeadlineControl : public engine::JobControl {
+ public:
+  explicit DeadlineControl(absl::Time deadline) : deadline_(deadline) {}
+  bool Cancelled() const override { return engine::JobControl::Cancelled() || absl::Now() > deadline_; }
+
+ private:
+  absl::Time deadline_;
+};
+
+// Inspect: the same upload, then the inventory, computed as a job of the
+// worker pool: the same memory budget, queue, admission and cancellation as
+// Compress (decoding every weight of a model costs what compressing it does).
 class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> {
  public:
   InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
       : service_(service), response_(response), state_(std::make_shared<State>()) {
     state_->reactor = this;
+    deadline_ = DeadlineOf(context);
     if (const api::TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
@@ -683,7 +798,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         DoneLocked(ToGrpc(s));
         return;
       }
-      RunLocked();
+      SubmitLocked();
       return;
     }
     if (!receiver_) {
@@ -701,6 +816,12 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       receiver_ = std::make_unique<api::FileReceiver>(JoinPath(dir_->path, "in"), service_->options().limits);
       absl::Status s = receiver_->DeclareAll(header_.files());
       if (s.ok()) s = receiver_->ModelPath().status();
+      if (s.ok()) s = CheckDiskRoom(dir_->path, receiver_->bytes_declared(), 0);
+      if (s.ok()) {
+        const std::string model = *receiver_->ModelPath();
+        budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), model, model == receiver_->dir());
+        s = budget_->AtHeader();
+      }
       if (!s.ok()) {
         DoneLocked(ToGrpc(s));
         return;
@@ -712,6 +833,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         return;
       }
       absl::Status s = receiver_->Add(request_.chunk());
+      if (s.ok()) s = budget_->AfterChunk();
       if (!s.ok()) {
         DoneLocked(ToGrpc(s));
         return;
@@ -724,6 +846,10 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
 
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(state_->mu);
+    // As for Compress: the slot is free now; a job in flight stops at its
+    // next weight (or leaves the queue) and answers through its callback.
+    ReleaseAdmissionLocked();
+    if (control_) control_->Cancel();
     if (!running_) DoneLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
   }
 
@@ -732,8 +858,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
     }
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
+    ReleaseAdmissionLocked();
     delete this;
   }
 
@@ -743,28 +868,64 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     InspectReactor* reactor = nullptr;
   };
 
-  void RunLocked() {
-    running_ = true;
+  void SubmitLocked() {
+    auto estimate = budget_->Estimate();
+    if (!estimate.ok()) {
+      DoneLocked(ToGrpc(estimate.status()));
+      return;
+    }
     engine::InspectOptions options;
     if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
     options.statistics = !header_.skip_statistics();
-    std::string path = *receiver_->ModelPath();
+    options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
+    const std::string path = *receiver_->ModelPath();
+    auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
+    control_ = std::make_shared<DeadlineControl>(deadline_);
+    engine::CompressJob job;
+    job.input_path = path;
+    job.memory_estimate = *estimate;
+    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
+    job.deadline = deadline_;
+    job.control = control_;
+    job.task = [path, options, inventory](engine::JobControl* control) mutable -> absl::Status {
+      options.control = control;
+      *inventory = engine::InspectModel(path, options);
+      return inventory->status();
+    };
     std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = dir_;
-    service_->tasks()->Post([state, dir, path, options] {
-      absl::StatusOr<engine::Inventory> inv = engine::InspectModel(path, options);
+    std::shared_ptr<JobDir> dir = dir_;  // keeps the files while the job runs
+    const absl::Time deadline = deadline_;
+    job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
       std::lock_guard<std::mutex> lock(state->mu);
       if (state->reactor == nullptr) return;
       InspectReactor* r = state->reactor;
       r->running_ = false;
-      if (!inv.ok()) {
-        r->DoneLocked(ToGrpc(inv.status()));
+      r->service_->UpdateWorkerGauges();
+      if (!result.ok()) {
+        absl::Status s = result.status();
+        if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline) {
+          s = absl::DeadlineExceededError("the call's deadline passed during inspection");
+        }
+        r->DoneLocked(ToGrpc(s));
         return;
       }
-      inv->path = std::filesystem::path(path).filename().string();
-      *r->response_->mutable_inventory() = api::ToProto(*inv);
+      (*inventory)->path = std::filesystem::path(path).filename().string();
+      *r->response_->mutable_inventory() = api::ToProto(**inventory);
       r->DoneLocked(grpc::Status::OK);
-    });
+    };
+    running_ = true;
+    absl::Status s = service_->pool()->Submit(std::move(job));
+    if (!s.ok()) {
+      running_ = false;
+      DoneLocked(ToGrpc(s));
+      return;
+    }
+    service_->UpdateWorkerGauges();
+  }
+
+  void ReleaseAdmissionLocked() {
+    if (admitted_ && !released_) service_->Release();
+    released_ = true;
   }
 
   void Done(grpc::Status s) {
@@ -803,8 +964,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void DoneLocked(grpc::Status s) {
     if (finished_) return;
     finished_ = true;
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
+    ReleaseAdmissionLocked();
+    if (control_) control_->Cancel();
     s = ForCaller(s, dir_ ? dir_->path : "");
     Finish(s);
   }
@@ -812,12 +973,15 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   CompressorService* service_;
   v1::InspectResponse* response_;
   std::shared_ptr<State> state_;
+  absl::Time deadline_;
   bool admitted_ = false;
   bool released_ = false;
   v1::InspectRequest request_;
   v1::InspectHeader header_;
   std::shared_ptr<JobDir> dir_;
   std::unique_ptr<api::FileReceiver> receiver_;
+  std::unique_ptr<UploadBudget> budget_;
+  std::shared_ptr<DeadlineControl> control_;
   bool finished_ = false;
   bool running_ = false;
   CallTimer stall_timer_;

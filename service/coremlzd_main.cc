@@ -26,6 +26,7 @@ usage: coremlzd [options]
   --max-upload-mb N          largest upload (default 8192)
   --max-files N              most files in an upload (default 1000)
   --max-chunk-kb N           largest chunk (default 1024)
+  --max-manifest-kb N        largest Manifest.json of an uploaded package (default 1024)
   --max-calls N              Compress/Inspect calls in flight (default 64)
   --work-dir DIR             private job directories (default $TMPDIR)
   --tls-cert/--tls-key FILE  serve TLS

@@ -37,7 +37,7 @@ absl::Status SetSeconds(const cli::Args& args, const std::string& flag, absl::Du
 const std::set<std::string>& ServerValueFlags() {
   static const std::set<std::string> flags = {
       "address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
-      "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
+      "max-chunk-kb", "max-manifest-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca",
       "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms", "header-timeout-seconds",
       "idle-timeout-seconds", "keepalive-seconds", "connection-idle-seconds", "connection-age-seconds",
@@ -72,6 +72,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
   n = static_cast<int64_t>(o.limits.max_chunk_bytes >> 10);
   RETURN_IF_ERROR(SetInt(args, "max-chunk-kb", 1, &n));
   o.limits.max_chunk_bytes = static_cast<uint64_t>(n) << 10;
+  n = static_cast<int64_t>(o.limits.max_manifest_bytes >> 10);
+  RETURN_IF_ERROR(SetInt(args, "max-manifest-kb", 1, &n));
+  o.limits.max_manifest_bytes = static_cast<uint64_t>(n) << 10;
   n = o.max_concurrent_calls;
   RETURN_IF_ERROR(SetInt(args, "max-calls", 1, &n));
   o.max_concurrent_calls = static_cast<int>(n);
