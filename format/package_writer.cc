@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 
@@ -21,9 +22,10 @@ absl::StatusOr<PackageWriter> PackageWriter::Begin(const std::string& destinatio
   fs::path parent = fs::path(dest).parent_path();
   if (!parent.empty()) RETURN_IF_ERROR(MakeDirectories(parent.string()));
   std::string staging = absl::StrCat(dest, ".coremlz-staging-", ::getpid());
-  RETURN_IF_ERROR(RemoveAll(staging));
-  RETURN_IF_ERROR(MakeDirectories(staging));
-  return PackageWriter(dest, staging, overwrite);
+  PackageWriter writer(dest, staging, overwrite);
+  RETURN_IF_ERROR(writer.Hide(RemoveAll(staging)));
+  RETURN_IF_ERROR(writer.Hide(MakeDirectories(staging)));
+  return std::move(writer);
 }
 
 PackageWriter::PackageWriter(PackageWriter&& other) noexcept
@@ -38,24 +40,33 @@ PackageWriter::~PackageWriter() {
   if (!committed_ && !staging_.empty()) (void)RemoveAll(staging_);
 }
 
+absl::Status PackageWriter::Hide(const absl::Status& s) const {
+  if (s.ok() || staging_.empty()) return s;
+  return absl::Status(s.code(), absl::StrReplaceAll(s.message(), {{staging_, destination_}}));
+}
+
+std::string PackageWriter::DestinationPath(absl::string_view relative) const {
+  return JoinPath(destination_, relative);
+}
+
 absl::StatusOr<std::string> PackageWriter::StagingPath(absl::string_view relative) {
   RETURN_IF_ERROR(ValidateRelativePath(relative));
   std::string path = JoinPath(staging_, relative);
   fs::path parent = fs::path(path).parent_path();
-  RETURN_IF_ERROR(MakeDirectories(parent.string()));
+  RETURN_IF_ERROR(Hide(MakeDirectories(parent.string())));
   return path;
 }
 
 absl::Status PackageWriter::WriteFile(absl::string_view relative, absl::string_view bytes) {
   ASSIGN_OR_RETURN(std::string path, StagingPath(relative));
-  return WriteFileAtomically(path, bytes);
+  return Hide(WriteFileAtomically(path, bytes));
 }
 
 absl::Status PackageWriter::CopyFile(const std::string& source, absl::string_view relative) {
   ASSIGN_OR_RETURN(std::string path, StagingPath(relative));
   std::error_code ec;
   fs::copy_file(source, path, fs::copy_options::overwrite_existing, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot copy ", source, " to ", path, ": ", ec.message()));
+  if (ec) return ErrnoStatus(absl::StrCat("cannot copy ", source, " to"), DestinationPath(relative), ec.value());
   return absl::OkStatus();
 }
 
@@ -67,9 +78,7 @@ absl::Status PackageWriter::Commit() {
   }
   std::error_code ec;
   fs::rename(staging_, destination_, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot move ", staging_, " to ", destination_, ": ", ec.message()));
-  }
+  if (ec) return ErrnoStatus("cannot move the finished package to", destination_, ec.value());
   committed_ = true;
   return absl::OkStatus();
 }

@@ -1,6 +1,8 @@
 // Writing .mlpackage directories. Output is assembled in a sibling temporary
 // directory and renamed into place, so a failed write never leaves a
-// half-written package at the destination.
+// half-written package at the destination. Errors name files by their place
+// in the destination, never the staging directory (its name carries the
+// process id); a full disk or quota is RESOURCE_EXHAUSTED.
 #ifndef COREMLZ_FORMAT_PACKAGE_WRITER_H_
 #define COREMLZ_FORMAT_PACKAGE_WRITER_H_
 
@@ -29,6 +31,9 @@ class PackageWriter {
   // Absolute staging path for a package-relative path, for writers that
   // stream (e.g. a FileSink for weight.bin). Parents are created.
   absl::StatusOr<std::string> StagingPath(absl::string_view relative);
+  // Where a package-relative path will be once committed: how messages
+  // (e.g. a FileSink's display name) should name it.
+  std::string DestinationPath(absl::string_view relative) const;
 
   // Moves the staged package to the destination.
   absl::Status Commit();
@@ -36,6 +41,8 @@ class PackageWriter {
  private:
   PackageWriter(std::string destination, std::string staging, bool overwrite)
       : destination_(std::move(destination)), staging_(std::move(staging)), overwrite_(overwrite) {}
+  // `s` with the staging directory replaced by the destination in its message.
+  absl::Status Hide(const absl::Status& s) const;
   std::string destination_;
   std::string staging_;
   bool overwrite_ = false;
