@@ -258,6 +258,7 @@ TEST(KernelCancelTest, CancellingAHugeGroupedPalettizationReturnsPromptly) {
   const double seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
   EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
   EXPECT_LT(seconds, 3.0);
+  std::printf("the kernel returned %.3f s after the hook said stop\n", seconds);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -81,6 +82,8 @@ Outcome CompressAndStop(bool by_deadline, absl::Duration after) {
   Outcome o;
   o.status = job.get();
   o.seconds_after_stop = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  std::printf("%s: the job returned %.3f s after it was stopped\n", by_deadline ? "deadline" : "cancel",
+              o.seconds_after_stop);
   EXPECT_FALSE(PathExists(out.Join("out.mlpackage")));
   return o;
 }
