@@ -39,7 +39,7 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, form
     ASSIGN_OR_RETURN(std::string rel, pkg->layout().ResolveBlobFile(needs.file_name));
     rewritten.insert(rel);
     ASSIGN_OR_RETURN(std::string staging, writer.StagingPath(rel));
-    ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging));
+    ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging, writer.DestinationPath(rel)));
     RETURN_IF_ERROR(compressor->BeginWeightFile(needs.file_name, sink.get()));
     if (needs.exists && !PathExists(pkg->PathOf(rel))) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -106,7 +106,7 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, form
     bytes_before += size;
     bytes_after += size;
   }
-  if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+  if (control && control->Cancelled()) return control->StopStatus();
   RETURN_IF_ERROR(writer.Commit());
   CompressionReport report = std::move(compressor->report());
   for (std::string& warning : compressor->usage().Warnings(config, report)) report.warnings.push_back(std::move(warning));

@@ -1,7 +1,9 @@
 // Writing .mlpackage directories. Output is assembled in the staging
 // directory of an OutputTarget and swapped into place by it, so a failed
 // write never leaves a half-written package at the destination, nor replaces
-// anything but a model (see output_target.h).
+// anything but a model (see output_target.h). Errors name files by their
+// place in the destination, never the staging directory; a full disk or
+// quota is RESOURCE_EXHAUSTED.
 #ifndef COREMLZ_FORMAT_PACKAGE_WRITER_H_
 #define COREMLZ_FORMAT_PACKAGE_WRITER_H_
 
@@ -33,12 +35,17 @@ class PackageWriter {
   // Absolute staging path for a package-relative path, for writers that
   // stream (e.g. a FileSink for weight.bin). Parents are created.
   absl::StatusOr<std::string> StagingPath(absl::string_view relative);
+  // Where a package-relative path will be once committed: how messages
+  // (e.g. a FileSink's display name) should name it.
+  std::string DestinationPath(absl::string_view relative) const;
 
   // Moves the staged package to the destination.
   absl::Status Commit();
 
  private:
   PackageWriter(OutputTarget target, std::string staging) : target_(std::move(target)), staging_(std::move(staging)) {}
+  // `s` with the staging directory replaced by the destination in its message.
+  absl::Status Hide(const absl::Status& s) const;
   OutputTarget target_;
   std::string staging_;
 };
