@@ -12,6 +12,7 @@
 #include "clients/progress.h"
 #include "clients/remote.h"
 #include "clients/render.h"
+#include "common/byte_size.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
@@ -50,12 +51,15 @@ Options:
   --all                     list every weight in the table, also those left alone
   --force                   replace OUT if it exists
   --quiet                   no progress bar and no table
+  --max-size SIZE           a size ceiling for CI: exit 5 if the compressed model is larger
+                            (bytes, or 512K / 20M / 1.5G); the output is still written
   --server HOST:PORT        compress on a coremlzd server instead of in this process
   --deadline SECONDS        give up after this long (remote only; default 600)
   --token-file FILE         bearer token for the server
   --tls-ca FILE             trust this CA for the server (enables TLS)
   --tls-cert/--tls-key FILE client certificate for mTLS
   --report-only             ask the server for the report only (no artifact)
+  --no-cache                compute even if the server has the result cached (coremlzd --cache-dir)
   --validate DEVICE         also validate on a device of the server's runner pool: a model
                             identifier ("iPhone15,2"), part of a device name, or "any";
                             outputs are compared with the original's; exit code 5 if it fails
@@ -118,10 +122,10 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 
 int Compress(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv,
-                          Union({"output", "target", "report", "html", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                          Union({"output", "target", "report", "html", "max-size", "server", "deadline", "token-file", "tls-ca", "tls-cert",
                                  "tls-key", "validate", "validate-iterations"},
                                 ConfigValueFlags()),
-                          Union({"force", "quiet", "all", "help", "report-only"}, ConfigBoolFlags()));
+                          Union({"force", "quiet", "all", "help", "report-only", "no-cache"}, ConfigBoolFlags()));
   if (!args.ok()) {
     PrintError(args.status());
     return kExitUsage;
@@ -176,6 +180,15 @@ int Compress(const std::vector<std::string>& argv) {
       }
     }
   }
+  std::optional<uint64_t> max_size;
+  if (auto v = args->Value("max-size")) {
+    auto parsed = ParseByteSize(*v);
+    if (!parsed.ok()) {
+      PrintError(absl::InvalidArgumentError(absl::StrCat("--max-size: ", parsed.status().message())));
+      return kExitUsage;
+    }
+    max_size = *parsed;
+  }
   const bool quiet = args->Bool("quiet");
   ProgressBar::InstallInterruptHandler();
   ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());
@@ -212,6 +225,12 @@ int Compress(const std::vector<std::string>& argv) {
   } else {
     // No table (which lists them): warnings still reach a person, on stderr.
     for (const std::string& warning : report->warnings) std::fprintf(stderr, "coremlz: warning: %s\n", warning.c_str());
+  }
+  if (max_size && report->model_bytes_after > *max_size) {
+    std::fprintf(stderr, "coremlz: the compressed model is %s (%llu bytes), over --max-size %s (%llu bytes)\n",
+                 HumanBytes(report->model_bytes_after).c_str(), static_cast<unsigned long long>(report->model_bytes_after),
+                 HumanBytes(*max_size).c_str(), static_cast<unsigned long long>(*max_size));
+    return kExitValidation;
   }
   return report->validation_failed ? kExitValidation : kExitOk;
 }

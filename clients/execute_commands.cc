@@ -43,6 +43,7 @@ what the program's ops define, to measure and compare, not to time devices.
 )";
 
 constexpr char kCompareHelp[] = R"(coremlz compare ORIGINAL COMPRESSED [--samples N] [--seed S] [--function F] [--json]
+                [--min-psnr DB]
 
 Runs both models with the reference CPU executor on the same N synthetic
 inputs (default 4) and reports, per output, how far the compressed model's
@@ -51,6 +52,8 @@ cosine similarity, max abs error; for class scores (a last axis of 2 or more
 on a rank-1 or rank-2 output) also top-1 agreement, top-5 overlap and the KL
 divergence of the softmax. PSNR and cosine are the worst over the samples,
 SNR the mean, max abs error the largest.
+
+  --min-psnr DB   a quality floor for CI: exit 5 if any output's PSNR is below it
 )";
 
 void PrintError(const absl::Status& s) { std::fprintf(stderr, "coremlz: %s\n", std::string(s.message()).c_str()); }
@@ -240,7 +243,7 @@ struct OutputAccumulator {
 std::string Db(double v) { return std::isinf(v) ? "exact" : absl::StrFormat("%.1f", v); }
 
 int Compare(const std::vector<std::string>& argv) {
-  auto args = Args::Parse(argv, {"samples", "seed", "function"}, {"json", "help"});
+  auto args = Args::Parse(argv, {"samples", "seed", "function", "min-psnr"}, {"json", "help"});
   if (!args.ok()) {
     PrintError(args.status());
     return kExitUsage;
@@ -257,6 +260,11 @@ int Compare(const std::vector<std::string>& argv) {
   auto seed = args->Int("seed");
   if (!samples.ok() || !seed.ok() || samples->value_or(4) < 1 || samples->value_or(4) > 10000) {
     PrintError(absl::InvalidArgumentError("--samples takes 1..10000 and --seed an integer"));
+    return kExitUsage;
+  }
+  auto floor = args->Double("min-psnr");
+  if (!floor.ok()) {
+    PrintError(floor.status());
     return kExitUsage;
   }
   const std::string function = args->Value("function").value_or("");
@@ -319,6 +327,18 @@ int Compare(const std::vector<std::string>& argv) {
       }
     }
   }
+  // Outputs under the quality floor, if one was set.
+  std::vector<std::string> below;
+  if (*floor) {
+    for (const auto& [name, a] : acc) {
+      if (a.worst_psnr < **floor) below.push_back(absl::StrFormat("%s (%.1f dB)", name, a.worst_psnr));
+    }
+  }
+  auto report_floor = [&]() {
+    if (below.empty()) return kExitOk;
+    std::fprintf(stderr, "coremlz: below --min-psnr %.1f dB: %s\n", **floor, absl::StrJoin(below, ", ").c_str());
+    return kExitValidation;
+  };
   auto snr_mean = [](const OutputAccumulator& a) {
     return a.snr_exact == a.samples ? std::numeric_limits<double>::infinity()
                                     : a.snr_sum / std::max(1, a.samples - a.snr_exact);
@@ -348,9 +368,10 @@ int Compare(const std::vector<std::string>& argv) {
       w.EndObject();
     }
     w.EndArray();
+    if (*floor) w.Key("min_psnr_db").Double(**floor).Key("passed").Bool(below.empty());
     w.EndObject();
     std::printf("%s\n", w.str().c_str());
-    return kExitOk;
+    return report_floor();
   }
   std::printf("%s vs %s: %d synthetic samples (seed %lld), reference CPU executor (float32; not Core ML)\n",
               args->positional()[0].c_str(), args->positional()[1].c_str(), n,
@@ -363,7 +384,7 @@ int Compare(const std::vector<std::string>& argv) {
     if (a.classes) std::printf(" %6.1f%% %6.1f%% %9.3g", 100 * a.top1, 100 * a.top5, a.kl);
     std::printf("\n");
   }
-  return kExitOk;
+  return report_floor();
 }
 
 }  // namespace

@@ -117,6 +117,7 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   if (options.target) header->set_target(engine::TargetName(*options.target));
   for (const auto& f : files) *header->add_files() = f;
   header->set_report_only(report_only);
+  header->set_no_cache(args.Bool("no-cache"));
   if (auto device = args.Value("validate")) {
     v1::ValidationRequest* v = header->mutable_validation();
     v->set_enabled(true);

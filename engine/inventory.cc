@@ -1,5 +1,6 @@
 #include "engine/inventory.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -107,6 +108,19 @@ absl::Status InspectPackage(const std::string& path, const InspectOptions& optio
   }
   // Blob-backed consts read by many const ops: each blob's values once.
   std::map<std::pair<std::string, uint64_t>, InventoryEntry> blob_stats;
+  // The functions of a multifunction package share one weight file: a weight
+  // whose op reads exactly the blobs another function's op of the same type
+  // and name reads is one weight, listed (and counted) once with both
+  // functions.
+  std::map<std::string, size_t> shared_entry;  // storage identity -> index in inv->weights
+  auto storage_identity = [](const format::ProgramWeight& w) -> std::string {
+    std::string key = absl::StrCat(w.op_type, "|", w.name);
+    for (const format::HeldTensor& t : w.tensors) {
+      if (!t.in_blob) return "";  // immediate values have no identity to share
+      absl::StrAppend(&key, "|", t.input, "@", t.blob.file_name, ":", t.blob.offset);
+    }
+    return w.tensors.empty() ? "" : key;
+  };
   engine::Progress progress;
   progress.weights_total = static_cast<int>(weights.size());
   for (const format::ProgramWeight& w : weights) {
@@ -118,6 +132,19 @@ absl::Status InspectPackage(const std::string& path, const InspectOptions& optio
     }
     const uint64_t count = format::ElementCount(w.shape).value_or(0);
     if (count < options.min_elements) continue;
+    const std::string identity = storage_identity(w);
+    if (!identity.empty()) {
+      auto seen = shared_entry.find(identity);
+      if (seen != shared_entry.end()) {
+        InventoryEntry& first = inv->weights[seen->second];
+        absl::StrAppend(&first.function, ",", w.function);
+        for (const std::string& c : w.consumers) {
+          if (std::find(first.consumers.begin(), first.consumers.end(), c) == first.consumers.end()) first.consumers.push_back(c);
+        }
+        continue;
+      }
+      shared_entry[identity] = inv->weights.size();
+    }
     InventoryEntry e;
     e.name = w.name;
     e.function = w.function;

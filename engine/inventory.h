@@ -16,7 +16,9 @@ namespace coremlz::engine {
 
 struct InventoryEntry {
   std::string name;
-  std::string function;  // ML Program function ("" for NeuralNetwork layers)
+  // ML Program function(s), comma-separated when the functions of a
+  // multifunction package share the weight ("" for NeuralNetwork layers).
+  std::string function;
   std::string op_type;   // "const", "constexpr_lut_to_dense", or the NN storage ("fp32", "lut", ...)
   std::vector<std::string> consumers;
   format::Shape shape;   // of the dense weight

@@ -328,6 +328,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
       CloseArtifactLocked();
+      ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
     }
     ReleaseAdmissionLocked();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -357,6 +358,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     service_->UpdateWorkerGauges();
     if (finished_) return;
     if (!report.ok()) {
+      ReleaseCacheLocked();
       absl::Status s = report.status();
       if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
         s = absl::Now() > deadline_ ? absl::DeadlineExceededError("the call's deadline passed during compression")
@@ -367,6 +369,49 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     report_ = std::move(*report);
+    StoreInCacheLocked();
+    ResultReadyLocked();
+  }
+
+  // A verified hit: the artifact is placed in this job's output directory and
+  // streamed exactly as a computed one would be.
+  bool ServeFromCacheLocked() {
+    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(job_dir_->path, "out"));
+    if (!hit.ok()) return false;
+    if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
+    std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
+    report_ = api::ReportFrom(rows, hit->report.summary());
+    served_from_cache_ = true;
+    ResultReadyLocked();
+    return true;
+  }
+
+  // Stores the leader's result off this thread (it hashes the artifact), then
+  // wakes identical calls waiting for it. The job directory is kept alive
+  // until the copy is done.
+  void StoreInCacheLocked() {
+    if (!cache_leader_) return;
+    cache_leader_ = false;
+    v1::Report proto;
+    for (const engine::WeightReport& w : report_.weights) *proto.add_weights() = api::ToProto(w);
+    *proto.mutable_summary() = api::SummaryOf(report_);
+    ResultCache* cache = service_->cache();
+    std::shared_ptr<JobDir> dir = job_dir_;
+    service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
+                             proto = std::move(proto)] {
+      absl::Status s = cache->Store(key, artifact, proto);
+      if (!s.ok()) std::fprintf(stderr, "coremlzd: result not cached: %s\n", std::string(s.message()).c_str());
+      cache->Release(key);
+    });
+  }
+
+  void ReleaseCacheLocked() {
+    if (!cache_leader_) return;
+    cache_leader_ = false;
+    service_->cache()->Release(cache_key_);
+  }
+
+  void ResultReadyLocked() {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
       *r.mutable_weight() = api::ToProto(w);
@@ -419,6 +464,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (header.validation().enabled() && service_->validator() == nullptr) {
       return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
     }
+    if (ResultCache* cache = service_->cache()) {
+      // Device results are measurements, not a function of the bytes: a
+      // call that validates is never served from the cache.
+      if (header.validation().enabled()) {
+        // computed as usual
+      } else if (header.no_cache()) {
+        cache->CountBypass();
+        cache_store_only_ = true;
+        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+      } else {
+        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+      }
+    }
     auto dir = MakeJobDir(service_->options());
     if (!dir.ok()) return dir.status();
     job_dir_ = *dir;
@@ -468,8 +526,34 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     PumpLocked();
   }
 
+  // Upload complete: answer from the cache when it holds this result; else
+  // lead the computation (or wait for an identical call already leading).
   void SubmitLocked() {
     phase_ = Phase::kDone;
+    ResultCache* cache = service_->cache();
+    if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
+      if (!cache_store_only_ && ServeFromCacheLocked()) return;
+      std::shared_ptr<CallState> state = state_;
+      TaskRunner* tasks = service_->tasks();
+      const bool leads = cache->Lead(cache_key_, [state, tasks] {
+        // The identical call finished: look again (off the releasing thread).
+        tasks->Post([state] {
+          std::lock_guard<std::mutex> lock(state->mu);
+          if (state->reactor != nullptr) state->reactor->SubmitLocked();
+        });
+      });
+      if (!leads) {
+        if (finished_) return;
+        v1::CompressResponse r;
+        r.mutable_progress()->set_phase(v1::Progress::QUEUED);
+        r.mutable_progress()->set_current("waiting for an identical call in flight");
+        outbox_.push_back(std::move(r));
+        PumpLocked();
+        return;
+      }
+      cache_leader_ = true;
+    }
+    if (finished_) return;
     control_ = std::make_shared<CallControl>(state_, deadline_);
     engine::CompressJob job;
     job.input_path = input_path_;
@@ -673,6 +757,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void FinishLocked(grpc::Status status) {
     if (finished_) return;
     finished_ = true;
+    ReleaseCacheLocked();
     // The call stops counting against max_concurrent_calls now, not at
     // OnDone: the client sees the status first and may start its next call.
     ReleaseAdmissionLocked();
@@ -712,6 +797,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::shared_ptr<CallControl> control_;
   bool job_running_ = false;
   bool job_submitted_ = false;
+  // Result cache: this call's key ("" when not cached), whether it leads the
+  // computation of that key, and whether it only refreshes the entry.
+  std::string cache_key_;
+  bool cache_leader_ = false;
+  bool cache_store_only_ = false;
+  bool served_from_cache_ = false;
   engine::CompressionReport report_;
 
   std::deque<v1::CompressResponse> outbox_;

@@ -29,6 +29,10 @@ usage: coremlzd [options]
   --max-manifest-kb N        largest Manifest.json of an uploaded package (default 1024)
   --max-calls N              Compress/Inspect calls in flight (default 64)
   --work-dir DIR             private job directories (default $TMPDIR)
+  --cache-dir DIR            cache results by content: an identical call (same files, normalised
+                             config, target, report-only, coremlz version) is answered from disk,
+                             re-verified by SHA-256; identical calls in flight compress once
+  --cache-max-bytes SIZE     bound of the cache, least recently used evicted (default 10G)
   --tls-cert/--tls-key FILE  serve TLS
   --tls-client-ca FILE       require client certificates (mTLS)
   --token-file FILE          require "authorization: Bearer <token>" (one token per line) on the

@@ -127,6 +127,16 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(const ResultCache
   }
   std::unique_ptr<ResultCache> cache(new ResultCache(options));
   if (metrics) cache->RegisterMetrics(metrics);
+  {
+    std::error_code ec;
+    const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+    const uint64_t size = ec ? 0 : fs::file_size(self, ec);
+    absl::StatusOr<std::string> digest = ec ? absl::StatusOr<std::string>(absl::NotFoundError("")) : FileDigest(self, size);
+    // Without a readable executable every start is its own build: safe, and
+    // the cache simply never hits across restarts.
+    cache->build_id_ = absl::StrCat(COREMLZ_VERSION_STRING, "+",
+                                    digest.ok() ? *digest : absl::StrCat("pid", ::getpid(), "-", RandomSuffix()));
+  }
   // Index what an earlier process left: entries by their age (oldest first),
   // temporary directories of writes that never finished removed.
   std::vector<std::pair<fs::file_time_type, std::string>> found;

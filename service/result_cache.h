@@ -82,6 +82,11 @@ class ResultCache {
   bool Lead(const std::string& key, std::function<void()> on_done);
   void Release(const std::string& key);
 
+  // Identifies the build whose results are cached: the version plus a digest
+  // of this executable, so a rebuilt server never serves an older build's
+  // output as its own.
+  const std::string& build_id() const { return build_id_; }
+
   uint64_t bytes() const;
   size_t entries() const;
   void CountBypass();
@@ -99,6 +104,7 @@ class ResultCache {
     uint64_t last_used = 0;  // a logical clock; larger is more recent
   };
   ResultCacheOptions options_;
+  std::string build_id_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;

@@ -84,6 +84,10 @@ absl::StatusOr<std::unique_ptr<CoremlzServer>> CoremlzServer::Start(const Server
   s->validator_ = std::move(validator);
   if (s->validator_) s->validator_->SetMetrics(s->metrics_.get());
   s->service_ = std::make_unique<CompressorService>(options, s->pool_.get(), s->metrics_.get(), auth, s->validator_.get());
+  if (!options.cache_dir.empty()) {
+    ASSIGN_OR_RETURN(s->cache_, ResultCache::Open({options.cache_dir, options.cache_max_bytes}, s->metrics_->registry().get()));
+    s->service_->SetCache(s->cache_.get());
+  }
 
   grpc::ServerBuilder builder;
   builder.RegisterService(s->service_.get());

@@ -44,6 +44,7 @@ class CoremlzServer {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<engine::WorkerPool> pool_;
   std::shared_ptr<Validator> validator_;
+  std::unique_ptr<ResultCache> cache_;
   std::unique_ptr<CompressorService> service_;
   std::unique_ptr<WorkerService> worker_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_size.h"
 #include "common/status_macros.h"
 #include "service/descriptor_guard.h"
 #include "service/job_dirs.h"
@@ -41,7 +46,7 @@ const std::set<std::string>& ServerValueFlags() {
       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca",
       "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms", "header-timeout-seconds",
       "idle-timeout-seconds", "keepalive-seconds", "connection-idle-seconds", "connection-age-seconds",
-      "max-streams-per-connection"};
+      "max-streams-per-connection", "cache-dir", "cache-max-bytes"};
   return flags;
 }
 
@@ -97,6 +102,13 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
   n = o.max_streams_per_connection;
   RETURN_IF_ERROR(SetInt(args, "max-streams-per-connection", 1, &n));
   o.max_streams_per_connection = static_cast<int>(std::min<int64_t>(n, 1 << 20));
+  if (auto v = args.Value("cache-dir")) o.cache_dir = *v;
+  if (auto v = args.Value("cache-max-bytes")) {
+    auto size = ParseByteSize(*v);
+    if (!size.ok()) return absl::InvalidArgumentError(absl::StrCat("--cache-max-bytes: ", size.status().message()));
+    o.cache_max_bytes = *size;
+    if (o.cache_dir.empty()) return absl::InvalidArgumentError("--cache-max-bytes needs --cache-dir");
+  }
   return o;
 }
 

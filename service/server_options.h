@@ -49,6 +49,9 @@ struct ServerOptions {
   int max_streams_per_connection = 32;
   // Also serve the internal Worker service (coremlz-worker).
   bool worker_api = false;
+  // Result cache (service/result_cache.h): off when cache_dir is empty.
+  std::string cache_dir;
+  uint64_t cache_max_bytes = uint64_t{10} << 30;
 };
 
 }  // namespace coremlz::service

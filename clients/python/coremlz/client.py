@@ -99,7 +99,7 @@ class Client:
     def compress(self, model: str, output: Optional[str] = None, *, config: ConfigLike = None,
                  target: Optional[str] = None, force: bool = False, report_only: bool = False,
                  validate: Optional[str] = None, validate_iterations: Optional[int] = None,
-                 progress: Optional[ProgressCallback] = None, **techniques) -> CompressResult:
+                 progress: Optional[ProgressCallback] = None, cache: bool = True, **techniques) -> CompressResult:
         """Compresses ``model`` (an .mlpackage directory or .mlmodel file) on the
         server and writes the result to ``output``.
 
@@ -114,6 +114,8 @@ class Client:
         ``output`` must not exist unless ``force`` (which replaces only a Core
         ML model); it is checked before anything is uploaded and written only
         when every file arrived with the right size and SHA-256.
+
+        ``cache=False`` makes a server with a result cache compute anyway.
         """
         text = config_text(config, **techniques)
         if not report_only and not output:
@@ -121,7 +123,8 @@ class Client:
         out = None if report_only else _files.check_output(model, output, force)
         root, files = _files.describe_model(model)
 
-        header = compressor_pb2.CompressHeader(config_yaml=text, report_only=report_only, target=target or "")
+        header = compressor_pb2.CompressHeader(config_yaml=text, report_only=report_only, target=target or "",
+                                               no_cache=not cache)
         for rel, size, sha in files:
             header.files.add(path=rel, size=size, sha256=sha)
         if validate:
