@@ -80,7 +80,10 @@ std::shared_ptr<TokenAuth> TokenAuth::FromTokens(std::vector<std::string> tokens
 }
 
 grpc::Status TokenAuth::Check(const grpc::ServerContextBase& context) const {
-  const auto& md = context.client_metadata();
+  return CheckMetadata(context.client_metadata());
+}
+
+grpc::Status TokenAuth::CheckMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md) const {
   auto it = md.find("authorization");
   if (it == md.end()) return {grpc::StatusCode::UNAUTHENTICATED, "missing \"authorization: Bearer <token>\" metadata"};
   absl::string_view value(it->second.data(), it->second.size());

@@ -2,6 +2,7 @@
 #ifndef COREMLZ_API_CREDENTIALS_H_
 #define COREMLZ_API_CREDENTIALS_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ class TokenAuth {
   static std::shared_ptr<TokenAuth> FromTokens(std::vector<std::string> tokens);
   // UNAUTHENTICATED unless the call carries "authorization: Bearer <token>".
   grpc::Status Check(const grpc::ServerContextBase& context) const;
+  // The same check on a call's initial metadata (for interceptors).
+  grpc::Status CheckMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
 
  private:
   std::vector<std::string> tokens_;

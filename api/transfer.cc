@@ -49,11 +49,12 @@ int Rank(const std::string& rel, const std::string& model_path) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<v1::FileInfo>> DescribeModelFiles(const std::string& path, std::string* root) {
+absl::StatusOr<std::vector<v1::FileInfo>> DescribeModelFiles(const std::string& path, std::string* root,
+                                                             uint64_t max_manifest_bytes) {
   std::vector<v1::FileInfo> out;
   if (IsDirectory(path)) {
     *root = path;
-    ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path));
+    ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path, max_manifest_bytes));
     std::vector<std::string> files = pkg->files();
     const std::string model = pkg->layout().model_path;
     std::stable_sort(files.begin(), files.end(),
@@ -131,6 +132,11 @@ absl::Status FileReceiver::Declare(const v1::FileInfo& file) {
   if (file.sha256().size() != 64 ||
       !std::all_of(file.sha256().begin(), file.sha256().end(), [](char c) { return absl::ascii_isxdigit(c) && !absl::ascii_isupper(c); })) {
     return absl::InvalidArgumentError(absl::StrCat("file \"", path, "\": sha256 must be 64 lowercase hex digits"));
+  }
+  // Checked from the header, before any byte: the manifest is read whole.
+  if (path == "Manifest.json" && file.size() > limits_.max_manifest_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("Manifest.json is ", file.size(), " bytes, over the limit of ",
+                                                     limits_.max_manifest_bytes, " bytes (--max-manifest-kb)"));
   }
   if (file.size() > limits_.max_total_bytes || declared_total_ + file.size() > limits_.max_total_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat("the upload exceeds the limit of ", limits_.max_total_bytes,
@@ -225,6 +231,20 @@ absl::Status FileReceiver::Finish() {
                                             current_bytes_, " of ", files_[current_].size(), " bytes"));
   }
   return absl::OkStatus();
+}
+
+bool FileReceiver::IsComplete(const std::string& path) const {
+  for (size_t i = 0; i < current_ && i < files_.size(); ++i) {
+    if (files_[i].path() == path) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<uint64_t> FileReceiver::DeclaredSize(const std::string& path) const {
+  for (const v1::FileInfo& f : files_) {
+    if (f.path() == path) return f.size();
+  }
+  return absl::NotFoundError(absl::StrCat("\"", path, "\" is not part of the upload"));
 }
 
 absl::StatusOr<std::string> FileReceiver::ModelPath() const {

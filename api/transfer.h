@@ -24,7 +24,10 @@ inline constexpr uint64_t kMaxChunkBytes = 1 << 20;
 // weight files, the rest), with sizes and digests. `path` is an .mlpackage
 // directory (paths relative to it) or an .mlmodel file (its base name).
 // `root` receives the directory the paths are relative to.
-absl::StatusOr<std::vector<v1::FileInfo>> DescribeModelFiles(const std::string& path, std::string* root);
+// A client describing its own files leaves the manifest limit to the
+// server (generous default); the server passes its --max-manifest-kb.
+absl::StatusOr<std::vector<v1::FileInfo>> DescribeModelFiles(const std::string& path, std::string* root,
+                                                             uint64_t max_manifest_bytes = uint64_t{1} << 30);
 
 // Reads the files from `root` and hands out chunks of at most `chunk_bytes`.
 // `send` returns false when the stream is gone; that ends the transfer with
@@ -35,6 +38,9 @@ absl::Status SendFiles(const std::string& root, const std::vector<v1::FileInfo>&
 
 struct TransferLimits {
   uint64_t max_total_bytes = uint64_t{8} << 30;
+  // Manifest.json (coremlzd --max-manifest-kb); the same default as the
+  // package reader's.
+  uint64_t max_manifest_bytes = uint64_t{1} << 20;
   uint32_t max_files = 1000;
   uint64_t max_chunk_bytes = kMaxChunkBytes;
 };
@@ -66,6 +72,10 @@ class FileReceiver {
   uint64_t bytes_received() const { return received_total_; }
   uint64_t bytes_declared() const { return declared_total_; }
   const std::vector<v1::FileInfo>& files() const { return files_; }
+  // Whether the file `path` has arrived whole (digest checked).
+  bool IsComplete(const std::string& path) const;
+  // The declared size of `path`; NOT_FOUND if it was not declared.
+  absl::StatusOr<uint64_t> DeclaredSize(const std::string& path) const;
   const std::string& dir() const { return dir_; }
   // The model inside the upload: the directory itself for a package (it has
   // Manifest.json), else the single .mlmodel file. Valid once all is declared.

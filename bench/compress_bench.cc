@@ -3,7 +3,8 @@
 // construction, bit packing). Shapes: a 4096x4096 linear weight and a
 // 1024x1024x3x3 conv weight. Bytes/s count the fp16 input; with Threads(2)
 // two weights are compressed at once (the worker pool's parallelism) and the
-// reported rate is the sum.
+// reported rate is the sum. Kernels poll a job control for cancellation as
+// they do in a job.
 //
 //   build/bench/compress_bench --benchmark_filter=int8 --benchmark_min_time=1
 //
@@ -16,7 +17,9 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "absl/time/clock.h"
 #include "engine/config_parse.h"
+#include "engine/job_control.h"
 #include "engine/weight_compressor.h"
 #include "format/fp16.h"
 #include "format/tensor.h"
@@ -91,9 +94,14 @@ void BM_CompressWeight(benchmark::State& state, const Technique& technique, cons
   uint64_t count = 1;
   for (int64_t d : shape.dims) count *= static_cast<uint64_t>(d);
   const std::string& fp16 = Fp16Weights(count);
+  // Polled as a job's weights are: a control with a deadline, so every poll
+  // reads the clock as the service's does.
+  JobControl control;
+  control.SetDeadline(absl::Now() + absl::Hours(24));
   for (auto _ : state) {
     auto values = format::ToFloats({format::ElementType::kFloat16, shape.dims, fp16});
-    auto result = CompressWeight(task, std::move(*values), technique.target);
+    compress::CancelCheck cancel = control.KernelCheck();
+    auto result = CompressWeight(task, std::move(*values), technique.target, &cancel);
     if (!result.ok()) {
       state.SkipWithError(std::string(result.status().message()).c_str());
       return;

@@ -1,18 +1,23 @@
 #include "clients/commands.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "clients/arg_parser.h"
 #include "clients/config_flags.h"
+#include "clients/execute_commands.h"
 #include "clients/exit_codes.h"
+#include "clients/html_report.h"
 #include "clients/progress.h"
 #include "clients/remote.h"
 #include "clients/render.h"
+#include "common/byte_size.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
 #include "engine/inventory.h"
+#include "format/output_target.h"
 
 namespace coremlz::cli {
 namespace {
@@ -42,15 +47,19 @@ Options:
   -o, --output OUT          output .mlpackage directory or .mlmodel file (required)
   --target T                deployment target to check against (ios16, ios17, ios18, ios26)
   --report FILE             write the JSON report here ("-" for stdout)
+  --html FILE               write the report as a self-contained HTML page (bars, warnings, config)
   --all                     list every weight in the table, also those left alone
   --force                   replace OUT if it exists
   --quiet                   no progress bar and no table
+  --max-size SIZE           a size ceiling for CI: exit 5 if the compressed model is larger
+                            (bytes, or 512K / 20M / 1.5G); the output is still written
   --server HOST:PORT        compress on a coremlzd server instead of in this process
   --deadline SECONDS        give up after this long (remote only; default 600)
   --token-file FILE         bearer token for the server
   --tls-ca FILE             trust this CA for the server (enables TLS)
   --tls-cert/--tls-key FILE client certificate for mTLS
   --report-only             ask the server for the report only (no artifact)
+  --no-cache                compute even if the server has the result cached (coremlzd --cache-dir)
   --validate DEVICE         also validate on a device of the server's runner pool: a model
                             identifier ("iPhone15,2"), part of a device name, or "any";
                             outputs are compared with the original's; exit code 5 if it fails
@@ -113,10 +122,10 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
 
 int Compress(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv,
-                          Union({"output", "target", "report", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                          Union({"output", "target", "report", "html", "max-size", "server", "deadline", "token-file", "tls-ca", "tls-cert",
                                  "tls-key", "validate", "validate-iterations"},
                                 ConfigValueFlags()),
-                          Union({"force", "quiet", "all", "help", "report-only"}, ConfigBoolFlags()));
+                          Union({"force", "quiet", "all", "help", "report-only", "no-cache"}, ConfigBoolFlags()));
   if (!args.ok()) {
     PrintError(args.status());
     return kExitUsage;
@@ -144,20 +153,50 @@ int Compress(const std::vector<std::string>& argv) {
     }
     options.target = *target;
   }
+  if (!args->Has("server") && (args->Has("validate") || args->Bool("report-only"))) {
+    std::fprintf(stderr, "coremlz compress: --validate and --report-only need --server\n");
+    return kExitUsage;
+  }
+  // Every path this command will write is checked before any work, and
+  // before anything is sent to a server: the same checks, and the same
+  // messages, embedded and remote.
+  const std::string& input = args->positional()[0];
+  std::optional<format::OutputTarget> output;
+  if (!args->Bool("report-only")) {
+    absl::StatusOr<format::OutputTarget> target =
+        format::OutputTarget::Check(*args->Value("output"), input, args->Bool("force"));
+    if (!target.ok()) {
+      PrintError(target.status());
+      return ExitCodeFor(target.status());
+    }
+    output.emplace(*std::move(target));
+  }
+  const std::string output_path = output ? output->path() : "";
+  for (const char* side : {"report", "html"}) {
+    if (auto path = args->Value(side); path && *path != "-") {
+      if (absl::Status s = format::CheckSideFile(*path, input, output_path); !s.ok()) {
+        PrintError(s);
+        return ExitCodeFor(s);
+      }
+    }
+  }
+  std::optional<uint64_t> max_size;
+  if (auto v = args->Value("max-size")) {
+    auto parsed = ParseByteSize(*v);
+    if (!parsed.ok()) {
+      PrintError(absl::InvalidArgumentError(absl::StrCat("--max-size: ", parsed.status().message())));
+      return kExitUsage;
+    }
+    max_size = *parsed;
+  }
   const bool quiet = args->Bool("quiet");
   ProgressBar::InstallInterruptHandler();
   ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());
   absl::StatusOr<engine::CompressionReport> report;
   if (args->Has("server")) {
-    report = RemoteCompress(*args, args->positional()[0], args->Value("output").value_or(""), *config, options, &progress);
+    report = RemoteCompress(*args, input, output ? &*output : nullptr, *config, options, &progress);
   } else {
-    if (args->Has("validate") || args->Bool("report-only")) {
-      std::fprintf(stderr, "coremlz compress: --validate and --report-only need --server\n");
-      return kExitUsage;
-    }
-    engine::WriteOptions write;
-    write.overwrite = args->Bool("force");
-    report = engine::CompressModelPath(args->positional()[0], *args->Value("output"), *config, options, write, &progress);
+    report = engine::CompressModelPath(input, *std::move(output), *config, options, &progress);
   }
   progress.Done();
   if (!report.ok()) {
@@ -173,12 +212,25 @@ int Compress(const std::vector<std::string>& argv) {
       return kExitInput;
     }
   }
+  if (auto path = args->Value("html")) {
+    HtmlReportContext context{input, output_path, engine::CompressionConfigToYaml(*config)};
+    if (absl::Status s = WriteFileAtomically(*path, RenderReportHtml(*report, context)); !s.ok()) {
+      PrintError(s);
+      return kExitInput;
+    }
+  }
   if (!quiet && args->Value("report").value_or("") != "-") {
     std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
-    if (args->Has("output")) std::printf("wrote %s\n", args->Value("output")->c_str());
+    if (!output_path.empty()) std::printf("wrote %s\n", output_path.c_str());
   } else {
     // No table (which lists them): warnings still reach a person, on stderr.
     for (const std::string& warning : report->warnings) std::fprintf(stderr, "coremlz: warning: %s\n", warning.c_str());
+  }
+  if (max_size && report->model_bytes_after > *max_size) {
+    std::fprintf(stderr, "coremlz: the compressed model is %s (%llu bytes), over --max-size %s (%llu bytes)\n",
+                 HumanBytes(report->model_bytes_after).c_str(), static_cast<unsigned long long>(report->model_bytes_after),
+                 HumanBytes(*max_size).c_str(), static_cast<unsigned long long>(*max_size));
+    return kExitValidation;
   }
   return report->validation_failed ? kExitValidation : kExitOk;
 }
@@ -204,7 +256,7 @@ int PrintCommandHelp(const std::string& command) {
   if (command == "compress") std::fputs(kCompressHelp, stdout);
   else if (command == "inspect") std::fputs(kInspectHelp, stdout);
   else if (command == "config") std::fputs("coremlz config [technique flags | --config FILE]: print the config as YAML\n", stdout);
-  else if (!RemoteCommandHelp(command)) {
+  else if (!RemoteCommandHelp(command) && !ExecuteCommandHelp(command)) {
     std::fprintf(stderr, "coremlz: no help for \"%s\"\n", command.c_str());
     return kExitUsage;
   }
@@ -216,6 +268,7 @@ int RunCommand(const std::string& command, const std::vector<std::string>& args)
   if (command == "compress") return Compress(args);
   if (command == "config") return PrintConfig(args);
   if (int code; RunRemoteCommand(command, args, &code)) return code;
+  if (int code; RunExecuteCommand(command, args, &code)) return code;
   std::fprintf(stderr, "coremlz: unknown command \"%s\" (see coremlz --help)\n", command.c_str());
   return kExitUsage;
 }

@@ -22,6 +22,8 @@ usage:
   coremlz inspect MODEL [--json] [--min-elements N] [--no-stats]
   coremlz compress MODEL -o OUT [TECHNIQUE | --config FILE] [options]
   coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
+  coremlz run MODEL [--inputs DIR] [--outputs DIR]   run an ML Program on this CPU (reference executor)
+  coremlz compare ORIGINAL COMPRESSED [--samples N] what compression did to the model's outputs
   coremlz health --server HOST:PORT     check a server's gRPC health (exit 0 when serving)
   coremlz services --server HOST:PORT   list a server's gRPC services (reflection)
   coremlz runners --server HOST:PORT    list the server's device runners and their devices

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -106,13 +105,10 @@ std::string ValidationLine(const v1::ValidationResult& v) {
 }  // namespace
 
 absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const std::string& input,
-                                                         const std::string& output, const engine::CompressionConfig& config,
+                                                         format::OutputTarget* output, const engine::CompressionConfig& config,
                                                          const engine::CompressOptions& options, ProgressBar* progress) {
   ASSIGN_OR_RETURN(Connection conn, Connect(args));
-  const bool report_only = args.Bool("report-only");
-  if (!report_only && PathExists(output) && !args.Bool("force")) {
-    return absl::AlreadyExistsError(absl::StrCat(output, " already exists (pass --force to replace it)"));
-  }
+  const bool report_only = output == nullptr;
   std::string root;
   ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
   v1::CompressRequest header_msg;
@@ -121,6 +117,7 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   if (options.target) header->set_target(engine::TargetName(*options.target));
   for (const auto& f : files) *header->add_files() = f;
   header->set_report_only(report_only);
+  header->set_no_cache(args.Bool("no-cache"));
   if (auto device = args.Value("validate")) {
     v1::ValidationRequest* v = header->mutable_validation();
     v->set_enabled(true);
@@ -132,29 +129,18 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   uint64_t upload_total = 0;
   for (const auto& f : files) upload_total += f.size();
 
-  // The artifact lands in a staging directory beside the output and is moved
-  // into place only after every file passed its size and digest check.
+  // The artifact lands in the output's staging directory (removed by the
+  // target unless committed) and is moved into place only after every file
+  // passed its size and digest check.
   std::string staging;
   std::unique_ptr<api::FileReceiver> receiver;
   if (!report_only) {
-    std::filesystem::path out(output);
-    std::filesystem::path parent = out.parent_path().empty() ? "." : out.parent_path();
-    RETURN_IF_ERROR(MakeDirectories(parent.string()));
-    staging = absl::StrCat(output, ".coremlz-download-", ::getpid());
-    RETURN_IF_ERROR(RemoveAll(staging));
-    RETURN_IF_ERROR(MakeDirectories(staging));
+    ASSIGN_OR_RETURN(staging, output->Stage());
     api::TransferLimits limits;
     limits.max_total_bytes = uint64_t{1} << 40;
     limits.max_files = 100000;
     receiver = std::make_unique<api::FileReceiver>(staging, limits);
   }
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      if (!dir.empty()) (void)RemoveAll(dir);
-    }
-  } cleanup{staging};
-
   auto stub = v1::Compressor::NewStub(conn.channel);
   grpc::ClientContext ctx;
   Prepare(conn, &ctx);
@@ -250,10 +236,7 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
         receiver->files()[0].path() != "Manifest.json") {
       produced = JoinPath(staging, receiver->files()[0].path());
     }
-    if (PathExists(output)) RETURN_IF_ERROR(RemoveAll(output));
-    std::error_code ec;
-    std::filesystem::rename(produced, output, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot move the artifact to ", output, ": ", ec.message()));
+    RETURN_IF_ERROR(output->Commit(produced));
   }
   return report;
 }

@@ -12,11 +12,14 @@
 #include "engine/inventory.h"
 #include "engine/ml_program_compressor.h"
 #include "engine/report.h"
+#include "format/output_target.h"
 
 namespace coremlz::cli {
 
+// `output` is null for --report-only; else checked by the caller, and
+// committed only once every artifact file passed its size and digest check.
 absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const std::string& input,
-                                                         const std::string& output, const engine::CompressionConfig& config,
+                                                         format::OutputTarget* output, const engine::CompressionConfig& config,
                                                          const engine::CompressOptions& options, ProgressBar* progress);
 absl::StatusOr<engine::Inventory> RemoteInspect(const Args& args, const std::string& input,
                                                 const engine::InspectOptions& options);

@@ -5,15 +5,15 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 
 namespace coremlz {
 
-absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(const std::string& path) {
+absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(const std::string& path, std::string display_name) {
+  if (display_name.empty()) display_name = path;
   std::FILE* f = std::fopen(path.c_str(), "wbe");
-  if (f == nullptr) {
-    return absl::InternalError(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
-  }
-  return std::unique_ptr<FileSink>(new FileSink(path, f));
+  if (f == nullptr) return ErrnoStatus("cannot create", display_name, errno);
+  return std::unique_ptr<FileSink>(new FileSink(std::move(display_name), f));
 }
 
 FileSink::~FileSink() {
@@ -23,7 +23,7 @@ FileSink::~FileSink() {
 absl::Status FileSink::Append(absl::string_view data) {
   if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
   if (!data.empty() && std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
-    return absl::InternalError(absl::StrCat("cannot write ", path_, ": ", std::strerror(errno)));
+    return ErrnoStatus("cannot write", path_, errno);
   }
   size_ += data.size();
   return absl::OkStatus();
@@ -36,7 +36,7 @@ absl::Status FileSink::Patch(uint64_t offset, absl::string_view data) {
   }
   if (std::fflush(file_) != 0 || std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0 ||
       std::fwrite(data.data(), 1, data.size(), file_) != data.size() || std::fseek(file_, 0, SEEK_END) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rewrite ", path_, ": ", std::strerror(errno)));
+    return ErrnoStatus("cannot rewrite", path_, errno);
   }
   return absl::OkStatus();
 }
@@ -45,7 +45,8 @@ absl::Status FileSink::Close() {
   if (file_ == nullptr) return absl::OkStatus();
   int rc = std::fclose(file_);
   file_ = nullptr;
-  if (rc != 0) return absl::InternalError(absl::StrCat("cannot close ", path_, ": ", std::strerror(errno)));
+  // Buffered data reaches the disk here: a full disk often shows first now.
+  if (rc != 0) return ErrnoStatus("cannot write", path_, errno);
   return absl::OkStatus();
 }
 

@@ -48,10 +48,13 @@ class StringSink : public ByteSink {
   std::string* out_;
 };
 
-// Appends to a newly created file; Close() reports write errors.
+// Appends to a newly created file; Close() reports write errors. A full
+// disk or quota is RESOURCE_EXHAUSTED. Messages name the file as
+// `display_name` (default: the path), so a writer staging its output
+// somewhere private can name the destination instead.
 class FileSink : public ByteSink {
  public:
-  static absl::StatusOr<std::unique_ptr<FileSink>> Create(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<FileSink>> Create(const std::string& path, std::string display_name = "");
   ~FileSink() override;
   absl::Status Append(absl::string_view data) override;
   uint64_t size() const override { return size_; }
@@ -59,8 +62,8 @@ class FileSink : public ByteSink {
   absl::Status Close();
 
  private:
-  FileSink(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
-  std::string path_;
+  FileSink(std::string name, std::FILE* file) : path_(std::move(name)), file_(file) {}
+  std::string path_;  // as messages name it
   std::FILE* file_;
   uint64_t size_ = 0;
 };

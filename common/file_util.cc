@@ -16,15 +16,17 @@
 #include "absl/strings/str_split.h"
 
 namespace coremlz {
-namespace {
-
-absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
+absl::Status ErrnoStatus(absl::string_view what, absl::string_view path, int err) {
   std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(message);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  if (err == EACCES || err == EPERM || err == EROFS) return absl::PermissionDeniedError(message);
+  // A path that cannot work as given is the caller's input, not our bug.
+  if (err == ELOOP || err == ENAMETOOLONG || err == ENOTDIR || err == EISDIR) return absl::InvalidArgumentError(message);
   if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
   return absl::InternalError(message);
 }
+
+namespace {
 
 class FdCloser {
  public:
@@ -69,9 +71,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_bytes
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
+  // Messages name `path`, never the temporary file: its name carries this
+  // process's id, which is nobody's business across an API.
   std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("cannot create", tmp, errno);
+  if (fd < 0) return ErrnoStatus("cannot create", path, errno);
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -80,14 +84,14 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view data
       int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      return ErrnoStatus("cannot write", tmp, err);
+      return ErrnoStatus("cannot write", path, err);
     }
     done += static_cast<size_t>(n);
   }
   if (::close(fd) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
-    return ErrnoStatus("cannot close", tmp, err);
+    return ErrnoStatus("cannot write", path, err);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;

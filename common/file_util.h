@@ -13,6 +13,12 @@
 
 namespace coremlz {
 
+// The status for a system call on `path` that failed with errno `err`:
+// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full disk or quota
+// (ENOSPC, EDQUOT: retrying elsewhere or later can succeed), else INTERNAL.
+// The message is "<what> <path>: <strerror>".
+absl::Status ErrnoStatus(absl::string_view what, absl::string_view path, int err);
+
 // Reads a whole file. Refuses files larger than `max_bytes` before allocating.
 absl::StatusOr<std::string> ReadFile(const std::string& path,
                                      uint64_t max_bytes = uint64_t{1} << 40);

@@ -302,12 +302,13 @@ Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights
 template <typename SplitT>
 class Solver {
  public:
-  Solver(Prefix& prefix, int n, int k)
-      : p_(prefix), n_(n), k_(k), width_(n - k + 1), block_lower_(n / kBlock + 2) {
+  Solver(Prefix& prefix, int n, int k, CancelCheck* cancel)
+      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel), block_lower_(n / kBlock + 2) {
     splits_.assign(static_cast<size_t>(k) * width_, 0);
   }
 
-  // Start index of each cluster (size k), ascending, first is 0.
+  // Start index of each cluster (size k), ascending, first is 0; empty when
+  // cancelled.
   std::vector<int> Run() {
     // Layer 1: a single run [0, j).
     for (int j = 1; j <= width_; ++j) {
@@ -315,7 +316,7 @@ class Solver {
     }
     prev_ = 0;
     for (int m = 2; m < k_; ++m) {
-      Layer(m);
+      if (!Layer(m)) return {};
       prev_ ^= 1;
     }
     // Last layer: only j = n matters.
@@ -340,7 +341,9 @@ class Solver {
   // stride are independent and visited in increasing order, so the CPU
   // overlaps their (long, division-bound) dependency chains and memory is
   // read in streams; the depth-first recursion serialises on both.
-  void Layer(int m) {
+  // False when cancelled. A row costs at most hi - lo + 1 candidate
+  // evaluations; that is what it is charged.
+  bool Layer(int m) {
     const int rows = width_;
     int top = 1;
     while (top <= rows / 2) top *= 2;
@@ -356,8 +359,10 @@ class Solver {
         const auto [s, v] = BestSplit(j, lo, hi);
         p_[j].dp[next] = v;
         Split(m, j) = static_cast<SplitT>(s);
+        if (Stopped(cancel_, hi - lo + 1)) return false;
       }
     }
+    return true;
   }
 
   // A candidate's fast value v has |v - exact| <= e.
@@ -476,6 +481,7 @@ class Solver {
   const int n_;
   const int k_;
   const int width_;  // rows per layer: j in [m, m + width_ - 1]
+  CancelCheck* const cancel_;
   int prev_ = 0;  // which Node::dp slot holds the previous layer
   std::vector<SplitT> splits_;
   // Scratch for BestSplit.
@@ -524,7 +530,8 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
 }  // namespace
 
 absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
-                                               absl::Span<const double> weights, int k) {
+                                               absl::Span<const double> weights, int k,
+                                               CancelCheck* cancel) {
   if (absl::Status status = Validate(values, weights, k); !status.ok()) return status;
   if (values.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(
@@ -549,10 +556,11 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
   Prefix prefix(values, weights, scales);
   std::vector<int> starts;
   if (n <= 65536) {  // splits are < n, so 16 bits suffice: halves the table
-    starts = Solver<uint16_t>(prefix, n, k).Run();
+    starts = Solver<uint16_t>(prefix, n, k, cancel).Run();
   } else {
-    starts = Solver<int32_t>(prefix, n, k).Run();
+    starts = Solver<int32_t>(prefix, n, k, cancel).Run();
   }
+  if (starts.empty()) return CancelledStatus();
   return Finish(values, weights, scales, starts);
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "compress/cancel.h"
 
 namespace coremlz::compress {
 
@@ -28,9 +29,11 @@ struct KMeans1DResult {
 };
 
 // `values` must be strictly increasing and finite; `weights` (counts) must be
-// positive and as long as `values`. k >= 1. Errors on violated preconditions.
+// positive and as long as `values`. k >= 1. Errors on violated preconditions;
+// CANCELLED when `cancel` (optional) says so, polled within every DP layer.
 absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
-                                               absl::Span<const double> weights, int k);
+                                               absl::Span<const double> weights, int k,
+                                               CancelCheck* cancel = nullptr);
 
 }  // namespace coremlz::compress
 

@@ -90,7 +90,9 @@ absl::StatusOr<LinearQuantized> LinearQuantize(absl::Span<const float> w, const 
 
   out.codes.resize(w.size());
   const uint8_t mask = static_cast<uint8_t>((1u << o.bits) - 1u);
+  bool stopped = false;
   grid.ForEachRun([&](int64_t b, int64_t start, int64_t len) {
+    if (stopped || (stopped = Stopped(o.cancel, 4 * len))) return;
     const float scale = out.scale[b];
     const float zp = has_zero_point ? static_cast<float>(out.zero_point[b]) : 0.0f;
     // In chunks: divide, round the quotients to the working precision in
@@ -110,6 +112,7 @@ absl::StatusOr<LinearQuantized> LinearQuantize(absl::Span<const float> w, const 
       }
     }
   });
+  if (stopped) return CancelledStatus();
   return out;
 }
 

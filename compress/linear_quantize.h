@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "compress/block_grid.h"
+#include "compress/cancel.h"
 #include "compress/precision.h"
 
 namespace coremlz::compress {
@@ -26,6 +27,9 @@ struct LinearQuantizeOptions {
   bool is_signed = true;  // int vs uint codes
   bool symmetric = true;  // linear_symmetric vs linear
   Precision precision = Precision::kFloat16;
+  // Optional: polled between blocks; when it says stop, LinearQuantize
+  // returns CANCELLED.
+  CancelCheck* cancel = nullptr;
 };
 
 struct LinearQuantized {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <numeric>
 
@@ -56,7 +57,7 @@ struct Distinct {
   std::vector<double> counts;
 };
 
-Distinct DistinctValues(absl::Span<const float> vals, Precision p) {
+absl::StatusOr<Distinct> DistinctValues(absl::Span<const float> vals, Precision p, CancelCheck* cancel) {
   Distinct d;
   if (p == Precision::kFloat16) {
     // fp16 weights: a 65536-bucket histogram, no sort of the data itself.
@@ -78,9 +79,13 @@ Distinct DistinctValues(absl::Span<const float> vals, Precision p) {
     }
     return d;
   }
+  // Sorted in interruptible pieces: an fp32 tensor of 10^8 values takes
+  // seconds to sort in one go.
   std::vector<float> sorted(vals.begin(), vals.end());
-  std::sort(sorted.begin(), sorted.end());
-  for (float v : sorted) {
+  if (!InterruptibleStableSort(sorted, std::less<float>(), cancel)) return CancelledStatus();
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if ((i & 4095) == 0 && Stopped(cancel, 4096 * 32)) return CancelledStatus();
+    const float v = sorted[i];
     if (!d.values.empty() && d.values.back() == v) {
       d.counts.back() += 1;
     } else {
@@ -107,13 +112,14 @@ double RunMean(const Distinct& d, size_t begin, size_t end) {
 // on rank-contiguous buckets and Lloyd iterations refine the result.
 constexpr size_t kExactLimit = 65536;
 
-absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k) {
+absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k, CancelCheck* cancel) {
   const size_t n = d.values.size();
   if (n <= kExactLimit) {
-    ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(d.values, d.counts, k));
+    ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(d.values, d.counts, k, cancel));
     return std::move(r.cluster);
   }
   const size_t buckets = kExactLimit;
+  if (Stopped(cancel, 8 * static_cast<int64_t>(n))) return CancelledStatus();
   std::vector<double> bv(buckets), bw(buckets);
   std::vector<size_t> bucket_begin(buckets + 1);
   for (size_t b = 0; b <= buckets; ++b) bucket_begin[b] = b * n / buckets;
@@ -126,7 +132,7 @@ absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k) {
     bw[b] = w;
     bv[b] = s / w;
   }
-  ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(bv, bw, k));
+  ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(bv, bw, k, cancel));
   std::vector<int32_t> cluster(n);
   for (size_t b = 0; b < buckets; ++b) {
     for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) cluster[i] = r.cluster[b];
@@ -135,6 +141,7 @@ absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k) {
   // nearest centroid (contiguous in 1-D), until nothing moves.
   const int kc = static_cast<int>(r.centroids.size());
   for (int iter = 0; iter < 100; ++iter) {
+    if (Stopped(cancel, 2 * static_cast<int64_t>(n))) return CancelledStatus();
     std::vector<double> sum(kc, 0), cnt(kc, 0);
     for (size_t i = 0; i < n; ++i) {
       sum[cluster[i]] += d.counts[i] * d.values[i];
@@ -163,10 +170,10 @@ struct GroupResult {
   std::vector<uint8_t> idx;
 };
 
-absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, Precision p) {
+absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, Precision p, CancelCheck* cancel) {
   const int k = 1 << bits;
-  Distinct d = DistinctValues(vals, p);
-  ASSIGN_OR_RETURN(std::vector<int32_t> cluster, ClusterDistinct(d, k));
+  ASSIGN_OR_RETURN(Distinct d, DistinctValues(vals, p, cancel));
+  ASSIGN_OR_RETURN(std::vector<int32_t> cluster, ClusterDistinct(d, k, cancel));
   GroupResult g;
   g.lut.assign(k, 0.0f);  // unused entries stay 0, as in Core ML tools
   const int used = cluster.empty() ? 0 : cluster.back() + 1;
@@ -198,6 +205,8 @@ absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, 
     }
   } else {
     for (size_t i = 0; i < vals.size(); ++i) {
+      // A binary search over up to millions of distinct values: ~100 units.
+      if ((i & 4095) == 0 && Stopped(cancel, 4096 * 100)) return CancelledStatus();
       size_t pos = std::lower_bound(d.values.begin(), d.values.end(), static_cast<double>(vals[i])) -
                    d.values.begin();
       g.idx[i] = static_cast<uint8_t>(cluster[pos]);
@@ -249,8 +258,8 @@ GroupResult UniformGroup(absl::Span<const float> vals, int bits, Precision preci
   return g;
 }
 
-GroupResult UniqueGroup(absl::Span<const float> vals, int bits, Precision p) {
-  Distinct d = DistinctValues(vals, p);
+absl::StatusOr<GroupResult> UniqueGroup(absl::Span<const float> vals, int bits, Precision p, CancelCheck* cancel) {
+  ASSIGN_OR_RETURN(Distinct d, DistinctValues(vals, p, cancel));
   GroupResult g;
   g.lut.assign(size_t{1} << bits, 0.0f);
   for (size_t i = 0; i < d.values.size(); ++i) g.lut[i] = static_cast<float>(d.values[i]);
@@ -262,11 +271,13 @@ GroupResult UniqueGroup(absl::Span<const float> vals, int bits, Precision p) {
   return g;
 }
 
-GroupResult CustomGroup(absl::Span<const float> vals, const std::vector<float>& palette) {
+absl::StatusOr<GroupResult> CustomGroup(absl::Span<const float> vals, const std::vector<float>& palette,
+                                        CancelCheck* cancel) {
   GroupResult g;
   g.lut = palette;
   g.idx.resize(vals.size());
   for (size_t i = 0; i < vals.size(); ++i) {
+    if ((i & 4095) == 0 && Stopped(cancel, 4096 * static_cast<int64_t>(palette.size()))) return CancelledStatus();
     size_t best = 0;
     float best_d = std::fabs(vals[i] - palette[0]);
     for (size_t j = 1; j < palette.size(); ++j) {
@@ -292,21 +303,26 @@ int SmallestPaletteBits(size_t distinct, bool allow_3_bits) {
 // Vector palettes: vectors are cluster_dim consecutive elements along the
 // channel axis. Returns LUT rows (2^bits x cd) and one index per vector.
 absl::StatusOr<GroupResult> VectorGroup(absl::Span<const float> vecs, int cd, int bits, PaletteMode mode,
-                                        const std::vector<float>& custom, Precision p) {
+                                        const std::vector<float>& custom, Precision p, CancelCheck* cancel) {
   const size_t count = vecs.size() / cd;
   const int k = 1 << bits;
   GroupResult g;
   g.lut.assign(static_cast<size_t>(k) * cd, 0.0f);
   g.idx.resize(count);
   if (mode == PaletteMode::kKMeans) {
-    ASSIGN_OR_RETURN(VectorKMeansResult r, VectorKMeans(vecs, cd, k));
+    VectorKMeansOptions options;
+    options.cancel = cancel;
+    ASSIGN_OR_RETURN(VectorKMeansResult r, VectorKMeans(vecs, cd, k, options));
     for (size_t i = 0; i < r.centroids.size(); ++i) g.lut[i] = ToWeightType(r.centroids[i], p);
     for (size_t v = 0; v < count; ++v) g.idx[v] = static_cast<uint8_t>(r.assignment[v]);
     return g;
   }
   if (mode == PaletteMode::kUnique) {
     std::map<std::vector<float>, int> rows;  // lexicographic order, as numpy.unique(axis=0)
-    for (size_t v = 0; v < count; ++v) rows.emplace(std::vector<float>(vecs.begin() + v * cd, vecs.begin() + (v + 1) * cd), 0);
+    for (size_t v = 0; v < count; ++v) {
+      if ((v & 4095) == 0 && Stopped(cancel, 4096 * 64)) return CancelledStatus();  // a map insertion: ~64 units
+      rows.emplace(std::vector<float>(vecs.begin() + v * cd, vecs.begin() + (v + 1) * cd), 0);
+    }
     int next = 0;
     for (auto& [row, id] : rows) {
       id = next;
@@ -314,6 +330,7 @@ absl::StatusOr<GroupResult> VectorGroup(absl::Span<const float> vecs, int cd, in
       ++next;
     }
     for (size_t v = 0; v < count; ++v) {
+      if ((v & 4095) == 0 && Stopped(cancel, 4096 * 64)) return CancelledStatus();
       g.idx[v] = static_cast<uint8_t>(rows[std::vector<float>(vecs.begin() + v * cd, vecs.begin() + (v + 1) * cd)]);
     }
     return g;
@@ -321,6 +338,7 @@ absl::StatusOr<GroupResult> VectorGroup(absl::Span<const float> vecs, int cd, in
   if (mode == PaletteMode::kCustom) {
     g.lut = custom;
     for (size_t v = 0; v < count; ++v) {
+      if ((v & 1023) == 0 && Stopped(cancel, 1024 * static_cast<int64_t>(k) * cd)) return CancelledStatus();
       double best_d = INFINITY;
       for (int e = 0; e < k; ++e) {
         double dist = 0;
@@ -442,10 +460,14 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     for (int64_t g = 0; g < groups; ++g) {
       absl::Span<const float> vals = group_values(g);
       if (cd == 1) {
-        most = std::max(most, DistinctValues(vals, o.precision).values.size());
+        ASSIGN_OR_RETURN(Distinct d, DistinctValues(vals, o.precision, o.cancel));
+        most = std::max(most, d.values.size());
       } else {
         std::map<std::vector<float>, int> rows;
-        for (size_t v = 0; v < vals.size() / cd; ++v) rows.emplace(std::vector<float>(vals.begin() + v * cd, vals.begin() + (v + 1) * cd), 0);
+        for (size_t v = 0; v < vals.size() / cd; ++v) {
+          if ((v & 4095) == 0 && Stopped(o.cancel, 4096 * 64)) return CancelledStatus();
+          rows.emplace(std::vector<float>(vals.begin() + v * cd, vals.begin() + (v + 1) * cd), 0);
+        }
         most = std::max(most, rows.size());
       }
     }
@@ -472,25 +494,29 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   for (float& v : custom) v = R(o.precision, v);
 
   for (int64_t g = 0; g < groups; ++g) {
+    // Also covers the linear-time steps (gathering, uniform palettes).
+    if (Stopped(o.cancel, view.outer * gs * view.inner)) return CancelledStatus();
     absl::Span<const float> vals = group_values(g);
     GroupResult r;
     if (cd > 1) {
-      ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision));
+      ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision, o.cancel));
     } else {
       switch (o.mode) {
         case PaletteMode::kKMeans: {
-          ASSIGN_OR_RETURN(r, KMeansGroup(vals, bits, o.precision));
+          ASSIGN_OR_RETURN(r, KMeansGroup(vals, bits, o.precision, o.cancel));
           break;
         }
         case PaletteMode::kUniform:
           r = UniformGroup(vals, bits, o.precision);
           break;
-        case PaletteMode::kUnique:
-          r = UniqueGroup(vals, bits, o.precision);
+        case PaletteMode::kUnique: {
+          ASSIGN_OR_RETURN(r, UniqueGroup(vals, bits, o.precision, o.cancel));
           break;
-        case PaletteMode::kCustom:
-          r = CustomGroup(vals, custom);
+        }
+        case PaletteMode::kCustom: {
+          ASSIGN_OR_RETURN(r, CustomGroup(vals, custom, o.cancel));
           break;
+        }
       }
     }
     std::copy(r.lut.begin(), r.lut.end(), out.lut.begin() + g * entries * cd);

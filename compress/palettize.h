@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "compress/cancel.h"
 #include "compress/precision.h"
 
 namespace coremlz::compress {
@@ -35,6 +36,9 @@ struct PalettizeOptions {
   std::vector<float> custom_palette;  // kCustom: 2^n entries
   bool allow_3_bits = true;    // kUnique: iOS16/17 palettes cannot be 3-bit
   Precision precision = Precision::kFloat16;
+  // Optional: polled inside the long steps (k-means, sorting, nearest-entry
+  // search); when it says stop, Palettize returns CANCELLED.
+  CancelCheck* cancel = nullptr;
 };
 
 struct Palettized {
@@ -51,7 +55,8 @@ struct Palettized {
   std::vector<float> scale;
 };
 
-// Errors: InvalidArgument for bad options or non-finite weights;
+// Errors: InvalidArgument for bad options or non-finite weights; Cancelled
+// when options.cancel says so;
 // FailedPrecondition when the technique does not apply to this tensor (a
 // channel count not divisible by the group size, more than 256 distinct
 // values in unique mode, ...), which callers report as a skipped weight.

@@ -129,17 +129,19 @@ absl::Status ThresholdPrune(absl::Span<float> weights, double threshold_in, doub
   return absl::OkStatus();
 }
 
-absl::Status MagnitudePrune(absl::Span<float> weights, double target, Precision p) {
+absl::Status MagnitudePrune(absl::Span<float> weights, double target, Precision p, CancelCheck* cancel) {
   if (auto s = CheckSparsity(target); !s.ok()) return s;
   if (auto s = CheckFinite(weights); !s.ok()) return s;
   std::vector<float> magnitude(weights.size());
   for (size_t i = 0; i < weights.size(); ++i) magnitude[i] = std::fabs(weights[i]);
+  // The percentile is one linear-time selection; poll on either side.
+  if (Stopped(cancel, static_cast<int64_t>(weights.size()))) return CancelledStatus();
   PruneByMap(weights, magnitude, target, p);
   return absl::OkStatus();
 }
 
 absl::Status BlockMagnitudePrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int block_size,
-                                 int dim, double target, Precision p) {
+                                 int dim, double target, Precision p, CancelCheck* cancel) {
   if (auto s = CheckSparsity(target); !s.ok()) return s;
   if (auto s = CheckFinite(weights); !s.ok()) return s;
   if (shape.size() < 2 || shape.size() > 5) {
@@ -173,11 +175,13 @@ absl::Status BlockMagnitudePrune(absl::Span<float> weights, absl::Span<const int
     const int64_t c = (e / stride[dim]) % channels;
     magnitude[e] = R(p, static_cast<float>(std::sqrt(sumsq[(c / block_size) * others + other_index(e)])));
   }
+  if (Stopped(cancel, 4 * static_cast<int64_t>(weights.size()))) return CancelledStatus();
   PruneByMap(weights, magnitude, target, p);
   return absl::OkStatus();
 }
 
-absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int n, int m, int dim) {
+absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int n, int m, int dim,
+                     CancelCheck* cancel) {
   if (auto s = CheckFinite(weights); !s.ok()) return s;
   if (m < 1 || n < 0 || n > m) {
     return absl::InvalidArgumentError(absl::StrCat("n_m_ratio must satisfy 0 <= n <= m, m >= 1; got ", n, ":", m));
@@ -203,6 +207,8 @@ absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape,
     for (int64_t after = 0; after < step; ++after) {
       const int64_t e = before * channels * step + after;
       for (int64_t start = 0; start < channels; start += m) {
+        // The insertion sort is up to m^2 steps: large m is slow.
+        if (Stopped(cancel, static_cast<int64_t>(m) * m)) return CancelledStatus();
         for (int j = 0; j < m; ++j) {
           const int64_t c = start + j;
           pos[j] = c < channels ? e + c * step : -1;

@@ -1,6 +1,8 @@
 // Pruning (sparsification): choose weights to set to zero. Each function
 // zeroes entries of `weights` in place; the caller derives the sparse form
-// (mask of non-zeros plus the non-zero values in row-major order).
+// (mask of non-zeros plus the non-zero values in row-major order). Those
+// taking a CancelCheck (optional) return CANCELLED, with the weights partly
+// pruned, when it says stop.
 #ifndef COREMLZ_COMPRESS_PRUNE_H_
 #define COREMLZ_COMPRESS_PRUNE_H_
 
@@ -8,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "compress/cancel.h"
 #include "compress/precision.h"
 
 namespace coremlz::compress {
@@ -25,7 +28,8 @@ absl::Status ThresholdPrune(absl::Span<float> weights, double threshold, double 
 // percentile is numpy 1.x's linear interpolation in float64, cast to the
 // weight dtype for the comparison: the behaviour of the numpy that made
 // Core ML tools' reference outputs (../shared/golden).
-absl::Status MagnitudePrune(absl::Span<float> weights, double target_sparsity, Precision precision);
+absl::Status MagnitudePrune(absl::Span<float> weights, double target_sparsity, Precision precision,
+                            CancelCheck* cancel = nullptr);
 
 // Block sparsity: blocks of `block_size` consecutive channels along `dim`
 // (0 or 1) are scored by their L2 norm (every element carries its block's
@@ -35,13 +39,15 @@ absl::Status MagnitudePrune(absl::Span<float> weights, double target_sparsity, P
 // The axis is zero-padded to a multiple of block_size for scoring. Skips
 // (FailedPrecondition) when block_size exceeds half the axis, or for rank < 2.
 absl::Status BlockMagnitudePrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int block_size,
-                                 int dim, double target_sparsity, Precision precision);
+                                 int dim, double target_sparsity, Precision precision,
+                                 CancelCheck* cancel = nullptr);
 
 // n:m sparsity: in every run of m consecutive elements along `dim` (0 or 1)
 // the n smallest magnitudes are zeroed (lower index first on ties). The axis
 // is zero-padded to a multiple of m; padding takes part in the choice, as in
 // Core ML tools. Skips when m exceeds half the axis, or for rank < 2.
-absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int n, int m, int dim);
+absl::Status NMPrune(absl::Span<float> weights, absl::Span<const int64_t> shape, int n, int m, int dim,
+                     CancelCheck* cancel = nullptr);
 
 }  // namespace coremlz::compress
 

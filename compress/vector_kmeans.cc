@@ -66,7 +66,9 @@ inline double SquaredDistance(const double* a, const double* b, int dim) {
 }
 
 // Collapses equal rows; `row_to_point` maps every input row to its point.
-Points Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_to_point) {
+// False when cancelled.
+bool Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_to_point, CancelCheck* cancel,
+              Points* out) {
   const size_t count = data.size() / dim;
   std::vector<size_t> order(count);
   std::iota(order.begin(), order.end(), size_t{0});
@@ -74,11 +76,12 @@ Points Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row
     return std::lexicographical_compare(data.begin() + a * dim, data.begin() + (a + 1) * dim,
                                         data.begin() + b * dim, data.begin() + (b + 1) * dim);
   };
-  std::stable_sort(order.begin(), order.end(), row_less);
-  Points points;
+  if (!InterruptibleStableSort(order, row_less, cancel)) return false;
+  Points& points = *out;
   points.dim = dim;
   row_to_point->assign(count, -1);
   for (size_t r = 0; r < count; ++r) {
+    if ((r & 4095) == 0 && Stopped(cancel, 4096 * 32)) return false;
     const size_t row = order[r];
     if (r == 0 || row_less(order[r - 1], row)) {
       points.first.push_back(row);
@@ -88,7 +91,7 @@ Points Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row
     points.weight.back() += 1;
     (*row_to_point)[row] = static_cast<int64_t>(points.size() - 1);
   }
-  return points;
+  return true;
 }
 
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
@@ -109,8 +112,10 @@ size_t Sample(const std::vector<double>& mass, double u) {
   return last_positive;
 }
 
-std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed) {
+// Empty when cancelled.
+std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed, CancelCheck* cancel) {
   const int dim = p.dim;
+  if (Stopped(cancel, static_cast<int64_t>(p.size()) * (dim + 2))) return {};
   std::mt19937_64 rng(seed);
   std::vector<double> centroids(static_cast<size_t>(k) * dim);
   size_t pick = Sample(p.weight, Uniform01(rng));
@@ -119,6 +124,7 @@ std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed) {
   std::vector<double> mass(p.size());
   for (size_t i = 0; i < p.size(); ++i) d2[i] = SquaredDistance(p.row(i), p.row(pick), dim);
   for (int c = 1; c < k; ++c) {
+    if (Stopped(cancel, static_cast<int64_t>(p.size()) * (dim + 2))) return {};
     for (size_t i = 0; i < p.size(); ++i) mass[i] = p.weight[i] * d2[i];
     // There are more distinct points than k, so some point has D > 0 and
     // already chosen points (D = 0) are never chosen again.
@@ -135,18 +141,24 @@ std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed) {
 // distance from point i to every centroid other than its own.
 class Assigner {
  public:
-  Assigner(const Points& p, int k)
-      : p_(p), k_(k), lower_(p.size(), 0), half_gap_(k), moved_(k) {}
+  Assigner(const Points& p, int k, CancelCheck* cancel)
+      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k) {}
 
   // Assigns every point by full search; returns the weighted SSE and counts
-  // changed assignments.
+  // changed assignments. Check cancelled() after each pass: a cancelled pass
+  // stops part way.
   double Full(const std::vector<double>& centroids, std::vector<int32_t>* assignment,
               size_t* changed) {
     double sse = 0;
     *changed = 0;
-    for (size_t i = 0; i < p_.size(); ++i) sse += p_.weight[i] * Search(i, centroids, assignment, changed);
+    for (size_t i = 0; i < p_.size(); ++i) {
+      sse += p_.weight[i] * Search(i, centroids, assignment, changed);
+      if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
+    }
     return sse;
   }
+
+  bool cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
 
   // Same result as Full after the centroids moved from `before` to
   // `centroids`. Points whose assignment was changed by hand must have had
@@ -194,6 +206,8 @@ class Assigner {
       } else {
         sse += p_.weight[i] * Search(i, centroids, assignment, changed);
       }
+      // Charged as if every point were searched: a bound, not a count.
+      if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
     }
     return sse;
   }
@@ -202,6 +216,8 @@ class Assigner {
 
  private:
   static constexpr double kMargin = 1e-9;
+  // Cancellation is polled once per this many points + 1.
+  static constexpr size_t kPollMask = 1023;
 
   // Full search for point i (lowest index on ties); sets its lower bound
   // and returns its squared distance.
@@ -229,6 +245,7 @@ class Assigner {
 
   const Points& p_;
   const int k_;
+  CancelCheck* const cancel_;
   std::vector<double> lower_;
   std::vector<double> half_gap_;
   std::vector<double> moved_;
@@ -264,8 +281,9 @@ std::vector<int64_t> UpdateMeans(const Points& p, const std::vector<int32_t>& as
 }
 
 // Moves centroids to cluster means, re-seeding empty clusters.
+// Returns early (centroids partly updated) when cancelled.
 void Update(const Points& p, int k, std::vector<int32_t>* assignment,
-            std::vector<double>* centroids, Assigner* assigner) {
+            std::vector<double>* centroids, Assigner* assigner, CancelCheck* cancel) {
   const int dim = p.dim;
   std::vector<int64_t> members = UpdateMeans(p, *assignment, k, centroids);
   bool any_empty = false;
@@ -278,6 +296,7 @@ void Update(const Points& p, int k, std::vector<int32_t>* assignment,
   }
   for (int e = 0; e < k; ++e) {
     if (members[e] != 0) continue;
+    if (Stopped(cancel, static_cast<int64_t>(p.size()))) return;
     // Only clusters with >= 2 points give one up, so none empties in turn;
     // since #points > k such a cluster exists and one of its points is off
     // its mean.
@@ -325,8 +344,10 @@ absl::Status Validate(absl::Span<const float> data, int dim, int k,
 absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, int dim, int k,
                                                 const VectorKMeansOptions& options) {
   if (absl::Status status = Validate(data, dim, k, options); !status.ok()) return status;
+  CancelCheck* const cancel = options.cancel;
   std::vector<int64_t> row_to_point;
-  const Points points = Distinct(data, dim, &row_to_point);
+  Points points;
+  if (!Distinct(data, dim, &row_to_point, cancel, &points)) return CancelledStatus();
   const size_t count = row_to_point.size();
 
   VectorKMeansResult result;
@@ -341,18 +362,22 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
     return result;
   }
 
-  std::vector<double> centroids = SeedKMeansPlusPlus(points, k, options.seed);
+  std::vector<double> centroids = SeedKMeansPlusPlus(points, k, options.seed, cancel);
+  if (centroids.empty()) return CancelledStatus();
   std::vector<int32_t> assignment(points.size(), -1);
-  Assigner assigner(points, k);
+  Assigner assigner(points, k, cancel);
   size_t changed = 0;
   double sse = assigner.Full(centroids, &assignment, &changed);
+  if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
   std::vector<double> before;
   while (iterations < options.max_iterations) {
     before = centroids;
-    Update(points, k, &assignment, &centroids, &assigner);
+    Update(points, k, &assignment, &centroids, &assigner, cancel);
+    if (assigner.cancelled()) return CancelledStatus();
     const double previous = sse;
     sse = assigner.Step(before, centroids, &assignment, &changed);
+    if (assigner.cancelled()) return CancelledStatus();
     ++iterations;
     if (changed == 0 || previous - sse <= options.tolerance * previous) break;
   }
@@ -367,6 +392,7 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
     centroids[i] = result.centroids[i];
   }
   result.sse = assigner.Step(before, centroids, &assignment, &changed);
+  if (assigner.cancelled()) return CancelledStatus();
   for (size_t r = 0; r < count; ++r) result.assignment[r] = assignment[row_to_point[r]];
   return result;
 }

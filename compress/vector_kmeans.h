@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "compress/cancel.h"
 
 namespace coremlz::compress {
 
@@ -18,6 +19,9 @@ struct VectorKMeansOptions {
   // an iteration falls below this.
   double tolerance = 1e-6;
   uint64_t seed = 0;
+  // Optional: polled throughout (sorting, seeding, every assignment pass);
+  // when it says stop, VectorKMeans returns CANCELLED.
+  CancelCheck* cancel = nullptr;
 };
 
 struct VectorKMeansResult {

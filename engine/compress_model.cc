@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <vector>
 
@@ -19,17 +20,17 @@
 namespace coremlz::engine {
 namespace {
 
-absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, const std::string& output,
+absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, format::OutputTarget output,
                                                   const CompressionConfig& config, const CompressOptions& options,
-                                                  const WriteOptions& write, JobControl* control) {
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input));
+                                                  JobControl* control) {
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input, options.max_manifest_bytes));
   if (!pkg->model().has_mlprogram()) {
     return absl::InvalidArgumentError(absl::StrCat(pkg->layout().model_path,
                                                    ": the package's model is not an ML Program (no mlProgram field)"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<MlProgramCompressor> compressor,
                    MlProgramCompressor::Create(pkg->model(), config, options));
-  ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(output, write.overwrite));
+  ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(std::move(output)));
 
   uint64_t bytes_before = 0, bytes_after = 0;
   std::vector<std::string> orphan_warnings;
@@ -38,7 +39,7 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
     ASSIGN_OR_RETURN(std::string rel, pkg->layout().ResolveBlobFile(needs.file_name));
     rewritten.insert(rel);
     ASSIGN_OR_RETURN(std::string staging, writer.StagingPath(rel));
-    ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging));
+    ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging, writer.DestinationPath(rel)));
     RETURN_IF_ERROR(compressor->BeginWeightFile(needs.file_name, sink.get()));
     if (needs.exists && !PathExists(pkg->PathOf(rel))) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -105,7 +106,7 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
     bytes_before += size;
     bytes_after += size;
   }
-  if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+  if (control && control->Cancelled()) return control->StopStatus();
   RETURN_IF_ERROR(writer.Commit());
   CompressionReport report = std::move(compressor->report());
   for (std::string& warning : compressor->usage().Warnings(config, report)) report.warnings.push_back(std::move(warning));
@@ -115,9 +116,9 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, cons
   return report;
 }
 
-absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, const std::string& output,
+absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, format::OutputTarget output,
                                                    const CompressionConfig& config, const CompressOptions& options,
-                                                   const WriteOptions& write, JobControl* control) {
+                                                   JobControl* control) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(input, uint64_t{2} << 30));
   ASSIGN_OR_RETURN(CoreML::Specification::Model model, format::ParseModelSpec(bytes, input));
   if (model.has_mlprogram()) {
@@ -132,10 +133,10 @@ absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, con
   }
   CompressionReport report = *std::move(compressed);
   std::string out = format::SerializeModelSpec(model);
-  if (PathExists(output) && !write.overwrite) {
-    return absl::AlreadyExistsError(absl::StrCat(output, " already exists (pass --force to replace it)"));
-  }
-  RETURN_IF_ERROR(WriteFileAtomically(output, out));
+  ASSIGN_OR_RETURN(std::string staging, output.Stage());
+  const std::string staged = JoinPath(staging, std::filesystem::path(output.path()).filename().string());
+  RETURN_IF_ERROR(WriteFileAtomically(staged, out));
+  RETURN_IF_ERROR(output.Commit(staged));
   report.model_bytes_before = bytes.size();
   report.model_bytes_after = out.size();
   return report;
@@ -146,10 +147,17 @@ absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, con
 absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, const std::string& output,
                                                     const CompressionConfig& config, const CompressOptions& options,
                                                     const WriteOptions& write, JobControl* control) {
+  ASSIGN_OR_RETURN(format::OutputTarget target, format::OutputTarget::Check(output, input, write.overwrite));
+  return CompressModelPath(input, std::move(target), config, options, control);
+}
+
+absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, format::OutputTarget output,
+                                                    const CompressionConfig& config, const CompressOptions& options,
+                                                    JobControl* control) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<CompressionReport> report =
-      IsDirectory(input) ? CompressPackage(input, output, config, options, write, control)
-                         : CompressSpecFile(input, output, config, options, write, control);
+      IsDirectory(input) ? CompressPackage(input, std::move(output), config, options, control)
+                         : CompressSpecFile(input, std::move(output), config, options, control);
   if (report.ok()) {
     report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // fp16 baseline: fp32 weights halved, everything else as it was.

@@ -11,6 +11,7 @@
 #include "engine/job_control.h"
 #include "engine/ml_program_compressor.h"
 #include "engine/report.h"
+#include "format/output_target.h"
 
 namespace coremlz::engine {
 
@@ -19,10 +20,17 @@ struct WriteOptions {
 };
 
 // `input` is an .mlpackage directory or an .mlmodel file; the output has the
-// same form. Nothing is written at `output` unless the whole job succeeds.
+// same form. `output` is checked before any work (format::OutputTarget: never
+// the input, never anything but a model replaced, and that only with
+// `write.overwrite`), and nothing is written there unless the whole job
+// succeeds.
 absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, const std::string& output,
                                                     const CompressionConfig& config, const CompressOptions& options,
                                                     const WriteOptions& write, JobControl* control = nullptr);
+// The same into an output the caller has already checked.
+absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, format::OutputTarget output,
+                                                    const CompressionConfig& config, const CompressOptions& options,
+                                                    JobControl* control = nullptr);
 
 }  // namespace coremlz::engine
 

@@ -1,5 +1,7 @@
 #include "engine/config.h"
 
+#include <cmath>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -145,6 +147,13 @@ absl::Status Validate(const OpConfig& c) {
       if (!ok || !pow2) {
         return Bad(type, absl::StrCat("\"lut\" must hold 2^n entries (n in 1,2,3,4,6,8) of cluster_dim values; got ",
                                       p->lut.size(), " values"));
+      }
+      // A non-finite entry would be written into the model as a palette
+      // value that every weight mapped to it decodes to.
+      for (size_t i = 0; i < p->lut.size(); ++i) {
+        if (!std::isfinite(p->lut[i])) {
+          return Bad(type, absl::StrCat("\"lut\"[", i, "] is ", p->lut[i], "; palette entries must be finite numbers"));
+        }
       }
     } else if (!p->lut.empty()) {
       return Bad(type, "\"lut\" is only used with mode \"custom\"");

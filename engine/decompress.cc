@@ -2,10 +2,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "format/fp16.h"
 #include "format/mil_program.h"
 #include "format/sub_byte.h"
@@ -86,7 +90,7 @@ std::vector<int64_t> BlockIndex(const Shape& full, const Shape& grid) {
 
 class OpContext {
  public:
-  OpContext(const mil::Operation& op, ValueReader* reader, const std::map<std::string, Tensor>& env)
+  OpContext(const mil::Operation& op, ValueReader* reader, const ConstexprEvaluator& env)
       : op_(op), reader_(reader), env_(env) {}
 
   bool Has(const std::string& name) const {
@@ -103,11 +107,11 @@ class OpContext {
       }
       const mil::Argument::Binding& b = in->second.arguments(0);
       if (b.binding_case() == mil::Argument::Binding::kValue) return Wrap(reader_->Read(b.value()), name);
-      auto it = env_.find(b.name());
-      if (it == env_.end()) {
+      const Tensor* t = env_.Output(b.name());
+      if (t == nullptr) {
         return Fail(absl::StrCat("input \"", name, "\" refers to \"", b.name(), "\", which is not an earlier constexpr output"));
       }
-      return it->second;
+      return *t;
     }
     auto attr = op_.attributes().find(name);
     if (attr != op_.attributes().end()) return Wrap(reader_->Read(attr->second), name);
@@ -130,7 +134,7 @@ class OpContext {
   }
   const mil::Operation& op_;
   ValueReader* reader_;
-  const std::map<std::string, Tensor>& env_;
+  const ConstexprEvaluator& env_;
 };
 
 absl::StatusOr<int64_t> ScalarInt(const Tensor& t) {
@@ -262,12 +266,13 @@ absl::StatusOr<std::vector<float>> Scatter(const std::vector<uint8_t>& mask, con
 }  // namespace
 
 const Tensor* ConstexprEvaluator::Output(const std::string& name) const {
-  auto it = outputs_.find(name);
+  auto alias = aliases_.find(name);
+  auto it = outputs_.find(alias == aliases_.end() ? name : alias->second);
   return it == outputs_.end() ? nullptr : &it->second;
 }
 
 absl::Status ConstexprEvaluator::Evaluate(const mil::Operation& op) {
-  OpContext ctx(op, reader_, outputs_);
+  OpContext ctx(op, reader_, *this);
   const std::string& type = op.type();
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(format::TensorTypeInfo out0, ctx.OutputType(0));
@@ -507,6 +512,138 @@ absl::StatusOr<std::vector<DecompressedWeight>> DecompressProgram(const mil::Pro
     return absl::OkStatus();
   }));
   return out;
+}
+
+namespace {
+
+// A digest of what determines an op's outputs: its type, every parameter
+// (values and blob references as written, names of earlier constexpr
+// outputs by their own keys) and its declared output types. The op's name
+// is left out: two ops that differ only in name compute the same values.
+std::string OpKey(const mil::Operation& op, const std::map<std::string, std::string>& output_keys) {
+  auto add_value = [](std::string* out, const mil::Value& v) {
+    std::string bytes;
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&raw);
+    coded.SetSerializationDeterministic(true);
+    v.SerializeToCodedStream(&coded);
+    coded.Trim();
+    absl::StrAppend(out, bytes.size(), ":", bytes);
+  };
+  std::string text = absl::StrCat(op.type().size(), ":", op.type());
+  std::vector<std::string> inputs;
+  for (const auto& [k, arg] : op.inputs()) inputs.push_back(k);
+  std::sort(inputs.begin(), inputs.end());
+  for (const std::string& k : inputs) {
+    absl::StrAppend(&text, "|in ", k.size(), ":", k);
+    for (const mil::Argument::Binding& b : op.inputs().at(k).arguments()) {
+      if (b.binding_case() == mil::Argument::Binding::kValue) {
+        add_value(&text, b.value());
+      } else {
+        auto it = output_keys.find(b.name());
+        absl::StrAppend(&text, "=", it != output_keys.end() ? it->second : absl::StrCat("name:", b.name()));
+      }
+    }
+  }
+  std::vector<std::string> attrs;
+  for (const auto& [k, v] : op.attributes()) {
+    if (k != "name") attrs.push_back(k);
+  }
+  std::sort(attrs.begin(), attrs.end());
+  for (const std::string& k : attrs) {
+    absl::StrAppend(&text, "|attr ", k.size(), ":", k);
+    add_value(&text, op.attributes().at(k));
+  }
+  for (const mil::NamedValueType& o : op.outputs()) {
+    std::string t;
+    o.type().SerializeToString(&t);
+    absl::StrAppend(&text, "|out ", t.size(), ":", t);
+  }
+  return Sha256Hex(text);
+}
+
+}  // namespace
+
+absl::Status ForEachDecompressed(const mil::Program& program, ValueReader* reader,
+                                 const std::function<absl::Status(const DecompressedOutput&)>& fn) {
+  return format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
+    std::set<std::string> used_by_others;
+    for (const mil::Operation& op : block->operations()) {
+      if (format::IsConstexprOp(op.type())) continue;
+      for (const auto& [k, arg] : op.inputs())
+        for (const auto& b : arg.arguments())
+          if (b.binding_case() == mil::Argument::Binding::kName) used_by_others.insert(b.name());
+    }
+    for (const std::string& o : block->outputs()) used_by_others.insert(o);
+
+    // First pass: keys, which ops repeat an earlier one, and how many
+    // evaluated ops still read each kept output.
+    struct Planned {
+      const mil::Operation* op;
+      std::string key;
+      bool repeat;
+    };
+    std::vector<Planned> plan;
+    std::map<std::string, std::string> output_keys;   // output name -> key
+    std::map<std::string, std::string> first_output;  // key -> name of the first output with it
+    std::map<std::string, int> readers;               // first output name -> evaluated ops reading it
+    std::set<std::string> seen;
+    for (const mil::Operation& op : block->operations()) {
+      if (!format::IsConstexprOp(op.type())) continue;
+      Planned p{&op, OpKey(op, output_keys), false};
+      p.repeat = !seen.insert(p.key).second;
+      for (int i = 0; i < op.outputs_size(); ++i) {
+        const std::string key = absl::StrCat(p.key, "#", i);
+        output_keys[op.outputs(i).name()] = key;
+        first_output.emplace(key, op.outputs(i).name());
+      }
+      if (!p.repeat) {
+        for (const auto& [k, arg] : op.inputs())
+          for (const auto& b : arg.arguments())
+            if (b.binding_case() == mil::Argument::Binding::kName) {
+              auto it = output_keys.find(b.name());
+              ++readers[it != output_keys.end() ? first_output[it->second] : b.name()];
+            }
+      }
+      plan.push_back(std::move(p));
+    }
+
+    ConstexprEvaluator eval(reader);
+    for (const Planned& p : plan) {
+      const mil::Operation& op = *p.op;
+      if (p.repeat) {
+        for (int i = 0; i < op.outputs_size(); ++i) {
+          const std::string& name = op.outputs(i).name();
+          const std::string& first = first_output[output_keys[name]];
+          eval.Alias(name, first);
+          DecompressedOutput out{ctx.function, name, op.type(), used_by_others.count(name) == 0, output_keys[name], nullptr};
+          // Masks are not weights (as in DecompressProgram).
+          auto type = format::ReadTensorType(op.outputs(i).type());
+          if (type.ok() && type->type == ElementType::kUInt1) continue;
+          RETURN_IF_ERROR(fn(out));
+        }
+        continue;
+      }
+      RETURN_IF_ERROR(eval.Evaluate(op));
+      for (int i = 0; i < op.outputs_size(); ++i) {
+        const std::string& name = op.outputs(i).name();
+        const Tensor* t = eval.Output(name);
+        if (t->type != ElementType::kUInt1) {
+          RETURN_IF_ERROR(fn({ctx.function, name, op.type(), used_by_others.count(name) == 0, output_keys[name], t}));
+        }
+        if (readers[name] == 0) eval.Forget(name);
+      }
+      // Inputs this op was the last to read.
+      for (const auto& [k, arg] : op.inputs())
+        for (const auto& b : arg.arguments())
+          if (b.binding_case() == mil::Argument::Binding::kName) {
+            auto it = output_keys.find(b.name());
+            const std::string target = it != output_keys.end() ? first_output[it->second] : b.name();
+            if (--readers[target] == 0) eval.Forget(target);
+          }
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace coremlz::engine

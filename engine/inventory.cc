@@ -1,5 +1,6 @@
 #include "engine/inventory.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -59,7 +60,7 @@ void Stats(const std::vector<float>& values, InventoryEntry* e) {
 }
 
 absl::Status InspectPackage(const std::string& path, const InspectOptions& options, Inventory* inv) {
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path));
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path, options.max_manifest_bytes));
   const spec::Model& model = pkg->model();
   inv->spec_version = model.specificationversion();
   Describe(model, inv);
@@ -77,15 +78,73 @@ absl::Status InspectPackage(const std::string& path, const InspectOptions& optio
                      ASSIGN_OR_RETURN(const format::BlobStorageReader* file, p->WeightFile(ref.file_name));
                      return file->Metadata(ref.offset);
                    }));
-  std::map<std::string, DecompressedWeight> dense;
+  // Statistics of decompressed weights, computed as each constexpr op is
+  // evaluated and kept as two numbers, never as the dense tensor; ops that
+  // repeat another (the same blob read through many ops) share one entry.
+  struct DenseStats {
+    bool intermediate = false;
+    InventoryEntry stats;
+  };
+  std::map<std::string, DenseStats> dense_stats;  // "function/output" -> stats
+  std::map<std::string, InventoryEntry> by_key;   // op key -> stats
   PackageValueReader reader(p);
   if (options.statistics) {
-    ASSIGN_OR_RETURN(std::vector<DecompressedWeight> dw, DecompressProgram(model.mlprogram(), &reader));
-    for (auto& w : dw) dense[w.function + "/" + w.name] = std::move(w);
+    RETURN_IF_ERROR(ForEachDecompressed(model.mlprogram(), &reader, [&](const DecompressedOutput& out) -> absl::Status {
+      if (options.control != nullptr && options.control->Cancelled()) return absl::CancelledError("inspection cancelled");
+      DenseStats& d = dense_stats[out.function + "/" + out.name];
+      d.intermediate = out.intermediate;
+      if (out.intermediate) return absl::OkStatus();
+      auto cached = by_key.find(out.key);
+      if (cached != by_key.end()) {
+        d.stats = cached->second;
+        return absl::OkStatus();
+      }
+      if (out.dense == nullptr) return absl::OkStatus();  // its first was an intermediate: no statistics
+      ASSIGN_OR_RETURN(std::vector<float> values, format::ToFloats(format::View(*out.dense)));
+      Stats(values, &d.stats);
+      by_key[out.key] = d.stats;
+      return absl::OkStatus();
+    }));
   }
+  // Blob-backed consts read by many const ops: each blob's values once.
+  std::map<std::pair<std::string, uint64_t>, InventoryEntry> blob_stats;
+  // The functions of a multifunction package share one weight file: a weight
+  // whose op reads exactly the blobs another function's op of the same type
+  // and name reads is one weight, listed (and counted) once with both
+  // functions.
+  std::map<std::string, size_t> shared_entry;  // storage identity -> index in inv->weights
+  auto storage_identity = [](const format::ProgramWeight& w) -> std::string {
+    std::string key = absl::StrCat(w.op_type, "|", w.name);
+    for (const format::HeldTensor& t : w.tensors) {
+      if (!t.in_blob) return "";  // immediate values have no identity to share
+      absl::StrAppend(&key, "|", t.input, "@", t.blob.file_name, ":", t.blob.offset);
+    }
+    return w.tensors.empty() ? "" : key;
+  };
+  engine::Progress progress;
+  progress.weights_total = static_cast<int>(weights.size());
   for (const format::ProgramWeight& w : weights) {
+    if (options.control != nullptr) {
+      if (options.control->Cancelled()) return absl::CancelledError("inspection cancelled");
+      progress.current = w.name;
+      options.control->OnProgress(progress);
+      ++progress.weights_done;
+    }
     const uint64_t count = format::ElementCount(w.shape).value_or(0);
     if (count < options.min_elements) continue;
+    const std::string identity = storage_identity(w);
+    if (!identity.empty()) {
+      auto seen = shared_entry.find(identity);
+      if (seen != shared_entry.end()) {
+        InventoryEntry& first = inv->weights[seen->second];
+        absl::StrAppend(&first.function, ",", w.function);
+        for (const std::string& c : w.consumers) {
+          if (std::find(first.consumers.begin(), first.consumers.end(), c) == first.consumers.end()) first.consumers.push_back(c);
+        }
+        continue;
+      }
+      shared_entry[identity] = inv->weights.size();
+    }
     InventoryEntry e;
     e.name = w.name;
     e.function = w.function;
@@ -101,18 +160,27 @@ absl::Status InspectPackage(const std::string& path, const InspectOptions& optio
     e.storage = absl::StrJoin(parts, " ");
     e.bytes = w.stored_bytes;
     if (options.statistics && format::IsFloat(w.type)) {
-      std::vector<float> values;
       if (w.op_type == "const") {
         const format::HeldTensor& t = w.tensors[0];
         if (t.in_blob) {
-          ASSIGN_OR_RETURN(const format::BlobStorageReader* file, p->WeightFile(t.blob.file_name));
-          ASSIGN_OR_RETURN(format::BlobMetadata meta, file->Metadata(t.blob.offset));
-          ASSIGN_OR_RETURN(values, format::ToFloats({meta.type, w.shape, file->Data(meta)}));
+          auto key = std::make_pair(t.blob.file_name, t.blob.offset);
+          auto cached = blob_stats.find(key);
+          if (cached == blob_stats.end()) {
+            ASSIGN_OR_RETURN(const format::BlobStorageReader* file, p->WeightFile(t.blob.file_name));
+            ASSIGN_OR_RETURN(format::BlobMetadata meta, file->Metadata(t.blob.offset));
+            ASSIGN_OR_RETURN(std::vector<float> values, format::ToFloats({meta.type, w.shape, file->Data(meta)}));
+            InventoryEntry s;
+            if (!values.empty()) Stats(values, &s);
+            cached = blob_stats.emplace(key, s).first;
+          }
+          e.has_statistics = cached->second.has_statistics;
+          e.sparsity = cached->second.sparsity;
+          e.distinct_values = cached->second.distinct_values;
         }
-        if (!values.empty()) Stats(values, &e);
-      } else if (auto it = dense.find(w.function + "/" + w.name); it != dense.end() && !it->second.intermediate) {
-        ASSIGN_OR_RETURN(values, format::ToFloats(format::View(it->second.dense)));
-        Stats(values, &e);
+      } else if (auto it = dense_stats.find(w.function + "/" + w.name); it != dense_stats.end() && !it->second.intermediate) {
+        e.has_statistics = it->second.stats.has_statistics;
+        e.sparsity = it->second.stats.sparsity;
+        e.distinct_values = it->second.stats.distinct_values;
       }
     }
     inv->weights.push_back(std::move(e));
@@ -134,7 +202,15 @@ absl::Status InspectSpecFile(const std::string& path, const InspectOptions& opti
   }
   inv->kind = "neuralnetwork";
   ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> weights, format::ListNeuralNetworkWeights(&model));
+  engine::Progress progress;
+  progress.weights_total = static_cast<int>(weights.size());
   for (const format::NeuralNetworkWeight& w : weights) {
+    if (options.control != nullptr) {
+      if (options.control->Cancelled()) return absl::CancelledError("inspection cancelled");
+      progress.current = absl::StrCat(w.layer, ".", w.field);
+      options.control->OnProgress(progress);
+      ++progress.weights_done;
+    }
     if (w.element_count < options.min_elements) continue;
     InventoryEntry e;
     e.name = absl::StrCat(w.layer, ".", w.field);

@@ -8,13 +8,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/job_control.h"
+#include "format/package.h"
 #include "format/tensor.h"
 
 namespace coremlz::engine {
 
 struct InventoryEntry {
   std::string name;
-  std::string function;  // ML Program function ("" for NeuralNetwork layers)
+  // ML Program function(s), comma-separated when the functions of a
+  // multifunction package share the weight ("" for NeuralNetwork layers).
+  std::string function;
   std::string op_type;   // "const", "constexpr_lut_to_dense", or the NN storage ("fp32", "lut", ...)
   std::vector<std::string> consumers;
   format::Shape shape;   // of the dense weight
@@ -48,6 +52,9 @@ struct Inventory {
 struct InspectOptions {
   uint64_t min_elements = 10;  // smaller tensors are parameters, not weights
   bool statistics = true;      // sparsity and distinct values (reads every weight)
+  uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes;
+  // Progress per weight and cancellation between weights (optional).
+  JobControl* control = nullptr;
 };
 
 // `path`: an .mlpackage directory or an .mlmodel file.

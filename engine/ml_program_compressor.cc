@@ -107,13 +107,16 @@ std::pair<int, int> AxesFor(const FunctionIndex& idx, const mil::Operation& op, 
 
 // coremltools' precedence: the const's own name, then per consumer its name,
 // its op type, the global config; all consumers must agree.
+// `source` says where the config came from, for messages.
 absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, const std::string& const_name,
                                                 const std::vector<ConsumerInfo>& consumers, bool* named,
-                                                size_t pass, ConfigUsage* usage) {
+                                                size_t pass, size_t passes, ConfigUsage* usage, std::string* source) {
+  const std::string pass_note = passes > 1 ? absl::StrCat(" (pass ", pass + 1, ")") : "";
   auto by_name = oc.op_name_configs.find(const_name);
   if (by_name != oc.op_name_configs.end()) {
     *named = true;
     usage->MatchedName(pass, const_name);
+    *source = absl::StrCat("op_name_configs[\"", const_name, "\"]", pass_note);
     return by_name->second;
   }
   if (consumers.empty()) return std::optional<OpConfig>();
@@ -122,17 +125,21 @@ absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, co
   for (size_t i = 0; i < consumers.size(); ++i) {
     const ConsumerInfo& c = consumers[i];
     std::optional<OpConfig> cfg = oc.global;
+    std::string from = absl::StrCat("global_config", pass_note);
     if (auto it = oc.op_name_configs.find(c.op_name); it != oc.op_name_configs.end()) {
       cfg = it->second;
       usage->MatchedName(pass, c.op_name);
+      from = absl::StrCat("op_name_configs[\"", c.op_name, "\"]", pass_note);
     } else if (auto jt = oc.op_type_configs.find(c.op_type); jt != oc.op_type_configs.end()) {
       cfg = jt->second;
       usage->MatchedType(pass, c.op_type);
+      from = absl::StrCat("op_type_configs[\"", c.op_type, "\"]", pass_note);
     }
     const std::string key = cfg ? ConfigKey(*cfg) : "none";
     if (i == 0) {
       chosen = cfg;
       chosen_key = key;
+      *source = from;
     } else if (key != chosen_key) {
       return absl::InvalidArgumentError(absl::StrCat(
           "compression config conflict detected for weight \"", const_name, "\": its consumers ", consumers[0].op_type,
@@ -155,6 +162,9 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
                                                                                  const CompressOptions& options) {
   if (!model.has_mlprogram()) return absl::InvalidArgumentError("the model is not an ML Program");
   RETURN_IF_ERROR(Validate(config));
+  // A malformed graph (a name defined twice, a cycle) would be rewritten and
+  // written out as a model Core ML cannot load: refuse it first.
+  RETURN_IF_ERROR(format::ValidateProgramGraph(model.mlprogram()));
   std::unique_ptr<MlProgramCompressor> c(new MlProgramCompressor());
   ASSIGN_OR_RETURN(Target model_target, TargetFromSpecVersion(model.specificationversion()));
   c->report_.model_kind = "mlprogram";
@@ -307,14 +317,20 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
       size_t primary_pass = 0;
       for (size_t p = 0; p < config.passes.size(); ++p) {
         bool named = false;
-        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named, p, &usage_));
+        std::string source;
+        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named, p,
+                                                              config.passes.size(), &usage_, &source));
         if (!cfg) continue;
         if (!primary) {
           primary = cfg;
           primary_pass = p;
+          w.primary_source = source;
           continue;
         }
-        if (config.passes[p].joint_compression && p > primary_pass && !w.joint) w.joint = cfg;
+        if (config.passes[p].joint_compression && p > primary_pass && !w.joint) {
+          w.joint = cfg;
+          w.joint_source = source;
+        }
       }
       if (!primary) return skip(w.consumers.empty() ? "no consumers" : "no config applies (null or unset)");
       const int64_t threshold = WeightThreshold(*primary);
@@ -375,7 +391,15 @@ absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values,
     p.current = task.weight.name;
     control->OnProgress(p);
   }
-  ASSIGN_OR_RETURN(WeightResult result, CompressWeight(task.weight, values, target_));
+  compress::CancelCheck cancel;
+  if (control) cancel = control->KernelCheck();
+  absl::StatusOr<WeightResult> compressed = CompressWeight(task.weight, values, target_, &cancel);
+  if (!compressed.ok()) {
+    // Stopped inside a kernel: the job's own words (cancelled or expired).
+    if (cancel.cancelled() && control) return control->StopStatus();
+    return compressed.status();
+  }
+  WeightResult& result = *compressed;
   task.done = true;
   ++weights_done_;
   if (!result.skipped_reason.empty()) {
@@ -383,6 +407,12 @@ absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values,
     ++report_.weights_skipped;
     return absl::OkStatus();
   }
+  // A finite weight must stay finite: a model whose constants decode to
+  // NaN or infinity is refused rather than written.
+  RETURN_IF_ERROR(CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary,
+                                     task.weight.primary_source, task.weight.joint ? &*task.weight.joint : nullptr,
+                                     task.weight.joint_source, task.weight.dtype == ElementType::kFloat16,
+                                     result.reconstructed));
   uint64_t stored = 0;
   ASSIGN_OR_RETURN(task.ops, BuildOps(result.ops, target_, writer_.get(), current_file_, &stored));
   task.final_output = result.final_output;
@@ -407,7 +437,7 @@ std::string MlProgramCompressor::BlobOwner(const std::string& file_name, uint64_
 
 absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl::string_view data, JobControl* control) {
   if (!writer_) return absl::FailedPreconditionError("OnBlob before BeginWeightFile");
-  if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+  if (control && control->Cancelled()) return control->StopStatus();
   const auto key = std::make_pair(current_file_, meta.offset);
   if (auto declared = blob_declared_.find(key); declared != blob_declared_.end()) {
     for (const DeclaredBlob& d : declared->second) {
@@ -428,7 +458,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
     for (Task* task : tasks->second) {
       ASSIGN_OR_RETURN(std::vector<float> values, ToFloatValues(meta.type, data, meta.element_count()));
       RETURN_IF_ERROR(RunTask(*task, std::move(values), control));
-      if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+      if (control && control->Cancelled()) return control->StopStatus();
     }
   }
   ++bytes_done_;

@@ -31,6 +31,7 @@
 #include "engine/target.h"
 #include "engine/weight_compressor.h"
 #include "format/blob_storage.h"
+#include "format/package.h"
 
 namespace coremlz::engine {
 
@@ -39,6 +40,8 @@ struct CompressOptions {
   // model's own, and an ML Program cannot be moved to a newer opset here
   // (that is a re-conversion); unset means "the model's".
   std::optional<Target> target;
+  // Largest Manifest.json a package may have (coremlzd --max-manifest-kb).
+  uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes;
 };
 
 class MlProgramCompressor {

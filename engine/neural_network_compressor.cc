@@ -19,16 +19,21 @@ using format::WeightStorage;
 
 namespace {
 
+// `source` says where the config came from, for messages.
 std::optional<OpConfig> ResolveLayer(const OptimizationConfig& oc, const NeuralNetworkWeight& w, size_t pass,
-                                     ConfigUsage* usage) {
+                                     size_t passes, ConfigUsage* usage, std::string* source) {
+  const std::string pass_note = passes > 1 ? absl::StrCat(" (pass ", pass + 1, ")") : "";
   if (auto it = oc.op_name_configs.find(w.layer); it != oc.op_name_configs.end()) {
     usage->MatchedName(pass, w.layer);
+    *source = absl::StrCat("op_name_configs[\"", w.layer, "\"]", pass_note);
     return it->second;
   }
   if (auto it = oc.op_type_configs.find(w.layer_type); it != oc.op_type_configs.end()) {
     usage->MatchedType(pass, w.layer_type);
+    *source = absl::StrCat("op_type_configs[\"", w.layer_type, "\"]", pass_note);
     return it->second;
   }
+  *source = absl::StrCat("global_config", pass_note);
   return oc.global;
 }
 
@@ -93,7 +98,7 @@ absl::Status LinearQuantizeLayer(const NeuralNetworkWeight& w, const std::vector
 }
 
 absl::StatusOr<std::string> PalettizeLayer(const NeuralNetworkWeight& w, const std::vector<float>& values,
-                                           const PalettizerConfig& c) {
+                                           const PalettizerConfig& c, compress::CancelCheck* cancel) {
   if (c.granularity != Granularity::kPerTensor || c.cluster_dim != 1 || c.enable_per_channel_scale) {
     return absl::InvalidArgumentError(absl::StrCat("layer \"", w.layer, "\": NeuralNetwork look-up tables are per "
                                                    "tensor, scalar and unscaled; use an ML Program for grouped, vector "
@@ -104,6 +109,7 @@ absl::StatusOr<std::string> PalettizeLayer(const NeuralNetworkWeight& w, const s
   o.bits = c.nbits.value_or(0);
   o.custom_palette = c.lut;
   o.precision = compress::Precision::kFloat32;  // the table is stored as fp32
+  o.cancel = cancel;
   const format::Shape flat = {static_cast<int64_t>(values.size())};
   auto p = compress::Palettize(values, flat, o);
   if (p.status().code() == absl::StatusCode::kFailedPrecondition) return std::string(p.status().message());
@@ -133,7 +139,7 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
   int done = 0;
   for (const NeuralNetworkWeight& w : weights) report.weight_bytes_before += w.stored_bytes;
   for (NeuralNetworkWeight& w : weights) {
-    if (control && control->Cancelled()) return absl::CancelledError("compression cancelled");
+    if (control && control->Cancelled()) return control->StopStatus();
     if (control) {
       Progress p;
       p.weights_done = done++;
@@ -152,13 +158,18 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
     row.bytes_before = w.stored_bytes;
     row.bytes_after = w.stored_bytes;
     std::optional<OpConfig> cfg;
+    std::string source;
     for (size_t p = 0; p < config.passes.size(); ++p) {
       if (config.passes[p].joint_compression && cfg) {
         return absl::InvalidArgumentError("joint compression needs an ML Program (iOS18)");
       }
       // Every pass is consulted so that its keys count as used.
-      std::optional<OpConfig> here = ResolveLayer(config.passes[p].config, w, p, &usage);
-      if (!cfg) cfg = std::move(here);
+      std::string from;
+      std::optional<OpConfig> here = ResolveLayer(config.passes[p].config, w, p, config.passes.size(), &usage, &from);
+      if (!cfg) {
+        cfg = std::move(here);
+        source = from;
+      }
     }
     auto finish_skip = [&](std::string reason) {
       row.skipped_reason = std::move(reason);
@@ -209,7 +220,11 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
       RETURN_IF_ERROR(LinearQuantizeLayer(w, values, *q));
       min_spec = std::max(min_spec, 3);
     } else if (auto* p = std::get_if<PalettizerConfig>(&*cfg)) {
-      ASSIGN_OR_RETURN(std::string reason, PalettizeLayer(w, values, *p));
+      compress::CancelCheck cancel;
+      if (control) cancel = control->KernelCheck();
+      absl::StatusOr<std::string> palettized = PalettizeLayer(w, values, *p, &cancel);
+      if (!palettized.ok() && cancel.cancelled() && control) return control->StopStatus();
+      ASSIGN_OR_RETURN(std::string reason, std::move(palettized));
       if (!reason.empty()) {
         finish_skip(reason);
         continue;
@@ -225,6 +240,8 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
     }
     if (now == nullptr) return absl::InternalError("lost track of a rewritten weight");
     ASSIGN_OR_RETURN(std::vector<float> decoded, format::DecodeWeightParams(*now));
+    RETURN_IF_ERROR(CheckDecodedFinite(row.name, row.technique, *cfg, source, nullptr, "",
+                                       w.storage == WeightStorage::kFloat16, decoded));
     row.op_type = std::string(format::WeightStorageName(now->storage));
     row.bytes_after = now->stored_bytes;
     row.error = compress::CompareTensors(values, decoded);

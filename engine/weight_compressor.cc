@@ -196,7 +196,8 @@ absl::StatusOr<std::optional<compress::PalettizeOptions>> PlanPalettization(cons
 // --- pruning ---------------------------------------------------------------
 
 // Prunes `values` in place. Returns a skip reason, or "" when pruned.
-absl::StatusOr<std::string> Prune(const WeightTask& task, const OpConfig& config, std::vector<float>* values) {
+absl::StatusOr<std::string> Prune(const WeightTask& task, const OpConfig& config, std::vector<float>* values,
+                                  compress::CancelCheck* cancel) {
   absl::Status s;
   if (auto* t = std::get_if<ThresholdPrunerConfig>(&config)) {
     s = compress::ThresholdPrune(absl::MakeSpan(*values), t->threshold, t->minimum_sparsity_percentile, PrecisionOf(task.dtype));
@@ -212,12 +213,13 @@ absl::StatusOr<std::string> Prune(const WeightTask& task, const OpConfig& config
       }
     }
     if (m->n_m_ratio) {
-      s = compress::NMPrune(absl::MakeSpan(*values), task.shape, m->n_m_ratio->first, m->n_m_ratio->second, m->dim.value_or(1));
+      s = compress::NMPrune(absl::MakeSpan(*values), task.shape, m->n_m_ratio->first, m->n_m_ratio->second,
+                            m->dim.value_or(1), cancel);
     } else if (m->block_size) {
       s = compress::BlockMagnitudePrune(absl::MakeSpan(*values), task.shape, *m->block_size, m->dim.value_or(0),
-                                        *m->target_sparsity, p);
+                                        *m->target_sparsity, p, cancel);
     } else {
-      s = compress::MagnitudePrune(absl::MakeSpan(*values), *m->target_sparsity, p);
+      s = compress::MagnitudePrune(absl::MakeSpan(*values), *m->target_sparsity, p, cancel);
     }
   } else {
     return absl::InternalError("not a pruning config");
@@ -289,7 +291,7 @@ std::vector<uint8_t> Gather(const std::vector<uint8_t>& codes, const std::vector
 
 // `values` is taken by value: its buffer becomes the reconstruction.
 absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float> values, const LinearQuantizerConfig& c,
-                                      Target target, const Sparse* sparse) {
+                                      Target target, const Sparse* sparse, compress::CancelCheck* cancel) {
   std::string reason;
   ASSIGN_OR_RETURN(std::optional<QuantPlan> plan, PlanQuantization(task, c, &reason));
   if (!plan) return Skip(reason);
@@ -303,6 +305,7 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float>
   qo.is_signed = c.is_signed;
   qo.symmetric = c.symmetric;
   qo.precision = PrecisionOf(task.dtype);
+  qo.cancel = cancel;
   ASSIGN_OR_RETURN(compress::LinearQuantized q, compress::LinearQuantize(values, grid, qo));
 
   WeightResult r;
@@ -415,10 +418,23 @@ Tensor RepeatLut(const std::vector<float>& lut, const Shape& lut_shape, const Sh
 
 // `values` is taken by value: its buffer becomes the reconstruction.
 absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float> values, const PalettizerConfig& c,
-                                       Target target, const Sparse* sparse) {
+                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel) {
   std::string reason;
   ASSIGN_OR_RETURN(std::optional<compress::PalettizeOptions> plan, PlanPalettization(task, c, target, &reason));
   if (!plan) return Skip(reason);
+  plan->cancel = cancel;
+  if (c.mode == PalettizerConfig::Mode::kCustom && task.dtype == ElementType::kFloat16) {
+    // The palette is stored in the weight's dtype: an entry beyond fp16's
+    // range would be an infinity in the model.
+    for (size_t i = 0; i < c.lut.size(); ++i) {
+      if (!std::isfinite(format::HalfToFloat(format::FloatToHalf(c.lut[i])))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "weight \"", task.name, "\": \"lut\"[", i, "] = ", c.lut[i], " of OpPalettizerConfig from ",
+            sparse ? task.joint_source : task.primary_source,
+            " is beyond the range of the weight's fp16 palette (+-65504); it would be stored as infinity"));
+      }
+    }
+  }
   if (sparse && (c.cluster_dim > 1 || c.enable_per_channel_scale)) {
     return absl::FailedPreconditionError(absl::StrCat("weight \"", task.name,
                                                       "\": pruning can be combined only with scalar palettization "
@@ -586,7 +602,8 @@ compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode) {
   return compress::PaletteMode::kCustom;
 }
 
-absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target) {
+absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target,
+                                            compress::CancelCheck* cancel) {
   if (!compress::AllFinite(values)) {
     // Core ML tools skip such weights with a warning; a silent skip would
     // hide a broken model, so say so in the report.
@@ -598,7 +615,7 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
 
   if (std::holds_alternative<ThresholdPrunerConfig>(primary) || std::holds_alternative<MagnitudePrunerConfig>(primary)) {
     std::vector<float> pruned = values;
-    ASSIGN_OR_RETURN(std::string reason, Prune(task, primary, &pruned));
+    ASSIGN_OR_RETURN(std::string reason, Prune(task, primary, &pruned, cancel));
     if (!reason.empty()) return Skip(reason);
     const Sparse sparse = SparseOf(pruned);
     if (task.joint) {
@@ -608,9 +625,9 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
       const bool quantize = std::holds_alternative<LinearQuantizerConfig>(*task.joint);
       if (!(quantize && sparse.nonzero.size() < 10) && !sparse.nonzero.empty()) {
         if (quantize) {
-          ASSIGN_OR_RETURN(r, Quantize(task, pruned, std::get<LinearQuantizerConfig>(*task.joint), target, &sparse));
+          ASSIGN_OR_RETURN(r, Quantize(task, pruned, std::get<LinearQuantizerConfig>(*task.joint), target, &sparse, cancel));
         } else if (auto* pc = std::get_if<PalettizerConfig>(&*task.joint)) {
-          ASSIGN_OR_RETURN(r, Palettize(task, pruned, *pc, target, &sparse));
+          ASSIGN_OR_RETURN(r, Palettize(task, pruned, *pc, target, &sparse, cancel));
         } else {
           return absl::InvalidArgumentError("joint compression after pruning must palettize or linear_quantize");
         }
@@ -636,9 +653,9 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
                                                    "palettization or linear quantization"));
   }
   if (auto* q = std::get_if<LinearQuantizerConfig>(&primary)) {
-    ASSIGN_OR_RETURN(r, Quantize(task, std::move(values), *q, target, nullptr));
+    ASSIGN_OR_RETURN(r, Quantize(task, std::move(values), *q, target, nullptr, cancel));
   } else if (auto* p = std::get_if<PalettizerConfig>(&primary)) {
-    ASSIGN_OR_RETURN(r, Palettize(task, std::move(values), *p, target, nullptr));
+    ASSIGN_OR_RETURN(r, Palettize(task, std::move(values), *p, target, nullptr, cancel));
   } else {  // fp16
     if (task.dtype == ElementType::kFloat16) return Skip("already fp16");
     r.technique = "fp16";
@@ -660,6 +677,42 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
   }
   if (r.skipped_reason.empty()) r.params = r.params.empty() ? params : absl::StrCat(params, " ", r.params);
   return r;
+}
+
+absl::Status CheckDecodedFinite(const std::string& weight, absl::string_view technique, const OpConfig& config,
+                                absl::string_view source, const OpConfig* joint, absl::string_view joint_source,
+                                bool fp16_weight, absl::Span<const float> decoded) {
+  if (compress::AllFinite(decoded)) return absl::OkStatus();
+  size_t bad = 0, first = 0;
+  for (size_t i = decoded.size(); i-- > 0;) {
+    if (!std::isfinite(decoded[i])) {
+      ++bad;
+      first = i;
+    }
+  }
+  auto describe = [](const OpConfig& c, absl::string_view where) {
+    return absl::StrCat(ConfigTypeName(c), " (", DescribeParams(c), ") from ", where.empty() ? "the config" : where);
+  };
+  std::string configs = describe(config, source);
+  if (joint != nullptr) absl::StrAppend(&configs, " followed by ", describe(*joint, joint_source));
+  auto is_custom = [](const OpConfig* c) {
+    const auto* p = c == nullptr ? nullptr : std::get_if<PalettizerConfig>(c);
+    return p != nullptr && p->mode == PalettizerConfig::Mode::kCustom;
+  };
+  const bool custom = is_custom(&config) || is_custom(joint);
+  std::string why;
+  if (custom) {
+    why = fp16_weight ? " (a \"lut\" entry beyond the fp16 range, +-65504, becomes infinity in an fp16 palette)" : "";
+  } else if (std::holds_alternative<Fp16Config>(config)) {
+    why = " (values beyond the fp16 range, +-65504, become infinity)";
+  } else if (fp16_weight) {
+    why = " (a scale or palette entry of this fp16 weight overflows the fp16 range, +-65504)";
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "weight \"", weight, "\": ", technique, " with ", configs, " would decode to ", bad, " of ", decoded.size(),
+      " values that are NaN or infinite (the first at element ", first, " is ", decoded[first],
+      ") although the weight is finite", why, "; the model was not written. Leave this weight uncompressed (a null entry for it in op_name_configs) "
+      "or choose another config"));
 }
 
 }  // namespace coremlz::engine

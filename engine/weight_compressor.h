@@ -35,6 +35,10 @@ struct WeightTask {
   // the first one's result (prune, then palettize or quantize).
   OpConfig primary;
   std::optional<OpConfig> joint;
+  // Where each came from in the config, for messages: "global_config",
+  // "op_name_configs[\"conv1_weight\"] (pass 2)", ...
+  std::string primary_source;
+  std::string joint_source;
 };
 
 struct WeightResult {
@@ -52,7 +56,18 @@ struct WeightResult {
 // The palettizer config's mode as the palettization kernel's.
 compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode);
 
-absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target);
+// `cancel` (optional) is polled inside the kernels; a cancelled weight
+// returns CANCELLED.
+absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target,
+                                            compress::CancelCheck* cancel = nullptr);
+
+// INVALID_ARGUMENT when `decoded`, what the new ops of `task` decompress to,
+// holds NaN or infinity (the input was finite: non-finite weights are
+// skipped): naming the weight, the config and its key. `technique` is the
+// report's ("palettize", "prune+linear_quantize", ...).
+absl::Status CheckDecodedFinite(const std::string& weight, absl::string_view technique, const OpConfig& config,
+                                absl::string_view source, const OpConfig* joint, absl::string_view joint_source,
+                                bool fp16_weight, absl::Span<const float> decoded);
 
 // Tensor helpers shared with the NeuralNetwork path.
 format::Tensor MakeFloatTensor(format::ElementType type, format::Shape shape, const std::vector<float>& values);

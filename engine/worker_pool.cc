@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "common/memory_release.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
+#include "format/mil_program.h"
 #include "format/package.h"
 #include "format/tensor.h"
 
@@ -39,11 +41,7 @@ class LocalWorkerPool : public WorkerPool {
     if (!job.control || !job.done) return absl::InvalidArgumentError("a job needs a control and a done callback");
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
-    if (job.memory_estimate > options_.memory_budget) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the model needs about ", Mib(job.memory_estimate), " to compress, more than this server's memory budget of ",
-          Mib(options_.memory_budget), "; use a server with a larger --memory-budget-mb"));
-    }
+    RETURN_IF_ERROR(CheckMemory(job.memory_estimate));
     // Room: a free worker, or a free place in the queue behind the busy ones.
     const size_t capacity = static_cast<size_t>(options_.threads - running_) + options_.queue_capacity;
     if (queue_.size() >= capacity && !job.admission_deadline) {
@@ -64,6 +62,13 @@ class LocalWorkerPool : public WorkerPool {
     return static_cast<int>(queue_.size());
   }
   int threads() const override { return options_.threads; }
+
+  absl::Status CheckMemory(uint64_t estimate) const override {
+    if (estimate <= options_.memory_budget) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model needs about ", Mib(estimate), " to process, more than this server's memory budget of ",
+        Mib(options_.memory_budget), "; use a server with a larger --memory-budget-mb"));
+  }
 
   void Shutdown(absl::Duration grace) override {
     std::vector<CompressJob> dropped;
@@ -101,10 +106,7 @@ class LocalWorkerPool : public WorkerPool {
         memory_in_use_ += job.memory_estimate;
         running_controls_.push_back(job.control.get());
       }
-      absl::StatusOr<CompressionReport> result =
-          job.control->Cancelled() ? absl::StatusOr<CompressionReport>(absl::CancelledError("the job was cancelled"))
-                                   : CompressModelPath(job.input_path, job.output_path, job.config, job.options,
-                                                       WriteOptions{true}, job.control.get());
+      absl::StatusOr<CompressionReport> result = RunJob(job);
       job.done(std::move(result));
       const uint64_t estimate = job.memory_estimate;
       const JobControl* control = job.control.get();
@@ -121,6 +123,16 @@ class LocalWorkerPool : public WorkerPool {
       // The last job of a busy spell: give its memory back to the system.
       if (idle) ReleaseFreeMemory();
     }
+  }
+
+  static absl::StatusOr<CompressionReport> RunJob(const CompressJob& job) {
+    if (job.control->Cancelled()) return absl::CancelledError("the job was cancelled");
+    if (job.task) {
+      RETURN_IF_ERROR(job.task(job.control.get()));
+      return CompressionReport();
+    }
+    return CompressModelPath(job.input_path, job.output_path, job.config, job.options, WriteOptions{true},
+                             job.control.get());
   }
 
   std::deque<CompressJob>::iterator Runnable() {
@@ -199,6 +211,7 @@ class DelayingWorkerPool : public WorkerPool {
   int busy() const override { return inner_->busy(); }
   int queue_depth() const override { return inner_->queue_depth(); }
   int threads() const override { return inner_->threads(); }
+  absl::Status CheckMemory(uint64_t estimate) const override { return inner_->CheckMemory(estimate); }
   void Shutdown(absl::Duration grace) override { inner_->Shutdown(grace); }
 
  private:
@@ -216,53 +229,121 @@ std::unique_ptr<WorkerPool> MakeLocalWorkerPool(const LocalWorkerPoolOptions& op
   return std::make_unique<LocalWorkerPool>(options);
 }
 
-absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& path) {
-  if (!IsDirectory(path)) {
-    ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
-    return size * 6 + (uint64_t{16} << 20);  // parsed, decoded floats, rewritten
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path));
-  uint64_t largest = 0;
-  if (pkg->model().has_mlprogram()) {
-    for (const auto& [name, f] : pkg->model().mlprogram().functions()) {
-      for (const auto& [key, block] : f.block_specializations()) {
-        for (const auto& op : block.operations()) {
-          if (op.type() != "const" || op.outputs_size() != 1) continue;
-          if (!op.outputs(0).type().has_tensortype()) continue;
-          const std::string& const_name = op.outputs(0).name();
-          auto info = format::ReadTensorType(op.outputs(0).type());
+namespace {
+
+namespace mil = CoreML::Specification::MILSpec;
+
+// The program's part of the estimate: the largest tensor, dense, over every
+// block (nested ones included), and the number of ops.
+absl::StatusOr<uint64_t> EstimateProgram(const CoreML::Specification::Model& model, uint64_t spec_bytes,
+                                         const format::PackageLayout& layout, const FileSizeFn& file_size) {
+  uint64_t largest = 0, ops = 0;
+  if (model.has_mlprogram()) {
+    // Dense element counts of constexpr outputs, for chained ops.
+    std::map<std::string, uint64_t> produced;
+    RETURN_IF_ERROR(format::ForEachBlock(model.mlprogram(), [&](const mil::Block* block,
+                                                                const format::BlockContext&) -> absl::Status {
+      for (const mil::Operation& op : block->operations()) {
+        ++ops;
+        const bool is_const = op.type() == "const";
+        if (!is_const && !format::IsConstexprOp(op.type())) continue;
+        // A constexpr op cannot produce more than its inputs encode: each
+        // input element (a 1-bit mask element, an index) stands for at most
+        // one output vector of kMaxVector elements. Bounding declared shapes
+        // by that keeps a malformed op from posing as a model too large for
+        // this server; the decompressor rejects it later.
+        constexpr uint64_t kMaxVector = 64;
+        uint64_t inputs = 0;
+        if (!is_const) {
+          auto add = [&](const mil::Value& v) {
+            if (!v.type().has_tensortype()) return;
+            auto info = format::ReadTensorType(v.type());
+            if (!info.ok()) return;
+            inputs += format::ElementCount(info->shape).value_or(0);
+          };
+          for (const auto& [name, arg] : op.inputs()) {
+            for (const auto& b : arg.arguments()) {
+              if (b.binding_case() == mil::Argument::Binding::kValue) add(b.value());
+              else if (auto it = produced.find(b.name()); it != produced.end()) inputs += it->second;
+            }
+          }
+          for (const auto& [name, v] : op.attributes()) {
+            if (name != "name") add(v);
+          }
+        }
+        for (const mil::NamedValueType& out : op.outputs()) {
+          if (!out.type().has_tensortype()) continue;
+          const std::string& const_name = out.name();
+          auto info = format::ReadTensorType(out.type());
           if (!info.ok()) {
-            return absl::Status(info.status().code(), absl::StrCat("const \"", const_name, "\": ", info.status().message()));
+            return absl::Status(info.status().code(), absl::StrCat(op.type(), " \"", const_name, "\": ", info.status().message()));
           }
           auto count = format::ElementCount(info->shape);
           if (!count.ok()) {
-            return absl::InvalidArgumentError(absl::StrCat("const \"", const_name, "\": ", count.status().message()));
+            return absl::InvalidArgumentError(absl::StrCat(op.type(), " \"", const_name, "\": ", count.status().message()));
           }
-          // A declared shape cannot be trusted to size memory before its data
-          // was read: one larger than the file that holds it is refused here,
-          // as the reader would refuse it later, instead of looking like a
-          // model too big for this server.
-          auto val = op.attributes().find("val");
-          if (val != op.attributes().end() && val->second.has_blobfilevalue()) {
-            const std::string& file = val->second.blobfilevalue().filename();
-            auto rel = pkg->layout().ResolveBlobFile(file);
-            auto size = rel.ok() ? FileSize(pkg->PathOf(*rel)) : absl::StatusOr<uint64_t>(rel.status());
-            auto bytes = format::StorageBytes(info->type, *count);
-            if (size.ok() && bytes.ok() && *bytes > *size) {
-              return absl::InvalidArgumentError(absl::StrCat(
-                  "const \"", const_name, "\" declares ", format::ElementTypeName(info->type),
-                  format::ShapeString(info->shape), " (", *bytes, " bytes), more than all of ", file, " (", *size,
-                  " bytes)"));
+          uint64_t n = *count;
+          if (is_const) {
+            // A declared shape cannot be trusted to size memory before its
+            // data was read: one larger than the file that holds it is
+            // refused here, as the reader would refuse it later, instead of
+            // looking like a model too big for this server.
+            auto val = op.attributes().find("val");
+            if (val != op.attributes().end() && val->second.has_blobfilevalue()) {
+              const std::string& file = val->second.blobfilevalue().filename();
+              auto rel = layout.ResolveBlobFile(file);
+              auto size = rel.ok() ? file_size(*rel) : absl::StatusOr<uint64_t>(rel.status());
+              auto bytes = format::StorageBytes(info->type, n);
+              if (size.ok() && bytes.ok() && *bytes > *size) {
+                return absl::InvalidArgumentError(absl::StrCat(
+                    "const \"", const_name, "\" declares ", format::ElementTypeName(info->type),
+                    format::ShapeString(info->shape), " (", *bytes, " bytes), more than all of ", file, " (", *size,
+                    " bytes)"));
+              }
             }
+          } else {
+            n = std::min(n, inputs > UINT64_MAX / kMaxVector ? UINT64_MAX : inputs * kMaxVector);
+            produced[out.name()] = n;
           }
-          largest = std::max(largest, *count);
+          largest = std::max(largest, n);
         }
       }
-    }
+      return absl::OkStatus();
+    }));
   }
-  // Per element: fp32 values, reconstruction, a copy for pruning/sorting,
-  // indices and the packed output: about 20 bytes; plus the spec and slack.
-  return largest * 20 + pkg->model_bytes().size() * 4 + (uint64_t{32} << 20);
+  // Saturating: declared shapes may be astronomically large.
+  const uint64_t weights = largest > UINT64_MAX / kBytesPerElement ? UINT64_MAX : largest * kBytesPerElement;
+  const uint64_t rest = MinimumSpecMemory(spec_bytes) + ops * kBytesPerOp;
+  return weights > UINT64_MAX - rest ? UINT64_MAX : weights + rest;
+}
+
+absl::StatusOr<uint64_t> EstimatePackage(const std::string& dir, const FileSizeFn& file_size,
+                                         uint64_t max_manifest_bytes) {
+  ASSIGN_OR_RETURN(format::PackageLayout layout, format::PackageLayout::Read(dir, max_manifest_bytes));
+  const std::string spec_path = JoinPath(dir, layout.model_path);
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(spec_path, uint64_t{2} << 30));
+  ASSIGN_OR_RETURN(CoreML::Specification::Model model, format::ParseModelSpec(bytes, spec_path));
+  const uint64_t spec_bytes = bytes.size();
+  bytes = std::string();
+  return EstimateProgram(model, spec_bytes, layout, file_size);
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& path, uint64_t max_manifest_bytes) {
+  if (!IsDirectory(path)) {
+    ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
+    return EstimateModelFileMemory(size);
+  }
+  // A complete package gets the reader's full checks (items that exist, ...).
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path, max_manifest_bytes));
+  return EstimateProgram(pkg->model(), pkg->model_bytes().size(), pkg->layout(),
+                         [&](const std::string& rel) { return FileSize(pkg->PathOf(rel)); });
+}
+
+absl::StatusOr<uint64_t> EstimateUploadMemory(const std::string& dir, const FileSizeFn& declared,
+                                              uint64_t max_manifest_bytes) {
+  return EstimatePackage(dir, declared, max_manifest_bytes);
 }
 
 }  // namespace coremlz::engine

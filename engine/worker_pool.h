@@ -16,6 +16,7 @@
 #include "engine/job_control.h"
 #include "engine/ml_program_compressor.h"
 #include "engine/report.h"
+#include "format/package.h"
 
 namespace coremlz::engine {
 
@@ -31,6 +32,11 @@ struct CompressJob {
   // The caller's deadline (remote pools pass it on to the worker's call).
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<JobControl> control;  // progress, cancellation (required)
+  // When set, the pool runs this instead of compressing (Inspect: the same
+  // admission, budget, queue and cancellation as a compression); `done`
+  // then gets an empty report or the task's error. Remote pools run it in
+  // the front's process, on their own slots.
+  std::function<absl::Status(JobControl*)> task;
   // Called exactly once, from a pool thread, unless Submit() fails.
   std::function<void(absl::StatusOr<CompressionReport>)> done;
 };
@@ -45,6 +51,9 @@ class WorkerPool {
   virtual int busy() const = 0;         // jobs running
   virtual int queue_depth() const = 0;  // jobs waiting
   virtual int threads() const = 0;
+  // Whether a job of this estimate could ever run here (the memory budget);
+  // lets a caller refuse a model before the rest of its upload arrives.
+  virtual absl::Status CheckMemory(uint64_t memory_estimate) const { return absl::OkStatus(); }
   // Refuses new jobs, lets running ones finish within `grace`, cancels what
   // is left and waits for every `done` to have been called.
   virtual void Shutdown(absl::Duration grace) = 0;
@@ -62,10 +71,52 @@ std::unique_ptr<WorkerPool> MakeLocalWorkerPool(const LocalWorkerPoolOptions& op
 // take `delay` longer, so that tests can cancel, kill or drain mid-job.
 std::unique_ptr<WorkerPool> MakeDelayingWorkerPool(std::unique_ptr<WorkerPool> inner, absl::Duration delay);
 
-// A generous estimate of a job's peak memory: the largest tensor's dense
-// floats several times over (values, reconstruction, sorting, output
-// buffers), plus the model spec; a NeuralNetwork is held whole.
-absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& model_path);
+// Estimates of a job's peak memory, made from the model spec before any
+// weight is read. The model (docs/reliability.md, "Hostile use"):
+//
+//   kJobBaseBytes                          allocator, staging, I/O buffers
+// + kBytesPerElement x the largest tensor  weights are processed one at a time:
+//                                          float32 values, reconstruction, sort
+//                                          copy, indices, packed output;
+//                                          constexpr outputs count at their
+//                                          dense size (Inspect decodes them)
+// + kBytesPerSpecByte x spec bytes         the file, its rewrite, and inline
+//                                          values once parsed, twice over
+// + kBytesPerOp x ops                      parsed operations (maps, names,
+//                                          types), held by the package and by
+//                                          the compressor's copy
+//
+// Every block of every function counts, nested `cond`/`while_loop` bodies
+// included. kBytesPerOp is measured: 1e6 one-input ops (87 bytes each
+// serialized) peak at 4.3 KB per op compressing and 2.1 KB inspecting
+// (tests/engine/memory_estimate_test). A NeuralNetwork is held whole: its
+// spec bytes several times over.
+inline constexpr uint64_t kJobBaseBytes = uint64_t{32} << 20;
+inline constexpr uint64_t kBytesPerElement = 20;
+inline constexpr uint64_t kBytesPerSpecByte = 6;
+inline constexpr uint64_t kBytesPerOp = 4608;
+
+// Sizes of the files a program's blobs live in, by package-relative path.
+using FileSizeFn = std::function<absl::StatusOr<uint64_t>(const std::string& relative)>;
+
+// `model_path`: an .mlpackage directory or an .mlmodel file, complete.
+absl::StatusOr<uint64_t> EstimateJobMemory(const std::string& model_path,
+                                           uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes);
+
+// During an upload: `package_dir` holds Manifest.json and the model spec;
+// weight files need not have arrived, their sizes come from `declared`.
+absl::StatusOr<uint64_t> EstimateUploadMemory(const std::string& package_dir, const FileSizeFn& declared,
+                                              uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes);
+
+// The least a model spec of `spec_bytes` costs once parsed (no op counted):
+// a spec that cannot fit is refused without parsing it.
+inline uint64_t MinimumSpecMemory(uint64_t spec_bytes) {
+  return kJobBaseBytes + spec_bytes * kBytesPerSpecByte;
+}
+
+// A NeuralNetwork .mlmodel of `size` bytes (held whole, plus one layer's
+// decoded floats): known from an upload's header alone.
+inline uint64_t EstimateModelFileMemory(uint64_t size) { return MinimumSpecMemory(size) + size * 2; }
 
 }  // namespace coremlz::engine
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -101,7 +102,156 @@ absl::Status WithOp(absl::Status s, const BlockContext& ctx, const mil::Operatio
                                              name, "\": ", s.message()));
 }
 
+// One function body's names, for ValidateProgramGraph.
+class GraphChecker {
+ public:
+  GraphChecker(const std::string& function, const mil::Function& f) : function_(function), f_(f) {}
+
+  absl::Status Check(const mil::Block& body) {
+    for (const mil::NamedValueType& in : f_.inputs()) {
+      if (!defined_.emplace(in.name(), Definer{nullptr}).second) {
+        return Bad(absl::StrCat("the input \"", in.name(), "\" is declared twice"));
+      }
+    }
+    RETURN_IF_ERROR(CollectDefinitions(body, 0));
+    for (const mil::NamedValueType& in : f_.inputs()) visible_.insert(in.name());
+    return CheckReads(body, 0);
+  }
+
+ private:
+  struct Definer {
+    const mil::Operation* op;  // null: a function input
+  };
+
+  absl::Status Bad(absl::string_view what) const {
+    return absl::InvalidArgumentError(absl::StrCat("function ", function_, ": ", what));
+  }
+  static std::string Describe(const mil::Operation& op) {
+    return absl::StrCat("op ", op.type(), " \"", OpName(op), "\"");
+  }
+  std::string DescribeDefiner(const Definer& d) const {
+    return d.op == nullptr ? std::string("the function's input") : Describe(*d.op);
+  }
+
+  absl::Status CollectDefinitions(const mil::Block& block, int depth) {
+    if (depth > 64) return Bad("blocks nest deeper than 64 levels");
+    for (const mil::Operation& op : block.operations()) {
+      for (const mil::NamedValueType& out : op.outputs()) {
+        auto [it, fresh] = defined_.emplace(out.name(), Definer{&op});
+        if (!fresh) {
+          return Bad(absl::StrCat(Describe(op), " defines \"", out.name(), "\", which ", DescribeDefiner(it->second),
+                                  " already defines: every value needs a name of its own"));
+        }
+      }
+      for (const mil::Block& nested : op.blocks()) RETURN_IF_ERROR(CollectDefinitions(nested, depth + 1));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckReads(const mil::Block& block, int depth) {
+    std::vector<std::string> added;
+    for (const mil::NamedValueType& in : block.inputs()) {
+      if (visible_.insert(in.name()).second) added.push_back(in.name());
+    }
+    for (int i = 0; i < block.operations_size(); ++i) {
+      const mil::Operation& op = block.operations(i);
+      for (const auto& [input, arg] : op.inputs()) {
+        for (const mil::Argument::Binding& b : arg.arguments()) {
+          if (b.binding_case() != mil::Argument::Binding::kName || visible_.count(b.name())) continue;
+          return Bad(Unreadable(block, i, input, b.name()));
+        }
+      }
+      for (const mil::Block& nested : op.blocks()) RETURN_IF_ERROR(CheckReads(nested, depth + 1));
+      for (const mil::NamedValueType& out : op.outputs()) {
+        if (visible_.insert(out.name()).second) added.push_back(out.name());
+      }
+    }
+    for (const std::string& out : block.outputs()) {
+      if (!visible_.count(out)) {
+        return Bad(absl::StrCat(depth == 0 ? "the function's" : "a nested block's", " output \"", out,
+                                "\" is not defined in its block"));
+      }
+    }
+    for (const std::string& name : added) visible_.erase(name);
+    return absl::OkStatus();
+  }
+
+  // Why op `i` of `block` cannot read `name`.
+  std::string Unreadable(const mil::Block& block, int i, const std::string& input, const std::string& name) const {
+    const mil::Operation& op = block.operations(i);
+    const std::string reader = absl::StrCat(Describe(op), " reads \"", name, "\" (input \"", input, "\")");
+    auto def = defined_.find(name);
+    if (def == defined_.end()) return absl::StrCat(reader, ", which nothing defines");
+    // Defined by this op or a later one of the same block: out of order, or
+    // a cycle when the definer depends on the reader.
+    int at = -1;
+    for (int j = i; j < block.operations_size(); ++j) {
+      if (&block.operations(j) == def->second.op) at = j;
+    }
+    if (at < 0) {
+      return absl::StrCat(reader, ", which ", DescribeDefiner(def->second),
+                          " defines where this op cannot see it (later, or inside another op's block)");
+    }
+    if (at == i || DependsOn(block, at, i)) {
+      return absl::StrCat(reader, ", which ", DescribeDefiner(def->second),
+                          " computes from its output: the ops form a cycle");
+    }
+    return absl::StrCat(reader, " before ", DescribeDefiner(def->second),
+                        " defines it: ops must come in dependency order");
+  }
+
+  // Whether op `from` of `block` reads, directly or through other ops of the
+  // block, an output of op `target`.
+  static bool DependsOn(const mil::Block& block, int from, int target) {
+    absl::flat_hash_map<std::string, int> producer;
+    for (int j = 0; j < block.operations_size(); ++j) {
+      for (const mil::NamedValueType& out : block.operations(j).outputs()) producer.emplace(out.name(), j);
+    }
+    std::vector<bool> seen(block.operations_size(), false);
+    std::vector<int> stack = {from};
+    while (!stack.empty()) {
+      const int j = stack.back();
+      stack.pop_back();
+      if (j == target) return true;
+      if (seen[j]) continue;
+      seen[j] = true;
+      for (const auto& [input, arg] : block.operations(j).inputs()) {
+        for (const mil::Argument::Binding& b : arg.arguments()) {
+          if (b.binding_case() != mil::Argument::Binding::kName) continue;
+          auto p = producer.find(b.name());
+          if (p != producer.end()) stack.push_back(p->second);
+        }
+      }
+    }
+    return false;
+  }
+
+  const std::string& function_;
+  const mil::Function& f_;
+  absl::flat_hash_map<std::string, Definer> defined_;
+  absl::flat_hash_set<std::string> visible_;
+};
+
 }  // namespace
+
+absl::Status ValidateProgramGraph(const mil::Program& program) {
+  std::vector<std::string> names;
+  for (const auto& [name, f] : program.functions()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const mil::Function& f = program.functions().at(name);
+    std::vector<std::string> keys;
+    for (const auto& [key, b] : f.block_specializations()) keys.push_back(key);
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& key : keys) {
+      // Each specialisation is a whole alternative body of the function.
+      const std::string where = keys.size() > 1 ? absl::StrCat(name, " (", key, ")") : name;
+      GraphChecker checker(where, f);
+      RETURN_IF_ERROR(checker.Check(f.block_specializations().at(key)));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ForEachBlock(mil::Program* program,
                           const std::function<absl::Status(mil::Block*, const BlockContext&)>& fn) {

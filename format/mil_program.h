@@ -74,6 +74,19 @@ absl::Status ForEachBlock(const CoreML::Specification::MILSpec::Program& program
                           const std::function<absl::Status(const CoreML::Specification::MILSpec::Block*,
                                                            const BlockContext&)>& fn);
 
+// Checks that each function (each block specialisation on its own) is a
+// well-formed graph, so that a compressor never rewrites - and writes out - a
+// program Core ML cannot load:
+//  * no name is defined twice in a function: op outputs are unique across
+//    the function's blocks, nested ones included, and differ from the
+//    function's inputs;
+//  * every name an op reads is defined before it, in its block or an
+//    enclosing one (a function input, an earlier op, a nested block's
+//    inputs); ops that read each other's outputs - a cycle - fail this;
+//  * every block output names a value in scope.
+// INVALID_ARGUMENT naming the function, the op (type and name) and the value.
+absl::Status ValidateProgramGraph(const CoreML::Specification::MILSpec::Program& program);
+
 // The op's "name" attribute, or its first output's name.
 std::string OpName(const CoreML::Specification::MILSpec::Operation& op);
 

@@ -88,12 +88,19 @@ std::string SerializeModelSpec(const CoreML::Specification::Model& model) {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<MlPackage>> MlPackage::Open(const std::string& dir) {
+absl::StatusOr<PackageLayout> PackageLayout::Read(const std::string& dir, uint64_t max_manifest_bytes) {
+  const std::string manifest_path = JoinPath(dir, kManifestFileName);
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(manifest_path, max_manifest_bytes));
+  ASSIGN_OR_RETURN(Manifest manifest, Manifest::Parse(bytes, manifest_path));
+  return FromManifest(std::move(manifest));
+}
+
+absl::StatusOr<std::unique_ptr<MlPackage>> MlPackage::Open(const std::string& dir, uint64_t max_manifest_bytes) {
   auto pkg = std::make_unique<MlPackage>();
   pkg->dir_ = dir;
   ASSIGN_OR_RETURN(pkg->files_, ListPackageFiles(dir));
   std::string manifest_path = JoinPath(dir, kManifestFileName);
-  ASSIGN_OR_RETURN(pkg->manifest_bytes_, ReadFile(manifest_path, 1 << 20));
+  ASSIGN_OR_RETURN(pkg->manifest_bytes_, ReadFile(manifest_path, max_manifest_bytes));
   ASSIGN_OR_RETURN(Manifest manifest, Manifest::Parse(pkg->manifest_bytes_, manifest_path));
   // Items must exist: a file for the root spec, a file or directory otherwise.
   for (const ManifestItem& item : manifest.items) {

@@ -24,6 +24,9 @@
 namespace coremlz::format {
 
 inline constexpr absl::string_view kModelPathPrefix = "@model_path/";
+// Manifest.json lists a handful of items; anything larger is not a package
+// Core ML tools wrote (coremlzd --max-manifest-kb overrides it).
+inline constexpr uint64_t kDefaultMaxManifestBytes = uint64_t{1} << 20;
 
 struct PackageLayout {
   Manifest manifest;
@@ -31,6 +34,9 @@ struct PackageLayout {
   std::string model_dir;   // package-relative directory that "@model_path" names
 
   static absl::StatusOr<PackageLayout> FromManifest(Manifest manifest);
+  // Reads and parses `dir`/Manifest.json alone (the other files need not
+  // exist yet, as during an upload).
+  static absl::StatusOr<PackageLayout> Read(const std::string& dir, uint64_t max_manifest_bytes = kDefaultMaxManifestBytes);
   // "@model_path/weights/weight.bin" -> "Data/com.apple.CoreML/weights/weight.bin".
   absl::StatusOr<std::string> ResolveBlobFile(absl::string_view file_name) const;
 };
@@ -50,7 +56,8 @@ std::string SerializeModelSpec(const CoreML::Specification::Model& model);
 // on first use.
 class MlPackage {
  public:
-  static absl::StatusOr<std::unique_ptr<MlPackage>> Open(const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<MlPackage>> Open(const std::string& dir,
+                                                        uint64_t max_manifest_bytes = kDefaultMaxManifestBytes);
 
   const std::string& dir() const { return dir_; }
   const PackageLayout& layout() const { return layout_; }

@@ -10,9 +10,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-perftools-dev
 )
 # Optional extras: a real Prometheus (promtool and the scrape test) and
-# clang with its sanitizer runtime for the fuzz targets.
+# clang with its sanitizer runtime for the fuzz targets; Debian's Python gRPC and
+# pytest for the Python client and its tests; headless Chromium, which renders the
+# HTML report in its test.
 if [[ "${COREMLZ_WITH_TEST_TOOLS:-1}" == "1" ]]; then
-  packages+=(prometheus clang libclang-rt-14-dev)
+  packages+=(prometheus clang libclang-rt-14-dev python3-grpcio python3-protobuf python3-pytest chromium)
 fi
 
 SUDO=""

@@ -6,6 +6,9 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+
+#include <sys/statvfs.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,8 +18,13 @@
 #include "api/transfer.h"
 #include "clients/render.h"
 #include "common/file_util.h"
+#include "common/status_macros.h"
+#include "engine/worker_pool.h"
+#include "format/package.h"
 #include "engine/inventory.h"
 #include "engine/target.h"
+#include "service/call_timer.h"
+#include "service/job_dirs.h"
 
 namespace coremlz::service {
 namespace {
@@ -74,36 +82,106 @@ std::string OutcomeLabel(const absl::Status& s) {
   }
 }
 
-// A private job directory, removed when the last owner lets go of it.
+// A private job directory, removed when the last owner lets go of it. It
+// is locked while it lives, so a server started after this process was
+// killed removes it (job_dirs.h).
 struct JobDir {
+  explicit JobDir(std::unique_ptr<LockedJobDir> d) : dir(std::move(d)), path(dir->path()) {}
+  std::unique_ptr<LockedJobDir> dir;
   std::string path;
-  explicit JobDir(std::string p) : path(std::move(p)) {}
-  ~JobDir() {
-    if (!path.empty()) (void)RemoveAll(path);
-  }
 };
 
 absl::StatusOr<std::shared_ptr<JobDir>> MakeJobDir(const ServerOptions& options) {
-  std::string base = options.work_dir;
-  if (!base.empty()) {
-    if (absl::Status s = MakeDirectories(base); !s.ok()) return s;
-  }
-  absl::StatusOr<std::string> dir;
-  if (base.empty()) {
-    dir = MakeTempDirectory("coremlz-job-");
-  } else {
-    std::string pattern = JoinPath(base, "coremlz-job-XXXXXX");
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) return absl::InternalError(absl::StrCat("cannot create a job directory in ", base));
-    dir = std::string(buf.data());
-  }
+  absl::StatusOr<std::unique_ptr<LockedJobDir>> dir = LockedJobDir::Create(options.work_dir);
   if (!dir.ok()) return dir.status();
-  auto job = std::make_shared<JobDir>(*dir);
+  auto job = std::make_shared<JobDir>(std::move(*dir));
   if (absl::Status s = MakeDirectories(JoinPath(job->path, "in")); !s.ok()) return s;
   if (absl::Status s = MakeDirectories(JoinPath(job->path, "out")); !s.ok()) return s;
   return job;
 }
+
+// Room on the job directory's file system for an upload of `declared` bytes
+// and `output` more for what the job writes. Concurrent uploads are not
+// reserved against each other; this keeps one hostile header from filling
+// the disk, and a full disk stays a precise error rather than a failed write.
+absl::Status CheckDiskRoom(const std::string& job_dir, uint64_t declared, uint64_t output) {
+  struct statvfs st;
+  if (::statvfs(job_dir.c_str(), &st) != 0) return absl::OkStatus();  // unknown: the writes will tell
+  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  const uint64_t need = declared > UINT64_MAX - output ? UINT64_MAX : declared + output;
+  if (need <= free_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the upload needs about ", need >> 20, " MiB of disk (", declared >> 20, " MiB of files",
+      output > 0 ? absl::StrCat(" and ", output >> 20, " MiB for the output") : std::string(), ") but this server has ",
+      free_bytes >> 20, " MiB free for jobs; retry later or on another server"));
+}
+
+// The memory budget checked while an upload arrives, before the weights do:
+// a lone .mlmodel at the header (its size is all the estimate uses), a
+// package as soon as its model spec is in (its weight files' sizes come
+// from the header). Shared by Compress and Inspect.
+class UploadBudget {
+ public:
+  UploadBudget(CompressorService* service, const api::FileReceiver* receiver, std::string model_path, bool package)
+      : service_(service), receiver_(receiver), model_path_(std::move(model_path)), package_(package) {}
+
+  absl::Status AtHeader() {
+    if (package_) return absl::OkStatus();
+    auto size = receiver_->DeclaredSize(receiver_->files().front().path());
+    if (!size.ok()) return absl::OkStatus();
+    estimate_ = engine::EstimateModelFileMemory(*size);
+    return service_->pool()->CheckMemory(*estimate_);
+  }
+
+  // After each chunk; cheap until the manifest and the spec are complete.
+  absl::Status AfterChunk() {
+    if (!package_ || estimate_ || gave_up_) return absl::OkStatus();
+    const uint64_t max_manifest = service_->options().limits.max_manifest_bytes;
+    if (!layout_) {
+      if (!receiver_->IsComplete("Manifest.json")) return absl::OkStatus();
+      auto layout = format::PackageLayout::Read(model_path_, max_manifest);
+      // A bad manifest is reported with the full checks after the upload.
+      if (!layout.ok()) {
+        gave_up_ = true;
+        return absl::OkStatus();
+      }
+      layout_ = std::move(*layout);
+      // A spec too large to parse within the budget is refused before it
+      // arrives.
+      auto spec_size = receiver_->DeclaredSize(layout_->model_path);
+      if (!spec_size.ok()) {
+        gave_up_ = true;  // the manifest names a spec the upload lacks: reported after it
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(service_->pool()->CheckMemory(engine::MinimumSpecMemory(*spec_size)));
+    }
+    if (!receiver_->IsComplete(layout_->model_path)) return absl::OkStatus();
+    const api::FileReceiver* receiver = receiver_;
+    auto estimate = engine::EstimateUploadMemory(
+        model_path_, [receiver](const std::string& rel) { return receiver->DeclaredSize(rel); }, max_manifest);
+    if (!estimate.ok()) {
+      gave_up_ = true;  // a damaged spec: the full checks after the upload name it
+      return absl::OkStatus();
+    }
+    estimate_ = *estimate;
+    return service_->pool()->CheckMemory(*estimate_);
+  }
+
+  // The job's estimate once the upload is complete.
+  absl::StatusOr<uint64_t> Estimate() {
+    if (estimate_) return *estimate_;
+    return engine::EstimateJobMemory(model_path_, service_->options().limits.max_manifest_bytes);
+  }
+
+ private:
+  CompressorService* service_;
+  const api::FileReceiver* receiver_;
+  std::string model_path_;
+  bool package_;
+  std::optional<format::PackageLayout> layout_;
+  std::optional<uint64_t> estimate_;
+  bool gave_up_ = false;
+};
 
 class CompressReactor;
 
@@ -148,12 +226,18 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     admitted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      called_at_ = last_read_ = absl::Now();
+      CheckStallLocked();
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (finished_) return;
+    last_read_ = absl::Now();
     if (!ok) {
       // Half-close (or the client went away).
       if (phase_ == Phase::kHeader) {
@@ -175,6 +259,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else if (phase_ == Phase::kUpload) {
       if (!request_.has_chunk()) {
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
@@ -186,6 +271,10 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
+      if (absl::Status b = budget_->AfterChunk(); !b.ok()) {
+        FinishLocked(ToGrpc(b));
+        return;
+      }
       MaybeUploadProgressLocked();
       if (receiver_->bytes_received() == receiver_->bytes_declared()) {
         absl::Status done = receiver_->Finish();
@@ -239,6 +328,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
       CloseArtifactLocked();
+      ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
     }
     ReleaseAdmissionLocked();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -268,6 +358,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     service_->UpdateWorkerGauges();
     if (finished_) return;
     if (!report.ok()) {
+      ReleaseCacheLocked();
       absl::Status s = report.status();
       if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
         s = absl::Now() > deadline_ ? absl::DeadlineExceededError("the call's deadline passed during compression")
@@ -278,6 +369,49 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     report_ = std::move(*report);
+    StoreInCacheLocked();
+    ResultReadyLocked();
+  }
+
+  // A verified hit: the artifact is placed in this job's output directory and
+  // streamed exactly as a computed one would be.
+  bool ServeFromCacheLocked() {
+    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(job_dir_->path, "out"));
+    if (!hit.ok()) return false;
+    if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
+    std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
+    report_ = api::ReportFrom(rows, hit->report.summary());
+    served_from_cache_ = true;
+    ResultReadyLocked();
+    return true;
+  }
+
+  // Stores the leader's result off this thread (it hashes the artifact), then
+  // wakes identical calls waiting for it. The job directory is kept alive
+  // until the copy is done.
+  void StoreInCacheLocked() {
+    if (!cache_leader_) return;
+    cache_leader_ = false;
+    v1::Report proto;
+    for (const engine::WeightReport& w : report_.weights) *proto.add_weights() = api::ToProto(w);
+    *proto.mutable_summary() = api::SummaryOf(report_);
+    ResultCache* cache = service_->cache();
+    std::shared_ptr<JobDir> dir = job_dir_;
+    service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
+                             proto = std::move(proto)] {
+      absl::Status s = cache->Store(key, artifact, proto);
+      if (!s.ok()) std::fprintf(stderr, "coremlzd: result not cached: %s\n", std::string(s.message()).c_str());
+      cache->Release(key);
+    });
+  }
+
+  void ReleaseCacheLocked() {
+    if (!cache_leader_) return;
+    cache_leader_ = false;
+    service_->cache()->Release(cache_key_);
+  }
+
+  void ResultReadyLocked() {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
       *r.mutable_weight() = api::ToProto(w);
@@ -286,7 +420,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
     if (!header_.report_only()) {
       std::string root;
-      auto files = api::DescribeModelFiles(output_path_, &root);
+      auto files = api::DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
       if (!files.ok()) {
         FinishLocked(ToGrpc(files.status()));
         return;
@@ -330,6 +464,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (header.validation().enabled() && service_->validator() == nullptr) {
       return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
     }
+    if (ResultCache* cache = service_->cache()) {
+      // Device results are measurements, not a function of the bytes: a
+      // call that validates is never served from the cache.
+      if (header.validation().enabled()) {
+        // computed as usual
+      } else if (header.no_cache()) {
+        cache->CountBypass();
+        cache_store_only_ = true;
+        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+      } else {
+        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+      }
+    }
     auto dir = MakeJobDir(service_->options());
     if (!dir.ok()) return dir.status();
     job_dir_ = *dir;
@@ -338,6 +485,14 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     auto model = receiver_->ModelPath();
     if (!model.ok()) return model.status();
     input_path_ = *model;
+    // The output is about the size of the input (never larger but for fp16
+    // of an fp16 model's rewrite); room for both is checked up front.
+    if (absl::Status s = CheckDiskRoom(job_dir_->path, receiver_->bytes_declared(), receiver_->bytes_declared()); !s.ok()) {
+      return s;
+    }
+    budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), input_path_, IsPackageUpload());
+    if (absl::Status s = budget_->AtHeader(); !s.ok()) return s;
+    options_.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
     const std::string name = std::filesystem::path(input_path_).filename().string();
     output_path_ = IsPackageUpload() ? JoinPath(job_dir_->path, "out/model.mlpackage") : JoinPath(job_dir_->path, "out/" + name);
     job_id_ = NewJobId();
@@ -371,15 +526,41 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     PumpLocked();
   }
 
+  // Upload complete: answer from the cache when it holds this result; else
+  // lead the computation (or wait for an identical call already leading).
   void SubmitLocked() {
     phase_ = Phase::kDone;
+    ResultCache* cache = service_->cache();
+    if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
+      if (!cache_store_only_ && ServeFromCacheLocked()) return;
+      std::shared_ptr<CallState> state = state_;
+      TaskRunner* tasks = service_->tasks();
+      const bool leads = cache->Lead(cache_key_, [state, tasks] {
+        // The identical call finished: look again (off the releasing thread).
+        tasks->Post([state] {
+          std::lock_guard<std::mutex> lock(state->mu);
+          if (state->reactor != nullptr) state->reactor->SubmitLocked();
+        });
+      });
+      if (!leads) {
+        if (finished_) return;
+        v1::CompressResponse r;
+        r.mutable_progress()->set_phase(v1::Progress::QUEUED);
+        r.mutable_progress()->set_current("waiting for an identical call in flight");
+        outbox_.push_back(std::move(r));
+        PumpLocked();
+        return;
+      }
+      cache_leader_ = true;
+    }
+    if (finished_) return;
     control_ = std::make_shared<CallControl>(state_, deadline_);
     engine::CompressJob job;
     job.input_path = input_path_;
     job.output_path = output_path_;
     job.config = config_;
     job.options = options_;
-    auto estimate = engine::EstimateJobMemory(input_path_);
+    auto estimate = budget_->Estimate();
     if (!estimate.ok()) {
       FinishLocked(ToGrpc(estimate.status()));
       return;
@@ -521,12 +702,62 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void WriteLocked(v1::CompressResponse r) {
     current_ = std::move(r);
     writing_ = true;
+    write_started_ = absl::Now();
     StartWrite(&current_);
+  }
+
+  // Ends a call whose client stalls (--header-timeout-seconds,
+  // --idle-timeout-seconds), so that it stops holding a call slot, and
+  // re-arms itself for the next moment a limit could pass.
+  void CheckStallLocked() {
+    if (finished_) return;
+    const ServerOptions& o = service_->options();
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    const bool idle_limit = o.idle_timeout > absl::ZeroDuration();
+    if (phase_ == Phase::kHeader && o.header_timeout > absl::ZeroDuration()) {
+      if (now >= called_at_ + o.header_timeout) {
+        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                      absl::StrCat("no request header within ", absl::FormatDuration(o.header_timeout),
+                                   " of the call's start (--header-timeout-seconds)")});
+        return;
+      }
+      next = called_at_ + o.header_timeout;
+    } else if (phase_ == Phase::kUpload && idle_limit) {
+      if (now >= last_read_ + o.idle_timeout) {
+        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                      absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(o.idle_timeout),
+                                   " (--idle-timeout-seconds); ", receiver_->bytes_received(), " of ",
+                                   receiver_->bytes_declared(), " bytes received")});
+        return;
+      }
+      next = last_read_ + o.idle_timeout;
+    }
+    if (idle_limit && writing_) {
+      if (now >= write_started_ + o.idle_timeout) {
+        // The client reads nothing; a write cannot be abandoned, so cancel
+        // the call (OnCancel releases the slot and ends the job).
+        context_->TryCancel();
+        return;
+      }
+      next = std::min(next, write_started_ + o.idle_timeout);
+    }
+    // Nothing due (a job running, or no header limit): look again later,
+    // since an upload or a write may start meanwhile.
+    if (next == absl::InfiniteFuture() && idle_limit) next = now + o.idle_timeout;
+    if (next == absl::InfiniteFuture()) return;
+    std::shared_ptr<CallState> state = state_;
+    stall_timer_.Arm(next, [state](bool fired) {
+      if (!fired) return;
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+    });
   }
 
   void FinishLocked(grpc::Status status) {
     if (finished_) return;
     finished_ = true;
+    ReleaseCacheLocked();
     // The call stops counting against max_concurrent_calls now, not at
     // OnDone: the client sees the status first and may start its next call.
     ReleaseAdmissionLocked();
@@ -547,6 +778,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
   bool admitted_ = false;
   bool released_ = false;
+  CallTimer stall_timer_;
+  absl::Time called_at_, last_read_, write_started_;
 
   v1::CompressRequest request_;
   v1::CompressHeader header_;
@@ -557,12 +790,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   Phase phase_ = Phase::kHeader;
   std::shared_ptr<JobDir> job_dir_;
   std::unique_ptr<api::FileReceiver> receiver_;
+  std::unique_ptr<UploadBudget> budget_;
   std::string input_path_, output_path_;
   uint64_t last_progress_bytes_ = 0;
 
   std::shared_ptr<CallControl> control_;
   bool job_running_ = false;
   bool job_submitted_ = false;
+  // Result cache: this call's key ("" when not cached), whether it leads the
+  // computation of that key, and whether it only refreshes the entry.
+  std::string cache_key_;
+  bool cache_leader_ = false;
+  bool cache_store_only_ = false;
+  bool served_from_cache_ = false;
   engine::CompressionReport report_;
 
   std::deque<v1::CompressResponse> outbox_;
@@ -596,12 +836,25 @@ void CallControl::OnProgress(const engine::Progress& p) {
   if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
 }
 
-// Inspect: the same upload, then the inventory.
+// Cancellation of an Inspect job: the call's cancel or its deadline.
+class DeadlineControl : public engine::JobControl {
+ public:
+  explicit DeadlineControl(absl::Time deadline) : deadline_(deadline) {}
+  bool Cancelled() const override { return engine::JobControl::Cancelled() || absl::Now() > deadline_; }
+
+ private:
+  absl::Time deadline_;
+};
+
+// Inspect: the same upload, then the inventory, computed as a job of the
+// worker pool: the same memory budget, queue, admission and cancellation as
+// Compress (decoding every weight of a model costs what compressing it does).
 class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> {
  public:
   InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
       : service_(service), response_(response), state_(std::make_shared<State>()) {
     state_->reactor = this;
+    deadline_ = DeadlineOf(context);
     if (const api::TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
@@ -614,12 +867,18 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       return;
     }
     admitted_ = true;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      called_at_ = last_read_ = absl::Now();
+      CheckStallLocked();
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (finished_) return;
+    last_read_ = absl::Now();
     if (!ok) {
       if (!receiver_) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
@@ -630,7 +889,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         DoneLocked(ToGrpc(s));
         return;
       }
-      RunLocked();
+      SubmitLocked();
       return;
     }
     if (!receiver_) {
@@ -648,16 +907,24 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       receiver_ = std::make_unique<api::FileReceiver>(JoinPath(dir_->path, "in"), service_->options().limits);
       absl::Status s = receiver_->DeclareAll(header_.files());
       if (s.ok()) s = receiver_->ModelPath().status();
+      if (s.ok()) s = CheckDiskRoom(dir_->path, receiver_->bytes_declared(), 0);
+      if (s.ok()) {
+        const std::string model = *receiver_->ModelPath();
+        budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), model, model == receiver_->dir());
+        s = budget_->AtHeader();
+      }
       if (!s.ok()) {
         DoneLocked(ToGrpc(s));
         return;
       }
+      CheckStallLocked();  // the upload's idle limit replaces the header's
     } else {
       if (!request_.has_chunk()) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
         return;
       }
       absl::Status s = receiver_->Add(request_.chunk());
+      if (s.ok()) s = budget_->AfterChunk();
       if (!s.ok()) {
         DoneLocked(ToGrpc(s));
         return;
@@ -670,6 +937,10 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
 
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(state_->mu);
+    // As for Compress: the slot is free now; a job in flight stops at its
+    // next weight (or leaves the queue) and answers through its callback.
+    ReleaseAdmissionLocked();
+    if (control_) control_->Cancel();
     if (!running_) DoneLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
   }
 
@@ -678,8 +949,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
     }
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
+    ReleaseAdmissionLocked();
     delete this;
   }
 
@@ -689,39 +959,104 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     InspectReactor* reactor = nullptr;
   };
 
-  void RunLocked() {
-    running_ = true;
+  void SubmitLocked() {
+    auto estimate = budget_->Estimate();
+    if (!estimate.ok()) {
+      DoneLocked(ToGrpc(estimate.status()));
+      return;
+    }
     engine::InspectOptions options;
     if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
     options.statistics = !header_.skip_statistics();
-    std::string path = *receiver_->ModelPath();
+    options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
+    const std::string path = *receiver_->ModelPath();
+    auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
+    control_ = std::make_shared<DeadlineControl>(deadline_);
+    engine::CompressJob job;
+    job.input_path = path;
+    job.memory_estimate = *estimate;
+    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
+    job.deadline = deadline_;
+    job.control = control_;
+    job.task = [path, options, inventory](engine::JobControl* control) mutable -> absl::Status {
+      options.control = control;
+      *inventory = engine::InspectModel(path, options);
+      return inventory->status();
+    };
     std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = dir_;
-    service_->tasks()->Post([state, dir, path, options] {
-      absl::StatusOr<engine::Inventory> inv = engine::InspectModel(path, options);
+    std::shared_ptr<JobDir> dir = dir_;  // keeps the files while the job runs
+    const absl::Time deadline = deadline_;
+    job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
       std::lock_guard<std::mutex> lock(state->mu);
       if (state->reactor == nullptr) return;
       InspectReactor* r = state->reactor;
       r->running_ = false;
-      if (!inv.ok()) {
-        r->DoneLocked(ToGrpc(inv.status()));
+      r->service_->UpdateWorkerGauges();
+      if (!result.ok()) {
+        absl::Status s = result.status();
+        if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline) {
+          s = absl::DeadlineExceededError("the call's deadline passed during inspection");
+        }
+        r->DoneLocked(ToGrpc(s));
         return;
       }
-      inv->path = std::filesystem::path(path).filename().string();
-      *r->response_->mutable_inventory() = api::ToProto(*inv);
+      (*inventory)->path = std::filesystem::path(path).filename().string();
+      *r->response_->mutable_inventory() = api::ToProto(**inventory);
       r->DoneLocked(grpc::Status::OK);
-    });
+    };
+    running_ = true;
+    absl::Status s = service_->pool()->Submit(std::move(job));
+    if (!s.ok()) {
+      running_ = false;
+      DoneLocked(ToGrpc(s));
+      return;
+    }
+    service_->UpdateWorkerGauges();
+  }
+
+  void ReleaseAdmissionLocked() {
+    if (admitted_ && !released_) service_->Release();
+    released_ = true;
   }
 
   void Done(grpc::Status s) {
     std::lock_guard<std::mutex> lock(state_->mu);
     DoneLocked(std::move(s));
   }
+
+  // The same stall limits as Compress, for the header and the upload.
+  void CheckStallLocked() {
+    if (finished_ || running_) return;
+    const ServerOptions& o = service_->options();
+    const absl::Duration limit = receiver_ ? o.idle_timeout : o.header_timeout;
+    absl::Time at;
+    if (limit > absl::ZeroDuration()) {
+      at = (receiver_ ? last_read_ : called_at_) + limit;
+    } else if (o.idle_timeout > absl::ZeroDuration()) {
+      at = absl::Now() + o.idle_timeout;  // no header limit: look again once the upload may have started
+    } else {
+      return;
+    }
+    if (limit > absl::ZeroDuration() && absl::Now() >= at) {
+      DoneLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
+                  receiver_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
+                                           " (--idle-timeout-seconds)")
+                            : absl::StrCat("no request header within ", absl::FormatDuration(limit),
+                                           " of the call's start (--header-timeout-seconds)")});
+      return;
+    }
+    std::shared_ptr<State> state = state_;
+    stall_timer_.Arm(at, [state](bool fired) {
+      if (!fired) return;
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+    });
+  }
   void DoneLocked(grpc::Status s) {
     if (finished_) return;
     finished_ = true;
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
+    ReleaseAdmissionLocked();
+    if (control_) control_->Cancel();
     s = ForCaller(s, dir_ ? dir_->path : "");
     Finish(s);
   }
@@ -729,14 +1064,19 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   CompressorService* service_;
   v1::InspectResponse* response_;
   std::shared_ptr<State> state_;
+  absl::Time deadline_;
   bool admitted_ = false;
   bool released_ = false;
   v1::InspectRequest request_;
   v1::InspectHeader header_;
   std::shared_ptr<JobDir> dir_;
   std::unique_ptr<api::FileReceiver> receiver_;
+  std::unique_ptr<UploadBudget> budget_;
+  std::shared_ptr<DeadlineControl> control_;
   bool finished_ = false;
   bool running_ = false;
+  CallTimer stall_timer_;
+  absl::Time called_at_, last_read_;
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "coremlz/v1/worker.grpc.pb.h"
 #include "engine/worker_pool.h"
 #include "service/metrics.h"
+#include "service/result_cache.h"
 #include "service/server_options.h"
 #include "service/task_runner.h"
 #include "service/validator.h"
@@ -45,6 +46,9 @@ class CompressorService final : public v1::Compressor::CallbackService {
   Validator* validator() const { return validator_; }
   TaskRunner* tasks() { return &tasks_; }
   const api::TokenAuth* auth() const { return auth_.get(); }
+  // The result cache, or null when the server has none (--cache-dir).
+  ResultCache* cache() const { return cache_; }
+  void SetCache(ResultCache* cache) { cache_ = cache; }
   // Admission of a new call: RESOURCE_EXHAUSTED at max_concurrent_calls,
   // UNAVAILABLE once draining.
   absl::Status Admit();
@@ -60,6 +64,7 @@ class CompressorService final : public v1::Compressor::CallbackService {
   ServerMetrics* metrics_;
   std::shared_ptr<api::TokenAuth> auth_;
   Validator* validator_;
+  ResultCache* cache_ = nullptr;
   std::atomic<int> active_calls_{0};
   std::atomic<bool> draining_{false};
   TaskRunner tasks_;

@@ -26,19 +26,38 @@ usage: coremlzd [options]
   --max-upload-mb N          largest upload (default 8192)
   --max-files N              most files in an upload (default 1000)
   --max-chunk-kb N           largest chunk (default 1024)
+  --max-manifest-kb N        largest Manifest.json of an uploaded package (default 1024)
   --max-calls N              Compress/Inspect calls in flight (default 64)
   --work-dir DIR             private job directories (default $TMPDIR)
+  --cache-dir DIR            cache results by content: an identical call (same files, normalised
+                             config, target, report-only, coremlz version) is answered from disk,
+                             re-verified by SHA-256; identical calls in flight compress once
+  --cache-max-bytes SIZE     bound of the cache, least recently used evicted (default 10G)
   --tls-cert/--tls-key FILE  serve TLS
   --tls-client-ca FILE       require client certificates (mTLS)
-  --token-file FILE          require "authorization: Bearer <token>" (one token per line)
+  --token-file FILE          require "authorization: Bearer <token>" (one token per line) on the
+                             Compressor and Worker services; health and /metrics stay open
   --no-reflection            do not register gRPC server reflection
+  --reflection-requires-token  reflection needs the token too (with --token-file)
+  --header-timeout-seconds N a call must send its header, and a connection finish its
+                             handshake, within N s (default 20; 0: no limit)
+  --idle-timeout-seconds N   end a call whose upload receives nothing, or whose client reads
+                             nothing, for N s (default 60; 0: no limit)
+  --keepalive-seconds N      ping clients after N s without traffic, drop them 20 s later
+                             (default 60; 0: off)
+  --connection-idle-seconds N  close connections without calls after N s (default 300; 0: never)
+  --connection-age-seconds N ask clients to reconnect after N s; calls in flight finish
+                             (default 300; 0: never)
+  --max-streams-per-connection N  calls at once on one connection; more wait in the client
+                             (default 32)
   --remote-workers TARGET    run jobs on coremlz-worker processes (dns:///name:port or a,b,c)
   --runners TARGETS          device runners for validation (host:port,... or dns:///name:port)
   --runners-file FILE        device runners, one per line
   --runner-probe-seconds N   how often runners are described (default 5)
   --worker-concurrency N     jobs per remote worker (default 2)
   --peer-tls-ca/--peer-tls-cert/--peer-tls-key FILE   TLS for dialling workers and runners
-  --peer-token-file FILE     bearer token sent to workers and runners
+  --peer-token-file FILE     bearer token sent to workers and runners (default: the first
+                             token of --token-file)
   --grace-seconds N          drain time on SIGTERM (default 30)
   --test-job-delay-ms N      test knob: every weight of every job takes N ms longer
 )";

@@ -1,13 +1,19 @@
 #include "service/metrics.h"
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/descriptor.h"
 
 namespace coremlz::service {
 namespace {
 
 using prometheus::Histogram;
+
+constexpr char kUnknownLabel[] = "unknown";
 
 const Histogram::BucketBoundaries kLatency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 const Histogram::BucketBoundaries kRatio = {1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 16};
@@ -17,13 +23,27 @@ std::string CodeName(int code) {
                                  "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
                                  "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
                                  "UNAUTHENTICATED"};
-  return code >= 0 && code <= 16 ? kNames[code] : absl::StrCat(code);
+  return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
+}
+
+// True for a method some service compiled into this binary declares (ours,
+// reflection) or the health service's; callers can send any path, and a
+// label per path would let them grow /metrics without bound.
+bool KnownMethod(const std::string& service, const std::string& method) {
+  // Services whose descriptors may be missing from the generated pool: the
+  // health service's (gRPC's own copy) and worker.proto's, which declares
+  // no message, so the linker drops its descriptor from static libraries.
+  if (service == "grpc.health.v1.Health") return method == "Check" || method == "Watch";
+  if (service == "coremlz.v1.Worker") return method == "Run";
+  if (service.empty() || method.empty()) return false;
+  return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(absl::StrCat(service, ".", method)) != nullptr;
 }
 
 class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(ServerMetrics* metrics, grpc::experimental::ServerRpcInfo* info) : metrics_(metrics) {
     SplitMethod(info->method(), &service_, &method_);
+    if (!KnownMethod(service_, method_)) service_ = method_ = kUnknownLabel;
     switch (info->type()) {
       case grpc::experimental::ServerRpcInfo::Type::UNARY: type_ = "unary"; break;
       case grpc::experimental::ServerRpcInfo::Type::CLIENT_STREAMING: type_ = "client_stream"; break;
@@ -140,14 +160,28 @@ void ServerMetrics::MessageSent(const std::string& s, const std::string& m, cons
   msg_sent_->Add({{"grpc_service", s}, {"grpc_method", m}, {"grpc_type", t}}).Increment();
 }
 
+std::string TechniqueFamily(const std::string& technique) {
+  static const char* kFamilies[] = {"linear_quantize", "palettize", "prune", "fp16", "mixed"};
+  const std::vector<std::string> parts = absl::StrSplit(technique, '+');
+  if (parts.size() > 2) return "other";
+  for (const std::string& part : parts) {
+    if (std::find(std::begin(kFamilies), std::end(kFamilies), part) == std::end(kFamilies)) return "other";
+  }
+  return technique;
+}
+
 void ServerMetrics::Job(const std::string& technique, const std::string& outcome, double seconds) {
-  jobs_->Add({{"technique", technique}, {"outcome", outcome}}).Increment();
-  job_seconds_->Add({{"technique", technique}}, kLatency).Observe(seconds);
+  const std::string family = TechniqueFamily(technique);
+  jobs_->Add({{"technique", family}, {"outcome", outcome}}).Increment();
+  job_seconds_->Add({{"technique", family}}, kLatency).Observe(seconds);
 }
 
 void ServerMetrics::Validation(const std::string& device, const std::string& outcome, double seconds) {
-  validations_->Add({{"device", device}, {"outcome", outcome}}).Increment();
-  validation_seconds_->Add({{"device", device}}, kLatency).Observe(seconds);
+  // The caller picks the device text; only values a runner vouched for
+  // (see RunnerPool) arrive here, but keep the label short regardless.
+  const std::string label = device.size() <= 64 ? device : "other";
+  validations_->Add({{"device", label}, {"outcome", outcome}}).Increment();
+  validation_seconds_->Add({{"device", label}}, kLatency).Observe(seconds);
 }
 
 void ServerMetrics::RunnerUp(const std::string& runner, bool up) { runner_up_->Add({{"runner", runner}}).Set(up ? 1 : 0); }

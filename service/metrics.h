@@ -31,13 +31,16 @@ class ServerMetrics {
   // An interceptor factory for grpc::ServerBuilder.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
-  // gRPC series (used by the interceptor).
+  // gRPC series (used by the interceptor). Every label comes from a closed
+  // set, so /metrics does not grow with what callers send: a method no
+  // service here declares is counted as service and method "unknown".
   void Started(const std::string& service, const std::string& method, const std::string& type);
   void Handled(const std::string& service, const std::string& method, const std::string& type, int code, double seconds);
   void MessageReceived(const std::string& service, const std::string& method, const std::string& type);
   void MessageSent(const std::string& service, const std::string& method, const std::string& type);
 
-  // Job series.
+  // Job series. `technique` is reduced to its family ("palettize",
+  // "prune+palettize", ..., "other" for anything else).
   void UploadBytes(uint64_t bytes) { upload_bytes_->Increment(static_cast<double>(bytes)); }
   void ArtifactBytes(uint64_t bytes) { artifact_bytes_->Increment(static_cast<double>(bytes)); }
   void Job(const std::string& technique, const std::string& outcome, double seconds);
@@ -71,6 +74,10 @@ class ServerMetrics {
 
 // Splits "/pkg.Service/Method" into its parts.
 void SplitMethod(const std::string& full, std::string* service, std::string* method);
+
+// The closed set of technique labels: one or two known technique names
+// joined by '+', else "other".
+std::string TechniqueFamily(const std::string& technique);
 
 }  // namespace coremlz::service
 

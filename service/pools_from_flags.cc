@@ -26,14 +26,21 @@ std::vector<std::string> SplitList(absl::string_view text) {
 
 absl::StatusOr<Pools> PoolsFromFlags(const cli::Args& args, const ServerOptions& options) {
   Pools pools;
-  // Credentials for dialling internal peers (workers, runners): the same
-  // TLS files and token as the front's own unless overridden.
+  // Credentials for dialling internal peers (workers, runners): TLS only
+  // with the --peer-tls-* files (the front's own certificate is a server
+  // certificate); the token of --peer-token-file, or else the front's own
+  // (the first one in --token-file), so that one secret can guard a front
+  // and its workers.
   api::TlsFiles peer_tls;
   peer_tls.client_ca = args.Value("peer-tls-ca").value_or("");
   peer_tls.cert = args.Value("peer-tls-cert").value_or("");
   peer_tls.key = args.Value("peer-tls-key").value_or("");
   std::string peer_token;
-  if (auto path = args.Value("peer-token-file")) { ASSIGN_OR_RETURN(peer_token, api::ReadToken(*path)); }
+  if (auto path = args.Value("peer-token-file")) {
+    ASSIGN_OR_RETURN(peer_token, api::ReadToken(*path));
+  } else if (!options.token_file.empty()) {
+    ASSIGN_OR_RETURN(peer_token, api::ReadToken(options.token_file));
+  }
 
   if (auto target = args.Value("remote-workers")) {
     RemoteWorkerPoolOptions o;

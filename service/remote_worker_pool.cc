@@ -182,7 +182,16 @@ class RemoteWorkerPool : public engine::WorkerPool {
   }
 
   void RunJob(engine::CompressJob job) {
-    absl::StatusOr<engine::CompressionReport> result = Execute(job);
+    // Inspection reads the upload the front holds: it runs here, on one of
+    // the pool's slots, so that it queues and is cancelled like a job.
+    absl::StatusOr<engine::CompressionReport> result;
+    if (job.task) {
+      absl::Status s = job.control->Cancelled() ? absl::CancelledError("the job was cancelled") : job.task(job.control.get());
+      if (s.ok()) result = engine::CompressionReport();
+      else result = s;
+    } else {
+      result = Execute(job);
+    }
     job.done(std::move(result));
     std::lock_guard<std::mutex> lock(mu_);
     --running_;

@@ -292,6 +292,7 @@ void RunnerPool::Run(ValidationJob job) {
   std::vector<std::string> attempts;
   // Candidates: up, with a matching device; most free slots first.
   std::vector<std::pair<int, std::string>> candidates;
+  std::string matched_model;  // for the metrics label
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [addr, r] : runners_) {
@@ -302,6 +303,7 @@ void RunnerPool::Run(ValidationJob job) {
       int free = 0, matching = 0;
       for (const auto& d : r.description.devices()) {
         if (!api::MatchesSelector(d, job.request.device())) continue;
+        if (matched_model.empty()) matched_model = d.model();
         ++matching;
         free += d.state() == "available";
       }
@@ -313,7 +315,12 @@ void RunnerPool::Run(ValidationJob job) {
     }
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::string device_label = job.request.device().model().empty() ? "any" : job.request.device().model();
+  // The metrics label is the model of a device that matched, never the
+  // caller's text: callers choose the selector, runners bound the set.
+  const std::string& wanted = job.request.device().model();
+  std::string device_label = wanted.empty() || wanted == "any" ? "any"
+                             : matched_model.empty()             ? "unmatched"
+                                                                 : matched_model;
   int tries = 0;
   for (const auto& [free, addr] : candidates) {
     if (tries >= options_.max_attempts) break;

@@ -44,6 +44,7 @@ class CoremlzServer {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<engine::WorkerPool> pool_;
   std::shared_ptr<Validator> validator_;
+  std::unique_ptr<ResultCache> cache_;
   std::unique_ptr<CompressorService> service_;
   std::unique_ptr<WorkerService> worker_service_;
   std::unique_ptr<grpc::Server> server_;
@@ -51,6 +52,10 @@ class CoremlzServer {
   std::atomic<bool> stopping_{false};
   std::thread gauges_;
 };
+
+// HTTP/2 limits of ServerOptions (keepalive, connection idle/age, streams
+// per connection, handshake timeout) as channel arguments.
+void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder);
 
 // Registers health and reflection and builds a server on `address`
 // (port 0 picks one; the chosen port is stored in *port).

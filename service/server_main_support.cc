@@ -2,10 +2,18 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/byte_size.h"
 #include "common/status_macros.h"
+#include "service/descriptor_guard.h"
+#include "service/job_dirs.h"
 #include "service/pools_from_flags.h"
 #include "service/server.h"
 
@@ -20,19 +28,30 @@ absl::Status SetInt(const cli::Args& args, const std::string& flag, int64_t min,
   return absl::OkStatus();
 }
 
+// A flag in whole seconds (0 allowed: no limit).
+absl::Status SetSeconds(const cli::Args& args, const std::string& flag, absl::Duration* out) {
+  int64_t seconds = absl::ToInt64Seconds(*out);
+  RETURN_IF_ERROR(SetInt(args, flag, 0, &seconds));
+  if (seconds > 24 * 3600 * 365) return absl::InvalidArgumentError(absl::StrCat("--", flag, " is too large"));
+  *out = absl::Seconds(seconds);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const std::set<std::string>& ServerValueFlags() {
   static const std::set<std::string> flags = {
       "address", "metrics-address", "workers", "queue", "memory-budget-mb", "max-upload-mb", "max-files",
-      "max-chunk-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
+      "max-chunk-kb", "max-manifest-kb", "max-calls", "work-dir", "tls-cert", "tls-key", "tls-client-ca", "token-file", "remote-workers",
       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca",
-      "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms"};
+      "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms", "header-timeout-seconds",
+      "idle-timeout-seconds", "keepalive-seconds", "connection-idle-seconds", "connection-age-seconds",
+      "max-streams-per-connection", "cache-dir", "cache-max-bytes"};
   return flags;
 }
 
 const std::set<std::string>& ServerBoolFlags() {
-  static const std::set<std::string> flags = {"wait-for-worker", "no-reflection", "help"};
+  static const std::set<std::string> flags = {"wait-for-worker", "no-reflection", "reflection-requires-token", "help"};
   return flags;
 }
 
@@ -58,6 +77,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
   n = static_cast<int64_t>(o.limits.max_chunk_bytes >> 10);
   RETURN_IF_ERROR(SetInt(args, "max-chunk-kb", 1, &n));
   o.limits.max_chunk_bytes = static_cast<uint64_t>(n) << 10;
+  n = static_cast<int64_t>(o.limits.max_manifest_bytes >> 10);
+  RETURN_IF_ERROR(SetInt(args, "max-manifest-kb", 1, &n));
+  o.limits.max_manifest_bytes = static_cast<uint64_t>(n) << 10;
   n = o.max_concurrent_calls;
   RETURN_IF_ERROR(SetInt(args, "max-calls", 1, &n));
   o.max_concurrent_calls = static_cast<int>(n);
@@ -68,6 +90,25 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
   if (auto v = args.Value("token-file")) o.token_file = *v;
   o.wait_for_worker = args.Bool("wait-for-worker");
   o.reflection = !args.Bool("no-reflection");
+  o.reflection_requires_token = args.Bool("reflection-requires-token");
+  if (o.reflection_requires_token && o.token_file.empty()) {
+    return absl::InvalidArgumentError("--reflection-requires-token needs --token-file");
+  }
+  RETURN_IF_ERROR(SetSeconds(args, "header-timeout-seconds", &o.header_timeout));
+  RETURN_IF_ERROR(SetSeconds(args, "idle-timeout-seconds", &o.idle_timeout));
+  RETURN_IF_ERROR(SetSeconds(args, "keepalive-seconds", &o.keepalive_time));
+  RETURN_IF_ERROR(SetSeconds(args, "connection-idle-seconds", &o.connection_idle));
+  RETURN_IF_ERROR(SetSeconds(args, "connection-age-seconds", &o.connection_age));
+  n = o.max_streams_per_connection;
+  RETURN_IF_ERROR(SetInt(args, "max-streams-per-connection", 1, &n));
+  o.max_streams_per_connection = static_cast<int>(std::min<int64_t>(n, 1 << 20));
+  if (auto v = args.Value("cache-dir")) o.cache_dir = *v;
+  if (auto v = args.Value("cache-max-bytes")) {
+    auto size = ParseByteSize(*v);
+    if (!size.ok()) return absl::InvalidArgumentError(absl::StrCat("--cache-max-bytes: ", size.status().message()));
+    o.cache_max_bytes = *size;
+    if (o.cache_dir.empty()) return absl::InvalidArgumentError("--cache-max-bytes needs --cache-dir");
+  }
   return o;
 }
 
@@ -97,6 +138,20 @@ int RunServerMain(const cli::Args& args, const std::string& program, bool worker
     return 1;
   }
   options->worker_api = worker;
+  // Descriptors: as many as allowed, and connections refused while fewer
+  // than a reserve for the admitted calls is left (descriptor_guard.h).
+  const uint64_t fd_limit = RaiseDescriptorLimit();
+  const int reserve = 64 + 4 * options->max_concurrent_calls;
+  const int max_connection_fd = GuardAccepts(fd_limit, reserve);
+  if (fd_limit < static_cast<uint64_t>(2 * reserve)) {
+    std::fprintf(stderr, "%s: warning: the descriptor limit (%llu, ulimit -n) leaves little room for connections "
+                 "beside %d descriptors kept for --max-calls %d\n", name, static_cast<unsigned long long>(fd_limit),
+                 reserve, options->max_concurrent_calls);
+  }
+  // Job directories of a process that was killed (job_dirs.h).
+  if (const int stale = RemoveStaleJobDirs(options->work_dir); stale > 0) {
+    std::fprintf(stderr, "%s: removed %d job directories left by processes that died\n", name, stale);
+  }
   auto pools = PoolsFromFlags(args, *options);
   if (!pools.ok()) {
     std::fprintf(stderr, "%s: %s\n", name, std::string(pools.status().message()).c_str());
@@ -109,6 +164,8 @@ int RunServerMain(const cli::Args& args, const std::string& program, bool worker
   }
   std::fprintf(stderr, "%s: serving gRPC on port %d, metrics on port %d, %d worker threads%s\n", name, (*server)->port(),
                (*server)->metrics_port(), (*server)->pool()->threads(), pools->description.c_str());
+  std::fprintf(stderr, "%s: descriptor limit %llu; new connections are refused at descriptor %d\n", name,
+               static_cast<unsigned long long>(fd_limit), max_connection_fd + 1);
   std::fflush(stderr);
   const int sig = WaitForTerminationSignal();
   int64_t grace = 30;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/time.h"
+
 #include "api/credentials.h"
 #include "api/transfer.h"
 
@@ -27,8 +29,29 @@ struct ServerOptions {
   api::TlsFiles tls;
   std::string token_file;          // bearer tokens; empty: no authentication
   bool reflection = true;
+  bool reflection_requires_token = false;  // with token_file: reflection needs the token too
+  // A call slot is held only by a call that makes progress: a call must
+  // send its header within header_timeout of its start (and a connection
+  // finish its handshake within it), and an upload that receives nothing
+  // for idle_timeout, or a response the client does not read for as long,
+  // ends the call (zero: no limit).
+  absl::Duration header_timeout = absl::Seconds(20);
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Connections: HTTP/2 keepalive pings (dead peers are dropped after
+  // keepalive_time + 20 s of silence), connections without calls close
+  // after connection_idle, every connection is asked to go away after
+  // connection_age (calls in flight finish first), and one connection
+  // carries at most max_streams_per_connection calls at once (more wait in
+  // the client). Zero disables the idle and age limits.
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration connection_idle = absl::Minutes(5);
+  absl::Duration connection_age = absl::Minutes(5);
+  int max_streams_per_connection = 32;
   // Also serve the internal Worker service (coremlz-worker).
   bool worker_api = false;
+  // Result cache (service/result_cache.h): off when cache_dir is empty.
+  std::string cache_dir;
+  uint64_t cache_max_bytes = uint64_t{10} << 30;
 };
 
 }  // namespace coremlz::service

@@ -8,6 +8,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/model_builder.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
 
@@ -54,6 +55,34 @@ TEST(CliTest, ExitCodesPerFailureClass) {
   auto unreachable = RunProgram({Cli(), "compress", Golden16(), "-o", scratch.Join("o"), "--palettize", "4", "--server",
                           "127.0.0.1:1", "--deadline", "3"});
   EXPECT_EQ(unreachable.exit_code, 4) << unreachable.err;
+}
+
+// Issue 10, class 5: wrong models and configs are refused (exit 2), naming
+// the op or the config key, and nothing is written.
+TEST(CliTest, WrongModelsAndConfigsAreRefusedNotWritten) {
+  ScratchDir scratch;
+  ProgramBuilder b(9);
+  b.AddInput("x", format::ElementType::kFloat16, {1, 64});
+  std::string h = b.Linear("fc1", "x", 64, 64, {1, 64}, format::ElementType::kFloat16, 1);
+  b.Op("relu", {{"x", h}}, "fc1", format::ElementType::kFloat16, {1, 64});  // "fc1" defined twice
+  b.AddOutput("fc1", format::ElementType::kFloat16, {1, 64});
+  ASSERT_TRUE(b.WritePackage(scratch.Join("dup.mlpackage")).ok());
+  auto dup = RunProgram({Cli(), "compress", scratch.Join("dup.mlpackage"), "-o", scratch.Join("o.mlpackage"),
+                         "--palettize", "4"});
+  EXPECT_EQ(dup.exit_code, 2) << dup.err;
+  EXPECT_TRUE(absl::StrContains(dup.err, "op relu \"fc1\" defines \"fc1\"")) << dup.err;
+  EXPECT_FALSE(PathExists(scratch.Join("o.mlpackage")));
+
+  ASSERT_TRUE(WriteFileAtomically(scratch.Join("nan.yaml"),
+                                  "config_type: OpPalettizerConfig\nglobal_config:\n  mode: custom\n"
+                                  "  lut: [-0.5, 0.0, .nan, 0.5]\n")
+                  .ok());
+  auto nan = RunProgram({Cli(), "compress", Golden16(), "-o", scratch.Join("o.mlpackage"), "--config",
+                         scratch.Join("nan.yaml")});
+  EXPECT_EQ(nan.exit_code, 2) << nan.err;
+  EXPECT_TRUE(absl::StrContains(nan.err, "global_config")) << nan.err;
+  EXPECT_TRUE(absl::StrContains(nan.err, "\"lut\"[2] is nan")) << nan.err;
+  EXPECT_FALSE(PathExists(scratch.Join("o.mlpackage")));
 }
 
 TEST(CliTest, WarningsReachThePersonWhateverTheOutputMode) {

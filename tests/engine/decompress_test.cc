@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "common/file_util.h"
 #include "gtest/gtest.h"
@@ -71,6 +72,61 @@ TEST_P(GoldenDecompressTest, MatchesCoremltoolsBitForBit) {
     ++compared;
   }
   EXPECT_EQ(compared, 2);
+}
+
+// The streaming walk the inventory uses hands out the same outputs, with
+// the same values, as the whole-program decompression; ops repeated with a
+// new name (the same blob read through many ops) share their first's key
+// and are not evaluated again.
+TEST_P(GoldenDecompressTest, StreamingWalkGivesTheSameOutputs) {
+  const std::string base = testing::GoldenDir() + "/" + GetParam();
+  auto pkg = format::MlPackage::Open(base + ".mlpackage");
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  PackageValueReader reader(pkg->get());
+  auto weights = DecompressProgram((*pkg)->model().mlprogram(), &reader);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  // Every constexpr op twice: as written and renamed, after all the others.
+  CoreML::Specification::Model model = (*pkg)->model();
+  for (auto& [fname, f] : *model.mutable_mlprogram()->mutable_functions()) {
+    for (auto& [key, block] : *f.mutable_block_specializations()) {
+      const int n = block.operations_size();
+      for (int i = 0; i < n; ++i) {
+        CoreML::Specification::MILSpec::Operation op = block.operations(i);
+        if (op.type().rfind("constexpr_", 0) != 0) continue;
+        for (auto& o : *op.mutable_outputs()) o.set_name(o.name() + "_again");
+        for (auto& [in, arg] : *op.mutable_inputs()) {
+          for (auto& b : *arg.mutable_arguments()) {
+            if (b.has_name()) b.set_name(b.name() + "_again");
+          }
+        }
+        *block.add_operations() = op;
+      }
+    }
+  }
+  std::map<std::string, const format::Tensor*> expected;
+  for (const auto& w : *weights) expected[w.name] = &w.dense;
+  std::map<std::string, std::string> first_bytes;  // key -> values of its first output
+  int evaluated = 0, repeats = 0;
+  absl::Status s = ForEachDecompressed(model.mlprogram(), &reader, [&](const DecompressedOutput& out) -> absl::Status {
+    const bool again = out.name.size() > 6 && out.name.substr(out.name.size() - 6) == "_again";
+    const std::string original = again ? out.name.substr(0, out.name.size() - 6) : out.name;
+    EXPECT_TRUE(expected.count(original)) << out.name;
+    if (out.dense == nullptr) {
+      ++repeats;
+      EXPECT_TRUE(again) << out.name << " was skipped but repeats nothing";
+      EXPECT_TRUE(first_bytes.count(out.key)) << out.name;
+      if (expected.count(original)) EXPECT_TRUE(first_bytes[out.key] == expected[original]->bytes) << out.name;
+      return absl::OkStatus();
+    }
+    ++evaluated;
+    EXPECT_FALSE(again) << out.name << " was evaluated again";
+    if (expected.count(original)) EXPECT_TRUE(out.dense->bytes == expected[original]->bytes) << out.name;
+    first_bytes.emplace(out.key, out.dense->bytes);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(evaluated, static_cast<int>(weights->size()));
+  EXPECT_EQ(repeats, static_cast<int>(weights->size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllGolden, GoldenDecompressTest, ::testing::ValuesIn(GoldenCompressedPackages()),

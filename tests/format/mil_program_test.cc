@@ -1,7 +1,10 @@
 #include "format/mil_program.h"
 
+#include <filesystem>
 #include <map>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "format/package.h"
 #include "gtest/gtest.h"
 #include "tests/testing/model_builder.h"
@@ -210,6 +213,124 @@ TEST_F(BrokenProgramTest, ConstWithoutValue) {
     if (op.outputs(0).name() == "fc_weight") op.mutable_attributes()->erase("val");
   }
   EXPECT_NE(List().message().find("no \"val\""), std::string::npos);
+}
+
+// --- ValidateProgramGraph ------------------------------------------------
+
+// Every ML Program in ../shared (models and golden outputs) is a valid graph.
+TEST(SharedProgramGraphTest, EverySharedProgramIsValid) {
+  int checked = 0;
+  for (const std::string& root : {testing::ModelsDir(), testing::GoldenDir()}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+      const std::string path = entry.path().string();
+      if (!absl::EndsWith(path, ".mlpackage") || !entry.is_directory()) continue;
+      auto pkg = MlPackage::Open(path);
+      if (!pkg.ok() || !(*pkg)->model().has_mlprogram()) continue;
+      EXPECT_TRUE(ValidateProgramGraph((*pkg)->model().mlprogram()).ok())
+          << path << ": " << ValidateProgramGraph((*pkg)->model().mlprogram());
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 10);
+}
+
+class ProgramGraphTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::ProgramBuilder b(9);
+    b.AddInput("x", ElementType::kFloat16, {1, 8});
+    b.Linear("fc", "x", 8, 8, {1, 8}, ElementType::kFloat16, 1);
+    b.Op("relu", {{"x", "fc"}}, "r", ElementType::kFloat16, {1, 8});
+    b.AddOutput("r", ElementType::kFloat16, {1, 8});
+    model_ = b.Build();
+  }
+  mil::Block& Main() {
+    return (*(*model_.mutable_mlprogram()->mutable_functions())["main"].mutable_block_specializations())["CoreML8"];
+  }
+  static mil::Operation* AddOp(mil::Block* block, const std::string& type, const std::string& in,
+                               const std::string& out) {
+    mil::Operation* op = block->add_operations();
+    op->set_type(type);
+    if (!in.empty()) (*op->mutable_inputs())["x"].add_arguments()->set_name(in);
+    op->add_outputs()->set_name(out);
+    return op;
+  }
+  absl::Status Validate() { return ValidateProgramGraph(model_.mlprogram()); }
+  CoreML::Specification::Model model_;
+};
+
+TEST_F(ProgramGraphTest, ValidProgram) { EXPECT_TRUE(Validate().ok()) << Validate(); }
+
+TEST_F(ProgramGraphTest, DuplicateOutputNamesNameBothOps) {
+  AddOp(&Main(), "sigmoid", "r", "fc");
+  absl::Status s = Validate();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "function main: op sigmoid \"fc\" defines \"fc\", which op linear \"fc\" already defines: every value "
+            "needs a name of its own");
+}
+
+TEST_F(ProgramGraphTest, AnOutputNamedLikeAFunctionInputIsADuplicate) {
+  AddOp(&Main(), "relu", "r", "x");
+  EXPECT_EQ(Validate().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(Validate().message(), "the function's input already defines")) << Validate();
+}
+
+TEST_F(ProgramGraphTest, DuplicatesInsideNestedBlocksCount) {
+  mil::Operation* cond = AddOp(&Main(), "cond", "r", "c");
+  mil::Block* then_block = cond->add_blocks();
+  AddOp(then_block, "relu", "r", "inner");
+  then_block->add_outputs("inner");
+  mil::Block* else_block = cond->add_blocks();
+  AddOp(else_block, "relu", "r", "inner");  // the same name in the sibling block
+  else_block->add_outputs("inner");
+  absl::Status s = Validate();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "defines \"inner\"")) << s;
+}
+
+TEST_F(ProgramGraphTest, NestedBlocksSeeOuterNamesAndTheirOwnInputs) {
+  mil::Operation* loop = AddOp(&Main(), "while_loop", "r", "l");
+  for (int i = 0; i < 2; ++i) {  // cond and body share block input names, as coremltools writes them
+    mil::Block* b = loop->add_blocks();
+    b->add_inputs()->set_name("r_x0");
+    AddOp(b, "add", "r_x0", absl::StrCat("step", i));
+    (*b->mutable_operations(0)->mutable_inputs())["y"].add_arguments()->set_name("fc");  // an outer name
+    b->add_outputs(absl::StrCat("step", i));
+  }
+  EXPECT_TRUE(Validate().ok()) << Validate();
+  // The loop's own names are not visible after it.
+  AddOp(&Main(), "relu", "r_x0", "after");
+  EXPECT_TRUE(absl::StrContains(Validate().message(), "op relu \"after\" reads \"r_x0\" (input \"x\"), which nothing defines"))
+      << Validate();
+}
+
+TEST_F(ProgramGraphTest, ACycleIsNamed) {
+  AddOp(&Main(), "add", "b", "a");
+  AddOp(&Main(), "relu", "a", "b");
+  absl::Status s = Validate();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "function main: op add \"a\" reads \"b\" (input \"x\"), which op relu \"b\" computes from its output: "
+            "the ops form a cycle");
+}
+
+TEST_F(ProgramGraphTest, AnOpReadingItsOwnOutputIsACycle) {
+  AddOp(&Main(), "relu", "self", "self");
+  EXPECT_TRUE(absl::StrContains(Validate().message(), "the ops form a cycle")) << Validate();
+}
+
+TEST_F(ProgramGraphTest, UseBeforeDefinitionWithoutACycle) {
+  AddOp(&Main(), "relu", "later", "early");
+  AddOp(&Main(), "relu", "r", "later");
+  EXPECT_TRUE(absl::StrContains(Validate().message(),
+                                "op relu \"early\" reads \"later\" (input \"x\") before op relu \"later\" defines it"))
+      << Validate();
+}
+
+TEST_F(ProgramGraphTest, ABlockOutputMustExist) {
+  Main().add_outputs("ghost");
+  EXPECT_EQ(Validate().message(), "function main: the function's output \"ghost\" is not defined in its block");
 }
 
 }  // namespace

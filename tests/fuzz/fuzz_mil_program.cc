@@ -1,5 +1,5 @@
 // libFuzzer target: the ML Program walk with blob validation against a
-// weight file (both from the input).
+// weight file (both from the input), and the graph validation.
 #include "format/mil_program.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -11,5 +11,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!in->file.ok()) return in->file.status();
     return in->file->Metadata(r.offset);
   }, /*include_small=*/true);
+  (void)format::ValidateProgramGraph(in->model.mlprogram());
   return 0;
 }

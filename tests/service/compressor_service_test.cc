@@ -17,6 +17,9 @@
 #include "common/sha256.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
+#include "engine/worker_pool.h"
+#include "format/manifest.h"
+#include "service/server_main_support.h"
 #include "gtest/gtest.h"
 #include "tests/testing/model_builder.h"
 #include "tests/testing/server_fixture.h"
@@ -479,6 +482,249 @@ TEST(ServiceTest, InspectReturnsTheInventory) {
   EXPECT_EQ(response.inventory().kind(), "mlprogram");
   EXPECT_EQ(response.inventory().weights_size(), 79);
   EXPECT_EQ(response.inventory().specification_version(), 7);
+}
+
+// --- budgets: Inspect as a job, checks before the upload completes --------------
+
+// Uploads `model` to Inspect (all of it unless `files_to_send` says fewer
+// files) and returns the call's status; `response` gets the inventory.
+grpc::Status RunInspect(v1::Compressor::Stub* stub, const std::string& model, v1::InspectResponse* response,
+                        absl::Duration deadline = absl::Seconds(60), grpc::ClientContext* ctx_out = nullptr) {
+  std::string root;
+  std::vector<v1::FileInfo> files;
+  auto header = HeaderFor(model, "", &root, &files);
+  grpc::ClientContext own;
+  grpc::ClientContext* ctx = ctx_out ? ctx_out : &own;
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  auto stream = stub->Inspect(ctx, response);
+  v1::InspectRequest h;
+  *h.mutable_header()->mutable_files() = header.header().files();
+  if (stream->Write(h)) {
+    for (auto& c : ChunksFor(root, files)) {
+      v1::InspectRequest r;
+      *r.mutable_chunk() = c.chunk();
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+  }
+  return stream->Finish();
+}
+
+TEST(ServiceTest, InspectIsRefusedOverTheMemoryBudget) {
+  service::ServerOptions options;
+  options.memory_budget = 1 << 20;  // 1 MiB
+  TestServer server(options);
+  v1::InspectResponse response;
+  grpc::Status s = RunInspect(server.Stub().get(), Mobilenet(), &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "--memory-budget-mb")) << s.error_message();
+  for (int i = 0; i < 100 && server.LeftoverJobDirs() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.LeftoverJobDirs(), 0);
+}
+
+TEST(ServiceTest, InspectTakesAWorkerLikeCompress) {
+  // One worker, no queue: while a slow compression runs, an Inspect call is
+  // refused like a second compression would be.
+  auto pool = std::make_unique<SlowPool>(absl::Milliseconds(30), 1, 0);
+  SlowPool* slow = pool.get();
+  TestServer server({}, std::move(pool));
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  auto stream = stub->Compress(&ctx);
+  std::thread writer([&] {
+    for (const auto& m : Upload(Mobilenet(), kPalettize4)) {
+      if (!stream->Write(m)) break;
+    }
+    stream->WritesDone();
+  });
+  for (int i = 0; i < 500 && server.server()->pool()->busy() == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(server.server()->pool()->busy(), 1);
+  v1::InspectResponse response;
+  grpc::Status s = RunInspect(stub.get(), Golden16(), &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "workers are busy")) << s.error_message();
+  ctx.TryCancel();
+  writer.join();
+  stream->Finish();
+  for (int i = 0; i < 200 && slow->finished.load() < 1; ++i) absl::SleepFor(absl::Milliseconds(10));
+  // With the worker free again, Inspect runs as a job of the pool.
+  s = RunInspect(stub.get(), Golden16(), &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.inventory().kind(), "mlprogram");
+  EXPECT_EQ(slow->submitted.load(), 3) << "the compression and both Inspect calls went to the pool";
+}
+
+TEST(ServiceTest, InspectQueuedPastItsDeadlineLeavesTheQueue) {
+  auto pool = std::make_unique<SlowPool>(absl::Milliseconds(100), 1, 4);
+  SlowPool* slow = pool.get();
+  TestServer server({}, std::move(pool));
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  auto stream = stub->Compress(&ctx);
+  std::thread writer([&] {
+    for (const auto& m : Upload(Mobilenet(), kPalettize4)) {
+      if (!stream->Write(m)) break;
+    }
+    stream->WritesDone();
+  });
+  for (int i = 0; i < 500 && server.server()->pool()->busy() == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(server.server()->pool()->busy(), 1);
+  // Mobilenet's 79 weights at 100 ms keep the worker for ~8 s; the Inspect
+  // call waits in the queue until its deadline, then leaves it.
+  v1::InspectResponse response;
+  grpc::Status s = RunInspect(stub.get(), Golden16(), &response, absl::Milliseconds(1500));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  for (int i = 0; i < 100 && server.server()->pool()->queue_depth() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.server()->pool()->queue_depth(), 0);
+  EXPECT_EQ(server.server()->pool()->busy(), 1) << "the compression is still running";
+  EXPECT_EQ(slow->finished.load(), 1);
+  EXPECT_EQ(slow->last_code.load(), static_cast<int>(absl::StatusCode::kCancelled));
+  ctx.TryCancel();
+  writer.join();
+  stream->Finish();
+  for (int i = 0; i < 100 && server.LeftoverJobDirs() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.LeftoverJobDirs(), 0);
+}
+
+TEST(ServiceTest, CancelledInspectStopsItsJob) {
+  // A running inspection stops within one weight of the cancel.
+  auto pool = std::make_unique<SlowPool>(absl::Milliseconds(100), 1, 4);
+  SlowPool* slow = pool.get();
+  TestServer server({}, std::move(pool));
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  std::thread canceller([&] {
+    for (int i = 0; i < 500 && server.server()->pool()->busy() == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    absl::SleepFor(absl::Milliseconds(300));
+    ctx.TryCancel();
+  });
+  v1::InspectResponse response;
+  grpc::Status s = RunInspect(stub.get(), Mobilenet(), &response, absl::Seconds(60), &ctx);
+  const absl::Time cancelled_at = absl::Now();
+  canceller.join();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+  for (int i = 0; i < 100 && slow->finished.load() == 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(slow->finished.load(), 1);
+  EXPECT_EQ(slow->last_code.load(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(1)) << "79 weights at 100 ms would be ~8 s";
+  for (int i = 0; i < 100 && server.LeftoverJobDirs() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.LeftoverJobDirs(), 0);
+}
+
+// A package with one 2048 x 2048 fp16 weight (8 MiB of weight.bin): about
+// 112 MiB of estimate, from a model spec of a few hundred bytes.
+std::string BigWeightPackage(const ScratchDir& scratch) {
+  const std::string dir = scratch.Join("big.mlpackage");
+  ProgramBuilder b(7);
+  b.AddInput("x", format::ElementType::kFloat16, {1, 2048});
+  b.Linear("fc", "x", 2048, 2048, {1, 2048}, format::ElementType::kFloat16, 1);
+  b.AddOutput("fc", format::ElementType::kFloat16, {1, 2048});
+  EXPECT_TRUE(b.WritePackage(dir).ok());
+  return dir;
+}
+
+TEST(ServiceTest, MemoryBudgetIsCheckedBeforeTheWeightsArrive) {
+  // The budget fits the model spec but not the weight it declares: the call
+  // is refused as soon as the spec is in, with weight.bin never sent.
+  ScratchDir scratch;
+  const std::string model = BigWeightPackage(scratch);
+  auto estimate = engine::EstimateJobMemory(model);
+  ASSERT_TRUE(estimate.ok());
+  service::ServerOptions options;
+  options.memory_budget = uint64_t{64} << 20;
+  ASSERT_GT(*estimate, options.memory_budget);
+  TestServer server(options);
+  std::string root;
+  std::vector<v1::FileInfo> files;
+  auto header = HeaderFor(model, kPalettize4, &root, &files);
+  ASSERT_EQ(files.size(), 3u);
+  ASSERT_TRUE(absl::EndsWith(files[2].path(), "weight.bin"));
+  auto chunks = ChunksFor(root, {files[0], files[1]});
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = stub->Compress(&ctx);
+  ASSERT_TRUE(stream->Write(header));
+  for (const auto& c : chunks) ASSERT_TRUE(stream->Write(c));
+  CompressResponse r;
+  while (stream->Read(&r)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "memory budget of 64 MiB")) << s.error_message();
+  // A budget that fits takes the whole upload.
+  service::ServerOptions roomy;
+  roomy.memory_budget = *estimate;
+  TestServer fits(roomy);
+  auto outcome = RunCompress(fits.Stub().get(), Upload(model, kPalettize4));
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+}
+
+TEST(ServiceTest, DeclaredSizesAreCheckedAgainstFreeDisk) {
+  // A header declaring a petabyte (the upload limit raised to allow it) is
+  // refused before any byte is sent, naming what is needed and what is free
+  // but not the server's paths.
+  service::ServerOptions options;
+  options.limits.max_total_bytes = uint64_t{1} << 52;
+  TestServer server(options);
+  std::string root;
+  std::vector<v1::FileInfo> files;
+  auto header = HeaderFor(Golden16(), kPalettize4, &root, &files);
+  for (auto& f : *header.mutable_header()->mutable_files()) {
+    if (absl::EndsWith(f.path(), "weight.bin")) f.set_size(uint64_t{1} << 50);
+  }
+  auto outcome = RunCompress(server.Stub().get(), {header}, absl::Seconds(10));
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << outcome.status.error_message();
+  EXPECT_TRUE(absl::StrContains(outcome.status.error_message(), "MiB free")) << outcome.status.error_message();
+  EXPECT_FALSE(absl::StrContains(outcome.status.error_message(), server.work_dir())) << outcome.status.error_message();
+  EXPECT_EQ(outcome.Count(CompressResponse::kAccepted), 0);
+  // Inspect too.
+  v1::InspectResponse response;
+  grpc::ClientContext ctx;
+  auto stream = server.Stub()->Inspect(&ctx, &response);
+  v1::InspectRequest h;
+  *h.mutable_header()->mutable_files() = header.header().files();
+  stream->Write(h);
+  stream->WritesDone();
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  for (int i = 0; i < 100 && server.LeftoverJobDirs() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.LeftoverJobDirs(), 0);
+}
+
+TEST(ServiceTest, ManifestSizeLimitIsAFlag) {
+  // A package whose Manifest.json is 1.5 MiB (a long item description): over
+  // the default limit, accepted once --max-manifest-kb allows it.
+  ScratchDir scratch;
+  const std::string model = scratch.Join("long_manifest.mlpackage");
+  CopyTree(Golden16(), model);
+  auto manifest = format::Manifest::Parse(*ReadFile(model + "/Manifest.json"), "Manifest.json");
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  manifest->items[0].description = std::string(3 << 19, 'd');
+  ASSERT_TRUE(WriteFileAtomically(model + "/Manifest.json", manifest->Serialize()).ok());
+
+  TestServer defaults;
+  auto refused = RunCompress(defaults.Stub().get(), Upload(model, kPalettize4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.status.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.status.error_message(), "--max-manifest-kb")) << refused.status.error_message();
+  EXPECT_EQ(refused.Count(CompressResponse::kAccepted), 0) << "refused at the header";
+
+  service::ServerOptions options;
+  options.limits.max_manifest_bytes = uint64_t{4} << 20;
+  TestServer raised(options);
+  auto outcome = RunCompress(raised.Stub().get(), Upload(model, kPalettize4));
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.Count(CompressResponse::kSummary), 1);
+  v1::InspectResponse response;
+  grpc::Status s = RunInspect(raised.Stub().get(), model, &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
+  // And the flag sets it.
+  auto args = cli::Args::Parse({"--max-manifest-kb", "4096"}, service::ServerValueFlags(), service::ServerBoolFlags());
+  ASSERT_TRUE(args.ok()) << args.status();
+  auto parsed = service::OptionsFromFlags(*args);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->limits.max_manifest_bytes, uint64_t{4} << 20);
 }
 
 TEST(ServiceTest, BearerTokenIsRequiredWhenConfigured) {

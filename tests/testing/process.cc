@@ -37,10 +37,14 @@ int WaitExit(pid_t pid, absl::Duration timeout) {
 std::string BinaryPath(const std::string& relative) { return absl::StrCat(COREMLZ_BINARY_DIR, "/", relative); }
 
 CommandResult RunProgram(const std::vector<std::string>& argv, absl::Duration timeout) {
+  return RunProgramIn("", argv, timeout);
+}
+
+CommandResult RunProgramIn(const std::string& dir, const std::vector<std::string>& argv, absl::Duration timeout) {
   CommandResult result;
-  auto dir = MakeTempDirectory("coremlz-run-");
-  if (!dir.ok()) return result;
-  const std::string out = *dir + "/out", err = *dir + "/err";
+  auto io = MakeTempDirectory("coremlz-run-");
+  if (!io.ok()) return result;
+  const std::string out = *io + "/out", err = *io + "/err";
   pid_t pid = ::fork();
   if (pid == 0) {
     int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -49,6 +53,7 @@ CommandResult RunProgram(const std::vector<std::string>& argv, absl::Duration ti
     ::dup2(e, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    if (!dir.empty() && ::chdir(dir.c_str()) != 0) ::_exit(126);
     auto args = Argv(argv);
     ::execv(args[0], args.data());
     ::_exit(127);
@@ -60,7 +65,7 @@ CommandResult RunProgram(const std::vector<std::string>& argv, absl::Duration ti
   }
   result.out = ReadFile(out).value_or("");
   result.err = ReadFile(err).value_or("");
-  (void)RemoveAll(*dir);
+  (void)RemoveAll(*io);
   return result;
 }
 

@@ -23,6 +23,9 @@ struct CommandResult {
 
 // Runs argv[0] with the arguments, waiting at most `timeout` (then SIGKILL).
 CommandResult RunProgram(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(120));
+// The same with `dir` as the working directory (for relative paths like ".").
+CommandResult RunProgramIn(const std::string& dir, const std::vector<std::string>& argv,
+                           absl::Duration timeout = absl::Seconds(120));
 
 class Daemon {
  public:

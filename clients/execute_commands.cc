@@ -1,0 +1,411 @@
+#include "clients/execute_commands.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "clients/arg_parser.h"
+#include "clients/exit_codes.h"
+#include "common/file_util.h"
+#include "common/json_writer.h"
+#include "common/status_macros.h"
+#include "execute/compare.h"
+#include "execute/npy.h"
+#include "execute/program_executor.h"
+#include "execute/synthetic_inputs.h"
+#include "format/package.h"
+
+namespace coremlz::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kRunHelp[] = R"(coremlz run MODEL [--inputs DIR] [--outputs DIR] [--function F] [--seed N] [--json]
+
+Runs an ML Program (.mlpackage) on this machine with the reference CPU
+executor (float32; every compressed weight decoded as Core ML would) and
+prints each output's shape and statistics. This is not Core ML: it computes
+what the program's ops define, to measure and compare, not to time devices.
+
+  --inputs DIR    one NAME.npy per input (np.save); default: synthetic inputs
+                  from the model's description, reproducible from --seed
+  --outputs DIR   write one NAME.npy per output there
+  --function F    the function of a multifunction package (default: its default)
+  --seed N        seed of the synthetic inputs (default 0)
+  --json          the summary as JSON
+)";
+
+constexpr char kCompareHelp[] = R"(coremlz compare ORIGINAL COMPRESSED [--samples N] [--seed S] [--function F] [--json]
+                [--min-psnr DB]
+
+Runs both models with the reference CPU executor on the same N synthetic
+inputs (default 4) and reports, per output, how far the compressed model's
+outputs are from the original's: PSNR (against the original's peak), SNR,
+cosine similarity, max abs error; for class scores (a last axis of 2 or more
+on a rank-1 or rank-2 output) also top-1 agreement, top-5 overlap and the KL
+divergence of the softmax. PSNR and cosine are the worst over the samples,
+SNR the mean, max abs error the largest.
+
+  --min-psnr DB   a quality floor for CI: exit 5 if any output's PSNR is below it
+)";
+
+void PrintError(const absl::Status& s) { std::fprintf(stderr, "coremlz: %s\n", std::string(s.message()).c_str()); }
+
+struct LoadedModel {
+  std::unique_ptr<format::MlPackage> package;
+  std::unique_ptr<execute::ProgramExecutor> executor;
+};
+
+absl::StatusOr<LoadedModel> Load(const std::string& path, const std::string& function) {
+  if (!IsDirectory(path)) {
+    if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": the reference executor runs ML Programs (.mlpackage); NeuralNetwork .mlmodel files are not executed yet"));
+  }
+  LoadedModel m;
+  ASSIGN_OR_RETURN(m.package, format::MlPackage::Open(path));
+  ASSIGN_OR_RETURN(m.executor, execute::ProgramExecutor::Load(m.package.get(), function));
+  return m;
+}
+
+std::string ShapeText(const execute::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
+
+struct Stats {
+  double min = 0, max = 0, mean = 0;
+  bool finite = true;
+};
+
+Stats StatsOf(const execute::Tensor& t) {
+  Stats s;
+  if (t.size() == 0) return s;
+  s.min = std::numeric_limits<double>::infinity();
+  s.max = -s.min;
+  double sum = 0;
+  for (int64_t i = 0; i < t.size(); ++i) {
+    const double v = t.AsDouble(i);
+    if (!std::isfinite(v)) s.finite = false;
+    s.min = std::min(s.min, v);
+    s.max = std::max(s.max, v);
+    sum += v;
+  }
+  s.mean = sum / static_cast<double>(t.size());
+  return s;
+}
+
+absl::StatusOr<std::map<std::string, execute::Tensor>> InputsFromDir(const std::vector<execute::InputSpec>& specs,
+                                                                      const std::string& dir) {
+  if (!IsDirectory(dir)) return absl::NotFoundError(absl::StrCat("--inputs ", dir, " is not a directory"));
+  std::map<std::string, execute::Tensor> inputs;
+  for (const auto& spec : specs) {
+    const std::string path = JoinPath(dir, spec.name + ".npy");
+    if (!PathExists(path)) {
+      return absl::InvalidArgumentError(absl::StrCat("--inputs: no ", spec.name, ".npy in ", dir, " (the model's input '",
+                                                     spec.name, "', shape ", ShapeText(spec.shape), ")"));
+    }
+    ASSIGN_OR_RETURN(execute::Tensor t, execute::ReadNpyFile(path));
+    inputs[spec.name] = std::move(t);
+  }
+  return inputs;
+}
+
+int Run(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, {"inputs", "outputs", "function", "seed"}, {"json", "help"});
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kRunHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional().size() != 1) {
+    std::fputs(kRunHelp, stderr);
+    return kExitUsage;
+  }
+  auto seed = args->Int("seed");
+  if (!seed.ok()) {
+    PrintError(seed.status());
+    return kExitUsage;
+  }
+  const std::string model_path = args->positional()[0];
+  if (auto out = args->Value("outputs")) {
+    // Never write outputs into the model being run.
+    std::error_code ec;
+    const std::string model_real = fs::weakly_canonical(model_path, ec).string();
+    const std::string out_real = fs::weakly_canonical(*out, ec).string();
+    if (out_real == model_real || absl::StartsWith(out_real, model_real + "/")) {
+      PrintError(absl::InvalidArgumentError(absl::StrCat("--outputs ", *out, " is inside the model ", model_path)));
+      return kExitInput;
+    }
+  }
+  auto model = Load(model_path, args->Value("function").value_or(""));
+  if (!model.ok()) {
+    PrintError(model.status());
+    return ExitCodeFor(model.status());
+  }
+  auto specs = execute::DescribeInputs(model->package->model(), *model->executor);
+  if (!specs.ok()) {
+    PrintError(specs.status());
+    return ExitCodeFor(specs.status());
+  }
+  absl::StatusOr<std::map<std::string, execute::Tensor>> inputs =
+      args->Has("inputs") ? InputsFromDir(*specs, *args->Value("inputs"))
+                          : execute::SyntheticInputs(*specs, static_cast<uint64_t>(seed->value_or(0)), 0);
+  if (!inputs.ok()) {
+    PrintError(inputs.status());
+    return ExitCodeFor(inputs.status());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  execute::RunStats stats;
+  auto outputs = model->executor->Run(*inputs, &stats);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!outputs.ok()) {
+    PrintError(outputs.status());
+    return ExitCodeFor(outputs.status());
+  }
+  if (auto dir = args->Value("outputs")) {
+    if (absl::Status s = MakeDirectories(*dir); !s.ok()) {
+      PrintError(s);
+      return ExitCodeFor(s);
+    }
+    for (const auto& [name, t] : *outputs) {
+      if (absl::Status s = execute::WriteNpyFile(JoinPath(*dir, name + ".npy"), t); !s.ok()) {
+        PrintError(s);
+        return ExitCodeFor(s);
+      }
+    }
+  }
+  if (args->Bool("json")) {
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("model").String(model_path);
+    w.Key("function").String(model->executor->function());
+    w.Key("executor").String("coremlz reference CPU executor (float32), not Core ML");
+    w.Key("seconds").Double(seconds);
+    w.Key("inputs").BeginArray();
+    for (const auto& spec : *specs) {
+      w.BeginObject().Key("name").String(spec.name).Key("dtype").String(execute::DTypeName(spec.dtype));
+      w.Key("shape").BeginArray();
+      for (int64_t d : spec.shape) w.Int(d);
+      w.EndArray();
+      w.Key("source").String(args->Has("inputs") ? "npy" : spec.note).EndObject();
+    }
+    w.EndArray();
+    w.Key("outputs").BeginArray();
+    for (const auto& [name, t] : *outputs) {
+      const Stats s = StatsOf(t);
+      w.BeginObject().Key("name").String(name).Key("dtype").String(execute::DTypeName(t.dtype()));
+      w.Key("shape").BeginArray();
+      for (int64_t d : t.shape()) w.Int(d);
+      w.EndArray();
+      w.Key("min").Double(s.min).Key("max").Double(s.max).Key("mean").Double(s.mean).Key("finite").Bool(s.finite);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return kExitOk;
+  }
+  std::printf("%s, function %s: %lld ops in %.3f s (reference CPU executor, float32; not Core ML)\n",
+              model_path.c_str(), model->executor->function().c_str(), static_cast<long long>(stats.ops_run), seconds);
+  for (const auto& spec : *specs) {
+    std::printf("  input  %-24s %s%s  %s\n", spec.name.c_str(), execute::DTypeName(spec.dtype), ShapeText(spec.shape).c_str(),
+                args->Has("inputs") ? "from .npy" : spec.note.c_str());
+  }
+  for (const auto& [name, t] : *outputs) {
+    const Stats s = StatsOf(t);
+    std::printf("  output %-24s %s%s  min %.6g  max %.6g  mean %.6g%s\n", name.c_str(), execute::DTypeName(t.dtype()),
+                ShapeText(t.shape()).c_str(), s.min, s.max, s.mean, s.finite ? "" : "  (non-finite values!)");
+  }
+  if (auto dir = args->Value("outputs")) std::printf("wrote %zu .npy files to %s\n", outputs->size(), dir->c_str());
+  return kExitOk;
+}
+
+struct OutputAccumulator {
+  execute::Shape shape;
+  int samples = 0;
+  double worst_psnr = std::numeric_limits<double>::infinity();
+  double snr_sum = 0;  // of finite values; infinite samples are counted apart
+  int snr_exact = 0;
+  double worst_cosine = 1;
+  double max_abs_error = 0;
+  bool classes = false;
+  double top1 = 0, top5 = 0, kl = 0;
+};
+
+std::string Db(double v) { return std::isinf(v) ? "exact" : absl::StrFormat("%.1f", v); }
+
+int Compare(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv, {"samples", "seed", "function", "min-psnr"}, {"json", "help"});
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kCompareHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional().size() != 2) {
+    std::fputs(kCompareHelp, stderr);
+    return kExitUsage;
+  }
+  auto samples = args->Int("samples");
+  auto seed = args->Int("seed");
+  if (!samples.ok() || !seed.ok() || samples->value_or(4) < 1 || samples->value_or(4) > 10000) {
+    PrintError(absl::InvalidArgumentError("--samples takes 1..10000 and --seed an integer"));
+    return kExitUsage;
+  }
+  auto floor = args->Double("min-psnr");
+  if (!floor.ok()) {
+    PrintError(floor.status());
+    return kExitUsage;
+  }
+  const std::string function = args->Value("function").value_or("");
+  auto original = Load(args->positional()[0], function);
+  if (!original.ok()) {
+    PrintError(original.status());
+    return ExitCodeFor(original.status());
+  }
+  auto compressed = Load(args->positional()[1], function);
+  if (!compressed.ok()) {
+    PrintError(compressed.status());
+    return ExitCodeFor(compressed.status());
+  }
+  auto specs = execute::DescribeInputs(original->package->model(), *original->executor);
+  if (!specs.ok()) {
+    PrintError(specs.status());
+    return ExitCodeFor(specs.status());
+  }
+  std::map<std::string, OutputAccumulator> acc;
+  const int n = static_cast<int>(samples->value_or(4));
+  for (int i = 0; i < n; ++i) {
+    const auto inputs = execute::SyntheticInputs(*specs, static_cast<uint64_t>(seed->value_or(0)), i);
+    auto ref = original->executor->Run(inputs);
+    if (!ref.ok()) {
+      PrintError(absl::Status(ref.status().code(), absl::StrCat(args->positional()[0], ": ", ref.status().message())));
+      return ExitCodeFor(ref.status());
+    }
+    auto out = compressed->executor->Run(inputs);
+    if (!out.ok()) {
+      PrintError(absl::Status(out.status().code(), absl::StrCat(args->positional()[1], ": ", out.status().message())));
+      return ExitCodeFor(out.status());
+    }
+    for (const auto& [name, r] : *ref) {
+      auto it = out->find(name);
+      if (it == out->end() || it->second.shape() != r.shape() || !r.is_float() || !it->second.is_float()) {
+        PrintError(absl::InvalidArgumentError(absl::StrCat("output '", name, "' differs in name, shape or type between the two models")));
+        return kExitInput;
+      }
+      auto c = execute::CompareOutputs(r.floats(), it->second.floats());
+      if (!c.ok()) {
+        PrintError(c.status());
+        return ExitCodeFor(c.status());
+      }
+      OutputAccumulator& a = acc[name];
+      a.shape = r.shape();
+      ++a.samples;
+      a.worst_psnr = std::min(a.worst_psnr, c->psnr_db);
+      if (std::isinf(c->snr_db)) ++a.snr_exact; else a.snr_sum += c->snr_db;
+      a.worst_cosine = std::min(a.worst_cosine, c->cosine);
+      a.max_abs_error = std::max(a.max_abs_error, c->max_abs_error);
+      const int64_t classes = r.shape().empty() ? 0 : r.shape().back();
+      if (r.rank() >= 1 && r.rank() <= 2 && classes >= 2) {
+        auto k = execute::CompareClassScores(r.floats(), it->second.floats(), classes);
+        if (k.ok()) {
+          a.classes = true;
+          a.top1 += k->top1_agreement / n;
+          a.top5 += k->top5_overlap / n;
+          a.kl += std::max(0.0, k->mean_kl) / n;  // rounding can dip below 0
+        }
+      }
+    }
+  }
+  // Outputs under the quality floor, if one was set.
+  std::vector<std::string> below;
+  if (*floor) {
+    for (const auto& [name, a] : acc) {
+      if (a.worst_psnr < **floor) below.push_back(absl::StrFormat("%s (%.1f dB)", name, a.worst_psnr));
+    }
+  }
+  auto report_floor = [&]() {
+    if (below.empty()) return kExitOk;
+    std::fprintf(stderr, "coremlz: below --min-psnr %.1f dB: %s\n", **floor, absl::StrJoin(below, ", ").c_str());
+    return kExitValidation;
+  };
+  auto snr_mean = [](const OutputAccumulator& a) {
+    return a.snr_exact == a.samples ? std::numeric_limits<double>::infinity()
+                                    : a.snr_sum / std::max(1, a.samples - a.snr_exact);
+  };
+  if (args->Bool("json")) {
+    JsonWriter w;
+    w.BeginObject();
+    w.Key("original").String(args->positional()[0]);
+    w.Key("compressed").String(args->positional()[1]);
+    w.Key("executor").String("coremlz reference CPU executor (float32), not Core ML");
+    w.Key("samples").Int(n);
+    w.Key("seed").Int(seed->value_or(0));
+    w.Key("outputs").BeginArray();
+    for (const auto& [name, a] : acc) {
+      w.BeginObject().Key("name").String(name);
+      w.Key("shape").BeginArray();
+      for (int64_t d : a.shape) w.Int(d);
+      w.EndArray();
+      // JSON has no infinity: identical outputs are null with "exact": true.
+      w.Key("exact").Bool(std::isinf(a.worst_psnr));
+      w.Key("psnr_db");
+      if (std::isinf(a.worst_psnr)) w.Null(); else w.Double(a.worst_psnr);
+      w.Key("snr_db");
+      if (std::isinf(snr_mean(a))) w.Null(); else w.Double(snr_mean(a));
+      w.Key("cosine").Double(a.worst_cosine).Key("max_abs_error").Double(a.max_abs_error);
+      if (a.classes) w.Key("top1_agreement").Double(a.top1).Key("top5_overlap").Double(a.top5).Key("kl_divergence").Double(a.kl);
+      w.EndObject();
+    }
+    w.EndArray();
+    if (*floor) w.Key("min_psnr_db").Double(**floor).Key("passed").Bool(below.empty());
+    w.EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return report_floor();
+  }
+  std::printf("%s vs %s: %d synthetic samples (seed %lld), reference CPU executor (float32; not Core ML)\n",
+              args->positional()[0].c_str(), args->positional()[1].c_str(), n,
+              static_cast<long long>(seed->value_or(0)));
+  std::printf("  %-24s %-16s %9s %9s %9s %12s %7s %7s %9s\n", "output", "shape", "PSNR dB", "SNR dB", "cosine",
+              "max abs err", "top-1", "top-5", "KL");
+  for (const auto& [name, a] : acc) {
+    std::printf("  %-24s %-16s %9s %9s %9.6f %12.4g", name.c_str(), ShapeText(a.shape).c_str(), Db(a.worst_psnr).c_str(),
+                Db(snr_mean(a)).c_str(), a.worst_cosine, a.max_abs_error);
+    if (a.classes) std::printf(" %6.1f%% %6.1f%% %9.3g", 100 * a.top1, 100 * a.top5, a.kl);
+    std::printf("\n");
+  }
+  return report_floor();
+}
+
+}  // namespace
+
+bool RunExecuteCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code) {
+  if (command == "run") {
+    *exit_code = Run(args);
+    return true;
+  }
+  if (command == "compare") {
+    *exit_code = Compare(args);
+    return true;
+  }
+  return false;
+}
+
+bool ExecuteCommandHelp(const std::string& command) {
+  if (command == "run") std::fputs(kRunHelp, stdout);
+  else if (command == "compare") std::fputs(kCompareHelp, stdout);
+  else return false;
+  return true;
+}
+
+}  // namespace coremlz::cli

@@ -1,0 +1,256 @@
+"""The coremlz client: compress, inspect and list runners over gRPC."""
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import grpc
+from google.protobuf import json_format
+
+from . import files as _files
+from .config import ConfigLike, config_text
+from .errors import CoremlzError
+from .v1 import compressor_pb2, compressor_pb2_grpc
+
+# progress(phase, done, total, detail): phase is "upload", "queued",
+# "compress" (done/total in weights, detail the current weight), "download".
+ProgressCallback = Callable[[str, int, int, str], None]
+
+
+def _dict(message) -> Dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     including_default_value_fields=True)
+
+
+@dataclass
+class CompressResult:
+    """What a Compress call returned: the per-weight report, the totals and
+    warnings (the same numbers as ``coremlz compress --report``), where the
+    artifact was written, and validation results if asked for."""
+    output: Optional[str]
+    job_id: str
+    summary: Dict[str, Any]
+    weights: List[Dict[str, Any]]
+    validations: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> List[str]:
+        return list(self.summary.get("warnings", []))
+
+    @property
+    def ratio(self) -> float:
+        return float(self.summary.get("ratio_vs_original", 0.0))
+
+
+def _read_file(path: Optional[str]) -> Optional[bytes]:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _token_from_file(path: str) -> str:
+    """The first line that is neither blank nor a '#' comment, as the CLI reads it."""
+    for line in _read_file(path).decode("utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, f"{path} holds no token")
+
+
+class Client:
+    """A connection to a coremlzd server.
+
+    ``Client("host:50051")`` connects in plain text; ``tls_ca`` (and
+    ``tls_cert``/``tls_key`` for mTLS) switch to TLS; ``token`` or
+    ``token_file`` send a bearer token. ``timeout`` is each call's deadline in
+    seconds. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, server: str, *, token: Optional[str] = None, token_file: Optional[str] = None,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 timeout: float = 600.0):
+        self.server = server
+        self.timeout = timeout
+        if token_file is not None:
+            token = _token_from_file(token_file)
+        self._metadata = [("authorization", f"Bearer {token}")] if token else []
+        options = [("grpc.max_receive_message_length", 8 << 20)]
+        if tls_ca or tls_cert:
+            creds = grpc.ssl_channel_credentials(root_certificates=_read_file(tls_ca),
+                                                 private_key=_read_file(tls_key),
+                                                 certificate_chain=_read_file(tls_cert))
+            self._channel = grpc.secure_channel(server, creds, options)
+        else:
+            self._channel = grpc.insecure_channel(server, options)
+        self._stub = compressor_pb2_grpc.CompressorStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- Compress ---------------------------------------------------------
+    def compress(self, model: str, output: Optional[str] = None, *, config: ConfigLike = None,
+                 target: Optional[str] = None, force: bool = False, report_only: bool = False,
+                 validate: Optional[str] = None, validate_iterations: Optional[int] = None,
+                 progress: Optional[ProgressCallback] = None, cache: bool = True, **techniques) -> CompressResult:
+        """Compresses ``model`` (an .mlpackage directory or .mlmodel file) on the
+        server and writes the result to ``output``.
+
+        The config is ``config`` (a coremltools-shaped dict, YAML/JSON text or
+        a file path) or technique keywords as ``coremlz compress`` has flags:
+        ``palettize=4`` (``mode``, ``group_size``, ``cluster_dim``,
+        ``per_channel_scale``), ``quantize="int8"`` (``quant_mode``,
+        ``granularity``, ``block_size``), ``prune=0.5`` (``prune_block_size``),
+        ``n_m="2:4"``, ``prune_threshold=...``, ``fp16=True``,
+        ``weight_threshold=N``; pruning with palettize/quantize is joint.
+
+        ``output`` must not exist unless ``force`` (which replaces only a Core
+        ML model); it is checked before anything is uploaded and written only
+        when every file arrived with the right size and SHA-256.
+
+        ``cache=False`` makes a server with a result cache compute anyway.
+        """
+        text = config_text(config, **techniques)
+        if not report_only and not output:
+            raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, "output is required unless report_only=True")
+        out = None if report_only else _files.check_output(model, output, force)
+        root, files = _files.describe_model(model)
+
+        header = compressor_pb2.CompressHeader(config_yaml=text, report_only=report_only, target=target or "",
+                                               no_cache=not cache)
+        for rel, size, sha in files:
+            header.files.add(path=rel, size=size, sha256=sha)
+        if validate:
+            header.validation.enabled = True
+            header.validation.compare_outputs = True
+            if validate != "any":
+                header.validation.device.model = validate
+            if validate_iterations:
+                header.validation.iterations = int(validate_iterations)
+        upload_total = sum(size for _, size, _ in files)
+        upload_error: List[BaseException] = []
+
+        def requests():
+            yield compressor_pb2.CompressRequest(header=header)
+            sent = 0
+            try:
+                for index, offset, data in _files.chunks(root, files):
+                    yield compressor_pb2.CompressRequest(
+                        chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
+                    sent += len(data)
+                    if progress:
+                        progress("upload", sent, upload_total, "")
+            except CoremlzError as e:  # ends the stream; the server sees it short
+                upload_error.append(e)
+
+        staged = None if report_only else _files.StagedArtifact(out)
+        job_id, summary, have_summary = "", None, False
+        weights, validations = [], []
+        call = self._stub.Compress(requests(), timeout=self.timeout, metadata=self._metadata)
+        try:
+            for r in call:
+                kind = r.WhichOneof("msg")
+                if kind == "accepted":
+                    job_id = r.accepted.job_id
+                elif kind == "progress" and progress:
+                    p = r.progress
+                    phase = compressor_pb2.Progress.Phase.Name(p.phase).lower()
+                    if p.phase == compressor_pb2.Progress.COMPRESS:
+                        progress("compress", p.weights_done, p.weights_total, p.current)
+                    elif p.phase == compressor_pb2.Progress.QUEUED:
+                        progress("queued", p.queue_position, 0, "")
+                    elif p.phase != compressor_pb2.Progress.UPLOAD:
+                        progress(phase, p.bytes_done, p.bytes_total, p.current)
+                elif kind == "weight":
+                    weights.append(_dict(r.weight))
+                elif kind == "artifact_file" and staged:
+                    info = r.artifact_file.info
+                    staged.declare(r.artifact_file.file_index, info.path, info.size, info.sha256)
+                elif kind == "artifact_chunk" and staged:
+                    c = r.artifact_chunk
+                    staged.add(c.file_index, c.offset, c.data)
+                    if progress:
+                        progress("download", staged.done, staged.total, "")
+                elif kind == "summary":
+                    summary, have_summary = _dict(r.summary), True
+                elif kind == "validation":
+                    validations.append(_dict(r.validation))
+            if upload_error:
+                raise upload_error[0]
+            if not have_summary:
+                raise CoremlzError(grpc.StatusCode.DATA_LOSS, "the server ended the call without a summary")
+            written = staged.commit() if staged else None
+            staged = None
+        except grpc.RpcError as e:
+            if upload_error:
+                raise upload_error[0]
+            raise CoremlzError.from_rpc(e, self.server) from None
+        except CoremlzError:
+            call.cancel()
+            raise
+        finally:
+            if staged:
+                staged.discard()
+        return CompressResult(output=written, job_id=job_id, summary=summary, weights=weights,
+                              validations=validations)
+
+    # -- Inspect ----------------------------------------------------------
+    def inspect(self, model: str, *, min_elements: int = 10, statistics: bool = True) -> Dict[str, Any]:
+        """The model's weights inventory (like coremltools' get_weights_metadata),
+        as a dict: path, kind, inputs, outputs, weights [...], weight_bytes."""
+        root, files = _files.describe_model(model)
+        header = compressor_pb2.InspectHeader(min_elements=min_elements, skip_statistics=not statistics)
+        for rel, size, sha in files:
+            header.files.add(path=rel, size=size, sha256=sha)
+
+        def requests():
+            yield compressor_pb2.InspectRequest(header=header)
+            for index, offset, data in _files.chunks(root, files):
+                yield compressor_pb2.InspectRequest(
+                    chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
+
+        try:
+            response = self._stub.Inspect(requests(), timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise CoremlzError.from_rpc(e, self.server) from None
+        inventory = _dict(response.inventory)
+        inventory["path"] = model
+        return inventory
+
+    # -- Runners ----------------------------------------------------------
+    def runners(self) -> List[Dict[str, Any]]:
+        """The server's device runners and their devices, as last probed."""
+        try:
+            response = self._stub.ListRunners(compressor_pb2.ListRunnersRequest(), timeout=self.timeout,
+                                              metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise CoremlzError.from_rpc(e, self.server) from None
+        return [_dict(r) for r in response.runners]
+
+
+def compress(model: str, output: Optional[str] = None, *, server: str, **kwargs) -> CompressResult:
+    """One-call form of ``Client(server).compress(...)``; connection options
+    (token, token_file, tls_ca, tls_cert, tls_key, timeout) go to the Client."""
+    conn = {k: kwargs.pop(k) for k in ("token", "token_file", "tls_ca", "tls_cert", "tls_key", "timeout") if k in kwargs}
+    with Client(server, **conn) as c:
+        return c.compress(model, output, **kwargs)
+
+
+def inspect(model: str, *, server: str, **kwargs) -> Dict[str, Any]:
+    """One-call form of ``Client(server).inspect(...)``."""
+    conn = {k: kwargs.pop(k) for k in ("token", "token_file", "tls_ca", "tls_cert", "tls_key", "timeout") if k in kwargs}
+    with Client(server, **conn) as c:
+        return c.inspect(model, **kwargs)
+
+
+def runners(*, server: str, **conn) -> List[Dict[str, Any]]:
+    """One-call form of ``Client(server).runners()``."""
+    with Client(server, **conn) as c:
+        return c.runners()

@@ -1,0 +1,91 @@
+// Cooperative cancellation for long kernels. A kernel charges the work it
+// does (roughly one unit per element operation: a distance term, a DP
+// candidate, a comparison) and the caller's hook is consulted once per
+// kPollInterval units, so the time between two polls is bounded by the
+// interval, not by the tensor's size. The hook is a plain function: the
+// kernels know nothing of jobs, deadlines or RPCs.
+#ifndef COREMLZ_COMPRESS_CANCEL_H_
+#define COREMLZ_COMPRESS_CANCEL_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace coremlz::compress {
+
+class CancelCheck {
+ public:
+  // 2^20 units are about a millisecond of kernel work on the development
+  // machine: far below the one-second promise, and rare enough that a poll
+  // (a virtual call, an atomic load, a clock read) costs nothing measurable.
+  static constexpr int64_t kPollInterval = int64_t{1} << 20;
+
+  CancelCheck() = default;  // never cancels
+  explicit CancelCheck(std::function<bool()> cancelled) : hook_(std::move(cancelled)) {}
+
+  // Charges `work` units; polls when the budget is spent. True once the hook
+  // has said so (and from then on).
+  bool Charge(int64_t work) {
+    budget_ -= work;
+    return budget_ <= 0 && Poll();
+  }
+
+  // Polls now.
+  bool Poll() {
+    if (!cancelled_ && hook_) cancelled_ = hook_();
+    // Once cancelled, every later charge says so at once.
+    budget_ = cancelled_ ? 0 : kPollInterval;
+    return cancelled_;
+  }
+
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  std::function<bool()> hook_;
+  int64_t budget_ = kPollInterval;
+  bool cancelled_ = false;
+};
+
+// What a kernel returns when its hook stopped it. Callers with more context
+// (the job's deadline) replace it with their own status.
+inline absl::Status CancelledStatus() { return absl::CancelledError("stopped: the job was cancelled"); }
+
+// For kernels whose hook is optional.
+inline bool Stopped(CancelCheck* cancel, int64_t work) { return cancel != nullptr && cancel->Charge(work); }
+
+// std::stable_sort in pieces that can be interrupted: runs of kSortRun
+// elements are sorted, then merged pairwise, polling between pieces, so the
+// longest uninterrupted step is one linear merge. The result is exactly
+// std::stable_sort's, with or without a hook. False (and `v` only permuted)
+// when cancelled.
+// A comparison is charged kCompareUnits: comparators that chase indices
+// into a large array (the vector k-means row sort) miss the cache on most
+// comparisons, and such a miss is tens of units.
+template <typename T, typename Less>
+bool InterruptibleStableSort(std::vector<T>& v, Less less, CancelCheck* cancel) {
+  constexpr size_t kSortRun = size_t{1} << 12;
+  constexpr int64_t kCompareUnits = 16;
+  const size_t n = v.size();
+  for (size_t a = 0; a < n; a += kSortRun) {
+    const size_t b = std::min(n, a + kSortRun);
+    std::stable_sort(v.begin() + a, v.begin() + b, less);
+    if (Stopped(cancel, static_cast<int64_t>(b - a) * 12 * kCompareUnits)) return false;  // log2(kSortRun)
+  }
+  for (size_t width = kSortRun; width < n; width *= 2) {
+    for (size_t a = 0; a + width < n; a += 2 * width) {
+      const size_t b = std::min(n, a + 2 * width);
+      std::inplace_merge(v.begin() + a, v.begin() + a + width, v.begin() + b, less);
+      if (Stopped(cancel, static_cast<int64_t>(b - a) * kCompareUnits)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace coremlz::compress
+
+#endif  // COREMLZ_COMPRESS_CANCEL_H_

@@ -1,0 +1,381 @@
+#include "service/result_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+
+namespace coremlz::service {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kTempPrefix[] = ".tmp-";
+constexpr char kEntryFile[] = "entry.pb";
+constexpr char kDigestFile[] = "entry.sha256";
+constexpr char kArtifactDir[] = "artifact";
+constexpr uint64_t kMaxEntryProtoBytes = 64 << 20;
+
+std::string Deterministic(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+bool IsHexKey(const std::string& name) {
+  if (name.size() != 64) return false;
+  for (char c : name) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> FileDigest(const std::string& path, uint64_t expected_size) {
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  Sha256 hash;
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
+    hash.Update(absl::string_view(buf.data(), n));
+    total += n;
+  }
+  std::fclose(f);
+  if (total != expected_size) return absl::DataLossError(absl::StrCat(path, ": ", total, " bytes, expected ", expected_size));
+  return hash.HexDigest();
+}
+
+uint64_t TreeBytes(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+  uint64_t total = 0;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+// A hard link when source and destination share a file system (free, and
+// immune to the entry's later eviction), else a copy.
+absl::Status LinkOrCopy(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) == 0) return absl::OkStatus();
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    if (ec.value() == ENOSPC || ec.value() == EDQUOT) return absl::ResourceExhaustedError("no space left for the cached result");
+    return absl::InternalError(absl::StrCat("cannot copy a cached file: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomSuffix() {
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(::getpid()));
+  return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
+}
+
+}  // namespace
+
+std::string ResultCacheKey(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config,
+                           const std::string& version) {
+  // Length-prefixed fields, so no two different inputs concatenate alike.
+  Sha256 hash;
+  auto field = [&](absl::string_view name, absl::string_view value) {
+    hash.Update(absl::StrCat(name, ":", value.size(), ":"));
+    hash.Update(value);
+  };
+  field("coremlz", version);
+  field("config", Deterministic(normalised_config));
+  field("target", header.target());
+  field("report_only", header.report_only() ? "1" : "0");
+  for (const v1::FileInfo& f : header.files()) {
+    field("path", f.path());
+    field("size", absl::StrCat(f.size()));
+    field("sha256", f.sha256());
+  }
+  return hash.HexDigest();
+}
+
+absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(const ResultCacheOptions& options,
+                                                               prometheus::Registry* metrics) {
+  if (options.dir.empty()) return absl::InvalidArgumentError("--cache-dir is empty");
+  RETURN_IF_ERROR(MakeDirectories(options.dir));
+  if (::access(options.dir.c_str(), W_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot write to the cache directory ", options.dir));
+  }
+  std::unique_ptr<ResultCache> cache(new ResultCache(options));
+  if (metrics) cache->RegisterMetrics(metrics);
+  {
+    std::error_code ec;
+    const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+    const uint64_t size = ec ? 0 : fs::file_size(self, ec);
+    absl::StatusOr<std::string> digest = ec ? absl::StatusOr<std::string>(absl::NotFoundError("")) : FileDigest(self, size);
+    // Without a readable executable every start is its own build: safe, and
+    // the cache simply never hits across restarts.
+    cache->build_id_ = absl::StrCat(COREMLZ_VERSION_STRING, "+",
+                                    digest.ok() ? *digest : absl::StrCat("pid", ::getpid(), "-", RandomSuffix()));
+  }
+  // Index what an earlier process left: entries by their age (oldest first),
+  // temporary directories of writes that never finished removed.
+  std::vector<std::pair<fs::file_time_type, std::string>> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options.dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (absl::StartsWith(name, kTempPrefix)) {
+      (void)RemoveAll(e.path().string());
+      continue;
+    }
+    if (!IsHexKey(name) || !e.is_directory()) continue;
+    found.emplace_back(fs::last_write_time(e.path(), ec), name);
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list the cache directory: ", ec.message()));
+  std::sort(found.begin(), found.end());
+  absl::MutexLock lock(&cache->mu_);
+  for (const auto& [time, key] : found) {
+    Entry entry;
+    entry.bytes = TreeBytes(JoinPath(options.dir, key));
+    entry.last_used = ++cache->clock_;
+    cache->total_bytes_ += entry.bytes;
+    cache->entries_[key] = entry;
+  }
+  cache->EvictLocked();
+  cache->UpdateGaugesLocked();
+  return cache;
+}
+
+void ResultCache::RegisterMetrics(prometheus::Registry* registry) {
+  requests_ = &prometheus::BuildCounter()
+                   .Name("coremlz_cache_requests_total")
+                   .Help("Result-cache look-ups by outcome (hit, miss, corrupt, bypass).")
+                   .Register(*registry);
+  evictions_ = &prometheus::BuildCounter()
+                    .Name("coremlz_cache_evictions_total")
+                    .Help("Result-cache entries evicted to stay within --cache-max-bytes.")
+                    .Register(*registry)
+                    .Add({});
+  bytes_gauge_ = &prometheus::BuildGauge()
+                      .Name("coremlz_cache_bytes")
+                      .Help("Bytes held by the result cache.")
+                      .Register(*registry)
+                      .Add({});
+  entries_gauge_ = &prometheus::BuildGauge()
+                        .Name("coremlz_cache_entries")
+                        .Help("Entries held by the result cache.")
+                        .Register(*registry)
+                        .Add({});
+  // Every outcome exists from the start, so rates work before the first hit.
+  for (const char* outcome : {"hit", "miss", "corrupt", "bypass"}) requests_->Add({{"outcome", outcome}});
+}
+
+void ResultCache::Count(const char* outcome) {
+  if (requests_) requests_->Add({{"outcome", outcome}}).Increment();
+}
+
+void ResultCache::CountBypass() { Count("bypass"); }
+
+void ResultCache::UpdateGaugesLocked() {
+  if (bytes_gauge_) bytes_gauge_->Set(static_cast<double>(total_bytes_));
+  if (entries_gauge_) entries_gauge_->Set(static_cast<double>(entries_.size()));
+}
+
+uint64_t ResultCache::bytes() const {
+  absl::MutexLock lock(&mu_);
+  return total_bytes_;
+}
+
+size_t ResultCache::entries() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+void ResultCache::RemoveLocked(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  total_bytes_ -= std::min(total_bytes_, it->second.bytes);
+  entries_.erase(it);
+  // Rename first, then delete: a concurrent lookup either sees the whole
+  // entry or none of it.
+  const std::string doomed = JoinPath(options_.dir, absl::StrCat(kTempPrefix, "evict-", RandomSuffix()));
+  if (std::rename(JoinPath(options_.dir, key).c_str(), doomed.c_str()) == 0) (void)RemoveAll(doomed);
+  else (void)RemoveAll(JoinPath(options_.dir, key));
+}
+
+void ResultCache::EvictLocked() {
+  while (total_bytes_ > options_.max_bytes && !entries_.empty()) {
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.last_used < oldest->second.last_used) oldest = it;
+    }
+    RemoveLocked(oldest->first);
+    if (evictions_) evictions_->Increment();
+  }
+}
+
+absl::StatusOr<ResultCache::Hit> ResultCache::Lookup(const std::string& key, const std::string& dest) {
+  const std::string dir = JoinPath(options_.dir, key);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!IsHexKey(key) || entries_.count(key) == 0) {
+      Count("miss");
+      return absl::NotFoundError("not cached");
+    }
+  }
+  // Verify outside the lock (it reads the whole artifact); a concurrent
+  // eviction renames the directory away, which shows up as a miss here.
+  auto corrupt = [&](const std::string& why) -> absl::Status {
+    absl::MutexLock lock(&mu_);
+    if (entries_.count(key)) {
+      RemoveLocked(key);
+      UpdateGaugesLocked();
+    }
+    Count("corrupt");
+    return absl::NotFoundError(absl::StrCat("cached entry damaged (", why, "); recomputing"));
+  };
+  absl::StatusOr<std::string> proto = ReadFile(JoinPath(dir, kEntryFile), kMaxEntryProtoBytes);
+  absl::StatusOr<std::string> digest = ReadFile(JoinPath(dir, kDigestFile), 128);
+  if (!proto.ok() || !digest.ok()) {
+    absl::MutexLock lock(&mu_);
+    if (!PathExists(dir)) {  // evicted meanwhile
+      Count("miss");
+      return absl::NotFoundError("not cached");
+    }
+  }
+  if (!proto.ok() || !digest.ok()) return corrupt("entry files unreadable");
+  if (Sha256Hex(*proto) != absl::StripAsciiWhitespace(*digest)) return corrupt("entry.pb digest mismatch");
+  v1::CacheEntry entry;
+  if (!entry.ParseFromString(*proto)) return corrupt("entry.pb does not parse");
+  const std::string artifact = JoinPath(dir, kArtifactDir);
+  for (const v1::FileInfo& f : entry.files()) {
+    if (!ValidateRelativePath(f.path()).ok()) return corrupt("unsafe path");
+    absl::StatusOr<std::string> d = FileDigest(JoinPath(artifact, f.path()), f.size());
+    if (!d.ok() || *d != f.sha256()) return corrupt(absl::StrCat(f.path(), " does not match its digest"));
+  }
+  Hit hit;
+  hit.report = entry.report();
+  if (entry.files_size() > 0) {
+    RETURN_IF_ERROR(MakeDirectories(dest));
+    const std::string root = entry.package() ? JoinPath(dest, "model.mlpackage") : dest;
+    for (const v1::FileInfo& f : entry.files()) {
+      const std::string to = JoinPath(root, f.path());
+      RETURN_IF_ERROR(MakeDirectories(fs::path(to).parent_path().string()));
+      RETURN_IF_ERROR(LinkOrCopy(JoinPath(artifact, f.path()), to));
+    }
+    hit.artifact_path = entry.package() ? root : JoinPath(dest, entry.files(0).path());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = entries_.find(key); it != entries_.end()) it->second.last_used = ++clock_;
+  }
+  // The directory's time records use across restarts (LRU order on Open).
+  (void)::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0);
+  Count("hit");
+  return hit;
+}
+
+absl::Status ResultCache::Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) {
+  if (!IsHexKey(key)) return absl::InvalidArgumentError("bad cache key");
+  const std::string temp = JoinPath(options_.dir, absl::StrCat(kTempPrefix, key.substr(0, 12), "-", RandomSuffix()));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      if (!dir.empty()) (void)RemoveAll(dir);
+    }
+  } cleanup{temp};
+  RETURN_IF_ERROR(MakeDirectories(JoinPath(temp, kArtifactDir)));
+  v1::CacheEntry entry;
+  *entry.mutable_report() = report;
+  if (!artifact_path.empty()) {
+    std::error_code ec;
+    entry.set_package(fs::is_directory(artifact_path, ec));
+    std::vector<std::string> files;
+    if (entry.package()) {
+      for (auto it = fs::recursive_directory_iterator(artifact_path, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
+        if (it->is_regular_file(ec)) files.push_back(fs::relative(it->path(), artifact_path).string());
+      }
+      if (ec) return absl::InternalError(absl::StrCat("cannot list the result: ", ec.message()));
+      std::sort(files.begin(), files.end());
+    } else {
+      files.push_back(fs::path(artifact_path).filename().string());
+    }
+    for (const std::string& rel : files) {
+      const std::string from = entry.package() ? JoinPath(artifact_path, rel) : artifact_path;
+      const std::string to = JoinPath(JoinPath(temp, kArtifactDir), rel);
+      RETURN_IF_ERROR(MakeDirectories(fs::path(to).parent_path().string()));
+      RETURN_IF_ERROR(LinkOrCopy(from, to));
+      std::error_code size_ec;
+      const uint64_t size = fs::file_size(to, size_ec);
+      ASSIGN_OR_RETURN(std::string digest, FileDigest(to, size));
+      v1::FileInfo* info = entry.add_files();
+      info->set_path(rel);
+      info->set_size(size);
+      info->set_sha256(digest);
+    }
+  }
+  const std::string proto = Deterministic(entry);
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(temp, kEntryFile), proto));
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(temp, kDigestFile), Sha256Hex(proto) + "\n"));
+  const uint64_t bytes = TreeBytes(temp);
+  if (bytes > options_.max_bytes) return absl::OkStatus();  // would evict everything else: not worth it
+
+  absl::MutexLock lock(&mu_);
+  if (entries_.count(key)) return absl::OkStatus();  // an identical result is already there
+  const std::string final_dir = JoinPath(options_.dir, key);
+  (void)RemoveAll(final_dir);  // an unindexed leftover
+  if (std::rename(temp.c_str(), final_dir.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot publish a cache entry: ", std::strerror(errno)));
+  }
+  cleanup.dir.clear();
+  entries_[key] = Entry{bytes, ++clock_};
+  total_bytes_ += bytes;
+  EvictLocked();
+  UpdateGaugesLocked();
+  return absl::OkStatus();
+}
+
+bool ResultCache::Lead(const std::string& key, std::function<void()> on_done) {
+  absl::MutexLock lock(&mu_);
+  auto it = in_flight_.find(key);
+  if (it == in_flight_.end()) {
+    in_flight_[key];  // this caller leads
+    return true;
+  }
+  it->second.push_back(std::move(on_done));
+  return false;
+}
+
+void ResultCache::Release(const std::string& key) {
+  std::vector<std::function<void()>> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = in_flight_.find(key);
+    if (it == in_flight_.end()) return;
+    waiters = std::move(it->second);
+    in_flight_.erase(it);
+  }
+  for (auto& w : waiters) w();
+}
+
+}  // namespace coremlz::service

@@ -1,0 +1,136 @@
+// `coremlz run` and `coremlz compare` as a user runs them: real processes on
+// real models, .npy files in and out, checked against PyTorch's outputs.
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "execute/compare.h"
+#include "execute/npy.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_env.h"
+
+namespace coremlz::testing {
+namespace {
+
+std::string Cli() { return BinaryPath("clients/coremlz"); }
+
+std::vector<float> ReadF32(const std::string& path) {
+  auto bytes = ReadFile(path, 64 << 20);
+  EXPECT_TRUE(bytes.ok()) << path;
+  std::vector<float> v(bytes.ok() ? bytes->size() / 4 : 0);
+  if (bytes.ok()) std::memcpy(v.data(), bytes->data(), v.size() * 4);
+  return v;
+}
+
+google::protobuf::Struct Json(const std::string& text) {
+  google::protobuf::Struct s;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &s).ok()) << text;
+  return s;
+}
+
+struct Reference {
+  std::string model, input, output;
+  execute::Shape input_shape;
+};
+
+TEST(ExecuteCliTest, RunMatchesPyTorchThroughNpyFiles) {
+  const std::string refs = SharedDir() + "/reference_outputs";
+  if (!PathExists(refs)) GTEST_SKIP() << "no " << refs;
+  const Reference cases[] = {
+      {"mobilenetv2_randinit", "input", "var_824", {1, 3, 224, 224}},
+      {"transformer_encoder_randinit", "input", "var_375", {1, 32, 64}},
+  };
+  for (const Reference& r : cases) {
+    ScratchDir scratch;
+    const std::string package = ModelsDir() + "/" + r.model + "/" + r.model + ".mlpackage";
+    ASSERT_TRUE(MakeDirectories(scratch.Join("in")).ok());
+    ASSERT_TRUE(execute::WriteNpyFile(scratch.Join("in/" + r.input + ".npy"),
+                                      execute::Tensor::Float(r.input_shape, ReadF32(refs + "/" + r.model + "/input_0.f32")))
+                    .ok());
+    auto run = RunProgram({Cli(), "run", package, "--inputs", scratch.Join("in"), "--outputs", scratch.Join("out")});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_NE(run.out.find("not Core ML"), std::string::npos) << "labelled as the reference executor";
+    auto out = execute::ReadNpyFile(scratch.Join("out/" + r.output + ".npy"));
+    ASSERT_TRUE(out.ok()) << out.status();
+    const std::vector<float> expected = ReadF32(refs + "/" + r.model + "/output_0.f32");
+    auto c = execute::CompareOutputs(expected, out->floats());
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_GE(c->psnr_db, 60) << r.model;
+  }
+}
+
+TEST(ExecuteCliTest, CompareOrdersPalettizationsByBits) {
+  ScratchDir scratch;
+  const std::string model = ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage";
+  if (!PathExists(model)) GTEST_SKIP() << "no " << model;
+  double psnr[2] = {0, 0};
+  int i = 0;
+  for (const char* bits : {"4", "8"}) {
+    const std::string out = scratch.Join(absl::StrCat("p", bits, ".mlpackage"));
+    auto c = RunProgram({Cli(), "compress", model, "-o", out, "--palettize", bits, "--quiet"});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    auto cmp = RunProgram({Cli(), "compare", model, out, "--samples", "2", "--json"});
+    ASSERT_EQ(cmp.exit_code, 0) << cmp.err;
+    const auto j = Json(cmp.out);
+    const auto& o = j.fields().at("outputs").list_value().values(0).struct_value().fields();
+    EXPECT_EQ(o.at("name").string_value(), "var_824");
+    psnr[i++] = o.at("psnr_db").number_value();
+    EXPECT_GT(o.at("cosine").number_value(), 0.5);
+    EXPECT_TRUE(o.count("top1_agreement")) << "class scores";
+  }
+  EXPECT_GT(psnr[1], psnr[0] + 10) << "8-bit palettes keep the outputs far closer than 4-bit";
+  // A model compared with itself is exact.
+  auto same = RunProgram({Cli(), "compare", model, model, "--samples", "1", "--json"});
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_TRUE(Json(same.out).fields().at("outputs").list_value().values(0).struct_value().fields().at("exact").bool_value());
+}
+
+TEST(ExecuteCliTest, SyntheticInputsAreReproducibleFromTheSeed) {
+  ScratchDir scratch;
+  const std::string model = SourceDir() + "/models/silero_vad/silero-vad-unified-v6.0.0.mlpackage";
+  std::string outs[3];
+  int k = 0;
+  for (const char* seed : {"5", "5", "6"}) {
+    const std::string dir = scratch.Join(absl::StrCat("o", k));
+    auto run = RunProgram({Cli(), "run", model, "--seed", seed, "--outputs", dir});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    outs[k++] = ReadFile(dir + "/vad_output.npy", 1 << 20).value_or("missing");
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_NE(outs[0], outs[2]);
+}
+
+TEST(ExecuteCliTest, ClearErrors) {
+  ScratchDir scratch;
+  const std::string vad = scratch.Join("vad.mlpackage");
+  CopyTree(SourceDir() + "/models/silero_vad/silero-vad-unified-v6.0.0.mlpackage", vad);
+  // A missing input file names the input and its shape.
+  ASSERT_TRUE(MakeDirectories(scratch.Join("in")).ok());
+  auto missing = RunProgram({Cli(), "run", vad, "--inputs", scratch.Join("in")});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_NE(missing.err.find("audio_input"), std::string::npos) << missing.err;
+  // A wrongly shaped input is refused, not run.
+  ASSERT_TRUE(execute::WriteNpyFile(scratch.Join("in/audio_input.npy"), execute::Tensor::Float({1, 5}, std::vector<float>(5))).ok());
+  ASSERT_TRUE(execute::WriteNpyFile(scratch.Join("in/hidden_state.npy"), execute::Tensor::Float({1, 128}, std::vector<float>(128))).ok());
+  ASSERT_TRUE(execute::WriteNpyFile(scratch.Join("in/cell_state.npy"), execute::Tensor::Float({1, 128}, std::vector<float>(128))).ok());
+  auto shaped = RunProgram({Cli(), "run", vad, "--inputs", scratch.Join("in")});
+  EXPECT_EQ(shaped.exit_code, 2) << shaped.err;
+  // Outputs are never written into the model.
+  auto inside = RunProgram({Cli(), "run", vad, "--outputs", vad + "/Data"});
+  EXPECT_EQ(inside.exit_code, 2) << inside.err;
+  EXPECT_FALSE(PathExists(vad + "/Data/vad_output.npy"));
+  // NeuralNetwork models are not executed yet: said, not guessed.
+  const std::string nn = ModelsDir() + "/edsr_f32b5/edsr_f32b5_fp32.mlmodel";
+  if (PathExists(nn)) {
+    auto run = RunProgram({Cli(), "run", nn});
+    EXPECT_EQ(run.exit_code, 3) << run.err;
+    EXPECT_NE(run.err.find("NeuralNetwork"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(RunProgram({Cli(), "compare", vad}).exit_code, 1) << "two models needed";
+}
+
+}  // namespace
+}  // namespace coremlz::testing

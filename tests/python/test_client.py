@@ -1,0 +1,219 @@
+"""The Python client against a real coremlzd: the same bytes as the C++ CLI,
+configs in every accepted shape, statuses as exceptions, outputs never
+clobbered, integrity checked."""
+
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import grpc
+import pytest
+
+import coremlz
+from coremlz import files as cz_files
+from conftest import Daemon, cli, demo_model, shared_model
+
+
+def tree_digest(path):
+    """SHA-256 over every file's relative path and bytes (one file: its bytes)."""
+    h = hashlib.sha256()
+    if os.path.isfile(path):
+        h.update(open(path, "rb").read())
+        return h.hexdigest()
+    for dirpath, dirnames, names in os.walk(path):
+        dirnames.sort()
+        for name in sorted(names):
+            full = os.path.join(dirpath, name)
+            h.update(os.path.relpath(full, path).encode())
+            h.update(open(full, "rb").read())
+    return h.hexdigest()
+
+
+def copy_model(src, scratch):
+    dst = os.path.join(scratch, os.path.basename(src))
+    (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+    return dst
+
+
+def test_compress_gives_the_same_bytes_as_the_cli(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    out = os.path.join(scratch, "py.mlpackage")
+    events = []
+    result = coremlz.compress(model, out, server=server.address, palettize=4,
+                              progress=lambda phase, done, total, detail: events.append(phase))
+    assert result.output == out
+    assert result.job_id
+    assert result.summary["weights_compressed"] > 0
+    assert result.ratio > 3
+    assert any(w["technique"] == "palettize" for w in result.weights)
+    assert {"upload", "compress", "download"} <= set(events)
+
+    remote_cli = os.path.join(scratch, "cli_remote.mlpackage")
+    embedded = os.path.join(scratch, "cli_embedded.mlpackage")
+    r = subprocess.run([cli(), "compress", model, "-o", remote_cli, "--palettize", "4", "--server", server.address,
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([cli(), "compress", model, "-o", embedded, "--palettize", "4", "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(out) == tree_digest(remote_cli) == tree_digest(embedded)
+
+
+def test_every_config_shape_means_the_same(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    as_dict = {"config_type": "OpLinearQuantizerConfig", "global_config": {"dtype": "int8"}}
+    yaml_text = "config_type: OpLinearQuantizerConfig\nglobal_config:\n  dtype: int8\n"
+    yaml_path = os.path.join(scratch, "int8.yaml")
+    with open(yaml_path, "w") as f:
+        f.write(yaml_text)
+    digests = set()
+    with coremlz.Client(server.address) as c:
+        for i, kwargs in enumerate([{"config": as_dict}, {"config": yaml_text}, {"config": yaml_path},
+                                    {"quantize": "int8"}]):
+            out = os.path.join(scratch, f"q{i}.mlpackage")
+            c.compress(model, out, **kwargs)
+            digests.add(tree_digest(out))
+    assert len(digests) == 1
+
+
+def test_report_only_writes_nothing(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    before = set(os.listdir(scratch))
+    result = coremlz.Client(server.address).compress(model, report_only=True, palettize=6)
+    assert result.output is None
+    assert result.summary["weight_bytes_after"] < result.summary["weight_bytes_before"]
+    assert set(os.listdir(scratch)) == before
+
+
+def test_neural_network_model(server, scratch):
+    model = copy_model(shared_model("models", "edsr_f32b5", "edsr_f32b5_fp32.mlmodel"), scratch)
+    out = os.path.join(scratch, "edsr_fp16.mlmodel")
+    result = coremlz.compress(model, out, server=server.address, fp16=True)
+    assert os.path.isfile(out)
+    assert result.summary["model_kind"] == "neuralnetwork"
+    assert os.path.getsize(out) < os.path.getsize(model) * 0.6
+
+
+def test_inspect_matches_the_cli(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    inv = coremlz.inspect(model, server=server.address)
+    r = subprocess.run([cli(), "inspect", model, "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    expected = json.loads(r.stdout)
+    assert [w["name"] for w in inv["weights"]] == [w["name"] for w in expected["weights"]]
+    assert int(inv["weight_bytes"]) == int(expected["weight_bytes"])
+    assert inv["kind"] == "mlprogram"
+
+
+def test_runners_empty_without_a_runner_pool(server):
+    assert coremlz.runners(server=server.address) == []
+
+
+def test_bad_config_is_invalid_argument(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, os.path.join(scratch, "o.mlpackage"), server=server.address,
+                         config={"config_type": "OpPalettizerConfig", "global_config": {"nbits": 5}})
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nbits" in e.value.message
+    assert not os.path.exists(os.path.join(scratch, "o.mlpackage"))
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, os.path.join(scratch, "o.mlpackage"), server=server.address)
+    assert "no compression requested" in e.value.message
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, os.path.join(scratch, "o.mlpackage"), server=server.address, palettize=4,
+                         quantize="int8")
+    assert "choose one" in e.value.message
+
+
+def test_unreachable_server_is_unavailable(scratch):
+    model = copy_model(demo_model(), scratch)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, os.path.join(scratch, "o.mlpackage"), server="127.0.0.1:1", timeout=5, palettize=4)
+    assert e.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert not any(n.startswith(".coremlz-download") for n in os.listdir(scratch))
+
+
+def test_outputs_are_never_clobbered(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    existing = os.path.join(scratch, "existing.mlpackage")
+    shutil.copytree(model, existing)
+    digest = tree_digest(existing)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, existing, server=server.address, palettize=4)
+    assert e.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert tree_digest(existing) == digest
+
+    # force replaces a model, and only a model.
+    notes = os.path.join(scratch, "notes")
+    os.mkdir(notes)
+    with open(os.path.join(notes, "keep.txt"), "w") as f:
+        f.write("mine")
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, notes, server=server.address, palettize=4, force=True)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert open(os.path.join(notes, "keep.txt")).read() == "mine"
+    for bad in (model, os.path.join(model, "Data", "out.mlpackage"), scratch, ".", os.path.join(scratch, "")):
+        with pytest.raises(coremlz.CoremlzError):
+            coremlz.compress(model, bad, server=server.address, palettize=4, force=True)
+    assert tree_digest(model) == tree_digest(demo_model())
+
+    result = coremlz.compress(model, existing, server=server.address, palettize=4, force=True)
+    assert result.output == existing
+    assert tree_digest(existing) != digest
+    assert not [n for n in os.listdir(scratch) if ".coremlz-" in n]
+
+
+def test_token_is_required_and_sent(scratch):
+    token_file = os.path.join(scratch, "tokens")
+    with open(token_file, "w") as f:
+        f.write("# accepted tokens\nsecret-token-1\n")
+    d = Daemon("--token-file", token_file)
+    try:
+        model = copy_model(demo_model(), scratch)
+        with pytest.raises(coremlz.CoremlzError) as e:
+            coremlz.inspect(model, server=d.address)
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(coremlz.CoremlzError) as e:
+            coremlz.inspect(model, server=d.address, token="wrong")
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+        assert coremlz.inspect(model, server=d.address, token="secret-token-1")["weights"]
+        assert coremlz.inspect(model, server=d.address, token_file=token_file)["weights"]
+    finally:
+        d.stop()
+
+
+def test_staged_artifact_checks_integrity(scratch):
+    out = os.path.join(scratch, "a.mlmodel")
+    staged = cz_files.StagedArtifact(out)
+    staged.declare(0, "a.mlmodel", 4, hashlib.sha256(b"abcd").hexdigest())
+    staged.add(0, 0, b"abcX")
+    with pytest.raises(coremlz.CoremlzError) as e:
+        staged.commit()
+    assert e.value.code == grpc.StatusCode.DATA_LOSS
+    staged.discard()
+    assert os.listdir(scratch) == []
+
+    staged = cz_files.StagedArtifact(out)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        staged.declare(0, "../escape", 1, "")
+    assert e.value.code == grpc.StatusCode.DATA_LOSS
+    staged.declare(0, "a.mlmodel", 2, hashlib.sha256(b"ab").hexdigest())
+    with pytest.raises(coremlz.CoremlzError):
+        staged.add(0, 0, b"abc")  # past the announced size
+    staged.discard()
+    assert os.listdir(scratch) == []
+
+
+def test_upload_order_puts_the_program_before_the_weights():
+    root, files = cz_files.describe_model(demo_model())
+    rels = [f[0] for f in files]
+    assert rels[0] == "Manifest.json"
+    assert rels[1] == "Data/com.apple.CoreML/model.mlmodel"
+    assert rels[2] == "Data/com.apple.CoreML/weights/weight.bin"
+    for rel, size, sha in files:
+        data = open(os.path.join(root, rel), "rb").read()
+        assert size == len(data) and sha == hashlib.sha256(data).hexdigest()

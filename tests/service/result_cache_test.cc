@@ -1,0 +1,243 @@
+// The result cache on its own: keys, verified hits, corruption, LRU bounds,
+// persistence across restarts, single flight.
+#include "service/result_cache.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "tests/testing/test_env.h"
+
+namespace coremlz::service {
+namespace {
+
+using coremlz::testing::ScratchDir;
+namespace fs = std::filesystem;
+
+v1::CompressHeader Header(const std::string& weight_digest = std::string(64, 'a')) {
+  v1::CompressHeader h;
+  auto* m = h.add_files();
+  m->set_path("Manifest.json");
+  m->set_size(10);
+  m->set_sha256(std::string(64, 'b'));
+  auto* w = h.add_files();
+  w->set_path("Data/com.apple.CoreML/weights/weight.bin");
+  w->set_size(1000);
+  w->set_sha256(weight_digest);
+  return h;
+}
+
+v1::CompressionConfig Palettize(int bits) {
+  v1::CompressionConfig c;
+  c.add_passes()->mutable_config()->mutable_global_config()->mutable_palettizer()->set_nbits(bits);
+  return c;
+}
+
+// A small package-shaped artifact with `weight_bytes` of weights.
+std::string MakeArtifact(const ScratchDir& scratch, const std::string& name, size_t weight_bytes, char fill = 'w') {
+  const std::string dir = scratch.Join(name);
+  EXPECT_TRUE(MakeDirectories(dir + "/Data/com.apple.CoreML/weights").ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/Manifest.json", "{}").ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/Data/com.apple.CoreML/model.mlmodel", "program").ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/Data/com.apple.CoreML/weights/weight.bin", std::string(weight_bytes, fill)).ok());
+  return dir;
+}
+
+v1::Report Report(int compressed) {
+  v1::Report r;
+  r.mutable_summary()->set_weights_compressed(compressed);
+  r.add_weights()->set_name("w");
+  return r;
+}
+
+std::string TreeText(const std::string& dir) {
+  std::string out;
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir).string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) absl::StrAppend(&out, f, "=", ReadFile(dir + "/" + f, 1 << 24).value_or("?"), "\n");
+  return out;
+}
+
+std::string Metrics(prometheus::Registry& registry) {
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+TEST(ResultCacheKeyTest, ChangesWithEveryInputThatChangesTheResult) {
+  const std::string base = ResultCacheKey(Header(), Palettize(4), "0.1.0");
+  EXPECT_EQ(base.size(), 64u);
+  EXPECT_EQ(base, ResultCacheKey(Header(), Palettize(4), "0.1.0")) << "deterministic";
+  EXPECT_NE(base, ResultCacheKey(Header(std::string(64, 'c')), Palettize(4), "0.1.0")) << "weights";
+  EXPECT_NE(base, ResultCacheKey(Header(), Palettize(6), "0.1.0")) << "config";
+  EXPECT_NE(base, ResultCacheKey(Header(), Palettize(4), "0.2.0")) << "version";
+  v1::CompressHeader target = Header();
+  target.set_target("ios18");
+  EXPECT_NE(base, ResultCacheKey(target, Palettize(4), "0.1.0")) << "target";
+  v1::CompressHeader report_only = Header();
+  report_only.set_report_only(true);
+  EXPECT_NE(base, ResultCacheKey(report_only, Palettize(4), "0.1.0")) << "report only";
+  v1::CompressHeader renamed = Header();
+  renamed.mutable_files(0)->set_path("Manifest.json2");
+  EXPECT_NE(base, ResultCacheKey(renamed, Palettize(4), "0.1.0")) << "paths";
+  // The raw YAML text is not part of the key: only the normalised config.
+  v1::CompressHeader yaml = Header();
+  yaml.set_config_yaml("global_config: {nbits: 4}   # a comment");
+  EXPECT_EQ(base, ResultCacheKey(yaml, Palettize(4), "0.1.0"));
+}
+
+TEST(ResultCacheTest, AHitGivesBackTheSameBytesAndReport) {
+  ScratchDir scratch;
+  prometheus::Registry registry;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20}, &registry);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  const std::string key = ResultCacheKey(Header(), Palettize(4), "t");
+  EXPECT_EQ((*cache)->Lookup(key, scratch.Join("miss")).status().code(), absl::StatusCode::kNotFound);
+  const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
+  ASSERT_TRUE((*cache)->Store(key, artifact, Report(3)).ok());
+  auto hit = (*cache)->Lookup(key, scratch.Join("job1"));
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_EQ(hit->artifact_path, scratch.Join("job1/model.mlpackage"));
+  EXPECT_EQ(TreeText(hit->artifact_path), TreeText(artifact));
+  EXPECT_EQ(hit->report.summary().weights_compressed(), 3);
+  const std::string text = Metrics(registry);
+  EXPECT_NE(text.find("coremlz_cache_requests_total{outcome=\"hit\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("coremlz_cache_requests_total{outcome=\"miss\"} 1"), std::string::npos) << text;
+}
+
+TEST(ResultCacheTest, SingleFileAndReportOnlyResults) {
+  ScratchDir scratch;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE(WriteFileAtomically(scratch.Join("edsr.mlmodel"), "nn-model-bytes").ok());
+  const std::string file_key = ResultCacheKey(Header("1" + std::string(63, '0')), Palettize(4), "t");
+  ASSERT_TRUE((*cache)->Store(file_key, scratch.Join("edsr.mlmodel"), Report(1)).ok());
+  auto hit = (*cache)->Lookup(file_key, scratch.Join("job"));
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_EQ(hit->artifact_path, scratch.Join("job/edsr.mlmodel"));
+  EXPECT_EQ(ReadFile(hit->artifact_path, 100).value_or(""), "nn-model-bytes");
+
+  const std::string report_key = ResultCacheKey(Header("2" + std::string(63, '0')), Palettize(4), "t");
+  ASSERT_TRUE((*cache)->Store(report_key, "", Report(7)).ok());
+  auto report = (*cache)->Lookup(report_key, scratch.Join("job2"));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->artifact_path.empty());
+  EXPECT_EQ(report->report.summary().weights_compressed(), 7);
+}
+
+TEST(ResultCacheTest, DamagedEntriesAreDetectedRemovedAndCounted) {
+  ScratchDir scratch;
+  prometheus::Registry registry;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20}, &registry);
+  ASSERT_TRUE(cache.ok());
+  const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
+  // Three ways to damage an entry: a flipped byte in the artifact, a
+  // truncated artifact file, a changed report.
+  for (int damage = 0; damage < 3; ++damage) {
+    const std::string key = ResultCacheKey(Header(absl::StrCat(damage) + std::string(63, 'e')), Palettize(4), "t");
+    ASSERT_TRUE((*cache)->Store(key, artifact, Report(3)).ok());
+    const std::string entry = scratch.Join("cache/" + key);
+    const std::string weight = entry + "/artifact/Data/com.apple.CoreML/weights/weight.bin";
+    // Break the hard link first: the cache must not share an inode with the
+    // test's own artifact once we write into it.
+    std::string bytes = *ReadFile(weight, 1 << 20);
+    ASSERT_TRUE(RemoveAll(weight).ok());
+    if (damage == 0) bytes[100] ^= 1;
+    if (damage == 1) bytes.resize(10);
+    ASSERT_TRUE(WriteFileAtomically(weight, bytes).ok());
+    if (damage == 2) {
+      std::string proto = *ReadFile(entry + "/entry.pb", 1 << 20);
+      proto.back() ^= 1;
+      ASSERT_TRUE(WriteFileAtomically(entry + "/entry.pb", proto).ok());
+      ASSERT_TRUE(WriteFileAtomically(weight, *ReadFile(artifact + "/Data/com.apple.CoreML/weights/weight.bin", 1 << 20)).ok());
+    }
+    auto hit = (*cache)->Lookup(key, scratch.Join(absl::StrCat("job", damage)));
+    EXPECT_EQ(hit.status().code(), absl::StatusCode::kNotFound) << damage;
+    EXPECT_FALSE(PathExists(entry)) << "a damaged entry is removed";
+    EXPECT_FALSE(PathExists(scratch.Join(absl::StrCat("job", damage, "/model.mlpackage")))) << "nothing served";
+  }
+  EXPECT_EQ((*cache)->entries(), 0u);
+  EXPECT_NE(Metrics(registry).find("coremlz_cache_requests_total{outcome=\"corrupt\"} 3"), std::string::npos);
+  // The original artifact (hard-linked into the cache at first) is intact.
+  EXPECT_EQ(ReadFile(artifact + "/Data/com.apple.CoreML/weights/weight.bin", 1 << 20).value_or(""), std::string(5000, 'w'));
+}
+
+TEST(ResultCacheTest, EvictsLeastRecentlyUsedWithinTheBound) {
+  ScratchDir scratch;
+  prometheus::Registry registry;
+  // Room for two 40 KB entries, not three.
+  auto cache = ResultCache::Open({scratch.Join("cache"), 100 << 10}, &registry);
+  ASSERT_TRUE(cache.ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3; ++i) keys.push_back(ResultCacheKey(Header(absl::StrCat(i) + std::string(63, 'f')), Palettize(4), "t"));
+  const std::string a = MakeArtifact(scratch, "a.mlpackage", 40 << 10, 'a');
+  ASSERT_TRUE((*cache)->Store(keys[0], a, Report(0)).ok());
+  ASSERT_TRUE((*cache)->Store(keys[1], a, Report(1)).ok());
+  // Use the first, so the second is the least recently used.
+  ASSERT_TRUE((*cache)->Lookup(keys[0], scratch.Join("j0")).ok());
+  ASSERT_TRUE((*cache)->Store(keys[2], a, Report(2)).ok());
+  EXPECT_LE((*cache)->bytes(), uint64_t{100} << 10);
+  EXPECT_EQ((*cache)->entries(), 2u);
+  EXPECT_TRUE((*cache)->Lookup(keys[0], scratch.Join("j1")).ok());
+  EXPECT_EQ((*cache)->Lookup(keys[1], scratch.Join("j2")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE((*cache)->Lookup(keys[2], scratch.Join("j3")).ok());
+  EXPECT_NE(Metrics(registry).find("coremlz_cache_evictions_total 1"), std::string::npos) << Metrics(registry);
+  // A served copy survives the eviction of its entry (hard links or copies).
+  EXPECT_EQ(TreeText(scratch.Join("j0/model.mlpackage")), TreeText(a));
+  // An entry larger than the whole cache is not stored (and evicts nothing).
+  const std::string big = MakeArtifact(scratch, "big.mlpackage", 200 << 10);
+  const std::string big_key = ResultCacheKey(Header(std::string(64, '9')), Palettize(4), "t");
+  ASSERT_TRUE((*cache)->Store(big_key, big, Report(9)).ok());
+  EXPECT_EQ((*cache)->entries(), 2u);
+}
+
+TEST(ResultCacheTest, EntriesSurviveARestartAndLeftoversAreCleaned) {
+  ScratchDir scratch;
+  const std::string key = ResultCacheKey(Header(), Palettize(4), "t");
+  {
+    auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
+    ASSERT_TRUE(cache.ok());
+    ASSERT_TRUE((*cache)->Store(key, MakeArtifact(scratch, "o.mlpackage", 3000), Report(3)).ok());
+  }
+  // A write that died half-way, and a stray file, as a killed process leaves them.
+  ASSERT_TRUE(MakeDirectories(scratch.Join("cache/.tmp-0123-dead/artifact")).ok());
+  ASSERT_TRUE(WriteFileAtomically(scratch.Join("cache/.tmp-0123-dead/artifact/x"), "partial").ok());
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
+  ASSERT_TRUE(cache.ok());
+  EXPECT_FALSE(PathExists(scratch.Join("cache/.tmp-0123-dead")));
+  EXPECT_EQ((*cache)->entries(), 1u);
+  auto hit = (*cache)->Lookup(key, scratch.Join("job"));
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_EQ(hit->report.summary().weights_compressed(), 3);
+}
+
+TEST(ResultCacheTest, IdenticalCallsInFlightComputeOnce) {
+  ScratchDir scratch;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
+  ASSERT_TRUE(cache.ok());
+  const std::string key = ResultCacheKey(Header(), Palettize(4), "t");
+  int woken = 0;
+  EXPECT_TRUE((*cache)->Lead(key, [&] { ++woken; })) << "the first leads";
+  EXPECT_FALSE((*cache)->Lead(key, [&] { ++woken; })) << "the second waits";
+  EXPECT_FALSE((*cache)->Lead(key, [&] { ++woken; }));
+  const std::string other = ResultCacheKey(Header(), Palettize(6), "t");
+  EXPECT_TRUE((*cache)->Lead(other, [] {})) << "a different call is independent";
+  EXPECT_EQ(woken, 0);
+  (*cache)->Release(key);
+  EXPECT_EQ(woken, 2);
+  EXPECT_TRUE((*cache)->Lead(key, [] {})) << "after release the next call leads again";
+  (*cache)->Release(key);
+  (*cache)->Release(other);
+}
+
+TEST(ResultCacheTest, RefusesAnUnwritableDirectory) {
+  auto cache = ResultCache::Open({"", 1 << 20});
+  EXPECT_EQ(cache.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace coremlz::service
