@@ -487,18 +487,26 @@ absl::Status ConstexprEvaluator::Evaluate(const mil::Operation& op) {
   return absl::OkStatus();
 }
 
+namespace {
+// The names a block reads outside its constexpr ops (or returns): a constexpr
+// output missing from it is consumed only by other constexpr ops.
+std::set<std::string> ReadOutsideConstexprOps(const mil::Block& block) {
+  std::set<std::string> used;
+  for (const mil::Operation& op : block.operations()) {
+    if (format::IsConstexprOp(op.type())) continue;
+    for (const auto& [k, arg] : op.inputs())
+      for (const auto& b : arg.arguments())
+        if (b.binding_case() == mil::Argument::Binding::kName) used.insert(b.name());
+  }
+  for (const std::string& o : block.outputs()) used.insert(o);
+  return used;
+}
+}  // namespace
+
 absl::StatusOr<std::vector<DecompressedWeight>> DecompressProgram(const mil::Program& program, ValueReader* reader) {
   std::vector<DecompressedWeight> out;
   RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
-    // Which outputs are consumed only by other constexpr ops.
-    std::set<std::string> used_by_others;
-    for (const mil::Operation& op : block->operations()) {
-      if (format::IsConstexprOp(op.type())) continue;
-      for (const auto& [k, arg] : op.inputs())
-        for (const auto& b : arg.arguments())
-          if (b.binding_case() == mil::Argument::Binding::kName) used_by_others.insert(b.name());
-    }
-    for (const std::string& o : block->outputs()) used_by_others.insert(o);
+    const std::set<std::string> used_by_others = ReadOutsideConstexprOps(*block);
     ConstexprEvaluator eval(reader);
     for (const mil::Operation& op : block->operations()) {
       if (!format::IsConstexprOp(op.type())) continue;
@@ -567,14 +575,7 @@ std::string OpKey(const mil::Operation& op, const std::map<std::string, std::str
 absl::Status ForEachDecompressed(const mil::Program& program, ValueReader* reader,
                                  const std::function<absl::Status(const DecompressedOutput&)>& fn) {
   return format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
-    std::set<std::string> used_by_others;
-    for (const mil::Operation& op : block->operations()) {
-      if (format::IsConstexprOp(op.type())) continue;
-      for (const auto& [k, arg] : op.inputs())
-        for (const auto& b : arg.arguments())
-          if (b.binding_case() == mil::Argument::Binding::kName) used_by_others.insert(b.name());
-    }
-    for (const std::string& o : block->outputs()) used_by_others.insert(o);
+    const std::set<std::string> used_by_others = ReadOutsideConstexprOps(*block);
 
     // First pass: keys, which ops repeat an earlier one, and how many
     // evaluated ops still read each kept output.
