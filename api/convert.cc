@@ -244,6 +244,21 @@ v1::Summary SummaryOf(const engine::CompressionReport& r) {
   s.set_ratio_vs_fp16(r.RatioVsFp16());
   s.set_seconds(r.seconds);
   for (const auto& w : r.warnings) s.add_warnings(w);
+  s.set_check_samples(r.check_samples);
+  s.set_check_executor(r.check_executor);
+  s.set_check_error(r.check_error);
+  for (const engine::OutputCheck& c : r.output_checks) {
+    v1::OutputCheck* o = s.add_output_checks();
+    o->set_name(c.name);
+    o->set_psnr_db(c.psnr_db);
+    o->set_snr_db(c.snr_db);
+    o->set_cosine(c.cosine);
+    o->set_max_abs_error(c.max_abs_error);
+    o->set_class_scores(c.class_scores);
+    o->set_top1_agreement(c.top1_agreement);
+    o->set_top5_overlap(c.top5_overlap);
+    o->set_kl_divergence(c.kl_divergence);
+  }
   return s;
 }
 
@@ -263,6 +278,13 @@ engine::CompressionReport ReportFrom(const std::vector<v1::WeightReport>& rows, 
   r.model_bytes_after = s.model_bytes_after();
   r.seconds = s.seconds();
   r.warnings.assign(s.warnings().begin(), s.warnings().end());
+  r.check_samples = s.check_samples();
+  r.check_executor = s.check_executor();
+  r.check_error = s.check_error();
+  for (const v1::OutputCheck& o : s.output_checks()) {
+    r.output_checks.push_back({o.name(), o.psnr_db(), o.snr_db(), o.cosine(), o.max_abs_error(), o.class_scores(),
+                               o.top1_agreement(), o.top5_overlap(), o.kl_divergence()});
+  }
   return r;
 }
 

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <optional>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "clients/arg_parser.h"
 #include "clients/config_flags.h"
 #include "clients/execute_commands.h"
 #include "clients/exit_codes.h"
+#include "execute/output_check.h"
 #include "clients/html_report.h"
 #include "clients/progress.h"
 #include "clients/remote.h"
@@ -51,6 +53,9 @@ Options:
   --all                     list every weight in the table, also those left alone
   --force                   replace OUT if it exists
   --quiet                   no progress bar and no table
+  --check [N]               also run the original and the compressed model on N synthetic inputs
+                            (default 4) with the reference CPU executor and report what compression
+                            did to each output (PSNR, SNR, cosine, top-1/top-5 for class scores)
   --max-size SIZE           a size ceiling for CI: exit 5 if the compressed model is larger
                             (bytes, or 512K / 20M / 1.5G); the output is still written
   --server HOST:PORT        compress on a coremlzd server instead of in this process
@@ -120,9 +125,18 @@ std::set<std::string> Union(std::set<std::string> a, const std::set<std::string>
   return a;
 }
 
-int Compress(const std::vector<std::string>& argv) {
+int Compress(const std::vector<std::string>& raw_argv) {
+  // `--check` takes an optional sample count: a bare one means 4.
+  std::vector<std::string> argv;
+  for (size_t i = 0; i < raw_argv.size(); ++i) {
+    argv.push_back(raw_argv[i]);
+    if (raw_argv[i] == "--check") {
+      int64_t n = 0;
+      if (i + 1 >= raw_argv.size() || !absl::SimpleAtoi(raw_argv[i + 1], &n)) argv.push_back("4");
+    }
+  }
   auto args = Args::Parse(argv,
-                          Union({"output", "target", "report", "html", "max-size", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                          Union({"output", "target", "report", "html", "max-size", "check", "server", "deadline", "token-file", "tls-ca", "tls-cert",
                                  "tls-key", "validate", "validate-iterations"},
                                 ConfigValueFlags()),
                           Union({"force", "quiet", "all", "help", "report-only", "no-cache"}, ConfigBoolFlags()));
@@ -189,6 +203,14 @@ int Compress(const std::vector<std::string>& argv) {
     }
     max_size = *parsed;
   }
+  int check_samples = 0;
+  if (auto n = args->Int("check"); !n.ok() || (*n && (**n < 1 || **n > 10000))) {
+    PrintError(absl::InvalidArgumentError("--check takes 1..10000 samples"));
+    return kExitUsage;
+  } else if (*n) {
+    check_samples = static_cast<int>(**n);
+  }
+  options.check_samples = check_samples;
   const bool quiet = args->Bool("quiet");
   ProgressBar::InstallInterruptHandler();
   ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());
@@ -197,6 +219,12 @@ int Compress(const std::vector<std::string>& argv) {
     report = RemoteCompress(*args, input, output ? &*output : nullptr, *config, options, &progress);
   } else {
     report = engine::CompressModelPath(input, *std::move(output), *config, options, &progress);
+    if (report.ok() && check_samples > 0) {
+      execute::OutputCheckOptions check;
+      check.samples = check_samples;
+      check.cancelled = [&progress] { return progress.Cancelled(); };
+      execute::AddOutputCheck(input, output_path, check, &*report);
+    }
   }
   progress.Done();
   if (!report.ok()) {

@@ -16,7 +16,9 @@
 #include "common/file_util.h"
 #include "common/json_writer.h"
 #include "common/status_macros.h"
+#include "clients/render.h"
 #include "execute/compare.h"
+#include "execute/output_check.h"
 #include "execute/npy.h"
 #include "execute/program_executor.h"
 #include "execute/synthetic_inputs.h"
@@ -228,18 +230,6 @@ int Run(const std::vector<std::string>& argv) {
   return kExitOk;
 }
 
-struct OutputAccumulator {
-  execute::Shape shape;
-  int samples = 0;
-  double worst_psnr = std::numeric_limits<double>::infinity();
-  double snr_sum = 0;  // of finite values; infinite samples are counted apart
-  int snr_exact = 0;
-  double worst_cosine = 1;
-  double max_abs_error = 0;
-  bool classes = false;
-  double top1 = 0, top5 = 0, kl = 0;
-};
-
 std::string Db(double v) { return std::isinf(v) ? "exact" : absl::StrFormat("%.1f", v); }
 
 int Compare(const std::vector<std::string>& argv) {
@@ -267,71 +257,20 @@ int Compare(const std::vector<std::string>& argv) {
     PrintError(floor.status());
     return kExitUsage;
   }
-  const std::string function = args->Value("function").value_or("");
-  auto original = Load(args->positional()[0], function);
-  if (!original.ok()) {
-    PrintError(original.status());
-    return ExitCodeFor(original.status());
-  }
-  auto compressed = Load(args->positional()[1], function);
-  if (!compressed.ok()) {
-    PrintError(compressed.status());
-    return ExitCodeFor(compressed.status());
-  }
-  auto specs = execute::DescribeInputs(original->package->model(), *original->executor);
-  if (!specs.ok()) {
-    PrintError(specs.status());
-    return ExitCodeFor(specs.status());
-  }
-  std::map<std::string, OutputAccumulator> acc;
-  const int n = static_cast<int>(samples->value_or(4));
-  for (int i = 0; i < n; ++i) {
-    const auto inputs = execute::SyntheticInputs(*specs, static_cast<uint64_t>(seed->value_or(0)), i);
-    auto ref = original->executor->Run(inputs);
-    if (!ref.ok()) {
-      PrintError(absl::Status(ref.status().code(), absl::StrCat(args->positional()[0], ": ", ref.status().message())));
-      return ExitCodeFor(ref.status());
-    }
-    auto out = compressed->executor->Run(inputs);
-    if (!out.ok()) {
-      PrintError(absl::Status(out.status().code(), absl::StrCat(args->positional()[1], ": ", out.status().message())));
-      return ExitCodeFor(out.status());
-    }
-    for (const auto& [name, r] : *ref) {
-      auto it = out->find(name);
-      if (it == out->end() || it->second.shape() != r.shape() || !r.is_float() || !it->second.is_float()) {
-        PrintError(absl::InvalidArgumentError(absl::StrCat("output '", name, "' differs in name, shape or type between the two models")));
-        return kExitInput;
-      }
-      auto c = execute::CompareOutputs(r.floats(), it->second.floats());
-      if (!c.ok()) {
-        PrintError(c.status());
-        return ExitCodeFor(c.status());
-      }
-      OutputAccumulator& a = acc[name];
-      a.shape = r.shape();
-      ++a.samples;
-      a.worst_psnr = std::min(a.worst_psnr, c->psnr_db);
-      if (std::isinf(c->snr_db)) ++a.snr_exact; else a.snr_sum += c->snr_db;
-      a.worst_cosine = std::min(a.worst_cosine, c->cosine);
-      a.max_abs_error = std::max(a.max_abs_error, c->max_abs_error);
-      const int64_t classes = r.shape().empty() ? 0 : r.shape().back();
-      if (r.rank() >= 1 && r.rank() <= 2 && classes >= 2) {
-        auto k = execute::CompareClassScores(r.floats(), it->second.floats(), classes);
-        if (k.ok()) {
-          a.classes = true;
-          a.top1 += k->top1_agreement / n;
-          a.top5 += k->top5_overlap / n;
-          a.kl += std::max(0.0, k->mean_kl) / n;  // rounding can dip below 0
-        }
-      }
-    }
+  execute::OutputCheckOptions options;
+  options.samples = static_cast<int>(samples->value_or(4));
+  options.seed = static_cast<uint64_t>(seed->value_or(0));
+  options.function = args->Value("function").value_or("");
+  auto checks = execute::CheckOutputs(args->positional()[0], args->positional()[1], options);
+  if (!checks.ok()) {
+    PrintError(checks.status());
+    return ExitCodeFor(checks.status());
   }
   // Outputs under the quality floor, if one was set.
   std::vector<std::string> below;
   if (*floor) {
-    for (const auto& [name, a] : acc) {
-      if (a.worst_psnr < **floor) below.push_back(absl::StrFormat("%s (%.1f dB)", name, a.worst_psnr));
+    for (const auto& c : *checks) {
+      if (c.psnr_db < **floor) below.push_back(absl::StrFormat("%s (%.1f dB)", c.name, c.psnr_db));
     }
   }
   auto report_floor = [&]() {
@@ -339,51 +278,26 @@ int Compare(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "coremlz: below --min-psnr %.1f dB: %s\n", **floor, absl::StrJoin(below, ", ").c_str());
     return kExitValidation;
   };
-  auto snr_mean = [](const OutputAccumulator& a) {
-    return a.snr_exact == a.samples ? std::numeric_limits<double>::infinity()
-                                    : a.snr_sum / std::max(1, a.samples - a.snr_exact);
-  };
   if (args->Bool("json")) {
     JsonWriter w;
     w.BeginObject();
     w.Key("original").String(args->positional()[0]);
     w.Key("compressed").String(args->positional()[1]);
-    w.Key("executor").String("coremlz reference CPU executor (float32), not Core ML");
-    w.Key("samples").Int(n);
-    w.Key("seed").Int(seed->value_or(0));
+    w.Key("executor").String(execute::kExecutorLabel);
+    w.Key("samples").Int(options.samples);
+    w.Key("seed").Int(static_cast<int64_t>(options.seed));
     w.Key("outputs").BeginArray();
-    for (const auto& [name, a] : acc) {
-      w.BeginObject().Key("name").String(name);
-      w.Key("shape").BeginArray();
-      for (int64_t d : a.shape) w.Int(d);
-      w.EndArray();
-      // JSON has no infinity: identical outputs are null with "exact": true.
-      w.Key("exact").Bool(std::isinf(a.worst_psnr));
-      w.Key("psnr_db");
-      if (std::isinf(a.worst_psnr)) w.Null(); else w.Double(a.worst_psnr);
-      w.Key("snr_db");
-      if (std::isinf(snr_mean(a))) w.Null(); else w.Double(snr_mean(a));
-      w.Key("cosine").Double(a.worst_cosine).Key("max_abs_error").Double(a.max_abs_error);
-      if (a.classes) w.Key("top1_agreement").Double(a.top1).Key("top5_overlap").Double(a.top5).Key("kl_divergence").Double(a.kl);
-      w.EndObject();
-    }
+    for (const auto& c : *checks) WriteOutputCheckJson(c, w);
     w.EndArray();
     if (*floor) w.Key("min_psnr_db").Double(**floor).Key("passed").Bool(below.empty());
     w.EndObject();
     std::printf("%s\n", w.str().c_str());
     return report_floor();
   }
-  std::printf("%s vs %s: %d synthetic samples (seed %lld), reference CPU executor (float32; not Core ML)\n",
-              args->positional()[0].c_str(), args->positional()[1].c_str(), n,
-              static_cast<long long>(seed->value_or(0)));
-  std::printf("  %-24s %-16s %9s %9s %9s %12s %7s %7s %9s\n", "output", "shape", "PSNR dB", "SNR dB", "cosine",
-              "max abs err", "top-1", "top-5", "KL");
-  for (const auto& [name, a] : acc) {
-    std::printf("  %-24s %-16s %9s %9s %9.6f %12.4g", name.c_str(), ShapeText(a.shape).c_str(), Db(a.worst_psnr).c_str(),
-                Db(snr_mean(a)).c_str(), a.worst_cosine, a.max_abs_error);
-    if (a.classes) std::printf(" %6.1f%% %6.1f%% %9.3g", 100 * a.top1, 100 * a.top5, a.kl);
-    std::printf("\n");
-  }
+  std::printf("%s vs %s: %d synthetic samples (seed %llu), %s\n", args->positional()[0].c_str(),
+              args->positional()[1].c_str(), options.samples, static_cast<unsigned long long>(options.seed),
+              execute::kExecutorLabel);
+  std::fputs(RenderOutputChecks(*checks).c_str(), stdout);
   return report_floor();
 }
 

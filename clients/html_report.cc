@@ -116,6 +116,25 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
     for (const std::string& w : r.warnings) absl::StrAppend(&html, "<li>", HtmlEscape(w), "</li>");
     absl::StrAppend(&html, "</ul></div>\n");
   }
+  if (r.check_samples > 0) {
+    absl::StrAppend(&html, "<h2>Outputs</h2><div class=\"sub\">", r.check_samples, " synthetic samples, ",
+                    HtmlEscape(r.check_executor), "</div>");
+    if (!r.check_error.empty()) {
+      absl::StrAppend(&html, "<div class=\"warn\">not run: ", HtmlEscape(r.check_error), "</div>\n");
+    } else {
+      absl::StrAppend(&html, "<table><thead><tr><th>output</th><th>PSNR</th><th></th><th>SNR</th><th>cosine</th>"
+                             "<th>top-1</th><th>top-5</th></tr></thead><tbody>\n");
+      for (const engine::OutputCheck& c : r.output_checks) {
+        absl::StrAppend(&html, "<tr class=\"output\"><td class=\"name\">", HtmlEscape(c.name), "</td><td class=\"num\">",
+                        HtmlEscape(Db(c.psnr_db)), "</td><td>", QualityBar(c.psnr_db), "</td><td class=\"num\">",
+                        HtmlEscape(Db(c.snr_db)), "</td><td class=\"num\">", absl::StrFormat("%.6f", c.cosine),
+                        "</td><td class=\"num\">",
+                        c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top1_agreement) : "-", "</td><td class=\"num\">",
+                        c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top5_overlap) : "-", "</td></tr>\n");
+      }
+      absl::StrAppend(&html, "</tbody></table>\n");
+    }
+  }
   if (!r.validation_lines.empty()) {
     absl::StrAppend(&html, "<h2>Validation</h2><ul>");
     for (const std::string& v : r.validation_lines) absl::StrAppend(&html, "<li>", HtmlEscape(v), "</li>");

@@ -97,7 +97,10 @@ std::string ValidationLine(const v1::ValidationResult& v) {
     absl::StrAppend(&line, ", no Core ML prediction ran");
   }
   if (v.weights_checked()) absl::StrAppend(&line, ", ", v.weights_checked(), " weights decompressed and checked");
-  for (const auto& f : v.fidelity()) absl::StrAppend(&line, absl::StrFormat(", %s PSNR %.1f dB", f.name(), f.psnr_db()));
+  for (const auto& f : v.fidelity()) {
+    absl::StrAppend(&line, absl::StrFormat(", %s PSNR %.1f dB", f.name(), f.psnr_db()),
+                    f.computed_by().empty() ? "" : absl::StrCat(" (", f.computed_by(), ")"));
+  }
   for (const auto& e : v.errors()) absl::StrAppend(&line, "; error: ", e);
   return line;
 }
@@ -118,6 +121,7 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   for (const auto& f : files) *header->add_files() = f;
   header->set_report_only(report_only);
   header->set_no_cache(args.Bool("no-cache"));
+  header->set_check_samples(options.check_samples);
   if (auto device = args.Value("validate")) {
     v1::ValidationRequest* v = header->mutable_validation();
     v->set_enabled(true);

@@ -174,6 +174,11 @@ std::string RenderReportTable(const engine::CompressionReport& r, bool all_weigh
                   "; model ", HumanBytes(r.model_bytes_before), " -> ", HumanBytes(r.model_bytes_after),
                   absl::StrFormat("; %.2f s", r.seconds), "\n");
   for (const auto& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
+  if (r.check_samples > 0) {
+    absl::StrAppend(&out, "\noutput check: ", r.check_samples, " synthetic samples, ", r.check_executor, "\n");
+    if (!r.check_error.empty()) absl::StrAppend(&out, "  not run: ", r.check_error, "\n");
+    else absl::StrAppend(&out, RenderOutputChecks(r.output_checks));
+  }
   for (const auto& line : r.validation_lines) absl::StrAppend(&out, "validation: ", line, "\n");
   return out;
 }
@@ -231,6 +236,16 @@ std::string RenderReportJson(const engine::CompressionReport& r) {
   w.Key("warnings").BeginArray();
   for (const auto& x : r.warnings) w.String(x);
   w.EndArray();
+  if (r.check_samples > 0) {
+    w.Key("output_check").BeginObject();
+    w.Key("samples").Int(r.check_samples);
+    w.Key("executor").String(r.check_executor);
+    if (!r.check_error.empty()) w.Key("error").String(r.check_error);
+    w.Key("outputs").BeginArray();
+    for (const auto& c : r.output_checks) WriteOutputCheckJson(c, w);
+    w.EndArray();
+    w.EndObject();
+  }
   if (!r.validation_json.empty()) {
     w.Key("validation").BeginArray();
     for (const auto& v : r.validation_json) w.Raw(v);
@@ -239,6 +254,33 @@ std::string RenderReportJson(const engine::CompressionReport& r) {
   }
   w.EndObject();
   return w.str() + "\n";
+}
+
+std::string RenderOutputChecks(const std::vector<engine::OutputCheck>& checks) {
+  Table t({"output", "PSNR dB", "SNR dB", "cosine", "max abs err", "top-1", "top-5", "KL"});
+  for (const auto& c : checks) {
+    t.Add({c.name, Db(c.psnr_db), Db(c.snr_db), absl::StrFormat("%.6f", c.cosine), absl::StrFormat("%.4g", c.max_abs_error),
+           c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top1_agreement) : "-",
+           c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top5_overlap) : "-",
+           c.class_scores ? absl::StrFormat("%.3g", c.kl_divergence) : "-"});
+  }
+  return t.Render();
+}
+
+void WriteOutputCheckJson(const engine::OutputCheck& c, JsonWriter& w) {
+  w.BeginObject().Key("name").String(c.name);
+  // JSON has no infinity: identical outputs are null with "exact": true.
+  w.Key("exact").Bool(std::isinf(c.psnr_db) && c.psnr_db > 0);
+  w.Key("psnr_db");
+  WriteDb(w, c.psnr_db);
+  w.Key("snr_db");
+  WriteDb(w, c.snr_db);
+  w.Key("cosine").Double(c.cosine).Key("max_abs_error").Double(c.max_abs_error);
+  if (c.class_scores) {
+    w.Key("top1_agreement").Double(c.top1_agreement).Key("top5_overlap").Double(c.top5_overlap);
+    w.Key("kl_divergence").Double(c.kl_divergence);
+  }
+  w.EndObject();
 }
 
 }  // namespace coremlz::cli

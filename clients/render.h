@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/inventory.h"
+#include "common/json_writer.h"
 #include "engine/report.h"
 
 namespace coremlz::cli {
@@ -15,6 +16,10 @@ std::string RenderInventoryTable(const engine::Inventory& inv);
 std::string RenderInventoryJson(const engine::Inventory& inv);
 std::string RenderReportTable(const engine::CompressionReport& report, bool all_weights);
 std::string RenderReportJson(const engine::CompressionReport& report);
+// The output check (compress --check, coremlz compare): a table, and one
+// JSON object per output (non-finite dB as null with "exact": true).
+std::string RenderOutputChecks(const std::vector<engine::OutputCheck>& checks);
+void WriteOutputCheckJson(const engine::OutputCheck& check, JsonWriter& w);
 
 }  // namespace coremlz::cli
 

@@ -42,6 +42,9 @@ struct CompressOptions {
   std::optional<Target> target;
   // Largest Manifest.json a package may have (coremlzd --max-manifest-kb).
   uint64_t max_manifest_bytes = format::kDefaultMaxManifestBytes;
+  // Synthetic samples for the output check (0: none). The engine only carries
+  // it: the check runs above it, where the executor lives.
+  int check_samples = 0;
 };
 
 class MlProgramCompressor {

@@ -29,6 +29,19 @@ struct WeightReport {
   std::string skipped_reason;     // set when the weight was left as it was
 };
 
+// What compression did to one of the model's outputs, measured by running the
+// original and the compressed model on the same inputs (the reference CPU
+// executor; filled above the engine, which never runs models).
+struct OutputCheck {
+  std::string name;
+  double psnr_db = 0;       // worst over the samples, against the original's peak; +inf when identical
+  double snr_db = 0;        // mean over the samples
+  double cosine = 0;        // worst over the samples
+  double max_abs_error = 0;
+  bool class_scores = false;  // the output is shaped like class scores; then:
+  double top1_agreement = 0, top5_overlap = 0, kl_divergence = 0;
+};
+
 struct CompressionReport {
   std::string model_kind;  // "mlprogram" or "neuralnetwork"
   int spec_version_before = 0;
@@ -44,6 +57,12 @@ struct CompressionReport {
   int weights_skipped = 0;
   double seconds = 0;
   std::vector<std::string> warnings;
+  // Output fidelity (`--check N`): the samples run, how, and per output; or
+  // why the model could not be run (then no numbers - never a guess).
+  int check_samples = 0;
+  std::string check_executor;
+  std::vector<OutputCheck> output_checks;
+  std::string check_error;
   // On-device validation (through a server's runner pool): one JSON object
   // per result, and whether any did not pass.
   std::vector<std::string> validation_json;

@@ -131,8 +131,13 @@ class LocalWorkerPool : public WorkerPool {
       RETURN_IF_ERROR(job.task(job.control.get()));
       return CompressionReport();
     }
-    return CompressModelPath(job.input_path, job.output_path, job.config, job.options, WriteOptions{true},
-                             job.control.get());
+    absl::StatusOr<CompressionReport> report = CompressModelPath(job.input_path, job.output_path, job.config,
+                                                                 job.options, WriteOptions{true}, job.control.get());
+    if (report.ok() && job.after) {
+      job.after(&*report, job.control.get());
+      if (job.control->Cancelled()) return absl::CancelledError("the job was cancelled");
+    }
+    return report;
   }
 
   std::deque<CompressJob>::iterator Runnable() {

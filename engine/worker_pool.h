@@ -37,6 +37,10 @@ struct CompressJob {
   // then gets an empty report or the task's error. Remote pools run it in
   // the front's process, on their own slots.
   std::function<absl::Status(JobControl*)> task;
+  // Run after a successful compression, on the same worker and under the
+  // same control (the output check, which the service fills in: the engine
+  // does not run models).
+  std::function<void(CompressionReport*, JobControl*)> after;
   // Called exactly once, from a pool thread, unless Submit() fails.
   std::function<void(absl::StatusOr<CompressionReport>)> done;
 };

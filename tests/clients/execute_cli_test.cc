@@ -134,3 +134,76 @@ TEST(ExecuteCliTest, ClearErrors) {
 
 }  // namespace
 }  // namespace coremlz::testing
+
+namespace coremlz::testing {
+namespace {
+
+// The PSNR of the first output in a compress report's output check.
+double CheckedPsnr(const std::string& report_json, std::string* executor = nullptr) {
+  const auto j = Json(report_json);
+  if (!j.fields().count("output_check")) return -1;
+  const auto& check = j.fields().at("output_check").struct_value().fields();
+  if (executor) *executor = check.at("executor").string_value();
+  if (check.at("outputs").list_value().values().empty()) return -1;
+  return check.at("outputs").list_value().values(0).struct_value().fields().at("psnr_db").number_value();
+}
+
+TEST(ExecuteCliTest, CompressCheckGivesTheSameNumbersEmbeddedThroughCoremlzdAndARemoteWorker) {
+  const std::string model = ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage";
+  if (!PathExists(model)) GTEST_SKIP() << "no " << model;
+  ScratchDir scratch;
+  Daemon worker({BinaryPath("workers/coremlz-worker"), "--address", "127.0.0.1:0", "--metrics-address", "", "--workers", "1"},
+                "coremlz-worker: serving gRPC on port ");
+  ASSERT_TRUE(worker.ok()) << worker.log();
+  Daemon front({BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address", "", "--remote-workers",
+                absl::StrCat("127.0.0.1:", worker.port())},
+               "coremlzd: serving gRPC on port ");
+  ASSERT_TRUE(front.ok()) << front.log();
+  Daemon local({BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address", "", "--workers", "1"},
+               "coremlzd: serving gRPC on port ");
+  ASSERT_TRUE(local.ok()) << local.log();
+
+  double psnr[2] = {0, 0};
+  int k = 0;
+  for (const char* bits : {"4", "8"}) {
+    std::vector<double> seen;
+    for (const std::string server : {std::string(), absl::StrCat("127.0.0.1:", local.port()),
+                                     absl::StrCat("127.0.0.1:", front.port())}) {
+      const std::string out = scratch.Join(absl::StrCat("m", bits, "_", seen.size(), ".mlpackage"));
+      const std::string report = scratch.Join(absl::StrCat("r", bits, "_", seen.size(), ".json"));
+      std::vector<std::string> argv = {Cli(), "compress", model, "-o", out, "--palettize", bits, "--check", "2",
+                                       "--report", report, "--quiet"};
+      if (!server.empty()) {
+        argv.push_back("--server");
+        argv.push_back(server);
+      }
+      auto run = RunProgram(argv);
+      ASSERT_EQ(run.exit_code, 0) << server << ": " << run.err;
+      std::string executor;
+      seen.push_back(CheckedPsnr(ReadFile(report, 16 << 20).value_or("{}"), &executor));
+      EXPECT_NE(executor.find("not Core ML"), std::string::npos) << executor;
+    }
+    // Embedded, through coremlzd, through a remote worker: the same numbers.
+    EXPECT_GT(seen[0], 0);
+    EXPECT_EQ(seen[0], seen[1]);
+    EXPECT_EQ(seen[0], seen[2]);
+    psnr[k++] = seen[0];
+  }
+  EXPECT_GT(psnr[1], psnr[0] + 10) << "8-bit keeps the outputs closer than 4-bit";
+}
+
+TEST(ExecuteCliTest, CompressCheckOnAModelItCannotRunSaysWhyWithoutFailing) {
+  const std::string nn = ModelsDir() + "/edsr_f32b5/edsr_f32b5_fp32.mlmodel";
+  if (!PathExists(nn)) GTEST_SKIP() << "no " << nn;
+  ScratchDir scratch;
+  auto run = RunProgram({Cli(), "compress", nn, "-o", scratch.Join("e.mlmodel"), "--fp16", "--check", "--report",
+                         scratch.Join("r.json")});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("not run:"), std::string::npos) << run.out;
+  const auto j = Json(ReadFile(scratch.Join("r.json"), 1 << 20).value_or("{}"));
+  EXPECT_NE(j.fields().at("output_check").struct_value().fields().at("error").string_value().find("NeuralNetwork"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace coremlz::testing

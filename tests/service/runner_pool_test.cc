@@ -91,6 +91,13 @@ TEST(RunnerPoolTest, ValidationResultsArriveWithTheArtifact) {
   EXPECT_NE(v->notes().find("no Core ML prediction ran"), std::string::npos);
   EXPECT_NE(v->notes().find("2 report claims checked"), std::string::npos) << v->notes();
   EXPECT_TRUE(v->runner() == Addr(*r1) || v->runner() == Addr(*r2)) << v->runner();
+  // Output fidelity comes from the reference CPU executor, and says so.
+  ASSERT_FALSE(v->fidelity().empty()) << v->notes();
+  for (const auto& f : v->fidelity()) {
+    EXPECT_NE(f.computed_by().find("reference CPU executor"), std::string::npos) << f.DebugString();
+    EXPECT_NE(f.computed_by().find("not Core ML"), std::string::npos) << f.DebugString();
+    EXPECT_GT(f.psnr_db(), 10) << f.DebugString();
+  }
   // Results come after the summary, before the status.
   EXPECT_TRUE(outcome.responses.back().has_validation());
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "execute/output_check.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
@@ -191,6 +192,31 @@ absl::StatusOr<v1::ValidationResult> HostBackend::Run(const v1::DeviceInfo& devi
       absl::StrAppend(&notes, absl::StrFormat("; %d weights compared with the original (lowest SNR %.1f dB), %d report "
                                               "claims checked",
                                               compared, worst, checked_claims));
+    }
+  }
+  // Output fidelity, computed by the reference CPU executor (the same check
+  // as compress --check) and labelled as such: never presented as Core ML's.
+  if (!input.original_path.empty()) {
+    execute::OutputCheckOptions check;
+    check.cancelled = [control] { return control != nullptr && control->Cancelled(); };
+    absl::StatusOr<std::vector<engine::OutputCheck>> outputs =
+        execute::CheckOutputs(input.original_path, input.compressed_path, check);
+    if (outputs.ok()) {
+      for (const engine::OutputCheck& c : *outputs) {
+        v1::OutputFidelity* f = result.add_fidelity();
+        f->set_name(c.name);
+        f->set_psnr_db(c.psnr_db);
+        f->set_snr_db(c.snr_db);
+        f->set_max_abs_error(c.max_abs_error);
+        f->set_computed_by(execute::kExecutorLabel);
+      }
+      absl::StrAppend(&notes, absl::StrFormat("; output fidelity of %d outputs on %d synthetic samples computed by the ",
+                                              static_cast<int>(outputs->size()), check.samples),
+                      execute::kExecutorLabel);
+    } else if (outputs.status().code() == absl::StatusCode::kCancelled) {
+      return outputs.status();
+    } else {
+      absl::StrAppend(&notes, "; output fidelity not computed: ", outputs.status().message());
     }
   }
   absl::StrAppend(&notes, "; latency, load time, memory and compute-unit placement need a macOS runner");

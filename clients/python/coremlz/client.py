@@ -99,7 +99,8 @@ class Client:
     def compress(self, model: str, output: Optional[str] = None, *, config: ConfigLike = None,
                  target: Optional[str] = None, force: bool = False, report_only: bool = False,
                  validate: Optional[str] = None, validate_iterations: Optional[int] = None,
-                 progress: Optional[ProgressCallback] = None, cache: bool = True, **techniques) -> CompressResult:
+                 progress: Optional[ProgressCallback] = None, cache: bool = True, check: int = 0,
+                 **techniques) -> CompressResult:
         """Compresses ``model`` (an .mlpackage directory or .mlmodel file) on the
         server and writes the result to ``output``.
 
@@ -116,6 +117,9 @@ class Client:
         when every file arrived with the right size and SHA-256.
 
         ``cache=False`` makes a server with a result cache compute anyway.
+        ``check=N`` also runs the original and the compressed model on N
+        synthetic inputs (the server's reference CPU executor) and puts each
+        output's fidelity in ``summary["output_checks"]``.
         """
         text = config_text(config, **techniques)
         if not report_only and not output:
@@ -124,7 +128,7 @@ class Client:
         root, files = _files.describe_model(model)
 
         header = compressor_pb2.CompressHeader(config_yaml=text, report_only=report_only, target=target or "",
-                                               no_cache=not cache)
+                                               no_cache=not cache, check_samples=int(check))
         for rel, size, sha in files:
             header.files.add(path=rel, size=size, sha256=sha)
         if validate:

@@ -1,0 +1,115 @@
+#include "execute/output_check.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "execute/compare.h"
+#include "execute/program_executor.h"
+#include "execute/synthetic_inputs.h"
+#include "format/package.h"
+
+namespace coremlz::execute {
+namespace {
+
+struct Loaded {
+  std::unique_ptr<format::MlPackage> package;
+  std::unique_ptr<ProgramExecutor> executor;
+};
+
+absl::StatusOr<Loaded> Load(const std::string& path, const std::string& function) {
+  if (!IsDirectory(path)) {
+    if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": the reference executor runs ML Programs (.mlpackage); NeuralNetwork .mlmodel files are not executed yet"));
+  }
+  Loaded m;
+  ASSIGN_OR_RETURN(m.package, format::MlPackage::Open(path));
+  ASSIGN_OR_RETURN(m.executor, ProgramExecutor::Load(m.package.get(), function));
+  return m;
+}
+
+// Outputs shaped like class scores: one row (or a batch of rows) of two or
+// more logits.
+bool LooksLikeClassScores(const Tensor& t) { return t.rank() >= 1 && t.rank() <= 2 && t.shape().back() >= 2; }
+
+}  // namespace
+
+absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string& original, const std::string& compressed,
+                                                              const OutputCheckOptions& options) {
+  if (options.samples < 1 || options.samples > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat("the output check takes 1..10000 samples, not ", options.samples));
+  }
+  ASSIGN_OR_RETURN(Loaded a, Load(original, options.function));
+  ASSIGN_OR_RETURN(Loaded b, Load(compressed, options.function));
+  ASSIGN_OR_RETURN(std::vector<InputSpec> specs, DescribeInputs(a.package->model(), *a.executor));
+  struct Acc {
+    engine::OutputCheck check;
+    double snr_sum = 0;
+    int snr_finite = 0;
+  };
+  std::map<std::string, Acc> acc;
+  const int n = options.samples;
+  for (int i = 0; i < n; ++i) {
+    if (options.cancelled && options.cancelled()) return absl::CancelledError("the output check was cancelled");
+    const auto inputs = SyntheticInputs(specs, options.seed, i);
+    absl::StatusOr<std::map<std::string, Tensor>> ref = a.executor->Run(inputs);
+    if (!ref.ok()) return absl::Status(ref.status().code(), absl::StrCat(original, ": ", ref.status().message()));
+    absl::StatusOr<std::map<std::string, Tensor>> out = b.executor->Run(inputs);
+    if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat(compressed, ": ", out.status().message()));
+    for (const auto& [name, r] : *ref) {
+      auto it = out->find(name);
+      if (it == out->end() || it->second.shape() != r.shape() || !r.is_float() || !it->second.is_float()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("output '", name, "' differs in name, shape or type between the two models"));
+      }
+      ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
+      Acc& x = acc[name];
+      if (i == 0) {
+        x.check.name = name;
+        x.check.psnr_db = std::numeric_limits<double>::infinity();
+        x.check.cosine = 1;
+      }
+      x.check.psnr_db = std::min(x.check.psnr_db, c.psnr_db);
+      if (!std::isinf(c.snr_db)) {
+        x.snr_sum += c.snr_db;
+        ++x.snr_finite;
+      }
+      x.check.cosine = std::min(x.check.cosine, c.cosine);
+      x.check.max_abs_error = std::max(x.check.max_abs_error, c.max_abs_error);
+      if (LooksLikeClassScores(r)) {
+        absl::StatusOr<ClassComparison> k = CompareClassScores(r.floats(), it->second.floats(), r.shape().back());
+        if (k.ok()) {
+          x.check.class_scores = true;
+          x.check.top1_agreement += k->top1_agreement / n;
+          x.check.top5_overlap += k->top5_overlap / n;
+          x.check.kl_divergence += std::max(0.0, k->mean_kl) / n;  // rounding can dip below 0
+        }
+      }
+    }
+  }
+  std::vector<engine::OutputCheck> checks;
+  for (auto& [name, x] : acc) {
+    x.check.snr_db = x.snr_finite == 0 ? std::numeric_limits<double>::infinity() : x.snr_sum / x.snr_finite;
+    checks.push_back(x.check);
+  }
+  return checks;
+}
+
+void AddOutputCheck(const std::string& original, const std::string& compressed, const OutputCheckOptions& options,
+                    engine::CompressionReport* report) {
+  report->check_samples = options.samples;
+  report->check_executor = kExecutorLabel;
+  absl::StatusOr<std::vector<engine::OutputCheck>> checks = CheckOutputs(original, compressed, options);
+  if (checks.ok()) {
+    report->output_checks = *std::move(checks);
+  } else {
+    report->output_checks.clear();
+    report->check_error = std::string(checks.status().message());
+  }
+}
+
+}  // namespace coremlz::execute
