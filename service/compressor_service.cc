@@ -23,6 +23,7 @@
 #include "format/package.h"
 #include "engine/inventory.h"
 #include "engine/target.h"
+#include "execute/output_check.h"
 #include "service/call_timer.h"
 #include "service/job_dirs.h"
 
@@ -461,6 +462,10 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       if (!target.ok()) return target.status();
       options_.target = *target;
     }
+    if (header.check_samples() < 0 || header.check_samples() > 10000) {
+      return absl::InvalidArgumentError(absl::StrCat("check_samples must be 0..10000, not ", header.check_samples()));
+    }
+    options_.check_samples = header.check_samples();
     if (header.validation().enabled() && service_->validator() == nullptr) {
       return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
     }
@@ -569,6 +574,16 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
     job.deadline = deadline_;
     job.control = control_;
+    if (options_.check_samples > 0) {
+      // The output check runs on the same worker, under the same control.
+      job.after = [input = input_path_, output = output_path_, samples = options_.check_samples](
+                      engine::CompressionReport* report, engine::JobControl* control) {
+        execute::OutputCheckOptions check;
+        check.samples = samples;
+        check.cancelled = [control] { return control->Cancelled(); };
+        execute::AddOutputCheck(input, output, check, report);
+      };
+    }
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = job_dir_;  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {

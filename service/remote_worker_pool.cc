@@ -213,6 +213,7 @@ class RemoteWorkerPool : public engine::WorkerPool {
     v1::CompressRequest header;
     *header.mutable_header()->mutable_config() = api::ToProto(job.config);
     if (job.options.target) header.mutable_header()->set_target(engine::TargetName(*job.options.target));
+    header.mutable_header()->set_check_samples(job.options.check_samples);
     for (const auto& f : files) *header.mutable_header()->add_files() = f;
     std::vector<std::string> attempts;
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {

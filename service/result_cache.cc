@@ -110,6 +110,7 @@ std::string ResultCacheKey(const v1::CompressHeader& header, const v1::Compressi
   field("config", Deterministic(normalised_config));
   field("target", header.target());
   field("report_only", header.report_only() ? "1" : "0");
+  field("check_samples", absl::StrCat(header.check_samples()));
   for (const v1::FileInfo& f : header.files()) {
     field("path", f.path());
     field("size", absl::StrCat(f.size()));

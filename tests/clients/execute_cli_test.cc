@@ -167,7 +167,7 @@ TEST(ExecuteCliTest, CompressCheckGivesTheSameNumbersEmbeddedThroughCoremlzdAndA
   int k = 0;
   for (const char* bits : {"4", "8"}) {
     std::vector<double> seen;
-    for (const std::string server : {std::string(), absl::StrCat("127.0.0.1:", local.port()),
+    for (const std::string& server : {std::string(), absl::StrCat("127.0.0.1:", local.port()),
                                      absl::StrCat("127.0.0.1:", front.port())}) {
       const std::string out = scratch.Join(absl::StrCat("m", bits, "_", seen.size(), ".mlpackage"));
       const std::string report = scratch.Join(absl::StrCat("r", bits, "_", seen.size(), ".json"));

@@ -217,3 +217,14 @@ def test_upload_order_puts_the_program_before_the_weights():
     for rel, size, sha in files:
         data = open(os.path.join(root, rel), "rb").read()
         assert size == len(data) and sha == hashlib.sha256(data).hexdigest()
+
+
+def test_output_check_comes_back_in_the_summary(server, scratch):
+    model = copy_model(demo_model(), scratch)
+    result = coremlz.Client(server.address).compress(model, report_only=True, palettize=8, check=2)
+    assert result.summary["check_samples"] == 2
+    assert "not Core ML" in result.summary["check_executor"]
+    names = sorted(c["name"] for c in result.summary["output_checks"])
+    assert names == ["new_cell_state", "new_hidden_state", "vad_output"]
+    for c in result.summary["output_checks"]:
+        assert c["psnr_db"] > 10 and c["cosine"] > 0.9
