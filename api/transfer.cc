@@ -18,24 +18,11 @@ namespace coremlz::api {
 namespace {
 
 absl::StatusOr<v1::FileInfo> Describe(const std::string& root, const std::string& rel) {
+  ASSIGN_OR_RETURN(FileHash hash, Sha256File(JoinPath(root, rel)));
   v1::FileInfo info;
   info.set_path(rel);
-  const std::string path = JoinPath(root, rel);
-  std::FILE* f = std::fopen(path.c_str(), "rbe");
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  Sha256 hash;
-  std::vector<char> buf(1 << 20);
-  uint64_t size = 0;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
-    hash.Update(absl::string_view(buf.data(), n));
-    size += n;
-  }
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return absl::InternalError(absl::StrCat("cannot read ", path));
-  info.set_size(size);
-  info.set_sha256(hash.HexDigest());
+  info.set_size(hash.size);
+  info.set_sha256(std::move(hash.sha256));
   return info;
 }
 

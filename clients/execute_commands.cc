@@ -17,12 +17,11 @@
 #include "common/json_writer.h"
 #include "common/status_macros.h"
 #include "clients/render.h"
-#include "execute/compare.h"
+#include "execute/loaded_model.h"
 #include "execute/output_check.h"
 #include "execute/npy.h"
 #include "execute/program_executor.h"
 #include "execute/synthetic_inputs.h"
-#include "format/package.h"
 
 namespace coremlz::cli {
 namespace {
@@ -59,23 +58,6 @@ SNR the mean, max abs error the largest.
 )";
 
 void PrintError(const absl::Status& s) { std::fprintf(stderr, "coremlz: %s\n", std::string(s.message()).c_str()); }
-
-struct LoadedModel {
-  std::unique_ptr<format::MlPackage> package;
-  std::unique_ptr<execute::ProgramExecutor> executor;
-};
-
-absl::StatusOr<LoadedModel> Load(const std::string& path, const std::string& function) {
-  if (!IsDirectory(path)) {
-    if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
-    return absl::UnimplementedError(absl::StrCat(
-        path, ": the reference executor runs ML Programs (.mlpackage); NeuralNetwork .mlmodel files are not executed yet"));
-  }
-  LoadedModel m;
-  ASSIGN_OR_RETURN(m.package, format::MlPackage::Open(path));
-  ASSIGN_OR_RETURN(m.executor, execute::ProgramExecutor::Load(m.package.get(), function));
-  return m;
-}
 
 std::string ShapeText(const execute::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
 
@@ -147,7 +129,7 @@ int Run(const std::vector<std::string>& argv) {
       return kExitInput;
     }
   }
-  auto model = Load(model_path, args->Value("function").value_or(""));
+  auto model = execute::LoadModel(model_path, args->Value("function").value_or(""));
   if (!model.ok()) {
     PrintError(model.status());
     return ExitCodeFor(model.status());
@@ -229,8 +211,6 @@ int Run(const std::vector<std::string>& argv) {
   if (auto dir = args->Value("outputs")) std::printf("wrote %zu .npy files to %s\n", outputs->size(), dir->c_str());
   return kExitOk;
 }
-
-std::string Db(double v) { return std::isinf(v) ? "exact" : absl::StrFormat("%.1f", v); }
 
 int Compare(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv, {"samples", "seed", "function", "min-psnr"}, {"json", "help"});

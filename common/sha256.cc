@@ -2,7 +2,13 @@
 
 #include <openssl/evp.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 
 namespace coremlz {
 
@@ -41,6 +47,24 @@ std::string Sha256Hex(absl::string_view data) {
   Sha256 h;
   h.Update(data);
   return h.HexDigest();
+}
+
+absl::StatusOr<FileHash> Sha256File(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  FileHash out;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
+    hash.Update(absl::string_view(buf.data(), n));
+    out.size += n;
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return absl::InternalError(absl::StrCat("cannot read ", path));
+  out.sha256 = hash.HexDigest();
+  return out;
 }
 
 }  // namespace coremlz

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace coremlz {
@@ -26,6 +27,13 @@ class Sha256 {
 };
 
 std::string Sha256Hex(absl::string_view data);
+
+// A file's size and digest, read in 1 MiB pieces (never whole in memory).
+struct FileHash {
+  uint64_t size = 0;
+  std::string sha256;  // lowercase hex
+};
+absl::StatusOr<FileHash> Sha256File(const std::string& path);
 
 }  // namespace coremlz
 

@@ -5,32 +5,13 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/file_util.h"
 #include "common/status_macros.h"
 #include "execute/compare.h"
-#include "execute/program_executor.h"
+#include "execute/loaded_model.h"
 #include "execute/synthetic_inputs.h"
-#include "format/package.h"
 
 namespace coremlz::execute {
 namespace {
-
-struct Loaded {
-  std::unique_ptr<format::MlPackage> package;
-  std::unique_ptr<ProgramExecutor> executor;
-};
-
-absl::StatusOr<Loaded> Load(const std::string& path, const std::string& function) {
-  if (!IsDirectory(path)) {
-    if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
-    return absl::UnimplementedError(absl::StrCat(
-        path, ": the reference executor runs ML Programs (.mlpackage); NeuralNetwork .mlmodel files are not executed yet"));
-  }
-  Loaded m;
-  ASSIGN_OR_RETURN(m.package, format::MlPackage::Open(path));
-  ASSIGN_OR_RETURN(m.executor, ProgramExecutor::Load(m.package.get(), function));
-  return m;
-}
 
 // Outputs shaped like class scores: one row (or a batch of rows) of two or
 // more logits.
@@ -43,8 +24,8 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
   if (options.samples < 1 || options.samples > 10000) {
     return absl::InvalidArgumentError(absl::StrCat("the output check takes 1..10000 samples, not ", options.samples));
   }
-  ASSIGN_OR_RETURN(Loaded a, Load(original, options.function));
-  ASSIGN_OR_RETURN(Loaded b, Load(compressed, options.function));
+  ASSIGN_OR_RETURN(LoadedModel a, LoadModel(original, options.function));
+  ASSIGN_OR_RETURN(LoadedModel b, LoadModel(compressed, options.function));
   ASSIGN_OR_RETURN(std::vector<InputSpec> specs, DescribeInputs(a.package->model(), *a.executor));
   struct Acc {
     engine::OutputCheck check;

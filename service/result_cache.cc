@@ -52,19 +52,11 @@ bool IsHexKey(const std::string& name) {
 }
 
 absl::StatusOr<std::string> FileDigest(const std::string& path, uint64_t expected_size) {
-  std::FILE* f = std::fopen(path.c_str(), "rbe");
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  Sha256 hash;
-  std::string buf(1 << 20, '\0');
-  uint64_t total = 0;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
-    hash.Update(absl::string_view(buf.data(), n));
-    total += n;
+  ASSIGN_OR_RETURN(FileHash hash, Sha256File(path));
+  if (hash.size != expected_size) {
+    return absl::DataLossError(absl::StrCat(path, ": ", hash.size, " bytes, expected ", expected_size));
   }
-  std::fclose(f);
-  if (total != expected_size) return absl::DataLossError(absl::StrCat(path, ": ", total, " bytes, expected ", expected_size));
-  return hash.HexDigest();
+  return std::move(hash.sha256);
 }
 
 uint64_t TreeBytes(const std::string& path) {
