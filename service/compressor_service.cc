@@ -382,7 +382,6 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
     std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
     report_ = api::ReportFrom(rows, hit->report.summary());
-    served_from_cache_ = true;
     ResultReadyLocked();
     return true;
   }
@@ -469,18 +468,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (header.validation().enabled() && service_->validator() == nullptr) {
       return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
     }
-    if (ResultCache* cache = service_->cache()) {
-      // Device results are measurements, not a function of the bytes: a
-      // call that validates is never served from the cache.
-      if (header.validation().enabled()) {
-        // computed as usual
-      } else if (header.no_cache()) {
-        cache->CountBypass();
-        cache_store_only_ = true;
-        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
-      } else {
-        cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
-      }
+    // Device results are measurements, not a function of the bytes: a call
+    // that validates is never cached. One that bypasses the cache still
+    // refreshes its entry.
+    if (ResultCache* cache = service_->cache(); cache != nullptr && !header.validation().enabled()) {
+      cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+      if (header.no_cache()) cache->CountBypass();
     }
     auto dir = MakeJobDir(service_->options());
     if (!dir.ok()) return dir.status();
@@ -537,7 +530,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     phase_ = Phase::kDone;
     ResultCache* cache = service_->cache();
     if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
-      if (!cache_store_only_ && ServeFromCacheLocked()) return;
+      if (!header_.no_cache() && ServeFromCacheLocked()) return;
       std::shared_ptr<CallState> state = state_;
       TaskRunner* tasks = service_->tasks();
       const bool leads = cache->Lead(cache_key_, [state, tasks] {
@@ -812,12 +805,10 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::shared_ptr<CallControl> control_;
   bool job_running_ = false;
   bool job_submitted_ = false;
-  // Result cache: this call's key ("" when not cached), whether it leads the
-  // computation of that key, and whether it only refreshes the entry.
+  // Result cache: this call's key ("" when not cached) and whether it leads
+  // the computation of that key.
   std::string cache_key_;
   bool cache_leader_ = false;
-  bool cache_store_only_ = false;
-  bool served_from_cache_ = false;
   engine::CompressionReport report_;
 
   std::deque<v1::CompressResponse> outbox_;
