@@ -1,6 +1,7 @@
 #include "api/grpc_wire.h"
 
 #include "absl/strings/str_cat.h"
+#include "api/grpc_status.h"
 #include "coremlz/wire/grpc_wire.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -20,10 +21,6 @@ bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* m) {
   std::string bytes;
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return m->ParseFromString(bytes);
-}
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
 // Waits for the next completion with the given tag.
@@ -56,7 +53,7 @@ absl::StatusOr<ServingStatus> CheckHealth(const std::shared_ptr<grpc::Channel>& 
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
-  if (!status.ok()) return FromGrpc(status);
+  if (!status.ok()) return FromGrpcStatus(status);
   wire::HealthCheckResponse r;
   if (!Parse(response, &r)) return absl::DataLossError("unparseable health response");
   return static_cast<ServingStatus>(r.status());
@@ -109,7 +106,7 @@ absl::StatusOr<std::vector<std::string>> ListServices(const std::shared_ptr<grpc
   while (cq.Next(&tag, &ok)) {
   }
   if (!result.ok()) return result;
-  if (!status.ok()) return FromGrpc(status);
+  if (!status.ok()) return FromGrpcStatus(status);
   return out;
 }
 

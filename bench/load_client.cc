@@ -27,7 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/transfer.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "common/json_writer.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -156,7 +156,7 @@ double Percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
-int Run(const cli::Args& args) {
+int Run(const Args& args) {
   auto server = args.Value("server");
   auto model = args.Value("model");
   if (!server || !model) {
@@ -320,7 +320,7 @@ int Run(const cli::Args& args) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_strings(argv + 1, argv + argc);
-  auto args = coremlz::cli::Args::Parse(argv_strings,
+  auto args = coremlz::Args::Parse(argv_strings,
                                         {"server", "model", "config", "streams", "seconds", "max-calls", "channels",
                                          "cancel-every", "pid", "settle-seconds", "json"},
                                         {"help"});

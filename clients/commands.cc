@@ -5,7 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "clients/config_flags.h"
 #include "clients/execute_commands.h"
 #include "clients/exit_codes.h"

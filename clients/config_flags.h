@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "engine/config.h"
 
 namespace coremlz::cli {

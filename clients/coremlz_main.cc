@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "clients/commands.h"
 #include "clients/exit_codes.h"
 

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "clients/exit_codes.h"
 #include "common/file_util.h"
 #include "common/json_writer.h"

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/convert.h"
 #include "api/credentials.h"
+#include "api/grpc_status.h"
 #include "api/grpc_wire.h"
 #include "api/transfer.h"
 #include "clients/exit_codes.h"
@@ -22,10 +23,10 @@ namespace coremlz::cli {
 namespace {
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = s.error_message();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) message = absl::StrCat(server, ": ", message);
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
+  absl::Status status = api::FromGrpcStatus(s);
+  // "failed to connect" alone does not say to what.
+  if (status.code() == absl::StatusCode::kUnavailable) return absl::UnavailableError(absl::StrCat(server, ": ", status.message()));
+  return status;
 }
 
 struct Connection {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "clients/progress.h"
 #include "engine/config.h"
 #include "engine/inventory.h"

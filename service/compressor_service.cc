@@ -15,6 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
+#include "api/grpc_status.h"
 #include "api/transfer.h"
 #include "clients/render.h"
 #include "common/file_util.h"
@@ -29,10 +30,6 @@
 
 namespace coremlz::service {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 // Messages name files as the caller uploaded them ("Data/com.apple.CoreML/
 // weights/weight.bin"), not by the server's private job directory.
@@ -223,7 +220,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     }
     if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
       std::lock_guard<std::mutex> lock(state_->mu);
-      FinishLocked(ToGrpc(admitted));
+      FinishLocked(api::ToGrpcStatus(admitted));
       return;
     }
     admitted_ = true;
@@ -245,7 +242,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
       } else if (phase_ == Phase::kUpload) {
         absl::Status s = receiver_->Finish();  // names the incomplete file
-        FinishLocked(ToGrpc(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+        FinishLocked(api::ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
       }
       read_closed_ = true;
       return;
@@ -257,7 +254,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       }
       absl::Status s = OnHeaderLocked(request_.header());
       if (!s.ok()) {
-        FinishLocked(ToGrpc(s));
+        FinishLocked(api::ToGrpcStatus(s));
         return;
       }
       CheckStallLocked();  // the upload's idle limit replaces the header's
@@ -268,19 +265,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       }
       absl::Status s = receiver_->Add(request_.chunk());
       if (!s.ok()) {
-        FinishLocked(ToGrpc(s));
+        FinishLocked(api::ToGrpcStatus(s));
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
       if (absl::Status b = budget_->AfterChunk(); !b.ok()) {
-        FinishLocked(ToGrpc(b));
+        FinishLocked(api::ToGrpcStatus(b));
         return;
       }
       MaybeUploadProgressLocked();
       if (receiver_->bytes_received() == receiver_->bytes_declared()) {
         absl::Status done = receiver_->Finish();
         if (!done.ok()) {
-          FinishLocked(ToGrpc(done));
+          FinishLocked(api::ToGrpcStatus(done));
           return;
         }
         SubmitLocked();
@@ -366,7 +363,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
                                     : absl::CancelledError("the call was cancelled");
       }
       outbox_.clear();
-      FinishLocked(ToGrpc(s));
+      FinishLocked(api::ToGrpcStatus(s));
       return;
     }
     report_ = std::move(*report);
@@ -422,7 +419,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       std::string root;
       auto files = api::DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
       if (!files.ok()) {
-        FinishLocked(ToGrpc(files.status()));
+        FinishLocked(api::ToGrpcStatus(files.status()));
         return;
       }
       artifact_files_ = std::move(*files);
@@ -560,7 +557,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     job.options = options_;
     auto estimate = budget_->Estimate();
     if (!estimate.ok()) {
-      FinishLocked(ToGrpc(estimate.status()));
+      FinishLocked(api::ToGrpcStatus(estimate.status()));
       return;
     }
     job.memory_estimate = *estimate;
@@ -588,7 +585,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     absl::Status s = service_->pool()->Submit(std::move(job));
     if (!s.ok()) {
       job_running_ = false;
-      FinishLocked(ToGrpc(s));
+      FinishLocked(api::ToGrpcStatus(s));
       return;
     }
     service_->UpdateWorkerGauges();
@@ -641,7 +638,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       absl::Status s = NextArtifactMessageLocked(&r);
       if (!s.ok()) {
         CloseArtifactLocked();
-        FinishLocked(ToGrpc(s));
+        FinishLocked(api::ToGrpcStatus(s));
         return;
       }
       if (r.msg_case() != v1::CompressResponse::MSG_NOT_SET) {
@@ -664,7 +661,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     if (phase_ == Phase::kDone && !job_running_ && report_ready()) {
-      FinishLocked(ToGrpc(validation_error_));
+      FinishLocked(api::ToGrpcStatus(validation_error_));
     }
   }
 
@@ -770,7 +767,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     // OnDone: the client sees the status first and may start its next call.
     ReleaseAdmissionLocked();
     status = ForCaller(status, job_dir_ ? job_dir_->path : "");
-    final_status_ = absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    final_status_ = api::FromGrpcStatus(status);
     if (control_) control_->Cancel();
     Finish(status);
   }
@@ -869,7 +866,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       }
     }
     if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
-      Done(ToGrpc(admitted));
+      Done(api::ToGrpcStatus(admitted));
       return;
     }
     admitted_ = true;
@@ -892,7 +889,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       }
       absl::Status s = receiver_->Finish();
       if (!s.ok()) {
-        DoneLocked(ToGrpc(s));
+        DoneLocked(api::ToGrpcStatus(s));
         return;
       }
       SubmitLocked();
@@ -906,7 +903,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       header_ = request_.header();
       auto dir = MakeJobDir(service_->options());
       if (!dir.ok()) {
-        DoneLocked(ToGrpc(dir.status()));
+        DoneLocked(api::ToGrpcStatus(dir.status()));
         return;
       }
       dir_ = *dir;
@@ -920,7 +917,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         s = budget_->AtHeader();
       }
       if (!s.ok()) {
-        DoneLocked(ToGrpc(s));
+        DoneLocked(api::ToGrpcStatus(s));
         return;
       }
       CheckStallLocked();  // the upload's idle limit replaces the header's
@@ -932,7 +929,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       absl::Status s = receiver_->Add(request_.chunk());
       if (s.ok()) s = budget_->AfterChunk();
       if (!s.ok()) {
-        DoneLocked(ToGrpc(s));
+        DoneLocked(api::ToGrpcStatus(s));
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
@@ -968,7 +965,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void SubmitLocked() {
     auto estimate = budget_->Estimate();
     if (!estimate.ok()) {
-      DoneLocked(ToGrpc(estimate.status()));
+      DoneLocked(api::ToGrpcStatus(estimate.status()));
       return;
     }
     engine::InspectOptions options;
@@ -1003,7 +1000,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline) {
           s = absl::DeadlineExceededError("the call's deadline passed during inspection");
         }
-        r->DoneLocked(ToGrpc(s));
+        r->DoneLocked(api::ToGrpcStatus(s));
         return;
       }
       (*inventory)->path = std::filesystem::path(path).filename().string();
@@ -1014,7 +1011,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     absl::Status s = service_->pool()->Submit(std::move(job));
     if (!s.ok()) {
       running_ = false;
-      DoneLocked(ToGrpc(s));
+      DoneLocked(api::ToGrpcStatus(s));
       return;
     }
     service_->UpdateWorkerGauges();

@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "service/server.h"
 #include "service/server_main_support.h"
 
@@ -66,7 +66,7 @@ usage: coremlzd [options]
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_list(argv + 1, argv + argc);
-  auto args = coremlz::cli::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
+  auto args = coremlz::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
                                         coremlz::service::ServerBoolFlags());
   if (!args.ok()) {
     std::fprintf(stderr, "coremlzd: %s\n%s", std::string(args.status().message()).c_str(), kUsage);

@@ -24,7 +24,7 @@ std::vector<std::string> SplitList(absl::string_view text) {
 
 }  // namespace
 
-absl::StatusOr<Pools> PoolsFromFlags(const cli::Args& args, const ServerOptions& options) {
+absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const ServerOptions& options) {
   Pools pools;
   // Credentials for dialling internal peers (workers, runners): TLS only
   // with the --peer-tls-* files (the front's own certificate is a server

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "engine/worker_pool.h"
 #include "service/server_options.h"
 #include "service/validator.h"
@@ -22,7 +22,7 @@ struct Pools {
   std::function<void()> on_shutdown;
 };
 
-absl::StatusOr<Pools> PoolsFromFlags(const cli::Args& args, const ServerOptions& options);
+absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const ServerOptions& options);
 
 }  // namespace coremlz::service
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/convert.h"
+#include "api/grpc_status.h"
 #include "api/transfer.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -298,7 +299,7 @@ class RemoteWorkerPool : public engine::WorkerPool {
     finished.store(true);
     watcher.join();
     if (!receive.ok()) return absl::DataLossError(absl::StrCat("the worker's artifact failed its check: ", receive.message()));
-    if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    if (!status.ok()) return api::FromGrpcStatus(status);
     if (!have_summary) return absl::DataLossError("the worker ended the job without a summary");
     RETURN_IF_ERROR(receiver.Finish());
     // Commit: a package arrives as its tree, a NeuralNetwork as one file.

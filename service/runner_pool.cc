@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "api/device_selector.h"
+#include "api/grpc_status.h"
 #include "api/transfer.h"
 #include "common/status_macros.h"
 
@@ -277,7 +278,7 @@ absl::StatusOr<v1::ValidationResult> RunnerPool::Attempt(const std::string& addr
   *status = stream->Finish();
   finished.store(true);
   watcher.join();
-  if (!status->ok()) return absl::Status(static_cast<absl::StatusCode>(status->error_code()), status->error_message());
+  if (!status->ok()) return api::FromGrpcStatus(*status);
   if (!result) return absl::DataLossError("the runner ended the call without a result");
   if (!result->has_device() || result->backend().empty()) {
     return absl::DataLossError("the runner's result names no device or backend");

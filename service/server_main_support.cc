@@ -20,7 +20,7 @@
 namespace coremlz::service {
 namespace {
 
-absl::Status SetInt(const cli::Args& args, const std::string& flag, int64_t min, int64_t* out) {
+absl::Status SetInt(const Args& args, const std::string& flag, int64_t min, int64_t* out) {
   ASSIGN_OR_RETURN(std::optional<int64_t> v, args.Int(flag));
   if (!v) return absl::OkStatus();
   if (*v < min) return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be at least ", min));
@@ -29,7 +29,7 @@ absl::Status SetInt(const cli::Args& args, const std::string& flag, int64_t min,
 }
 
 // A flag in whole seconds (0 allowed: no limit).
-absl::Status SetSeconds(const cli::Args& args, const std::string& flag, absl::Duration* out) {
+absl::Status SetSeconds(const Args& args, const std::string& flag, absl::Duration* out) {
   int64_t seconds = absl::ToInt64Seconds(*out);
   RETURN_IF_ERROR(SetInt(args, flag, 0, &seconds));
   if (seconds > 24 * 3600 * 365) return absl::InvalidArgumentError(absl::StrCat("--", flag, " is too large"));
@@ -55,7 +55,7 @@ const std::set<std::string>& ServerBoolFlags() {
   return flags;
 }
 
-absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args) {
+absl::StatusOr<ServerOptions> OptionsFromFlags(const Args& args) {
   ServerOptions o;
   if (auto v = args.Value("address")) o.address = *v;
   if (auto v = args.Value("metrics-address")) o.metrics_address = *v;
@@ -122,7 +122,7 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
-int RunServerMain(const cli::Args& args, const std::string& program, bool worker) {
+int RunServerMain(const Args& args, const std::string& program, bool worker) {
   // Block the termination signals in every thread; main waits for them.
   sigset_t set;
   sigemptyset(&set);

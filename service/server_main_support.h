@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "service/server_options.h"
 
 namespace coremlz::service {
@@ -15,10 +15,10 @@ namespace coremlz::service {
 const std::set<std::string>& ServerValueFlags();
 const std::set<std::string>& ServerBoolFlags();
 
-absl::StatusOr<ServerOptions> OptionsFromFlags(const cli::Args& args);
+absl::StatusOr<ServerOptions> OptionsFromFlags(const Args& args);
 // `program` names the binary in messages ("coremlzd", "coremlz-worker");
 // workers also serve the internal Worker service.
-int RunServerMain(const cli::Args& args, const std::string& program = "coremlzd", bool worker = false);
+int RunServerMain(const Args& args, const std::string& program = "coremlzd", bool worker = false);
 
 // Blocks until SIGTERM or SIGINT; returns the signal number.
 int WaitForTerminationSignal();

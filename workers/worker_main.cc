@@ -3,12 +3,12 @@
 // (threads, queue, memory budget, limits, TLS, tokens, metrics).
 #include <cstdio>
 
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "service/server_main_support.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_list(argv + 1, argv + argc);
-  auto args = coremlz::cli::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
+  auto args = coremlz::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
                                         coremlz::service::ServerBoolFlags());
   if (!args.ok()) {
     std::fprintf(stderr, "coremlz-worker: %s (see coremlzd --help: the worker takes the same job flags)\n",

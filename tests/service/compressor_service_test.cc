@@ -720,7 +720,7 @@ TEST(ServiceTest, ManifestSizeLimitIsAFlag) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 
   // And the flag sets it.
-  auto args = cli::Args::Parse({"--max-manifest-kb", "4096"}, service::ServerValueFlags(), service::ServerBoolFlags());
+  auto args = Args::Parse({"--max-manifest-kb", "4096"}, service::ServerValueFlags(), service::ServerBoolFlags());
   ASSERT_TRUE(args.ok()) << args.status();
   auto parsed = service::OptionsFromFlags(*args);
   ASSERT_TRUE(parsed.ok()) << parsed.status();

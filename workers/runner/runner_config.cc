@@ -53,7 +53,7 @@ absl::StatusOr<RunnerConfig> ParseRunnerConfig(const std::string& text) {
   return c;
 }
 
-absl::StatusOr<RunnerConfig> RunnerConfigFromFlags(const cli::Args& args) {
+absl::StatusOr<RunnerConfig> RunnerConfigFromFlags(const Args& args) {
   RunnerConfig c;
   if (auto path = args.Value("config")) {
     ASSIGN_OR_RETURN(std::string text, ReadFile(*path, 1 << 20));

@@ -22,7 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "api/credentials.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "workers/runner/device_backend.h"
 
 namespace coremlz::runner {
@@ -48,7 +48,7 @@ struct RunnerConfig {
 
 absl::StatusOr<RunnerConfig> ParseRunnerConfig(const std::string& yaml);
 // --config FILE first, then flags on top.
-absl::StatusOr<RunnerConfig> RunnerConfigFromFlags(const cli::Args& args);
+absl::StatusOr<RunnerConfig> RunnerConfigFromFlags(const Args& args);
 
 absl::StatusOr<std::unique_ptr<DeviceBackend>> MakeBackend(const RunnerConfig& config);
 

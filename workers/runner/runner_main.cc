@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/credentials.h"
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 #include "service/server.h"
 #include "service/server_main_support.h"
 #include "workers/runner/runner_config.h"
@@ -31,7 +31,7 @@ The config file (YAML) is described in deploy/macos/runner.yaml.
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_list(argv + 1, argv + argc);
-  auto args = coremlz::cli::Args::Parse(argv_list,
+  auto args = coremlz::Args::Parse(argv_list,
                                         {"config", "address", "backend", "token-file", "tls-cert", "tls-key",
                                          "tls-client-ca", "work-dir", "runner-id", "device-name", "device-model",
                                          "host-delay-ms"},

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "api/grpc_status.h"
 #include "common/file_util.h"
 
 #ifndef COREMLZ_VERSION
@@ -15,10 +16,6 @@
 
 namespace coremlz::runner {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 struct Shared {
   std::mutex mu;
@@ -50,13 +47,13 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
       } else if (!uploaded_) {
         absl::Status s = compressed_->Finish();
         if (s.ok() && original_) s = original_->Finish();
-        FinishLocked(ToGrpc(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+        FinishLocked(api::ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
       }
       return;
     }
     absl::Status s = header_seen_ ? OnChunkLocked() : OnHeaderLocked();
     if (!s.ok()) {
-      FinishLocked(ToGrpc(s));
+      FinishLocked(api::ToGrpcStatus(s));
       return;
     }
     if (finished_) return;
@@ -148,13 +145,13 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     absl::Status s = compressed_->Finish();
     if (s.ok() && original_) s = original_->Finish();
     if (!s.ok()) {
-      FinishLocked(ToGrpc(s));
+      FinishLocked(api::ToGrpcStatus(s));
       return;
     }
     uploaded_ = true;
     auto compressed_path = compressed_->ModelPath();
     if (!compressed_path.ok()) {
-      FinishLocked(ToGrpc(compressed_path.status()));
+      FinishLocked(api::ToGrpcStatus(compressed_path.status()));
       return;
     }
     ValidationInput input;
@@ -163,7 +160,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     if (original_) {
       auto p = original_->ModelPath();
       if (!p.ok()) {
-        FinishLocked(ToGrpc(p.status()));
+        FinishLocked(api::ToGrpcStatus(p.status()));
         return;
       }
       input.original_path = *p;
@@ -192,7 +189,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     running_ = false;
     if (finished_) return;
     if (!result.ok()) {
-      FinishLocked(ToGrpc(result.status()));
+      FinishLocked(api::ToGrpcStatus(result.status()));
       return;
     }
     v1::ValidateResponse r;
@@ -264,7 +261,7 @@ grpc::ServerUnaryReactor* RunnerService::Describe(grpc::CallbackServerContext* c
   }
   auto devices = backend_->ListDevices();
   if (!devices.ok()) {
-    reactor->Finish(ToGrpc(devices.status()));
+    reactor->Finish(api::ToGrpcStatus(devices.status()));
     return reactor;
   }
   response->set_runner_id(options_.runner_id);

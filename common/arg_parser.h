@@ -1,8 +1,8 @@
 // A small command-line parser for subcommands: "--name value", "--name=value",
 // boolean "--flag", and positional arguments, with errors that name the
 // offending argument.
-#ifndef COREMLZ_CLIENTS_ARG_PARSER_H_
-#define COREMLZ_CLIENTS_ARG_PARSER_H_
+#ifndef COREMLZ_COMMON_ARG_PARSER_H_
+#define COREMLZ_COMMON_ARG_PARSER_H_
 
 #include <map>
 #include <optional>
@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace coremlz::cli {
+namespace coremlz {
 
 class Args {
  public:
@@ -34,6 +34,6 @@ class Args {
   std::vector<std::string> positional_;
 };
 
-}  // namespace coremlz::cli
+}  // namespace coremlz
 
-#endif  // COREMLZ_CLIENTS_ARG_PARSER_H_
+#endif  // COREMLZ_COMMON_ARG_PARSER_H_

@@ -1,9 +1,9 @@
-#include "clients/arg_parser.h"
+#include "common/arg_parser.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace coremlz::cli {
+namespace coremlz {
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv, const std::set<std::string>& value_flags,
                                  const std::set<std::string>& bool_flags) {
@@ -67,4 +67,4 @@ absl::StatusOr<std::optional<double>> Args::Double(const std::string& flag) cons
   return std::optional<double>(out);
 }
 
-}  // namespace coremlz::cli
+}  // namespace coremlz
