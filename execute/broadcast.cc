@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace coremlz::execute {
 
@@ -19,6 +20,8 @@ absl::StatusOr<Shape> BroadcastShapes(absl::Span<const int64_t> a, absl::Span<co
     }
     out[i] = da == 1 ? db : da;
   }
+  // Two modest operands can broadcast to a huge result ([n,1] x [1,m]).
+  RETURN_IF_ERROR(CheckShape(out));
   return out;
 }
 

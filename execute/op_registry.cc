@@ -111,6 +111,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterResizeOps(r);
     RegisterRecurrentOps(r);
     RegisterAttentionOps(r);
+    RegisterListOps(r);
     return r;
   }();
   return *registry;

@@ -95,6 +95,7 @@ void RegisterShapeOps(OpRegistry* registry);
 void RegisterResizeOps(OpRegistry* registry);
 void RegisterRecurrentOps(OpRegistry* registry);
 void RegisterAttentionOps(OpRegistry* registry);
+void RegisterListOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

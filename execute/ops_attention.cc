@@ -45,7 +45,7 @@ absl::StatusOr<std::vector<Tensor>> Sdpa(const OpContext& ctx) {
   Shape out_shape = batch;
   out_shape.push_back(l);
   out_shape.push_back(ev);
-  Tensor out = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t batches = NumElements(batch);
   const float scale = e > 0 ? 1.0f / std::sqrt(static_cast<float>(e)) : 1.0f;
   RowMatrix scores(l, s);

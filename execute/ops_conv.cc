@@ -69,7 +69,9 @@ absl::StatusOr<std::vector<Tensor>> Conv(const OpContext& ctx) {
   Shape out_shape = {s.batch, cout};
   if (spatial == 2) out_shape.push_back(s.out_h());
   out_shape.push_back(s.out_w());
-  Tensor out = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
+  // Conv2d's im2col buffer: one patch per output position.
+  RETURN_IF_ERROR(CheckShape({cin / std::max<int64_t>(1, s.groups) * s.kernel_h * s.kernel_w, s.out_h() * s.out_w()}));
   if (out.size() > 0 && x->size() > 0) {
     Conv2d(s, x->floats(), w->floats(), bias ? bias->floats() : absl::Span<const float>(), out.mutable_floats());
   }
@@ -140,14 +142,16 @@ absl::StatusOr<std::vector<Tensor>> ConvTranspose(const OpContext& ctx) {
                                                    format::ShapeString(got), " is not implemented by the reference executor"));
     }
   }
-  Tensor whole = Tensor::Zeros(DType::kFloat32, {s.batch, cout, full[0], full[1]});
+  ASSIGN_OR_RETURN(Tensor whole, Tensor::Allocate(DType::kFloat32, {s.batch, cout, full[0], full[1]}));
+  // ConvTranspose2d's column buffer: one patch per input position.
+  RETURN_IF_ERROR(CheckShape({cout / std::max<int64_t>(1, s.groups) * s.kernel_h * s.kernel_w, s.in_h * s.in_w}));
   if (whole.size() > 0) {
     ConvTranspose2d(s, x->floats(), w->floats(), bias ? bias->floats() : absl::Span<const float>(), whole.mutable_floats());
   }
   Shape out_shape = {s.batch, cout};
   if (spatial == 2) out_shape.push_back(out[0]);
   out_shape.push_back(out[1]);
-  Tensor result = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor result, Tensor::Allocate(DType::kFloat32, out_shape));
   float* o = result.mutable_floats().data();
   for (int64_t p = 0; p < s.batch * cout; ++p)
     for (int64_t y = 0; y < out[0]; ++y)

@@ -14,7 +14,7 @@ namespace {
 template <typename T, typename R, typename F>
 Tensor Apply(const Tensor& a, const Tensor& b, const Shape& out, absl::Span<const T> av,
              absl::Span<const T> bv, F f, DType out_type) {
-  Tensor result = Tensor::Zeros(out_type, out);
+  Tensor result = Tensor::Zeros(out_type, out);  // `out` passed BroadcastShapes' check
   R* o;
   if constexpr (std::is_same_v<R, float>) {
     o = result.mutable_floats().data();
@@ -121,7 +121,7 @@ absl::StatusOr<std::vector<Tensor>> Select(const OpContext& ctx) {
   const std::vector<int64_t> oc = BroadcastOffsets(cond->shape(), *out);
   const std::vector<int64_t> oa = BroadcastOffsets(a->shape(), *out);
   const std::vector<int64_t> ob = BroadcastOffsets(b->shape(), *out);
-  Tensor result = Tensor::Zeros(a->dtype(), *out);
+  ASSIGN_OR_RETURN(Tensor result, Tensor::Allocate(a->dtype(), *out));
   const int64_t n = result.size();
   auto truth = [&](int64_t i) { return cond->AsDouble(oc[i]) != 0; };
   if (a->is_float()) {

@@ -31,7 +31,7 @@ absl::StatusOr<std::vector<Tensor>> Linear(const OpContext& ctx) {
   if (bias && bias->size() != dout) return ctx.Invalid("bias must have one value per output");
   Shape out_shape = x->shape();
   out_shape.back() = dout;
-  Tensor out = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t rows = NumElements(absl::MakeConstSpan(x->shape()).subspan(0, x->rank() - 1));
   if (out.size() == 0) return std::vector<Tensor>{std::move(out)};
   Map y(out.mutable_floats().data(), rows, dout);
@@ -65,7 +65,7 @@ absl::StatusOr<std::vector<Tensor>> MatMul(const OpContext& ctx) {
   Shape out_shape = *batch;
   if (!x_vec) out_shape.push_back(m);
   if (!y_vec) out_shape.push_back(n);
-  Tensor out = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t batches = NumElements(*batch);
   if (batches == 0 || m == 0 || n == 0) return std::vector<Tensor>{std::move(out)};
   const std::vector<int64_t> bx = BroadcastOffsets(xb, *batch), by = BroadcastOffsets(yb, *batch);

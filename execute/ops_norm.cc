@@ -53,7 +53,7 @@ absl::StatusOr<std::vector<Tensor>> LayerNorm(const OpContext& ctx) {
       return ctx.Invalid(absl::StrCat("gamma and beta must have shape x.shape[axes] (", members, " elements)"));
     }
   }
-  Tensor out = Tensor::Zeros(DType::kFloat32, x->shape());
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   Normalize(*x, *plan, gamma ? gamma->floats().data() : nullptr, beta ? beta->floats().data() : nullptr, eps,
             out.mutable_floats().data());
   return std::vector<Tensor>{std::move(out)};
@@ -73,7 +73,7 @@ absl::StatusOr<std::vector<Tensor>> InstanceNorm(const OpContext& ctx) {
   for (int64_t d = 2; d < x->rank(); ++d) axes.push_back(d);
   auto plan = PlanReduction(x->shape(), axes);
   if (!plan.ok()) return ctx.Invalid(plan.status().message());
-  Tensor out = Tensor::Zeros(DType::kFloat32, x->shape());
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   Normalize(*x, *plan, nullptr, nullptr, eps, out.mutable_floats().data());
   // Groups run over (n, c) in order, so the channel of a group is g % c.
   const int64_t spatial = static_cast<int64_t>(plan->member_offset.size());
@@ -101,7 +101,7 @@ absl::StatusOr<std::vector<Tensor>> BatchNorm(const OpContext& ctx) {
   }
   int64_t inner = 1;
   for (int64_t d = 2; d < x->rank(); ++d) inner *= x->dim(d);
-  Tensor out = Tensor::Zeros(DType::kFloat32, x->shape());
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   const float* in = x->floats().data();
   float* o = out.mutable_floats().data();
   for (int64_t i = 0; i < x->size(); ++i) {
@@ -121,7 +121,7 @@ absl::StatusOr<std::vector<Tensor>> L2Norm(const OpContext& ctx) {
   if (!x->is_float() || x->rank() < 3) return ctx.Invalid("x must be floating point with rank >= 3");
   ASSIGN_OR_RETURN(double eps, ctx.Float("epsilon", 1e-6));
   const int64_t group = x->dim(x->rank() - 3) * x->dim(x->rank() - 2) * x->dim(x->rank() - 1);
-  Tensor out = Tensor::Zeros(DType::kFloat32, x->shape());
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   for (int64_t g = 0; group > 0 && g < x->size() / group; ++g) {
     const float* in = x->floats().data() + g * group;
     double sq = 0;

@@ -59,7 +59,7 @@ absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, bool is_max) {
   Shape out_shape = {x->dim(0), x->dim(1)};
   if (spatial == 2) out_shape.push_back(out[0]);
   out_shape.push_back(out[1]);
-  Tensor result = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor result, Tensor::Allocate(DType::kFloat32, out_shape));
   float* o = result.mutable_floats().data();
   const float* src = x->floats().data();
   const int64_t h = in[0], w = in[1];

@@ -92,9 +92,9 @@ absl::StatusOr<std::vector<Tensor>> Lstm(const OpContext& ctx) {
   if (h0->shape() != state_shape || c0->shape() != state_shape) {
     return ctx.Invalid(absl::StrCat("initial_h and initial_c must be ", format::ShapeString(state_shape)));
   }
-  Tensor out = Tensor::Zeros(DType::kFloat32, {output_sequence ? seq : 1, batch, nd * hidden});
-  Tensor h_final = Tensor::Zeros(DType::kFloat32, state_shape);
-  Tensor c_final = Tensor::Zeros(DType::kFloat32, state_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, {output_sequence ? seq : 1, batch, nd * hidden}));
+  ASSIGN_OR_RETURN(Tensor h_final, Tensor::Allocate(DType::kFloat32, state_shape));
+  ASSIGN_OR_RETURN(Tensor c_final, Tensor::Allocate(DType::kFloat32, state_shape));
   for (int64_t di = 0; di < nd; ++di) {
     const Direction& d = dirs[di];
     ConstMap wih(d.w_ih->floats().data(), 4 * hidden, in), whh(d.w_hh->floats().data(), 4 * hidden, hidden);

@@ -116,7 +116,7 @@ absl::StatusOr<std::vector<Tensor>> Cumsum(const OpContext& ctx) {
   ASSIGN_OR_RETURN(bool reverse, ctx.Bool("reverse", false));
   auto plan = PlanReduction(x->shape(), {axis_in});
   if (!plan.ok()) return ctx.Invalid(plan.status().message());
-  Tensor out = Tensor::Zeros(x->dtype(), x->shape());
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(x->dtype(), x->shape()));
   const int64_t n = static_cast<int64_t>(plan->member_offset.size());
   for (int64_t base : plan->group_base) {
     double acc = 0;

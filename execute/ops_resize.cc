@@ -53,7 +53,7 @@ absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   Shape out_shape = x->shape();
   out_shape[x->rank() - 2] = oh;
   out_shape[x->rank() - 1] = ow;
-  Tensor out = Tensor::Zeros(DType::kFloat32, out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t planes = x->size() / (h * w);
   float* o = out.mutable_floats().data();
   for (int64_t p = 0; p < planes; ++p) {
@@ -90,7 +90,7 @@ absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
   Shape out_shape = x->shape();
   out_shape[x->rank() - 2] = h * sh;
   out_shape[x->rank() - 1] = w * sw;
-  Tensor out = Tensor::Zeros(x->dtype(), out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(x->dtype(), out_shape));
   const int64_t planes = h * w == 0 ? 0 : x->size() / (h * w);
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t y = 0; y < h * sh; ++y)

@@ -126,7 +126,7 @@ absl::StatusOr<Tensor> Join(const OpContext& ctx, const std::vector<const Tensor
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= out_shape[d];
   for (int64_t d = axis + 1; d < first.rank(); ++d) inner *= out_shape[d];
-  Tensor out = Tensor::Zeros(first.dtype(), out_shape);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(first.dtype(), out_shape));
   std::vector<std::string> strings;
   int64_t pos = 0;
   for (int64_t o = 0; o < outer; ++o) {
@@ -330,6 +330,7 @@ absl::StatusOr<SliceSelection> SelectSlice(const OpContext& ctx, const Tensor& x
     sel.shape.push_back(count);
   }
   const std::vector<int64_t> in_stride = Strides(x.shape());
+  RETURN_IF_ERROR(CheckShape(full_shape));
   sel.offset.resize(NumElements(full_shape));
   ForEachIndex(full_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;
@@ -381,6 +382,7 @@ absl::StatusOr<std::vector<Tensor>> SliceBySize(const OpContext& ctx) {
     out_shape[d] = size[d];
   }
   const std::vector<int64_t> in_stride = Strides(x->shape());
+  RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;
@@ -432,6 +434,7 @@ absl::StatusOr<std::vector<Tensor>> Tile(const OpContext& ctx) {
     out_shape[d] = x->dim(d) * reps[d];
   }
   const std::vector<int64_t> in_stride = Strides(x->shape());
+  RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;
@@ -465,6 +468,7 @@ absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
   Shape out_shape(rank);
   for (int64_t d = 0; d < rank; ++d) out_shape[d] = x->dim(d) + before[d] + after[d];
   const std::vector<int64_t> in_stride = Strides(x->shape());
+  RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;
@@ -521,10 +525,12 @@ absl::StatusOr<std::vector<Tensor>> SpaceBatch(const OpContext& ctx, bool to_bat
     return ((b * c + bi[1]) * space_shape[2] + y) * space_shape[3] + xx;
   };
   if (to_batch) {
+    RETURN_IF_ERROR(CheckShape(batch_shape));
     std::vector<int64_t> src(NumElements(batch_shape));
     ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) { src[i] = space_index(idx); });
     return std::vector<Tensor>{Take(*x, batch_shape, src)};
   }
+  RETURN_IF_ERROR(CheckShape(space_shape));
   std::vector<int64_t> src(NumElements(space_shape), -1);
   ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     const int64_t s = space_index(idx);
@@ -543,8 +549,11 @@ absl::StatusOr<std::vector<Tensor>> Range1d(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* step, ctx.Input("step"));
   if (end->size() != 1 || start->size() != 1 || step->size() != 1) return ctx.Invalid("end, start and step must be scalars");
   const double e = end->AsDouble(0), s = start->AsDouble(0), st = step->AsDouble(0);
-  if (st == 0) return ctx.Invalid("step 0");
-  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((e - s) / st)));
+  if (st == 0 || !std::isfinite(s) || !std::isfinite(e) || !std::isfinite(st)) return ctx.Invalid("step 0 or a non-finite bound");
+  const double count = std::ceil((e - s) / st);
+  // Checked as a double first: casting an out-of-range double is undefined.
+  if (count > static_cast<double>(MaxTensorElements())) RETURN_IF_ERROR(CheckShape({MaxTensorElements(), 2}));
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
   if (start->is_float() || end->is_float() || step->is_float()) {
     std::vector<float> v(n);
     for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(s + i * st);
@@ -567,6 +576,7 @@ absl::StatusOr<std::vector<Tensor>> Fill(const OpContext& ctx) {
   for (int64_t d : shape) {
     if (d < 0) return ctx.Invalid("negative dim");
   }
+  RETURN_IF_ERROR(CheckShape(shape));
   return std::vector<Tensor>{Tensor::Float(shape, std::vector<float>(NumElements(shape), static_cast<float>(value)))};
 }
 

@@ -20,8 +20,9 @@ namespace MIL = CoreML::Specification::MILSpec;
 
 // One non-constant op, ready to run.
 struct ProgramExecutor::Step {
-  // State ops need the session's buffers, so the executor runs them itself.
-  enum class Kind { kKernel, kReadState, kWriteState };
+  // State ops need the session's buffers and control flow runs nested
+  // blocks, so the executor runs those itself.
+  enum class Kind { kKernel, kReadState, kWriteState, kWhileLoop, kCond };
   Kind kind = Kind::kKernel;
   int state = -1;  // index into inputs_ of the state a state op works on
   std::string type;
@@ -33,6 +34,25 @@ struct ProgramExecutor::Step {
   std::vector<OutputDecl> outputs;
   std::vector<int> output_slots;
   std::vector<int> free_after;  // intermediates whose last use is this op
+  // while_loop: {condition, body}; cond: {true branch, false branch}.
+  std::vector<Block> blocks;
+};
+
+// A nested block: its inputs (loop variables), its ops, what it returns, and
+// the values it makes (released when a run of the block ends).
+struct ProgramExecutor::Block {
+  std::vector<int> input_slots;
+  std::vector<Step> steps;
+  std::vector<int> output_slots;
+  std::vector<int> locals;
+};
+
+struct ProgramExecutor::RunState {
+  std::vector<std::shared_ptr<const Tensor>> values;
+  Session* session = nullptr;
+  RunStats stats;
+  int64_t live = 0;
+  int64_t live_bytes = 0;
 };
 
 ProgramExecutor::~ProgramExecutor() = default;
@@ -53,8 +73,14 @@ absl::StatusOr<OutputDecl> DeclOf(const std::string& name, const MIL::ValueType&
     if (is_state) *is_state = true;
     t = &t->statetype().wrappedtype();
   }
+  if (t->has_listtype()) {
+    OutputDecl d;
+    d.name = name;
+    d.dtype = DType::kList;
+    return d;
+  }
   if (!t->has_tensortype()) {
-    return absl::InvalidArgumentError(absl::StrCat("value '", name, "' is not a tensor (lists, tuples and dictionaries are not supported)"));
+    return absl::InvalidArgumentError(absl::StrCat("value '", name, "' is not a tensor or a list (tuples and dictionaries are not supported)"));
   }
   const MIL::TensorType& tt = t->tensortype();
   auto et = format::FromMilDataType(tt.datatype());
@@ -88,6 +114,15 @@ absl::Status WithLocation(const absl::Status& s, const std::string& location) {
 }
 
 int64_t Bytes(const Tensor& t) { return t.size() * (t.dtype() == DType::kString ? 16 : 4); }
+
+// A program is untrusted: a loop whose condition never turns false must end.
+constexpr int64_t kMaxLoopIterations = int64_t{1} << 20;
+
+// Only these take list values; any other kernel given a list is refused
+// rather than reading a list as an empty tensor.
+bool TakesLists(const std::string& type) {
+  return type == "make_list" || type == "identity" || absl::StartsWith(type, "list_");
+}
 
 }  // namespace
 
@@ -156,10 +191,75 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
   const OpRegistry& registry = OpRegistry::Default();
   std::vector<std::string> missing;  // "type" of every op without a kernel
   std::string first_missing;
+  std::function<absl::Status(const MIL::Operation&, Step::Kind, const std::string&, const std::string&, Step*)>
+      compile_nested;
+  std::function<absl::Status(const MIL::Block&, const std::string&, std::vector<Step>*, std::vector<int>*)> compile;
+  // while_loop: blocks {condition, body}, each taking the loop variables;
+  // the condition returns one bool, the body the next loop variables.
+  // cond: blocks {true, false}, no inputs, each returning the op's outputs.
+  compile_nested = [&](const MIL::Operation& op, Step::Kind kind, const std::string& location,
+                       const std::string& label, Step* step) -> absl::Status {
+    const bool loop = kind == Step::Kind::kWhileLoop;
+    auto arg = std::find_if(step->args.begin(), step->args.end(),
+                            [&](const auto& a) { return a.first == (loop ? "loop_vars" : "pred"); });
+    if (arg == step->args.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(location, ": no '", loop ? "loop_vars" : "pred", "' input"));
+    }
+    const size_t vars = loop ? arg->second.size() : 0;
+    if (!loop && arg->second.size() != 1) return absl::InvalidArgumentError(absl::StrCat(location, ": 'pred' must be one value"));
+    if (op.blocks_size() != 2) {
+      return absl::UnimplementedError(absl::StrCat(location, ": a ", op.type(), " with ", op.blocks_size(),
+                                                   " blocks is not implemented by the reference executor (2 expected)"));
+    }
+    // Both blocks of a loop may name their inputs alike (converters do).
+    std::map<std::string, int> block_inputs;
+    for (int b = 0; b < 2; ++b) {
+      const MIL::Block& nested = op.blocks(b);
+      Block compiled;
+      if (static_cast<size_t>(nested.inputs_size()) != vars) {
+        return absl::InvalidArgumentError(absl::StrCat(location, ": block ", b, " takes ", nested.inputs_size(),
+                                                       " inputs, expected ", vars));
+      }
+      for (const MIL::NamedValueType& in : nested.inputs()) {
+        RETURN_IF_ERROR(DeclOf(in.name(), in.type(), nullptr).status());
+        auto shared = block_inputs.find(in.name());
+        if (shared != block_inputs.end()) {
+          compiled.input_slots.push_back(shared->second);
+          continue;
+        }
+        ASSIGN_OR_RETURN(int slot, new_slot(in.name()));
+        block_inputs[in.name()] = slot;
+        compiled.input_slots.push_back(slot);
+      }
+      RETURN_IF_ERROR(compile(nested, absl::StrCat(label, "/", format::OpName(op), "[", b, "]"), &compiled.steps,
+                              &compiled.locals));
+      for (const std::string& name : nested.outputs()) {
+        auto it = slot_of.find(name);
+        if (it == slot_of.end()) {
+          return absl::InvalidArgumentError(absl::StrCat(location, ": block ", b, " returns '", name, "', which is not defined"));
+        }
+        compiled.output_slots.push_back(it->second);
+      }
+      const size_t want = loop ? (b == 0 ? 1 : vars) : static_cast<size_t>(op.outputs_size());
+      if (compiled.output_slots.size() != want) {
+        return absl::InvalidArgumentError(absl::StrCat(location, ": block ", b, " returns ", compiled.output_slots.size(),
+                                                       " values, expected ", want));
+      }
+      step->blocks.push_back(std::move(compiled));
+    }
+    if (loop && static_cast<size_t>(op.outputs_size()) != vars) {
+      return absl::InvalidArgumentError(absl::StrCat(location, ": ", op.outputs_size(), " outputs for ", vars, " loop variables"));
+    }
+    return absl::OkStatus();
+  };
+  // Compiles `block`'s ops into `steps`; values it defines are added to
+  // `locals` when it is nested (null for the function's own block).
+  compile = [&](const MIL::Block& block, const std::string& label, std::vector<Step>* steps,
+                std::vector<int>* locals) -> absl::Status {
   for (int index = 0; index < block.operations_size(); ++index) {
     const MIL::Operation& op = block.operations(index);
     const std::string location = absl::StrCat("op '", format::OpName(op), "' (type ", op.type(), ") in function ",
-                                              function, ", block ", block_key, ", op #", index);
+                                              function, ", block ", label, ", op #", index);
     if (op.type() == "const") {
       ASSIGN_OR_RETURN(std::string name, format::SingleOutputName(op));
       auto val = op.attributes().find("val");
@@ -201,6 +301,8 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     step.opset = opset;
     if (op.type() == "read_state") step.kind = Step::Kind::kReadState;
     if (op.type() == "write_state") step.kind = Step::Kind::kWriteState;
+    if (op.type() == "while_loop") step.kind = Step::Kind::kWhileLoop;
+    if (op.type() == "cond") step.kind = Step::Kind::kCond;
     step.kernel = op.blocks_size() > 0 ? nullptr : registry.Find(op.type());
     if (!step.kernel && step.kind == Step::Kind::kKernel) {
       if (first_missing.empty()) first_missing = location;
@@ -246,7 +348,9 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
       }
       step.args.emplace_back(name, std::move(slots));
     }
-    if (step.kind != Step::Kind::kKernel) {
+    if (step.kind == Step::Kind::kWhileLoop || step.kind == Step::Kind::kCond) {
+      RETURN_IF_ERROR(compile_nested(op, step.kind, location, label, &step));
+    } else if (step.kind != Step::Kind::kKernel) {
       // The "input" argument names a state input of the function.
       auto in = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "input"; });
       if (in != step.args.end() && in->second.size() == 1) {
@@ -270,9 +374,13 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
       ASSIGN_OR_RETURN(int slot, new_slot(o.name()));
       step.outputs.push_back(*d);
       step.output_slots.push_back(slot);
+      if (locals) locals->push_back(slot);
     }
-    ex->steps_.push_back(std::move(step));
+    steps->push_back(std::move(step));
   }
+  return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(compile(block, block_key, &ex->steps_, nullptr));
   if (!missing.empty()) {
     std::set<std::string> distinct(missing.begin(), missing.end());
     return absl::UnimplementedError(absl::StrCat(first_missing, " is not implemented by the reference executor",
@@ -298,11 +406,19 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
   for (int s = 0; s < slots; ++s) {
     if (ex->constants_[s]) keep[s] = true;
   }
+  // A value read inside a nested block is in use until its op ends.
+  std::function<void(const Step&, int)> mark_uses = [&](const Step& step, int at) {
+    for (const auto& [name, arg_slots] : step.args) {
+      for (int s : arg_slots) last_use[s] = at;
+    }
+    for (const Block& b : step.blocks) {
+      for (int s : b.output_slots) last_use[s] = std::max(last_use[s], at);
+      for (const Step& inner : b.steps) mark_uses(inner, at);
+    }
+  };
   for (size_t i = 0; i < ex->steps_.size(); ++i) {
     for (int s : ex->steps_[i].output_slots) last_use[s] = static_cast<int>(i);  // unused results die at once
-    for (const auto& [name, arg_slots] : ex->steps_[i].args) {
-      for (int s : arg_slots) last_use[s] = static_cast<int>(i);
-    }
+    mark_uses(ex->steps_[i], static_cast<int>(i));
   }
   for (int s = 0; s < slots; ++s) {
     if (!keep[s] && last_use[s] >= 0) ex->steps_[last_use[s]].free_after.push_back(s);
@@ -336,7 +452,12 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
           session->states_.erase(it);
           return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' has no fixed shape to start from"));
         }
-        it->second = Tensor::Zeros(decl.dtype, decl.shape);
+        absl::StatusOr<Tensor> zeros = Tensor::Allocate(decl.dtype, decl.shape);
+        if (!zeros.ok()) {
+          session->states_.erase(it);
+          return absl::Status(zeros.status().code(), absl::StrCat("state '", decl.name, "': ", zeros.status().message()));
+        }
+        it->second = *std::move(zeros);
       }
       if (it->second.dtype() != decl.dtype || it->second.shape() != decl.shape) {
         return absl::InvalidArgumentError(absl::StrCat("state '", decl.name, "' holds ", DTypeName(it->second.dtype()),
@@ -370,33 +491,53 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
     if (!known.count(name)) return absl::InvalidArgumentError(absl::StrCat("the function has no input '", name, "'"));
   }
 
-  RunStats local;
-  int64_t live = 0, live_bytes = 0;
-  for (const Step& step : steps_) {
+  RunState state;
+  state.values = std::move(values);
+  state.session = session;
+  RETURN_IF_ERROR(RunSteps(steps_, &state));
+  values = std::move(state.values);
+  RunStats& local = state.stats;
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const auto& v = values[output_slots_[i]];
+    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    out[output_names_[i]] = *v;
+  }
+  if (stats) *stats = local;
+  return out;
+}
+
+absl::Status ProgramExecutor::RunSteps(const std::vector<Step>& steps, RunState* st) const {
+  for (const Step& step : steps) {
     if (step.kind == Step::Kind::kWriteState) {
       const InputDecl& decl = inputs_[step.state];
       auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
-      if (data == step.args.end() || data->second.size() != 1 || !values[data->second[0]]) {
+      if (data == step.args.end() || data->second.size() != 1 || !st->values[data->second[0]]) {
         return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
       }
-      const Tensor& t = *values[data->second[0]];
+      const Tensor& t = *st->values[data->second[0]];
       if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
         return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
                                                        format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
                                                        DTypeName(decl.dtype), format::ShapeString(decl.shape)));
       }
-      session->states_[decl.name] = t;  // in place: the aliasing value stays valid
+      st->session->states_[decl.name] = t;  // in place: the aliasing value stays valid
     }
     std::vector<Tensor> produced;
     if (step.kind == Step::Kind::kReadState) {
-      produced.push_back(session->states_.at(inputs_[step.state].name));
+      produced.push_back(st->session->states_.at(inputs_[step.state].name));
+    } else if (step.kind == Step::Kind::kWhileLoop || step.kind == Step::Kind::kCond) {
+      RETURN_IF_ERROR(RunControlFlow(step, st, &produced));
     } else if (step.kind == Step::Kind::kKernel) {
       OpContext ctx(step.type, step.opset, &step.outputs);
       for (const auto& [name, slots] : step.args) {
         std::vector<const Tensor*> bound;
         for (int s : slots) {
-          if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
-          bound.push_back(values[s].get());
+          if (!st->values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
+          if (st->values[s]->is_list() && !TakesLists(step.type)) {
+            return absl::InvalidArgumentError(absl::StrCat(step.location, ": input '", name, "' is a list"));
+          }
+          bound.push_back(st->values[s].get());
         }
         ctx.Bind(name, std::move(bound));
       }
@@ -418,29 +559,88 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
                                                        format::ShapeString(t.shape()), ", the program declares ",
                                                        DTypeName(decl.dtype), format::ShapeString(decl.shape)));
       }
-      live += 1;
-      live_bytes += Bytes(t);
-      values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
+      st->live += 1;
+      st->live_bytes += Bytes(t);
+      st->values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
     }
-    local.peak_live_tensors = std::max(local.peak_live_tensors, live);
-    local.peak_live_bytes = std::max(local.peak_live_bytes, live_bytes);
+    st->stats.peak_live_tensors = std::max(st->stats.peak_live_tensors, st->live);
+    st->stats.peak_live_bytes = std::max(st->stats.peak_live_bytes, st->live_bytes);
     for (int s : step.free_after) {
-      if (values[s]) {
-        live -= 1;
-        live_bytes -= Bytes(*values[s]);
-        values[s].reset();
+      if (st->values[s]) {
+        st->live -= 1;
+        st->live_bytes -= Bytes(*st->values[s]);
+        st->values[s].reset();
       }
     }
-    ++local.ops_run;
+    ++st->stats.ops_run;
   }
-  std::map<std::string, Tensor> out;
-  for (size_t i = 0; i < output_slots_.size(); ++i) {
-    const auto& v = values[output_slots_[i]];
-    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
-    out[output_names_[i]] = *v;
+  return absl::OkStatus();
+}
+
+absl::Status ProgramExecutor::RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
+                                       RunState* st, std::vector<std::shared_ptr<const Tensor>>* outputs) const {
+  for (size_t i = 0; i < inputs.size(); ++i) st->values[block.input_slots[i]] = inputs[i];
+  absl::Status s = RunSteps(block.steps, st);
+  outputs->clear();
+  if (s.ok()) {
+    for (int slot : block.output_slots) {
+      if (!st->values[slot]) {
+        s = absl::InternalError("a nested block's result was not computed");
+        break;
+      }
+      outputs->push_back(st->values[slot]);
+    }
   }
-  if (stats) *stats = local;
-  return out;
+  // What the block made dies with this run of it (its results live on in
+  // `outputs`).
+  for (int slot : block.locals) {
+    if (st->values[slot]) {
+      st->live -= 1;
+      st->live_bytes -= Bytes(*st->values[slot]);
+      st->values[slot].reset();
+    }
+  }
+  for (int slot : block.input_slots) st->values[slot].reset();
+  return s;
+}
+
+absl::Status ProgramExecutor::RunControlFlow(const Step& step, RunState* st, std::vector<Tensor>* produced) const {
+  std::vector<std::shared_ptr<const Tensor>> vars;
+  const bool loop = step.kind == Step::Kind::kWhileLoop;
+  for (const auto& [name, slots] : step.args) {
+    if (name != (loop ? "loop_vars" : "pred")) continue;
+    for (int s : slots) {
+      if (!st->values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was not computed"));
+      vars.push_back(st->values[s]);
+    }
+  }
+  auto truth = [&](const std::shared_ptr<const Tensor>& t) -> absl::StatusOr<bool> {
+    if (!t || t->is_list() || t->dtype() == DType::kString || t->size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": the condition must be one boolean"));
+    }
+    return t->AsDouble(0) != 0;
+  };
+  std::vector<std::shared_ptr<const Tensor>> results;
+  if (!loop) {
+    ASSIGN_OR_RETURN(bool pred, truth(vars.at(0)));
+    RETURN_IF_ERROR(RunBlock(step.blocks[pred ? 0 : 1], {}, st, &results));
+  } else {
+    for (int64_t iteration = 0;; ++iteration) {
+      if (iteration == kMaxLoopIterations) {
+        return absl::ResourceExhaustedError(absl::StrCat(step.location, ": the loop ran ", kMaxLoopIterations,
+                                                         " iterations without its condition turning false"));
+      }
+      std::vector<std::shared_ptr<const Tensor>> go;
+      RETURN_IF_ERROR(RunBlock(step.blocks[0], vars, st, &go));
+      ASSIGN_OR_RETURN(bool more, truth(go.at(0)));
+      if (!more) break;
+      RETURN_IF_ERROR(RunBlock(step.blocks[1], vars, st, &results));
+      vars = std::move(results);
+    }
+    results = std::move(vars);
+  }
+  for (const auto& r : results) produced->push_back(*r);
+  return absl::OkStatus();
 }
 
 }  // namespace coremlz::execute

@@ -10,6 +10,11 @@
 // write_state work on the buffers of a Session (a fresh, zero-filled one
 // when none is given).
 //
+// Control flow: while_loop (a condition block and a body block over the loop
+// variables) and cond (a block per branch) run their nested blocks, which may
+// read any value defined before them; values made inside a nested block live
+// until that block's run ends. Lists (make_list, list_*) are values too.
+//
 // Errors: an op without a kernel is UNIMPLEMENTED at load, naming the op,
 // its type, function, block and position; a malformed program or bad inputs
 // are INVALID_ARGUMENT.
@@ -74,7 +79,13 @@ class ProgramExecutor {
 
  private:
   struct Step;
+  struct Block;
+  struct RunState;
   ProgramExecutor() = default;
+  absl::Status RunSteps(const std::vector<Step>& steps, RunState* state) const;
+  absl::Status RunControlFlow(const Step& step, RunState* state, std::vector<Tensor>* produced) const;
+  absl::Status RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
+                        RunState* state, std::vector<std::shared_ptr<const Tensor>>* outputs) const;
 
   std::string function_;
   std::vector<InputDecl> inputs_;

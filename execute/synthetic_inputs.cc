@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -73,6 +74,33 @@ void GatherLimits(const MIL::Block& block, const std::map<std::string, Shape>& s
   }
 }
 
+// Inputs that reach log, sqrt, rsqrt or a fractional pow through ops that
+// keep a non-negative value non-negative (adding or multiplying by a
+// constant, reshaping, slicing, ...): magnitudes and power spectra, which
+// N(0, 1) would turn into NaNs (DTLN: log(mic_magnitude + eps)).
+void NonNegativeInputs(const MIL::Block& block, std::map<std::string, std::string>* origin,
+                       std::set<std::string>* inputs) {
+  static const std::set<std::string> kKeeps = {"add", "mul", "real_div", "maximum", "identity", "reshape", "transpose",
+                                                "expand_dims", "squeeze", "slice_by_index", "slice_by_size", "cast",
+                                                "abs", "square", "concat", "split", "tile", "clip", "relu"};
+  static const std::set<std::string> kNeeds = {"log", "sqrt", "rsqrt", "pow"};
+  for (const MIL::Operation& op : block.operations()) {
+    // A value of this op's inputs that comes from a model input.
+    std::string from;
+    for (const auto& [name, arg] : op.inputs()) {
+      for (const auto& b : arg.arguments()) {
+        auto it = origin->find(b.name());
+        if (!b.name().empty() && it != origin->end()) from = it->second;
+      }
+    }
+    if (!from.empty() && kNeeds.count(op.type())) inputs->insert(from);
+    if (!from.empty() && kKeeps.count(op.type())) {
+      for (const MIL::NamedValueType& out : op.outputs()) (*origin)[out.name()] = from;
+    }
+    for (const MIL::Block& nested : op.blocks()) NonNegativeInputs(nested, origin, inputs);
+  }
+}
+
 // A smooth image with mild noise: recognisable structure for a model that
 // expects pixels, reproducible from the generator.
 void FillImage(const Shape& shape, std::mt19937_64& rng, std::vector<float>* v) {
@@ -93,6 +121,7 @@ void FillImage(const Shape& shape, std::mt19937_64& rng, std::vector<float>* v) 
 
 absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, const ProgramExecutor& executor) {
   std::map<std::string, int64_t> limits;
+  std::set<std::string> non_negative;
   if (model.has_mlprogram()) {
     auto fn = model.mlprogram().functions().find(executor.function());
     if (fn != model.mlprogram().functions().end()) {
@@ -100,6 +129,9 @@ absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, 
         std::map<std::string, Shape> shapes;
         CollectShapes(block, &shapes);
         GatherLimits(block, shapes, &limits);
+        std::map<std::string, std::string> origin;
+        for (const InputDecl& in : executor.inputs()) origin[in.name] = in.name;
+        NonNegativeInputs(block, &origin, &non_negative);
       }
     }
   }
@@ -123,6 +155,9 @@ absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, 
                                                        "' has a flexible shape with no default; pass it with --inputs"));
       }
     }
+    if (absl::Status s = CheckShape(spec.shape); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("input '", in.name, "': ", s.message()));
+    }
     if (d != nullptr && d->type().has_imagetype()) {
       spec.image = true;
       spec.note = "image pixels in [0, 255]";
@@ -133,6 +168,9 @@ absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, 
                                     : "integers in [0, 16)";
     } else if (spec.dtype == DType::kBool) {
       spec.note = "random booleans";
+    } else if (non_negative.count(in.name)) {
+      spec.non_negative = true;
+      spec.note = "|N(0, 1)| (it reaches a log or sqrt)";
     } else {
       spec.note = "N(0, 1)";
     }
@@ -157,7 +195,7 @@ std::map<std::string, Tensor> SyntheticInputs(const std::vector<InputSpec>& spec
         FillImage(s.shape, rng, &v);
       } else {
         std::normal_distribution<float> normal(0.f, 1.f);
-        for (float& x : v) x = normal(rng);
+        for (float& x : v) x = s.non_negative ? std::fabs(normal(rng)) : normal(rng);
       }
       out[s.name] = Tensor::Float(s.shape, std::move(v));
     } else {

@@ -4,7 +4,8 @@
 // description's default shape; image inputs are pixels in [0, 255] (a smooth
 // pattern with noise, which the program's own preprocessing ops then scale);
 // integer inputs that index a `gather` stay within the gathered axis (token
-// ids within the vocabulary); other floats are N(0, 1).
+// ids within the vocabulary); floats that reach a log or sqrt are |N(0, 1)|;
+// other floats are N(0, 1).
 #ifndef COREMLZ_EXECUTE_SYNTHETIC_INPUTS_H_
 #define COREMLZ_EXECUTE_SYNTHETIC_INPUTS_H_
 
@@ -25,6 +26,7 @@ struct InputSpec {
   DType dtype = DType::kFloat32;
   Shape shape;              // fully resolved
   bool image = false;       // pixels in [0, 255]
+  bool non_negative = false;  // |N(0, 1)|: the input reaches a log or sqrt
   int32_t int_limit = 16;   // integers drawn from [0, int_limit)
   std::string note;         // how the values are chosen, for people
 };

@@ -1,8 +1,10 @@
 #include "execute/tensor.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace coremlz::execute {
@@ -15,6 +17,7 @@ const char* DTypeName(DType t) {
     case DType::kInt32: return "int32";
     case DType::kBool: return "bool";
     case DType::kString: return "string";
+    case DType::kList: return "list";
   }
   return "?";
 }
@@ -23,6 +26,37 @@ int64_t NumElements(absl::Span<const int64_t> shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+namespace {
+std::atomic<int64_t> max_tensor_elements{kDefaultMaxTensorElements};
+}  // namespace
+
+void SetMaxTensorElements(int64_t limit) { max_tensor_elements.store(limit); }
+int64_t MaxTensorElements() { return max_tensor_elements.load(); }
+
+absl::Status CheckShape(absl::Span<const int64_t> shape) {
+  const int64_t limit = MaxTensorElements();
+  int64_t n = 1;
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0) return absl::InvalidArgumentError(absl::StrCat("negative dimension ", d, " in a tensor shape"));
+    empty = empty || d == 0;
+  }
+  if (empty) return absl::OkStatus();
+  for (int64_t d : shape) {
+    if (n > limit / d) {
+      return absl::ResourceExhaustedError(absl::StrCat("a tensor of shape [", absl::StrJoin(shape, ", "),
+                                                       "] is over the executor's limit of ", limit, " elements"));
+    }
+    n *= d;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, Shape shape) {
+  RETURN_IF_ERROR(CheckShape(shape));
+  return Zeros(dtype, std::move(shape));
 }
 
 Tensor Tensor::Zeros(DType dtype, Shape shape) {
@@ -60,6 +94,14 @@ Tensor Tensor::Bool(Shape shape, std::vector<int32_t> values) {
   return t;
 }
 
+Tensor Tensor::List(DType element_dtype, int64_t length) {
+  Tensor t;
+  t.dtype_ = DType::kList;
+  t.element_dtype_ = element_dtype;
+  t.elements_.resize(static_cast<size_t>(length));
+  return t;
+}
+
 Tensor Tensor::String(Shape shape, std::vector<std::string> values) {
   Tensor t;
   t.dtype_ = DType::kString;
@@ -71,13 +113,13 @@ Tensor Tensor::String(Shape shape, std::vector<std::string> values) {
 
 double Tensor::AsDouble(int64_t i) const {
   if (dtype_ == DType::kFloat32) return floats_[i];
-  if (dtype_ == DType::kString) return 0;
+  if (dtype_ == DType::kString || dtype_ == DType::kList) return 0;
   return ints_[i];
 }
 
 int64_t Tensor::AsInt(int64_t i) const {
   if (dtype_ == DType::kFloat32) return static_cast<int64_t>(floats_[i]);
-  if (dtype_ == DType::kString) return 0;
+  if (dtype_ == DType::kString || dtype_ == DType::kList) return 0;
   return ints_[i];
 }
 

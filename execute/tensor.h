@@ -7,6 +7,7 @@
 #define COREMLZ_EXECUTE_TENSOR_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,21 +19,42 @@ namespace coremlz::execute {
 
 using Shape = std::vector<int64_t>;
 
-enum class DType { kFloat32, kInt32, kBool, kString };
+// kList: a MIL list (make_list, list_write, ... and while_loop carrying
+// them), a sequence of tensors of one element type; only the list ops and
+// control flow take one.
+enum class DType { kFloat32, kInt32, kBool, kString, kList };
 const char* DTypeName(DType t);
 
 // Product of the dims (1 for a scalar, 0 when a dim is 0).
 int64_t NumElements(absl::Span<const int64_t> shape);
 
+// The most elements one tensor may have. A program is untrusted input: a
+// `fill`, `tile`, `pad` or broadcast can ask for any shape from a few bytes of
+// parameters, so every shape computed from values is checked against this
+// before anything is allocated (the service runs models it was sent). The
+// default, 2^30 elements (4 GiB of float32), is beyond any real activation.
+inline constexpr int64_t kDefaultMaxTensorElements = int64_t{1} << 30;
+void SetMaxTensorElements(int64_t limit);  // process-wide (tests, fuzzing)
+int64_t MaxTensorElements();
+
+// INVALID_ARGUMENT for a negative dim, RESOURCE_EXHAUSTED for more elements
+// than MaxTensorElements() (overflow-safe).
+absl::Status CheckShape(absl::Span<const int64_t> shape);
+
 class Tensor {
  public:
   Tensor() = default;
-  // Zero-filled tensors.
+  // Zero-filled tensors. Kernels use Allocate, which checks the shape
+  // first; Zeros is for shapes already known to be sane.
   static Tensor Zeros(DType dtype, Shape shape);
+  static absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape);
   static Tensor Float(Shape shape, std::vector<float> values);
   static Tensor Int(Shape shape, std::vector<int32_t> values);
   static Tensor Bool(Shape shape, std::vector<int32_t> values);  // values 0/1
   static Tensor String(Shape shape, std::vector<std::string> values);
+  // A list of `length` elements, each unset until written (elements that are
+  // set share storage with the lists they were copied from).
+  static Tensor List(DType element_dtype, int64_t length);
   static Tensor FloatScalar(float v) { return Float({}, {v}); }
   static Tensor IntScalar(int32_t v) { return Int({}, {v}); }
 
@@ -51,6 +73,13 @@ class Tensor {
   absl::Span<int32_t> mutable_ints() { return absl::MakeSpan(ints_); }
   const std::vector<std::string>& strings() const { return strings_; }
 
+  // Lists (dtype() == kList): the element type and the elements, an unset
+  // element null. Writing copies the element vector, never the tensors.
+  bool is_list() const { return dtype_ == DType::kList; }
+  DType element_dtype() const { return element_dtype_; }
+  const std::vector<std::shared_ptr<const Tensor>>& elements() const { return elements_; }
+  std::vector<std::shared_ptr<const Tensor>>& mutable_elements() { return elements_; }
+
   // Same elements, new shape (element counts must agree; checked by callers).
   void Reshape(Shape shape) { shape_ = std::move(shape); }
   // Element i as a float / an integer, whatever the storage (slow; for
@@ -65,6 +94,8 @@ class Tensor {
   std::vector<float> floats_;
   std::vector<int32_t> ints_;
   std::vector<std::string> strings_;
+  DType element_dtype_ = DType::kFloat32;
+  std::vector<std::shared_ptr<const Tensor>> elements_;
 };
 
 // The compute type a stored element type is held in.

@@ -922,5 +922,38 @@ TEST(OpRegistry, CoversTheRequiredOps) {
   }
 }
 
+// A program is untrusted: shapes computed from a few bytes of parameters
+// (fill, tile, pad, range, broadcasting) are checked before allocation.
+TEST(TensorLimits, ShapesFromParametersAreCheckedBeforeAllocating) {
+  EXPECT_TRUE(CheckShape({1 << 10, 1 << 10}).ok());
+  EXPECT_EQ(CheckShape({-1, 4}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckShape({int64_t{1} << 40, int64_t{1} << 40, 0}).code(), absl::StatusCode::kOk);  // empty
+  EXPECT_EQ(CheckShape({int64_t{1} << 62, int64_t{1} << 62}).code(), absl::StatusCode::kResourceExhausted);  // overflow
+  EXPECT_EQ(CheckShape({int64_t{1} << 16, int64_t{1} << 15}).code(), absl::StatusCode::kResourceExhausted);
+
+  auto fill = RunOp("fill", {{"shape", {Ints({1 << 16, 1 << 16})}}, {"value", {Tensor::FloatScalar(1)}}});
+  EXPECT_EQ(fill.status().code(), absl::StatusCode::kResourceExhausted) << fill.status();
+  auto tile = RunOp("tile", {{"x", {Tensor::Float({1, 2}, {1, 2})}}, {"reps", {Ints({1 << 20, 1 << 20})}}});
+  EXPECT_EQ(tile.status().code(), absl::StatusCode::kResourceExhausted) << tile.status();
+  auto range = RunOp("range_1d", {{"end", {Tensor::FloatScalar(3e38f)}}, {"start", {Tensor::FloatScalar(0)}},
+                                  {"step", {Tensor::FloatScalar(1e-30f)}}});
+  EXPECT_EQ(range.status().code(), absl::StatusCode::kResourceExhausted) << range.status();
+  auto pad = RunOp("pad", {{"x", {Tensor::Float({2}, {1, 2})}}, {"pad", {Ints({1 << 30, 1 << 30})}}});
+  EXPECT_EQ(pad.status().code(), absl::StatusCode::kResourceExhausted) << pad.status();
+  // [n, 1] x [1, m] broadcasts to n * m elements.
+  const int32_t n = 1 << 16;
+  auto add = RunOp("add", {{"x", {Tensor::Zeros(DType::kFloat32, {n, 1})}}, {"y", {Tensor::Zeros(DType::kFloat32, {1, n})}}});
+  EXPECT_FALSE(add.ok());
+  EXPECT_NE(add.status().message().find("limit"), std::string::npos) << add.status();
+
+  // The limit is the process's; lowering it refuses what was fine before.
+  const int64_t saved = MaxTensorElements();
+  SetMaxTensorElements(16);
+  auto small = RunOp("fill", {{"shape", {Ints({4, 5})}}, {"value", {Tensor::FloatScalar(1)}}});
+  EXPECT_EQ(small.status().code(), absl::StatusCode::kResourceExhausted);
+  SetMaxTensorElements(saved);
+  EXPECT_TRUE(RunOp("fill", {{"shape", {Ints({4, 5})}}, {"value", {Tensor::FloatScalar(1)}}}).ok());
+}
+
 }  // namespace
 }  // namespace coremlz::execute::testing

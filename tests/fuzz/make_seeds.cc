@@ -122,8 +122,9 @@ int CompressedSeeds(const std::string& scratch, const std::string& out, int* wri
     const std::string name = absl::StrCat("small_", t.name);
     failures += Write(JoinPath(out, "fuzz_decompress"), name, LengthPrefixed32(*spec, *weights));
     failures += Write(JoinPath(out, "fuzz_mil_program"), name, LengthPrefixed32(*spec, *weights));
+    failures += Write(JoinPath(out, "fuzz_program_executor"), name, LengthPrefixed32(*spec, *weights));
     failures += Write(JoinPath(out, "fuzz_weight_bin"), name, std::string(1, '\x11') + *weights);
-    *written += 3;
+    *written += 4;
   }
   return failures;
 }
@@ -167,9 +168,10 @@ int main(int argc, char** argv) {
     failures += Write(JoinPath(out, "fuzz_manifest"), base, *manifest);
     failures += Write(JoinPath(out, "fuzz_weight_bin"), base, std::string(1, '\x3f') + *weights);
     failures += Write(JoinPath(out, "fuzz_mil_program"), base, LengthPrefixed32(*spec, *weights));
+    failures += Write(JoinPath(out, "fuzz_program_executor"), base, LengthPrefixed32(*spec, *weights));
     const std::string stream = CompressStream(pkg, "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4}\n");
     if (!stream.empty()) failures += Write(JoinPath(out, "fuzz_compress_stream"), base, stream);
-    written += 5;
+    written += 6;
   }
   // The real models' specs (their weight files are megabytes: too slow to
   // mutate, and the golden packages cover the same blob layouts).
@@ -182,7 +184,8 @@ int main(int argc, char** argv) {
     }
     failures += Write(JoinPath(out, "fuzz_model_spec"), model, *spec);
     failures += Write(JoinPath(out, "fuzz_mil_program"), model, LengthPrefixed32(*spec, ""));
-    written += 2;
+    failures += Write(JoinPath(out, "fuzz_program_executor"), model, LengthPrefixed32(*spec, ""));
+    written += 3;
   }
   auto nn = coremlz::ReadFile(JoinPath(shared, "models/edsr_f32b5/edsr_f32b5_fp32.mlmodel"));
   if (nn.ok()) {
@@ -214,7 +217,8 @@ int main(int argc, char** argv) {
     const std::string base = absl::StrCat("builder_mixed_fp32_v", version);
     failures += Write(JoinPath(out, "fuzz_model_spec"), base, *spec);
     failures += Write(JoinPath(out, "fuzz_mil_program"), base, LengthPrefixed32(*spec, *weights));
-    written += 2;
+    failures += Write(JoinPath(out, "fuzz_program_executor"), base, LengthPrefixed32(*spec, *weights));
+    written += 3;
   }
   // Small compressed models, one per technique and opset: the decompressor's
   // seeds. (The golden packages hold the same ops at sizes that make every
