@@ -165,7 +165,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
       }
       input.original_path = *p;
     }
-    input.report_json = header_.report_json();
+    input.report = header_.report();
     input.work_dir = JoinPath(job_dir_, "work");
     running_ = true;
     v1::ValidateResponse progress;

@@ -1,4 +1,4 @@
-#include "service/compressor_service.h"
+#include "api/compress_reactor.h"
 
 #include <atomic>
 #include <chrono>
@@ -8,43 +8,24 @@
 #include <mutex>
 #include <optional>
 
-#include <sys/statvfs.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "api/call_timer.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
+#include "api/job_call.h"
+#include "api/result_store.h"
 #include "api/transfer.h"
-#include "clients/render.h"
+#include "api/upload_budget.h"
+#include "api/validator.h"
 #include "common/file_util.h"
-#include "common/status_macros.h"
-#include "engine/worker_pool.h"
-#include "format/package.h"
-#include "engine/inventory.h"
 #include "engine/target.h"
+#include "engine/worker_pool.h"
 #include "execute/output_check.h"
-#include "service/call_timer.h"
-#include "service/job_dirs.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
-
-// Messages name files as the caller uploaded them ("Data/com.apple.CoreML/
-// weights/weight.bin"), not by the server's private job directory.
-grpc::Status ForCaller(const grpc::Status& s, const std::string& job_dir) {
-  if (s.ok() || job_dir.empty()) return s;
-  const std::string message = absl::StrReplaceAll(
-      s.error_message(), {{job_dir + "/in/", ""}, {job_dir + "/out/", "output "}, {job_dir, "<job>"}});
-  return grpc::Status(s.error_code(), message);
-}
-
-absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
-  const auto d = ctx->deadline();
-  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return absl::FromChrono(d);
-}
 
 std::string NewJobId() {
   static std::atomic<uint64_t> counter{0};
@@ -80,106 +61,14 @@ std::string OutcomeLabel(const absl::Status& s) {
   }
 }
 
-// A private job directory, removed when the last owner lets go of it. It
-// is locked while it lives, so a server started after this process was
-// killed removes it (job_dirs.h).
-struct JobDir {
-  explicit JobDir(std::unique_ptr<LockedJobDir> d) : dir(std::move(d)), path(dir->path()) {}
-  std::unique_ptr<LockedJobDir> dir;
-  std::string path;
-};
-
-absl::StatusOr<std::shared_ptr<JobDir>> MakeJobDir(const ServerOptions& options) {
-  absl::StatusOr<std::unique_ptr<LockedJobDir>> dir = LockedJobDir::Create(options.work_dir);
-  if (!dir.ok()) return dir.status();
-  auto job = std::make_shared<JobDir>(std::move(*dir));
-  if (absl::Status s = MakeDirectories(JoinPath(job->path, "in")); !s.ok()) return s;
-  if (absl::Status s = MakeDirectories(JoinPath(job->path, "out")); !s.ok()) return s;
-  return job;
+// The report as its proto: what the result cache stores and what runners
+// check.
+v1::Report ReportProto(const engine::CompressionReport& report) {
+  v1::Report proto;
+  for (const engine::WeightReport& w : report.weights) *proto.add_weights() = ToProto(w);
+  *proto.mutable_summary() = SummaryOf(report);
+  return proto;
 }
-
-// Room on the job directory's file system for an upload of `declared` bytes
-// and `output` more for what the job writes. Concurrent uploads are not
-// reserved against each other; this keeps one hostile header from filling
-// the disk, and a full disk stays a precise error rather than a failed write.
-absl::Status CheckDiskRoom(const std::string& job_dir, uint64_t declared, uint64_t output) {
-  struct statvfs st;
-  if (::statvfs(job_dir.c_str(), &st) != 0) return absl::OkStatus();  // unknown: the writes will tell
-  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-  const uint64_t need = declared > UINT64_MAX - output ? UINT64_MAX : declared + output;
-  if (need <= free_bytes) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "the upload needs about ", need >> 20, " MiB of disk (", declared >> 20, " MiB of files",
-      output > 0 ? absl::StrCat(" and ", output >> 20, " MiB for the output") : std::string(), ") but this server has ",
-      free_bytes >> 20, " MiB free for jobs; retry later or on another server"));
-}
-
-// The memory budget checked while an upload arrives, before the weights do:
-// a lone .mlmodel at the header (its size is all the estimate uses), a
-// package as soon as its model spec is in (its weight files' sizes come
-// from the header). Shared by Compress and Inspect.
-class UploadBudget {
- public:
-  UploadBudget(CompressorService* service, const api::FileReceiver* receiver, std::string model_path, bool package)
-      : service_(service), receiver_(receiver), model_path_(std::move(model_path)), package_(package) {}
-
-  absl::Status AtHeader() {
-    if (package_) return absl::OkStatus();
-    auto size = receiver_->DeclaredSize(receiver_->files().front().path());
-    if (!size.ok()) return absl::OkStatus();
-    estimate_ = engine::EstimateModelFileMemory(*size);
-    return service_->pool()->CheckMemory(*estimate_);
-  }
-
-  // After each chunk; cheap until the manifest and the spec are complete.
-  absl::Status AfterChunk() {
-    if (!package_ || estimate_ || gave_up_) return absl::OkStatus();
-    const uint64_t max_manifest = service_->options().limits.max_manifest_bytes;
-    if (!layout_) {
-      if (!receiver_->IsComplete("Manifest.json")) return absl::OkStatus();
-      auto layout = format::PackageLayout::Read(model_path_, max_manifest);
-      // A bad manifest is reported with the full checks after the upload.
-      if (!layout.ok()) {
-        gave_up_ = true;
-        return absl::OkStatus();
-      }
-      layout_ = std::move(*layout);
-      // A spec too large to parse within the budget is refused before it
-      // arrives.
-      auto spec_size = receiver_->DeclaredSize(layout_->model_path);
-      if (!spec_size.ok()) {
-        gave_up_ = true;  // the manifest names a spec the upload lacks: reported after it
-        return absl::OkStatus();
-      }
-      RETURN_IF_ERROR(service_->pool()->CheckMemory(engine::MinimumSpecMemory(*spec_size)));
-    }
-    if (!receiver_->IsComplete(layout_->model_path)) return absl::OkStatus();
-    const api::FileReceiver* receiver = receiver_;
-    auto estimate = engine::EstimateUploadMemory(
-        model_path_, [receiver](const std::string& rel) { return receiver->DeclaredSize(rel); }, max_manifest);
-    if (!estimate.ok()) {
-      gave_up_ = true;  // a damaged spec: the full checks after the upload name it
-      return absl::OkStatus();
-    }
-    estimate_ = *estimate;
-    return service_->pool()->CheckMemory(*estimate_);
-  }
-
-  // The job's estimate once the upload is complete.
-  absl::StatusOr<uint64_t> Estimate() {
-    if (estimate_) return *estimate_;
-    return engine::EstimateJobMemory(model_path_, service_->options().limits.max_manifest_bytes);
-  }
-
- private:
-  CompressorService* service_;
-  const api::FileReceiver* receiver_;
-  std::string model_path_;
-  bool package_;
-  std::optional<format::PackageLayout> layout_;
-  std::optional<uint64_t> estimate_;
-  bool gave_up_ = false;
-};
 
 class CompressReactor;
 
@@ -210,7 +99,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     state_->reactor = this;
     start_ = std::chrono::steady_clock::now();
     deadline_ = DeadlineOf(context);
-    if (const api::TokenAuth* auth = service_->auth()) {
+    if (const TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(state_->mu);
@@ -220,7 +109,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     }
     if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
       std::lock_guard<std::mutex> lock(state_->mu);
-      FinishLocked(api::ToGrpcStatus(admitted));
+      FinishLocked(ToGrpcStatus(admitted));
       return;
     }
     admitted_ = true;
@@ -242,7 +131,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
       } else if (phase_ == Phase::kUpload) {
         absl::Status s = receiver_->Finish();  // names the incomplete file
-        FinishLocked(api::ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+        FinishLocked(ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
       }
       read_closed_ = true;
       return;
@@ -254,7 +143,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       }
       absl::Status s = OnHeaderLocked(request_.header());
       if (!s.ok()) {
-        FinishLocked(api::ToGrpcStatus(s));
+        FinishLocked(ToGrpcStatus(s));
         return;
       }
       CheckStallLocked();  // the upload's idle limit replaces the header's
@@ -265,19 +154,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       }
       absl::Status s = receiver_->Add(request_.chunk());
       if (!s.ok()) {
-        FinishLocked(api::ToGrpcStatus(s));
+        FinishLocked(ToGrpcStatus(s));
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
       if (absl::Status b = budget_->AfterChunk(); !b.ok()) {
-        FinishLocked(api::ToGrpcStatus(b));
+        FinishLocked(ToGrpcStatus(b));
         return;
       }
       MaybeUploadProgressLocked();
       if (receiver_->bytes_received() == receiver_->bytes_declared()) {
         absl::Status done = receiver_->Finish();
         if (!done.ok()) {
-          FinishLocked(api::ToGrpcStatus(done));
+          FinishLocked(ToGrpcStatus(done));
           return;
         }
         SubmitLocked();
@@ -363,7 +252,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
                                     : absl::CancelledError("the call was cancelled");
       }
       outbox_.clear();
-      FinishLocked(api::ToGrpcStatus(s));
+      FinishLocked(ToGrpcStatus(s));
       return;
     }
     report_ = std::move(*report);
@@ -378,7 +267,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (!hit.ok()) return false;
     if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
     std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
-    report_ = api::ReportFrom(rows, hit->report.summary());
+    report_ = ReportFrom(rows, hit->report.summary());
     ResultReadyLocked();
     return true;
   }
@@ -389,10 +278,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void StoreInCacheLocked() {
     if (!cache_leader_) return;
     cache_leader_ = false;
-    v1::Report proto;
-    for (const engine::WeightReport& w : report_.weights) *proto.add_weights() = api::ToProto(w);
-    *proto.mutable_summary() = api::SummaryOf(report_);
-    ResultCache* cache = service_->cache();
+    v1::Report proto = ReportProto(report_);
+    ResultStore* cache = service_->cache();
     std::shared_ptr<JobDir> dir = job_dir_;
     service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
                              proto = std::move(proto)] {
@@ -411,15 +298,15 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   void ResultReadyLocked() {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
-      *r.mutable_weight() = api::ToProto(w);
+      *r.mutable_weight() = ToProto(w);
       outbox_.push_back(std::move(r));
     }
     if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
     if (!header_.report_only()) {
       std::string root;
-      auto files = api::DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
+      auto files = DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
       if (!files.ok()) {
-        FinishLocked(api::ToGrpcStatus(files.status()));
+        FinishLocked(ToGrpcStatus(files.status()));
         return;
       }
       artifact_files_ = std::move(*files);
@@ -449,7 +336,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
 
   absl::Status OnHeaderLocked(const v1::CompressHeader& header) {
     header_ = header;
-    auto config = api::ConfigFromHeader(header);
+    auto config = ConfigFromHeader(header);
     if (!config.ok()) return config.status();
     config_ = *config;
     technique_ = TechniqueLabel(config_);
@@ -468,14 +355,14 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     // Device results are measurements, not a function of the bytes: a call
     // that validates is never cached. One that bypasses the cache still
     // refreshes its entry.
-    if (ResultCache* cache = service_->cache(); cache != nullptr && !header.validation().enabled()) {
-      cache_key_ = ResultCacheKey(header, api::ToProto(config_), cache->build_id());
+    if (ResultStore* cache = service_->cache(); cache != nullptr && !header.validation().enabled()) {
+      cache_key_ = cache->KeyFor(header, ToProto(config_));
       if (header.no_cache()) cache->CountBypass();
     }
-    auto dir = MakeJobDir(service_->options());
+    auto dir = MakeJobDir(service_->options().work_dir);
     if (!dir.ok()) return dir.status();
     job_dir_ = *dir;
-    receiver_ = std::make_unique<api::FileReceiver>(JoinPath(job_dir_->path, "in"), service_->options().limits);
+    receiver_ = std::make_unique<FileReceiver>(JoinPath(job_dir_->path, "in"), service_->options().limits);
     if (absl::Status s = receiver_->DeclareAll(header.files()); !s.ok()) return s;
     auto model = receiver_->ModelPath();
     if (!model.ok()) return model.status();
@@ -485,7 +372,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (absl::Status s = CheckDiskRoom(job_dir_->path, receiver_->bytes_declared(), receiver_->bytes_declared()); !s.ok()) {
       return s;
     }
-    budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), input_path_, IsPackageUpload());
+    budget_ = std::make_unique<UploadBudget>(service_->pool(), service_->options().limits.max_manifest_bytes, receiver_.get(),
+                                             input_path_, IsPackageUpload());
     if (absl::Status s = budget_->AtHeader(); !s.ok()) return s;
     options_.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
     const std::string name = std::filesystem::path(input_path_).filename().string();
@@ -525,7 +413,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   // lead the computation (or wait for an identical call already leading).
   void SubmitLocked() {
     phase_ = Phase::kDone;
-    ResultCache* cache = service_->cache();
+    ResultStore* cache = service_->cache();
     if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
       if (!header_.no_cache() && ServeFromCacheLocked()) return;
       std::shared_ptr<CallState> state = state_;
@@ -557,7 +445,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     job.options = options_;
     auto estimate = budget_->Estimate();
     if (!estimate.ok()) {
-      FinishLocked(api::ToGrpcStatus(estimate.status()));
+      FinishLocked(ToGrpcStatus(estimate.status()));
       return;
     }
     job.memory_estimate = *estimate;
@@ -585,7 +473,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     absl::Status s = service_->pool()->Submit(std::move(job));
     if (!s.ok()) {
       job_running_ = false;
-      FinishLocked(api::ToGrpcStatus(s));
+      FinishLocked(ToGrpcStatus(s));
       return;
     }
     service_->UpdateWorkerGauges();
@@ -604,7 +492,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     vj.compressed_path = output_path_;
     if (vj.request.compare_outputs()) vj.original_path = input_path_;
     vj.deadline = deadline_;
-    vj.report_json = cli::RenderReportJson(report_);
+    vj.report = ReportProto(report_);
     vj.control = validation_control_;
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = job_dir_;
@@ -638,7 +526,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       absl::Status s = NextArtifactMessageLocked(&r);
       if (!s.ok()) {
         CloseArtifactLocked();
-        FinishLocked(api::ToGrpcStatus(s));
+        FinishLocked(ToGrpcStatus(s));
         return;
       }
       if (r.msg_case() != v1::CompressResponse::MSG_NOT_SET) {
@@ -649,7 +537,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (summary_pending_) {
       summary_pending_ = false;
       v1::CompressResponse r;
-      *r.mutable_summary() = api::SummaryOf(report_);
+      *r.mutable_summary() = SummaryOf(report_);
       WriteLocked(std::move(r));
       return;
     }
@@ -661,7 +549,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     if (phase_ == Phase::kDone && !job_running_ && report_ready()) {
-      FinishLocked(api::ToGrpcStatus(validation_error_));
+      FinishLocked(ToGrpcStatus(validation_error_));
     }
   }
 
@@ -690,7 +578,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       ++artifact_index_;
       return NextArtifactMessageLocked(r);
     }
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(api::kMaxChunkBytes, info.size() - artifact_offset_));
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kMaxChunkBytes, info.size() - artifact_offset_));
     std::string data(want, '\0');
     if (std::fread(data.data(), 1, want, artifact_file_) != want) {
       return absl::InternalError(absl::StrCat("the artifact file ", info.path(), " is shorter than listed"));
@@ -767,7 +655,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     // OnDone: the client sees the status first and may start its next call.
     ReleaseAdmissionLocked();
     status = ForCaller(status, job_dir_ ? job_dir_->path : "");
-    final_status_ = api::FromGrpcStatus(status);
+    final_status_ = FromGrpcStatus(status);
     if (control_) control_->Cancel();
     Finish(status);
   }
@@ -794,7 +682,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::string job_id_;
   Phase phase_ = Phase::kHeader;
   std::shared_ptr<JobDir> job_dir_;
-  std::unique_ptr<api::FileReceiver> receiver_;
+  std::unique_ptr<FileReceiver> receiver_;
   std::unique_ptr<UploadBudget> budget_;
   std::string input_path_, output_path_;
   uint64_t last_progress_bytes_ = 0;
@@ -839,308 +727,11 @@ void CallControl::OnProgress(const engine::Progress& p) {
   if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
 }
 
-// Cancellation of an Inspect job: the call's cancel or its deadline.
-class DeadlineControl : public engine::JobControl {
- public:
-  explicit DeadlineControl(absl::Time deadline) : deadline_(deadline) {}
-  bool Cancelled() const override { return engine::JobControl::Cancelled() || absl::Now() > deadline_; }
-
- private:
-  absl::Time deadline_;
-};
-
-// Inspect: the same upload, then the inventory, computed as a job of the
-// worker pool: the same memory budget, queue, admission and cancellation as
-// Compress (decoding every weight of a model costs what compressing it does).
-class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> {
- public:
-  InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
-      : service_(service), response_(response), state_(std::make_shared<State>()) {
-    state_->reactor = this;
-    deadline_ = DeadlineOf(context);
-    if (const api::TokenAuth* auth = service_->auth()) {
-      grpc::Status s = auth->Check(*context);
-      if (!s.ok()) {
-        Done(s);
-        return;
-      }
-    }
-    if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
-      Done(api::ToGrpcStatus(admitted));
-      return;
-    }
-    admitted_ = true;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      called_at_ = last_read_ = absl::Now();
-      CheckStallLocked();
-    }
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (finished_) return;
-    last_read_ = absl::Now();
-    if (!ok) {
-      if (!receiver_) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
-        return;
-      }
-      absl::Status s = receiver_->Finish();
-      if (!s.ok()) {
-        DoneLocked(api::ToGrpcStatus(s));
-        return;
-      }
-      SubmitLocked();
-      return;
-    }
-    if (!receiver_) {
-      if (!request_.has_header()) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
-        return;
-      }
-      header_ = request_.header();
-      auto dir = MakeJobDir(service_->options());
-      if (!dir.ok()) {
-        DoneLocked(api::ToGrpcStatus(dir.status()));
-        return;
-      }
-      dir_ = *dir;
-      receiver_ = std::make_unique<api::FileReceiver>(JoinPath(dir_->path, "in"), service_->options().limits);
-      absl::Status s = receiver_->DeclareAll(header_.files());
-      if (s.ok()) s = receiver_->ModelPath().status();
-      if (s.ok()) s = CheckDiskRoom(dir_->path, receiver_->bytes_declared(), 0);
-      if (s.ok()) {
-        const std::string model = *receiver_->ModelPath();
-        budget_ = std::make_unique<UploadBudget>(service_, receiver_.get(), model, model == receiver_->dir());
-        s = budget_->AtHeader();
-      }
-      if (!s.ok()) {
-        DoneLocked(api::ToGrpcStatus(s));
-        return;
-      }
-      CheckStallLocked();  // the upload's idle limit replaces the header's
-    } else {
-      if (!request_.has_chunk()) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
-        return;
-      }
-      absl::Status s = receiver_->Add(request_.chunk());
-      if (s.ok()) s = budget_->AfterChunk();
-      if (!s.ok()) {
-        DoneLocked(api::ToGrpcStatus(s));
-        return;
-      }
-      service_->metrics()->UploadBytes(request_.chunk().data().size());
-    }
-    request_.Clear();
-    StartRead(&request_);
-  }
-
-  void OnCancel() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    // As for Compress: the slot is free now; a job in flight stops at its
-    // next weight (or leaves the queue) and answers through its callback.
-    ReleaseAdmissionLocked();
-    if (control_) control_->Cancel();
-    if (!running_) DoneLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
-  }
-
-  void OnDone() override {
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->reactor = nullptr;
-    }
-    ReleaseAdmissionLocked();
-    delete this;
-  }
-
- private:
-  struct State {
-    std::mutex mu;
-    InspectReactor* reactor = nullptr;
-  };
-
-  void SubmitLocked() {
-    auto estimate = budget_->Estimate();
-    if (!estimate.ok()) {
-      DoneLocked(api::ToGrpcStatus(estimate.status()));
-      return;
-    }
-    engine::InspectOptions options;
-    if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
-    options.statistics = !header_.skip_statistics();
-    options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
-    const std::string path = *receiver_->ModelPath();
-    auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
-    control_ = std::make_shared<DeadlineControl>(deadline_);
-    engine::CompressJob job;
-    job.input_path = path;
-    job.memory_estimate = *estimate;
-    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
-    job.deadline = deadline_;
-    job.control = control_;
-    job.task = [path, options, inventory](engine::JobControl* control) mutable -> absl::Status {
-      options.control = control;
-      *inventory = engine::InspectModel(path, options);
-      return inventory->status();
-    };
-    std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = dir_;  // keeps the files while the job runs
-    const absl::Time deadline = deadline_;
-    job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
-      std::lock_guard<std::mutex> lock(state->mu);
-      if (state->reactor == nullptr) return;
-      InspectReactor* r = state->reactor;
-      r->running_ = false;
-      r->service_->UpdateWorkerGauges();
-      if (!result.ok()) {
-        absl::Status s = result.status();
-        if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline) {
-          s = absl::DeadlineExceededError("the call's deadline passed during inspection");
-        }
-        r->DoneLocked(api::ToGrpcStatus(s));
-        return;
-      }
-      (*inventory)->path = std::filesystem::path(path).filename().string();
-      *r->response_->mutable_inventory() = api::ToProto(**inventory);
-      r->DoneLocked(grpc::Status::OK);
-    };
-    running_ = true;
-    absl::Status s = service_->pool()->Submit(std::move(job));
-    if (!s.ok()) {
-      running_ = false;
-      DoneLocked(api::ToGrpcStatus(s));
-      return;
-    }
-    service_->UpdateWorkerGauges();
-  }
-
-  void ReleaseAdmissionLocked() {
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
-  }
-
-  void Done(grpc::Status s) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    DoneLocked(std::move(s));
-  }
-
-  // The same stall limits as Compress, for the header and the upload.
-  void CheckStallLocked() {
-    if (finished_ || running_) return;
-    const ServerOptions& o = service_->options();
-    const absl::Duration limit = receiver_ ? o.idle_timeout : o.header_timeout;
-    absl::Time at;
-    if (limit > absl::ZeroDuration()) {
-      at = (receiver_ ? last_read_ : called_at_) + limit;
-    } else if (o.idle_timeout > absl::ZeroDuration()) {
-      at = absl::Now() + o.idle_timeout;  // no header limit: look again once the upload may have started
-    } else {
-      return;
-    }
-    if (limit > absl::ZeroDuration() && absl::Now() >= at) {
-      DoneLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                  receiver_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
-                                           " (--idle-timeout-seconds)")
-                            : absl::StrCat("no request header within ", absl::FormatDuration(limit),
-                                           " of the call's start (--header-timeout-seconds)")});
-      return;
-    }
-    std::shared_ptr<State> state = state_;
-    stall_timer_.Arm(at, [state](bool fired) {
-      if (!fired) return;
-      std::lock_guard<std::mutex> lock(state->mu);
-      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
-    });
-  }
-  void DoneLocked(grpc::Status s) {
-    if (finished_) return;
-    finished_ = true;
-    ReleaseAdmissionLocked();
-    if (control_) control_->Cancel();
-    s = ForCaller(s, dir_ ? dir_->path : "");
-    Finish(s);
-  }
-
-  CompressorService* service_;
-  v1::InspectResponse* response_;
-  std::shared_ptr<State> state_;
-  absl::Time deadline_;
-  bool admitted_ = false;
-  bool released_ = false;
-  v1::InspectRequest request_;
-  v1::InspectHeader header_;
-  std::shared_ptr<JobDir> dir_;
-  std::unique_ptr<api::FileReceiver> receiver_;
-  std::unique_ptr<UploadBudget> budget_;
-  std::shared_ptr<DeadlineControl> control_;
-  bool finished_ = false;
-  bool running_ = false;
-  CallTimer stall_timer_;
-  absl::Time called_at_, last_read_;
-};
-
 }  // namespace
 
-CompressorService::CompressorService(const ServerOptions& options, engine::WorkerPool* pool, ServerMetrics* metrics,
-                                     std::shared_ptr<api::TokenAuth> auth, Validator* validator)
-    : options_(options), pool_(pool), metrics_(metrics), auth_(std::move(auth)), validator_(validator), tasks_(2) {}
-
-CompressorService::~CompressorService() = default;
-
-grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* CompressorService::Compress(
-    grpc::CallbackServerContext* context) {
-  return new CompressReactor(this, context);
+grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* NewCompressReactor(
+    CompressorService* service, grpc::CallbackServerContext* context) {
+  return new CompressReactor(service, context);
 }
 
-grpc::ServerReadReactor<v1::InspectRequest>* CompressorService::Inspect(grpc::CallbackServerContext* context,
-                                                                        v1::InspectResponse* response) {
-  return new InspectReactor(this, context, response);
-}
-
-grpc::ServerUnaryReactor* CompressorService::ListRunners(grpc::CallbackServerContext* context,
-                                                        const v1::ListRunnersRequest*, v1::ListRunnersResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  if (auth_) {
-    grpc::Status s = auth_->Check(*context);
-    if (!s.ok()) {
-      reactor->Finish(s);
-      return reactor;
-    }
-  }
-  if (validator_ != nullptr) {
-    for (auto& r : validator_->Runners()) *response->add_runners() = std::move(r);
-  }
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
-}
-
-absl::Status CompressorService::Admit() {
-  if (draining_.load()) {
-    return absl::UnavailableError("the server is shutting down; retry (another instance will take the call)");
-  }
-  int current = active_calls_.load();
-  while (current < options_.max_concurrent_calls) {
-    if (active_calls_.compare_exchange_weak(current, current + 1)) return absl::OkStatus();
-  }
-  return absl::ResourceExhaustedError(absl::StrCat("the server is handling its limit of ", options_.max_concurrent_calls,
-                                                   " calls; retry in a few seconds"));
-}
-
-void CompressorService::Release() { active_calls_.fetch_sub(1); }
-
-void CompressorService::BeginDrain() { draining_.store(true); }
-
-bool CompressorService::WaitIdle(absl::Time deadline) {
-  while (active_calls_.load() > 0) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
-
-void CompressorService::UpdateWorkerGauges() { metrics_->SetWorkers(pool_->busy(), pool_->queue_depth()); }
-
-}  // namespace coremlz::service
+}  // namespace coremlz::api
