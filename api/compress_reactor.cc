@@ -1,6 +1,5 @@
 #include "api/compress_reactor.h"
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -9,15 +8,16 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "api/artifact_stream.h"
 #include "api/call_timer.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
+#include "api/job_labels.h"
 #include "api/result_store.h"
 #include "api/transfer.h"
-#include "api/upload_budget.h"
+#include "api/upload_session.h"
 #include "api/validator.h"
 #include "common/file_util.h"
 #include "engine/target.h"
@@ -26,40 +26,6 @@
 
 namespace coremlz::api {
 namespace {
-
-std::string NewJobId() {
-  static std::atomic<uint64_t> counter{0};
-  return absl::StrCat(absl::ToUnixMillis(absl::Now()), "-", counter.fetch_add(1));
-}
-
-// The technique label of a job for metrics: "palettize", "prune+palettize", ...
-std::string TechniqueLabel(const engine::CompressionConfig& config) {
-  std::vector<std::string> parts;
-  for (const auto& pass : config.passes) {
-    std::string t = "mixed";
-    if (pass.config.global) t = engine::TechniqueName(*pass.config.global);
-    else if (!pass.config.op_type_configs.empty() && pass.config.op_type_configs.begin()->second)
-      t = engine::TechniqueName(*pass.config.op_type_configs.begin()->second);
-    else if (!pass.config.op_name_configs.empty() && pass.config.op_name_configs.begin()->second)
-      t = engine::TechniqueName(*pass.config.op_name_configs.begin()->second);
-    parts.push_back(t);
-  }
-  return absl::StrJoin(parts, "+");
-}
-
-std::string OutcomeLabel(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk: return "ok";
-    case absl::StatusCode::kCancelled:
-    case absl::StatusCode::kDeadlineExceeded: return "cancelled";
-    case absl::StatusCode::kResourceExhausted: return "rejected";
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kNotFound: return "invalid";
-    default: return "error";
-  }
-}
 
 // The report as its proto: what the result cache stores and what runners
 // check.
@@ -130,8 +96,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       if (phase_ == Phase::kHeader) {
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
       } else if (phase_ == Phase::kUpload) {
-        absl::Status s = receiver_->Finish();  // names the incomplete file
-        FinishLocked(ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+        FinishLocked(ToGrpcStatus(upload_->EndedEarly()));  // names the incomplete file
       }
       read_closed_ = true;
       return;
@@ -152,19 +117,19 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
         return;
       }
-      absl::Status s = receiver_->Add(request_.chunk());
+      absl::Status s = upload_->Add(request_.chunk());
       if (!s.ok()) {
         FinishLocked(ToGrpcStatus(s));
         return;
       }
       service_->metrics()->UploadBytes(request_.chunk().data().size());
-      if (absl::Status b = budget_->AfterChunk(); !b.ok()) {
+      if (absl::Status b = upload_->CheckMemory(); !b.ok()) {
         FinishLocked(ToGrpcStatus(b));
         return;
       }
       MaybeUploadProgressLocked();
-      if (receiver_->bytes_received() == receiver_->bytes_declared()) {
-        absl::Status done = receiver_->Finish();
+      if (upload_->complete()) {
+        absl::Status done = upload_->Finish();
         if (!done.ok()) {
           FinishLocked(ToGrpcStatus(done));
           return;
@@ -186,7 +151,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     if (!ok) {
       // The client is gone; the call ends (cancellation will follow).
       if (control_) control_->Cancel();
-      CloseArtifactLocked();
+      artifact_.Close();
       outbox_.clear();
       if (!finished_) FinishLocked({grpc::StatusCode::CANCELLED, "the client stopped reading"});
       return;
@@ -205,7 +170,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     // A job in flight answers through JobDone; otherwise end now.
     if (!job_running_ && !validation_pending_ && !finished_) {
       outbox_.clear();
-      CloseArtifactLocked();
+      artifact_.Close();
       FinishLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
     }
   }
@@ -214,7 +179,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->reactor = nullptr;
-      CloseArtifactLocked();
+      artifact_.Close();
       ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
     }
     ReleaseAdmissionLocked();
@@ -263,7 +228,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   // A verified hit: the artifact is placed in this job's output directory and
   // streamed exactly as a computed one would be.
   bool ServeFromCacheLocked() {
-    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(job_dir_->path, "out"));
+    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(upload_->job_dir_path(), "out"));
     if (!hit.ok()) return false;
     if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
     std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
@@ -280,7 +245,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     cache_leader_ = false;
     v1::Report proto = ReportProto(report_);
     ResultStore* cache = service_->cache();
-    std::shared_ptr<JobDir> dir = job_dir_;
+    std::shared_ptr<JobDir> dir = upload_->job_dir();
     service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
                              proto = std::move(proto)] {
       absl::Status s = cache->Store(key, artifact, proto);
@@ -309,9 +274,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         FinishLocked(ToGrpcStatus(files.status()));
         return;
       }
-      artifact_files_ = std::move(*files);
-      artifact_root_ = root;
-      artifact_active_ = !artifact_files_.empty();
+      artifact_.Start(std::move(*files), root);
     }
     summary_pending_ = true;
     if (header_.validation().enabled()) StartValidationLocked();
@@ -359,51 +322,43 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       cache_key_ = cache->KeyFor(header, ToProto(config_));
       if (header.no_cache()) cache->CountBypass();
     }
-    auto dir = MakeJobDir(service_->options().work_dir);
-    if (!dir.ok()) return dir.status();
-    job_dir_ = *dir;
-    receiver_ = std::make_unique<FileReceiver>(JoinPath(job_dir_->path, "in"), service_->options().limits);
-    if (absl::Status s = receiver_->DeclareAll(header.files()); !s.ok()) return s;
-    auto model = receiver_->ModelPath();
-    if (!model.ok()) return model.status();
-    input_path_ = *model;
+    upload_ = std::make_unique<UploadSession>(service_->options().limits);
+    JobUploadOptions upload;
+    upload.work_dir = service_->options().work_dir;
+    upload.pool = service_->pool();
     // The output is about the size of the input (never larger but for fp16
     // of an fp16 model's rewrite); room for both is checked up front.
-    if (absl::Status s = CheckDiskRoom(job_dir_->path, receiver_->bytes_declared(), receiver_->bytes_declared()); !s.ok()) {
-      return s;
-    }
-    budget_ = std::make_unique<UploadBudget>(service_->pool(), service_->options().limits.max_manifest_bytes, receiver_.get(),
-                                             input_path_, IsPackageUpload());
-    if (absl::Status s = budget_->AtHeader(); !s.ok()) return s;
+    upload.reserves_output = true;
+    if (absl::Status s = upload_->StartJob(upload, header.files()); !s.ok()) return s;
+    input_path_ = upload_->model_path();
     options_.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
     const std::string name = std::filesystem::path(input_path_).filename().string();
-    output_path_ = IsPackageUpload() ? JoinPath(job_dir_->path, "out/model.mlpackage") : JoinPath(job_dir_->path, "out/" + name);
+    const std::string out = JoinPath(upload_->job_dir_path(), "out");
+    output_path_ = upload_->is_package() ? JoinPath(out, "model.mlpackage") : JoinPath(out, name);
     job_id_ = NewJobId();
     v1::CompressResponse r;
     r.mutable_accepted()->set_job_id(job_id_);
-    r.mutable_accepted()->set_upload_bytes(receiver_->bytes_declared());
+    r.mutable_accepted()->set_upload_bytes(upload_->bytes_declared());
     outbox_.push_back(std::move(r));
     phase_ = Phase::kUpload;
     PumpLocked();
-    if (receiver_->bytes_declared() == 0) {
+    if (upload_->bytes_declared() == 0) {
       // Nothing to wait for (all files empty): check and start.
-      absl::Status done = receiver_->Finish();
+      absl::Status done = upload_->Finish();
       if (!done.ok()) return done;
       SubmitLocked();
     }
     return absl::OkStatus();
   }
 
-  bool IsPackageUpload() const { return input_path_ == receiver_->dir(); }
-
   void MaybeUploadProgressLocked() {
-    const uint64_t done = receiver_->bytes_received();
-    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != receiver_->bytes_declared()) return;
+    const uint64_t done = upload_->bytes_received();
+    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != upload_->bytes_declared()) return;
     last_progress_bytes_ = done;
     v1::CompressResponse r;
     r.mutable_progress()->set_phase(v1::Progress::UPLOAD);
     r.mutable_progress()->set_bytes_done(done);
-    r.mutable_progress()->set_bytes_total(receiver_->bytes_declared());
+    r.mutable_progress()->set_bytes_total(upload_->bytes_declared());
     if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
     else outbox_.push_back(std::move(r));
     PumpLocked();
@@ -443,7 +398,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     job.output_path = output_path_;
     job.config = config_;
     job.options = options_;
-    auto estimate = budget_->Estimate();
+    auto estimate = upload_->MemoryEstimate();
     if (!estimate.ok()) {
       FinishLocked(ToGrpcStatus(estimate.status()));
       return;
@@ -463,7 +418,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       };
     }
     std::shared_ptr<CallState> state = state_;
-    std::shared_ptr<JobDir> dir = job_dir_;  // keeps the files while the job runs
+    std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
       std::lock_guard<std::mutex> lock(state->mu);
       if (state->reactor != nullptr) state->reactor->JobDoneLocked(std::move(report));
@@ -495,7 +450,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     vj.report = ReportProto(report_);
     vj.control = validation_control_;
     std::shared_ptr<CallState> state = state_;
-    std::shared_ptr<JobDir> dir = job_dir_;
+    std::shared_ptr<JobDir> dir = upload_->job_dir();
     vj.done = [state, dir](absl::StatusOr<v1::ValidationResult> result) {
       std::lock_guard<std::mutex> lock(state->mu);
       if (state->reactor != nullptr) state->reactor->ValidationDoneLocked(std::move(result));
@@ -503,12 +458,6 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     Validator* validator = service_->validator();
     // The validator may call back synchronously: run it off this lock.
     service_->tasks()->Post([validator, vj = std::move(vj)]() mutable { validator->Validate(std::move(vj)); });
-  }
-
-  void CloseArtifactLocked() {
-    if (artifact_file_ != nullptr) std::fclose(artifact_file_);
-    artifact_file_ = nullptr;
-    artifact_active_ = false;
   }
 
   // Starts the next write if none is in flight: queued messages first, then
@@ -521,15 +470,16 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       outbox_.pop_front();
       return;
     }
-    if (artifact_active_) {
+    if (artifact_.active()) {
       v1::CompressResponse r;
-      absl::Status s = NextArtifactMessageLocked(&r);
+      absl::Status s = artifact_.Next(&r);
       if (!s.ok()) {
-        CloseArtifactLocked();
+        artifact_.Close();
         FinishLocked(ToGrpcStatus(s));
         return;
       }
       if (r.msg_case() != v1::CompressResponse::MSG_NOT_SET) {
+        if (r.has_artifact_chunk()) service_->metrics()->ArtifactBytes(r.artifact_chunk().data().size());
         WriteLocked(std::move(r));
         return;
       }
@@ -554,43 +504,6 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
   bool report_ready() const { return !report_.model_kind.empty(); }
-
-  absl::Status NextArtifactMessageLocked(v1::CompressResponse* r) {
-    if (artifact_index_ >= artifact_files_.size()) {
-      CloseArtifactLocked();
-      return absl::OkStatus();
-    }
-    const v1::FileInfo& info = artifact_files_[artifact_index_];
-    if (artifact_file_ == nullptr && !artifact_header_sent_) {
-      r->mutable_artifact_file()->set_file_index(static_cast<uint32_t>(artifact_index_));
-      *r->mutable_artifact_file()->mutable_info() = info;
-      artifact_header_sent_ = true;
-      artifact_offset_ = 0;
-      const std::string path = JoinPath(artifact_root_, info.path());
-      artifact_file_ = std::fopen(path.c_str(), "rbe");
-      if (artifact_file_ == nullptr) return absl::InternalError(absl::StrCat("cannot read the artifact file ", info.path()));
-      return absl::OkStatus();
-    }
-    if (artifact_offset_ >= info.size()) {
-      std::fclose(artifact_file_);
-      artifact_file_ = nullptr;
-      artifact_header_sent_ = false;
-      ++artifact_index_;
-      return NextArtifactMessageLocked(r);
-    }
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kMaxChunkBytes, info.size() - artifact_offset_));
-    std::string data(want, '\0');
-    if (std::fread(data.data(), 1, want, artifact_file_) != want) {
-      return absl::InternalError(absl::StrCat("the artifact file ", info.path(), " is shorter than listed"));
-    }
-    auto* chunk = r->mutable_artifact_chunk();
-    chunk->set_file_index(static_cast<uint32_t>(artifact_index_));
-    chunk->set_offset(artifact_offset_);
-    chunk->set_data(std::move(data));
-    artifact_offset_ += want;
-    service_->metrics()->ArtifactBytes(want);
-    return absl::OkStatus();
-  }
 
   void WriteLocked(v1::CompressResponse r) {
     current_ = std::move(r);
@@ -620,8 +533,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       if (now >= last_read_ + o.idle_timeout) {
         FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
                       absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(o.idle_timeout),
-                                   " (--idle-timeout-seconds); ", receiver_->bytes_received(), " of ",
-                                   receiver_->bytes_declared(), " bytes received")});
+                                   " (--idle-timeout-seconds); ", upload_->bytes_received(), " of ",
+                                   upload_->bytes_declared(), " bytes received")});
         return;
       }
       next = last_read_ + o.idle_timeout;
@@ -654,7 +567,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     // The call stops counting against max_concurrent_calls now, not at
     // OnDone: the client sees the status first and may start its next call.
     ReleaseAdmissionLocked();
-    status = ForCaller(status, job_dir_ ? job_dir_->path : "");
+    status = ForCaller(status, upload_ ? upload_->job_dir_path() : "");
     final_status_ = FromGrpcStatus(status);
     if (control_) control_->Cancel();
     Finish(status);
@@ -681,9 +594,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::string technique_ = "unknown";
   std::string job_id_;
   Phase phase_ = Phase::kHeader;
-  std::shared_ptr<JobDir> job_dir_;
-  std::unique_ptr<FileReceiver> receiver_;
-  std::unique_ptr<UploadBudget> budget_;
+  std::unique_ptr<UploadSession> upload_;
   std::string input_path_, output_path_;
   uint64_t last_progress_bytes_ = 0;
 
@@ -704,13 +615,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   bool read_closed_ = false;
   absl::Status final_status_;
 
-  std::vector<v1::FileInfo> artifact_files_;
-  std::string artifact_root_;
-  bool artifact_active_ = false;
-  size_t artifact_index_ = 0;
-  bool artifact_header_sent_ = false;
-  uint64_t artifact_offset_ = 0;
-  std::FILE* artifact_file_ = nullptr;
+  ArtifactStream artifact_;
   bool summary_pending_ = false;
 
   bool validation_pending_ = false;

@@ -11,8 +11,7 @@
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/transfer.h"
-#include "api/upload_budget.h"
-#include "common/file_util.h"
+#include "api/upload_session.h"
 #include "engine/inventory.h"
 #include "engine/worker_pool.h"
 
@@ -63,11 +62,11 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     if (finished_) return;
     last_read_ = absl::Now();
     if (!ok) {
-      if (!receiver_) {
+      if (!upload_) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
         return;
       }
-      absl::Status s = receiver_->Finish();
+      absl::Status s = upload_->Finish();
       if (!s.ok()) {
         DoneLocked(ToGrpcStatus(s));
         return;
@@ -75,28 +74,17 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       SubmitLocked();
       return;
     }
-    if (!receiver_) {
+    if (!upload_) {
       if (!request_.has_header()) {
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
         return;
       }
       header_ = request_.header();
-      auto dir = MakeJobDir(service_->options().work_dir);
-      if (!dir.ok()) {
-        DoneLocked(ToGrpcStatus(dir.status()));
-        return;
-      }
-      dir_ = *dir;
-      receiver_ = std::make_unique<FileReceiver>(JoinPath(dir_->path, "in"), service_->options().limits);
-      absl::Status s = receiver_->DeclareAll(header_.files());
-      if (s.ok()) s = receiver_->ModelPath().status();
-      if (s.ok()) s = CheckDiskRoom(dir_->path, receiver_->bytes_declared(), 0);
-      if (s.ok()) {
-        const std::string model = *receiver_->ModelPath();
-        budget_ = std::make_unique<UploadBudget>(service_->pool(), service_->options().limits.max_manifest_bytes,
-                                                 receiver_.get(), model, model == receiver_->dir());
-        s = budget_->AtHeader();
-      }
+      upload_ = std::make_unique<UploadSession>(service_->options().limits);
+      JobUploadOptions upload;
+      upload.work_dir = service_->options().work_dir;
+      upload.pool = service_->pool();
+      absl::Status s = upload_->StartJob(upload, header_.files());
       if (!s.ok()) {
         DoneLocked(ToGrpcStatus(s));
         return;
@@ -107,8 +95,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
         DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
         return;
       }
-      absl::Status s = receiver_->Add(request_.chunk());
-      if (s.ok()) s = budget_->AfterChunk();
+      absl::Status s = upload_->Add(request_.chunk());
+      if (s.ok()) s = upload_->CheckMemory();
       if (!s.ok()) {
         DoneLocked(ToGrpcStatus(s));
         return;
@@ -144,7 +132,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   };
 
   void SubmitLocked() {
-    auto estimate = budget_->Estimate();
+    auto estimate = upload_->MemoryEstimate();
     if (!estimate.ok()) {
       DoneLocked(ToGrpcStatus(estimate.status()));
       return;
@@ -153,7 +141,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
     options.statistics = !header_.skip_statistics();
     options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
-    const std::string path = *receiver_->ModelPath();
+    const std::string path = upload_->model_path();
     auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
     control_ = std::make_shared<DeadlineControl>(deadline_);
     engine::CompressJob job;
@@ -168,7 +156,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       return inventory->status();
     };
     std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = dir_;  // keeps the files while the job runs
+    std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
     const absl::Time deadline = deadline_;
     job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
       std::lock_guard<std::mutex> lock(state->mu);
@@ -212,10 +200,10 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void CheckStallLocked() {
     if (finished_ || running_) return;
     const ServerOptions& o = service_->options();
-    const absl::Duration limit = receiver_ ? o.idle_timeout : o.header_timeout;
+    const absl::Duration limit = upload_ ? o.idle_timeout : o.header_timeout;
     absl::Time at;
     if (limit > absl::ZeroDuration()) {
-      at = (receiver_ ? last_read_ : called_at_) + limit;
+      at = (upload_ ? last_read_ : called_at_) + limit;
     } else if (o.idle_timeout > absl::ZeroDuration()) {
       at = absl::Now() + o.idle_timeout;  // no header limit: look again once the upload may have started
     } else {
@@ -223,7 +211,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     }
     if (limit > absl::ZeroDuration() && absl::Now() >= at) {
       DoneLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                  receiver_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
+                  upload_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
                                            " (--idle-timeout-seconds)")
                             : absl::StrCat("no request header within ", absl::FormatDuration(limit),
                                            " of the call's start (--header-timeout-seconds)")});
@@ -241,7 +229,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     finished_ = true;
     ReleaseAdmissionLocked();
     if (control_) control_->Cancel();
-    s = ForCaller(s, dir_ ? dir_->path : "");
+    s = ForCaller(s, upload_ ? upload_->job_dir_path() : "");
     Finish(s);
   }
 
@@ -253,9 +241,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   bool released_ = false;
   v1::InspectRequest request_;
   v1::InspectHeader header_;
-  std::shared_ptr<JobDir> dir_;
-  std::unique_ptr<FileReceiver> receiver_;
-  std::unique_ptr<UploadBudget> budget_;
+  std::unique_ptr<UploadSession> upload_;
   std::shared_ptr<DeadlineControl> control_;
   bool finished_ = false;
   bool running_ = false;
