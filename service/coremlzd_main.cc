@@ -7,9 +7,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "api/job_server_main.h"
+#include "api/server_flags.h"
 #include "common/arg_parser.h"
-#include "service/server.h"
-#include "service/server_main_support.h"
+#include "service/front_setup.h"
 
 namespace {
 
@@ -66,8 +67,8 @@ usage: coremlzd [options]
 
 int main(int argc, char** argv) {
   std::vector<std::string> argv_list(argv + 1, argv + argc);
-  auto args = coremlz::Args::Parse(argv_list, coremlz::service::ServerValueFlags(),
-                                        coremlz::service::ServerBoolFlags());
+  auto args = coremlz::Args::Parse(argv_list, coremlz::api::ServerValueFlags(),
+                                        coremlz::api::ServerBoolFlags());
   if (!args.ok()) {
     std::fprintf(stderr, "coremlzd: %s\n%s", std::string(args.status().message()).c_str(), kUsage);
     return 1;
@@ -76,5 +77,5 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  return coremlz::service::RunServerMain(*args);
+  return coremlz::api::RunJobServerMain(*args, "coremlzd", coremlz::service::FrontSetup);
 }

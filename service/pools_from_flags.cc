@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "api/credentials.h"
+#include "api/test_job_delay.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "service/remote_worker_pool.h"
@@ -24,7 +25,7 @@ std::vector<std::string> SplitList(absl::string_view text) {
 
 }  // namespace
 
-absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const ServerOptions& options) {
+absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const api::ServerOptions& options) {
   Pools pools;
   // Credentials for dialling internal peers (workers, runners): TLS only
   // with the --peer-tls-* files (the front's own certificate is a server
@@ -54,18 +55,7 @@ absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const ServerOptions& opti
     ASSIGN_OR_RETURN(pools.worker_pool, MakeRemoteWorkerPool(o));
     absl::StrAppend(&pools.description, ", remote workers at ", *target);
   }
-  ASSIGN_OR_RETURN(std::optional<int64_t> delay_ms, args.Int("test-job-delay-ms"));
-  if (delay_ms && *delay_ms > 0) {
-    if (!pools.worker_pool) {
-      engine::LocalWorkerPoolOptions po;
-      po.threads = options.worker_threads;
-      po.queue_capacity = options.queue_capacity;
-      po.memory_budget = options.memory_budget;
-      pools.worker_pool = engine::MakeLocalWorkerPool(po);
-    }
-    pools.worker_pool = engine::MakeDelayingWorkerPool(std::move(pools.worker_pool), absl::Milliseconds(*delay_ms));
-    absl::StrAppend(&pools.description, ", test delay ", *delay_ms, " ms per weight");
-  }
+  ASSIGN_OR_RETURN(pools.worker_pool, api::WithTestJobDelay(args, options, std::move(pools.worker_pool), &pools.description));
   std::vector<std::string> runners;
   if (auto list = args.Value("runners")) {
     for (auto& r : SplitList(*list)) runners.push_back(r);

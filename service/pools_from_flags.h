@@ -10,19 +10,19 @@
 #include "absl/status/statusor.h"
 #include "common/arg_parser.h"
 #include "engine/worker_pool.h"
-#include "service/server_options.h"
-#include "service/validator.h"
+#include "api/server_options.h"
+#include "api/validator.h"
 
 namespace coremlz::service {
 
 struct Pools {
   std::unique_ptr<engine::WorkerPool> worker_pool;  // null: local threads
-  std::shared_ptr<Validator> validator;             // null: no validation
+  std::shared_ptr<api::Validator> validator;             // null: no validation
   std::string description;                          // for the start-up log line
   std::function<void()> on_shutdown;
 };
 
-absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const ServerOptions& options);
+absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const api::ServerOptions& options);
 
 }  // namespace coremlz::service
 

@@ -33,6 +33,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "api/result_store.h"
 #include "coremlz/v1/compressor.pb.h"
 #include "coremlz/v1/report.pb.h"
 
@@ -55,41 +56,41 @@ struct ResultCacheOptions {
 std::string ResultCacheKey(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config,
                            const std::string& version);
 
-class ResultCache {
+class ResultCache final : public api::ResultStore {
  public:
   // Opens (or creates) the cache directory: removes temporary leftovers of an
   // earlier process, indexes the entries, and evicts down to max_bytes.
   static absl::StatusOr<std::unique_ptr<ResultCache>> Open(const ResultCacheOptions& options,
                                                            prometheus::Registry* metrics = nullptr);
 
-  struct Hit {
-    std::string artifact_path;  // the model inside `dest`
-    v1::Report report;
-  };
   // On a verified hit, places the artifact under `dest` (an empty directory;
   // hard links where possible, else copies) and returns it with the report.
   // NOT_FOUND on a miss (also after a corrupt entry was removed).
-  absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest);
+  absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest) override;
 
   // Stores a finished result: the artifact (an .mlpackage directory or a
   // single .mlmodel file; empty for report-only calls) and its report.
-  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report);
+  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) override;
 
   // Single flight. Returns true if the caller should compute (it leads, and
   // must call Release(key) when done, stored or not); false if an identical
   // call is already computing: `on_done` runs (on the releasing thread, with
   // no cache lock held) once it has released, and the caller then looks up.
-  bool Lead(const std::string& key, std::function<void()> on_done);
-  void Release(const std::string& key);
+  bool Lead(const std::string& key, std::function<void()> on_done) override;
+  void Release(const std::string& key) override;
 
   // Identifies the build whose results are cached: the version plus a digest
   // of this executable, so a rebuilt server never serves an older build's
   // output as its own.
   const std::string& build_id() const { return build_id_; }
+  // ResultCacheKey with this cache's build_id().
+  std::string KeyFor(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config) const override {
+    return ResultCacheKey(header, normalised_config, build_id_);
+  }
 
   uint64_t bytes() const;
   size_t entries() const;
-  void CountBypass();
+  void CountBypass() override;
 
  private:
   explicit ResultCache(ResultCacheOptions options) : options_(std::move(options)) {}

@@ -242,7 +242,7 @@ absl::StatusOr<v1::ValidationResult> RunnerPool::Attempt(const std::string& addr
   *header.mutable_header()->mutable_request() = job.request;
   for (const auto& f : compressed) *header.mutable_header()->add_compressed_files() = f;
   for (const auto& f : original) *header.mutable_header()->add_original_files() = f;
-  header.mutable_header()->set_report_json(job.report_json);
+  *header.mutable_header()->mutable_report() = job.report;
 
   grpc::ClientContext ctx;
   if (job.deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(job.deadline));

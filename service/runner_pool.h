@@ -25,10 +25,16 @@
 #include "absl/time/time.h"
 #include "api/credentials.h"
 #include "coremlz/v1/runner.grpc.pb.h"
-#include "service/metrics.h"
-#include "service/validator.h"
+#include "api/server_metrics.h"
+#include "api/validator.h"
 
 namespace coremlz::service {
+
+// The metrics and the validator interface live in api/ (coremlz-worker
+// shares them); the pool names them as before.
+using api::ServerMetrics;
+using api::ValidationJob;
+using api::Validator;
 
 struct RunnerPoolOptions {
   std::vector<std::string> targets;  // "host:port" or "dns:///name:port"

@@ -19,7 +19,7 @@
 #include "engine/config_parse.h"
 #include "engine/worker_pool.h"
 #include "format/manifest.h"
-#include "service/server_main_support.h"
+#include "api/server_flags.h"
 #include "gtest/gtest.h"
 #include "tests/testing/model_builder.h"
 #include "tests/testing/server_fixture.h"
@@ -209,7 +209,7 @@ struct Malformed {
 class MalformedStreamTest : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(MalformedStreamTest, GetsItsStatusAndTheServerKeepsServing) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.limits.max_total_bytes = 50 << 20;
   options.limits.max_files = 10;
   TestServer server(options);
@@ -270,7 +270,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.label; });
 
 TEST(ServiceTest, OversizedChunkIsRefused) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.limits.max_chunk_bytes = 4096;
   TestServer server(options);
   auto outcome = RunCompress(server.Stub().get(), Upload(Golden16(), kPalettize4));
@@ -386,7 +386,7 @@ TEST(ServiceTest, FullQueueAnswersResourceExhausted) {
 }
 
 TEST(ServiceTest, WaitForWorkerQueuesInsteadOfRefusing) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.wait_for_worker = true;
   auto pool = std::make_unique<SlowPool>(absl::Milliseconds(10), 1, 0);
   TestServer server(options, std::move(pool));
@@ -404,7 +404,7 @@ TEST(ServiceTest, WaitForWorkerQueuesInsteadOfRefusing) {
 }
 
 TEST(ServiceTest, MemoryBudgetRefusesJobsThatCannotFit) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.memory_budget = 1 << 20;  // 1 MiB
   TestServer server(options);
   auto outcome = RunCompress(server.Stub().get(), Upload(Mobilenet(), kPalettize4));
@@ -413,7 +413,7 @@ TEST(ServiceTest, MemoryBudgetRefusesJobsThatCannotFit) {
 }
 
 TEST(ServiceTest, CallLimitIsEnforced) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.max_concurrent_calls = 1;
   TestServer server(options);
   auto stub = server.Stub();
@@ -511,7 +511,7 @@ grpc::Status RunInspect(v1::Compressor::Stub* stub, const std::string& model, v1
 }
 
 TEST(ServiceTest, InspectIsRefusedOverTheMemoryBudget) {
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.memory_budget = 1 << 20;  // 1 MiB
   TestServer server(options);
   v1::InspectResponse response;
@@ -630,7 +630,7 @@ TEST(ServiceTest, MemoryBudgetIsCheckedBeforeTheWeightsArrive) {
   const std::string model = BigWeightPackage(scratch);
   auto estimate = engine::EstimateJobMemory(model);
   ASSERT_TRUE(estimate.ok());
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.memory_budget = uint64_t{64} << 20;
   ASSERT_GT(*estimate, options.memory_budget);
   TestServer server(options);
@@ -653,7 +653,7 @@ TEST(ServiceTest, MemoryBudgetIsCheckedBeforeTheWeightsArrive) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), "memory budget of 64 MiB")) << s.error_message();
   // A budget that fits takes the whole upload.
-  service::ServerOptions roomy;
+  api::ServerOptions roomy;
   roomy.memory_budget = *estimate;
   TestServer fits(roomy);
   auto outcome = RunCompress(fits.Stub().get(), Upload(model, kPalettize4));
@@ -664,7 +664,7 @@ TEST(ServiceTest, DeclaredSizesAreCheckedAgainstFreeDisk) {
   // A header declaring a petabyte (the upload limit raised to allow it) is
   // refused before any byte is sent, naming what is needed and what is free
   // but not the server's paths.
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.limits.max_total_bytes = uint64_t{1} << 52;
   TestServer server(options);
   std::string root;
@@ -709,7 +709,7 @@ TEST(ServiceTest, ManifestSizeLimitIsAFlag) {
   EXPECT_TRUE(absl::StrContains(refused.status.error_message(), "--max-manifest-kb")) << refused.status.error_message();
   EXPECT_EQ(refused.Count(CompressResponse::kAccepted), 0) << "refused at the header";
 
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.limits.max_manifest_bytes = uint64_t{4} << 20;
   TestServer raised(options);
   auto outcome = RunCompress(raised.Stub().get(), Upload(model, kPalettize4));
@@ -720,9 +720,9 @@ TEST(ServiceTest, ManifestSizeLimitIsAFlag) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 
   // And the flag sets it.
-  auto args = Args::Parse({"--max-manifest-kb", "4096"}, service::ServerValueFlags(), service::ServerBoolFlags());
+  auto args = Args::Parse({"--max-manifest-kb", "4096"}, api::ServerValueFlags(), api::ServerBoolFlags());
   ASSERT_TRUE(args.ok()) << args.status();
-  auto parsed = service::OptionsFromFlags(*args);
+  auto parsed = api::OptionsFromFlags(*args);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->limits.max_manifest_bytes, uint64_t{4} << 20);
 }
@@ -730,7 +730,7 @@ TEST(ServiceTest, ManifestSizeLimitIsAFlag) {
 TEST(ServiceTest, BearerTokenIsRequiredWhenConfigured) {
   ScratchDir scratch;
   ASSERT_TRUE(WriteFileAtomically(scratch.Join("tokens"), "# ci tokens\nsecret-1\nsecret-2\n").ok());
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.token_file = scratch.Join("tokens");
   TestServer server(options);
   auto stub = server.Stub();

@@ -32,7 +32,7 @@ TEST(HostileServiceTest, CancellingAHugeWeightFreesTheOnlyWorker) {
   ASSERT_TRUE(b.WritePackage(scratch.Join("huge.mlpackage")).ok());
   ASSERT_TRUE(WriteMixedTestPackage(scratch.Join("small.mlpackage"), format::ElementType::kFloat16, 9).ok());
 
-  service::ServerOptions options;
+  api::ServerOptions options;
   options.worker_threads = 1;
   TestServer server(options);
   auto stub = server.Stub();

@@ -63,7 +63,7 @@ std::vector<v1::CompressRequest> Upload() {
 
 double WorkerJobs(const Daemon& worker) {
   // The worker's own /metrics: jobs it ran.
-  service::ServerOptions unused;
+  api::ServerOptions unused;
   (void)unused;
   const int port = worker.NumberAfter("metrics on port ");
   std::string scrape;

@@ -321,7 +321,9 @@ TEST(HostBackendTest, ValidatesGoldenPackagesAndRejectsBrokenOnes) {
   // Two compressed weights and the unchanged bias.
   EXPECT_NE(r->notes().find("3 weights compared"), std::string::npos) << r->notes();
   // A report that overstates the quality is caught.
-  in.report_json = R"({"weights":[{"name":"conv_weight_0_to_fp16","snr_db":99.0}]})";
+  v1::WeightReport* claim = in.report.add_weights();
+  claim->set_name("conv_weight_0_to_fp16");
+  claim->set_snr_db(99.0);
   r = backend.Run((*devices)[0], in, nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->passed());
@@ -336,7 +338,7 @@ TEST(HostBackendTest, ValidatesGoldenPackagesAndRejectsBrokenOnes) {
     ASSERT_TRUE(WriteFileAtomically(scratch.Join("broken.mlpackage/Data/com.apple.CoreML/weights/weight.bin"), bin).ok());
   }
   in.compressed_path = scratch.Join("broken.mlpackage");
-  in.report_json.clear();
+  in.report.Clear();
   r = backend.Run((*devices)[0], in, nullptr);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->passed());

@@ -11,13 +11,13 @@
 
 namespace coremlz::testing {
 
-TestServer::TestServer(service::ServerOptions options, std::unique_ptr<engine::WorkerPool> pool,
-                       std::shared_ptr<service::Validator> validator, bool metrics) {
+TestServer::TestServer(api::ServerOptions options, std::unique_ptr<engine::WorkerPool> pool,
+                       std::shared_ptr<api::Validator> validator, bool metrics) {
   options.address = "127.0.0.1:0";
   options.metrics_address = metrics ? "127.0.0.1:0" : "";
   options.work_dir = work_.path();
   if (options.worker_threads == 0) options.worker_threads = 2;
-  auto server = service::CoremlzServer::Start(options, std::move(pool), std::move(validator));
+  auto server = api::JobServer::Start(options, {std::move(pool), std::move(validator)});
   EXPECT_TRUE(server.ok()) << server.status();
   if (server.ok()) server_ = std::move(*server);
 }

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "service/server.h"
+#include "api/job_server.h"
 #include "tests/testing/test_env.h"
 
 namespace coremlz::testing {
@@ -22,14 +22,14 @@ class TestServer {
  public:
   // The /metrics endpoint is off unless `metrics`: prometheus-cpp's HTTP
   // server takes two seconds to stop, which adds up over many tests.
-  explicit TestServer(service::ServerOptions options = {}, std::unique_ptr<engine::WorkerPool> pool = nullptr,
-                      std::shared_ptr<service::Validator> validator = nullptr, bool metrics = false);
+  explicit TestServer(api::ServerOptions options = {}, std::unique_ptr<engine::WorkerPool> pool = nullptr,
+                      std::shared_ptr<api::Validator> validator = nullptr, bool metrics = false);
   ~TestServer();
 
   std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
   std::shared_ptr<grpc::Channel> Channel() const;
   std::unique_ptr<v1::Compressor::Stub> Stub() const { return v1::Compressor::NewStub(Channel()); }
-  service::CoremlzServer* server() { return server_.get(); }
+  api::JobServer* server() { return server_.get(); }
   const std::string& work_dir() const { return work_.path(); }
   // Entries left in the work dir (job dirs that were not cleaned up).
   int LeftoverJobDirs() const;
@@ -38,7 +38,7 @@ class TestServer {
 
  private:
   ScratchDir work_;
-  std::unique_ptr<service::CoremlzServer> server_;
+  std::unique_ptr<api::JobServer> server_;
 };
 
 // The value of one Prometheus series in a scrape ("name{a="b",...}" exactly

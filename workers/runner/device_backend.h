@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "api/device_selector.h"
+#include "coremlz/v1/report.pb.h"
 #include "coremlz/v1/validation.pb.h"
 #include "engine/job_control.h"
 
@@ -21,7 +22,7 @@ struct ValidationInput {
   v1::ValidationRequest request;
   std::string compressed_path;  // .mlpackage directory or .mlmodel file
   std::string original_path;    // empty unless outputs are compared
-  std::string report_json;      // the compression report, if the caller sent it
+  v1::Report report;            // the compression report, if the caller sent it
   std::string work_dir;         // scratch space private to this job
 };
 

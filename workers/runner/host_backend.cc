@@ -17,8 +17,6 @@
 #include "format/mil_program.h"
 #include "format/neural_network_weights.h"
 #include "format/package.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace coremlz::runner {
 namespace mil = CoreML::Specification::MILSpec;
@@ -151,16 +149,10 @@ absl::StatusOr<v1::ValidationResult> HostBackend::Run(const v1::DeviceInfo& devi
       compressed->decompressed, result.decompress_seconds() * 1000);
   // Weight fidelity against the original, and the report's claims.
   std::map<std::string, double> claimed;
-  if (!input.report_json.empty()) {
-    google::protobuf::Struct report;
-    if (google::protobuf::util::JsonStringToMessage(input.report_json, &report).ok() && report.fields().count("weights")) {
-      for (const auto& w : report.fields().at("weights").list_value().values()) {
-        const auto& f = w.struct_value().fields();
-        if (f.count("snr_db") && f.count("name") && f.at("snr_db").kind_case() == google::protobuf::Value::kNumberValue) {
-          claimed[f.at("name").string_value()] = f.at("snr_db").number_value();
-        }
-      }
-    }
+  for (const v1::WeightReport& w : input.report.weights()) {
+    // The claims are compressed weights' finite SNRs, as when the report
+    // came as JSON (which has no +inf: exact weights carried null there).
+    if (w.skipped_reason().empty() && std::isfinite(w.snr_db())) claimed[w.name()] = w.snr_db();
   }
   if (!input.original_path.empty()) {
     absl::StatusOr<Weights> original = LoadWeights(input.original_path);

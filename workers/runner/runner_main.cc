@@ -1,13 +1,12 @@
 // coremlz-runner: serves DeviceRunner on a Mac with attached iPhones (macos
 // backend) or anywhere else (host backend: no Core ML, says so).
-#include <csignal>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "api/credentials.h"
+#include "api/server_builder.h"
+#include "api/termination_signal.h"
 #include "common/arg_parser.h"
-#include "service/server.h"
-#include "service/server_main_support.h"
 #include "workers/runner/runner_config.h"
 #include "workers/runner/runner_service.h"
 
@@ -44,12 +43,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  coremlz::api::BlockTerminationSignals();
 
   auto config = coremlz::runner::RunnerConfigFromFlags(*args);
   auto fail = [](const absl::Status& s) {
@@ -74,11 +68,11 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   int port = 0;
-  auto server = coremlz::service::BuildServer(&builder, config->listen, *creds, true, &port);
+  auto server = coremlz::api::BuildServer(&builder, config->listen, *creds, true, &port);
   if (!server.ok()) return fail(server.status());
   std::fprintf(stderr, "coremlz-runner: serving DeviceRunner (%s backend) on port %d\n", service.backend()->name().c_str(), port);
   std::fflush(stderr);
-  const int sig = coremlz::service::WaitForTerminationSignal();
+  const int sig = coremlz::api::WaitForTerminationSignal();
   std::fprintf(stderr, "coremlz-runner: signal %d, finishing jobs\n", sig);
   (*server)->GetHealthCheckService()->SetServingStatus(false);
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(30));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "api/grpc_status.h"
+#include "api/upload_session.h"
 #include "common/file_util.h"
 
 #ifndef COREMLZ_VERSION
@@ -45,9 +46,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
       if (!header_seen_) {
         FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
       } else if (!uploaded_) {
-        absl::Status s = compressed_->Finish();
-        if (s.ok() && original_) s = original_->Finish();
-        FinishLocked(api::ToGrpcStatus(s.ok() ? absl::DataLossError("the stream ended before the upload completed") : s));
+        FinishLocked(api::ToGrpcStatus(upload_->EndedEarly()));
       }
       return;
     }
@@ -112,11 +111,12 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     for (const char* sub : {"compressed", "original", "work"}) {
       if (absl::Status s = MakeDirectories(JoinPath(job_dir_, sub)); !s.ok()) return s;
     }
-    compressed_ = std::make_unique<api::FileReceiver>(JoinPath(job_dir_, "compressed"), service_->options().limits);
-    if (absl::Status s = compressed_->DeclareAll(header_.compressed_files()); !s.ok()) return s;
+    // The compressed model's files, then the original's: chunks number them
+    // in that order.
+    upload_ = std::make_unique<api::UploadSession>(service_->options().limits);
+    if (absl::Status s = upload_->Declare(JoinPath(job_dir_, "compressed"), header_.compressed_files()); !s.ok()) return s;
     if (header_.original_files_size() > 0) {
-      original_ = std::make_unique<api::FileReceiver>(JoinPath(job_dir_, "original"), service_->options().limits);
-      if (absl::Status s = original_->DeclareAll(header_.original_files()); !s.ok()) return s;
+      if (absl::Status s = upload_->Declare(JoinPath(job_dir_, "original"), header_.original_files()); !s.ok()) return s;
     }
     MaybeStartLocked();
     return absl::OkStatus();
@@ -125,31 +125,26 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   absl::Status OnChunkLocked() {
     if (!request_.has_chunk()) return absl::InvalidArgumentError("only file chunks may follow the header");
     if (uploaded_) return absl::InvalidArgumentError("a chunk arrived after the upload was complete");
-    v1::FileChunk chunk = request_.chunk();
+    const v1::FileChunk& chunk = request_.chunk();
     const uint32_t n = static_cast<uint32_t>(header_.compressed_files_size());
-    if (chunk.file_index() < n) {
-      if (absl::Status s = compressed_->Add(chunk); !s.ok()) return s;
-    } else {
-      if (!original_) return absl::InvalidArgumentError(absl::StrCat("chunk for file ", chunk.file_index(), " of ", n));
-      chunk.set_file_index(chunk.file_index() - n);
-      if (absl::Status s = original_->Add(chunk); !s.ok()) return s;
+    // Without the original's files, an index past the compressed ones is
+    // named against them.
+    if (chunk.file_index() >= n && upload_->lists() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat("chunk for file ", chunk.file_index(), " of ", n));
     }
+    if (absl::Status s = upload_->Add(chunk); !s.ok()) return s;
     MaybeStartLocked();
     return absl::OkStatus();
   }
 
   void MaybeStartLocked() {
-    const bool compressed_done = compressed_->bytes_received() == compressed_->bytes_declared();
-    const bool original_done = !original_ || original_->bytes_received() == original_->bytes_declared();
-    if (!compressed_done || !original_done) return;
-    absl::Status s = compressed_->Finish();
-    if (s.ok() && original_) s = original_->Finish();
-    if (!s.ok()) {
+    if (!upload_->complete()) return;
+    if (absl::Status s = upload_->Finish(); !s.ok()) {
       FinishLocked(api::ToGrpcStatus(s));
       return;
     }
     uploaded_ = true;
-    auto compressed_path = compressed_->ModelPath();
+    auto compressed_path = upload_->list(0).ModelPath();
     if (!compressed_path.ok()) {
       FinishLocked(api::ToGrpcStatus(compressed_path.status()));
       return;
@@ -157,15 +152,15 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     ValidationInput input;
     input.request = header_.request();
     input.compressed_path = *compressed_path;
-    if (original_) {
-      auto p = original_->ModelPath();
+    if (upload_->lists() > 1) {
+      auto p = upload_->list(1).ModelPath();
       if (!p.ok()) {
         FinishLocked(api::ToGrpcStatus(p.status()));
         return;
       }
       input.original_path = *p;
     }
-    input.report_json = header_.report_json();
+    input.report = header_.report();
     input.work_dir = JoinPath(job_dir_, "work");
     running_ = true;
     v1::ValidateResponse progress;
@@ -229,7 +224,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   v1::DeviceInfo device_;
   std::string device_id_;
   std::string job_dir_;
-  std::unique_ptr<api::FileReceiver> compressed_, original_;
+  std::unique_ptr<api::UploadSession> upload_;
   std::deque<v1::ValidateResponse> outbox_;
   v1::ValidateResponse current_;
   std::thread worker_;

@@ -1,4 +1,4 @@
-#include "service/reflection_guard.h"
+#include "api/reflection_guard.h"
 
 #include <string>
 
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/support/byte_buffer.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
 
 void AppendVarint(uint64_t v, std::string* out) {
@@ -85,4 +85,4 @@ std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> Reflectio
   return std::make_unique<ReflectionGuardFactory>(std::move(auth));
 }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api

@@ -1,8 +1,9 @@
-// The public Compressor service (gRPC callback API): receives an upload,
-// checks it, runs the job on the worker pool, and streams back progress,
-// the per-weight report, the artifact and a summary.
-#ifndef COREMLZ_SERVICE_COMPRESSOR_SERVICE_H_
-#define COREMLZ_SERVICE_COMPRESSOR_SERVICE_H_
+// The public Compressor service (gRPC callback API) of every coremlz job
+// server: Compress and Inspect (compress_reactor.h, inspect_reactor.h),
+// ListRunners, and the admission of calls that the reactors share with the
+// worker's Run.
+#ifndef COREMLZ_API_COMPRESSOR_SERVICE_H_
+#define COREMLZ_API_COMPRESSOR_SERVICE_H_
 
 #include <atomic>
 #include <memory>
@@ -10,23 +11,22 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "api/credentials.h"
+#include "api/result_store.h"
+#include "api/server_metrics.h"
+#include "api/server_options.h"
+#include "api/task_runner.h"
+#include "api/validator.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
-#include "coremlz/v1/worker.grpc.pb.h"
 #include "engine/worker_pool.h"
-#include "service/metrics.h"
-#include "service/result_cache.h"
-#include "service/server_options.h"
-#include "service/task_runner.h"
-#include "service/validator.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 class CompressorService final : public v1::Compressor::CallbackService {
  public:
   // `validator` may be null (no runner pool): validation requests then fail
   // with FAILED_PRECONDITION.
   CompressorService(const ServerOptions& options, engine::WorkerPool* pool, ServerMetrics* metrics,
-                    std::shared_ptr<api::TokenAuth> auth, Validator* validator);
+                    std::shared_ptr<TokenAuth> auth, Validator* validator);
   ~CompressorService() override;
 
   grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* Compress(
@@ -45,10 +45,10 @@ class CompressorService final : public v1::Compressor::CallbackService {
   ServerMetrics* metrics() const { return metrics_; }
   Validator* validator() const { return validator_; }
   TaskRunner* tasks() { return &tasks_; }
-  const api::TokenAuth* auth() const { return auth_.get(); }
+  const TokenAuth* auth() const { return auth_.get(); }
   // The result cache, or null when the server has none (--cache-dir).
-  ResultCache* cache() const { return cache_; }
-  void SetCache(ResultCache* cache) { cache_ = cache; }
+  ResultStore* cache() const { return cache_; }
+  void SetCache(ResultStore* cache) { cache_ = cache; }
   // Admission of a new call: RESOURCE_EXHAUSTED at max_concurrent_calls,
   // UNAVAILABLE once draining.
   absl::Status Admit();
@@ -62,27 +62,14 @@ class CompressorService final : public v1::Compressor::CallbackService {
   ServerOptions options_;
   engine::WorkerPool* pool_;
   ServerMetrics* metrics_;
-  std::shared_ptr<api::TokenAuth> auth_;
+  std::shared_ptr<TokenAuth> auth_;
   Validator* validator_;
-  ResultCache* cache_ = nullptr;
+  ResultStore* cache_ = nullptr;
   std::atomic<int> active_calls_{0};
   std::atomic<bool> draining_{false};
   TaskRunner tasks_;
 };
 
-// The internal Worker service: the same job handling as Compress, for a
-// front's remote worker pool.
-class WorkerService final : public v1::Worker::CallbackService {
- public:
-  explicit WorkerService(CompressorService* compressor) : compressor_(compressor) {}
-  grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* Run(grpc::CallbackServerContext* context) override {
-    return compressor_->Compress(context);
-  }
+}  // namespace coremlz::api
 
- private:
-  CompressorService* compressor_;
-};
-
-}  // namespace coremlz::service
-
-#endif  // COREMLZ_SERVICE_COMPRESSOR_SERVICE_H_
+#endif  // COREMLZ_API_COMPRESSOR_SERVICE_H_

@@ -1,4 +1,4 @@
-#include "service/job_dirs.h"
+#include "api/job_dirs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
 
 constexpr char kPrefix[] = "coremlz-job-";
@@ -104,4 +104,4 @@ int RemoveStaleJobDirs(const std::string& work_dir) {
   return removed;
 }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api

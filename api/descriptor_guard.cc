@@ -1,4 +1,4 @@
-#include "service/descriptor_guard.h"
+#include "api/descriptor_guard.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <limits>
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
 
 // Accepted descriptors at or above this number are refused; -1: no guard.
@@ -52,16 +52,16 @@ int GuardAccepts(uint64_t limit, int reserve) {
 
 uint64_t RefusedConnections() { return g_refused.load(); }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-using coremlz::service::g_first_refused;
-using coremlz::service::g_refused;
-using coremlz::service::g_spare;
+using coremlz::api::g_first_refused;
+using coremlz::api::g_refused;
+using coremlz::api::g_spare;
 
 // Every accept4() of the process: gRPC's listeners call it through the PLT,
 // so this definition, exported by the executable, takes their calls.
 extern "C" int accept4(int listener, sockaddr* addr, socklen_t* addr_len, int flags) {
-  const auto real = coremlz::service::RealAccept4();
+  const auto real = coremlz::api::RealAccept4();
   const int first_refused = g_first_refused.load(std::memory_order_relaxed);
   if (first_refused < 0 || real == nullptr) {
     if (real == nullptr) {

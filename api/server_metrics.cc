@@ -1,4 +1,4 @@
-#include "service/metrics.h"
+#include "api/server_metrics.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
 
 using prometheus::Histogram;
@@ -186,4 +186,4 @@ void ServerMetrics::Validation(const std::string& device, const std::string& out
 
 void ServerMetrics::RunnerUp(const std::string& runner, bool up) { runner_up_->Add({{"runner", runner}}).Set(up ? 1 : 0); }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api

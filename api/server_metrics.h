@@ -2,8 +2,8 @@
 // (via an interceptor, so every service on the server is covered) and the
 // job series named in docs/architecture.md. Served on a separate /metrics
 // port by prometheus-cpp's exposer.
-#ifndef COREMLZ_SERVICE_METRICS_H_
-#define COREMLZ_SERVICE_METRICS_H_
+#ifndef COREMLZ_API_SERVER_METRICS_H_
+#define COREMLZ_API_SERVER_METRICS_H_
 
 #include <memory>
 #include <string>
@@ -17,7 +17,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 class ServerMetrics {
  public:
@@ -79,6 +79,6 @@ void SplitMethod(const std::string& full, std::string* service, std::string* met
 // joined by '+', else "other".
 std::string TechniqueFamily(const std::string& technique);
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_METRICS_H_
+#endif  // COREMLZ_API_SERVER_METRICS_H_

@@ -1,10 +1,6 @@
-#include "service/server_main_support.h"
-
-#include <signal.h>
+#include "api/server_flags.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,12 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/byte_size.h"
 #include "common/status_macros.h"
-#include "service/descriptor_guard.h"
-#include "service/job_dirs.h"
-#include "service/pools_from_flags.h"
-#include "service/server.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 namespace {
 
 absl::Status SetInt(const Args& args, const std::string& flag, int64_t min, int64_t* out) {
@@ -112,70 +104,12 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const Args& args) {
   return o;
 }
 
-int WaitForTerminationSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
-int RunServerMain(const Args& args, const std::string& program, bool worker) {
-  // Block the termination signals in every thread; main waits for them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  const char* name = program.c_str();
-  auto options = OptionsFromFlags(args);
-  if (!options.ok()) {
-    std::fprintf(stderr, "%s: %s\n", name, std::string(options.status().message()).c_str());
-    return 1;
-  }
-  options->worker_api = worker;
-  // Descriptors: as many as allowed, and connections refused while fewer
-  // than a reserve for the admitted calls is left (descriptor_guard.h).
-  const uint64_t fd_limit = RaiseDescriptorLimit();
-  const int reserve = 64 + 4 * options->max_concurrent_calls;
-  const int max_connection_fd = GuardAccepts(fd_limit, reserve);
-  if (fd_limit < static_cast<uint64_t>(2 * reserve)) {
-    std::fprintf(stderr, "%s: warning: the descriptor limit (%llu, ulimit -n) leaves little room for connections "
-                 "beside %d descriptors kept for --max-calls %d\n", name, static_cast<unsigned long long>(fd_limit),
-                 reserve, options->max_concurrent_calls);
-  }
-  // Job directories of a process that was killed (job_dirs.h).
-  if (const int stale = RemoveStaleJobDirs(options->work_dir); stale > 0) {
-    std::fprintf(stderr, "%s: removed %d job directories left by processes that died\n", name, stale);
-  }
-  auto pools = PoolsFromFlags(args, *options);
-  if (!pools.ok()) {
-    std::fprintf(stderr, "%s: %s\n", name, std::string(pools.status().message()).c_str());
-    return 1;
-  }
-  auto server = CoremlzServer::Start(*options, std::move(pools->worker_pool), pools->validator);
-  if (!server.ok()) {
-    std::fprintf(stderr, "%s: %s\n", name, std::string(server.status().message()).c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "%s: serving gRPC on port %d, metrics on port %d, %d worker threads%s\n", name, (*server)->port(),
-               (*server)->metrics_port(), (*server)->pool()->threads(), pools->description.c_str());
-  std::fprintf(stderr, "%s: descriptor limit %llu; new connections are refused at descriptor %d\n", name,
-               static_cast<unsigned long long>(fd_limit), max_connection_fd + 1);
-  std::fflush(stderr);
-  const int sig = WaitForTerminationSignal();
+absl::Duration DrainGraceFromFlags(const Args& args) {
+  // A bad value keeps the default rather than stopping a server that is
+  // already shutting down.
   int64_t grace = 30;
   (void)SetInt(args, "grace-seconds", 0, &grace);
-  std::fprintf(stderr, "%s: signal %d, draining calls for up to %lld s\n", name, sig, static_cast<long long>(grace));
-  std::fflush(stderr);
-  (*server)->Shutdown(absl::Seconds(grace));
-  if (pools->on_shutdown) pools->on_shutdown();
-  std::fprintf(stderr, "%s: stopped\n", name);
-  return 0;
+  return absl::Seconds(grace);
 }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api

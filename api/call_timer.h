@@ -4,8 +4,8 @@
 // checks re-arm themselves. The callback runs with `fired` false when the
 // timer is replaced or destroyed first, so it must own what it touches (a
 // reactor's shared state, never the reactor itself).
-#ifndef COREMLZ_SERVICE_CALL_TIMER_H_
-#define COREMLZ_SERVICE_CALL_TIMER_H_
+#ifndef COREMLZ_API_CALL_TIMER_H_
+#define COREMLZ_API_CALL_TIMER_H_
 
 #include <functional>
 #include <memory>
@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/alarm.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 class CallTimer {
  public:
@@ -27,6 +27,6 @@ class CallTimer {
   std::unique_ptr<grpc::Alarm> alarm_;
 };
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_CALL_TIMER_H_
+#endif  // COREMLZ_API_CALL_TIMER_H_

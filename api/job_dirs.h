@@ -5,14 +5,14 @@
 // SIGKILL, so the next server to start in the same directory can tell dead
 // owners' directories from live ones - also across containers sharing a
 // volume, where process ids repeat.
-#ifndef COREMLZ_SERVICE_JOB_DIRS_H_
-#define COREMLZ_SERVICE_JOB_DIRS_H_
+#ifndef COREMLZ_API_JOB_DIRS_H_
+#define COREMLZ_API_JOB_DIRS_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 // A job directory, locked while this object lives; the destructor removes
 // the tree (still holding the lock, so no cleaner races it) and unlocks.
@@ -40,6 +40,6 @@ int RemoveStaleJobDirs(const std::string& base);
 // The directory job directories go to for a --work-dir value.
 std::string JobDirBase(const std::string& work_dir);
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_JOB_DIRS_H_
+#endif  // COREMLZ_API_JOB_DIRS_H_

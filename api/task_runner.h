@@ -1,7 +1,7 @@
 // A small fixed pool of threads for short server-side tasks that must not
 // run on gRPC's callback threads (Inspect jobs, validation bookkeeping).
-#ifndef COREMLZ_SERVICE_TASK_RUNNER_H_
-#define COREMLZ_SERVICE_TASK_RUNNER_H_
+#ifndef COREMLZ_API_TASK_RUNNER_H_
+#define COREMLZ_API_TASK_RUNNER_H_
 
 #include <condition_variable>
 #include <deque>
@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 class TaskRunner {
  public:
@@ -29,6 +29,6 @@ class TaskRunner {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_TASK_RUNNER_H_
+#endif  // COREMLZ_API_TASK_RUNNER_H_

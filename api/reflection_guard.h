@@ -5,19 +5,19 @@
 // computed: no service, file or symbol name reaches a caller without a
 // token. (Reflection reports errors in-band this way; grpcurl and grpc_cli
 // print them as an UNAUTHENTICATED error.)
-#ifndef COREMLZ_SERVICE_REFLECTION_GUARD_H_
-#define COREMLZ_SERVICE_REFLECTION_GUARD_H_
+#ifndef COREMLZ_API_REFLECTION_GUARD_H_
+#define COREMLZ_API_REFLECTION_GUARD_H_
 
 #include <memory>
 
 #include "api/credentials.h"
 #include "grpcpp/support/server_interceptor.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReflectionGuard(
     std::shared_ptr<const api::TokenAuth> auth);
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_REFLECTION_GUARD_H_
+#endif  // COREMLZ_API_REFLECTION_GUARD_H_

@@ -5,18 +5,18 @@
 // process lives on), and it has no connection limit of its own. So:
 //  - the soft RLIMIT_NOFILE is raised to the hard limit at start;
 //  - coremlzd and coremlz-worker interpose accept4() (the executables
-//    export it; see service/CMakeLists.txt): a connection accepted while
+//    export it; see their CMakeLists.txt): a connection accepted while
 //    fewer than `reserve` descriptors are left is closed at once (the
 //    client sees UNAVAILABLE and may retry), and errors that would end the
 //    listener are reported to gRPC as EAGAIN, which keeps it listening.
 // The reserve keeps descriptors for the calls already admitted (upload and
 // artifact files, job directory locks, worker and runner channels).
-#ifndef COREMLZ_SERVICE_DESCRIPTOR_GUARD_H_
-#define COREMLZ_SERVICE_DESCRIPTOR_GUARD_H_
+#ifndef COREMLZ_API_DESCRIPTOR_GUARD_H_
+#define COREMLZ_API_DESCRIPTOR_GUARD_H_
 
 #include <cstdint>
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 // Raises the soft descriptor limit to the hard one; returns the soft limit
 // now in force.
@@ -30,6 +30,6 @@ int GuardAccepts(uint64_t limit, int reserve);
 // Connections refused so far.
 uint64_t RefusedConnections();
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_DESCRIPTOR_GUARD_H_
+#endif  // COREMLZ_API_DESCRIPTOR_GUARD_H_

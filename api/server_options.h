@@ -1,7 +1,7 @@
-// Everything a coremlzd front server is configured with. Defaults are sane
-// for one machine; every limit is a flag of coremlzd.
-#ifndef COREMLZ_SERVICE_SERVER_OPTIONS_H_
-#define COREMLZ_SERVICE_SERVER_OPTIONS_H_
+// Everything a coremlz job server (coremlzd, coremlz-worker) is configured
+// with. Defaults are sane for one machine; every limit is a flag.
+#ifndef COREMLZ_API_SERVER_OPTIONS_H_
+#define COREMLZ_API_SERVER_OPTIONS_H_
 
 #include <cstdint>
 #include <string>
@@ -11,7 +11,7 @@
 #include "api/credentials.h"
 #include "api/transfer.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 struct ServerOptions {
   std::string address = "127.0.0.1:50051";
@@ -24,9 +24,9 @@ struct ServerOptions {
   // waits for a slot within the call's deadline.
   bool wait_for_worker = false;
   int max_concurrent_calls = 64;  // Compress + Inspect calls in flight
-  api::TransferLimits limits;      // upload size, files, chunk size
+  TransferLimits limits;      // upload size, files, chunk size
   std::string work_dir;            // private job directories live here (default $TMPDIR)
-  api::TlsFiles tls;
+  TlsFiles tls;
   std::string token_file;          // bearer tokens; empty: no authentication
   bool reflection = true;
   bool reflection_requires_token = false;  // with token_file: reflection needs the token too
@@ -47,13 +47,12 @@ struct ServerOptions {
   absl::Duration connection_idle = absl::Minutes(5);
   absl::Duration connection_age = absl::Minutes(5);
   int max_streams_per_connection = 32;
-  // Also serve the internal Worker service (coremlz-worker).
-  bool worker_api = false;
-  // Result cache (service/result_cache.h): off when cache_dir is empty.
+  // The front's result cache (service/result_cache.h): off when cache_dir is
+  // empty.
   std::string cache_dir;
   uint64_t cache_max_bytes = uint64_t{10} << 30;
 };
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_SERVER_OPTIONS_H_
+#endif  // COREMLZ_API_SERVER_OPTIONS_H_

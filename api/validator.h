@@ -1,8 +1,8 @@
-// What the front asks of on-device validation: run a compressed model (and
-// the original, to compare outputs) on a device matching the request. The
-// runner pool (service/runner_pool.h) implements it.
-#ifndef COREMLZ_SERVICE_VALIDATOR_H_
-#define COREMLZ_SERVICE_VALIDATOR_H_
+// What a Compress call asks of on-device validation: run a compressed model
+// (and the original, to compare outputs) on a device matching the request.
+// The front's runner pool (service/runner_pool.h) implements it.
+#ifndef COREMLZ_API_VALIDATOR_H_
+#define COREMLZ_API_VALIDATOR_H_
 
 #include <functional>
 #include <memory>
@@ -11,16 +11,19 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coremlz/v1/compressor.pb.h"
+#include "coremlz/v1/report.pb.h"
 #include "coremlz/v1/validation.pb.h"
 #include "engine/job_control.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
+
+class ServerMetrics;
 
 struct ValidationJob {
   v1::ValidationRequest request;
   std::string compressed_path;  // model on local disk
   std::string original_path;    // empty unless outputs are compared
-  std::string report_json;      // the compression report, for the host backend's checks
+  v1::Report report;            // the compression report, for the host backend's checks
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<engine::JobControl> control;
   std::function<void(absl::StatusOr<v1::ValidationResult>)> done;  // exactly once
@@ -33,9 +36,9 @@ class Validator {
   // The runners behind this validator, for ListRunners.
   virtual std::vector<v1::RunnerStatus> Runners() const { return {}; }
   // The server's metrics, once it has them (validators are built first).
-  virtual void SetMetrics(class ServerMetrics* metrics) {}
+  virtual void SetMetrics(ServerMetrics* metrics) {}
 };
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api
 
-#endif  // COREMLZ_SERVICE_VALIDATOR_H_
+#endif  // COREMLZ_API_VALIDATOR_H_

@@ -1,6 +1,6 @@
-#include "service/task_runner.h"
+#include "api/task_runner.h"
 
-namespace coremlz::service {
+namespace coremlz::api {
 
 TaskRunner::TaskRunner(int threads) {
   for (int i = 0; i < threads; ++i) {
@@ -37,4 +37,4 @@ void TaskRunner::Post(std::function<void()> task) {
   cv_.notify_one();
 }
 
-}  // namespace coremlz::service
+}  // namespace coremlz::api

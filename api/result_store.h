@@ -1,0 +1,47 @@
+// What the Compress reactor asks of a result cache: results keyed by
+// content, verified on the way out, computed once by a leader while
+// identical calls wait. The front's cache (service/result_cache.h) is one;
+// a server without one passes none.
+#ifndef COREMLZ_API_RESULT_STORE_H_
+#define COREMLZ_API_RESULT_STORE_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "coremlz/v1/compressor.pb.h"
+#include "coremlz/v1/config.pb.h"
+#include "coremlz/v1/report.pb.h"
+
+namespace coremlz::api {
+
+class ResultStore {
+ public:
+  virtual ~ResultStore() = default;
+
+  // The key of a Compress call with this header and normalised config.
+  virtual std::string KeyFor(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config) const = 0;
+
+  struct Hit {
+    std::string artifact_path;  // the model inside `dest`
+    v1::Report report;
+  };
+  // On a verified hit, places the artifact under `dest` (an empty directory)
+  // and returns it with the report; NOT_FOUND on a miss.
+  virtual absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest) = 0;
+  // Stores a finished result: the artifact (empty for report-only calls)
+  // and its report.
+  virtual absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) = 0;
+  // Single flight. True: the caller computes and must Release(key) when
+  // done; false: an identical call is computing, and `on_done` runs (with
+  // no lock held) once it has released.
+  virtual bool Lead(const std::string& key, std::function<void()> on_done) = 0;
+  virtual void Release(const std::string& key) = 0;
+  // Counts a call that computes although it may be cached (no_cache).
+  virtual void CountBypass() = 0;
+};
+
+}  // namespace coremlz::api
+
+#endif  // COREMLZ_API_RESULT_STORE_H_
