@@ -1,6 +1,7 @@
 #include "api/grpc_wire.h"
 
 #include "absl/strings/str_cat.h"
+#include "api/client_call.h"
 #include "api/grpc_status.h"
 #include "coremlz/wire/grpc_wire.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -37,8 +38,7 @@ absl::StatusOr<ServingStatus> CheckHealth(const std::shared_ptr<grpc::Channel>& 
                                           absl::Duration timeout, const std::string& bearer_token) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  if (!bearer_token.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer_token);
+  PrepareCall(&ctx, absl::Now() + timeout, bearer_token);
   wire::HealthCheckRequest request;
   request.set_service(service);
   grpc::CompletionQueue cq;

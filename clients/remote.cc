@@ -1,19 +1,20 @@
 #include "clients/remote.h"
 
-#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "api/artifact_receiver.h"
+#include "api/channel.h"
+#include "api/client_call.h"
 #include "api/convert.h"
 #include "api/credentials.h"
 #include "api/grpc_status.h"
 #include "api/grpc_wire.h"
 #include "api/transfer.h"
 #include "clients/exit_codes.h"
-#include "common/file_util.h"
 #include "common/status_macros.h"
 #include "coremlz/v1/compressor.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -44,10 +45,7 @@ absl::StatusOr<Connection> Connect(const Args& args) {
   tls.cert = args.Value("tls-cert").value_or("");
   tls.key = args.Value("tls-key").value_or("");
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, api::ChannelCredentials(tls));
-  grpc::ChannelArguments channel_args;
-  channel_args.SetMaxReceiveMessageSize(8 << 20);
-  channel_args.SetMaxSendMessageSize(8 << 20);
-  c.channel = grpc::CreateCustomChannel(c.server, creds, channel_args);
+  c.channel = api::OpenChannel(c.server, creds);
   if (auto path = args.Value("token-file")) { ASSIGN_OR_RETURN(c.token, api::ReadToken(*path)); }
   ASSIGN_OR_RETURN(std::optional<double> deadline, args.Double("deadline"));
   if (deadline) {
@@ -58,35 +56,8 @@ absl::StatusOr<Connection> Connect(const Args& args) {
 }
 
 void Prepare(const Connection& c, grpc::ClientContext* ctx) {
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + c.deadline));
-  if (!c.token.empty()) ctx->AddMetadata("authorization", "Bearer " + c.token);
+  api::PrepareCall(ctx, absl::Now() + c.deadline, c.token);
 }
-
-// Cancels the call when Ctrl-C is pressed.
-class CancelWatcher {
- public:
-  CancelWatcher(grpc::ClientContext* ctx, ProgressBar* progress) : ctx_(ctx), progress_(progress) {
-    thread_ = std::thread([this] {
-      while (!done_.load()) {
-        if (progress_ != nullptr && progress_->Cancelled()) {
-          ctx_->TryCancel();
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    });
-  }
-  ~CancelWatcher() {
-    done_.store(true);
-    thread_.join();
-  }
-
- private:
-  grpc::ClientContext* ctx_;
-  ProgressBar* progress_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
 
 std::string ValidationLine(const v1::ValidationResult& v) {
   std::string line = absl::StrCat(v.device().name().empty() ? v.device().model() : v.device().name(), " (",
@@ -137,19 +108,17 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   // The artifact lands in the output's staging directory (removed by the
   // target unless committed) and is moved into place only after every file
   // passed its size and digest check.
-  std::string staging;
-  std::unique_ptr<api::FileReceiver> receiver;
+  std::unique_ptr<api::ArtifactReceiver> artifact;
   if (!report_only) {
-    ASSIGN_OR_RETURN(staging, output->Stage());
-    api::TransferLimits limits;
-    limits.max_total_bytes = uint64_t{1} << 40;
-    limits.max_files = 100000;
-    receiver = std::make_unique<api::FileReceiver>(staging, limits);
+    ASSIGN_OR_RETURN(std::string staging, output->Stage());
+    artifact = std::make_unique<api::ArtifactReceiver>(staging);
   }
   auto stub = v1::Compressor::NewStub(conn.channel);
   grpc::ClientContext ctx;
   Prepare(conn, &ctx);
-  CancelWatcher watcher(&ctx, progress);
+  // Ctrl-C cancels the call.
+  api::CallCanceller canceller(&ctx, progress ? std::function<bool()>([progress] { return progress->Cancelled(); }) : nullptr,
+                               absl::Milliseconds(50));
   std::unique_ptr<grpc::ClientReaderWriter<v1::CompressRequest, v1::CompressResponse>> stream = stub->Compress(&ctx);
 
   absl::Status upload_status;
@@ -172,8 +141,6 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
   v1::Summary summary;
   bool have_summary = false;
   std::vector<v1::ValidationResult> validations;
-  absl::Status receive_status;
-  uint64_t artifact_total = 0, artifact_done = 0;
   v1::CompressResponse response;
   while (stream->Read(&response)) {
     switch (response.msg_case()) {
@@ -193,16 +160,11 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
         rows.push_back(response.weight());
         break;
       case v1::CompressResponse::kArtifactFile:
-        if (receiver && receive_status.ok()) {
-          receive_status = receiver->Declare(response.artifact_file().info());
-          artifact_total += response.artifact_file().info().size();
-        }
+        if (artifact) artifact->Receive(response).IgnoreError();
         break;
       case v1::CompressResponse::kArtifactChunk:
-        if (receiver && receive_status.ok()) {
-          receive_status = receiver->Add(response.artifact_chunk());
-          artifact_done += response.artifact_chunk().data().size();
-          if (progress) progress->Bytes("download", artifact_done, artifact_total);
+        if (artifact && artifact->Receive(response).ok() && progress) {
+          progress->Bytes("download", artifact->bytes_received(), artifact->bytes_declared());
         }
         break;
       case v1::CompressResponse::kSummary:
@@ -215,11 +177,11 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
       default:
         break;
     }
-    if (!receive_status.ok()) ctx.TryCancel();
+    if (artifact && !artifact->status().ok()) ctx.TryCancel();
   }
   writer.join();
   grpc::Status status = stream->Finish();
-  if (!receive_status.ok()) return receive_status;
+  if (artifact && !artifact->status().ok()) return artifact->status();
   if (!status.ok()) return FromGrpc(status, conn.server);
   RETURN_IF_ERROR(upload_status);
   if (!have_summary) return absl::DataLossError("the server ended the call without a summary");
@@ -233,14 +195,8 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
     report.validation_lines.push_back(ValidationLine(v));
     if (!v.passed()) report.validation_failed = true;
   }
-  if (receiver) {
-    RETURN_IF_ERROR(receiver->Finish());
-    // A package arrives as its tree; a NeuralNetwork as one .mlmodel file.
-    std::string produced = staging;
-    if (receiver->files().size() == 1 && receiver->files()[0].path().find('/') == std::string::npos &&
-        receiver->files()[0].path() != "Manifest.json") {
-      produced = JoinPath(staging, receiver->files()[0].path());
-    }
+  if (artifact) {
+    ASSIGN_OR_RETURN(std::string produced, artifact->Complete());
     RETURN_IF_ERROR(output->Commit(produced));
   }
   return report;

@@ -2,10 +2,8 @@
 
 #include <unistd.h>
 
-#include <condition_variable>
-#include <deque>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "common/memory_release.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
+#include "engine/job_queue.h"
 #include "format/mil_program.h"
 #include "format/package.h"
 #include "format/tensor.h"
@@ -25,42 +24,16 @@ std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
 class LocalWorkerPool : public WorkerPool {
  public:
-  explicit LocalWorkerPool(const LocalWorkerPoolOptions& o) : options_(o) {
-    if (options_.threads <= 0) options_.threads = std::max(1u, std::thread::hardware_concurrency());
-    if (options_.memory_budget == 0) {
-      const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-      options_.memory_budget = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page / 2 : uint64_t{4} << 30;
-    }
+  explicit LocalWorkerPool(const LocalWorkerPoolOptions& o) : options_(Resolved(o)), queue_(QueueOptions()) {
     for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Loop(); });
-    reaper_ = std::thread([this] { Reap(); });
   }
 
   ~LocalWorkerPool() override { Shutdown(absl::ZeroDuration()); }
 
-  absl::Status Submit(CompressJob job) override {
-    if (!job.control || !job.done) return absl::InvalidArgumentError("a job needs a control and a done callback");
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
-    RETURN_IF_ERROR(CheckMemory(job.memory_estimate));
-    // Room: a free worker, or a free place in the queue behind the busy ones.
-    const size_t capacity = static_cast<size_t>(options_.threads - running_) + options_.queue_capacity;
-    if (queue_.size() >= capacity && !job.admission_deadline) {
-      return absl::ResourceExhaustedError(absl::StrCat("all ", options_.threads, " workers are busy and ", queue_.size(),
-                                                       " jobs are queued; retry in a few seconds"));
-    }
-    queue_.push_back(std::move(job));
-    cv_.notify_all();
-    return absl::OkStatus();
-  }
+  absl::Status Submit(CompressJob job) override { return queue_.Submit(std::move(job)); }
 
-  int busy() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return running_;
-  }
-  int queue_depth() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(queue_.size());
-  }
+  int busy() const override { return queue_.running(); }
+  int queue_depth() const override { return queue_.waiting(); }
   int threads() const override { return options_.threads; }
 
   absl::Status CheckMemory(uint64_t estimate) const override {
@@ -71,55 +44,40 @@ class LocalWorkerPool : public WorkerPool {
   }
 
   void Shutdown(absl::Duration grace) override {
-    std::vector<CompressJob> dropped;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (stopping_ && threads_.empty()) return;
-      stopping_ = true;
-      for (auto& job : queue_) dropped.push_back(std::move(job));
-      queue_.clear();
-      // Running jobs get the grace period, then are cancelled.
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(grace), [this] { return running_ == 0; });
-      for (JobControl* c : running_controls_) c->Cancel();
-      cv_.notify_all();
-    }
-    for (auto& job : dropped) job.done(absl::UnavailableError("the server shut down before the job started"));
+    queue_.Shutdown(grace);
     for (auto& t : threads_) t.join();
     threads_.clear();
-    if (reaper_.joinable()) reaper_.join();
   }
 
  private:
-  // Takes the first queued job that fits the free memory; queued jobs that
-  // were cancelled or waited too long are answered by the reaper.
+  // Fills in the defaults: one thread per core, half the machine's memory.
+  static LocalWorkerPoolOptions Resolved(LocalWorkerPoolOptions o) {
+    if (o.threads <= 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (o.memory_budget == 0) {
+      const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+      o.memory_budget = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page / 2 : uint64_t{4} << 30;
+    }
+    return o;
+  }
+
+  JobQueueOptions QueueOptions() const {
+    JobQueueOptions q;
+    q.slots = options_.threads;
+    q.queue_capacity = options_.queue_capacity;
+    q.memory_budget = options_.memory_budget;
+    q.admissible = [this](const CompressJob& job) { return CheckMemory(job.memory_estimate); };
+    q.busy_message = [](int slots, size_t waiting) {
+      return absl::StrCat("all ", slots, " workers are busy and ", waiting, " jobs are queued; retry in a few seconds");
+    };
+    q.expired_message = "the job queue stayed full until the call's deadline; retry later";
+    return q;
+  }
+
   void Loop() {
-    while (true) {
-      CompressJob job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || Runnable() != queue_.end(); });
-        if (stopping_) return;
-        auto it = Runnable();
-        job = std::move(*it);
-        queue_.erase(it);
-        ++running_;
-        memory_in_use_ += job.memory_estimate;
-        running_controls_.push_back(job.control.get());
-      }
-      absl::StatusOr<CompressionReport> result = RunJob(job);
-      job.done(std::move(result));
-      const uint64_t estimate = job.memory_estimate;
-      const JobControl* control = job.control.get();
-      bool idle = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        --running_;
-        memory_in_use_ -= estimate;
-        running_controls_.erase(std::find(running_controls_.begin(), running_controls_.end(), control));
-        idle = running_ == 0 && queue_.empty();
-      }
-      job = CompressJob();  // the call may still hold the control; the pool is done with it
-      cv_.notify_all();
+    while (std::optional<CompressJob> job = queue_.Take()) {
+      job->done(RunJob(*job));
+      const bool idle = queue_.Finish(*job);
+      job.reset();  // the call may still hold the control; the pool is done with it
       // The last job of a busy spell: give its memory back to the system.
       if (idle) ReleaseFreeMemory();
     }
@@ -140,55 +98,9 @@ class LocalWorkerPool : public WorkerPool {
     return report;
   }
 
-  std::deque<CompressJob>::iterator Runnable() {
-    if (running_ >= options_.threads) return queue_.end();
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (memory_in_use_ + it->memory_estimate <= options_.memory_budget) return it;
-    }
-    return queue_.end();
-  }
-
-  void Reap() {
-    while (true) {
-      std::vector<std::pair<CompressJob, absl::Status>> finished;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; });
-        if (stopping_) return;
-        const absl::Time now = absl::Now();
-        // Jobs over the queue capacity are only allowed while they wait.
-        size_t position = 0;
-        for (auto it = queue_.begin(); it != queue_.end(); ++position) {
-          absl::Status s;
-          if (it->control->Cancelled()) {
-            s = absl::CancelledError("the job was cancelled while queued");
-          } else if (position >= static_cast<size_t>(options_.queue_capacity + options_.threads - running_) &&
-                     it->admission_deadline &&
-                     now > *it->admission_deadline) {
-            s = absl::ResourceExhaustedError("the job queue stayed full until the call's deadline; retry later");
-          }
-          if (s.ok()) {
-            ++it;
-            continue;
-          }
-          finished.emplace_back(std::move(*it), s);
-          it = queue_.erase(it);
-        }
-      }
-      for (auto& [job, status] : finished) job.done(status);
-    }
-  }
-
-  LocalWorkerPoolOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<CompressJob> queue_;
-  std::vector<JobControl*> running_controls_;
-  int running_ = 0;
-  uint64_t memory_in_use_ = 0;
-  bool stopping_ = false;
+  const LocalWorkerPoolOptions options_;
+  JobQueue queue_;
   std::vector<std::thread> threads_;
-  std::thread reaper_;
 };
 
 class DelayingControl : public JobControl {

@@ -1,26 +1,25 @@
 #include "service/remote_worker_pool.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <arpa/inet.h>
-
 #include <condition_variable>
-#include <deque>
-#include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "api/artifact_receiver.h"
+#include "api/channel.h"
+#include "api/client_call.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/transfer.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "coremlz/v1/worker.grpc.pb.h"
+#include "engine/job_queue.h"
 
 namespace coremlz::service {
 namespace {
@@ -33,53 +32,29 @@ struct ResolvedTarget {
 // "dns:///name:port" is handed to gRPC (it re-resolves); a comma list of
 // host:port is resolved here into an ipv4:/ipv6: address list.
 absl::StatusOr<ResolvedTarget> Resolve(const std::string& target) {
-  auto lookup = [](const std::string& host, const std::string& port, std::vector<std::string>* v4,
-                   std::vector<std::string>* v6) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return false;
-    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-      char buf[INET6_ADDRSTRLEN] = {};
-      if (a->ai_family == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, buf, sizeof(buf));
-        v4->push_back(absl::StrCat(buf, ":", port));
-      } else if (a->ai_family == AF_INET6) {
-        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, buf, sizeof(buf));
-        v6->push_back(absl::StrCat("[", buf, "]:", port));
-      }
-    }
-    ::freeaddrinfo(res);
-    return true;
-  };
-  auto split_host_port = [](absl::string_view hp, std::string* host, std::string* port) {
-    const size_t colon = hp.rfind(':');
-    if (colon == absl::string_view::npos) return false;
-    *host = std::string(hp.substr(0, colon));
-    *port = std::string(hp.substr(colon + 1));
-    if (!host->empty() && host->front() == '[') *host = host->substr(1, host->size() - 2);
-    return true;
-  };
   ResolvedTarget r;
-  std::vector<std::string> v4, v6;
-  if (absl::StartsWith(target, "dns:")) {
-    std::string rest = target.substr(absl::StartsWith(target, "dns:///") ? 7 : 4);
-    std::string host, port;
-    if (!split_host_port(rest, &host, &port)) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no port in ", target));
-    lookup(host, port, &v4, &v6);
+  if (std::optional<std::string> name = api::DnsName(target)) {
+    std::optional<api::HostPort> hp = api::SplitHostPort(*name);
+    if (!hp) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no port in ", target));
+    absl::StatusOr<api::ResolvedAddresses> found = api::ResolveHost(hp->host, hp->port);
     r.channel_target = target;
-    r.workers = static_cast<int>(v4.size() + v6.size());
+    r.workers = found.ok() ? static_cast<int>(found->size()) : 0;
     return r;
   }
+  api::ResolvedAddresses all;
   for (absl::string_view part : absl::StrSplit(target, ',', absl::SkipEmpty())) {
-    std::string host, port;
-    if (!split_host_port(part, &host, &port)) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no port in ", part));
-    if (!lookup(host, port, &v4, &v6)) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: cannot resolve ", host));
+    std::optional<api::HostPort> hp = api::SplitHostPort(part);
+    if (!hp) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no port in ", part));
+    absl::StatusOr<api::ResolvedAddresses> found = api::ResolveHost(hp->host, hp->port);
+    if (!found.ok()) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: cannot resolve ", hp->host));
+    all.ipv4.insert(all.ipv4.end(), found->ipv4.begin(), found->ipv4.end());
+    all.ipv6.insert(all.ipv6.end(), found->ipv6.begin(), found->ipv6.end());
   }
-  if (v4.empty() && v6.empty()) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no address in ", target));
-  if (!v4.empty() && !v6.empty()) return absl::InvalidArgumentError("--remote-workers: mix of IPv4 and IPv6 addresses");
-  r.channel_target = v4.empty() ? absl::StrCat("ipv6:", absl::StrJoin(v6, ",")) : absl::StrCat("ipv4:", absl::StrJoin(v4, ","));
-  r.workers = static_cast<int>(v4.size() + v6.size());
+  if (all.size() == 0) return absl::InvalidArgumentError(absl::StrCat("--remote-workers: no address in ", target));
+  if (!all.ipv4.empty() && !all.ipv6.empty()) return absl::InvalidArgumentError("--remote-workers: mix of IPv4 and IPv6 addresses");
+  r.channel_target = all.ipv4.empty() ? absl::StrCat("ipv6:", absl::StrJoin(all.ipv6, ","))
+                                      : absl::StrCat("ipv4:", absl::StrJoin(all.ipv4, ","));
+  r.workers = static_cast<int>(all.size());
   return r;
 }
 
@@ -92,93 +67,73 @@ bool Retryable(absl::StatusCode code) {
 class RemoteWorkerPool : public engine::WorkerPool {
  public:
   RemoteWorkerPool(RemoteWorkerPoolOptions options, std::shared_ptr<grpc::Channel> channel, int workers)
-      : options_(std::move(options)), channel_(std::move(channel)), stub_(v1::Worker::NewStub(channel_)), workers_(workers) {
+      : options_(std::move(options)),
+        channel_(std::move(channel)),
+        stub_(v1::Worker::NewStub(channel_)),
+        queue_(QueueOptions(options_, workers)) {
     dispatcher_ = std::thread([this] { Dispatch(); });
+    resolver_ = std::thread([this] { FollowWorkerCount(); });
   }
   ~RemoteWorkerPool() override { Shutdown(absl::ZeroDuration()); }
 
-  absl::Status Submit(engine::CompressJob job) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
-    const size_t room = static_cast<size_t>(std::max(0, Capacity() - running_)) + options_.queue_capacity;
-    if (queue_.size() >= room && !job.admission_deadline) {
-      return absl::ResourceExhaustedError(absl::StrCat("all ", Capacity(), " remote worker slots are busy and ",
-                                                       queue_.size(), " jobs are queued; retry in a few seconds"));
-    }
-    queue_.push_back(std::move(job));
-    cv_.notify_all();
-    return absl::OkStatus();
-  }
+  absl::Status Submit(engine::CompressJob job) override { return queue_.Submit(std::move(job)); }
 
-  int busy() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return running_;
-  }
-  int queue_depth() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(queue_.size());
-  }
-  int threads() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return Capacity();
-  }
+  int busy() const override { return queue_.running(); }
+  int queue_depth() const override { return queue_.waiting(); }
+  int threads() const override { return queue_.slots(); }
 
   void Shutdown(absl::Duration grace) override {
-    std::deque<engine::CompressJob> dropped;
+    queue_.Shutdown(grace);
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (stopping_ && !dispatcher_.joinable()) return;
+      std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
-      dropped.swap(queue_);
-      cv_.notify_all();
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(grace), [this] { return running_ == 0; });
-      for (engine::JobControl* c : controls_) c->Cancel();
-      cv_.wait(lock, [this] { return running_ == 0; });
     }
-    for (auto& job : dropped) job.done(absl::UnavailableError("the server shut down before the job started"));
+    stopped_.notify_all();
     if (dispatcher_.joinable()) dispatcher_.join();
-    for (auto& t : finished_threads_) t.join();
-    finished_threads_.clear();
+    if (resolver_.joinable()) resolver_.join();
+    // Every job has finished; some threads may not have handed themselves
+    // over yet.
+    std::list<std::thread> last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last.swap(jobs_);
+    }
+    for (std::thread& t : last) t.join();
+    JoinFinishedJobs();
   }
 
  private:
-  int Capacity() const { return options_.per_worker_concurrency * std::max(1, workers_); }
+  static engine::JobQueueOptions QueueOptions(const RemoteWorkerPoolOptions& options, int workers) {
+    engine::JobQueueOptions q;
+    q.slots = options.per_worker_concurrency * std::max(1, workers);
+    q.queue_capacity = options.queue_capacity;
+    q.busy_message = [](int slots, size_t waiting) {
+      return absl::StrCat("all ", slots, " remote worker slots are busy and ", waiting,
+                          " jobs are queued; retry in a few seconds");
+    };
+    q.expired_message = "no remote worker slot freed up before the call's deadline";
+    q.expire_admitted_jobs = true;
+    return q;
+  }
 
+  // One thread per running job: the number of slots follows the workers.
   void Dispatch() {
-    absl::Time next_resolve = absl::Now();
+    while (std::optional<engine::CompressJob> job = queue_.Take()) {
+      JoinFinishedJobs();
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.emplace_back([this, job = std::move(*job)]() mutable { RunJob(std::move(job)); });
+    }
+  }
+
+  // Follows the worker count (a Deployment scaling up or down).
+  void FollowWorkerCount() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
-      // Follow the worker count (a Deployment scaling up or down).
-      if (absl::Now() >= next_resolve) {
-        lock.unlock();
-        auto r = Resolve(options_.target);
-        lock.lock();
-        if (r.ok() && r->workers > 0) workers_ = r->workers;
-        next_resolve = absl::Now() + absl::Seconds(10);
-      }
-      // Expire queued jobs that were cancelled or waited past their deadline.
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        absl::Status s;
-        if (it->control->Cancelled()) s = absl::CancelledError("the job was cancelled while queued");
-        else if (it->admission_deadline && absl::Now() > *it->admission_deadline) s = absl::ResourceExhaustedError("no remote worker slot freed up before the call's deadline");
-        if (s.ok()) {
-          ++it;
-          continue;
-        }
-        engine::CompressJob job = std::move(*it);
-        it = queue_.erase(it);
-        lock.unlock();
-        job.done(s);
-        lock.lock();
-      }
-      while (!queue_.empty() && running_ < Capacity()) {
-        engine::CompressJob job = std::move(queue_.front());
-        queue_.pop_front();
-        ++running_;
-        controls_.push_back(job.control.get());
-        threads_.emplace_back([this, job = std::move(job)]() mutable { RunJob(std::move(job)); });
-      }
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      lock.unlock();
+      absl::StatusOr<ResolvedTarget> r = Resolve(options_.target);
+      if (r.ok() && r->workers > 0) queue_.SetSlots(options_.per_worker_concurrency * r->workers);
+      lock.lock();
+      stopped_.wait_for(lock, std::chrono::seconds(10), [this] { return stopping_; });
     }
   }
 
@@ -194,18 +149,25 @@ class RemoteWorkerPool : public engine::WorkerPool {
       result = Execute(job);
     }
     job.done(std::move(result));
+    queue_.Finish(job);
+    // Hand this thread over to be joined.
     std::lock_guard<std::mutex> lock(mu_);
-    --running_;
-    controls_.erase(std::find(controls_.begin(), controls_.end(), job.control.get()));
-    // Move this thread's handle aside so it can be joined later.
-    for (auto it = threads_.begin(); it != threads_.end(); ++it) {
+    for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
       if (it->get_id() == std::this_thread::get_id()) {
-        finished_threads_.push_back(std::move(*it));
-        threads_.erase(it);
+        finished_jobs_.push_back(std::move(*it));
+        jobs_.erase(it);
         break;
       }
     }
-    cv_.notify_all();
+  }
+
+  void JoinFinishedJobs() {
+    std::vector<std::thread> finished;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished.swap(finished_jobs_);
+    }
+    for (std::thread& t : finished) t.join();
   }
 
   absl::StatusOr<engine::CompressionReport> Execute(const engine::CompressJob& job) {
@@ -243,91 +205,69 @@ class RemoteWorkerPool : public engine::WorkerPool {
       std::string dir;
       ~Cleanup() { (void)RemoveAll(dir); }
     } cleanup{staging};
-    api::FileReceiver receiver(staging, api::TransferLimits{uint64_t{1} << 40, 100000, api::kMaxChunkBytes});
+    api::ArtifactReceiver artifact(staging);
 
     grpc::ClientContext ctx;
-    if (job.deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(job.deadline));
-    if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+    api::PrepareCall(&ctx, job.deadline, options_.token);
     auto stream = stub_->Run(&ctx);
-    std::atomic<bool> finished{false};
-    std::thread watcher([&] {
-      while (!finished.load()) {
-        if (job.control->Cancelled()) {
-          ctx.TryCancel();
-          return;
-        }
-        absl::SleepFor(absl::Milliseconds(20));
-      }
-    });
-    std::thread writer([&] {
-      if (!stream->Write(header)) return;
-      (void)api::SendFiles(root, files, 0, [&](v1::FileChunk&& c) {
-        v1::CompressRequest r;
-        *r.mutable_chunk() = std::move(c);
-        return stream->Write(r);
-      });
-      stream->WritesDone();
-    });
     std::vector<v1::WeightReport> rows;
     v1::Summary summary;
     bool have_summary = false;
-    absl::Status receive;
-    v1::CompressResponse response;
-    while (stream->Read(&response)) {
-      if (response.has_progress() && response.progress().phase() == v1::Progress::COMPRESS) {
-        engine::Progress p;
-        p.weights_done = response.progress().weights_done();
-        p.weights_total = response.progress().weights_total();
-        p.bytes_done = response.progress().bytes_done();
-        p.bytes_total = response.progress().bytes_total();
-        p.current = response.progress().current();
-        job.control->OnProgress(p);
-      } else if (response.has_weight()) {
-        rows.push_back(response.weight());
-      } else if (response.has_artifact_file() && receive.ok()) {
-        receive = receiver.Declare(response.artifact_file().info());
-      } else if (response.has_artifact_chunk() && receive.ok()) {
-        receive = receiver.Add(response.artifact_chunk());
-      } else if (response.has_summary()) {
-        summary = response.summary();
-        have_summary = true;
+    grpc::Status status;
+    {
+      api::CallCanceller canceller(&ctx, [&] { return job.control->Cancelled(); }, absl::Milliseconds(20));
+      std::thread writer([&] {
+        if (!stream->Write(header)) return;
+        (void)api::SendFiles(root, files, 0, [&](v1::FileChunk&& c) {
+          v1::CompressRequest r;
+          *r.mutable_chunk() = std::move(c);
+          return stream->Write(r);
+        });
+        stream->WritesDone();
+      });
+      v1::CompressResponse response;
+      while (stream->Read(&response)) {
+        if (response.has_progress() && response.progress().phase() == v1::Progress::COMPRESS) {
+          engine::Progress p;
+          p.weights_done = response.progress().weights_done();
+          p.weights_total = response.progress().weights_total();
+          p.bytes_done = response.progress().bytes_done();
+          p.bytes_total = response.progress().bytes_total();
+          p.current = response.progress().current();
+          job.control->OnProgress(p);
+        } else if (response.has_weight()) {
+          rows.push_back(response.weight());
+        } else if (response.has_summary()) {
+          summary = response.summary();
+          have_summary = true;
+        } else if (!artifact.Receive(response).ok()) {
+          ctx.TryCancel();
+        }
       }
-      if (!receive.ok()) ctx.TryCancel();
+      writer.join();
+      status = stream->Finish();
     }
-    writer.join();
-    grpc::Status status = stream->Finish();
-    finished.store(true);
-    watcher.join();
-    if (!receive.ok()) return absl::DataLossError(absl::StrCat("the worker's artifact failed its check: ", receive.message()));
+    if (!artifact.status().ok()) {
+      return absl::DataLossError(absl::StrCat("the worker's artifact failed its check: ", artifact.status().message()));
+    }
     if (!status.ok()) return api::FromGrpcStatus(status);
     if (!have_summary) return absl::DataLossError("the worker ended the job without a summary");
-    RETURN_IF_ERROR(receiver.Finish());
-    // Commit: a package arrives as its tree, a NeuralNetwork as one file.
-    std::string produced = staging;
-    if (receiver.files().size() == 1 && receiver.files()[0].path() != "Manifest.json" &&
-        receiver.files()[0].path().find('/') == std::string::npos) {
-      produced = JoinPath(staging, receiver.files()[0].path());
-    }
-    RETURN_IF_ERROR(RemoveAll(job.output_path));
-    std::error_code ec;
-    std::filesystem::rename(produced, job.output_path, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot commit the artifact: ", ec.message()));
+    ASSIGN_OR_RETURN(std::string produced, artifact.Complete());
+    RETURN_IF_ERROR(api::CommitArtifact(produced, job.output_path));
     return api::ReportFrom(rows, summary);
   }
 
   RemoteWorkerPoolOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Worker::Stub> stub_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<engine::CompressJob> queue_;
-  std::vector<engine::JobControl*> controls_;
-  std::list<std::thread> threads_;
-  std::vector<std::thread> finished_threads_;
-  int running_ = 0;
-  int workers_ = 1;
+  engine::JobQueue queue_;
+  std::mutex mu_;  // guards what follows
+  std::condition_variable stopped_;
   bool stopping_ = false;
+  std::list<std::thread> jobs_;               // running
+  std::vector<std::thread> finished_jobs_;    // done, to be joined
   std::thread dispatcher_;
+  std::thread resolver_;
 };
 
 }  // namespace
@@ -336,16 +276,10 @@ absl::StatusOr<std::unique_ptr<engine::WorkerPool>> MakeRemoteWorkerPool(const R
   if (options.per_worker_concurrency < 1) return absl::InvalidArgumentError("--worker-concurrency must be >= 1");
   ASSIGN_OR_RETURN(ResolvedTarget target, Resolve(options.target));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, api::ChannelCredentials(options.tls));
-  grpc::ChannelArguments args;
-  args.SetLoadBalancingPolicyName("round_robin");
-  args.SetMaxReceiveMessageSize(8 << 20);
-  args.SetMaxSendMessageSize(8 << 20);
-  // Notice dead workers quickly so round_robin stops picking them.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  auto channel = grpc::CreateCustomChannel(target.channel_target, creds, args);
+  api::ChannelOptions channel_options;
+  channel_options.round_robin = true;
+  channel_options.detect_dead_peers = true;
+  auto channel = api::OpenChannel(target.channel_target, creds, channel_options);
   return std::unique_ptr<engine::WorkerPool>(new RemoteWorkerPool(options, channel, std::max(1, target.workers)));
 }
 

@@ -1,16 +1,13 @@
 #include "service/runner_pool.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <optional>
 #include <set>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "api/channel.h"
+#include "api/client_call.h"
 #include "api/device_selector.h"
 #include "api/grpc_status.h"
 #include "api/transfer.h"
@@ -19,38 +16,8 @@
 namespace coremlz::service {
 namespace {
 
-// "dns:///name:port" or "dns:name:port" -> (name, port); else nullopt.
-std::optional<std::pair<std::string, std::string>> DnsTarget(const std::string& target) {
-  std::string rest;
-  if (absl::StartsWith(target, "dns:///")) rest = target.substr(7);
-  else if (absl::StartsWith(target, "dns:")) rest = target.substr(4);
-  else return std::nullopt;
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return std::make_pair(rest, std::string("50061"));
-  return std::make_pair(rest.substr(0, colon), rest.substr(colon + 1));
-}
-
-std::vector<std::string> ResolveName(const std::string& name, const std::string& port) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::vector<std::string> out;
-  if (::getaddrinfo(name.c_str(), port.c_str(), &hints, &res) != 0) return out;
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    char host[INET6_ADDRSTRLEN] = {};
-    if (a->ai_family == AF_INET) {
-      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, host, sizeof(host));
-      out.push_back(absl::StrCat(host, ":", port));
-    } else if (a->ai_family == AF_INET6) {
-      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, host, sizeof(host));
-      out.push_back(absl::StrCat("[", host, "]:", port));
-    }
-  }
-  ::freeaddrinfo(res);
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
+// A runner named without a port listens on coremlz-runner's default.
+constexpr char kDefaultRunnerPort[] = "50061";
 
 }  // namespace
 
@@ -95,8 +62,12 @@ RunnerPool::~RunnerPool() {
 void RunnerPool::Resolve() {
   std::set<std::string> wanted;
   for (const std::string& t : options_.targets) {
-    if (auto dns = DnsTarget(t)) {
-      for (const std::string& a : ResolveName(dns->first, dns->second)) wanted.insert(a);
+    if (std::optional<std::string> name = api::DnsName(t)) {
+      const api::HostPort hp = api::SplitHostPort(*name).value_or(api::HostPort{*name, kDefaultRunnerPort});
+      absl::StatusOr<api::ResolvedAddresses> found = api::ResolveHost(hp.host, hp.port);
+      if (!found.ok()) continue;  // a name that does not resolve now has no runners now
+      wanted.insert(found->ipv4.begin(), found->ipv4.end());
+      wanted.insert(found->ipv6.begin(), found->ipv6.end());
     } else {
       wanted.insert(t);
     }
@@ -114,10 +85,7 @@ void RunnerPool::Resolve() {
     if (runners_.count(a)) continue;
     Runner r;
     r.address = a;
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(8 << 20);
-    args.SetMaxSendMessageSize(8 << 20);
-    r.channel = grpc::CreateCustomChannel(a, creds_, args);
+    r.channel = api::OpenChannel(a, creds_);
     r.stub = v1::DeviceRunner::NewStub(r.channel);
     runners_.emplace(a, std::move(r));
   }
@@ -132,8 +100,7 @@ void RunnerPool::Probe(const std::string& address, bool force) {
     stub = it->second.stub.get();
   }
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.probe_timeout));
-  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  api::PrepareCall(&ctx, absl::Now() + options_.probe_timeout, options_.token);
   v1::RunnerDescription description;
   grpc::Status s = stub->Describe(&ctx, v1::DescribeRequest(), &description);
   std::lock_guard<std::mutex> lock(mu_);
@@ -245,39 +212,30 @@ absl::StatusOr<v1::ValidationResult> RunnerPool::Attempt(const std::string& addr
   *header.mutable_header()->mutable_report() = job.report;
 
   grpc::ClientContext ctx;
-  if (job.deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(job.deadline));
-  if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  api::PrepareCall(&ctx, job.deadline, options_.token);
   auto stream = stub->Validate(&ctx);
-  std::atomic<bool> finished{false};
-  std::thread watcher([&] {
-    while (!finished.load()) {
-      if (job.control && job.control->Cancelled()) {
-        ctx.TryCancel();
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-  });
-  std::thread writer([&] {
-    if (!stream->Write(header)) return;
-    auto send = [&](v1::FileChunk&& c) {
-      v1::ValidateRequest r;
-      *r.mutable_chunk() = std::move(c);
-      return stream->Write(r);
-    };
-    if (!api::SendFiles(compressed_root, compressed, 0, send).ok()) return;
-    if (!original.empty() && !api::SendFiles(original_root, original, static_cast<uint32_t>(compressed.size()), send).ok()) return;
-    stream->WritesDone();
-  });
   std::optional<v1::ValidationResult> result;
-  v1::ValidateResponse response;
-  while (stream->Read(&response)) {
-    if (response.has_result() && !result) result = response.result();
+  {
+    api::CallCanceller canceller(&ctx, job.control ? std::function<bool()>([&] { return job.control->Cancelled(); }) : nullptr,
+                                 absl::Milliseconds(50));
+    std::thread writer([&] {
+      if (!stream->Write(header)) return;
+      auto send = [&](v1::FileChunk&& c) {
+        v1::ValidateRequest r;
+        *r.mutable_chunk() = std::move(c);
+        return stream->Write(r);
+      };
+      if (!api::SendFiles(compressed_root, compressed, 0, send).ok()) return;
+      if (!original.empty() && !api::SendFiles(original_root, original, static_cast<uint32_t>(compressed.size()), send).ok()) return;
+      stream->WritesDone();
+    });
+    v1::ValidateResponse response;
+    while (stream->Read(&response)) {
+      if (response.has_result() && !result) result = response.result();
+    }
+    writer.join();
+    *status = stream->Finish();
   }
-  writer.join();
-  *status = stream->Finish();
-  finished.store(true);
-  watcher.join();
   if (!status->ok()) return api::FromGrpcStatus(*status);
   if (!result) return absl::DataLossError("the runner ended the call without a result");
   if (!result->has_device() || result->backend().empty()) {

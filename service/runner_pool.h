@@ -8,6 +8,11 @@
 // tries the next (bounded, within the caller's deadline), else answers
 // UNAVAILABLE listing what was tried. Cancelling the caller cancels the
 // runner's call.
+//
+// Validations are not queued here (no engine::JobQueue): each runner admits
+// its own work and answers RESOURCE_EXHAUSTED when busy, which sends the
+// validation to the next runner, so a validation starts at once on its own
+// thread and the pool only waits for those in flight when it is destroyed.
 #ifndef COREMLZ_SERVICE_RUNNER_POOL_H_
 #define COREMLZ_SERVICE_RUNNER_POOL_H_
 

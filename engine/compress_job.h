@@ -1,0 +1,48 @@
+// One unit of work for a worker pool: a model to compress (or a task run in
+// its place), with the limits it is admitted under and where its result goes.
+#ifndef COREMLZ_ENGINE_COMPRESS_JOB_H_
+#define COREMLZ_ENGINE_COMPRESS_JOB_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/config.h"
+#include "engine/job_control.h"
+#include "engine/ml_program_compressor.h"
+#include "engine/report.h"
+
+namespace coremlz::engine {
+
+struct CompressJob {
+  std::string input_path;   // .mlpackage directory or .mlmodel file
+  std::string output_path;  // where the compressed model goes (same form)
+  CompressionConfig config;
+  CompressOptions options;
+  uint64_t memory_estimate = 0;  // peak bytes the job may need
+  // While the queue is full, wait for a slot until this time (then
+  // RESOURCE_EXHAUSTED); unset: refuse at once.
+  std::optional<absl::Time> admission_deadline;
+  // The caller's deadline (remote pools pass it on to the worker's call).
+  absl::Time deadline = absl::InfiniteFuture();
+  std::shared_ptr<JobControl> control;  // progress, cancellation (required)
+  // When set, the pool runs this instead of compressing (Inspect: the same
+  // admission, budget, queue and cancellation as a compression); `done`
+  // then gets an empty report or the task's error. Remote pools run it in
+  // the front's process, on their own slots.
+  std::function<absl::Status(JobControl*)> task;
+  // Run after a successful compression, on the same worker and under the
+  // same control (the output check, which the service fills in: the engine
+  // does not run models).
+  std::function<void(CompressionReport*, JobControl*)> after;
+  // Called exactly once, from a pool thread, unless Submit() fails.
+  std::function<void(absl::StatusOr<CompressionReport>)> done;
+};
+
+}  // namespace coremlz::engine
+
+#endif  // COREMLZ_ENGINE_COMPRESS_JOB_H_
