@@ -13,6 +13,7 @@
 #include "compress/palettize.h"
 #include "compress/prune.h"
 #include "compress/reduce.h"
+#include "engine/config_names.h"
 #include "format/fp16.h"
 #include "format/sub_byte.h"
 
