@@ -239,7 +239,8 @@ absl::StatusOr<std::vector<float>> Scatter(const std::vector<uint8_t>& mask, con
 // --- one function per op ----------------------------------------------------
 
 // iOS16: scale * (quantized_data - zero_point), per tensor or along one axis.
-absl::StatusOr<std::vector<Tensor>> AffineDequantize(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> AffineDequantize(const ConstexprOpContext& ctx,
+                                                     const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor q, ctx.Get("quantized_data"));
   ASSIGN_OR_RETURN(Tensor zp, ctx.Get("zero_point"));
@@ -274,7 +275,8 @@ absl::StatusOr<std::vector<Tensor>> AffineDequantize(const ConstexprOpContext& c
 }
 
 // iOS18: scale[block] * (data - offset[block]).
-absl::StatusOr<std::vector<Tensor>> BlockwiseShiftScale(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> BlockwiseShiftScale(const ConstexprOpContext& ctx,
+                                                        const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor data, ctx.Get("data"));
   ASSIGN_OR_RETURN(Tensor scale, ctx.Get("scale"));
@@ -287,7 +289,8 @@ absl::StatusOr<std::vector<Tensor>> BlockwiseShiftScale(const ConstexprOpContext
 }
 
 // iOS16: packed uint8 index bytes, a 1-D palette, an explicit shape.
-absl::StatusOr<std::vector<Tensor>> Ios16LutToDense(const ConstexprOpContext& ctx, const Tensor& lut, const Tensor& indices) {
+absl::StatusOr<std::vector<Tensor>> Ios16LutToDense(const ConstexprOpContext& ctx, const Tensor& lut,
+                                                    const Tensor& indices) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor shape_t, ctx.Get("shape"));
   ASSIGN_OR_RETURN(Shape shape, ShapeFromTensor(shape_t));
@@ -317,7 +320,8 @@ absl::StatusOr<std::vector<Tensor>> Ios16LutToDense(const ConstexprOpContext& ct
 }
 
 // iOS18: sub-byte indices, a palette per block (of vectors along vector_axis).
-absl::StatusOr<std::vector<Tensor>> Ios18LutToDense(const ConstexprOpContext& ctx, const Tensor& lut, const Tensor& indices) {
+absl::StatusOr<std::vector<Tensor>> Ios18LutToDense(const ConstexprOpContext& ctx, const Tensor& lut,
+                                                    const Tensor& indices) {
   std::vector<Tensor> results;
   if (!format::IsSubByte(indices.type) && indices.type != ElementType::kUInt8) {
     return ctx.Fail(absl::StrCat("indices must be uint1..uint8, got ", format::ElementTypeName(indices.type)));
@@ -339,7 +343,8 @@ absl::StatusOr<std::vector<Tensor>> Ios18LutToDense(const ConstexprOpContext& ct
   return results;
 }
 
-absl::StatusOr<std::vector<Tensor>> LutToDenseOp(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> LutToDenseOp(const ConstexprOpContext& ctx,
+                                                 const format::TensorTypeInfo& first_output) {
   ASSIGN_OR_RETURN(Tensor lut, ctx.Get("lut"));
   ASSIGN_OR_RETURN(Tensor indices, ctx.Get("indices"));
   if (ctx.Has("shape")) return Ios16LutToDense(ctx, lut, indices);
@@ -347,7 +352,8 @@ absl::StatusOr<std::vector<Tensor>> LutToDenseOp(const ConstexprOpContext& ctx, 
 }
 
 // Scatters nonzero_data where the mask is set (iOS16: packed mask bytes and a shape).
-absl::StatusOr<std::vector<Tensor>> SparseToDense(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> SparseToDense(const ConstexprOpContext& ctx,
+                                                  const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor nonzero, ctx.Get("nonzero_data"));
   ASSIGN_OR_RETURN(Tensor mask, ctx.Get("mask"));
@@ -379,7 +385,8 @@ absl::StatusOr<std::vector<Tensor>> SparseToDense(const ConstexprOpContext& ctx,
 }
 
 // iOS18 joint form: looks up the kept indices; outputs the (vector-expanded) mask and the values.
-absl::StatusOr<std::vector<Tensor>> LutToSparse(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> LutToSparse(const ConstexprOpContext& ctx,
+                                                const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor mask, ctx.Get("indices_mask"));
   ASSIGN_OR_RETURN(Tensor nz, ctx.Get("indices_nonzero_data"));
@@ -429,7 +436,8 @@ absl::StatusOr<std::vector<Tensor>> LutToSparse(const ConstexprOpContext& ctx, c
 }
 
 // iOS18 joint form: dequantizes the kept codes; outputs the mask and the values.
-absl::StatusOr<std::vector<Tensor>> SparseBlockwiseShiftScale(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> SparseBlockwiseShiftScale(const ConstexprOpContext& ctx,
+                                                              const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor mask, ctx.Get("data_mask"));
   ASSIGN_OR_RETURN(Tensor nz, ctx.Get("nonzero_data"));
@@ -462,7 +470,8 @@ absl::StatusOr<std::vector<Tensor>> SparseBlockwiseShiftScale(const ConstexprOpC
 }
 
 // Widens fp16 values to the declared output dtype.
-absl::StatusOr<std::vector<Tensor>> Cast(const ConstexprOpContext& ctx, const format::TensorTypeInfo& first_output) {
+absl::StatusOr<std::vector<Tensor>> Cast(const ConstexprOpContext& ctx,
+                                         const format::TensorTypeInfo& first_output) {
   std::vector<Tensor> results;
   ASSIGN_OR_RETURN(Tensor src, ctx.Get("source_val"));
   ASSIGN_OR_RETURN(std::vector<float> v, format::ToFloats(format::View(src)));

@@ -100,7 +100,8 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
   ASSIGN_OR_RETURN(ProgramIndex index, IndexFunctions(program));
   RETURN_IF_ERROR(RecordBlobReferences(&program));
   RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
-    for (const mil::Operation& op : block->operations()) RETURN_IF_ERROR(PlanConst(op, ctx.function, index[ctx.function], config));
+    const FunctionIndex& function_index = index[ctx.function];
+    for (const mil::Operation& op : block->operations()) RETURN_IF_ERROR(PlanConst(op, ctx.function, function_index, config));
     return absl::OkStatus();
   }));
 
