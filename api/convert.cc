@@ -1,22 +1,20 @@
 #include "api/convert.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "engine/config_names.h"
 #include "engine/config_parse.h"
 
 namespace coremlz::api {
 namespace {
 using engine::Granularity;
 
-absl::StatusOr<Granularity> ParseGranularity(const std::string& s, Granularity def) {
+// An empty field means the config's default.
+absl::StatusOr<Granularity> GranularityField(const std::string& s, Granularity def) {
   if (s.empty()) return def;
-  const std::string g = absl::AsciiStrToLower(s);
-  if (g == "per_tensor") return Granularity::kPerTensor;
-  if (g == "per_channel") return Granularity::kPerChannel;
-  if (g == "per_grouped_channel") return Granularity::kPerGroupedChannel;
-  if (g == "per_block") return Granularity::kPerBlock;
-  return absl::InvalidArgumentError(absl::StrCat("unknown granularity \"", s, "\""));
+  std::optional<Granularity> g = engine::ParseGranularity(s);
+  if (!g) return absl::InvalidArgumentError(absl::StrCat("unknown granularity \"", s, "\""));
+  return *g;
 }
 
 absl::StatusOr<engine::OpConfig> FromProto(const v1::OpConfig& p) {
@@ -24,15 +22,18 @@ absl::StatusOr<engine::OpConfig> FromProto(const v1::OpConfig& p) {
     case v1::OpConfig::kLinearQuantizer: {
       const auto& q = p.linear_quantizer();
       engine::LinearQuantizerConfig c;
-      const std::string mode = absl::AsciiStrToLower(q.mode());
-      if (mode == "linear") c.symmetric = false;
-      else if (!mode.empty() && mode != "linear_symmetric") return absl::InvalidArgumentError(absl::StrCat("linear_quantizer.mode: unknown \"", q.mode(), "\""));
-      const std::string dtype = absl::AsciiStrToLower(q.dtype());
-      if (dtype == "uint8") c.is_signed = false;
-      else if (dtype == "int4") c.bits = 4;
-      else if (dtype == "uint4") { c.bits = 4; c.is_signed = false; }
-      else if (!dtype.empty() && dtype != "int8") return absl::InvalidArgumentError(absl::StrCat("linear_quantizer.dtype: unknown \"", q.dtype(), "\""));
-      ASSIGN_OR_RETURN(c.granularity, ParseGranularity(q.granularity(), Granularity::kPerChannel));
+      if (!q.mode().empty()) {
+        std::optional<bool> symmetric = engine::QuantModeIsSymmetric(q.mode());
+        if (!symmetric) return absl::InvalidArgumentError(absl::StrCat("linear_quantizer.mode: unknown \"", q.mode(), "\""));
+        c.symmetric = *symmetric;
+      }
+      if (!q.dtype().empty()) {
+        std::optional<engine::QuantDtype> dtype = engine::ParseQuantDtype(q.dtype());
+        if (!dtype) return absl::InvalidArgumentError(absl::StrCat("linear_quantizer.dtype: unknown \"", q.dtype(), "\""));
+        c.bits = dtype->bits;
+        c.is_signed = dtype->is_signed;
+      }
+      ASSIGN_OR_RETURN(c.granularity, GranularityField(q.granularity(), Granularity::kPerChannel));
       if (q.block_size_size() > 0) c.block_size.assign(q.block_size().begin(), q.block_size().end());
       c.block_size_per_axis = q.block_size_per_axis();
       if (q.has_weight_threshold()) c.weight_threshold = q.weight_threshold();
@@ -41,13 +42,13 @@ absl::StatusOr<engine::OpConfig> FromProto(const v1::OpConfig& p) {
     case v1::OpConfig::kPalettizer: {
       const auto& q = p.palettizer();
       engine::PalettizerConfig c;
-      const std::string mode = absl::AsciiStrToLower(q.mode());
-      if (mode == "uniform") c.mode = engine::PalettizerConfig::Mode::kUniform;
-      else if (mode == "unique") c.mode = engine::PalettizerConfig::Mode::kUnique;
-      else if (mode == "custom") c.mode = engine::PalettizerConfig::Mode::kCustom;
-      else if (!mode.empty() && mode != "kmeans") return absl::InvalidArgumentError(absl::StrCat("palettizer.mode: unknown \"", q.mode(), "\""));
+      if (!q.mode().empty()) {
+        std::optional<engine::PalettizerConfig::Mode> mode = engine::ParsePaletteMode(q.mode());
+        if (!mode) return absl::InvalidArgumentError(absl::StrCat("palettizer.mode: unknown \"", q.mode(), "\""));
+        c.mode = *mode;
+      }
       if (q.has_nbits()) c.nbits = q.nbits();
-      ASSIGN_OR_RETURN(c.granularity, ParseGranularity(q.granularity(), Granularity::kPerTensor));
+      ASSIGN_OR_RETURN(c.granularity, GranularityField(q.granularity(), Granularity::kPerTensor));
       if (q.has_group_size()) c.group_size = q.group_size();
       if (q.has_channel_axis()) c.channel_axis = q.channel_axis();
       if (q.has_cluster_dim()) c.cluster_dim = q.cluster_dim();
@@ -90,8 +91,8 @@ v1::OpConfig ToProto(const engine::OpConfig& c) {
   v1::OpConfig p;
   if (auto* q = std::get_if<engine::LinearQuantizerConfig>(&c)) {
     auto* o = p.mutable_linear_quantizer();
-    o->set_mode(q->symmetric ? "linear_symmetric" : "linear");
-    o->set_dtype(absl::StrCat(q->is_signed ? "int" : "uint", q->bits));
+    o->set_mode(engine::QuantModeName(q->symmetric));
+    o->set_dtype(engine::QuantDtypeName(q->bits, q->is_signed));
     o->set_granularity(engine::GranularityName(q->granularity));
     for (int64_t b : q->block_size) o->add_block_size(b);
     o->set_block_size_per_axis(q->block_size_per_axis);

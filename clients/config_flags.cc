@@ -4,9 +4,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "engine/config_names.h"
 #include "engine/config_parse.h"
 
 namespace coremlz::cli {
@@ -26,11 +28,13 @@ const std::set<std::string>& ConfigBoolFlags() {
 
 namespace {
 
-absl::StatusOr<Granularity> ParseGranularity(const std::string& s) {
-  if (s == "per_tensor" || s == "per-tensor") return Granularity::kPerTensor;
-  if (s == "per_channel" || s == "per-channel") return Granularity::kPerChannel;
-  if (s == "per_grouped_channel" || s == "per-grouped-channel") return Granularity::kPerGroupedChannel;
-  if (s == "per_block" || s == "per-block") return Granularity::kPerBlock;
+// The flag takes a config name as written, or with '-' for each '_'
+// ("per-channel").
+absl::StatusOr<Granularity> GranularityFlag(const std::string& s) {
+  for (Granularity g : engine::kGranularities) {
+    const std::string name = engine::GranularityName(g);
+    if (s == name || s == absl::StrReplaceAll(name, {{"_", "-"}})) return g;
+  }
   return absl::InvalidArgumentError(absl::StrCat("--granularity: unknown value \"", s,
                                                  "\" (per_tensor, per_channel, per_grouped_channel, per_block)"));
 }
@@ -84,17 +88,19 @@ absl::StatusOr<engine::CompressionConfig> ConfigFromFlags(const Args& args) {
   if (args.Has("palettize")) {
     engine::PalettizerConfig c;
     const std::string mode = absl::AsciiStrToLower(args.Value("mode").value_or("kmeans"));
-    if (mode == "kmeans") c.mode = engine::PalettizerConfig::Mode::kKMeans;
-    else if (mode == "uniform") c.mode = engine::PalettizerConfig::Mode::kUniform;
-    else if (mode == "unique") c.mode = engine::PalettizerConfig::Mode::kUnique;
-    else return absl::InvalidArgumentError(absl::StrCat("--mode for --palettize: kmeans, uniform or unique; got \"", mode, "\""));
+    // A custom palette needs a "lut", which only a config file can give.
+    std::optional<engine::PalettizerConfig::Mode> m = engine::ParsePaletteMode(mode);
+    if (!m || *m == engine::PalettizerConfig::Mode::kCustom) {
+      return absl::InvalidArgumentError(absl::StrCat("--mode for --palettize: kmeans, uniform or unique; got \"", mode, "\""));
+    }
+    c.mode = *m;
     const std::string bits = *args.Value("palettize");
     if (c.mode != engine::PalettizerConfig::Mode::kUnique) {
       int n = 0;
       if (!absl::SimpleAtoi(bits, &n)) return absl::InvalidArgumentError(absl::StrCat("--palettize expects a bit count, got \"", bits, "\""));
       c.nbits = n;
     }
-    if (auto g = args.Value("granularity")) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(*g)); }
+    if (auto g = args.Value("granularity")) { ASSIGN_OR_RETURN(c.granularity, GranularityFlag(*g)); }
     ASSIGN_OR_RETURN(std::optional<int64_t> gs, args.Int("group-size"));
     if (gs) {
       c.group_size = *gs;
@@ -110,16 +116,16 @@ absl::StatusOr<engine::CompressionConfig> ConfigFromFlags(const Args& args) {
   } else if (args.Has("quantize")) {
     engine::LinearQuantizerConfig c;
     const std::string dtype = absl::AsciiStrToLower(*args.Value("quantize"));
-    if (dtype == "int8") { c.bits = 8; c.is_signed = true; }
-    else if (dtype == "uint8") { c.bits = 8; c.is_signed = false; }
-    else if (dtype == "int4") { c.bits = 4; c.is_signed = true; }
-    else if (dtype == "uint4") { c.bits = 4; c.is_signed = false; }
-    else return absl::InvalidArgumentError(absl::StrCat("--quantize expects int8, uint8, int4 or uint4; got \"", dtype, "\""));
+    std::optional<engine::QuantDtype> d = engine::ParseQuantDtype(dtype);
+    if (!d) return absl::InvalidArgumentError(absl::StrCat("--quantize expects int8, uint8, int4 or uint4; got \"", dtype, "\""));
+    c.bits = d->bits;
+    c.is_signed = d->is_signed;
     const std::string mode = absl::AsciiStrToLower(args.Value("quant-mode").value_or("linear_symmetric"));
-    if (mode == "linear_symmetric" || mode == "symmetric") c.symmetric = true;
-    else if (mode == "linear" || mode == "asymmetric") c.symmetric = false;
-    else return absl::InvalidArgumentError(absl::StrCat("--quant-mode expects linear_symmetric or linear; got \"", mode, "\""));
-    if (auto g = args.Value("granularity")) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(*g)); }
+    std::optional<bool> symmetric = engine::QuantModeIsSymmetric(mode);
+    if (mode == "symmetric" || mode == "asymmetric") symmetric = mode == "symmetric";  // the flag's plain words
+    if (!symmetric) return absl::InvalidArgumentError(absl::StrCat("--quant-mode expects linear_symmetric or linear; got \"", mode, "\""));
+    c.symmetric = *symmetric;
+    if (auto g = args.Value("granularity")) { ASSIGN_OR_RETURN(c.granularity, GranularityFlag(*g)); }
     ASSIGN_OR_RETURN(std::optional<int64_t> bs, args.Int("block-size"));
     if (bs) {
       c.block_size = {*bs};

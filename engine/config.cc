@@ -6,28 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/utf8.h"
+#include "engine/config_names.h"
 
 namespace coremlz::engine {
-
-std::string GranularityName(Granularity g) {
-  switch (g) {
-    case Granularity::kPerTensor: return "per_tensor";
-    case Granularity::kPerChannel: return "per_channel";
-    case Granularity::kPerGroupedChannel: return "per_grouped_channel";
-    case Granularity::kPerBlock: return "per_block";
-  }
-  return "?";
-}
-
-std::string PaletteModeName(PalettizerConfig::Mode m) {
-  switch (m) {
-    case PalettizerConfig::Mode::kKMeans: return "kmeans";
-    case PalettizerConfig::Mode::kUniform: return "uniform";
-    case PalettizerConfig::Mode::kUnique: return "unique";
-    case PalettizerConfig::Mode::kCustom: return "custom";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -52,24 +33,14 @@ std::string TechniqueName(const OpConfig& c) {
   }
 }
 
-std::string ConfigTypeName(const OpConfig& c) {
-  switch (c.index()) {
-    case 0: return "OpLinearQuantizerConfig";
-    case 1: return "OpPalettizerConfig";
-    case 2: return "OpThresholdPrunerConfig";
-    case 3: return "OpMagnitudePrunerConfig";
-    default: return "Fp16Config";
-  }
-}
-
 int64_t WeightThreshold(const OpConfig& c) {
   return std::visit([](const auto& cfg) { return cfg.weight_threshold; }, c);
 }
 
 std::string DescribeParams(const OpConfig& c) {
   if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {
-    std::string s = absl::StrCat("mode=", q->symmetric ? "linear_symmetric" : "linear", " dtype=",
-                                 q->is_signed ? "int" : "uint", q->bits, " granularity=", GranularityName(q->granularity));
+    std::string s = absl::StrCat("mode=", QuantModeName(q->symmetric), " dtype=", QuantDtypeName(q->bits, q->is_signed),
+                                 " granularity=", GranularityName(q->granularity));
     if (q->granularity == Granularity::kPerBlock) absl::StrAppend(&s, " block_size=", absl::StrJoin(q->block_size, ","));
     return s;
   }

@@ -74,14 +74,9 @@ struct Fp16Config {
 using OpConfig = std::variant<LinearQuantizerConfig, PalettizerConfig, ThresholdPrunerConfig,
                               MagnitudePrunerConfig, Fp16Config>;
 
-// The config files' spellings: "per_tensor", ...; "kmeans", ...
-std::string GranularityName(Granularity granularity);
-std::string PaletteModeName(PalettizerConfig::Mode mode);
-
-// "linear_quantize", "palettize", "prune", "fp16".
+// "linear_quantize", "palettize", "prune", "fp16". (The names of config
+// values and classes are in engine/config_names.h.)
 std::string TechniqueName(const OpConfig& config);
-// coremltools' class name: "OpLinearQuantizerConfig", ...
-std::string ConfigTypeName(const OpConfig& config);
 int64_t WeightThreshold(const OpConfig& config);
 // One line of parameters for reports: "nbits=4 mode=kmeans granularity=per_tensor".
 std::string DescribeParams(const OpConfig& config);

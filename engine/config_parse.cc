@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "engine/config_names.h"
 #include "yaml-cpp/yaml.h"
 
 namespace coremlz::engine {
@@ -25,17 +26,6 @@ absl::StatusOr<T> Scalar(const YAML::Node& n, const std::string& where) {
   }
 }
 
-absl::StatusOr<Granularity> ParseGranularity(const YAML::Node& n, const std::string& where) {
-  ASSIGN_OR_RETURN(std::string s, Scalar<std::string>(n, where));
-  s = absl::AsciiStrToLower(s);
-  if (s == "per_tensor") return Granularity::kPerTensor;
-  if (s == "per_channel") return Granularity::kPerChannel;
-  if (s == "per_grouped_channel") return Granularity::kPerGroupedChannel;
-  if (s == "per_block") return Granularity::kPerBlock;
-  return Err(where, absl::StrCat("Invalid granularity=", s,
-                                 " (expected per_tensor, per_channel, per_grouped_channel or per_block)"));
-}
-
 absl::Status CheckKeys(const YAML::Node& n, const std::set<std::string>& allowed, const std::string& where) {
   std::set<std::string> seen;
   for (const auto& kv : n) {
@@ -51,116 +41,150 @@ absl::Status CheckKeys(const YAML::Node& n, const std::set<std::string>& allowed
   return absl::OkStatus();
 }
 
-absl::StatusOr<OpConfig> ParseOpConfig(const YAML::Node& n, const std::string& type, const std::string& where) {
-  if (!n.IsMap()) return Err(where, "expected a mapping of parameters");
-  if (type == "OpLinearQuantizerConfig") {
-    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "dtype", "granularity", "block_size", "weight_threshold"}, where));
-    LinearQuantizerConfig c;
-    if (n["mode"]) {
-      ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
-      m = absl::AsciiStrToUpper(m);
-      if (m == "LINEAR_SYMMETRIC") c.symmetric = true;
-      else if (m == "LINEAR") c.symmetric = false;
-      else return Err(where + ".mode", absl::StrCat("Only mode ('LINEAR_SYMMETRIC', 'LINEAR') supported for weight affine quantization. Got mode: \"", m, "\"."));
+// Reads `key`, when given, into *out.
+template <typename T>
+absl::Status ReadKey(const YAML::Node& n, const std::string& key, const std::string& where, T* out) {
+  if (!n[key]) return absl::OkStatus();
+  ASSIGN_OR_RETURN(*out, Scalar<T>(n[key], where + "." + key));
+  return absl::OkStatus();
+}
+
+// An optional parameter: null means unset, as None does in coremltools.
+template <typename T>
+absl::Status ReadKey(const YAML::Node& n, const std::string& key, const std::string& where, std::optional<T>* out) {
+  if (!n[key] || n[key].IsNull()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(*out, Scalar<T>(n[key], where + "." + key));
+  return absl::OkStatus();
+}
+
+absl::Status ReadGranularity(const YAML::Node& n, const std::string& where, Granularity* out) {
+  if (!n["granularity"]) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string name, Scalar<std::string>(n["granularity"], where + ".granularity"));
+  std::optional<Granularity> g = ParseGranularity(name);
+  if (!g) {
+    return Err(where + ".granularity", absl::StrCat("Invalid granularity=", absl::AsciiStrToLower(name),
+                                                    " (expected per_tensor, per_channel, per_grouped_channel or per_block)"));
+  }
+  *out = *g;
+  return absl::OkStatus();
+}
+
+// The parameters of each config class; `where` names the config in messages.
+absl::Status ReadParameters(const YAML::Node& n, const std::string& where, LinearQuantizerConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "dtype", "granularity", "block_size", "weight_threshold"}, where));
+  if (n["mode"]) {
+    ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
+    std::optional<bool> symmetric = QuantModeIsSymmetric(m);
+    if (!symmetric) {
+      return Err(where + ".mode", absl::StrCat("Only mode ('LINEAR_SYMMETRIC', 'LINEAR') supported for weight affine "
+                                               "quantization. Got mode: \"", absl::AsciiStrToUpper(m), "\"."));
     }
-    if (n["dtype"]) {
-      ASSIGN_OR_RETURN(std::string d, Scalar<std::string>(n["dtype"], where + ".dtype"));
-      d = absl::AsciiStrToLower(d);
-      if (d == "int8") { c.bits = 8; c.is_signed = true; }
-      else if (d == "uint8") { c.bits = 8; c.is_signed = false; }
-      else if (d == "int4") { c.bits = 4; c.is_signed = true; }
-      else if (d == "uint4") { c.bits = 4; c.is_signed = false; }
-      else return Err(where + ".dtype", absl::StrCat("Invalid dtype ", d, ". Only support int8/uint8/int4/uint4."));
+    c->symmetric = *symmetric;
+  }
+  if (n["dtype"]) {
+    ASSIGN_OR_RETURN(std::string d, Scalar<std::string>(n["dtype"], where + ".dtype"));
+    std::optional<QuantDtype> dtype = ParseQuantDtype(d);
+    if (!dtype) {
+      return Err(where + ".dtype", absl::StrCat("Invalid dtype ", absl::AsciiStrToLower(d), ". Only support int8/uint8/int4/uint4."));
     }
-    if (n["granularity"]) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(n["granularity"], where + ".granularity")); }
-    if (n["block_size"]) {
-      const YAML::Node& b = n["block_size"];
-      c.block_size.clear();
-      if (b.IsSequence()) {
-        c.block_size_per_axis = true;
-        for (size_t i = 0; i < b.size(); ++i) {
-          ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b[i], where + ".block_size"));
-          c.block_size.push_back(v);
+    c->bits = dtype->bits;
+    c->is_signed = dtype->is_signed;
+  }
+  RETURN_IF_ERROR(ReadGranularity(n, where, &c->granularity));
+  if (n["block_size"]) {
+    // One size (the input-channel axis) or a list of one per weight axis.
+    const YAML::Node& b = n["block_size"];
+    c->block_size.clear();
+    if (b.IsSequence()) {
+      c->block_size_per_axis = true;
+      for (size_t i = 0; i < b.size(); ++i) {
+        ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b[i], where + ".block_size"));
+        c->block_size.push_back(v);
+      }
+    } else {
+      ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b, where + ".block_size"));
+      c->block_size.push_back(v);
+    }
+  }
+  return ReadKey(n, "weight_threshold", where, &c->weight_threshold);
+}
+
+absl::Status ReadParameters(const YAML::Node& n, const std::string& where, PalettizerConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "nbits", "granularity", "group_size", "channel_axis", "cluster_dim",
+                                "enable_per_channel_scale", "num_kmeans_workers", "weight_threshold", "lut"}, where));
+  if (n["mode"]) {
+    ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
+    std::optional<PalettizerConfig::Mode> mode = ParsePaletteMode(m);
+    if (!mode) {
+      return Err(where + ".mode", absl::StrCat("Only modes (KMEANS, UNIFORM, UNIQUE, CUSTOM) are supported for weight "
+                                               "palettization. Got \"mode\": \"", absl::AsciiStrToUpper(m), "\"."));
+    }
+    c->mode = *mode;
+  }
+  RETURN_IF_ERROR(ReadKey(n, "nbits", where, &c->nbits));
+  RETURN_IF_ERROR(ReadGranularity(n, where, &c->granularity));
+  RETURN_IF_ERROR(ReadKey(n, "group_size", where, &c->group_size));
+  RETURN_IF_ERROR(ReadKey(n, "channel_axis", where, &c->channel_axis));
+  RETURN_IF_ERROR(ReadKey(n, "cluster_dim", where, &c->cluster_dim));
+  RETURN_IF_ERROR(ReadKey(n, "enable_per_channel_scale", where, &c->enable_per_channel_scale));
+  RETURN_IF_ERROR(ReadKey(n, "num_kmeans_workers", where, &c->num_kmeans_workers));
+  RETURN_IF_ERROR(ReadKey(n, "weight_threshold", where, &c->weight_threshold));
+  if (n["lut"]) {
+    // Scalars, or one list of cluster_dim values per entry.
+    if (!n["lut"].IsSequence()) return Err(where + ".lut", "expected a list of numbers");
+    for (size_t i = 0; i < n["lut"].size(); ++i) {
+      const YAML::Node& e = n["lut"][i];
+      if (e.IsSequence()) {
+        for (size_t j = 0; j < e.size(); ++j) {
+          ASSIGN_OR_RETURN(float v, Scalar<float>(e[j], where + ".lut"));
+          c->lut.push_back(v);
         }
       } else {
-        ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(b, where + ".block_size"));
-        c.block_size.push_back(v);
+        ASSIGN_OR_RETURN(float v, Scalar<float>(e, where + ".lut"));
+        c->lut.push_back(v);
       }
     }
-    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
-    return c;
   }
-  if (type == "OpPalettizerConfig") {
-    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "mode", "nbits", "granularity", "group_size", "channel_axis", "cluster_dim",
-                                  "enable_per_channel_scale", "num_kmeans_workers", "weight_threshold", "lut"}, where));
-    PalettizerConfig c;
-    if (n["mode"]) {
-      ASSIGN_OR_RETURN(std::string m, Scalar<std::string>(n["mode"], where + ".mode"));
-      m = absl::AsciiStrToUpper(m);
-      if (m == "KMEANS") c.mode = PalettizerConfig::Mode::kKMeans;
-      else if (m == "UNIFORM") c.mode = PalettizerConfig::Mode::kUniform;
-      else if (m == "UNIQUE") c.mode = PalettizerConfig::Mode::kUnique;
-      else if (m == "CUSTOM") c.mode = PalettizerConfig::Mode::kCustom;
-      else return Err(where + ".mode", absl::StrCat("Only modes (KMEANS, UNIFORM, UNIQUE, CUSTOM) are supported for weight palettization. Got \"mode\": \"", m, "\"."));
-    }
-    if (n["nbits"] && !n["nbits"].IsNull()) { ASSIGN_OR_RETURN(c.nbits, Scalar<int>(n["nbits"], where + ".nbits")); }
-    if (n["granularity"]) { ASSIGN_OR_RETURN(c.granularity, ParseGranularity(n["granularity"], where + ".granularity")); }
-    if (n["group_size"]) { ASSIGN_OR_RETURN(c.group_size, Scalar<int64_t>(n["group_size"], where + ".group_size")); }
-    if (n["channel_axis"] && !n["channel_axis"].IsNull()) { ASSIGN_OR_RETURN(c.channel_axis, Scalar<int>(n["channel_axis"], where + ".channel_axis")); }
-    if (n["cluster_dim"]) { ASSIGN_OR_RETURN(c.cluster_dim, Scalar<int>(n["cluster_dim"], where + ".cluster_dim")); }
-    if (n["enable_per_channel_scale"]) { ASSIGN_OR_RETURN(c.enable_per_channel_scale, Scalar<bool>(n["enable_per_channel_scale"], where + ".enable_per_channel_scale")); }
-    if (n["num_kmeans_workers"]) { ASSIGN_OR_RETURN(c.num_kmeans_workers, Scalar<int>(n["num_kmeans_workers"], where + ".num_kmeans_workers")); }
-    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
-    if (n["lut"]) {
-      if (!n["lut"].IsSequence()) return Err(where + ".lut", "expected a list of numbers");
-      for (size_t i = 0; i < n["lut"].size(); ++i) {
-        const YAML::Node& e = n["lut"][i];
-        if (e.IsSequence()) {
-          for (size_t j = 0; j < e.size(); ++j) {
-            ASSIGN_OR_RETURN(float v, Scalar<float>(e[j], where + ".lut"));
-            c.lut.push_back(v);
-          }
-        } else {
-          ASSIGN_OR_RETURN(float v, Scalar<float>(e, where + ".lut"));
-          c.lut.push_back(v);
-        }
-      }
-    }
-    return c;
+  return absl::OkStatus();
+}
+
+absl::Status ReadParameters(const YAML::Node& n, const std::string& where, ThresholdPrunerConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "threshold", "minimum_sparsity_percentile", "weight_threshold"}, where));
+  RETURN_IF_ERROR(ReadKey(n, "threshold", where, &c->threshold));
+  RETURN_IF_ERROR(ReadKey(n, "minimum_sparsity_percentile", where, &c->minimum_sparsity_percentile));
+  return ReadKey(n, "weight_threshold", where, &c->weight_threshold);
+}
+
+absl::Status ReadParameters(const YAML::Node& n, const std::string& where, MagnitudePrunerConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "target_sparsity", "block_size", "n_m_ratio", "dim", "weight_threshold"}, where));
+  RETURN_IF_ERROR(ReadKey(n, "target_sparsity", where, &c->target_sparsity));
+  RETURN_IF_ERROR(ReadKey(n, "block_size", where, &c->block_size));
+  RETURN_IF_ERROR(ReadKey(n, "dim", where, &c->dim));
+  if (n["n_m_ratio"] && !n["n_m_ratio"].IsNull()) {
+    const YAML::Node& r = n["n_m_ratio"];
+    if (!r.IsSequence() || r.size() != 2) return Err(where + ".n_m_ratio", "\"n_m_ratio\" must be a list of two integers [n, m]");
+    ASSIGN_OR_RETURN(int a, Scalar<int>(r[0], where + ".n_m_ratio"));
+    ASSIGN_OR_RETURN(int b, Scalar<int>(r[1], where + ".n_m_ratio"));
+    c->n_m_ratio = std::make_pair(a, b);
   }
-  if (type == "OpThresholdPrunerConfig") {
-    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "threshold", "minimum_sparsity_percentile", "weight_threshold"}, where));
-    ThresholdPrunerConfig c;
-    if (n["threshold"]) { ASSIGN_OR_RETURN(c.threshold, Scalar<double>(n["threshold"], where + ".threshold")); }
-    if (n["minimum_sparsity_percentile"]) { ASSIGN_OR_RETURN(c.minimum_sparsity_percentile, Scalar<double>(n["minimum_sparsity_percentile"], where + ".minimum_sparsity_percentile")); }
-    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
-    return c;
+  return ReadKey(n, "weight_threshold", where, &c->weight_threshold);
+}
+
+absl::Status ReadParameters(const YAML::Node& n, const std::string& where, Fp16Config* c) {
+  RETURN_IF_ERROR(CheckKeys(n, {"config_type", "weight_threshold"}, where));
+  return ReadKey(n, "weight_threshold", where, &c->weight_threshold);
+}
+
+absl::StatusOr<OpConfig> ParseOpConfig(const YAML::Node& n, const std::string& type, const std::string& where) {
+  if (!n.IsMap()) return Err(where, "expected a mapping of parameters");
+  std::optional<OpConfig> config = DefaultConfigOfType(type);
+  if (!config) {
+    return Err(where, absl::StrCat("unknown config_type \"", type,
+                                   "\" (expected OpLinearQuantizerConfig, OpPalettizerConfig, OpThresholdPrunerConfig, "
+                                   "OpMagnitudePrunerConfig or Fp16Config)"));
   }
-  if (type == "OpMagnitudePrunerConfig") {
-    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "target_sparsity", "block_size", "n_m_ratio", "dim", "weight_threshold"}, where));
-    MagnitudePrunerConfig c;
-    if (n["target_sparsity"] && !n["target_sparsity"].IsNull()) { ASSIGN_OR_RETURN(c.target_sparsity, Scalar<double>(n["target_sparsity"], where + ".target_sparsity")); }
-    if (n["block_size"] && !n["block_size"].IsNull()) { ASSIGN_OR_RETURN(c.block_size, Scalar<int>(n["block_size"], where + ".block_size")); }
-    if (n["dim"] && !n["dim"].IsNull()) { ASSIGN_OR_RETURN(c.dim, Scalar<int>(n["dim"], where + ".dim")); }
-    if (n["n_m_ratio"] && !n["n_m_ratio"].IsNull()) {
-      const YAML::Node& r = n["n_m_ratio"];
-      if (!r.IsSequence() || r.size() != 2) return Err(where + ".n_m_ratio", "\"n_m_ratio\" must be a list of two integers [n, m]");
-      ASSIGN_OR_RETURN(int a, Scalar<int>(r[0], where + ".n_m_ratio"));
-      ASSIGN_OR_RETURN(int b, Scalar<int>(r[1], where + ".n_m_ratio"));
-      c.n_m_ratio = std::make_pair(a, b);
-    }
-    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
-    return c;
-  }
-  if (type == "Fp16Config") {
-    RETURN_IF_ERROR(CheckKeys(n, {"config_type", "weight_threshold"}, where));
-    Fp16Config c;
-    if (n["weight_threshold"]) { ASSIGN_OR_RETURN(c.weight_threshold, Scalar<int64_t>(n["weight_threshold"], where + ".weight_threshold")); }
-    return c;
-  }
-  return Err(where, absl::StrCat("unknown config_type \"", type,
-                                 "\" (expected OpLinearQuantizerConfig, OpPalettizerConfig, OpThresholdPrunerConfig, "
-                                 "OpMagnitudePrunerConfig or Fp16Config)"));
+  RETURN_IF_ERROR(std::visit([&](auto& c) { return ReadParameters(n, where, &c); }, *config));
+  return *std::move(config);
 }
 
 // A nested config may override the pass's config_type; null disables.
@@ -234,8 +258,8 @@ namespace {
 void EmitOpConfig(YAML::Emitter& out, const OpConfig& c) {
   out << YAML::BeginMap << YAML::Key << "config_type" << YAML::Value << ConfigTypeName(c);
   if (auto* q = std::get_if<LinearQuantizerConfig>(&c)) {
-    out << YAML::Key << "mode" << YAML::Value << (q->symmetric ? "linear_symmetric" : "linear");
-    out << YAML::Key << "dtype" << YAML::Value << absl::StrCat(q->is_signed ? "int" : "uint", q->bits);
+    out << YAML::Key << "mode" << YAML::Value << QuantModeName(q->symmetric);
+    out << YAML::Key << "dtype" << YAML::Value << QuantDtypeName(q->bits, q->is_signed);
     out << YAML::Key << "granularity" << YAML::Value << GranularityName(q->granularity);
     out << YAML::Key << "block_size" << YAML::Value;
     if (q->block_size_per_axis) {

@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <chrono>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "compress/metrics.h"
+#include "engine/config_resolution.h"
+#include "engine/function_index.h"
 #include "engine/op_spec.h"
 #include "format/mil_program.h"
 #include "format/package.h"
@@ -50,104 +51,6 @@ void ForEachValue(OpT& op, Fn&& fn) {
       if (b.binding_case() == mil::Argument::Binding::kValue) fn(name, *b.mutable_value());
     }
   }
-}
-
-struct FunctionIndex {
-  // output name -> const op's value (for reading small parameters)
-  absl::flat_hash_map<std::string, const mil::Value*> const_values;
-  // output name -> (consumer op, input name)
-  absl::flat_hash_map<std::string, std::vector<std::pair<const mil::Operation*, std::string>>> consumers;
-  std::set<std::string> block_outputs;
-};
-
-std::optional<int64_t> ConstInt(const FunctionIndex& idx, const mil::Operation& op, const std::string& input) {
-  auto in = op.inputs().find(input);
-  if (in == op.inputs().end() || in->second.arguments_size() != 1) return std::nullopt;
-  const mil::Argument::Binding& b = in->second.arguments(0);
-  const mil::Value* v = nullptr;
-  if (b.binding_case() == mil::Argument::Binding::kValue) {
-    v = &b.value();
-  } else {
-    auto it = idx.const_values.find(b.name());
-    if (it == idx.const_values.end()) return std::nullopt;
-    v = it->second;
-  }
-  if (!v->has_immediatevalue()) return std::nullopt;
-  auto t = format::DecodeImmediateTensor(*v);
-  if (!t.ok()) return std::nullopt;
-  auto ints = format::ToInts(format::View(*t));
-  if (!ints.ok() || ints->size() != 1) return std::nullopt;
-  return (*ints)[0];
-}
-
-// Output/input channel axes of a weight as its consumer uses it (Core ML
-// tools' rules): conv_transpose stores [Cin, Cout/g, ...]; matmul depends on
-// the side and the transpose flags; everything else is [Cout, Cin, ...].
-std::pair<int, int> AxesFor(const FunctionIndex& idx, const mil::Operation& op, const std::string& input, size_t rank) {
-  int out = 0, in = 1;
-  if (op.type() == "conv_transpose") {
-    out = 1;
-    in = 0;
-  } else if (op.type() == "matmul") {
-    if (input == "y") {
-      const bool t = ConstInt(idx, op, "transpose_y").value_or(0) != 0;
-      out = t ? -2 : -1;
-      in = t ? -1 : -2;
-    } else {
-      const bool t = ConstInt(idx, op, "transpose_x").value_or(0) != 0;
-      out = t ? -1 : -2;
-      in = t ? -2 : -1;
-    }
-  }
-  const int r = static_cast<int>(rank);
-  if (out < 0) out += r;
-  if (in < 0) in += r;
-  return {out, in};
-}
-
-// coremltools' precedence: the const's own name, then per consumer its name,
-// its op type, the global config; all consumers must agree.
-// `source` says where the config came from, for messages.
-absl::StatusOr<std::optional<OpConfig>> Resolve(const OptimizationConfig& oc, const std::string& const_name,
-                                                const std::vector<ConsumerInfo>& consumers, bool* named,
-                                                size_t pass, size_t passes, ConfigUsage* usage, std::string* source) {
-  const std::string pass_note = passes > 1 ? absl::StrCat(" (pass ", pass + 1, ")") : "";
-  auto by_name = oc.op_name_configs.find(const_name);
-  if (by_name != oc.op_name_configs.end()) {
-    *named = true;
-    usage->MatchedName(pass, const_name);
-    *source = absl::StrCat("op_name_configs[\"", const_name, "\"]", pass_note);
-    return by_name->second;
-  }
-  if (consumers.empty()) return std::optional<OpConfig>();
-  std::optional<OpConfig> chosen;
-  std::string chosen_key;
-  for (size_t i = 0; i < consumers.size(); ++i) {
-    const ConsumerInfo& c = consumers[i];
-    std::optional<OpConfig> cfg = oc.global;
-    std::string from = absl::StrCat("global_config", pass_note);
-    if (auto it = oc.op_name_configs.find(c.op_name); it != oc.op_name_configs.end()) {
-      cfg = it->second;
-      usage->MatchedName(pass, c.op_name);
-      from = absl::StrCat("op_name_configs[\"", c.op_name, "\"]", pass_note);
-    } else if (auto jt = oc.op_type_configs.find(c.op_type); jt != oc.op_type_configs.end()) {
-      cfg = jt->second;
-      usage->MatchedType(pass, c.op_type);
-      from = absl::StrCat("op_type_configs[\"", c.op_type, "\"]", pass_note);
-    }
-    const std::string key = cfg ? ConfigKey(*cfg) : "none";
-    if (i == 0) {
-      chosen = cfg;
-      chosen_key = key;
-      *source = from;
-    } else if (key != chosen_key) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "compression config conflict detected for weight \"", const_name, "\": its consumers ", consumers[0].op_type,
-          " \"", consumers[0].op_name, "\" and ", c.op_type, " \"", c.op_name,
-          "\" resolve to different configs; set one for the weight itself in op_name_configs"));
-    }
-  }
-  return chosen;
 }
 
 absl::StatusOr<std::vector<float>> ToFloatValues(ElementType type, absl::string_view bytes, uint64_t count) {
@@ -194,29 +97,27 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
 
 absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
   mil::Program& program = *model_.mutable_mlprogram();
-  std::map<std::string, std::set<uint64_t>> offsets_by_file;
-
-  // Index each function: const values, consumers of every name, outputs.
-  std::map<std::string, FunctionIndex> index;
+  ASSIGN_OR_RETURN(ProgramIndex index, IndexFunctions(program));
+  RETURN_IF_ERROR(RecordBlobReferences(&program));
   RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
-    FunctionIndex& fi = index[ctx.function];
-    for (const std::string& o : block->outputs()) fi.block_outputs.insert(o);
-    for (const mil::Operation& op : block->operations()) {
-      if (op.type() == "const" && op.outputs_size() == 1) {
-        auto val = op.attributes().find("val");
-        if (val != op.attributes().end()) fi.const_values[op.outputs(0).name()] = &val->second;
-      }
-      for (const auto& [input, arg] : op.inputs()) {
-        for (const auto& b : arg.arguments()) {
-          if (b.binding_case() == mil::Argument::Binding::kName) fi.consumers[b.name()].push_back({&op, input});
-        }
-      }
-    }
+    const FunctionIndex& function_index = index[ctx.function];
+    for (const mil::Operation& op : block->operations()) RETURN_IF_ERROR(PlanConst(op, ctx.function, function_index, config));
     return absl::OkStatus();
   }));
 
-  // Every blob reference in the program, to copy or replace.
-  RETURN_IF_ERROR(format::ForEachBlock(&program, [&](mil::Block* block, const format::BlockContext&) -> absl::Status {
+  // Compressed immediates need a weight file even if the model had none.
+  bool immediates = std::any_of(tasks_.begin(), tasks_.end(), [](const auto& t) { return !t->in_blob; });
+  if (immediates && std::none_of(files_.begin(), files_.end(), [](const auto& f) { return f.file_name == kDefaultWeightFile; })) {
+    files_.push_back({kDefaultWeightFile, {}, false});
+  }
+  for (const auto& f : files_) bytes_total_ += f.offsets.size();  // progress counts blobs
+  return absl::OkStatus();
+}
+
+// Every blob reference in the program, to copy or replace.
+absl::Status MlProgramCompressor::RecordBlobReferences(mil::Program* program) {
+  std::map<std::string, std::set<uint64_t>> offsets_by_file;
+  RETURN_IF_ERROR(format::ForEachBlock(program, [&](mil::Block* block, const format::BlockContext&) -> absl::Status {
     absl::Status bad_type;
     for (mil::Operation& op : *block->mutable_operations()) {
       const std::string owner = op.outputs_size() > 0 ? op.outputs(0).name() : op.type();
@@ -249,126 +150,79 @@ absl::Status MlProgramCompressor::Plan(const CompressionConfig& config) {
     RETURN_IF_ERROR(probe.ResolveBlobFile(file).status());
     files_.push_back({file, std::vector<uint64_t>(offsets.begin(), offsets.end()), true});
   }
+  return absl::OkStatus();
+}
 
-  RETURN_IF_ERROR(format::ForEachBlock(program, [&](const mil::Block* block, const format::BlockContext& ctx) -> absl::Status {
-    const FunctionIndex& fi = index[ctx.function];
-    // Plans one const op; returning early leaves it out (or in the report as skipped).
-    auto plan_const = [&](const mil::Operation& op) -> absl::Status {
-      if (op.type() != "const" || op.outputs_size() != 1) return absl::OkStatus();
-      auto val = op.attributes().find("val");
-      if (val == op.attributes().end() || !val->second.type().has_tensortype()) return absl::OkStatus();
-      auto info = format::ReadTensorType(val->second.type());
-      if (!info.ok()) {
-        return absl::Status(info.status().code(), absl::StrCat("const \"", op.outputs(0).name(), "\": ", info.status().message()));
-      }
-      if (info->type != ElementType::kFloat16 && info->type != ElementType::kFloat32) return absl::OkStatus();
-      ASSIGN_OR_RETURN(uint64_t count, format::ElementCount(info->shape));
-      if (count < 10) return absl::OkStatus();  // never a weight for Core ML tools either
-      const std::string name = op.outputs(0).name();
-
-      WeightReport row;
-      row.name = name;
-      row.function = ctx.function;
-      row.op_type = "const";
-      row.shape = info->shape;
-      row.dtype = std::string(format::ElementTypeName(info->type));
-      row.technique = "none";
-      auto skip = [&](std::string reason) {
-        row.skipped_reason = std::move(reason);
-        report_.weights.push_back(row);
-        return absl::OkStatus();
-      };
-
-      auto task = std::make_unique<Task>();
-      WeightTask& w = task->weight;
-      w.name = name;
-      w.function = ctx.function;
-      w.dtype = info->type;
-      w.shape = info->shape;
-      bool feeds_constexpr = false;
-      auto consumers = fi.consumers.find(name);
-      if (consumers != fi.consumers.end()) {
-        for (const auto& [cop, input] : consumers->second) {
-          ConsumerInfo ci;
-          ci.op_type = cop->type();
-          ci.op_name = format::OpName(*cop);
-          ci.input = input;
-          if (cop->type() == "conv" || cop->type() == "conv_transpose") ci.conv_groups = ConstInt(fi, *cop, "groups").value_or(1);
-          feeds_constexpr |= format::IsConstexprOp(cop->type());
-          w.consumers.push_back(ci);
-          row.consumers.push_back(absl::StrCat(ci.op_type, ".", ci.input));
-        }
-      }
-      if (feeds_constexpr) return skip("already compressed data of a constexpr op");
-      // Channel axes must agree across consumers.
-      for (size_t i = 0; consumers != fi.consumers.end() && i < consumers->second.size(); ++i) {
-        auto [o, in] = AxesFor(fi, *consumers->second[i].first, consumers->second[i].second, w.shape.size());
-        if (i == 0) {
-          w.out_axis = o;
-          w.in_axis = in;
-        } else if (w.out_axis != o || w.in_axis != in) {
-          w.out_axis = w.in_axis = -1;
-        }
-      }
-
-      // The first pass with a config compresses the weight; a following
-      // joint pass compresses that result further.
-      std::optional<OpConfig> primary;
-      size_t primary_pass = 0;
-      for (size_t p = 0; p < config.passes.size(); ++p) {
-        bool named = false;
-        std::string source;
-        ASSIGN_OR_RETURN(std::optional<OpConfig> cfg, Resolve(config.passes[p].config, name, w.consumers, &named, p,
-                                                              config.passes.size(), &usage_, &source));
-        if (!cfg) continue;
-        if (!primary) {
-          primary = cfg;
-          primary_pass = p;
-          w.primary_source = source;
-          continue;
-        }
-        if (config.passes[p].joint_compression && p > primary_pass && !w.joint) {
-          w.joint = cfg;
-          w.joint_source = source;
-        }
-      }
-      if (!primary) return skip(w.consumers.empty() ? "no consumers" : "no config applies (null or unset)");
-      const int64_t threshold = WeightThreshold(*primary);
-      if (static_cast<int64_t>(count) <= threshold) {
-        return skip(absl::StrCat(count, " elements <= weight_threshold ", threshold));
-      }
-      if (w.shape.size() <= 1) return skip("rank 1 (vectors such as biases are not compressed)");
-      if (w.consumers.empty()) return skip("no consumers");
-      if (fi.block_outputs.count(name)) return skip("it is a block output");
-      w.primary = *primary;
-
-      task->function = ctx.function;
-      if (val->second.has_blobfilevalue()) {
-        task->in_blob = true;
-        task->file_name = val->second.blobfilevalue().filename();
-        task->offset = val->second.blobfilevalue().offset();
-        tasks_by_blob_[{task->file_name, task->offset}].push_back(task.get());
-      } else {
-        auto t = format::DecodeImmediateTensor(val->second);
-        if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat("const \"", name, "\": ", t.status().message()));
-        task->immediate = std::move(*t);
-      }
-      row.bytes_before = format::StorageBytes(w.dtype, count).value_or(0);
-      task->report_index = report_.weights.size();
-      report_.weights.push_back(row);
-      tasks_.push_back(std::move(task));
-      return absl::OkStatus();
-    };
-    for (const mil::Operation& op : block->operations()) RETURN_IF_ERROR(plan_const(op));
-    return absl::OkStatus();
-  }));
-
-  // Compressed immediates need a weight file even if the model had none.
-  bool immediates = std::any_of(tasks_.begin(), tasks_.end(), [](const auto& t) { return !t->in_blob; });
-  if (immediates && std::none_of(files_.begin(), files_.end(), [](const auto& f) { return f.file_name == kDefaultWeightFile; })) {
-    files_.push_back({kDefaultWeightFile, {}, false});
+// Plans one const op; returning early leaves it out (or in the report as skipped).
+absl::Status MlProgramCompressor::PlanConst(const mil::Operation& op, const std::string& function,
+                                            const FunctionIndex& fi, const CompressionConfig& config) {
+  if (op.type() != "const" || op.outputs_size() != 1) return absl::OkStatus();
+  auto val = op.attributes().find("val");
+  if (val == op.attributes().end() || !val->second.type().has_tensortype()) return absl::OkStatus();
+  auto info = format::ReadTensorType(val->second.type());
+  if (!info.ok()) {
+    return absl::Status(info.status().code(), absl::StrCat("const \"", op.outputs(0).name(), "\": ", info.status().message()));
   }
-  for (const auto& f : files_) bytes_total_ += f.offsets.size();  // progress counts blobs
+  if (info->type != ElementType::kFloat16 && info->type != ElementType::kFloat32) return absl::OkStatus();
+  ASSIGN_OR_RETURN(uint64_t count, format::ElementCount(info->shape));
+  if (count < 10) return absl::OkStatus();  // never a weight for Core ML tools either
+  const std::string name = op.outputs(0).name();
+
+  WeightReport row;
+  row.name = name;
+  row.function = function;
+  row.op_type = "const";
+  row.shape = info->shape;
+  row.dtype = std::string(format::ElementTypeName(info->type));
+  row.technique = "none";
+  auto skip = [&](std::string reason) {
+    row.skipped_reason = std::move(reason);
+    report_.weights.push_back(row);
+    return absl::OkStatus();
+  };
+
+  auto task = std::make_unique<Task>();
+  WeightTask& w = task->weight;
+  w.name = name;
+  w.function = function;
+  w.dtype = info->type;
+  w.shape = info->shape;
+  WeightUse use = DescribeUse(fi, name, w.shape.size());
+  w.consumers = std::move(use.consumers);
+  for (const ConsumerInfo& ci : w.consumers) row.consumers.push_back(absl::StrCat(ci.op_type, ".", ci.input));
+  if (use.feeds_constexpr) return skip("already compressed data of a constexpr op");
+  w.out_axis = use.out_axis;
+  w.in_axis = use.in_axis;
+
+  ASSIGN_OR_RETURN(WeightConfigs configs, ResolveWeightConfigs(config, name, w.consumers, &usage_));
+  if (!configs.primary) return skip(w.consumers.empty() ? "no consumers" : "no config applies (null or unset)");
+  w.primary_source = std::move(configs.primary_source);
+  w.joint = std::move(configs.joint);
+  w.joint_source = std::move(configs.joint_source);
+  const int64_t threshold = WeightThreshold(*configs.primary);
+  if (static_cast<int64_t>(count) <= threshold) {
+    return skip(absl::StrCat(count, " elements <= weight_threshold ", threshold));
+  }
+  if (w.shape.size() <= 1) return skip("rank 1 (vectors such as biases are not compressed)");
+  if (w.consumers.empty()) return skip("no consumers");
+  if (fi.block_outputs.count(name)) return skip("it is a block output");
+  w.primary = *configs.primary;
+
+  task->function = function;
+  if (val->second.has_blobfilevalue()) {
+    task->in_blob = true;
+    task->file_name = val->second.blobfilevalue().filename();
+    task->offset = val->second.blobfilevalue().offset();
+    tasks_by_blob_[{task->file_name, task->offset}].push_back(task.get());
+  } else {
+    auto t = format::DecodeImmediateTensor(val->second);
+    if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat("const \"", name, "\": ", t.status().message()));
+    task->immediate = std::move(*t);
+  }
+  row.bytes_before = format::StorageBytes(w.dtype, count).value_or(0);
+  task->report_index = report_.weights.size();
+  report_.weights.push_back(row);
+  tasks_.push_back(std::move(task));
   return absl::OkStatus();
 }
 

@@ -35,6 +35,8 @@
 
 namespace coremlz::engine {
 
+struct FunctionIndex;
+
 struct CompressOptions {
   // The deployment target the caller asks for. It must not be below the
   // model's own, and an ML Program cannot be moved to a newer opset here
@@ -80,6 +82,12 @@ class MlProgramCompressor {
   struct Task;
   MlProgramCompressor() = default;
   absl::Status Plan(const CompressionConfig& config);
+  // Records every blob reference: which blobs each weight file must deliver
+  // and what the program declares they hold.
+  absl::Status RecordBlobReferences(CoreML::Specification::MILSpec::Program* program);
+  // Plans the compression of one const op of `function`, or reports why not.
+  absl::Status PlanConst(const CoreML::Specification::MILSpec::Operation& op, const std::string& function,
+                         const FunctionIndex& index, const CompressionConfig& config);
   absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
 
   CoreML::Specification::Model model_;

@@ -69,9 +69,6 @@ absl::Status CheckDecodedFinite(const std::string& weight, absl::string_view tec
                                 absl::string_view source, const OpConfig* joint, absl::string_view joint_source,
                                 bool fp16_weight, absl::Span<const float> decoded);
 
-// Tensor helpers shared with the NeuralNetwork path.
-format::Tensor MakeFloatTensor(format::ElementType type, format::Shape shape, const std::vector<float>& values);
-
 }  // namespace coremlz::engine
 
 #endif  // COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
