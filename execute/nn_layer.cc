@@ -16,12 +16,13 @@ const Tensor* NnLayerSpec::OptionalWeight(const std::string& field) const {
 }
 
 absl::Status NnLayerLabel::Invalid(const std::string& what) const {
-  return absl::InvalidArgumentError(absl::StrCat("layer ", index, " '", name, "' (", type, "): ", what));
+  return absl::InvalidArgumentError(absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what));
 }
 
 absl::Status NnLayerLabel::Unimplemented(const std::string& what) const {
   return absl::UnimplementedError(
-      absl::StrCat("layer ", index, " '", name, "' (", type, "): ", what, " is not implemented"));
+      absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what,
+                   " is not implemented by the reference executor"));
 }
 
 const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {

@@ -167,7 +167,11 @@ absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec) {
     return spec.Invalid("outputChannels, kernelChannels and nGroups disagree");
   }
   const int64_t in_channels = deconvolution ? kernel_channels : kernel_channels * groups;
-  if (weights->size() != out_channels * kernel_channels * kernel.first * kernel.second) {
+  // [C_out, C_in / groups, kH, kW], or [C_in, C_out / groups, kH, kW] for
+  // deconvolution.
+  const int64_t kernel_elements =
+      (deconvolution ? out_channels / groups : out_channels) * kernel_channels * kernel.first * kernel.second;
+  if (weights->size() != kernel_elements) {
     return spec.Invalid("the weights do not match the kernel's shape");
   }
   if (bias != nullptr && bias->size() != out_channels) return spec.Invalid("bias must have outputChannels values");

@@ -17,9 +17,10 @@ absl::Status Malformed() { return absl::InvalidArgumentError("malformed neural n
 absl::StatusOr<WireMessage> WireMessage::Parse(absl::string_view bytes) {
   WireMessage m;
   CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
-  while (true) {
+  in.PushLimit(static_cast<int>(bytes.size()));
+  while (in.BytesUntilLimit() > 0) {
     const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
+    if (tag == 0) return Malformed();  // truncated, or the invalid field 0
     Field f;
     f.number = static_cast<int>(tag >> 3);
     f.wire_type = static_cast<int>(tag & 7);
@@ -46,8 +47,6 @@ absl::StatusOr<WireMessage> WireMessage::Parse(absl::string_view bytes) {
     }
     m.fields_.push_back(std::move(f));
   }
-  // A zero tag ends ReadTag early: only the end of the bytes is a clean end.
-  if (in.CurrentPosition() != static_cast<int>(bytes.size())) return Malformed();
   return m;
 }
 

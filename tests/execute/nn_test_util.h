@@ -19,36 +19,39 @@ namespace coremlz::execute::testing {
 class Wire {
  public:
   Wire& Varint(int field, uint64_t v) {
-    set_.AddVarint(field, v);
-    return *this;
+    google::protobuf::UnknownFieldSet f;
+    f.AddVarint(field, v);
+    return Append(f);
   }
   Wire& Float(int field, float v) {
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
-    set_.AddFixed32(field, bits);
-    return *this;
+    google::protobuf::UnknownFieldSet f;
+    f.AddFixed32(field, bits);
+    return Append(f);
   }
   // Repeated integers, unpacked (readers take both forms).
   Wire& Ints(int field, const std::vector<int64_t>& v) {
-    for (int64_t x : v) set_.AddVarint(field, static_cast<uint64_t>(x));
+    for (int64_t x : v) Varint(field, static_cast<uint64_t>(x));
     return *this;
   }
-  Wire& Message(int field, const Wire& m) {
-    set_.AddLengthDelimited(field, m.str());
-    return *this;
-  }
+  Wire& Message(int field, const Wire& m) { return Bytes(field, m.str()); }
   Wire& Bytes(int field, const std::string& b) {
-    set_.AddLengthDelimited(field, b);
-    return *this;
+    google::protobuf::UnknownFieldSet f;
+    f.AddLengthDelimited(field, b);
+    return Append(f);
   }
-  std::string str() const {
-    std::string s;
-    set_.SerializeToString(&s);
-    return s;
-  }
+  const std::string& str() const { return bytes_; }
 
  private:
-  google::protobuf::UnknownFieldSet set_;
+  // Serialized fields concatenate into a message.
+  Wire& Append(const google::protobuf::UnknownFieldSet& f) {
+    std::string s;
+    f.SerializeToString(&s);
+    bytes_ += s;
+    return *this;
+  }
+  std::string bytes_;
 };
 
 // Runs one layer kernel: builds it from `params` and `weights` (flat, by
