@@ -141,6 +141,7 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
     }
     auto builder = builders.find(spec.type);
     if (builder == builders.end()) return spec.Unimplemented("this layer type");
+    RETURN_IF_ERROR(CheckNnLayerInputs(spec));
     ASSIGN_OR_RETURN(NnKernel kernel, builder->second(spec));
     Step step;
     step.label = spec;
@@ -149,9 +150,6 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
       auto s = slots.find(name);
       if (s == slots.end()) return spec.Invalid(absl::StrCat("reads '", name, "', which nothing before it produces"));
       step.inputs.push_back(s->second);
-    }
-    if (step.inputs.empty() && spec.type != "loadConstant" && spec.type != "loadConstantND") {
-      return spec.Invalid("has no input");
     }
     if (layer.output_size() != 1) return spec.Invalid("must have exactly one output");
     for (const std::string& name : layer.output()) step.outputs.push_back(new_slot(name));

@@ -55,6 +55,25 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
   return *builders;
 }
 
+absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
+  struct Arity {
+    int min, max;
+  };
+  static const auto* arity = new std::map<std::string, Arity>{
+      {"add", {1, 1 << 20}},      {"multiply", {1, 1 << 20}}, {"average", {2, 1 << 20}},
+      {"max", {2, 1 << 20}},      {"min", {2, 1 << 20}},      {"concat", {1, 1 << 20}},
+      {"maxBroadcastable", {2, 2}}, {"minBroadcastable", {2, 2}}, {"addBroadcastable", {2, 2}},
+      {"multiplyBroadcastable", {2, 2}}, {"loadConstant", {0, 0}}, {"loadConstantND", {0, 0}},
+  };
+  auto it = arity->find(spec.type);
+  const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
+  if (spec.input_count >= a.min && spec.input_count <= a.max) return absl::OkStatus();
+  if (spec.input_count > a.max && a.max >= 1) {
+    return spec.Unimplemented(absl::StrCat("the form with ", spec.input_count, " inputs"));
+  }
+  return spec.Invalid(absl::StrCat("has ", spec.input_count, " inputs"));
+}
+
 std::string NnLayerTypeName(int number) {
   // NeuralNetworkLayer's `layer` oneof (Core ML's NeuralNetwork.proto).
   static const auto* names = new std::map<int, std::string>{

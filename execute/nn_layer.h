@@ -53,6 +53,11 @@ using NnLayerBuilder = absl::StatusOr<NnKernel> (*)(const NnLayerSpec& spec);
 // Layer type -> builder, for every layer type the executor runs.
 const std::map<std::string, NnLayerBuilder>& NnLayerBuilders();
 
+// Checks the layer's input count against what its kernel reads, so that a
+// form the kernel does not know (a convolution given its weights as a
+// second input) is refused rather than half read.
+absl::Status CheckNnLayerInputs(const NnLayerSpec& spec);
+
 // The layer type the NeuralNetworkLayer oneof field `number` names ("field
 // N" for one this table does not know).
 std::string NnLayerTypeName(int number);

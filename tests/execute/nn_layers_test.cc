@@ -695,6 +695,30 @@ TEST(NnExecutor, UnimplementedLayerIsNamedWithItsIndex) {
   EXPECT_TRUE(absl::StrContains(ex.status().message(), "layer 1 'norm' (lrn)")) << ex.status();
 }
 
+TEST(NnExecutor, ConvolutionWithWeightsAsASecondInputIsUnimplemented) {
+  Spec::Model m;
+  m.set_specificationversion(4);
+  for (const char* name : {"x", "w"}) {
+    auto* in = m.mutable_description()->add_input();
+    in->set_name(name);
+    in->mutable_type()->mutable_multiarraytype()->add_shape(1);
+  }
+  AddArrayOutput(&m, "y", {1});
+  auto* nn = m.mutable_neuralnetwork();
+  auto* conv = nn->add_layers();
+  conv->set_name("dynamic");
+  conv->add_input("x");
+  conv->add_input("w");
+  conv->add_output("y");
+  conv->mutable_convolution()->set_outputchannels(1);
+  conv->mutable_convolution()->set_kernelchannels(1);
+  conv->mutable_convolution()->mutable_weights()->add_floatvalue(0);
+  for (int i = 1; i < 9; ++i) conv->mutable_convolution()->mutable_weights()->add_floatvalue(0);
+  auto ex = NnExecutor::Load(m);
+  EXPECT_EQ(ex.status().code(), absl::StatusCode::kUnimplemented) << ex.status();
+  EXPECT_TRUE(absl::StrContains(ex.status().message(), "'dynamic' (convolution)")) << ex.status();
+}
+
 TEST(NnExecutor, MalformedNetworksAreInvalid) {
   Spec::Model m;
   m.set_specificationversion(1);
