@@ -21,8 +21,9 @@ absl::StatusOr<int64_t> ImageChannels(const Spec::ImageFeatureType& image) {
   }
 }
 
-absl::StatusOr<ImagePreprocess> ReadImagePreprocess(const google::protobuf::RepeatedPtrField<std::string>& preprocessing,
-                                                    const std::string& input, const Spec::ImageFeatureType& image) {
+absl::StatusOr<ImagePreprocess> ReadImagePreprocess(
+    const google::protobuf::RepeatedPtrField<std::string>& preprocessing, const std::string& input,
+    const Spec::ImageFeatureType& image) {
   ASSIGN_OR_RETURN(const int64_t channels, ImageChannels(image));
   ImagePreprocess out;
   for (const std::string& bytes : preprocessing) {
@@ -52,7 +53,8 @@ absl::StatusOr<ImagePreprocess> ReadImagePreprocess(const google::protobuf::Repe
       ASSIGN_OR_RETURN(std::vector<float> mean, m.Floats(1));
       if (static_cast<int64_t>(mean.size()) != channels * image.height() * image.width()) {
         return absl::InvalidArgumentError(absl::StrCat("the mean image of input '", input, "' has ", mean.size(),
-                                                       " values; the image has ", channels * image.height() * image.width()));
+                                                       " values; the image has ",
+                                                       channels * image.height() * image.width()));
       }
       out.mean_images.push_back(std::move(mean));
     }
@@ -67,7 +69,8 @@ absl::Status ApplyImagePreprocess(const ImagePreprocess& preprocess, Tensor* pix
   const int64_t c = pixels->dim(r - 3), plane = pixels->dim(r - 2) * pixels->dim(r - 1);
   auto v = pixels->mutable_floats();
   for (const ImagePreprocess::Scaler& s : preprocess.scalers) {
-    if (static_cast<int64_t>(s.bias.size()) != c) return absl::InvalidArgumentError("the image has the wrong channel count");
+    if (static_cast<int64_t>(s.bias.size()) != c)
+      return absl::InvalidArgumentError("the image has the wrong channel count");
     for (int64_t i = 0; i < pixels->size(); ++i) v[i] = s.scale * v[i] + s.bias[(i / plane) % c];
   }
   for (const std::vector<float>& mean : preprocess.mean_images) {

@@ -32,9 +32,9 @@ struct ImagePreprocess {
 // The preprocessing entries of `preprocessing` (NeuralNetwork's serialized
 // NeuralNetworkPreprocessing messages) that apply to `input`: those naming
 // it, and unnamed ones, which apply to the network's image input.
-absl::StatusOr<ImagePreprocess> ReadImagePreprocess(const google::protobuf::RepeatedPtrField<std::string>& preprocessing,
-                                                    const std::string& input,
-                                                    const CoreML::Specification::ImageFeatureType& image);
+absl::StatusOr<ImagePreprocess> ReadImagePreprocess(
+    const google::protobuf::RepeatedPtrField<std::string>& preprocessing, const std::string& input,
+    const CoreML::Specification::ImageFeatureType& image);
 
 // Preprocesses `pixels` ([.., C, H, W]) in place.
 absl::Status ApplyImagePreprocess(const ImagePreprocess& preprocess, Tensor* pixels);

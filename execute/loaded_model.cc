@@ -10,7 +10,7 @@ namespace coremlz::execute {
 namespace {
 
 absl::StatusOr<std::unique_ptr<ModelExecutor>> LoadNeuralNetwork(const CoreML::Specification::Model& model,
-                                                                  const std::string& function) {
+                                                                 const std::string& function) {
   if (!function.empty() && function != "main") {
     return absl::InvalidArgumentError(
         absl::StrCat("a NeuralNetwork has one function, main; there is no function '", function, "'"));
@@ -29,8 +29,9 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
     ASSIGN_OR_RETURN(CoreML::Specification::Model spec, format::ParseModelSpec(bytes, path));
     if (!format::HasNeuralNetwork(spec)) {
       return absl::UnimplementedError(absl::StrCat(
-          path, ": the reference executor runs NeuralNetwork .mlmodel files and .mlpackage directories; this file "
-                "holds neither a NeuralNetwork nor a package's ML Program"));
+          path,
+          ": the reference executor runs NeuralNetwork .mlmodel files and .mlpackage directories; this file "
+          "holds neither a NeuralNetwork nor a package's ML Program"));
     }
     m.file_model = std::make_unique<CoreML::Specification::Model>(std::move(spec));
     ASSIGN_OR_RETURN(m.executor, LoadNeuralNetwork(*m.file_model, function));

@@ -16,7 +16,7 @@
 namespace coremlz::execute {
 
 struct LoadedModel {
-  std::unique_ptr<format::MlPackage> package;  // null for an .mlmodel file
+  std::unique_ptr<format::MlPackage> package;                // null for an .mlmodel file
   std::unique_ptr<CoreML::Specification::Model> file_model;  // an .mlmodel file's spec
   std::unique_ptr<ModelExecutor> executor;
 

@@ -52,7 +52,7 @@ absl::StatusOr<LayerWeights> DecodeWeights(const Spec::Model& model) {
     absl::StatusOr<std::vector<float>> values = format::DecodeWeightParams(w);
     if (!values.ok()) {
       return absl::Status(values.status().code(), absl::StrCat("layer '", w.layer, "' (", w.layer_type, ") ", w.field,
-                                                              ": ", values.status().message()));
+                                                               ": ", values.status().message()));
     }
     const int64_t n = static_cast<int64_t>(values->size());
     out[w.layer][w.field] = Tensor::Float({n}, *std::move(values));

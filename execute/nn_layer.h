@@ -34,7 +34,7 @@ struct NnLayerLabel {
 };
 
 struct NnLayerSpec : NnLayerLabel {
-  WireMessage params;      // the layer's parameter message
+  WireMessage params;  // the layer's parameter message
   int input_count = 0;
   int output_count = 0;
   // Weights decoded through format/ (fp16, linear and LUT quantized alike),

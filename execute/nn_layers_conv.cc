@@ -21,7 +21,7 @@ struct Pad {
 // How the padding of a conv or pooling layer is given.
 struct PaddingSpec {
   enum Kind { kValid, kSame, kIncludeLastPixel } kind = kValid;
-  Pad h, w;                // valid / includeLastPixel amounts
+  Pad h, w;                     // valid / includeLastPixel amounts
   bool top_left_heavy = false;  // same: the odd pixel goes first
 };
 
@@ -180,9 +180,8 @@ absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec) {
   }
 
   const NnLayerLabel label = spec;
-  return NnKernel([=, pad = *padding, weights = *weights,
-                   bias = bias ? *bias : Tensor()](const std::vector<const Tensor*>& in)
-                      -> absl::StatusOr<std::vector<Tensor>> {
+  return NnKernel([=, pad = *padding, weights = *weights, bias = bias ? *bias : Tensor()](
+                      const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     const Tensor& x = *in[0];
     ASSIGN_OR_RETURN(Chw s, SplitChw(x, label));
     if (s.c != in_channels) {
@@ -314,9 +313,13 @@ absl::StatusOr<NnKernel> BuildPooling(const NnLayerSpec& spec) {
           for (int64_t r = hs; r < he; ++r) {
             for (int64_t c = ws; c < we; ++c) {
               const float v = xp[r * s.w + c];
-              if (type == kMax) acc = std::max<double>(acc, v);
-              else if (type == kAverage) acc += v;
-              else acc += static_cast<double>(v) * v;
+              if (type == kMax) {
+                acc = std::max<double>(acc, v);
+              } else if (type == kAverage) {
+                acc += v;
+              } else {
+                acc += static_cast<double>(v) * v;
+              }
             }
           }
           const int64_t valid = std::max<int64_t>(0, he - hs) * std::max<int64_t>(0, we - ws);
@@ -324,7 +327,8 @@ absl::StatusOr<NnKernel> BuildPooling(const NnLayerSpec& spec) {
           if (type == kMax) {
             out = valid > 0 ? static_cast<float>(acc) : 0.f;
           } else if (type == kAverage) {
-            const int64_t count = exclude_padding ? valid : std::max<int64_t>(0, padded_h) * std::max<int64_t>(0, padded_w);
+            const int64_t count =
+                exclude_padding ? valid : std::max<int64_t>(0, padded_h) * std::max<int64_t>(0, padded_w);
             out = count > 0 ? static_cast<float>(acc / count) : 0.f;
           } else {
             out = static_cast<float>(std::sqrt(acc));

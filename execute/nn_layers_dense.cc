@@ -48,11 +48,21 @@ absl::StatusOr<NnKernel> BuildInnerProduct(const NnLayerSpec& spec) {
     int64_t rows = 1, cols = 1;
     Shape out;
     switch (x.rank()) {
-      case 1: rows = 1, cols = d[0], out = {out_channels}; break;
-      case 2: rows = d[0], cols = d[1], out = {d[0], out_channels}; break;
-      case 3: rows = d[0] * d[1], cols = d[2], out = {d[0], d[1], out_channels}; break;
-      case 4: rows = d[0], cols = d[1] * d[2] * d[3], out = {d[0], out_channels, 1, 1}; break;
-      default: rows = d[0] * d[1], cols = d[2] * d[3] * d[4], out = {d[0], d[1], out_channels, 1, 1}; break;
+      case 1:
+        rows = 1, cols = d[0], out = {out_channels};
+        break;
+      case 2:
+        rows = d[0], cols = d[1], out = {d[0], out_channels};
+        break;
+      case 3:
+        rows = d[0] * d[1], cols = d[2], out = {d[0], d[1], out_channels};
+        break;
+      case 4:
+        rows = d[0], cols = d[1] * d[2] * d[3], out = {d[0], out_channels, 1, 1};
+        break;
+      default:
+        rows = d[0] * d[1], cols = d[2] * d[3] * d[4], out = {d[0], d[1], out_channels, 1, 1};
+        break;
     }
     if (cols != in_channels) {
       return label.Invalid(absl::StrCat("expects ", in_channels, " input channels, got ", cols));
@@ -86,54 +96,55 @@ absl::StatusOr<NnKernel> BuildBatchnorm(const NnLayerSpec& spec) {
     }
   }
   const NnLayerLabel label = spec;
-  return NnKernel([=, gamma = *gamma, beta = *beta, mean = mean ? *mean : Tensor(),
-                   variance = variance ? *variance : Tensor()](
-                      const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    const Tensor& x = *in[0];
-    ASSIGN_OR_RETURN(ChannelView v, ChannelsOf(x, label));
-    if (v.channels != channels) return label.Invalid(absl::StrCat("expects ", channels, " channels, got ", v.channels));
-    Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
-    const float* src = x.floats().data();
-    float* dst = y.mutable_floats().data();
-    // Normalizes the planes [first, last) of channel c with (mu, var).
-    auto apply = [&](int64_t b, int64_t c, double mu, double var) {
-      const double scale = gamma.floats()[c] / std::sqrt(var + epsilon);
-      const double shift = beta.floats()[c] - mu * scale;
-      const int64_t base = (b * channels + c) * v.inner;
-      for (int64_t i = 0; i < v.inner; ++i) dst[base + i] = static_cast<float>(src[base + i] * scale + shift);
-    };
-    // Mean and (biased) variance of channel c over the batches [b0, b1).
-    auto stats = [&](int64_t b0, int64_t b1, int64_t c, double* mu, double* var) {
-      double sum = 0, sq = 0;
-      for (int64_t b = b0; b < b1; ++b) {
-        const float* p = src + (b * channels + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i) sum += p[i];
-      }
-      const double n = static_cast<double>((b1 - b0) * v.inner);
-      *mu = n > 0 ? sum / n : 0;
-      for (int64_t b = b0; b < b1; ++b) {
-        const float* p = src + (b * channels + c) * v.inner;
-        for (int64_t i = 0; i < v.inner; ++i) sq += (p[i] - *mu) * (p[i] - *mu);
-      }
-      *var = n > 0 ? sq / n : 0;
-    };
-    for (int64_t c = 0; c < channels; ++c) {
-      if (!compute_mean_var) {
-        for (int64_t b = 0; b < v.outer; ++b) apply(b, c, mean.floats()[c], variance.floats()[c]);
-      } else if (instance) {
-        for (int64_t b = 0; b < v.outer; ++b) {
-          double mu, var;
-          stats(b, b + 1, c, &mu, &var);
-          apply(b, c, mu, var);
+  return NnKernel(
+      [=, gamma = *gamma, beta = *beta, mean = mean ? *mean : Tensor(), variance = variance ? *variance : Tensor()](
+          const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+        const Tensor& x = *in[0];
+        ASSIGN_OR_RETURN(ChannelView v, ChannelsOf(x, label));
+        if (v.channels != channels)
+          return label.Invalid(absl::StrCat("expects ", channels, " channels, got ", v.channels));
+        Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
+        const float* src = x.floats().data();
+        float* dst = y.mutable_floats().data();
+        // Normalizes the planes [first, last) of channel c with (mu, var).
+        auto apply = [&](int64_t b, int64_t c, double mu, double var) {
+          const double scale = gamma.floats()[c] / std::sqrt(var + epsilon);
+          const double shift = beta.floats()[c] - mu * scale;
+          const int64_t base = (b * channels + c) * v.inner;
+          for (int64_t i = 0; i < v.inner; ++i) dst[base + i] = static_cast<float>(src[base + i] * scale + shift);
+        };
+        // Mean and (biased) variance of channel c over the batches [b0, b1).
+        auto stats = [&](int64_t b0, int64_t b1, int64_t c, double* mu, double* var) {
+          double sum = 0, sq = 0;
+          for (int64_t b = b0; b < b1; ++b) {
+            const float* p = src + (b * channels + c) * v.inner;
+            for (int64_t i = 0; i < v.inner; ++i) sum += p[i];
+          }
+          const double n = static_cast<double>((b1 - b0) * v.inner);
+          *mu = n > 0 ? sum / n : 0;
+          for (int64_t b = b0; b < b1; ++b) {
+            const float* p = src + (b * channels + c) * v.inner;
+            for (int64_t i = 0; i < v.inner; ++i) sq += (p[i] - *mu) * (p[i] - *mu);
+          }
+          *var = n > 0 ? sq / n : 0;
+        };
+        for (int64_t c = 0; c < channels; ++c) {
+          if (!compute_mean_var) {
+            for (int64_t b = 0; b < v.outer; ++b) apply(b, c, mean.floats()[c], variance.floats()[c]);
+          } else if (instance) {
+            for (int64_t b = 0; b < v.outer; ++b) {
+              double mu, var;
+              stats(b, b + 1, c, &mu, &var);
+              apply(b, c, mu, var);
+            }
+          } else {
+            double mu, var;
+            stats(0, v.outer, c, &mu, &var);
+            for (int64_t b = 0; b < v.outer; ++b) apply(b, c, mu, var);
+          }
         }
-      } else {
-        double mu, var;
-        stats(0, v.outer, c, &mu, &var);
-        for (int64_t b = 0; b < v.outer; ++b) apply(b, c, mu, var);
-      }
-    }
-    return std::vector<Tensor>{std::move(y)};
-  });
+        return std::vector<Tensor>{std::move(y)};
+      });
 }
 
 absl::StatusOr<NnKernel> BuildSoftmax(const NnLayerSpec& spec) {
@@ -152,7 +163,8 @@ absl::StatusOr<NnKernel> BuildSoftmax(const NnLayerSpec& spec) {
         double sum = 0;
         for (int64_t c = 0; c < v.channels; ++c) sum += std::exp(static_cast<double>(src[base + c * v.inner]) - peak);
         for (int64_t c = 0; c < v.channels; ++c) {
-          dst[base + c * v.inner] = static_cast<float>(std::exp(static_cast<double>(src[base + c * v.inner]) - peak) / sum);
+          dst[base + c * v.inner] =
+              static_cast<float>(std::exp(static_cast<double>(src[base + c * v.inner]) - peak) / sum);
         }
       }
     }

@@ -16,7 +16,8 @@ namespace {
 
 using Binary = std::function<float(float, float)>;
 
-absl::StatusOr<std::vector<Tensor>> Map(const Tensor& x, const NnLayerLabel& label, const std::function<float(float)>& f) {
+absl::StatusOr<std::vector<Tensor>> Map(const Tensor& x, const NnLayerLabel& label,
+                                        const std::function<float(float)>& f) {
   if (!x.is_float()) return label.Invalid("expects a float input");
   Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
   auto src = x.floats();
@@ -38,7 +39,8 @@ absl::StatusOr<Tensor> Fold(const std::vector<const Tensor*>& in, const NnLayerL
     auto pa = acc.floats();
     auto pb = b.floats();
     auto out = next.mutable_floats();
-    ForEachBroadcast(acc.shape(), b.shape(), *shape, [&](int64_t i, int64_t ia, int64_t ib) { out[i] = op(pa[ia], pb[ib]); });
+    ForEachBroadcast(acc.shape(), b.shape(), *shape,
+                     [&](int64_t i, int64_t ia, int64_t ib) { out[i] = op(pa[ia], pb[ib]); });
     acc = std::move(next);
   }
   return acc;
@@ -174,15 +176,32 @@ absl::StatusOr<NnKernel> BuildUnary(const NnLayerSpec& spec) {
   if (scale == 0) scale = 1;  // "defaults to 1.0 if not set or set to 0"
   std::function<float(float)> f;
   switch (op) {
-    case 0: f = [](float x) { return std::sqrt(x); }; break;
-    case 1: f = [=](float x) { return 1.f / std::sqrt(x + epsilon); }; break;
-    case 2: f = [=](float x) { return 1.f / (x + epsilon); }; break;
-    case 3: f = [=](float x) { return std::pow(x, alpha); }; break;
-    case 4: f = [](float x) { return std::exp(x); }; break;
-    case 5: f = [](float x) { return std::log(x); }; break;
-    case 6: f = [](float x) { return std::fabs(x); }; break;
-    case 7: f = [=](float x) { return std::max(alpha, x); }; break;
-    default: return spec.Unimplemented(absl::StrCat("unary operation ", op));
+    case 0:
+      f = [](float x) { return std::sqrt(x); };
+      break;
+    case 1:
+      f = [=](float x) { return 1.f / std::sqrt(x + epsilon); };
+      break;
+    case 2:
+      f = [=](float x) { return 1.f / (x + epsilon); };
+      break;
+    case 3:
+      f = [=](float x) { return std::pow(x, alpha); };
+      break;
+    case 4:
+      f = [](float x) { return std::exp(x); };
+      break;
+    case 5:
+      f = [](float x) { return std::log(x); };
+      break;
+    case 6:
+      f = [](float x) { return std::fabs(x); };
+      break;
+    case 7:
+      f = [=](float x) { return std::max(alpha, x); };
+      break;
+    default:
+      return spec.Unimplemented(absl::StrCat("unary operation ", op));
   }
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) {
@@ -200,10 +219,12 @@ absl::StatusOr<NnKernel> BuildAverage(const NnLayerSpec& spec) {
   return MultiInput(spec, std::plus<float>(), /*has_alpha=*/false, /*average=*/true);
 }
 absl::StatusOr<NnKernel> BuildMax(const NnLayerSpec& spec) {
-  return MultiInput(spec, [](float a, float b) { return std::max(a, b); }, /*has_alpha=*/false);
+  return MultiInput(
+      spec, [](float a, float b) { return std::max(a, b); }, /*has_alpha=*/false);
 }
 absl::StatusOr<NnKernel> BuildMin(const NnLayerSpec& spec) {
-  return MultiInput(spec, [](float a, float b) { return std::min(a, b); }, /*has_alpha=*/false);
+  return MultiInput(
+      spec, [](float a, float b) { return std::min(a, b); }, /*has_alpha=*/false);
 }
 absl::StatusOr<NnKernel> BuildMaxBroadcastable(const NnLayerSpec& spec) {
   return TwoInputs(spec, [](float a, float b) { return std::max(a, b); });

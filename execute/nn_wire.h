@@ -44,8 +44,8 @@ class WireMessage {
   struct Field {
     int number = 0;
     int wire_type = 0;
-    uint64_t varint = 0;   // wire type 0, or the bits of 1 and 5
-    std::string bytes;     // wire type 2
+    uint64_t varint = 0;  // wire type 0, or the bits of 1 and 5
+    std::string bytes;    // wire type 2
   };
   const Field* Last(int field) const;
   std::vector<Field> fields_;

@@ -105,9 +105,9 @@ TEST(NnConvolution, MatchesDirectLoopsOnPaddingStrideDilationGroups) {
       {1, 32, 61, 200, 3, 5, 5, 2, 1, 1, 1, 1, ConvCase::kSameBottomRight},
   };
   for (const ConvCase& c : cases) {
-    SCOPED_TRACE(::testing::Message() << "cin " << c.cin << ", " << c.h << "x" << c.w << ", kernel " << c.kh << "x" << c.kw
-                                      << ", stride " << c.sh << "x" << c.sw << ", dilation " << c.dh << "x" << c.dw
-                                      << ", groups " << c.groups << ", padding " << c.padding);
+    SCOPED_TRACE(::testing::Message() << "cin " << c.cin << ", " << c.h << "x" << c.w << ", kernel " << c.kh << "x"
+                                      << c.kw << ", stride " << c.sh << "x" << c.sw << ", dilation " << c.dh << "x"
+                                      << c.dw << ", groups " << c.groups << ", padding " << c.padding);
     for (bool bias : {false, true}) {
       const Tensor x = Random(rng, {c.batch, c.cin, c.h, c.w});
       const Tensor wt = Random(rng, {c.cout * (c.cin / c.groups) * c.kh * c.kw});
@@ -234,8 +234,8 @@ TEST(NnPooling, ValidMaxAverageAndL2) {
   ExpectNear(avg->floats(), {3.5, 5.5, 11.5, 13.5});
   auto l2 = RunLayer("pooling", Pool(2, {2, 2}, {2, 2}), {x});
   ASSERT_TRUE(l2.ok());
-  ExpectNear(l2->floats(), {std::sqrt(1.f + 4 + 25 + 36), std::sqrt(9.f + 16 + 49 + 64), std::sqrt(81.f + 100 + 169 + 196),
-                            std::sqrt(121.f + 144 + 225 + 256)});
+  ExpectNear(l2->floats(), {std::sqrt(1.f + 4 + 25 + 36), std::sqrt(9.f + 16 + 49 + 64),
+                            std::sqrt(81.f + 100 + 169 + 196), std::sqrt(121.f + 144 + 225 + 256)});
 }
 
 TEST(NnPooling, SamePaddingAveragesIncludeOrExcludeThePadding) {
@@ -304,9 +304,9 @@ TEST(NnInnerProduct, EveryRankFoldsAsTheSpecSays) {
   struct Case {
     Shape in, out;
   };
-  for (const Case& c : {Case{{6}, {4}}, Case{{3, 6}, {3, 4}}, Case{{2, 3, 6}, {2, 3, 4}}, Case{{2, 6, 1, 1}, {2, 4, 1, 1}},
-                        Case{{2, 3, 1, 2}, {2, 4, 1, 1}}, Case{{1, 2, 6, 1, 1}, {1, 2, 4, 1, 1}},
-                        Case{{2, 1, 3, 1, 2}, {2, 1, 4, 1, 1}}}) {
+  for (const Case& c : {Case{{6}, {4}}, Case{{3, 6}, {3, 4}}, Case{{2, 3, 6}, {2, 3, 4}},
+                        Case{{2, 6, 1, 1}, {2, 4, 1, 1}}, Case{{2, 3, 1, 2}, {2, 4, 1, 1}},
+                        Case{{1, 2, 6, 1, 1}, {1, 2, 4, 1, 1}}, Case{{2, 1, 3, 1, 2}, {2, 1, 4, 1, 1}}}) {
     const Tensor x = Random(rng, c.in);
     auto y = RunLayer("innerProduct", Wire().Varint(1, cin).Varint(2, cout).Varint(10, 1), {x},
                       {{"weights", w}, {"bias", b}});
@@ -340,7 +340,8 @@ TEST(NnBatchnorm, GivenAndComputedStatistics) {
   }
   ExpectNear(y->floats(), want);
   // Instance normalization: per image and channel, epsilon 1e-5 by default.
-  auto inst = RunLayer("batchnorm", Wire().Varint(1, 3).Varint(5, 1).Varint(6, 1), {x}, {{"gamma", gamma}, {"beta", beta}});
+  auto inst =
+      RunLayer("batchnorm", Wire().Varint(1, 3).Varint(5, 1).Varint(6, 1), {x}, {{"gamma", gamma}, {"beta", beta}});
   ASSERT_TRUE(inst.ok()) << inst.status();
   for (int64_t plane = 0; plane < 6; ++plane) {
     const int64_t c = plane % 3;
@@ -348,12 +349,13 @@ TEST(NnBatchnorm, GivenAndComputedStatistics) {
     for (int k = 0; k < 4; ++k) mu += x.floats()[plane * 4 + k] / 4.0;
     for (int k = 0; k < 4; ++k) v += std::pow(x.floats()[plane * 4 + k] - mu, 2) / 4.0;
     for (int k = 0; k < 4; ++k) {
-      EXPECT_NEAR(inst->floats()[plane * 4 + k], gamma[c] * (x.floats()[plane * 4 + k] - mu) / std::sqrt(v + 1e-5) + beta[c],
-                  1e-4);
+      EXPECT_NEAR(inst->floats()[plane * 4 + k],
+                  gamma[c] * (x.floats()[plane * 4 + k] - mu) / std::sqrt(v + 1e-5) + beta[c], 1e-4);
     }
   }
   // Batch statistics: per channel over both images.
-  auto batch = RunLayer("batchnorm", Wire().Varint(1, 3).Varint(5, 1), {x}, {{"gamma", {1, 1, 1}}, {"beta", {0, 0, 0}}});
+  auto batch =
+      RunLayer("batchnorm", Wire().Varint(1, 3).Varint(5, 1), {x}, {{"gamma", {1, 1, 1}}, {"beta", {0, 0, 0}}});
   ASSERT_TRUE(batch.ok());
   for (int c = 0; c < 3; ++c) {
     double sum = 0;
@@ -417,8 +419,9 @@ TEST(NnActivation, PerChannelParameters) {
   auto softplus = RunLayer("activation", Wire().Message(71, Wire()), {x},
                            {{"parametricSoftplus.alpha", {2, 1}}, {"parametricSoftplus.beta", {1, 0.5}}});
   ASSERT_TRUE(softplus.ok()) << softplus.status();
-  ExpectNear(softplus->floats(), {static_cast<float>(2 * std::log1p(std::exp(-1.0))), static_cast<float>(2 * std::log1p(std::exp(2.0))),
-                                  static_cast<float>(std::log1p(std::exp(-1.5))), static_cast<float>(std::log1p(std::exp(2.0)))});
+  ExpectNear(softplus->floats(),
+             {static_cast<float>(2 * std::log1p(std::exp(-1.0))), static_cast<float>(2 * std::log1p(std::exp(2.0))),
+              static_cast<float>(std::log1p(std::exp(-1.5))), static_cast<float>(std::log1p(std::exp(2.0)))});
   auto wrong = RunLayer("activation", Wire().Message(25, Wire()), {x}, {{"PReLU.alpha", {1, 2, 3}}});
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
 }
@@ -437,16 +440,17 @@ TEST(NnUnary, EveryOperationAfterScaleAndShift) {
   };
   // scale 2, shift 0.5, alpha 3, epsilon 1e-6 (default).
   const Case cases[] = {
-      {0, [](double v) { return std::sqrt(v); }},      {1, [](double v) { return 1 / std::sqrt(v + 1e-6); }},
-      {2, [](double v) { return 1 / (v + 1e-6); }},    {3, [](double v) { return std::pow(v, 3); }},
-      {4, [](double v) { return std::exp(v); }},       {5, [](double v) { return std::log(v); }},
-      {6, [](double v) { return std::fabs(v); }},      {7, [](double v) { return std::max(3.0, v); }},
+      {0, [](double v) { return std::sqrt(v); }},   {1, [](double v) { return 1 / std::sqrt(v + 1e-6); }},
+      {2, [](double v) { return 1 / (v + 1e-6); }}, {3, [](double v) { return std::pow(v, 3); }},
+      {4, [](double v) { return std::exp(v); }},    {5, [](double v) { return std::log(v); }},
+      {6, [](double v) { return std::fabs(v); }},   {7, [](double v) { return std::max(3.0, v); }},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.op);
     auto y = RunLayer("unary", Wire().Varint(1, c.op).Float(2, 3).Float(4, 0.5).Float(5, 2), {x});
     ASSERT_TRUE(y.ok()) << y.status();
-    for (size_t i = 0; i < xs.size(); ++i) EXPECT_NEAR(y->floats()[i], c.f(2 * xs[i] + 0.5), 1e-3 * std::fabs(c.f(2 * xs[i] + 0.5)) + 1e-5);
+    for (size_t i = 0; i < xs.size(); ++i)
+      EXPECT_NEAR(y->floats()[i], c.f(2 * xs[i] + 0.5), 1e-3 * std::fabs(c.f(2 * xs[i] + 0.5)) + 1e-5);
   }
   // Scale 0 means 1 (unset); threshold as PoseNet's ReLU6 halves use it.
   auto threshold = RunLayer("unary", Wire().Varint(1, 7).Float(2, -6), {Tensor::Float({3}, {-8, -6, 1})});
@@ -457,8 +461,8 @@ TEST(NnUnary, EveryOperationAfterScaleAndShift) {
 // ---- multi-input and broadcastable elementwise ----
 
 TEST(NnElementwise, AddMultiplyAverageMaxMin) {
-  const Tensor a = Iota({1, 2, 1, 2});                               // 1..4
-  const Tensor b = Tensor::Float({1, 2, 1, 1}, {10, 20});             // per channel
+  const Tensor a = Iota({1, 2, 1, 2});                     // 1..4
+  const Tensor b = Tensor::Float({1, 2, 1, 1}, {10, 20});  // per channel
   const Tensor c = Tensor::Float({1, 2, 1, 2}, {-1, 5, 0, 100});
   auto add = RunLayer("add", Wire(), {a, b, c});
   ASSERT_TRUE(add.ok()) << add.status();
@@ -591,8 +595,8 @@ TEST(NnShape, Constants) {
 
 namespace Spec = CoreML::Specification;
 
-Spec::FeatureDescription* AddImageInput(Spec::Model* m, const std::string& name, Spec::ImageFeatureType::ColorSpace space,
-                                        int64_t h, int64_t w) {
+Spec::FeatureDescription* AddImageInput(Spec::Model* m, const std::string& name,
+                                        Spec::ImageFeatureType::ColorSpace space, int64_t h, int64_t w) {
   auto* f = m->mutable_description()->add_input();
   f->set_name(name);
   auto* image = f->mutable_type()->mutable_imagetype();
@@ -638,7 +642,8 @@ TEST(NnExecutor, ImagePreprocessingFollowsTheColourSpace) {
     const Tensor& y = out->at("out");
     EXPECT_EQ(y.shape(), (Shape{3, 1, 2}));
     // Channel 0 is red for RGB, blue for BGR.
-    const float first = space == Spec::ImageFeatureType::RGB ? 300 : 100, last = space == Spec::ImageFeatureType::RGB ? 100 : 300;
+    const float first = space == Spec::ImageFeatureType::RGB ? 300 : 100,
+                last = space == Spec::ImageFeatureType::RGB ? 100 : 300;
     ExpectNear(y.floats(), {1 + first, 2 + first, 3 + 200, 4 + 200, 5 + last, 6 + last});
   }
 }

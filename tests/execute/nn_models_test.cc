@@ -67,8 +67,7 @@ Tensor SmoothImage(int64_t h, int64_t w) {
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       for (int c = 0; c < 3; ++c) {
-        v[(y * w + x) * 3 + c] =
-            127.5f + 80.f * std::sin(0.011f * x + 1.3f * c) * std::cos(0.017f * y - 0.4f * c);
+        v[(y * w + x) * 3 + c] = 127.5f + 80.f * std::sin(0.011f * x + 1.3f * c) * std::cos(0.017f * y - 0.4f * c);
       }
     }
   }
@@ -112,7 +111,8 @@ TEST_F(EdsrTest, UpscalesASmoothImage) {
   }
   auto cmp = CompareOutputs(upscaled, y.floats());
   ASSERT_TRUE(cmp.ok());
-  std::printf("EDSR of a smooth image vs the image repeated 2x2: PSNR %.2f dB, cosine %.6f\n", cmp->psnr_db, cmp->cosine);
+  std::printf("EDSR of a smooth image vs the image repeated 2x2: PSNR %.2f dB, cosine %.6f\n", cmp->psnr_db,
+              cmp->cosine);
   EXPECT_GT(cmp->psnr_db, 30);
   EXPECT_GT(cmp->cosine, 0.999);
 }

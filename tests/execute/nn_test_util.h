@@ -56,8 +56,7 @@ class Wire {
 
 // Runs one layer kernel: builds it from `params` and `weights` (flat, by
 // field) and applies it to `inputs`.
-inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& params,
-                                       const std::vector<Tensor>& inputs,
+inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& params, const std::vector<Tensor>& inputs,
                                        const std::map<std::string, std::vector<float>>& weights = {}) {
   NnLayerSpec spec;
   spec.name = "test_layer";
@@ -84,10 +83,9 @@ inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& para
 // Appends a layer whose parameters are given in wire form under the layer
 // oneof's field `number`.
 inline CoreML::Specification::NeuralNetworkLayer* AddLayer(CoreML::Specification::NeuralNetwork* nn,
-                                                            const std::string& name,
-                                                            const std::vector<std::string>& inputs,
-                                                            const std::string& output, int number,
-                                                            const Wire& params) {
+                                                           const std::string& name,
+                                                           const std::vector<std::string>& inputs,
+                                                           const std::string& output, int number, const Wire& params) {
   auto* layer = nn->add_layers();
   layer->set_name(name);
   for (const std::string& in : inputs) layer->add_input(in);
