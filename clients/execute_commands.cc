@@ -134,7 +134,7 @@ int Run(const std::vector<std::string>& argv) {
     PrintError(model.status());
     return ExitCodeFor(model.status());
   }
-  auto specs = execute::DescribeInputs(model->package->model(), *model->executor);
+  auto specs = execute::DescribeInputs(model->model(), *model->executor);
   if (!specs.ok()) {
     PrintError(specs.status());
     return ExitCodeFor(specs.status());

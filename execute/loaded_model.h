@@ -1,7 +1,7 @@
-// A model file opened for the reference executor: the package (whose
-// description synthetic inputs are shaped from) and the executor of one of
-// its functions. The one way the CLI and the output check open a model, so
-// both refuse what cannot be run with the same message.
+// A model file opened for the reference executor: the model specification
+// (whose description synthetic inputs are shaped from) and the executor of
+// one of its functions. The one way the CLI and the output check open a
+// model, so both refuse what cannot be run with the same message.
 #ifndef COREMLZ_EXECUTE_LOADED_MODEL_H_
 #define COREMLZ_EXECUTE_LOADED_MODEL_H_
 
@@ -9,18 +9,23 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "execute/program_executor.h"
+#include "coreml/model.pb.h"
+#include "execute/model_executor.h"
 #include "format/package.h"
 
 namespace coremlz::execute {
 
 struct LoadedModel {
-  std::unique_ptr<format::MlPackage> package;
-  std::unique_ptr<ProgramExecutor> executor;
+  std::unique_ptr<format::MlPackage> package;                // null for an .mlmodel file
+  std::unique_ptr<CoreML::Specification::Model> file_model;  // an .mlmodel file's spec
+  std::unique_ptr<ModelExecutor> executor;
+
+  const CoreML::Specification::Model& model() const { return package ? package->model() : *file_model; }
 };
 
-// `path`: an .mlpackage directory (ML Program). NOT_FOUND when it does not
-// exist; UNIMPLEMENTED for a NeuralNetwork .mlmodel (not executed yet).
+// `path`: an .mlpackage directory (an ML Program, or a NeuralNetwork that
+// its manifest names) or an .mlmodel file (a NeuralNetwork). NOT_FOUND when
+// it does not exist. A NeuralNetwork has one function, "main".
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function);
 
 }  // namespace coremlz::execute

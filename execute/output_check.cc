@@ -26,7 +26,7 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
   }
   ASSIGN_OR_RETURN(LoadedModel a, LoadModel(original, options.function));
   ASSIGN_OR_RETURN(LoadedModel b, LoadModel(compressed, options.function));
-  ASSIGN_OR_RETURN(std::vector<InputSpec> specs, DescribeInputs(a.package->model(), *a.executor));
+  ASSIGN_OR_RETURN(std::vector<InputSpec> specs, DescribeInputs(a.model(), *a.executor));
   struct Acc {
     engine::OutputCheck check;
     double snr_sum = 0;

@@ -26,8 +26,9 @@ struct OutputCheckOptions {
   std::function<bool()> cancelled;       // polled between runs
 };
 
-// Loads both packages (ML Programs) and compares every output. UNIMPLEMENTED
-// when a model cannot be run here (a NeuralNetwork, an op the executor lacks).
+// Loads both models (ML Program packages, NeuralNetwork .mlmodel files or
+// packages) and compares every output. UNIMPLEMENTED when a model cannot be
+// run here (an op or layer the executor lacks).
 absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string& original, const std::string& compressed,
                                                               const OutputCheckOptions& options);
 

@@ -119,7 +119,7 @@ void FillImage(const Shape& shape, std::mt19937_64& rng, std::vector<float>* v) 
 
 }  // namespace
 
-absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, const ProgramExecutor& executor) {
+absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, const ModelExecutor& executor) {
   std::map<std::string, int64_t> limits;
   std::set<std::string> non_negative;
   if (model.has_mlprogram()) {

@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "coreml/model.pb.h"
-#include "execute/program_executor.h"
+#include "execute/model_executor.h"
 #include "execute/tensor.h"
 
 namespace coremlz::execute {
@@ -34,7 +34,7 @@ struct InputSpec {
 // How each input of `executor`'s function is synthesised. INVALID_ARGUMENT
 // when a shape cannot be resolved.
 absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const CoreML::Specification::Model& model,
-                                                      const ProgramExecutor& executor);
+                                                      const ModelExecutor& executor);
 
 // Sample `index` of the inputs for `seed`.
 std::map<std::string, Tensor> SyntheticInputs(const std::vector<InputSpec>& specs, uint64_t seed, int index);

@@ -1,0 +1,76 @@
+// Runs a Core ML NeuralNetwork (.mlmodel, or the spec inside an .mlpackage)
+// on the CPU, in float32: the reference executor's counterpart of
+// ProgramExecutor for the legacy format. At load it decodes every weight
+// through format/ (fp32, fp16, n-bit linear and lookup-table quantized alike,
+// so an original and its compressed form run the same kernels), reads each
+// layer's parameters, picks its kernel (nn_layer.h) and computes when each
+// blob is used for the last time. A run binds the inputs (images
+// preprocessed as the network says), runs the layers in order, frees each
+// blob after its last use and returns the described outputs.
+//
+// Inputs: images as pixels [1, C, H, W] (image_preprocess.h); arrays in
+// their described shape. With the rank-5 mapping of specification versions
+// <= 3 they enter the network as [1, 1, C, H, W]; with the exact mappings
+// as declared ([1, C, H, W] for images). An output whose described shape
+// holds as many elements as the blob is returned in that shape.
+//
+// Errors: a layer type or parameter without a kernel is UNIMPLEMENTED at
+// load, naming the layer type, the layer and its index; a malformed network
+// or bad inputs are INVALID_ARGUMENT.
+#ifndef COREMLZ_EXECUTE_NN_EXECUTOR_H_
+#define COREMLZ_EXECUTE_NN_EXECUTOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coreml/model.pb.h"
+#include "execute/image_preprocess.h"
+#include "execute/model_executor.h"
+#include "execute/nn_layer.h"
+
+namespace coremlz::execute {
+
+class NnExecutor : public ModelExecutor {
+ public:
+  static absl::StatusOr<std::unique_ptr<NnExecutor>> Load(const CoreML::Specification::Model& model);
+
+  const std::string& function() const override { return function_; }
+  const std::vector<InputDecl>& inputs() const override { return inputs_; }
+  const std::vector<std::string>& output_names() const override { return output_names_; }
+  absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs,
+                                                    RunStats* stats = nullptr) const override;
+
+ private:
+  struct Input {
+    Shape network_shape;  // as the first layer sees it
+    bool image = false;
+    ImagePreprocess preprocess;
+    int slot = 0;
+  };
+  struct Step {
+    NnLayerLabel label;
+    NnKernel kernel;
+    std::vector<int> inputs, outputs;
+    std::vector<int> last_uses;  // blobs freed after this step
+  };
+  struct Output {
+    int slot = 0;
+    Shape described;  // empty: keep the blob's shape
+  };
+  NnExecutor() = default;
+
+  std::string function_ = "main";
+  std::vector<InputDecl> inputs_;
+  std::vector<Input> input_bindings_;
+  std::vector<std::string> output_names_;
+  std::vector<Output> outputs_;
+  std::vector<Step> steps_;
+  int slot_count_ = 0;
+};
+
+}  // namespace coremlz::execute
+
+#endif  // COREMLZ_EXECUTE_NN_EXECUTOR_H_

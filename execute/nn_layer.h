@@ -1,0 +1,94 @@
+// One NeuralNetwork layer as the NN executor sees it: what a layer's builder
+// reads at load (its parameters, decoded weights) and the kernel it returns.
+// The builders live in nn_layers_*.cc, one file per family; NnLayerBuilders
+// maps a layer type ("convolution", "pooling", ...) to its builder.
+//
+// Tensor layout: blobs keep the rank they have. With the rank-5 mapping of
+// specification versions <= 3 inputs are [Seq, Batch, C, H, W]; with the
+// exact mappings of later versions they have their declared rank. The old
+// layers address axes from the end (C = -3, H = -2, W = -1) and treat the
+// leading ones as batch, so one kernel serves both.
+#ifndef COREMLZ_EXECUTE_NN_LAYER_H_
+#define COREMLZ_EXECUTE_NN_LAYER_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "execute/nn_wire.h"
+#include "execute/tensor.h"
+
+namespace coremlz::execute {
+
+// Which layer a message is about: kernels keep this, not the whole spec.
+struct NnLayerLabel {
+  std::string name;
+  std::string type;  // the oneof member's name, e.g. "innerProduct"
+  int index = 0;     // position in the network
+
+  // An INVALID_ARGUMENT / UNIMPLEMENTED status naming the layer.
+  absl::Status Invalid(const std::string& what) const;
+  absl::Status Unimplemented(const std::string& what) const;
+};
+
+struct NnLayerSpec : NnLayerLabel {
+  WireMessage params;  // the layer's parameter message
+  int input_count = 0;
+  int output_count = 0;
+  // Weights decoded through format/ (fp16, linear and LUT quantized alike),
+  // by field ("weights", "bias", "PReLU.alpha", ...), shaped as the layer
+  // defines them.
+  std::map<std::string, Tensor> weights;
+
+  // The weight `field`, or INVALID_ARGUMENT naming the layer.
+  absl::StatusOr<const Tensor*> Weight(const std::string& field) const;
+  const Tensor* OptionalWeight(const std::string& field) const;
+};
+
+using NnKernel = std::function<absl::StatusOr<std::vector<Tensor>>(const std::vector<const Tensor*>& inputs)>;
+using NnLayerBuilder = absl::StatusOr<NnKernel> (*)(const NnLayerSpec& spec);
+
+// Layer type -> builder, for every layer type the executor runs.
+const std::map<std::string, NnLayerBuilder>& NnLayerBuilders();
+
+// Checks the layer's input count against what its kernel reads, so that a
+// form the kernel does not know (a convolution given its weights as a
+// second input) is refused rather than half read.
+absl::Status CheckNnLayerInputs(const NnLayerSpec& spec);
+
+// The layer type the NeuralNetworkLayer oneof field `number` names ("field
+// N" for one this table does not know).
+std::string NnLayerTypeName(int number);
+
+// Builders, by family (nn_layers_conv.cc, nn_layers_dense.cc,
+// nn_layers_elementwise.cc, nn_layers_shape.cc).
+absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildPooling(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildInnerProduct(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBatchnorm(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSoftmax(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildActivation(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildUnary(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildAdd(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMultiply(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildAverage(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMax(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMin(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMaxBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMinBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildAddBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMultiplyBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFlatten(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildTranspose(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildPermute(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReshape(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReorganizeData(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildConcat(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildLoadConstant(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildLoadConstantND(const NnLayerSpec& spec);
+
+}  // namespace coremlz::execute
+
+#endif  // COREMLZ_EXECUTE_NN_LAYER_H_

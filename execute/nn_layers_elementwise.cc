@@ -1,0 +1,240 @@
+// NeuralNetwork elementwise layers: activation (every nonlinearity and its
+// parameters), unary, the multi-input add/multiply/average/max/min and the
+// two-input *Broadcastable layers (NumPy broadcasting for both: the limited
+// broadcasting of the old layers is a subset of it).
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "execute/broadcast.h"
+#include "execute/nn_layer.h"
+
+namespace coremlz::execute {
+namespace {
+
+using Binary = std::function<float(float, float)>;
+
+absl::StatusOr<std::vector<Tensor>> Map(const Tensor& x, const NnLayerLabel& label,
+                                        const std::function<float(float)>& f) {
+  if (!x.is_float()) return label.Invalid("expects a float input");
+  Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
+  auto src = x.floats();
+  auto dst = y.mutable_floats();
+  for (int64_t i = 0; i < x.size(); ++i) dst[i] = f(src[i]);
+  return std::vector<Tensor>{std::move(y)};
+}
+
+// Folds the inputs left to right with `op`, broadcasting as it goes.
+absl::StatusOr<Tensor> Fold(const std::vector<const Tensor*>& in, const NnLayerLabel& label, const Binary& op) {
+  Tensor acc = *in[0];
+  if (!acc.is_float()) return label.Invalid("expects float inputs");
+  for (size_t k = 1; k < in.size(); ++k) {
+    const Tensor& b = *in[k];
+    if (!b.is_float()) return label.Invalid("expects float inputs");
+    absl::StatusOr<Shape> shape = BroadcastShapes(acc.shape(), b.shape());
+    if (!shape.ok()) return label.Invalid(std::string(shape.status().message()));
+    Tensor next = Tensor::Zeros(DType::kFloat32, *shape);
+    auto pa = acc.floats();
+    auto pb = b.floats();
+    auto out = next.mutable_floats();
+    ForEachBroadcast(acc.shape(), b.shape(), *shape,
+                     [&](int64_t i, int64_t ia, int64_t ib) { out[i] = op(pa[ia], pb[ib]); });
+    acc = std::move(next);
+  }
+  return acc;
+}
+
+// The old multi-input layers: one input combines with the scalar `alpha`
+// (when the layer has one), several fold pairwise.
+absl::StatusOr<NnKernel> MultiInput(const NnLayerSpec& spec, Binary op, bool has_alpha, bool average = false) {
+  const float alpha = spec.params.Float(1);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    if (in.size() == 1) {
+      if (!has_alpha) return label.Invalid("needs at least two inputs");
+      return Map(*in[0], label, [&](float v) { return op(v, alpha); });
+    }
+    ASSIGN_OR_RETURN(Tensor y, Fold(in, label, op));
+    if (average) {
+      const float n = static_cast<float>(in.size());
+      for (float& v : y.mutable_floats()) v /= n;
+    }
+    return std::vector<Tensor>{std::move(y)};
+  });
+}
+
+absl::StatusOr<NnKernel> TwoInputs(const NnLayerSpec& spec, Binary op) {
+  if (spec.input_count != 2) return spec.Invalid("needs two inputs");
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    ASSIGN_OR_RETURN(Tensor y, Fold(in, label, op));
+    return std::vector<Tensor>{std::move(y)};
+  });
+}
+
+// A per-channel parameter (axis -3) of length C or 1, as PReLU and
+// parametricSoftplus take them: calls f(value, param) for every element.
+absl::StatusOr<std::vector<Tensor>> PerChannel(const Tensor& x, const NnLayerLabel& label,
+                                               const std::vector<const Tensor*>& params,
+                                               const std::function<float(float, const float*)>& f) {
+  if (!x.is_float() || x.rank() < 3) return label.Invalid("expects a float input of rank >= 3");
+  const int64_t channels = x.dim(x.rank() - 3);
+  const int64_t inner = x.dim(x.rank() - 2) * x.dim(x.rank() - 1);
+  for (const Tensor* p : params) {
+    if (p->size() != 1 && p->size() != channels) {
+      return label.Invalid(absl::StrCat("parameters must have 1 or ", channels, " values"));
+    }
+  }
+  Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
+  auto src = x.floats();
+  auto dst = y.mutable_floats();
+  std::vector<float> values(params.size());
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const int64_t c = (i / inner) % channels;
+    for (size_t k = 0; k < params.size(); ++k) values[k] = params[k]->floats()[params[k]->size() == 1 ? 0 : c];
+    dst[i] = f(src[i], values.data());
+  }
+  return std::vector<Tensor>{std::move(y)};
+}
+
+}  // namespace
+
+absl::StatusOr<NnKernel> BuildActivation(const NnLayerSpec& spec) {
+  // ActivationParams' oneof: the one set member.
+  const std::vector<int> set = spec.params.LengthDelimitedIn(1, 1000);
+  if (set.size() != 1) return spec.Invalid("must set exactly one nonlinearity");
+  const int which = set[0];
+  ASSIGN_OR_RETURN(WireMessage p, spec.params.Message(which));
+  const float alpha = p.Float(1), beta = p.Float(2);
+  const NnLayerLabel label = spec;
+  std::function<float(float)> f;
+  switch (which) {
+    case 5:  // linear
+      f = [=](float x) { return alpha * x + beta; };
+      break;
+    case 10:  // ReLU
+      f = [](float x) { return x > 0 ? x : 0.f; };
+      break;
+    case 15:  // leakyReLU
+      f = [=](float x) { return x >= 0 ? x : alpha * x; };
+      break;
+    case 20:  // thresholdedReLU
+      f = [=](float x) { return x >= alpha ? x : 0.f; };
+      break;
+    case 30:  // tanh
+      f = [](float x) { return std::tanh(x); };
+      break;
+    case 31:  // scaledTanh
+      f = [=](float x) { return alpha * std::tanh(beta * x); };
+      break;
+    case 40:  // sigmoid
+      f = [](float x) { return 1.f / (1.f + std::exp(-x)); };
+      break;
+    case 41:  // sigmoidHard
+      f = [=](float x) { return std::min(std::max(alpha * x + beta, 0.f), 1.f); };
+      break;
+    case 50:  // ELU
+      f = [=](float x) { return x >= 0 ? x : alpha * std::expm1(x); };
+      break;
+    case 60:  // softsign
+      f = [](float x) { return x / (1.f + std::fabs(x)); };
+      break;
+    case 70:  // softplus, stable for large |x|
+      f = [](float x) { return std::max(x, 0.f) + std::log1p(std::exp(-std::fabs(x))); };
+      break;
+    case 25: {  // PReLU: per-channel slope
+      ASSIGN_OR_RETURN(const Tensor* a, spec.Weight("PReLU.alpha"));
+      return NnKernel([label, a = *a](const std::vector<const Tensor*>& in) {
+        return PerChannel(*in[0], label, {&a}, [](float x, const float* v) { return x >= 0 ? x : v[0] * x; });
+      });
+    }
+    case 71: {  // parametricSoftplus: alpha_c * log(1 + exp(beta_c * x))
+      ASSIGN_OR_RETURN(const Tensor* a, spec.Weight("parametricSoftplus.alpha"));
+      ASSIGN_OR_RETURN(const Tensor* b, spec.Weight("parametricSoftplus.beta"));
+      return NnKernel([label, a = *a, b = *b](const std::vector<const Tensor*>& in) {
+        return PerChannel(*in[0], label, {&a, &b}, [](float x, const float* v) {
+          const float t = v[1] * x;
+          return v[0] * (std::max(t, 0.f) + std::log1p(std::exp(-std::fabs(t))));
+        });
+      });
+    }
+    default:
+      return spec.Unimplemented(absl::StrCat("nonlinearity field ", which));
+  }
+  return NnKernel([label, f](const std::vector<const Tensor*>& in) { return Map(*in[0], label, f); });
+}
+
+absl::StatusOr<NnKernel> BuildUnary(const NnLayerSpec& spec) {
+  const int op = static_cast<int>(spec.params.Varint(1));
+  const float alpha = spec.params.Float(2);
+  float epsilon = spec.params.Float(3);
+  if (epsilon == 0) epsilon = 1e-6f;  // "defaults to 1e-6 if not set or set to 0"
+  const float shift = spec.params.Float(4);
+  float scale = spec.params.Float(5);
+  if (scale == 0) scale = 1;  // "defaults to 1.0 if not set or set to 0"
+  std::function<float(float)> f;
+  switch (op) {
+    case 0:
+      f = [](float x) { return std::sqrt(x); };
+      break;
+    case 1:
+      f = [=](float x) { return 1.f / std::sqrt(x + epsilon); };
+      break;
+    case 2:
+      f = [=](float x) { return 1.f / (x + epsilon); };
+      break;
+    case 3:
+      f = [=](float x) { return std::pow(x, alpha); };
+      break;
+    case 4:
+      f = [](float x) { return std::exp(x); };
+      break;
+    case 5:
+      f = [](float x) { return std::log(x); };
+      break;
+    case 6:
+      f = [](float x) { return std::fabs(x); };
+      break;
+    case 7:
+      f = [=](float x) { return std::max(alpha, x); };
+      break;
+    default:
+      return spec.Unimplemented(absl::StrCat("unary operation ", op));
+  }
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) {
+    return Map(*in[0], label, [&](float x) { return f(scale * x + shift); });
+  });
+}
+
+absl::StatusOr<NnKernel> BuildAdd(const NnLayerSpec& spec) {
+  return MultiInput(spec, std::plus<float>(), /*has_alpha=*/true);
+}
+absl::StatusOr<NnKernel> BuildMultiply(const NnLayerSpec& spec) {
+  return MultiInput(spec, std::multiplies<float>(), /*has_alpha=*/true);
+}
+absl::StatusOr<NnKernel> BuildAverage(const NnLayerSpec& spec) {
+  return MultiInput(spec, std::plus<float>(), /*has_alpha=*/false, /*average=*/true);
+}
+absl::StatusOr<NnKernel> BuildMax(const NnLayerSpec& spec) {
+  return MultiInput(
+      spec, [](float a, float b) { return std::max(a, b); }, /*has_alpha=*/false);
+}
+absl::StatusOr<NnKernel> BuildMin(const NnLayerSpec& spec) {
+  return MultiInput(
+      spec, [](float a, float b) { return std::min(a, b); }, /*has_alpha=*/false);
+}
+absl::StatusOr<NnKernel> BuildMaxBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, [](float a, float b) { return std::max(a, b); });
+}
+absl::StatusOr<NnKernel> BuildMinBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, [](float a, float b) { return std::min(a, b); });
+}
+absl::StatusOr<NnKernel> BuildAddBroadcastable(const NnLayerSpec& spec) { return TwoInputs(spec, std::plus<float>()); }
+absl::StatusOr<NnKernel> BuildMultiplyBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, std::multiplies<float>());
+}
+
+}  // namespace coremlz::execute

@@ -1,0 +1,99 @@
+// Building NeuralNetwork layer parameters and tiny networks for the NN
+// executor tests: parameters are written in wire form by field number, as
+// Core ML's NeuralNetwork.proto numbers them.
+#ifndef COREMLZ_TESTS_EXECUTE_NN_TEST_UTIL_H_
+#define COREMLZ_TESTS_EXECUTE_NN_TEST_UTIL_H_
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coreml/model.pb.h"
+#include "execute/nn_layer.h"
+#include "google/protobuf/unknown_field_set.h"
+
+namespace coremlz::execute::testing {
+
+class Wire {
+ public:
+  Wire& Varint(int field, uint64_t v) {
+    google::protobuf::UnknownFieldSet f;
+    f.AddVarint(field, v);
+    return Append(f);
+  }
+  Wire& Float(int field, float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    google::protobuf::UnknownFieldSet f;
+    f.AddFixed32(field, bits);
+    return Append(f);
+  }
+  // Repeated integers, unpacked (readers take both forms).
+  Wire& Ints(int field, const std::vector<int64_t>& v) {
+    for (int64_t x : v) Varint(field, static_cast<uint64_t>(x));
+    return *this;
+  }
+  Wire& Message(int field, const Wire& m) { return Bytes(field, m.str()); }
+  Wire& Bytes(int field, const std::string& b) {
+    google::protobuf::UnknownFieldSet f;
+    f.AddLengthDelimited(field, b);
+    return Append(f);
+  }
+  const std::string& str() const { return bytes_; }
+
+ private:
+  // Serialized fields concatenate into a message.
+  Wire& Append(const google::protobuf::UnknownFieldSet& f) {
+    std::string s;
+    f.SerializeToString(&s);
+    bytes_ += s;
+    return *this;
+  }
+  std::string bytes_;
+};
+
+// Runs one layer kernel: builds it from `params` and `weights` (flat, by
+// field) and applies it to `inputs`.
+inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& params, const std::vector<Tensor>& inputs,
+                                       const std::map<std::string, std::vector<float>>& weights = {}) {
+  NnLayerSpec spec;
+  spec.name = "test_layer";
+  spec.type = type;
+  absl::StatusOr<WireMessage> p = WireMessage::Parse(params.str());
+  if (!p.ok()) return p.status();
+  spec.params = *std::move(p);
+  spec.input_count = static_cast<int>(inputs.size());
+  spec.output_count = 1;
+  for (const auto& [field, v] : weights) {
+    spec.weights[field] = Tensor::Float({static_cast<int64_t>(v.size())}, v);
+  }
+  auto builder = NnLayerBuilders().find(type);
+  if (builder == NnLayerBuilders().end()) return absl::UnimplementedError(type);
+  absl::StatusOr<NnKernel> kernel = builder->second(spec);
+  if (!kernel.ok()) return kernel.status();
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : inputs) ptrs.push_back(&t);
+  absl::StatusOr<std::vector<Tensor>> out = (*kernel)(ptrs);
+  if (!out.ok()) return out.status();
+  return std::move(out->at(0));
+}
+
+// Appends a layer whose parameters are given in wire form under the layer
+// oneof's field `number`.
+inline CoreML::Specification::NeuralNetworkLayer* AddLayer(CoreML::Specification::NeuralNetwork* nn,
+                                                           const std::string& name,
+                                                           const std::vector<std::string>& inputs,
+                                                           const std::string& output, int number, const Wire& params) {
+  auto* layer = nn->add_layers();
+  layer->set_name(name);
+  for (const std::string& in : inputs) layer->add_input(in);
+  layer->add_output(output);
+  layer->GetReflection()->MutableUnknownFields(layer)->AddLengthDelimited(number, params.str());
+  return layer;
+}
+
+}  // namespace coremlz::execute::testing
+
+#endif  // COREMLZ_TESTS_EXECUTE_NN_TEST_UTIL_H_
