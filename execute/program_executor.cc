@@ -289,6 +289,10 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     ex->output_slots_.push_back(it->second);
   }
 
+  for (const auto& [name, slot] : slot_of) {
+    if (ex->constants_[slot]) ex->constant_slots_[name] = slot;
+  }
+
   // Last use of each intermediate; outputs and constants are never freed.
   const int slots = static_cast<int>(ex->constants_.size());
   std::vector<int> last_use(slots, -1);
@@ -323,9 +327,9 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   return Run(inputs, &fresh, stats);
 }
 
-absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
-                                                                   Session* session, RunStats* stats) const {
-  std::vector<std::shared_ptr<const Tensor>> values = constants_;
+absl::Status ProgramExecutor::BindInputs(const std::map<std::string, Tensor>& inputs, Session* session,
+                                         std::vector<std::shared_ptr<const Tensor>>* bound) const {
+  std::vector<std::shared_ptr<const Tensor>>& values = *bound;
   std::set<std::string> known;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const InputDecl& decl = inputs_[i];
@@ -369,55 +373,71 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   for (const auto& [name, t] : inputs) {
     if (!known.count(name)) return absl::InvalidArgumentError(absl::StrCat("the function has no input '", name, "'"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Tensor>> ProgramExecutor::Compute(const Step& step,
+                                                             const std::vector<std::shared_ptr<const Tensor>>& values,
+                                                             Session* session) const {
+  if (step.kind == Step::Kind::kWriteState) {
+    const InputDecl& decl = inputs_[step.state];
+    auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
+    if (data == step.args.end() || data->second.size() != 1 || !values[data->second[0]]) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
+    }
+    const Tensor& t = *values[data->second[0]];
+    if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
+                                                     format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
+                                                     DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+    }
+    session->states_[decl.name] = t;  // in place: the aliasing value stays valid
+  }
+  std::vector<Tensor> produced;
+  if (step.kind == Step::Kind::kReadState) {
+    produced.push_back(session->states_.at(inputs_[step.state].name));
+  } else if (step.kind == Step::Kind::kKernel) {
+    OpContext ctx(step.type, step.opset, &step.outputs);
+    for (const auto& [name, slots] : step.args) {
+      std::vector<const Tensor*> bound;
+      for (int s : slots) {
+        if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
+        bound.push_back(values[s].get());
+      }
+      ctx.Bind(name, std::move(bound));
+    }
+    auto result = step.kernel(ctx);
+    if (!result.ok()) return WithLocation(result.status(), step.location);
+    produced = std::move(*result);
+  }
+  if (produced.size() != step.output_slots.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", produced.size(),
+                                                   " outputs, the program declares ", step.output_slots.size()));
+  }
+  for (size_t i = 0; i < produced.size(); ++i) {
+    const Tensor& t = produced[i];
+    const OutputDecl& decl = step.outputs[i];
+    bool shape_ok = !decl.shape_known || decl.shape == t.shape();
+    if (!shape_ok || t.dtype() != decl.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": output '", decl.name, "' is ", DTypeName(t.dtype()),
+                                                     format::ShapeString(t.shape()), ", the program declares ",
+                                                     DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+    }
+  }
+  return produced;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                                   Session* session, RunStats* stats) const {
+  std::vector<std::shared_ptr<const Tensor>> values = constants_;
+  RETURN_IF_ERROR(BindInputs(inputs, session, &values));
 
   RunStats local;
   int64_t live = 0, live_bytes = 0;
   for (const Step& step : steps_) {
-    if (step.kind == Step::Kind::kWriteState) {
-      const InputDecl& decl = inputs_[step.state];
-      auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
-      if (data == step.args.end() || data->second.size() != 1 || !values[data->second[0]]) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
-      }
-      const Tensor& t = *values[data->second[0]];
-      if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
-                                                       format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
-                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
-      }
-      session->states_[decl.name] = t;  // in place: the aliasing value stays valid
-    }
-    std::vector<Tensor> produced;
-    if (step.kind == Step::Kind::kReadState) {
-      produced.push_back(session->states_.at(inputs_[step.state].name));
-    } else if (step.kind == Step::Kind::kKernel) {
-      OpContext ctx(step.type, step.opset, &step.outputs);
-      for (const auto& [name, slots] : step.args) {
-        std::vector<const Tensor*> bound;
-        for (int s : slots) {
-          if (!values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
-          bound.push_back(values[s].get());
-        }
-        ctx.Bind(name, std::move(bound));
-      }
-      auto result = step.kernel(ctx);
-      if (!result.ok()) return WithLocation(result.status(), step.location);
-      produced = std::move(*result);
-    }
-    std::vector<Tensor>* result = &produced;
-    if (result->size() != step.output_slots.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", result->size(),
-                                                     " outputs, the program declares ", step.output_slots.size()));
-    }
-    for (size_t i = 0; i < result->size(); ++i) {
-      Tensor& t = (*result)[i];
-      const OutputDecl& decl = step.outputs[i];
-      bool shape_ok = !decl.shape_known || decl.shape == t.shape();
-      if (!shape_ok || t.dtype() != decl.dtype) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": output '", decl.name, "' is ", DTypeName(t.dtype()),
-                                                       format::ShapeString(t.shape()), ", the program declares ",
-                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
-      }
+    ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, values, session));
+    for (size_t i = 0; i < produced.size(); ++i) {
+      Tensor& t = produced[i];
       live += 1;
       live_bytes += Bytes(t);
       values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
@@ -432,6 +452,109 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
       }
     }
     ++local.ops_run;
+  }
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const auto& v = values[output_slots_[i]];
+    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    out[output_names_[i]] = *v;
+  }
+  if (stats) *stats = local;
+  return out;
+}
+
+int ProgramExecutor::ConstantSlot(const std::string& name) const {
+  auto it = constant_slots_.find(name);
+  return it == constant_slots_.end() ? -1 : it->second;
+}
+
+std::vector<ProgramExecutor::ArgumentRef> ProgramExecutor::UsesOf(int slot) const {
+  std::vector<ArgumentRef> uses;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    for (const auto& [name, slots] : steps_[i].args) {
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (slots[k] == slot) uses.push_back({static_cast<int>(i), name, static_cast<int>(k)});
+      }
+    }
+  }
+  return uses;
+}
+
+std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use) const {
+  if (use.op < 0 || use.op >= static_cast<int>(steps_.size())) return nullptr;
+  for (const auto& [name, slots] : steps_[use.op].args) {
+    if (name == use.input && use.position >= 0 && use.position < static_cast<int>(slots.size())) {
+      return constants_[slots[use.position]];
+    }
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::map<std::string, Tensor>& inputs,
+                                                                     bool keep_intermediates) const {
+  if (is_stateful()) {
+    return absl::FailedPreconditionError("incremental runs need a stateless function (this one reads or writes state)");
+  }
+  KeptRun kept;
+  kept.values = constants_;
+  Session unused;
+  RETURN_IF_ERROR(BindInputs(inputs, &unused, &kept.values));
+  // The caller's inputs were aliased: own copies, so the kept run outlives them.
+  for (int s : input_slots_) {
+    if (kept.values[s]) kept.values[s] = std::make_shared<const Tensor>(*kept.values[s]);
+  }
+  if (!keep_intermediates) return kept;
+  for (const Step& step : steps_) {
+    ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, kept.values, &unused));
+    for (size_t i = 0; i < produced.size(); ++i) {
+      kept.bytes += Bytes(produced[i]);
+      kept.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+    }
+  }
+  return kept;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
+    const KeptRun& kept, const std::vector<Replacement>& replacements, RunStats* stats) const {
+  if (kept.values.size() != constants_.size()) {
+    return absl::InvalidArgumentError("the kept run comes from another program");
+  }
+  std::vector<std::shared_ptr<const Tensor>> values = kept.values;
+  // A value is dirty when it differs from the kept run's: the replaced
+  // constants, then everything computed from them.
+  std::vector<bool> dirty(values.size(), false);
+  for (const Replacement& r : replacements) {
+    if (r.slot < 0 || r.slot >= static_cast<int>(values.size()) || !constants_[r.slot] || !r.value) {
+      return absl::InvalidArgumentError(absl::StrCat("slot ", r.slot, " is not a constant of this program"));
+    }
+    const Tensor& was = *constants_[r.slot];
+    if (r.value->dtype() != was.dtype() || r.value->shape() != was.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat("a replacement is ", DTypeName(r.value->dtype()),
+                                                     format::ShapeString(r.value->shape()), ", the constant is ",
+                                                     DTypeName(was.dtype()), format::ShapeString(was.shape())));
+    }
+    values[r.slot] = r.value;
+    dirty[r.slot] = true;
+  }
+  RunStats local;
+  Session unused;
+  for (const Step& step : steps_) {
+    bool run = false;
+    for (const auto& [name, slots] : step.args) {
+      for (int s : slots) run = run || dirty[s];
+    }
+    // Without kept intermediates every op runs: that is a full run.
+    for (int s : step.output_slots) run = run || !values[s];
+    if (run) {
+      ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, values, &unused));
+      for (size_t i = 0; i < produced.size(); ++i) {
+        values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+        dirty[step.output_slots[i]] = true;
+      }
+      ++local.ops_run;
+    }
+    // Drops this run's reference only; the kept run still holds its own.
+    for (int s : step.free_after) values[s].reset();
   }
   std::map<std::string, Tensor> out;
   for (size_t i = 0; i < output_slots_.size(); ++i) {
