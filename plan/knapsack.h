@@ -5,13 +5,16 @@
 //
 // The grid: sizes are measured above the smallest possible total (every item
 // at its smallest choice), in cells of `quantum` bytes, at most `max_cells`
-// cells (default 2^16) spanning the whole range up to the largest total. A
-// choice's size is rounded UP to whole cells, so a solution's true size never
-// exceeds its grid size: a budget is always honoured. What rounding can cost
-// is at most one cell per item of unused budget (items x quantum bytes, i.e.
-// items / 65536 of the compressible range, 0.08% for MobileNetV2's 53
-// weights), against which the optimum is exact. When the range fits in
-// max_cells the quantum is 1 byte and the DP is exact outright.
+// cells spanning the whole range up to the largest total. A choice's size is
+// rounded UP to whole cells, so a solution's true size never exceeds its grid
+// size: a budget is always honoured. What rounding can cost is at most one
+// cell per item of unused budget (items x quantum bytes: items / max_cells of
+// the compressible range), against which the optimum is exact. When the range
+// fits in max_cells the quantum is 1 byte and the DP is exact outright. The
+// planner asks for 2^26 / items cells (2^16..2^22): 1.27M for MobileNetV2's 53
+// weights, 6-byte cells, at most 318 bytes of a 6.5 MB range unused; one-byte
+// cells for the transformer encoder's 6. Time and memory are items x cells
+// (x choices for time).
 #ifndef COREMLZ_PLAN_KNAPSACK_H_
 #define COREMLZ_PLAN_KNAPSACK_H_
 

@@ -88,6 +88,10 @@ std::string PlanReportJson(const PlanResult& plan) {
   w.Key("trials_pruned").Int(plan.trials_pruned);
   w.Key("kept_activations").Bool(plan.kept_activations);
   w.Key("seconds").Double(plan.seconds);
+  w.Key("phase_seconds").BeginObject();
+  w.Key("study").Double(plan.study_seconds).Key("trials").Double(plan.trial_seconds);
+  w.Key("rounds").Double(plan.round_seconds).Key("pareto").Double(plan.pareto_seconds);
+  w.EndObject();
   w.Key("predicted").BeginObject();
   w.Key("how").String("per-weight trials added as independent noise powers");
   w.Key("values");

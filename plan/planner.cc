@@ -57,10 +57,13 @@ class Planner {
 
   // Bytes a choice adds to the model: stored bytes, plus the container
   // overhead of a compressed weight when the target is the model's size.
+  // The overhead is the candidate's average, rounded down so that a uniform
+  // plan is never predicted larger than it is; a plan predicted a few bytes
+  // small is caught by the measurement and corrected.
   uint64_t ChoiceBytes(int w, int c, bool with_overhead) const {
     const CandidateWeight& o = study_.weights()[w].options[c];
     if (!with_overhead || !study_.candidates()[c].config) return o.bytes;
-    return o.bytes + static_cast<uint64_t>(std::ceil(study_.overhead_per_weight(c)));
+    return o.bytes + static_cast<uint64_t>(std::floor(study_.overhead_per_weight(c)));
   }
 
   PlanQuantities Predict(const std::vector<int>& picks) const {
@@ -147,7 +150,11 @@ class Planner {
       items.push_back(std::move(choices));
       choice_candidate_.push_back(std::move(map));
     }
-    return Knapsack::Solve(std::move(items));
+    // As fine a grid as about 64 MB of back-pointers allows (2^16..2^22
+    // cells): one-byte cells for models of a few large weights.
+    const int64_t cells = std::clamp<int64_t>((int64_t{1} << 26) / std::max<size_t>(1, items.size()), int64_t{1} << 16,
+                                              int64_t{1} << 22);
+    return Knapsack::Solve(std::move(items), cells);
   }
 
   std::vector<int> Picks(const KnapsackSolution& s) const {
@@ -233,6 +240,12 @@ std::string DescribeTarget(const PlanTarget& target) {
 
 absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  auto lap = [last = start]() mutable {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last).count();
+    last = now;
+    return s;
+  };
   const PlanTarget& target = options.target;
   // Targets that make no sense, before any work.
   if (!std::isfinite(target.value) || target.value <= 0) {
@@ -257,6 +270,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   ASSIGN_OR_RETURN(work.path, MakeTempDirectory("coremlz-plan"));
   ASSIGN_OR_RETURN(std::unique_ptr<ModelStudy> study, ModelStudy::Create(model_path, opts.candidates, opts.study, work.path));
   if (study->weights().empty()) return absl::InvalidArgumentError("the model has no weight the candidates compress");
+  const double study_seconds = lap();
 
   PlanResult result;
   result.model = model_path;
@@ -306,7 +320,9 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
     }
   }
 
+  result.study_seconds = study_seconds;
   RETURN_IF_ERROR(planner.RunTrialsAndFill());
+  result.trial_seconds = lap();
   ASSIGN_OR_RETURN(Knapsack knapsack, planner.Solver(size_target));
 
   // Solve, apply, measure, correct.
@@ -373,6 +389,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.predicted = result.rounds.back().predicted;
   result.measured = result.rounds.back().measured;
   result.config = planner.ConfigOf(*best_picks);
+  result.round_seconds = lap();
 
   // The Pareto curve: the knapsack's optimum at evenly spaced budgets, each
   // measured by running the executor with its decoded weights.
@@ -394,6 +411,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   }
   std::sort(result.pareto.begin(), result.pareto.end(),
             [](const ParetoPoint& a, const ParetoPoint& b) { return a.predicted.model_bytes < b.predicted.model_bytes; });
+  result.pareto_seconds = lap();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

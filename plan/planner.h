@@ -117,6 +117,9 @@ struct PlanResult {
   engine::CompressionConfig config;  // one pass, op_name_configs per weight
   std::vector<ParetoPoint> pareto;
   double seconds = 0;
+  // Wall time by phase: candidates compressed and activations kept; trials;
+  // solve-apply-measure rounds; the Pareto curve's measurements.
+  double study_seconds = 0, trial_seconds = 0, round_seconds = 0, pareto_seconds = 0;
 };
 
 absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOptions& options);
