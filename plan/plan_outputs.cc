@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -197,7 +198,7 @@ std::string ParetoSvg(const PlanResult& plan) {
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
       width, height, width, height);
   absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">%s: output PSNR vs model size</text>\n", left,
-                        Xml(plan.model));
+                        Xml(std::filesystem::path(plan.model).filename().string()));
   // Axes with ticks.
   absl::StrAppendFormat(&s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", left,
                         height - bottom, width - right, height - bottom);
@@ -211,7 +212,7 @@ std::string ParetoSvg(const PlanResult& plan) {
     absl::StrAppendFormat(&s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, Y(db),
                           width - right, Y(db));
   }
-  absl::StrAppendFormat(&s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">model size (MB, predicted)</text>\n",
+  absl::StrAppendFormat(&s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">model size (MB = 10^6 bytes; predicted)</text>\n",
                         (left + width - right) / 2, height - 18);
   absl::StrAppendFormat(&s,
                         "<text transform=\"translate(20,%.1f) rotate(-90)\" text-anchor=\"middle\">output PSNR (dB, "
@@ -242,7 +243,7 @@ std::string ParetoSvg(const PlanResult& plan) {
   absl::StrAppendFormat(&s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/>\n",
                         X(plan.measured.model_bytes), Y(plan.measured.psnr_db));
   // Legend.
-  const double lx = width - right - 300, ly = top + 10;
+  const double lx = width - right - 280, ly = top + 10;
   absl::StrAppendFormat(&s, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>"
                             "<text x=\"%.0f\" y=\"%.0f\">measured (executor, decoded weights)</text>\n",
                         lx, ly, lx + 24, ly, lx + 30, ly + 4);
@@ -250,8 +251,10 @@ std::string ParetoSvg(const PlanResult& plan) {
                             "stroke-dasharray=\"5,4\"/><text x=\"%.0f\" y=\"%.0f\">predicted (additive noise model)</text>\n",
                         lx, ly + 18, lx + 24, ly + 18, lx + 30, ly + 22);
   absl::StrAppendFormat(&s, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"6\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/>"
-                            "<text x=\"%.0f\" y=\"%.0f\">the plan, compressed and measured (%s)</text>\n",
-                        lx + 12, ly + 36, lx + 30, ly + 40, Xml(DescribeTarget(plan.target)));
+                            "<text x=\"%.0f\" y=\"%.0f\">the plan, compressed and measured</text>\n",
+                        lx + 12, ly + 36, lx + 30, ly + 40);
+  absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#c33\">target: %s</text>\n", lx + 30, ly + 58,
+                        Xml(DescribeTarget(plan.target)));
   s += "</svg>\n";
   return s;
 }

@@ -36,7 +36,8 @@ class TrialRunner {
 
 // Runs every trial on a fixed pool of `threads` threads; results are in the
 // order of `trials` whatever the thread count. `cancelled` (optional) is
-// polled between trials. The first error wins.
+// polled between trials. On errors the pool stops taking trials and returns
+// the error of the lowest-numbered trial that failed.
 absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, const std::vector<Trial>& trials,
                                                    int threads, const std::function<bool()>& cancelled = nullptr);
 
