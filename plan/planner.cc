@@ -12,6 +12,7 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
+#include "execute/loaded_model.h"
 #include "execute/output_check.h"
 #include "format/package.h"
 #include "plan/knapsack.h"
@@ -251,7 +252,8 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   if (!std::isfinite(target.value) || target.value <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("the target must be positive: ", DescribeTarget(target)));
   }
-  if (!PathExists(model_path)) return absl::NotFoundError(absl::StrCat(model_path, " does not exist"));
+  // Only ML Programs run here; LoadModel says so for anything else without loading it.
+  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
   const uint64_t original_bytes = DirectoryBytes(model_path);
   if (target.kind == PlanTarget::Kind::kSize && target.value > static_cast<double>(original_bytes)) {
     return absl::InvalidArgumentError(absl::StrCat("--size ", static_cast<uint64_t>(target.value),
