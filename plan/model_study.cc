@@ -87,6 +87,34 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
     return absl::UnimplementedError("planning a stateful function (one with state inputs) is not supported");
   }
 
+  // The original on every sample, keeping its activations if they fit;
+  // first, so that a model the planner cannot measure fails early.
+  ASSIGN_OR_RETURN(std::vector<execute::InputSpec> specs,
+                   execute::DescribeInputs(study->original_.package->model(), original));
+  for (int i = 0; i < options.samples; ++i) {
+    if (options.cancelled && options.cancelled()) return absl::CancelledError("the plan was cancelled");
+    const auto inputs = execute::SyntheticInputs(specs, options.seed, i);
+    ASSIGN_OR_RETURN(execute::ProgramExecutor::KeptRun kept, original.RunKeeping(inputs, study->keeps_activations_));
+    if (i == 0 && kept.bytes * options.samples > options.max_kept_bytes) {
+      study->keeps_activations_ = false;
+      ASSIGN_OR_RETURN(kept, original.RunKeeping(inputs, false));
+    }
+    study->kept_bytes_ += kept.bytes;
+    ASSIGN_OR_RETURN(auto reference, original.RunReplacing(kept, {}));
+    for (const auto& [name, t] : reference) {
+      if (!t.is_float()) {
+        return absl::UnimplementedError(absl::StrCat("output '", name, "' is ", execute::DTypeName(t.dtype()),
+                                                     ": the planner measures outputs by PSNR, which needs floating-point "
+                                                     "outputs (labels such as an arg max are not measured)"));
+      }
+    }
+    if (i == 0) {
+      for (const auto& [name, t] : reference) study->output_names_.push_back(name);
+    }
+    study->kept_.push_back(std::move(kept));
+    study->references_.push_back(std::move(reference));
+  }
+
   // Every candidate over the whole model, on a fixed pool of threads.
   std::vector<CandidateRun> runs(candidates.size());
   {
@@ -199,28 +227,6 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
   }
   kept_runs.clear();  // the decoded weights live on in the study; the rest of the candidate models go
 
-  // The original on every sample, keeping its activations if they fit.
-  ASSIGN_OR_RETURN(std::vector<execute::InputSpec> specs,
-                   execute::DescribeInputs(study->original_.package->model(), original));
-  for (int i = 0; i < options.samples; ++i) {
-    if (options.cancelled && options.cancelled()) return absl::CancelledError("the plan was cancelled");
-    const auto inputs = execute::SyntheticInputs(specs, options.seed, i);
-    ASSIGN_OR_RETURN(execute::ProgramExecutor::KeptRun kept, original.RunKeeping(inputs, study->keeps_activations_));
-    if (i == 0 && kept.bytes * options.samples > options.max_kept_bytes) {
-      study->keeps_activations_ = false;
-      ASSIGN_OR_RETURN(kept, original.RunKeeping(inputs, false));
-    }
-    study->kept_bytes_ += kept.bytes;
-    ASSIGN_OR_RETURN(auto reference, original.RunReplacing(kept, {}));
-    for (const auto& [name, t] : reference) {
-      if (!t.is_float()) return absl::UnimplementedError(absl::StrCat("output '", name, "' is not floating point"));
-    }
-    if (i == 0) {
-      for (const auto& [name, t] : reference) study->output_names_.push_back(name);
-    }
-    study->kept_.push_back(std::move(kept));
-    study->references_.push_back(std::move(reference));
-  }
   return study;
 }
 
