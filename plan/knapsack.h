@@ -11,9 +11,9 @@
 // cell per item of unused budget (items x quantum bytes: items / max_cells of
 // the compressible range), against which the optimum is exact. When the range
 // fits in max_cells the quantum is 1 byte and the DP is exact outright. The
-// planner asks for 2^26 / items cells (2^16..2^22): 1.27M for MobileNetV2's 53
-// weights, 6-byte cells, at most 318 bytes of a 6.5 MB range unused; one-byte
-// cells for the transformer encoder's 6. Time and memory are items x cells
+// planner asks for 2^26 / items cells (2^16..2^22): 1.56M for MobileNetV2's 43
+// planned weights, 4-byte cells over its ~6 MB range, so at most ~170 bytes
+// of budget unused; one-byte cells for the transformer encoder's 6. Time and memory are items x cells
 // (x choices for time).
 #ifndef COREMLZ_PLAN_KNAPSACK_H_
 #define COREMLZ_PLAN_KNAPSACK_H_
