@@ -8,6 +8,7 @@
 #include "common/arg_parser.h"
 #include "clients/config_flags.h"
 #include "clients/execute_commands.h"
+#include "clients/plan_command.h"
 #include "clients/exit_codes.h"
 #include "execute/output_check.h"
 #include "clients/html_report.h"
@@ -284,7 +285,7 @@ int PrintCommandHelp(const std::string& command) {
   if (command == "compress") std::fputs(kCompressHelp, stdout);
   else if (command == "inspect") std::fputs(kInspectHelp, stdout);
   else if (command == "config") std::fputs("coremlz config [technique flags | --config FILE]: print the config as YAML\n", stdout);
-  else if (!RemoteCommandHelp(command) && !ExecuteCommandHelp(command)) {
+  else if (!RemoteCommandHelp(command) && !ExecuteCommandHelp(command) && !PlanCommandHelp(command)) {
     std::fprintf(stderr, "coremlz: no help for \"%s\"\n", command.c_str());
     return kExitUsage;
   }
@@ -297,6 +298,7 @@ int RunCommand(const std::string& command, const std::vector<std::string>& args)
   if (command == "config") return PrintConfig(args);
   if (int code; RunRemoteCommand(command, args, &code)) return code;
   if (int code; RunExecuteCommand(command, args, &code)) return code;
+  if (int code; RunPlanCommand(command, args, &code)) return code;
   std::fprintf(stderr, "coremlz: unknown command \"%s\" (see coremlz --help)\n", command.c_str());
   return kExitUsage;
 }

@@ -24,6 +24,7 @@ usage:
   coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
   coremlz run MODEL [--inputs DIR] [--outputs DIR]   run an ML Program on this CPU (reference executor)
   coremlz compare ORIGINAL COMPRESSED [--samples N] what compression did to the model's outputs
+  coremlz plan MODEL (--size S | --bits B | --min-psnr DB)  choose a compression per weight for a target
   coremlz health --server HOST:PORT     check a server's gRPC health (exit 0 when serving)
   coremlz services --server HOST:PORT   list a server's gRPC services (reflection)
   coremlz runners --server HOST:PORT    list the server's device runners and their devices

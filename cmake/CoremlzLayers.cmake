@@ -15,7 +15,7 @@
 # tests/layering checks the same rule against the README, file by file.
 
 # In README order; each sees the ones before it.
-set(COREMLZ_LAYERS common format compress engine execute api)
+set(COREMLZ_LAYERS common format compress engine execute plan api)
 # Siblings on top: each sees all of COREMLZ_LAYERS, never another sibling.
 set(COREMLZ_TOP_LAYERS service workers clients)
 

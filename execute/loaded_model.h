@@ -21,6 +21,12 @@ struct LoadedModel {
   std::unique_ptr<ModelExecutor> executor;
 
   const CoreML::Specification::Model& model() const { return package ? package->model() : *file_model; }
+  // The ML Program function behind `executor`, for what only programs offer
+  // (incremental runs, constants by name); null for a NeuralNetwork.
+  const ProgramExecutor* program() const {
+    auto* p = dynamic_cast<const ProgramModelExecutor*>(executor.get());
+    return p ? &p->program() : nullptr;
+  }
 };
 
 // `path`: an .mlpackage directory (an ML Program, or a NeuralNetwork that

@@ -397,6 +397,10 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     ex->output_slots_.push_back(it->second);
   }
 
+  for (const auto& [name, slot] : slot_of) {
+    if (ex->constants_[slot]) ex->constant_slots_[name] = slot;
+  }
+
   // Last use of each intermediate; outputs and constants are never freed.
   const int slots = static_cast<int>(ex->constants_.size());
   std::vector<int> last_use(slots, -1);
@@ -439,9 +443,9 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   return Run(inputs, &fresh, stats);
 }
 
-absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
-                                                                   Session* session, RunStats* stats) const {
-  std::vector<std::shared_ptr<const Tensor>> values = constants_;
+absl::Status ProgramExecutor::BindInputs(const std::map<std::string, Tensor>& inputs, Session* session,
+                                         std::vector<std::shared_ptr<const Tensor>>* bound) const {
+  std::vector<std::shared_ptr<const Tensor>>& values = *bound;
   std::set<std::string> known;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const InputDecl& decl = inputs_[i];
@@ -490,7 +494,13 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   for (const auto& [name, t] : inputs) {
     if (!known.count(name)) return absl::InvalidArgumentError(absl::StrCat("the function has no input '", name, "'"));
   }
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                                   Session* session, RunStats* stats) const {
+  std::vector<std::shared_ptr<const Tensor>> values = constants_;
+  RETURN_IF_ERROR(BindInputs(inputs, session, &values));
   RunState state;
   state.values = std::move(values);
   state.session = session;
@@ -507,58 +517,67 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   return out;
 }
 
+// One op on st->values, its results checked against the program's
+// declarations; the caller stores them.
+absl::StatusOr<std::vector<Tensor>> ProgramExecutor::Compute(const Step& step, RunState* st) const {
+  if (step.kind == Step::Kind::kWriteState) {
+    const InputDecl& decl = inputs_[step.state];
+    auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
+    if (data == step.args.end() || data->second.size() != 1 || !st->values[data->second[0]]) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
+    }
+    const Tensor& t = *st->values[data->second[0]];
+    if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
+                                                     format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
+                                                     DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+    }
+    st->session->states_[decl.name] = t;  // in place: the aliasing value stays valid
+  }
+  std::vector<Tensor> produced;
+  if (step.kind == Step::Kind::kReadState) {
+    produced.push_back(st->session->states_.at(inputs_[step.state].name));
+  } else if (step.kind == Step::Kind::kWhileLoop || step.kind == Step::Kind::kCond) {
+    RETURN_IF_ERROR(RunControlFlow(step, st, &produced));
+  } else if (step.kind == Step::Kind::kKernel) {
+    OpContext ctx(step.type, step.opset, &step.outputs);
+    for (const auto& [name, slots] : step.args) {
+      std::vector<const Tensor*> bound;
+      for (int s : slots) {
+        if (!st->values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
+        if (st->values[s]->is_list() && !TakesLists(step.type)) {
+          return absl::InvalidArgumentError(absl::StrCat(step.location, ": input '", name, "' is a list"));
+        }
+        bound.push_back(st->values[s].get());
+      }
+      ctx.Bind(name, std::move(bound));
+    }
+    auto result = step.kernel(ctx);
+    if (!result.ok()) return WithLocation(result.status(), step.location);
+    produced = std::move(*result);
+  }
+  if (produced.size() != step.output_slots.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", produced.size(),
+                                                   " outputs, the program declares ", step.output_slots.size()));
+  }
+  for (size_t i = 0; i < produced.size(); ++i) {
+    const Tensor& t = produced[i];
+    const OutputDecl& decl = step.outputs[i];
+    bool shape_ok = !decl.shape_known || decl.shape == t.shape();
+    if (!shape_ok || t.dtype() != decl.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(step.location, ": output '", decl.name, "' is ", DTypeName(t.dtype()),
+                                                     format::ShapeString(t.shape()), ", the program declares ",
+                                                     DTypeName(decl.dtype), format::ShapeString(decl.shape)));
+    }
+  }
+  return produced;
+}
+
 absl::Status ProgramExecutor::RunSteps(const std::vector<Step>& steps, RunState* st) const {
   for (const Step& step : steps) {
-    if (step.kind == Step::Kind::kWriteState) {
-      const InputDecl& decl = inputs_[step.state];
-      auto data = std::find_if(step.args.begin(), step.args.end(), [](const auto& a) { return a.first == "data"; });
-      if (data == step.args.end() || data->second.size() != 1 || !st->values[data->second[0]]) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": needs one 'data' value"));
-      }
-      const Tensor& t = *st->values[data->second[0]];
-      if (t.dtype() != decl.dtype || t.shape() != decl.shape) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": writes ", DTypeName(t.dtype()),
-                                                       format::ShapeString(t.shape()), " into state '", decl.name, "' of ",
-                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
-      }
-      st->session->states_[decl.name] = t;  // in place: the aliasing value stays valid
-    }
-    std::vector<Tensor> produced;
-    if (step.kind == Step::Kind::kReadState) {
-      produced.push_back(st->session->states_.at(inputs_[step.state].name));
-    } else if (step.kind == Step::Kind::kWhileLoop || step.kind == Step::Kind::kCond) {
-      RETURN_IF_ERROR(RunControlFlow(step, st, &produced));
-    } else if (step.kind == Step::Kind::kKernel) {
-      OpContext ctx(step.type, step.opset, &step.outputs);
-      for (const auto& [name, slots] : step.args) {
-        std::vector<const Tensor*> bound;
-        for (int s : slots) {
-          if (!st->values[s]) return absl::InternalError(absl::StrCat(step.location, ": input '", name, "' was freed or never computed"));
-          if (st->values[s]->is_list() && !TakesLists(step.type)) {
-            return absl::InvalidArgumentError(absl::StrCat(step.location, ": input '", name, "' is a list"));
-          }
-          bound.push_back(st->values[s].get());
-        }
-        ctx.Bind(name, std::move(bound));
-      }
-      auto result = step.kernel(ctx);
-      if (!result.ok()) return WithLocation(result.status(), step.location);
-      produced = std::move(*result);
-    }
-    std::vector<Tensor>* result = &produced;
-    if (result->size() != step.output_slots.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(step.location, ": produced ", result->size(),
-                                                     " outputs, the program declares ", step.output_slots.size()));
-    }
-    for (size_t i = 0; i < result->size(); ++i) {
-      Tensor& t = (*result)[i];
-      const OutputDecl& decl = step.outputs[i];
-      bool shape_ok = !decl.shape_known || decl.shape == t.shape();
-      if (!shape_ok || t.dtype() != decl.dtype) {
-        return absl::InvalidArgumentError(absl::StrCat(step.location, ": output '", decl.name, "' is ", DTypeName(t.dtype()),
-                                                       format::ShapeString(t.shape()), ", the program declares ",
-                                                       DTypeName(decl.dtype), format::ShapeString(decl.shape)));
-      }
+    ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, st));
+    for (size_t i = 0; i < produced.size(); ++i) {
+      Tensor& t = produced[i];
       st->live += 1;
       st->live_bytes += Bytes(t);
       st->values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
@@ -641,6 +660,124 @@ absl::Status ProgramExecutor::RunControlFlow(const Step& step, RunState* st, std
   }
   for (const auto& r : results) produced->push_back(*r);
   return absl::OkStatus();
+}
+
+int ProgramExecutor::ConstantSlot(const std::string& name) const {
+  auto it = constant_slots_.find(name);
+  return it == constant_slots_.end() ? -1 : it->second;
+}
+
+// Every slot an op reads, its nested blocks' reads included.
+void ProgramExecutor::SlotsRead(const Step& step, std::vector<int>* slots) {
+  for (const auto& [name, arg_slots] : step.args) slots->insert(slots->end(), arg_slots.begin(), arg_slots.end());
+  for (const Block& b : step.blocks) {
+    slots->insert(slots->end(), b.output_slots.begin(), b.output_slots.end());
+    for (const Step& inner : b.steps) SlotsRead(inner, slots);
+  }
+}
+
+std::vector<ProgramExecutor::ArgumentRef> ProgramExecutor::UsesOf(int slot) const {
+  std::vector<ArgumentRef> uses;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    for (const auto& [name, slots] : steps_[i].args) {
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (slots[k] == slot) uses.push_back({static_cast<int>(i), name, static_cast<int>(k)});
+      }
+    }
+  }
+  return uses;
+}
+
+std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use) const {
+  if (use.op < 0 || use.op >= static_cast<int>(steps_.size())) return nullptr;
+  for (const auto& [name, slots] : steps_[use.op].args) {
+    if (name == use.input && use.position >= 0 && use.position < static_cast<int>(slots.size())) {
+      return constants_[slots[use.position]];
+    }
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::map<std::string, Tensor>& inputs,
+                                                                     bool keep_intermediates) const {
+  if (is_stateful()) {
+    return absl::FailedPreconditionError("incremental runs need a stateless function (this one reads or writes state)");
+  }
+  KeptRun kept;
+  kept.values = constants_;
+  Session unused;
+  RETURN_IF_ERROR(BindInputs(inputs, &unused, &kept.values));
+  // The caller's inputs were aliased: own copies, so the kept run outlives them.
+  for (int s : input_slots_) {
+    if (kept.values[s]) kept.values[s] = std::make_shared<const Tensor>(*kept.values[s]);
+  }
+  if (!keep_intermediates) return kept;
+  RunState st;
+  st.values = std::move(kept.values);
+  st.session = &unused;
+  for (const Step& step : steps_) {
+    ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
+    for (size_t i = 0; i < produced.size(); ++i) {
+      kept.bytes += Bytes(produced[i]);
+      st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+    }
+  }
+  kept.values = std::move(st.values);
+  return kept;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
+    const KeptRun& kept, const std::vector<Replacement>& replacements, RunStats* stats) const {
+  if (kept.values.size() != constants_.size()) {
+    return absl::InvalidArgumentError("the kept run comes from another program");
+  }
+  RunState st;
+  Session unused;
+  st.values = kept.values;
+  st.session = &unused;
+  // A value is dirty when it differs from the kept run's: the replaced
+  // constants, then everything computed from them.
+  std::vector<bool> dirty(st.values.size(), false);
+  for (const Replacement& r : replacements) {
+    if (r.slot < 0 || r.slot >= static_cast<int>(st.values.size()) || !constants_[r.slot] || !r.value) {
+      return absl::InvalidArgumentError(absl::StrCat("slot ", r.slot, " is not a constant of this program"));
+    }
+    const Tensor& was = *constants_[r.slot];
+    if (r.value->dtype() != was.dtype() || r.value->shape() != was.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat("a replacement is ", DTypeName(r.value->dtype()),
+                                                     format::ShapeString(r.value->shape()), ", the constant is ",
+                                                     DTypeName(was.dtype()), format::ShapeString(was.shape())));
+    }
+    st.values[r.slot] = r.value;
+    dirty[r.slot] = true;
+  }
+  std::vector<int> reads;
+  for (const Step& step : steps_) {
+    reads.clear();
+    SlotsRead(step, &reads);  // a loop body reading a replaced weight reruns the loop
+    bool run = false;
+    for (int s : reads) run = run || dirty[s];
+    // Without kept intermediates every op runs: that is a full run.
+    for (int s : step.output_slots) run = run || !st.values[s];
+    if (run) {
+      ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
+      for (size_t i = 0; i < produced.size(); ++i) {
+        st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+        dirty[step.output_slots[i]] = true;
+      }
+      ++st.stats.ops_run;
+    }
+    // Drops this run's reference only; the kept run still holds its own.
+    for (int s : step.free_after) st.values[s].reset();
+  }
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const auto& v = st.values[output_slots_[i]];
+    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    out[output_names_[i]] = *v;
+  }
+  if (stats) *stats = st.stats;
+  return out;
 }
 
 }  // namespace coremlz::execute

@@ -75,6 +75,46 @@ class ProgramExecutor {
                                                     RunStats* stats = nullptr) const;
   bool is_stateful() const;
 
+  // Incremental runs, for measuring what new values of a few constants do
+  // to the outputs (the planner's trials) without running the whole program
+  // each time. RunKeeping runs like Run and keeps every value it computed;
+  // RunReplacing then recomputes only the ops that depend, directly or
+  // through other ops, on a replaced constant, reusing the kept values for
+  // everything else. The outputs are exactly those of Run on a program whose
+  // constants had the new values (the same kernels on the same values).
+  // Stateless functions only (FAILED_PRECONDITION otherwise).
+  struct KeptRun {
+    std::vector<std::shared_ptr<const Tensor>> values;  // by slot
+    int64_t bytes = 0;  // of the kept intermediates
+  };
+  // `keep_intermediates` false keeps only the inputs: RunReplacing then runs
+  // every op (a full run), for when keeping them all would cost too much
+  // memory.
+  absl::StatusOr<KeptRun> RunKeeping(const std::map<std::string, Tensor>& inputs, bool keep_intermediates = true) const;
+  struct Replacement {
+    int slot = -1;  // ConstantSlot() of the constant
+    std::shared_ptr<const Tensor> value;  // same type and shape as the constant
+  };
+  absl::StatusOr<std::map<std::string, Tensor>> RunReplacing(const KeptRun& kept,
+                                                             const std::vector<Replacement>& replacements,
+                                                             RunStats* stats = nullptr) const;
+  // The slot of a named constant (a const op's or a decoded constexpr op's
+  // output); -1 when no constant has that name.
+  int ConstantSlot(const std::string& name) const;
+  // Where an op reads a value: the op's index among the non-constant ops
+  // (the same in a model and its compressed form, which differ only in their
+  // constant ops), the input's name and the position within it.
+  struct ArgumentRef {
+    int op = -1;
+    std::string input;
+    int position = 0;
+  };
+  // Top-level ops only: a constant read only inside a loop or branch body
+  // has no uses here (RunReplacing still reruns such a loop when it changes).
+  std::vector<ArgumentRef> UsesOf(int slot) const;
+  // The constant bound at `use`; nullptr when that argument is not a constant.
+  std::shared_ptr<const Tensor> ConstantAt(const ArgumentRef& use) const;
+
   ~ProgramExecutor();
 
  private:
@@ -82,7 +122,12 @@ class ProgramExecutor {
   struct Block;
   struct RunState;
   ProgramExecutor() = default;
+  absl::Status BindInputs(const std::map<std::string, Tensor>& inputs, Session* session,
+                          std::vector<std::shared_ptr<const Tensor>>* values) const;
+  // Runs one op on state->values, checking what it produced against the program.
+  absl::StatusOr<std::vector<Tensor>> Compute(const Step& step, RunState* state) const;
   absl::Status RunSteps(const std::vector<Step>& steps, RunState* state) const;
+  static void SlotsRead(const Step& step, std::vector<int>* slots);
   absl::Status RunControlFlow(const Step& step, RunState* state, std::vector<Tensor>* produced) const;
   absl::Status RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
                         RunState* state, std::vector<std::shared_ptr<const Tensor>>* outputs) const;
@@ -95,6 +140,7 @@ class ProgramExecutor {
   // Values by slot: constants filled at load, the rest during a run.
   std::vector<std::shared_ptr<const Tensor>> constants_;
   std::vector<Step> steps_;
+  std::map<std::string, int> constant_slots_;
 };
 
 // Which function Load picks for a model when none is named.

@@ -119,24 +119,25 @@ void FillImage(const Shape& shape, std::mt19937_64& rng, std::vector<float>* v) 
 
 }  // namespace
 
-absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, const ModelExecutor& executor) {
+absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const Spec::Model& model, const std::string& function,
+                                                      const std::vector<InputDecl>& inputs) {
   std::map<std::string, int64_t> limits;
   std::set<std::string> non_negative;
   if (model.has_mlprogram()) {
-    auto fn = model.mlprogram().functions().find(executor.function());
+    auto fn = model.mlprogram().functions().find(function);
     if (fn != model.mlprogram().functions().end()) {
       for (const auto& [key, block] : fn->second.block_specializations()) {
         std::map<std::string, Shape> shapes;
         CollectShapes(block, &shapes);
         GatherLimits(block, shapes, &limits);
         std::map<std::string, std::string> origin;
-        for (const InputDecl& in : executor.inputs()) origin[in.name] = in.name;
+        for (const InputDecl& in : inputs) origin[in.name] = in.name;
         NonNegativeInputs(block, &origin, &non_negative);
       }
     }
   }
   std::vector<InputSpec> specs;
-  for (const InputDecl& in : executor.inputs()) {
+  for (const InputDecl& in : inputs) {
     if (in.is_state) continue;
     InputSpec spec;
     spec.name = in.name;

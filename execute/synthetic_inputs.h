@@ -34,7 +34,16 @@ struct InputSpec {
 // How each input of `executor`'s function is synthesised. INVALID_ARGUMENT
 // when a shape cannot be resolved.
 absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const CoreML::Specification::Model& model,
-                                                      const ModelExecutor& executor);
+                                                      const std::string& function,
+                                                      const std::vector<InputDecl>& inputs);
+inline absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const CoreML::Specification::Model& model,
+                                                             const ModelExecutor& executor) {
+  return DescribeInputs(model, executor.function(), executor.inputs());
+}
+inline absl::StatusOr<std::vector<InputSpec>> DescribeInputs(const CoreML::Specification::Model& model,
+                                                             const ProgramExecutor& executor) {
+  return DescribeInputs(model, executor.function(), executor.inputs());
+}
 
 // Sample `index` of the inputs for `seed`.
 std::map<std::string, Tensor> SyntheticInputs(const std::vector<InputSpec>& specs, uint64_t seed, int index);

@@ -1,0 +1,238 @@
+#include "clients/plan_command.h"
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "clients/exit_codes.h"
+#include "common/arg_parser.h"
+#include "common/byte_size.h"
+#include "common/file_util.h"
+#include "engine/compress_model.h"
+#include "format/output_target.h"
+#include "plan/plan_outputs.h"
+#include "plan/planner.h"
+
+namespace coremlz::cli {
+namespace {
+
+constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --min-psnr DB) [--candidates LIST]
+             [--samples N] [--seed S] [--function F] [--weight-threshold N] [--threads T]
+             [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--apply OUT [--force]]
+
+Chooses a compression for every weight of an ML Program (.mlpackage) to meet
+one target, from measured sensitivity: each weight is compressed alone by
+each candidate (exact bytes from the engine) and the model's outputs are
+compared with the original's on N seeded synthetic inputs (reference CPU
+executor, float32; not Core ML). A knapsack allocation then picks one
+candidate per weight; the whole plan is compressed and measured, and
+re-solved with the measured gap until the target holds.
+
+Targets (exactly one):
+  --size SIZE       the compressed model's size on disk (512K, 20M, 1.5G, bytes)
+  --bits B          average stored bits per planned weight
+  --min-psnr DB     output PSNR floor: the lowest over outputs and samples, as
+                    `coremlz compare` reports it; the plan is the smallest that meets it
+
+  --candidates LIST comma-separated, default: palettize8,palettize6,palettize4,
+                    palettize3 (iOS18+),palettize2,int8,int4-block32 (iOS18+),keep
+                    (palettizeN: k-means per tensor; intN: linear symmetric per
+                    channel; intN-blockB: per block of B; keep: unchanged)
+  --samples N       synthetic input samples per measurement (default 4)
+  --seed S          seed of the synthetic inputs (default 0)
+  --function F      the function of a multifunction package (default: its default)
+  --weight-threshold N  weights of N elements or fewer are left alone (default 2048)
+  --threads T       trial threads (default: the machine's cores); the plan does
+                    not depend on it
+
+Outputs:
+  --config FILE     the plan as a coremltools OptimizationConfig (YAML) for
+                    `coremlz compress --config`
+  --report FILE     the JSON plan report (- for stdout): per weight the
+                    sensitivity to every candidate, the choice and its bytes;
+                    predicted and measured size and PSNR; the Pareto curve
+  --pareto FILE     the Pareto curve (output PSNR vs size) as an SVG
+  --apply OUT       write the compressed model (as `compress --config` would)
+  --force           let --apply replace an existing model at OUT
+Exit codes as compress: 2 for a target that cannot make sense or cannot be
+reached with the candidates.
+)";
+
+void PrintError(const absl::Status& s) { std::fprintf(stderr, "coremlz plan: %s\n", std::string(s.message()).c_str()); }
+
+absl::StatusOr<plan::PlanTarget> TargetFromArgs(const Args& args) {
+  int given = 0;
+  for (const char* flag : {"size", "bits", "min-psnr"}) given += args.Has(flag) ? 1 : 0;
+  if (given != 1) return absl::InvalidArgumentError("give exactly one target: --size, --bits or --min-psnr");
+  plan::PlanTarget t;
+  if (auto v = args.Value("size")) {
+    absl::StatusOr<uint64_t> bytes = ParseByteSize(*v);
+    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("--size: ", bytes.status().message()));
+    t.kind = plan::PlanTarget::Kind::kSize;
+    t.value = static_cast<double>(*bytes);
+    return t;
+  }
+  const char* flag = args.Has("bits") ? "bits" : "min-psnr";
+  absl::StatusOr<std::optional<double>> v = args.Double(flag);
+  if (!v.ok()) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", v.status().message()));
+  if (!std::isfinite(**v) || **v <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be a positive number, not ", **v));
+  }
+  t.kind = args.Has("bits") ? plan::PlanTarget::Kind::kBits : plan::PlanTarget::Kind::kMinPsnr;
+  t.value = **v;
+  return t;
+}
+
+std::string Db(double db) { return std::isfinite(db) ? absl::StrFormat("%.2f dB", db) : "exact"; }
+
+void PrintTable(const plan::PlanResult& p) {
+  std::printf("%s: %s, %d weights, %d trials (%d pruned by weight SNR), %d samples, %.1f s\n", p.model.c_str(),
+              plan::DescribeTarget(p.target).c_str(), static_cast<int>(p.weights.size()), p.trials_run,
+              p.trials_pruned, p.samples, p.seconds);
+  std::printf("%-44s %-14s %12s %12s %14s\n", "weight", "chosen", "bytes before", "bytes after", "alone: PSNR");
+  for (const plan::WeightPlan& w : p.weights) {
+    const plan::CandidateOutcome& o = w.outcomes[w.chosen];
+    std::printf("%-44s %-14s %12llu %12llu %14s\n", w.name.c_str(), p.candidates[w.chosen].c_str(),
+                static_cast<unsigned long long>(w.bytes_before), static_cast<unsigned long long>(o.bytes),
+                Db(o.output_psnr_db).c_str());
+  }
+  std::printf("%-22s %14s %14s %16s\n", "", "model bytes", "bits/weight", "output PSNR");
+  std::printf("%-22s %14llu %14s %16s\n", "original", static_cast<unsigned long long>(p.original_model_bytes), "",
+              "exact");
+  std::printf("%-22s %14llu %14.3f %16s\n", "predicted", static_cast<unsigned long long>(p.predicted.model_bytes),
+              p.predicted.bits_per_weight, Db(p.predicted.psnr_db).c_str());
+  std::printf("%-22s %14llu %14.3f %16s\n", "measured", static_cast<unsigned long long>(p.measured.model_bytes),
+              p.measured.bits_per_weight, Db(p.measured.psnr_db).c_str());
+  std::printf("(%d round(s); measured: the plan compressed and run by the reference CPU executor, not Core ML)\n",
+              static_cast<int>(p.rounds.size()));
+}
+
+int Plan(const std::vector<std::string>& argv) {
+  auto args = Args::Parse(argv,
+                          {"size", "bits", "min-psnr", "candidates", "samples", "seed", "function", "weight-threshold",
+                           "threads", "config", "report", "pareto", "apply"},
+                          {"force", "help"});
+  if (!args.ok()) {
+    PrintError(args.status());
+    return kExitUsage;
+  }
+  if (args->Bool("help")) {
+    std::fputs(kPlanHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional().size() != 1) {
+    std::fputs(kPlanHelp, stderr);
+    return kExitUsage;
+  }
+  const std::string& input = args->positional()[0];
+  absl::StatusOr<plan::PlanTarget> target = TargetFromArgs(*args);
+  if (!target.ok()) {
+    PrintError(target.status());
+    // No target, or two, is a usage error; a target that makes no sense is invalid input.
+    return absl::StrContains(target.status().message(), "exactly one") ? kExitUsage : kExitInput;
+  }
+  plan::PlanOptions options;
+  options.target = *target;
+  auto samples = args->Int("samples");
+  auto seed = args->Int("seed");
+  auto threshold = args->Int("weight-threshold");
+  auto threads = args->Int("threads");
+  if (!samples.ok() || !seed.ok() || !threshold.ok() || !threads.ok() || samples->value_or(4) < 1 ||
+      samples->value_or(4) > 1000 || threshold->value_or(0) < 0 || threads->value_or(1) < 1) {
+    PrintError(absl::InvalidArgumentError(
+        "--samples takes 1..1000, --seed an integer, --weight-threshold a count >= 0 and --threads >= 1"));
+    return kExitUsage;
+  }
+  options.weight_threshold = threshold->value_or(2048);
+  options.study.samples = static_cast<int>(samples->value_or(4));
+  options.study.seed = static_cast<uint64_t>(seed->value_or(0));
+  options.study.function = args->Value("function").value_or("");
+  options.study.threads =
+      static_cast<int>(threads->value_or(std::max(1u, std::thread::hardware_concurrency())));
+  if (auto list = args->Value("candidates")) {
+    auto candidates = plan::ParseCandidates(*list, options.weight_threshold);
+    if (!candidates.ok()) {
+      PrintError(candidates.status());
+      return kExitUsage;
+    }
+    options.candidates = *std::move(candidates);
+  }
+  // Every path is checked before any work.
+  std::optional<format::OutputTarget> apply;
+  if (auto out = args->Value("apply")) {
+    absl::StatusOr<format::OutputTarget> t = format::OutputTarget::Check(*out, input, args->Bool("force"));
+    if (!t.ok()) {
+      PrintError(t.status());
+      return ExitCodeFor(t.status());
+    }
+    apply.emplace(*std::move(t));
+  }
+  for (const char* side : {"config", "report", "pareto"}) {
+    if (auto path = args->Value(side); path && *path != "-") {
+      if (absl::Status s = format::CheckSideFile(*path, input, apply ? apply->path() : ""); !s.ok()) {
+        PrintError(s);
+        return ExitCodeFor(s);
+      }
+    }
+  }
+
+  absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
+  if (!result.ok()) {
+    PrintError(result.status());
+    return ExitCodeFor(result.status());
+  }
+  absl::StatusOr<std::string> yaml = plan::PlanConfigYaml(result->config);
+  if (!yaml.ok()) {
+    PrintError(yaml.status());
+    return ExitCodeFor(yaml.status());
+  }
+  const bool report_to_stdout = args->Value("report") == std::optional<std::string>("-");
+  if (!report_to_stdout) PrintTable(*result);
+  auto write = [&](const char* flag, const std::string& text) -> absl::Status {
+    auto path = args->Value(flag);
+    if (!path) return absl::OkStatus();
+    if (*path == "-") {
+      std::fputs(text.c_str(), stdout);
+      return absl::OkStatus();
+    }
+    return WriteFileAtomically(*path, text);
+  };
+  for (const absl::Status& s : {write("config", *yaml), write("report", plan::PlanReportJson(*result) + "\n"),
+                                write("pareto", plan::ParetoSvg(*result))}) {
+    if (!s.ok()) {
+      PrintError(s);
+      return ExitCodeFor(s);
+    }
+  }
+  if (apply) {
+    const std::string where = apply->path();
+    absl::StatusOr<engine::CompressionReport> report =
+        engine::CompressModelPath(input, *std::move(apply), result->config, engine::CompressOptions{});
+    if (!report.ok()) {
+      PrintError(report.status());
+      return ExitCodeFor(report.status());
+    }
+    if (!report_to_stdout) std::printf("wrote %s (%llu bytes)\n", where.c_str(), static_cast<unsigned long long>(report->model_bytes_after));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+bool RunPlanCommand(const std::string& command, const std::vector<std::string>& args, int* exit_code) {
+  if (command != "plan") return false;
+  *exit_code = Plan(args);
+  return true;
+}
+
+bool PlanCommandHelp(const std::string& command) {
+  if (command != "plan") return false;
+  std::fputs(kPlanHelp, stdout);
+  return true;
+}
+
+}  // namespace coremlz::cli

@@ -1,0 +1,129 @@
+// Chooses a compression per weight for a size or quality target and proves
+// it: `coremlz plan`'s engine (the Plan RPC will drive the same steps, with
+// the trials fanned out over workers through TrialRunner).
+//
+//  1. Study (ModelStudy): every candidate's exact bytes and decoded values
+//     per weight; the original's activations on N seeded samples.
+//  2. Sensitivity: one trial per (weight, candidate), measuring the model's
+//     outputs with that weight alone compressed. A candidate whose weight
+//     SNR and bytes are both beaten by another candidate of the same weight
+//     is pruned without a trial (it could only be chosen over a candidate
+//     that is smaller and closer to the original weight).
+//  3. Allocation (Knapsack): per-weight output noise is modelled as additive:
+//     weights compressed together add independent errors, so their noise
+//     powers (mse relative to each output's peak) add. The allocation
+//     minimises the mean over samples and outputs of that predicted noise
+//     under the size budget, or minimises size with it below the PSNR floor.
+//  4. Correction: the whole plan is compressed by the engine and the result
+//     measured like `coremlz compare` (the lowest PSNR over outputs, each the
+//     worst over samples) and sized on disk. A missed target is re-solved
+//     with the measured gap (budget reduced by the overshoot in bytes, PSNR
+//     goal raised by the shortfall), at most `max_rounds` times; then the
+//     target is unreachable (OUT_OF_RANGE, with the best measured).
+//
+// Predictions and measurements are kept apart in PlanResult and labelled in
+// every output. Targets that cannot make sense (not positive, above the
+// original, below the smallest the candidates reach) are INVALID_ARGUMENT
+// before any trial runs.
+#ifndef COREMLZ_PLAN_PLANNER_H_
+#define COREMLZ_PLAN_PLANNER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/config.h"
+#include "plan/candidate.h"
+#include "plan/model_study.h"
+
+namespace coremlz::plan {
+
+struct PlanTarget {
+  enum class Kind { kSize, kBits, kMinPsnr };
+  Kind kind = Kind::kSize;
+  double value = 0;  // bytes of the whole model, average bits per planned weight, or dB
+};
+std::string DescribeTarget(const PlanTarget& target);
+
+struct PlanOptions {
+  PlanTarget target;
+  std::vector<Candidate> candidates;  // empty: DefaultCandidates for the model's target
+  int64_t weight_threshold = 2048;
+  StudyOptions study;
+  int max_rounds = 6;
+  int pareto_points = 10;
+};
+
+// One candidate for one weight, as the report shows it.
+struct CandidateOutcome {
+  std::string status;  // "measured", "pruned: ...", "unavailable: ..."
+  uint64_t bytes = 0;
+  double weight_snr_db = 0;
+  bool measured = false;
+  double output_psnr_db = 0;  // measured: the worst over samples and outputs with this weight alone compressed
+  double mean_noise = 0;      // measured: what the allocation adds up
+};
+
+struct WeightPlan {
+  std::string name;
+  std::vector<std::string> consumers;
+  int64_t elements = 0;
+  uint64_t bytes_before = 0;
+  std::vector<CandidateOutcome> outcomes;  // per candidate
+  int chosen = -1;
+};
+
+// The quantities a plan is judged by; a Prediction comes from the trials and
+// the additive model, a Measurement from the compressed model itself.
+struct PlanQuantities {
+  uint64_t model_bytes = 0;
+  uint64_t weight_bytes = 0;  // of the planned weights
+  double bits_per_weight = 0;
+  double psnr_db = 0;         // the worst over samples and outputs
+};
+
+struct PlanRound {
+  std::string goal;  // what this round solved for, e.g. "weight budget 1234567 B", "predicted mean-noise PSNR >= 41.2 dB"
+  PlanQuantities predicted;
+  PlanQuantities measured;  // compressed by the engine, run by the executor
+  bool met = false;
+};
+
+struct ParetoPoint {
+  PlanQuantities predicted;
+  // The executor run with the point's decoded weights substituted: a
+  // measurement of the outputs (the same values a compressed file decodes
+  // to), not of a file on disk, so no measured bytes.
+  double measured_psnr_db = 0;
+};
+
+struct PlanResult {
+  std::string model;
+  PlanTarget target;
+  std::vector<std::string> candidates;
+  std::vector<std::string> dropped_candidates;
+  int samples = 0;
+  uint64_t seed = 0;
+  std::string function;
+  uint64_t original_model_bytes = 0;
+  bool kept_activations = true;
+  int trials_run = 0;
+  int trials_pruned = 0;
+  std::vector<WeightPlan> weights;
+  std::vector<PlanRound> rounds;
+  PlanQuantities predicted;  // of the final plan
+  PlanQuantities measured;
+  engine::CompressionConfig config;  // one pass, op_name_configs per weight
+  std::vector<ParetoPoint> pareto;
+  double seconds = 0;
+  // Wall time by phase: candidates compressed and activations kept; trials;
+  // solve-apply-measure rounds; the Pareto curve's measurements.
+  double study_seconds = 0, trial_seconds = 0, round_seconds = 0, pareto_seconds = 0;
+};
+
+absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOptions& options);
+
+}  // namespace coremlz::plan
+
+#endif  // COREMLZ_PLAN_PLANNER_H_
