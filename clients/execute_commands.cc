@@ -30,7 +30,8 @@ namespace fs = std::filesystem;
 
 constexpr char kRunHelp[] = R"(coremlz run MODEL [--inputs DIR] [--outputs DIR] [--function F] [--seed N] [--json]
 
-Runs an ML Program (.mlpackage) on this machine with the reference CPU
+Runs a model (an ML Program .mlpackage, or a NeuralNetwork .mlmodel or
+.mlpackage) on this machine with the reference CPU
 executor (float32; every compressed weight decoded as Core ML would) and
 prints each output's shape and statistics. This is not Core ML: it computes
 what the program's ops define, to measure and compare, not to time devices.
