@@ -8,6 +8,7 @@ Usage: layering_test.py SOURCE_DIR
 """
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,17 @@ class ReadmeTable(unittest.TestCase):
         layers, by_prefix = check_layering.read_layers(os.path.join(SOURCE_DIR, "README.md"))
         libraries = [l.name for l in layers if not l.program]
         programs = [l.name for l in layers if l.program]
-        self.assertEqual(libraries, ["common", "format", "compress", "engine", "execute", "api"])
+        # The build's include directories come from the same order
+        # (cmake/CoremlzLayers.cmake): the table and the build must agree.
+        with open(os.path.join(SOURCE_DIR, "cmake", "CoremlzLayers.cmake")) as f:
+            cmake = f.read()
+        def cmake_list(name):
+            match = re.search(r"^set\(" + name + r" ([^)]*)\)", cmake, re.M)
+            self.assertIsNotNone(match, name)
+            return match.group(1).split()
+        self.assertEqual(libraries, cmake_list("COREMLZ_LAYERS"))
+        self.assertEqual(programs, cmake_list("COREMLZ_TOP_LAYERS"))
+        self.assertEqual(libraries[:5], ["common", "format", "compress", "engine", "execute"])
         self.assertEqual(programs, ["service", "workers", "clients"])
         self.assertEqual(by_prefix["coreml"].name, "format")
         self.assertEqual(by_prefix["coremlz"].name, "api")
