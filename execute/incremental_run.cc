@@ -1,0 +1,139 @@
+// Incremental runs (ProgramExecutor::RunKeeping / RunReplacing): what new
+// values of a few constants do to the outputs, recomputing only what depends
+// on them - the planner's trials.
+#include "execute/program_executor.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "execute/program_internal.h"
+#include "format/tensor.h"
+
+namespace coremlz::execute {
+
+using namespace program_internal;  // NOLINT: the helpers of this one class
+
+int ProgramExecutor::ConstantSlot(const std::string& name) const {
+  auto it = constant_slots_.find(name);
+  return it == constant_slots_.end() ? -1 : it->second;
+}
+
+// Every slot an op reads, its nested blocks' reads included.
+void ProgramExecutor::SlotsRead(const Step& step, std::vector<int>* slots) {
+  for (const auto& [name, arg_slots] : step.args) slots->insert(slots->end(), arg_slots.begin(), arg_slots.end());
+  for (const Block& b : step.blocks) {
+    slots->insert(slots->end(), b.output_slots.begin(), b.output_slots.end());
+    for (const Step& inner : b.steps) SlotsRead(inner, slots);
+  }
+}
+
+std::vector<ProgramExecutor::ArgumentRef> ProgramExecutor::UsesOf(int slot) const {
+  std::vector<ArgumentRef> uses;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    for (const auto& [name, slots] : steps_[i].args) {
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (slots[k] == slot) uses.push_back({static_cast<int>(i), name, static_cast<int>(k)});
+      }
+    }
+  }
+  return uses;
+}
+
+std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use) const {
+  if (use.op < 0 || use.op >= static_cast<int>(steps_.size())) return nullptr;
+  for (const auto& [name, slots] : steps_[use.op].args) {
+    if (name == use.input && use.position >= 0 && use.position < static_cast<int>(slots.size())) {
+      return constants_[slots[use.position]];
+    }
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::map<std::string, Tensor>& inputs,
+                                                                     bool keep_intermediates) const {
+  if (is_stateful()) {
+    return absl::FailedPreconditionError("incremental runs need a stateless function (this one reads or writes state)");
+  }
+  KeptRun kept;
+  kept.values = constants_;
+  Session unused;
+  RETURN_IF_ERROR(BindInputs(inputs, &unused, &kept.values));
+  // The caller's inputs were aliased: own copies, so the kept run outlives them.
+  for (int s : input_slots_) {
+    if (kept.values[s]) kept.values[s] = std::make_shared<const Tensor>(*kept.values[s]);
+  }
+  if (!keep_intermediates) return kept;
+  RunState st;
+  st.values = std::move(kept.values);
+  st.session = &unused;
+  for (const Step& step : steps_) {
+    ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
+    for (size_t i = 0; i < produced.size(); ++i) {
+      kept.bytes += Bytes(produced[i]);
+      st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+    }
+  }
+  kept.values = std::move(st.values);
+  return kept;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
+    const KeptRun& kept, const std::vector<Replacement>& replacements, RunStats* stats) const {
+  if (kept.values.size() != constants_.size()) {
+    return absl::InvalidArgumentError("the kept run comes from another program");
+  }
+  RunState st;
+  Session unused;
+  st.values = kept.values;
+  st.session = &unused;
+  // A value is dirty when it differs from the kept run's: the replaced
+  // constants, then everything computed from them.
+  std::vector<bool> dirty(st.values.size(), false);
+  for (const Replacement& r : replacements) {
+    if (r.slot < 0 || r.slot >= static_cast<int>(st.values.size()) || !constants_[r.slot] || !r.value) {
+      return absl::InvalidArgumentError(absl::StrCat("slot ", r.slot, " is not a constant of this program"));
+    }
+    const Tensor& was = *constants_[r.slot];
+    if (r.value->dtype() != was.dtype() || r.value->shape() != was.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat("a replacement is ", DTypeName(r.value->dtype()),
+                                                     format::ShapeString(r.value->shape()), ", the constant is ",
+                                                     DTypeName(was.dtype()), format::ShapeString(was.shape())));
+    }
+    st.values[r.slot] = r.value;
+    dirty[r.slot] = true;
+  }
+  std::vector<int> reads;
+  for (const Step& step : steps_) {
+    reads.clear();
+    SlotsRead(step, &reads);  // a loop body reading a replaced weight reruns the loop
+    bool run = false;
+    for (int s : reads) run = run || dirty[s];
+    // Without kept intermediates every op runs: that is a full run.
+    for (int s : step.output_slots) run = run || !st.values[s];
+    if (run) {
+      ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
+      for (size_t i = 0; i < produced.size(); ++i) {
+        st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+        dirty[step.output_slots[i]] = true;
+      }
+      ++st.stats.ops_run;
+    }
+    // Drops this run's reference only; the kept run still holds its own.
+    for (int s : step.free_after) st.values[s].reset();
+  }
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const auto& v = st.values[output_slots_[i]];
+    if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    out[output_names_[i]] = *v;
+  }
+  if (stats) *stats = st.stats;
+  return out;
+}
+
+}  // namespace coremlz::execute
