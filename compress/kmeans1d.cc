@@ -11,6 +11,10 @@
 // D[m-1][a] + cost(b, j); blocks whose bound exceeds the best value found
 // are skipped. Together these make a layer cost a few n evaluations.
 //
+// One file of ~570 lines on purpose: the argument above and the code it
+// justifies (the recursion, the bounds, the pruning) stay side by side; the
+// reference implementation it is tested against is in the test.
+//
 // Precision. cost = dS2 - dS1^2 / dW from prefix sums cancels badly for tight
 // runs far from the centre of the data (e.g. values spanning 1e-6..1e4). So:
 //  * values and weights are scaled by powers of two (exact) and centred on

@@ -1,3 +1,7 @@
+// One file of ~560 lines: Palettize is one entry point over five palette
+// builders (k-means, uniform, unique, custom, vector) that share the same
+// group walk, distinct-value pass and result type; they are file-local so
+// that the kernel's whole contract is the one in palettize.h.
 #include "compress/palettize.h"
 
 #include <algorithm>

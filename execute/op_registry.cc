@@ -108,6 +108,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterNormOps(r);
     RegisterReduceOps(r);
     RegisterShapeOps(r);
+    RegisterIndexingOps(r);
     RegisterResizeOps(r);
     RegisterRecurrentOps(r);
     RegisterAttentionOps(r);

@@ -92,6 +92,7 @@ void RegisterLinalgOps(OpRegistry* registry);
 void RegisterNormOps(OpRegistry* registry);
 void RegisterReduceOps(OpRegistry* registry);
 void RegisterShapeOps(OpRegistry* registry);
+void RegisterIndexingOps(OpRegistry* registry);
 void RegisterResizeOps(OpRegistry* registry);
 void RegisterRecurrentOps(OpRegistry* registry);
 void RegisterAttentionOps(OpRegistry* registry);
