@@ -6,40 +6,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "clients/html_page.h"
 #include "clients/render.h"
 
 namespace coremlz::cli {
 namespace {
 
-// Quality bands for the SNR bar, in dB of reconstruction SNR of one weight:
-// below ~10 dB a weight is badly damaged, above ~30 dB the error is small
-// relative to the weight's own energy.
-const char* QualityColor(double snr_db) {
-  if (std::isinf(snr_db) || snr_db >= 30) return "#2e7d32";
-  if (snr_db >= 20) return "#7cb342";
-  if (snr_db >= 10) return "#f9a825";
-  return "#c62828";
-}
-
-std::string Db(double v) {
-  if (std::isinf(v)) return v > 0 ? "exact" : "-inf";
-  if (std::isnan(v)) return "-";
-  return absl::StrFormat("%.1f dB", v);
-}
-
-// Two horizontal bars on one scale: the weight's size before (grey) and after
-// (blue), so a glance down the column shows where the bytes went.
-std::string SizeBars(uint64_t before, uint64_t after, uint64_t scale) {
-  constexpr double kWidth = 220;
-  const double wb = scale ? kWidth * static_cast<double>(before) / static_cast<double>(scale) : 0;
-  const double wa = scale ? kWidth * static_cast<double>(after) / static_cast<double>(scale) : 0;
-  return absl::StrFormat(
-      "<svg class=\"bar\" width=\"%d\" height=\"22\" role=\"img\" aria-label=\"%s to %s\">"
-      "<rect x=\"0\" y=\"2\" width=\"%.1f\" height=\"8\" fill=\"#b0bec5\"/>"
-      "<rect x=\"0\" y=\"12\" width=\"%.1f\" height=\"8\" fill=\"#1e88e5\"/></svg>",
-      static_cast<int>(kWidth), HtmlEscape(HumanBytes(before)), HtmlEscape(HumanBytes(after)), std::max(wb, 1.0),
-      std::max(wa, 1.0));
-}
+// Weight reconstruction SNR: below ~10 dB a weight is badly damaged, above
+// ~30 dB the error is small relative to the weight's own energy.
+constexpr double kGoodWeightSnrDb = 30;
 
 // SNR on a 0..60 dB scale (exact reconstructions fill it).
 std::string QualityBar(double snr_db) {
@@ -49,67 +24,28 @@ std::string QualityBar(double snr_db) {
       "<svg class=\"bar\" width=\"%d\" height=\"14\" role=\"img\" aria-label=\"SNR %s\">"
       "<rect x=\"0\" y=\"2\" width=\"%d\" height=\"10\" fill=\"#eceff1\"/>"
       "<rect x=\"0\" y=\"2\" width=\"%.1f\" height=\"10\" fill=\"%s\"/></svg>",
-      static_cast<int>(kWidth), HtmlEscape(Db(snr_db)), static_cast<int>(kWidth), std::max(1.0, kWidth * v / kMaxDb),
-      QualityColor(snr_db));
-}
-
-std::string Card(absl::string_view label, absl::string_view value) {
-  return absl::StrCat("<div class=\"card\"><div class=\"label\">", HtmlEscape(label), "</div><div class=\"value\">",
-                      HtmlEscape(value), "</div></div>");
+      static_cast<int>(kWidth), HtmlEscape(HtmlDb(snr_db)), static_cast<int>(kWidth), std::max(1.0, kWidth * v / kMaxDb),
+      QualityColor(snr_db, kGoodWeightSnrDb));
 }
 
 std::string Shape(const format::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, "x"), "]"); }
 
-constexpr char kStyle[] = R"(
-body{font:14px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1c2430;margin:24px;max-width:1280px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-.sub{color:#5f6b7a;margin-bottom:16px;word-break:break-all}
-.cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{border:1px solid #dde3ea;border-radius:8px;padding:10px 14px;min-width:150px;background:#f8fafc}
-.card .label{color:#5f6b7a;font-size:12px}.card .value{font-size:18px;font-weight:600}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e8ecf1;vertical-align:middle}
-th{background:#f1f4f8;font-weight:600;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}
-td.name{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
-.warn{background:#fff8e1;border:1px solid #ffe082;border-radius:8px;padding:8px 14px}
-.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
-pre{background:#f6f8fa;border:1px solid #e1e4e8;border-radius:6px;padding:10px;overflow:auto}
-.bar{vertical-align:middle}
-)";
-
 }  // namespace
 
-std::string HtmlEscape(absl::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlReportContext& context) {
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
-  absl::StrAppend(&html, "<title>coremlz report: ", HtmlEscape(context.model), "</title><style>", kStyle,
-                  "</style></head><body>\n");
+  std::string html = HtmlPageStart(absl::StrCat("coremlz report: ", context.model));
   absl::StrAppend(&html, "<h1>coremlz compression report</h1><div class=\"sub\">", HtmlEscape(context.model));
   if (!context.output.empty()) absl::StrAppend(&html, " &rarr; ", HtmlEscape(context.output));
   absl::StrAppend(&html, "<br>", HtmlEscape(r.model_kind), ", specification version ", r.spec_version_before);
   if (r.spec_version_after != r.spec_version_before) absl::StrAppend(&html, " &rarr; ", r.spec_version_after);
   if (!r.target.empty()) absl::StrAppend(&html, ", target ", HtmlEscape(r.target));
   absl::StrAppend(&html, "</div>\n<div class=\"cards\">",
-                  Card("weights", absl::StrCat(HumanBytes(r.weight_bytes_before), " \u2192 ", HumanBytes(r.weight_bytes_after))),
-                  Card("ratio vs original", absl::StrFormat("%.2fx", r.RatioVsOriginal())),
-                  Card("ratio vs fp16", absl::StrFormat("%.2fx", r.RatioVsFp16())),
-                  Card("model", absl::StrCat(HumanBytes(r.model_bytes_before), " \u2192 ", HumanBytes(r.model_bytes_after))),
-                  Card("weights compressed", absl::StrCat(r.weights_compressed, " of ", r.weights.size())),
-                  Card("time", absl::StrFormat("%.2f s", r.seconds)), "</div>\n");
+                  HtmlCard("weights", absl::StrCat(HumanBytes(r.weight_bytes_before), " \u2192 ", HumanBytes(r.weight_bytes_after))),
+                  HtmlCard("ratio vs original", absl::StrFormat("%.2fx", r.RatioVsOriginal())),
+                  HtmlCard("ratio vs fp16", absl::StrFormat("%.2fx", r.RatioVsFp16())),
+                  HtmlCard("model", absl::StrCat(HumanBytes(r.model_bytes_before), " \u2192 ", HumanBytes(r.model_bytes_after))),
+                  HtmlCard("weights compressed", absl::StrCat(r.weights_compressed, " of ", r.weights.size())),
+                  HtmlCard("time", absl::StrFormat("%.2f s", r.seconds)), "</div>\n");
 
   if (!r.warnings.empty()) {
     absl::StrAppend(&html, "<h2>Warnings</h2><div class=\"warn\"><ul>");
@@ -126,8 +62,8 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
                              "<th>top-1</th><th>top-5</th></tr></thead><tbody>\n");
       for (const engine::OutputCheck& c : r.output_checks) {
         absl::StrAppend(&html, "<tr class=\"output\"><td class=\"name\">", HtmlEscape(c.name), "</td><td class=\"num\">",
-                        HtmlEscape(Db(c.psnr_db)), "</td><td>", QualityBar(c.psnr_db), "</td><td class=\"num\">",
-                        HtmlEscape(Db(c.snr_db)), "</td><td class=\"num\">", absl::StrFormat("%.6f", c.cosine),
+                        HtmlEscape(HtmlDb(c.psnr_db)), "</td><td>", QualityBar(c.psnr_db), "</td><td class=\"num\">",
+                        HtmlEscape(HtmlDb(c.snr_db)), "</td><td class=\"num\">", absl::StrFormat("%.6f", c.cosine),
                         "</td><td class=\"num\">",
                         c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top1_agreement) : "-", "</td><td class=\"num\">",
                         c.class_scores ? absl::StrFormat("%.1f%%", 100 * c.top5_overlap) : "-", "</td></tr>\n");
@@ -165,8 +101,8 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
                     "</small></td><td>", Shape(w->shape), "</td><td class=\"num\">", HtmlEscape(HumanBytes(w->bytes_before)),
                     "<br>", HtmlEscape(HumanBytes(w->bytes_after)), "</td><td>", SizeBars(w->bytes_before, w->bytes_after, scale),
                     "</td><td class=\"num\">", absl::StrFormat("%.2fx", ratio), "</td><td class=\"num\">",
-                    HtmlEscape(Db(w->error.snr_db)), "</td><td>", QualityBar(w->error.snr_db), "</td><td class=\"num\">",
-                    HtmlEscape(Db(w->error.psnr_db)), "</td><td class=\"num\">",
+                    HtmlEscape(HtmlDb(w->error.snr_db)), "</td><td>", QualityBar(w->error.snr_db), "</td><td class=\"num\">",
+                    HtmlEscape(HtmlDb(w->error.psnr_db)), "</td><td class=\"num\">",
                     absl::StrFormat("%.3g", w->error.max_abs_error), "</td></tr>\n");
   }
   absl::StrAppend(&html, "</tbody></table>\n");
@@ -186,7 +122,7 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
     absl::StrAppend(&html, "<h2>Config</h2><pre>", HtmlEscape(context.config_yaml), "</pre>\n");
   }
   absl::StrAppend(&html, "<p class=\"sub\">Made by coremlz. SNR and PSNR are of each weight's decompressed values "
-                         "against the original weight.</p></body></html>\n");
+                         "against the original weight.</p>", HtmlPageEnd());
   return html;
 }
 

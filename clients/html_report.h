@@ -8,7 +8,6 @@
 
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "engine/report.h"
 
 namespace coremlz::cli {
@@ -20,9 +19,6 @@ struct HtmlReportContext {
 };
 
 std::string RenderReportHtml(const engine::CompressionReport& report, const HtmlReportContext& context);
-
-// Text made safe for HTML element content and attribute values.
-std::string HtmlEscape(absl::string_view text);
 
 }  // namespace coremlz::cli
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "clients/exit_codes.h"
+#include "clients/plan_html.h"
 #include "common/arg_parser.h"
 #include "common/byte_size.h"
 #include "common/file_util.h"
@@ -22,7 +23,8 @@ namespace {
 
 constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --min-psnr DB) [--candidates LIST]
              [--samples N] [--seed S] [--function F] [--weight-threshold N] [--threads T]
-             [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--apply OUT [--force]]
+             [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--html OUT.html]
+             [--apply OUT [--force]]
 
 Chooses a compression for every weight of an ML Program (.mlpackage) to meet
 one target, from measured sensitivity: each weight is compressed alone by
@@ -56,6 +58,9 @@ Outputs:
                     sensitivity to every candidate, the choice and its bytes;
                     predicted and measured size and PSNR; the Pareto curve
   --pareto FILE     the Pareto curve (output PSNR vs size) as an SVG
+  --html FILE       the plan as one self-contained web page: target, predicted and
+                    measured size and PSNR, the Pareto curve, per weight every
+                    candidate's output PSNR and the choice, the config
   --apply OUT       write the compressed model (as `compress --config` would)
   --force           let --apply replace an existing model at OUT
 Exit codes as compress: 2 for a target that cannot make sense or cannot be
@@ -114,7 +119,7 @@ void PrintTable(const plan::PlanResult& p) {
 int Plan(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv,
                           {"size", "bits", "min-psnr", "candidates", "samples", "seed", "function", "weight-threshold",
-                           "threads", "config", "report", "pareto", "apply"},
+                           "threads", "config", "report", "pareto", "html", "apply"},
                           {"force", "help"});
   if (!args.ok()) {
     PrintError(args.status());
@@ -171,7 +176,7 @@ int Plan(const std::vector<std::string>& argv) {
     }
     apply.emplace(*std::move(t));
   }
-  for (const char* side : {"config", "report", "pareto"}) {
+  for (const char* side : {"config", "report", "pareto", "html"}) {
     if (auto path = args->Value(side); path && *path != "-") {
       if (absl::Status s = format::CheckSideFile(*path, input, apply ? apply->path() : ""); !s.ok()) {
         PrintError(s);
@@ -202,7 +207,8 @@ int Plan(const std::vector<std::string>& argv) {
     return WriteFileAtomically(*path, text);
   };
   for (const absl::Status& s : {write("config", *yaml), write("report", plan::PlanReportJson(*result) + "\n"),
-                                write("pareto", plan::ParetoSvg(*result))}) {
+                                write("pareto", plan::ParetoSvg(*result)),
+                                write("html", RenderPlanHtml(*result, *yaml))}) {
     if (!s.ok()) {
       PrintError(s);
       return ExitCodeFor(s);

@@ -1,6 +1,6 @@
 // `coremlz plan`: chooses a compression per weight for a size, bits or
 // output-PSNR target (plan/planner.h), and writes the config, the JSON plan
-// report, the Pareto plot and, with --apply, the compressed model.
+// report, the Pareto plot, the HTML page and, with --apply, the compressed model.
 #ifndef COREMLZ_CLIENTS_PLAN_COMMAND_H_
 #define COREMLZ_CLIENTS_PLAN_COMMAND_H_
 
