@@ -112,6 +112,11 @@ const OpRegistry& OpRegistry::Default() {
     RegisterRecurrentOps(r);
     RegisterAttentionOps(r);
     RegisterListOps(r);
+    RegisterGatherScatterOps(r);
+    RegisterSortOps(r);
+    RegisterEinsumOps(r);
+    RegisterQuantOps(r);
+    RegisterBandPartOps(r);
     return r;
   }();
   return *registry;
