@@ -117,6 +117,8 @@ const OpRegistry& OpRegistry::Default() {
     RegisterEinsumOps(r);
     RegisterQuantOps(r);
     RegisterBandPartOps(r);
+    RegisterLikeOps(r);
+    RegisterReverseOps(r);
     return r;
   }();
   return *registry;
