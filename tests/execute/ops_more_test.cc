@@ -1,7 +1,7 @@
-// The gather/scatter, sort, einsum, gru/rnn, quantize and band_part kernels,
-// each against a slow, obvious reference (loops over multi-indices) on
-// random shapes, with edge cases: negative axes and indices per opset, batch
-// dims, empty dims, repeated indices, ties, unsupported forms.
+// The gather/scatter, sort, einsum, gru/rnn, quantize, band_part, *_like and
+// reverse kernels, each against a slow, obvious reference (loops over
+// multi-indices) on random shapes, with edge cases: negative axes and indices
+// per opset, batch dims, empty dims, repeated indices, ties, unsupported forms.
 #include <cmath>
 #include <random>
 
@@ -650,6 +650,100 @@ TEST(BandPartOp, MatchesSlowReference) {
     ExpectEqualValues((*got)[0], xs, want);
   }
   EXPECT_EQ(Code(RunOp("band_part", {{"x", {Tensor::Float({2}, {1, 2})}}})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- fill_like / reshape_like ----------------------------------------------
+
+TEST(LikeOps, FillLikeTakesTheReferenceShapeAndTheValueType) {
+  Tensor ref = Tensor::Zeros(DType::kInt32, {2, 0, 3});
+  auto empty = RunOp("fill_like", {{"ref_tensor", {ref}}});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ((*empty)[0].shape(), Shape({2, 0, 3}));
+  auto zeros = RunOp("fill_like", {{"ref_tensor", {Tensor::Zeros(DType::kInt32, {2, 2})}}});
+  ASSERT_TRUE(zeros.ok()) << zeros.status();
+  EXPECT_EQ((*zeros)[0].dtype(), DType::kFloat32);  // the default value is 0.0
+  ExpectEqualValues((*zeros)[0], {2, 2}, {0, 0, 0, 0});
+  auto sevens = RunOp("fill_like", {{"ref_tensor", {Tensor::Zeros(DType::kFloat32, {3})}}, {"value", {Tensor::IntScalar(7)}}});
+  ASSERT_TRUE(sevens.ok()) << sevens.status();
+  EXPECT_EQ((*sevens)[0].dtype(), DType::kInt32);
+  ExpectEqualValues((*sevens)[0], {3}, {7, 7, 7});
+  auto halves = RunOp("fill_like", {{"ref_tensor", {Tensor::Zeros(DType::kFloat32, {1, 2})}}, {"value", {Tensor::FloatScalar(0.5f)}}});
+  ASSERT_TRUE(halves.ok()) << halves.status();
+  ExpectEqualValues((*halves)[0], {1, 2}, {0.5, 0.5});
+}
+
+TEST(LikeOps, ReshapeLikeConcatenatesReferenceDimRanges) {
+  // coremltools' example: refs [2, 3, 4] and [1, 5, 6], begins [0, 1], ends [2, 0],
+  // end_masks [false, true] -> (2, 3, 5, 6).
+  std::mt19937 rng(13);
+  Tensor x = Random(rng, {6, 30});
+  Args args = {{"x", {x}},
+               {"ref_tensors", {Tensor::Zeros(DType::kFloat32, {2, 3, 4}), Tensor::Zeros(DType::kInt32, {1, 5, 6})}},
+               {"begins", {Tensor::IntScalar(0), Tensor::IntScalar(1)}},
+               {"ends", {Tensor::IntScalar(2), Tensor::IntScalar(0)}},
+               {"end_masks", {BoolScalar(false), BoolScalar(true)}}};
+  auto got = RunOp("reshape_like", args);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectEqualValues((*got)[0], {2, 3, 5, 6}, Values(x));
+  Args mismatch = args;
+  mismatch["end_masks"] = {BoolScalar(false), BoolScalar(false)};  // [1:0] is not a range
+  EXPECT_EQ(Code(RunOp("reshape_like", mismatch)), absl::StatusCode::kInvalidArgument);
+  Args wrong_count = args;
+  wrong_count["x"] = {Random(rng, {5})};
+  EXPECT_EQ(Code(RunOp("reshape_like", wrong_count)), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- reverse / reverse_sequence ---------------------------------------------
+
+TEST(ReverseOps, ReverseMatchesSlowReference) {
+  std::mt19937 rng(14);
+  const Shape xs = {2, 3, 4};
+  Tensor x = Random(rng, xs);
+  for (const std::vector<int32_t>& axes : std::vector<std::vector<int32_t>>{{}, {0}, {-1}, {0, 2}, {1, -2}}) {
+    const bool all = axes.empty();
+    SCOPED_TRACE(all ? "all" : ::testing::PrintToString(axes));
+    std::vector<bool> flip(3, all);
+    for (int32_t a : axes) flip[a < 0 ? a + 3 : a] = true;
+    std::vector<double> want(x.size());
+    for (int64_t i = 0; i < x.size(); ++i) {
+      std::vector<int64_t> idx = Unflat(xs, i);
+      for (int d = 0; d < 3; ++d) idx[d] = flip[d] ? xs[d] - 1 - idx[d] : idx[d];
+      want[i] = x.floats()[Flat(xs, idx)];
+    }
+    Args args = {{"x", {x}}};
+    if (!all) args["axes"] = {Ints(axes)};
+    auto got = RunOp("reverse", args);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectEqualValues((*got)[0], xs, want);
+  }
+  EXPECT_EQ(Code(RunOp("reverse", {{"x", {x}}, {"axes", {Ints({3})}}})), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ReverseOps, ReverseSequenceReversesEachBatchPrefix) {
+  std::mt19937 rng(15);
+  for (auto [seq_axis, batch_axis] : std::vector<std::pair<int, int>>{{0, 1}, {1, 0}, {-1, 0}, {2, 1}}) {
+    SCOPED_TRACE(::testing::Message() << seq_axis << "," << batch_axis);
+    const Shape xs = {3, 4, 5};
+    const int s = seq_axis < 0 ? seq_axis + 3 : seq_axis;
+    Tensor x = RandomInts(rng, xs, -50, 50);
+    Tensor lengths = RandomInts(rng, {xs[batch_axis]}, 0, xs[s]);
+    std::vector<double> want(x.size());
+    for (int64_t i = 0; i < x.size(); ++i) {
+      std::vector<int64_t> idx = Unflat(xs, i);
+      const int64_t len = lengths.ints()[idx[batch_axis]];
+      if (idx[s] < len) idx[s] = len - 1 - idx[s];
+      want[i] = x.ints()[Flat(xs, idx)];
+    }
+    auto got = RunOp("reverse_sequence", {{"x", {x}}, {"lengths", {lengths}}, {"seq_axis", {Tensor::IntScalar(seq_axis)}},
+                                          {"batch_axis", {Tensor::IntScalar(batch_axis)}}});
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectEqualValues((*got)[0], xs, want);
+  }
+  Tensor x = Tensor::Float({2, 3}, {1, 2, 3, 4, 5, 6});
+  EXPECT_EQ(Code(RunOp("reverse_sequence", {{"x", {x}}, {"lengths", {Ints({3, 4})}}, {"seq_axis", {Tensor::IntScalar(1)}}})),
+            absl::StatusCode::kInvalidArgument);  // longer than the sequence
+  EXPECT_EQ(Code(RunOp("reverse_sequence", {{"x", {x}}, {"lengths", {Ints({1, 1})}}})),
+            absl::StatusCode::kInvalidArgument);  // seq_axis == batch_axis
 }
 
 // Shapes from parameters are checked against the element limit.

@@ -919,7 +919,8 @@ TEST(OpRegistry, CoversTheRequiredOps) {
                          "reduce_mean", "reduce_sum", "reduce_max", "reduce_argmax", "cast", "identity", "pad",
                          "gather", "stack", "tile", "select", "less", "greater", "equal", "gather_nd",
                          "gather_along_axis", "scatter", "scatter_nd", "scatter_along_axis", "topk", "argsort",
-                         "one_hot", "einsum", "gru", "rnn", "quantize", "dequantize", "band_part"}) {
+                         "one_hot", "einsum", "gru", "rnn", "quantize", "dequantize", "band_part", "fill_like",
+                         "reshape_like", "reverse", "reverse_sequence"}) {
     EXPECT_NE(OpRegistry::Default().Find(op), nullptr) << op;
   }
 }
