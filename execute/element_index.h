@@ -7,15 +7,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "execute/indexing.h"
 #include "execute/tensor.h"
 
 namespace coremlz::execute {
-
-inline std::vector<int64_t> Strides(const Shape& shape) {
-  std::vector<int64_t> s(shape.size(), 1);
-  for (size_t d = shape.size(); d-- > 1;) s[d - 1] = s[d] * shape[d];
-  return s;
-}
 
 // out[i] = in[src[i]], or `fill` where src[i] < 0.
 inline Tensor Take(const Tensor& in, Shape shape, const std::vector<int64_t>& src, double fill = 0) {

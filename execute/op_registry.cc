@@ -113,6 +113,13 @@ const OpRegistry& OpRegistry::Default() {
     RegisterRecurrentOps(r);
     RegisterAttentionOps(r);
     RegisterListOps(r);
+    RegisterGatherScatterOps(r);
+    RegisterSortOps(r);
+    RegisterEinsumOps(r);
+    RegisterQuantOps(r);
+    RegisterBandPartOps(r);
+    RegisterLikeOps(r);
+    RegisterReverseOps(r);
     return r;
   }();
   return *registry;

@@ -97,6 +97,13 @@ void RegisterResizeOps(OpRegistry* registry);
 void RegisterRecurrentOps(OpRegistry* registry);
 void RegisterAttentionOps(OpRegistry* registry);
 void RegisterListOps(OpRegistry* registry);
+void RegisterGatherScatterOps(OpRegistry* registry);
+void RegisterSortOps(OpRegistry* registry);
+void RegisterEinsumOps(OpRegistry* registry);
+void RegisterQuantOps(OpRegistry* registry);
+void RegisterBandPartOps(OpRegistry* registry);
+void RegisterLikeOps(OpRegistry* registry);
+void RegisterReverseOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

@@ -67,7 +67,7 @@ absl::StatusOr<SliceSelection> SelectSlice(const OpContext& ctx, const Tensor& x
     full_shape.push_back(count);
     sel.shape.push_back(count);
   }
-  const std::vector<int64_t> in_stride = Strides(x.shape());
+  const std::vector<int64_t> in_stride = RowMajorStrides(x.shape());
   RETURN_IF_ERROR(CheckShape(full_shape));
   sel.offset.resize(NumElements(full_shape));
   ForEachIndex(full_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
@@ -119,7 +119,7 @@ absl::StatusOr<std::vector<Tensor>> SliceBySize(const OpContext& ctx) {
     if (begin[d] < 0 || size[d] < 0 || begin[d] + size[d] > n) return ctx.Invalid("slice out of range");
     out_shape[d] = size[d];
   }
-  const std::vector<int64_t> in_stride = Strides(x->shape());
+  const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
@@ -171,7 +171,7 @@ absl::StatusOr<std::vector<Tensor>> Tile(const OpContext& ctx) {
     if (reps[d] < 0) return ctx.Invalid("negative reps");
     out_shape[d] = x->dim(d) * reps[d];
   }
-  const std::vector<int64_t> in_stride = Strides(x->shape());
+  const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
@@ -205,7 +205,7 @@ absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
   if (mode != "constant" && mode != "reflect" && mode != "replicate") return ctx.Invalid(absl::StrCat("unknown mode '", mode, "'"));
   Shape out_shape(rank);
   for (int64_t d = 0; d < rank; ++d) out_shape[d] = x->dim(d) + before[d] + after[d];
-  const std::vector<int64_t> in_stride = Strides(x->shape());
+  const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {

@@ -1,8 +1,13 @@
-// lstm (iOS15 recurrent.py; iOS17 only widens dtypes): forward, reverse and
+// Recurrent layers (iOS15 recurrent.py; iOS17 only widens dtypes).
+// lstm: forward, reverse and
 // bidirectional, gates in the [input, forget, output, cell] ("ifoz") order,
 // bias = input-hidden + hidden-hidden. Peepholes and clip are refused as
 // UNIMPLEMENTED: the op definition does not pin down where they apply, and
 // a guess could give a wrong answer.
+// gru: forward or reverse, gates in the [reset, output, update] ("roz")
+// order, the reset gate scaling W_ho h before the single bias is added (the
+// iOS15 formula); iOS18's reset_after and input_bias are UNIMPLEMENTED for
+// the same reason as peepholes. rnn: h = activation(W_ih x + W_hh h + b).
 #include <cmath>
 
 #include "Eigen/Core"
@@ -134,8 +139,107 @@ absl::StatusOr<std::vector<Tensor>> Lstm(const OpContext& ctx) {
   return std::vector<Tensor>{std::move(out), std::move(h_final), std::move(c_final)};
 }
 
+// The inputs gru and rnn share: x [seq, batch, I], initial_h [batch, H],
+// weight_ih [G*H, I], weight_hh [G*H, H], bias [G*H] for G gates.
+struct SingleStateInputs {
+  const Tensor* x;
+  const Tensor* h0;
+  const Tensor* w_ih;
+  const Tensor* w_hh;
+  const Tensor* bias;  // may be null
+  bool reverse;
+  bool output_sequence;
+  int64_t seq, batch, in, hidden;
+};
+
+absl::StatusOr<SingleStateInputs> ReadSingleState(const OpContext& ctx, int64_t gates) {
+  SingleStateInputs s;
+  ASSIGN_OR_RETURN(s.x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(s.h0, ctx.Input("initial_h"));
+  ASSIGN_OR_RETURN(s.w_ih, ctx.Input("weight_ih"));
+  ASSIGN_OR_RETURN(s.w_hh, ctx.Input("weight_hh"));
+  s.bias = ctx.Optional("bias");
+  ASSIGN_OR_RETURN(std::string direction, ctx.String("direction", "forward"));
+  ASSIGN_OR_RETURN(s.output_sequence, ctx.Bool("output_sequence", false));
+  if (direction != "forward" && direction != "reverse") {
+    return ctx.Invalid(absl::StrCat("direction must be forward or reverse, not '", direction, "'"));
+  }
+  s.reverse = direction == "reverse";
+  if (s.x->rank() != 3 || !s.x->is_float()) return ctx.Invalid("x must be float [seq, batch, input]");
+  s.seq = s.x->dim(0), s.batch = s.x->dim(1), s.in = s.x->dim(2);
+  s.hidden = s.w_hh->rank() == 2 ? s.w_hh->dim(1) : -1;
+  if (s.w_ih->rank() != 2 || s.w_ih->dim(0) != gates * s.hidden || s.w_ih->dim(1) != s.in || s.w_hh->rank() != 2 ||
+      s.w_hh->dim(0) != gates * s.hidden || !s.w_ih->is_float() || !s.w_hh->is_float() ||
+      (s.bias && (s.bias->size() != gates * s.hidden || !s.bias->is_float()))) {
+    return ctx.Invalid(absl::StrCat("weights must be [", gates, "H, I] and [", gates, "H, H], bias [", gates, "H]"));
+  }
+  if (s.h0->shape() != Shape{s.batch, s.hidden} || !s.h0->is_float()) {
+    return ctx.Invalid(absl::StrCat("initial_h must be ", format::ShapeString({s.batch, s.hidden})));
+  }
+  return s;
+}
+
+// Runs `step(gates_x, gates_h, h)` over the sequence, where gates_x = x_t
+// W_ih^T + bias and gates_h = h W_hh^T ([batch, G*H] each) and `step`
+// updates h in place; returns the (sequence or last) output and the final h.
+template <typename Step>
+absl::StatusOr<std::vector<Tensor>> RunSingleState(const SingleStateInputs& s, int64_t gates, Step step) {
+  ConstMap wih(s.w_ih->floats().data(), gates * s.hidden, s.in), whh(s.w_hh->floats().data(), gates * s.hidden, s.hidden);
+  RowMatrix h = ConstMap(s.h0->floats().data(), s.batch, s.hidden);
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, {s.output_sequence ? s.seq : 1, s.batch, s.hidden}));
+  for (int64_t i = 0; i < s.seq; ++i) {
+    const int64_t t = s.reverse ? s.seq - 1 - i : i;
+    ConstMap xt(s.x->floats().data() + t * s.batch * s.in, s.batch, s.in);
+    RowMatrix gates_x = xt * wih.transpose();
+    if (s.bias) gates_x.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(s.bias->floats().data(), gates * s.hidden);
+    const RowMatrix gates_h = h * whh.transpose();
+    step(gates_x, gates_h, h);
+    if (s.output_sequence) Eigen::Map<RowMatrix>(out.mutable_floats().data() + t * s.batch * s.hidden, s.batch, s.hidden) = h;
+  }
+  // With no steps the output and the final state are the initial state.
+  if (!s.output_sequence) Eigen::Map<RowMatrix>(out.mutable_floats().data(), s.batch, s.hidden) = h;
+  Tensor h_final = Tensor::Float({s.batch, s.hidden}, std::vector<float>(h.data(), h.data() + h.size()));
+  return std::vector<Tensor>{std::move(out), std::move(h_final)};
+}
+
+absl::StatusOr<std::vector<Tensor>> Gru(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(bool reset_after, ctx.Bool("reset_after", false));
+  if (reset_after || ctx.Has("input_bias")) {
+    return absl::UnimplementedError("gru: reset_after and input_bias are not implemented by the reference executor");
+  }
+  ASSIGN_OR_RETURN(std::string ra, ctx.String("recurrent_activation", "sigmoid"));
+  ASSIGN_OR_RETURN(std::string aa, ctx.String("activation", "tanh"));
+  ASSIGN_OR_RETURN(Act recurrent_act, ParseAct(ctx, ra));
+  ASSIGN_OR_RETURN(Act out_act, ParseAct(ctx, aa));
+  ASSIGN_OR_RETURN(SingleStateInputs s, ReadSingleState(ctx, 3));
+  const int64_t hidden = s.hidden;
+  return RunSingleState(s, 3, [&](const RowMatrix& gx, const RowMatrix& gh, RowMatrix& h) {
+    for (int64_t b = 0; b < h.rows(); ++b) {
+      for (int64_t k = 0; k < hidden; ++k) {
+        const float r = Apply(recurrent_act, gx(b, k) + gh(b, k));
+        const float o = Apply(out_act, gx(b, hidden + k) + r * gh(b, hidden + k));
+        const float z = Apply(recurrent_act, gx(b, 2 * hidden + k) + gh(b, 2 * hidden + k));
+        h(b, k) = (1 - z) * o + z * h(b, k);
+      }
+    }
+  });
+}
+
+absl::StatusOr<std::vector<Tensor>> Rnn(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(std::string aa, ctx.String("activation", "tanh"));
+  ASSIGN_OR_RETURN(Act act, ParseAct(ctx, aa));
+  ASSIGN_OR_RETURN(SingleStateInputs s, ReadSingleState(ctx, 1));
+  return RunSingleState(s, 1, [&](const RowMatrix& gx, const RowMatrix& gh, RowMatrix& h) {
+    h = (gx + gh).unaryExpr([&](float v) { return Apply(act, v); });
+  });
+}
+
 }  // namespace
 
-void RegisterRecurrentOps(OpRegistry* r) { r->Register("lstm", Lstm); }
+void RegisterRecurrentOps(OpRegistry* r) {
+  r->Register("lstm", Lstm);
+  r->Register("gru", Gru);
+  r->Register("rnn", Rnn);
+}
 
 }  // namespace coremlz::execute

@@ -61,7 +61,7 @@ absl::StatusOr<std::vector<Tensor>> Transpose(const OpContext& ctx) {
     p = *a;
     seen[p] = true;
   }
-  const std::vector<int64_t> in_stride = Strides(x->shape());
+  const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   Shape out_shape(x->rank());
   for (int64_t d = 0; d < x->rank(); ++d) out_shape[d] = x->dim(perm[d]);
   std::vector<int64_t> src(x->size());
@@ -144,7 +144,7 @@ absl::StatusOr<std::vector<Tensor>> Stack(const OpContext& ctx) {
 Tensor SliceAxis(const Tensor& x, int64_t axis, int64_t begin, int64_t size) {
   Shape out_shape = x.shape();
   out_shape[axis] = size;
-  const std::vector<int64_t> stride = Strides(x.shape());
+  const std::vector<int64_t> stride = RowMajorStrides(x.shape());
   std::vector<int64_t> src(NumElements(out_shape));
   ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
     int64_t off = 0;

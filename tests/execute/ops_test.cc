@@ -917,7 +917,10 @@ TEST(OpRegistry, CoversTheRequiredOps) {
                          "max_pool", "batch_norm", "layer_norm", "instance_norm", "linear", "matmul", "reshape",
                          "transpose", "concat", "split", "squeeze", "expand_dims", "slice_by_index", "slice_by_size",
                          "reduce_mean", "reduce_sum", "reduce_max", "reduce_argmax", "cast", "identity", "pad",
-                         "gather", "stack", "tile", "select", "less", "greater", "equal"}) {
+                         "gather", "stack", "tile", "select", "less", "greater", "equal", "gather_nd",
+                         "gather_along_axis", "scatter", "scatter_nd", "scatter_along_axis", "topk", "argsort",
+                         "one_hot", "einsum", "gru", "rnn", "quantize", "dequantize", "band_part", "fill_like",
+                         "reshape_like", "reverse", "reverse_sequence"}) {
     EXPECT_NE(OpRegistry::Default().Find(op), nullptr) << op;
   }
 }
