@@ -4,10 +4,11 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <mutex>
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/artifact_stream.h"
 #include "api/call_timer.h"
@@ -41,8 +42,8 @@ class CompressReactor;
 // State shared by the reactor and the work running for it on other threads.
 // One mutex guards everything the reactor does.
 struct CallState {
-  std::mutex mu;
-  CompressReactor* reactor = nullptr;  // null once the call is over
+  absl::Mutex mu;
+  CompressReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
 };
 
 // Progress and cancellation for the engine, tied to the call.
@@ -62,25 +63,28 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
  public:
   CompressReactor(CompressorService* service, grpc::CallbackServerContext* context)
       : service_(service), context_(context), state_(std::make_shared<CallState>()) {
-    state_->reactor = this;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = this;
+    }
     start_ = std::chrono::steady_clock::now();
     deadline_ = DeadlineOf(context);
     if (const TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(state_->mu);
+        absl::MutexLock lock(&state_->mu);
         FinishLocked(s);
         return;
       }
     }
     if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       FinishLocked(ToGrpcStatus(admitted));
       return;
     }
     admitted_ = true;
     {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       called_at_ = last_read_ = absl::Now();
       CheckStallLocked();
     }
@@ -88,7 +92,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
   void OnReadDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     if (finished_) return;
     last_read_ = absl::Now();
     if (!ok) {
@@ -146,7 +150,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     writing_ = false;
     if (!ok) {
       // The client is gone; the call ends (cancellation will follow).
@@ -160,7 +164,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     cancelled_ = true;
     // The caller has gone: its slot is free for the next call even while a
     // running job winds down (the worker pool's memory budget still counts it).
@@ -177,7 +181,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
 
   void OnDone() override {
     {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
       artifact_.Close();
       ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
@@ -376,7 +380,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       const bool leads = cache->Lead(cache_key_, [state, tasks] {
         // The identical call finished: look again (off the releasing thread).
         tasks->Post([state] {
-          std::lock_guard<std::mutex> lock(state->mu);
+          absl::MutexLock lock(&state->mu);
           if (state->reactor != nullptr) state->reactor->SubmitLocked();
         });
       });
@@ -420,7 +424,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
-      std::lock_guard<std::mutex> lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor != nullptr) state->reactor->JobDoneLocked(std::move(report));
     };
     job_running_ = true;
@@ -452,7 +456,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<JobDir> dir = upload_->job_dir();
     vj.done = [state, dir](absl::StatusOr<v1::ValidationResult> result) {
-      std::lock_guard<std::mutex> lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor != nullptr) state->reactor->ValidationDoneLocked(std::move(result));
     };
     Validator* validator = service_->validator();
@@ -555,7 +559,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     std::shared_ptr<CallState> state = state_;
     stall_timer_.Arm(next, [state](bool fired) {
       if (!fired) return;
-      std::lock_guard<std::mutex> lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor != nullptr) state->reactor->CheckStallLocked();
     });
   }
@@ -628,7 +632,7 @@ void CallControl::OnProgress(const engine::Progress& p) {
   const auto now = std::chrono::steady_clock::now();
   if (p.weights_done != 0 && p.weights_done != p.weights_total && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
-  std::lock_guard<std::mutex> lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
 }
 

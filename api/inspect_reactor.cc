@@ -2,9 +2,10 @@
 
 #include <filesystem>
 #include <memory>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/call_timer.h"
 #include "api/convert.h"
@@ -35,7 +36,10 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
  public:
   InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
       : service_(service), response_(response), state_(std::make_shared<State>()) {
-    state_->reactor = this;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = this;
+    }
     deadline_ = DeadlineOf(context);
     if (const TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
@@ -50,7 +54,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     }
     admitted_ = true;
     {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       called_at_ = last_read_ = absl::Now();
       CheckStallLocked();
     }
@@ -58,7 +62,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   }
 
   void OnReadDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     if (finished_) return;
     last_read_ = absl::Now();
     if (!ok) {
@@ -108,7 +112,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     // As for Compress: the slot is free now; a job in flight stops at its
     // next weight (or leaves the queue) and answers through its callback.
     ReleaseAdmissionLocked();
@@ -118,7 +122,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
 
   void OnDone() override {
     {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
     }
     ReleaseAdmissionLocked();
@@ -127,8 +131,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
 
  private:
   struct State {
-    std::mutex mu;
-    InspectReactor* reactor = nullptr;
+    absl::Mutex mu;
+    InspectReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
   };
 
   void SubmitLocked() {
@@ -159,7 +163,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
     const absl::Time deadline = deadline_;
     job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
-      std::lock_guard<std::mutex> lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor == nullptr) return;
       InspectReactor* r = state->reactor;
       r->running_ = false;
@@ -192,7 +196,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   }
 
   void Done(grpc::Status s) {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     DoneLocked(std::move(s));
   }
 
@@ -220,7 +224,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     std::shared_ptr<State> state = state_;
     stall_timer_.Arm(at, [state](bool fired) {
       if (!fired) return;
-      std::lock_guard<std::mutex> lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor != nullptr) state->reactor->CheckStallLocked();
     });
   }

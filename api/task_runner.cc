@@ -8,8 +8,8 @@ TaskRunner::TaskRunner(int threads) {
       while (true) {
         std::function<void()> task;
         {
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+          absl::MutexLock lock(&mu_);
+          while (!stopping_ && tasks_.empty()) cv_.Wait(&mu_);
           if (tasks_.empty()) return;
           task = std::move(tasks_.front());
           tasks_.pop_front();
@@ -22,19 +22,19 @@ TaskRunner::TaskRunner(int threads) {
 
 TaskRunner::~TaskRunner() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : threads_) t.join();
 }
 
 void TaskRunner::Post(std::function<void()> task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     tasks_.push_back(std::move(task));
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 }  // namespace coremlz::api

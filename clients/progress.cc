@@ -28,7 +28,7 @@ bool ProgressBar::Cancelled() const { return g_interrupted.load() || JobControl:
 
 void ProgressBar::Draw(const std::string& label, double fraction, const std::string& detail) {
   if (!enabled_) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const auto now = std::chrono::steady_clock::now();
   if (drawn_ && fraction < 1.0 && now - last_ < std::chrono::milliseconds(80)) return;
   last_ = now;
@@ -54,7 +54,7 @@ void ProgressBar::Bytes(const std::string& phase, uint64_t done, uint64_t total)
 }
 
 void ProgressBar::Done() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (enabled_ && drawn_) {
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);

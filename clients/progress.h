@@ -4,9 +4,10 @@
 #define COREMLZ_CLIENTS_PROGRESS_H_
 
 #include <chrono>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "engine/job_control.h"
 
 namespace coremlz::cli {
@@ -30,10 +31,10 @@ class ProgressBar : public engine::JobControl {
 
  private:
   void Draw(const std::string& label, double fraction, const std::string& detail);
-  bool enabled_;
-  bool drawn_ = false;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point last_ = {};
+  const bool enabled_;
+  absl::Mutex mu_;
+  bool drawn_ ABSL_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_ ABSL_GUARDED_BY(mu_) = {};
 };
 
 }  // namespace coremlz::cli

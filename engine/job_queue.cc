@@ -8,7 +8,7 @@
 
 namespace coremlz::engine {
 
-JobQueue::JobQueue(JobQueueOptions options) : options_(std::move(options)) {
+JobQueue::JobQueue(JobQueueOptions options) : options_(std::move(options)), slots_(options_.slots) {
   if (!options_.busy_message) {
     options_.busy_message = [](int slots, size_t waiting) {
       return absl::StrCat("all ", slots, " slots are busy and ", waiting, " jobs are queued; retry in a few seconds");
@@ -22,18 +22,18 @@ JobQueue::~JobQueue() { Shutdown(absl::ZeroDuration()); }
 absl::Status JobQueue::Submit(CompressJob job) {
   if (!job.control || !job.done) return absl::InvalidArgumentError("a job needs a control and a done callback");
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry on another replica");
     if (options_.admissible) RETURN_IF_ERROR(options_.admissible(job));
     // Room: a free slot, or a free place in the queue behind the busy ones.
     const int running = static_cast<int>(running_controls_.size());
-    const size_t room = static_cast<size_t>(std::max(0, options_.slots - running)) + options_.queue_capacity;
+    const size_t room = static_cast<size_t>(std::max(0, slots_ - running)) + options_.queue_capacity;
     if (waiting_.size() >= room && !job.admission_deadline) {
-      return absl::ResourceExhaustedError(options_.busy_message(options_.slots, waiting_.size()));
+      return absl::ResourceExhaustedError(options_.busy_message(slots_, waiting_.size()));
     }
     waiting_.push_back(std::move(job));
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   NotifyChange();
   return absl::OkStatus();
 }
@@ -41,10 +41,10 @@ absl::Status JobQueue::Submit(CompressJob job) {
 std::optional<CompressJob> JobQueue::Take() {
   std::optional<CompressJob> job;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return stopping_ || Startable() != waiting_.end(); });
+    absl::MutexLock lock(&mu_);
+    while (!stopping_ && StartableLocked() == waiting_.end()) cv_.Wait(&mu_);
     if (stopping_) return std::nullopt;
-    auto it = Startable();
+    auto it = StartableLocked();
     job = std::move(*it);
     waiting_.erase(it);
     if (options_.memory_budget) memory_in_use_ += job->memory_estimate;
@@ -57,60 +57,62 @@ std::optional<CompressJob> JobQueue::Take() {
 bool JobQueue::Finish(const CompressJob& job) {
   bool idle = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (options_.memory_budget) memory_in_use_ -= job.memory_estimate;
     auto it = std::find(running_controls_.begin(), running_controls_.end(), job.control.get());
     if (it != running_controls_.end()) running_controls_.erase(it);
     idle = running_controls_.empty() && waiting_.empty();
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   NotifyChange();
   return idle;
 }
 
 void JobQueue::SetSlots(int slots) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    options_.slots = slots;
+    absl::MutexLock lock(&mu_);
+    slots_ = slots;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 int JobQueue::slots() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return options_.slots;
+  absl::MutexLock lock(&mu_);
+  return slots_;
 }
 
 int JobQueue::running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(running_controls_.size());
 }
 
 int JobQueue::waiting() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(waiting_.size());
 }
 
 void JobQueue::Shutdown(absl::Duration grace) {
   std::deque<CompressJob> dropped;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     dropped.swap(waiting_);
-    cv_.notify_all();
+    cv_.SignalAll();
     // Running jobs get the grace period, then are cancelled; either way
     // every one has finished when this returns.
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(grace), [this] { return running_controls_.empty(); });
+    const absl::Time grace_end = absl::Now() + grace;
+    while (!running_controls_.empty() && !cv_.WaitWithDeadline(&mu_, grace_end)) {
+    }
     for (JobControl* control : running_controls_) control->Cancel();
-    cv_.wait(lock, [this] { return running_controls_.empty(); });
+    while (!running_controls_.empty()) cv_.Wait(&mu_);
   }
   if (expiry_.joinable()) expiry_.join();
   for (CompressJob& job : dropped) job.done(absl::UnavailableError("the server shut down before the job started"));
   if (!dropped.empty()) NotifyChange();
 }
 
-std::deque<CompressJob>::iterator JobQueue::Startable() {
-  if (static_cast<int>(running_controls_.size()) >= options_.slots) return waiting_.end();
+std::deque<CompressJob>::iterator JobQueue::StartableLocked() {
+  if (static_cast<int>(running_controls_.size()) >= slots_) return waiting_.end();
   if (!options_.memory_budget) return waiting_.begin();
   // The first job that fits the free memory: a large job does not hold up
   // smaller ones behind it.
@@ -123,13 +125,15 @@ void JobQueue::Expire() {
   while (true) {
     std::vector<std::pair<CompressJob, absl::Status>> answered;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.expiry_interval), [this] { return stopping_; });
+      absl::MutexLock lock(&mu_);
+      const absl::Time wake = absl::Now() + options_.expiry_interval;
+      while (!stopping_ && !cv_.WaitWithDeadline(&mu_, wake)) {
+      }
       if (stopping_) return;
       const absl::Time now = absl::Now();
       // Jobs past the queue's capacity are only allowed while they may wait.
       const int running = static_cast<int>(running_controls_.size());
-      const size_t admitted = static_cast<size_t>(std::max(0, options_.slots - running)) + options_.queue_capacity;
+      const size_t admitted = static_cast<size_t>(std::max(0, slots_ - running)) + options_.queue_capacity;
       size_t position = 0;
       for (auto it = waiting_.begin(); it != waiting_.end(); ++position) {
         absl::Status status;
@@ -156,7 +160,7 @@ void JobQueue::NotifyChange() {
   if (!options_.on_change) return;
   int running, waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     running = static_cast<int>(running_controls_.size());
     waiting = static_cast<int>(waiting_.size());
   }

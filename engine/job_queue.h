@@ -13,17 +13,17 @@
 #ifndef COREMLZ_ENGINE_JOB_QUEUE_H_
 #define COREMLZ_ENGINE_JOB_QUEUE_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/compress_job.h"
 
@@ -85,18 +85,21 @@ class JobQueue {
   void Shutdown(absl::Duration grace);
 
  private:
-  std::deque<CompressJob>::iterator Startable();
+  std::deque<CompressJob>::iterator StartableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The expiry thread: answers waiting jobs that were cancelled or expired.
   void Expire();
   void NotifyChange();
 
+  // Fixed after construction except `slots`, which lives in slots_ under
+  // the lock (SetSlots changes it while jobs run).
   JobQueueOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<CompressJob> waiting_;
-  std::vector<JobControl*> running_controls_;
-  uint64_t memory_in_use_ = 0;
-  bool stopping_ = false;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  int slots_ ABSL_GUARDED_BY(mu_);
+  std::deque<CompressJob> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<JobControl*> running_controls_ ABSL_GUARDED_BY(mu_);
+  uint64_t memory_in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread expiry_;
 };
 

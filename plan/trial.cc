@@ -2,19 +2,33 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 namespace coremlz::plan {
+namespace {
+
+// The lowest-index failure among trials that run on several threads.
+struct FirstError {
+  absl::Mutex mu;
+  absl::Status status ABSL_GUARDED_BY(mu);
+  size_t index ABSL_GUARDED_BY(mu);
+};
+
+}  // namespace
 
 absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, const std::vector<Trial>& trials,
                                                    int threads, const std::function<bool()>& cancelled) {
   std::vector<TrialResult> results(trials.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  std::mutex mu;
-  absl::Status first_error;
-  size_t first_error_index = trials.size();
+  FirstError first_error;
+  {
+    absl::MutexLock lock(&first_error.mu);
+    first_error.index = trials.size();
+  }
   auto work = [&]() {
     for (size_t i = next++; i < trials.size() && !failed; i = next++) {
       absl::StatusOr<TrialResult> r = (cancelled && cancelled()) ? absl::CancelledError("the plan was cancelled")
@@ -23,11 +37,11 @@ absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, co
         results[i] = *std::move(r);
         continue;
       }
-      std::lock_guard<std::mutex> lock(mu);
+      absl::MutexLock lock(&first_error.mu);
       // The lowest failing index is reported, so the error too is independent of scheduling.
-      if (i < first_error_index) {
-        first_error_index = i;
-        first_error = r.status();
+      if (i < first_error.index) {
+        first_error.index = i;
+        first_error.status = r.status();
       }
       failed = true;
     }
@@ -37,7 +51,8 @@ absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, co
   for (int t = 1; t < n; ++t) pool.emplace_back(work);
   work();
   for (std::thread& t : pool) t.join();
-  if (!first_error.ok()) return first_error;
+  absl::MutexLock lock(&first_error.mu);
+  if (!first_error.status.ok()) return first_error.status;
   return results;
 }
 

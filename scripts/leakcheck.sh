@@ -18,7 +18,7 @@ if [ -z "${LEAKCHECK_REUSE_BUILD:-}" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOREMLZ_SANITIZE=ON \
     -DCOREMLZ_BUILD_TESTS=OFF -DCOREMLZ_BUILD_BENCH=OFF >/dev/null
 fi
-cmake --build "$build" -j "${JOBS:-2}" --target coremlzd coremlz-load
+cmake --build "$build" -j "${JOBS:-2}" --target coremlzd coremlz-load coremlz-worker coremlz-runner
 
 log="$build/leakcheck-server.log"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"

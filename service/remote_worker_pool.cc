@@ -1,15 +1,15 @@
 #include "service/remote_worker_pool.h"
 
-#include <condition_variable>
 #include <list>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "api/artifact_receiver.h"
 #include "api/channel.h"
 #include "api/client_call.h"
@@ -85,17 +85,17 @@ class RemoteWorkerPool : public engine::WorkerPool {
   void Shutdown(absl::Duration grace) override {
     queue_.Shutdown(grace);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       stopping_ = true;
     }
-    stopped_.notify_all();
+    stopped_.SignalAll();
     if (dispatcher_.joinable()) dispatcher_.join();
     if (resolver_.joinable()) resolver_.join();
     // Every job has finished; some threads may not have handed themselves
     // over yet.
     std::list<std::thread> last;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       last.swap(jobs_);
     }
     for (std::thread& t : last) t.join();
@@ -120,20 +120,24 @@ class RemoteWorkerPool : public engine::WorkerPool {
   void Dispatch() {
     while (std::optional<engine::CompressJob> job = queue_.Take()) {
       JoinFinishedJobs();
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       jobs_.emplace_back([this, job = std::move(*job)]() mutable { RunJob(std::move(job)); });
     }
   }
 
   // Follows the worker count (a Deployment scaling up or down).
   void FollowWorkerCount() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+      }
       absl::StatusOr<ResolvedTarget> r = Resolve(options_.target);
       if (r.ok() && r->workers > 0) queue_.SetSlots(options_.per_worker_concurrency * r->workers);
-      lock.lock();
-      stopped_.wait_for(lock, std::chrono::seconds(10), [this] { return stopping_; });
+      absl::MutexLock lock(&mu_);
+      const absl::Time wake = absl::Now() + absl::Seconds(10);
+      while (!stopping_ && !stopped_.WaitWithDeadline(&mu_, wake)) {
+      }
     }
   }
 
@@ -151,7 +155,7 @@ class RemoteWorkerPool : public engine::WorkerPool {
     job.done(std::move(result));
     queue_.Finish(job);
     // Hand this thread over to be joined.
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
       if (it->get_id() == std::this_thread::get_id()) {
         finished_jobs_.push_back(std::move(*it));
@@ -164,7 +168,7 @@ class RemoteWorkerPool : public engine::WorkerPool {
   void JoinFinishedJobs() {
     std::vector<std::thread> finished;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       finished.swap(finished_jobs_);
     }
     for (std::thread& t : finished) t.join();
@@ -261,11 +265,11 @@ class RemoteWorkerPool : public engine::WorkerPool {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Worker::Stub> stub_;
   engine::JobQueue queue_;
-  std::mutex mu_;  // guards what follows
-  std::condition_variable stopped_;
-  bool stopping_ = false;
-  std::list<std::thread> jobs_;               // running
-  std::vector<std::thread> finished_jobs_;    // done, to be joined
+  absl::Mutex mu_;
+  absl::CondVar stopped_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::list<std::thread> jobs_ ABSL_GUARDED_BY(mu_);             // running
+  std::vector<std::thread> finished_jobs_ ABSL_GUARDED_BY(mu_);  // done, to be joined
   std::thread dispatcher_;
   std::thread resolver_;
 };

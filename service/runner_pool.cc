@@ -28,21 +28,22 @@ absl::StatusOr<std::unique_ptr<RunnerPool>> RunnerPool::Create(RunnerPoolOptions
   pool->ProbeAll();
   RunnerPool* raw = pool.get();
   pool->prober_ = std::thread([raw] {
-    std::unique_lock<std::mutex> lock(raw->mu_);
-    while (!raw->stopping_) {
-      raw->cv_.wait_for(lock, std::chrono::milliseconds(200));
-      if (raw->stopping_) break;
-      lock.unlock();
+    while (true) {
+      {
+        absl::MutexLock lock(&raw->mu_);
+        if (raw->stopping_) break;
+        raw->cv_.WaitWithTimeout(&raw->mu_, absl::Milliseconds(200));
+        if (raw->stopping_) break;
+      }
       raw->Resolve();
       std::vector<std::string> due;
       {
-        std::lock_guard<std::mutex> l(raw->mu_);
+        absl::MutexLock lock(&raw->mu_);
         for (const auto& [addr, r] : raw->runners_) {
           if (absl::Now() >= r.next_probe) due.push_back(addr);
         }
       }
       for (const std::string& a : due) raw->Probe(a, false);
-      lock.lock();
     }
   });
   return pool;
@@ -50,11 +51,13 @@ absl::StatusOr<std::unique_ptr<RunnerPool>> RunnerPool::Create(RunnerPoolOptions
 
 RunnerPool::~RunnerPool() {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
     // Validations in flight finish (their callers are gone or going).
-    cv_.wait_for(lock, std::chrono::seconds(60), [this] { return active_.load() == 0; });
+    const absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while (active_.load() != 0 && !cv_.WaitWithDeadline(&mu_, give_up)) {
+    }
   }
   if (prober_.joinable()) prober_.join();
 }
@@ -72,7 +75,7 @@ void RunnerPool::Resolve() {
       wanted.insert(t);
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto it = runners_.begin(); it != runners_.end();) {
     if (!wanted.count(it->first)) {
       WithMetrics([&](ServerMetrics* m) { m->RunnerUp(it->first, false); });
@@ -94,7 +97,7 @@ void RunnerPool::Resolve() {
 void RunnerPool::Probe(const std::string& address, bool force) {
   v1::DeviceRunner::Stub* stub;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = runners_.find(address);
     if (it == runners_.end() || (!force && absl::Now() < it->second.next_probe)) return;
     stub = it->second.stub.get();
@@ -103,7 +106,7 @@ void RunnerPool::Probe(const std::string& address, bool force) {
   api::PrepareCall(&ctx, absl::Now() + options_.probe_timeout, options_.token);
   v1::RunnerDescription description;
   grpc::Status s = stub->Describe(&ctx, v1::DescribeRequest(), &description);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = runners_.find(address);
   if (it == runners_.end()) return;
   Runner& r = it->second;
@@ -130,14 +133,14 @@ void RunnerPool::ProbeAll() {
   Resolve();
   std::vector<std::string> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [a, r] : runners_) all.push_back(a);
   }
   for (const std::string& a : all) Probe(a, true);
 }
 
 void RunnerPool::MarkDown(const std::string& address, const std::string& error) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = runners_.find(address);
   if (it == runners_.end()) return;
   it->second.up = false;
@@ -148,24 +151,24 @@ void RunnerPool::MarkDown(const std::string& address, const std::string& error) 
 }
 
 void RunnerPool::WithMetrics(const std::function<void(ServerMetrics*)>& fn) {
-  std::lock_guard<std::mutex> lock(metrics_mu_);
+  absl::MutexLock lock(&metrics_mu_);
   if (metrics_ != nullptr) fn(metrics_);
 }
 
 void RunnerPool::SetMetrics(ServerMetrics* metrics) {
   {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
+    absl::MutexLock lock(&metrics_mu_);
     metrics_ = metrics;
   }
   // Lock order everywhere: mu_, then metrics_mu_.
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& entry : runners_) {  // not a structured binding: C++17 lambdas cannot capture one
     WithMetrics([&](ServerMetrics* m) { m->RunnerUp(entry.first, entry.second.up); });
   }
 }
 
 std::vector<v1::RunnerStatus> RunnerPool::Runners() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<v1::RunnerStatus> out;
   for (const auto& [a, r] : runners_) {
     v1::RunnerStatus s;
@@ -186,9 +189,9 @@ void RunnerPool::Validate(ValidationJob job) {
   active_.fetch_add(1);
   std::thread([this, job = std::move(job)]() mutable {
     Run(std::move(job));
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     active_.fetch_sub(1);
-    cv_.notify_all();
+    cv_.SignalAll();
   }).detach();
 }
 
@@ -196,7 +199,7 @@ absl::StatusOr<v1::ValidationResult> RunnerPool::Attempt(const std::string& addr
                                                          grpc::Status* status) {
   v1::DeviceRunner::Stub* stub;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = runners_.find(address);
     if (it == runners_.end()) return absl::UnavailableError("runner left the pool");
     stub = it->second.stub.get();
@@ -253,7 +256,7 @@ void RunnerPool::Run(ValidationJob job) {
   std::vector<std::pair<int, std::string>> candidates;
   std::string matched_model;  // for the metrics label
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [addr, r] : runners_) {
       if (!r.up) {
         attempts.push_back(absl::StrCat(addr, ": down (", r.last_error.empty() ? "not probed yet" : r.last_error, ")"));

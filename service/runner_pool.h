@@ -17,16 +17,16 @@
 #define COREMLZ_SERVICE_RUNNER_POOL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "api/credentials.h"
 #include "coremlz/v1/runner.grpc.pb.h"
@@ -90,13 +90,13 @@ class RunnerPool : public Validator {
   // hold the pool longer than the server): used only through WithMetrics,
   // under metrics_mu_, so that SetMetrics(nullptr) waits for every use.
   void WithMetrics(const std::function<void(ServerMetrics*)>& fn);
-  std::mutex metrics_mu_;
-  ServerMetrics* metrics_ = nullptr;
+  absl::Mutex metrics_mu_;
+  ServerMetrics* metrics_ ABSL_GUARDED_BY(metrics_mu_) = nullptr;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, Runner> runners_;
-  bool stopping_ = false;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::map<std::string, Runner> runners_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread prober_;
   std::vector<std::thread> jobs_;
   std::atomic<int> active_{0};

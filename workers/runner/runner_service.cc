@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "api/grpc_status.h"
 #include "api/upload_session.h"
 #include "common/file_util.h"
@@ -18,20 +19,25 @@
 namespace coremlz::runner {
 namespace {
 
+// Outlives the reactor for the job thread: the reactor's state is under mu,
+// and `reactor` goes null when the call is done.
 struct Shared {
-  std::mutex mu;
-  class ValidateReactor* reactor = nullptr;
+  absl::Mutex mu;
+  class ValidateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse> {
  public:
   ValidateReactor(RunnerService* service, grpc::CallbackServerContext* context)
       : service_(service), shared_(std::make_shared<Shared>()), control_(std::make_shared<engine::JobControl>()) {
-    shared_->reactor = this;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->reactor = this;
+    }
     if (const api::TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(shared_->mu);
+        absl::MutexLock lock(&shared_->mu);
         FinishLocked(s);
         return;
       }
@@ -40,7 +46,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   }
 
   void OnReadDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    absl::MutexLock lock(&shared_->mu);
     if (finished_) return;
     if (!ok) {
       if (!header_seen_) {
@@ -61,7 +67,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    absl::MutexLock lock(&shared_->mu);
     writing_ = false;
     if (!ok) {
       control_->Cancel();
@@ -72,14 +78,14 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    absl::MutexLock lock(&shared_->mu);
     control_->Cancel();
     if (!running_) FinishLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
   }
 
   void OnDone() override {
     {
-      std::lock_guard<std::mutex> lock(shared_->mu);
+      absl::MutexLock lock(&shared_->mu);
       shared_->reactor = nullptr;
     }
     if (worker_.joinable()) worker_.join();
@@ -174,7 +180,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     v1::DeviceInfo device = device_;
     worker_ = std::thread([shared, control, backend, device, input] {
       absl::StatusOr<v1::ValidationResult> result = backend->Run(device, input, control.get());
-      std::lock_guard<std::mutex> lock(shared->mu);
+      absl::MutexLock lock(&shared->mu);
       if (shared->reactor != nullptr) shared->reactor->DoneLocked(std::move(result));
     });
   }
@@ -263,7 +269,7 @@ grpc::ServerUnaryReactor* RunnerService::Describe(grpc::CallbackServerContext* c
   response->set_version(COREMLZ_VERSION);
   response->set_backend(backend_->name());
   int free = 0;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (v1::DeviceInfo d : *devices) {
     const bool busy = busy_.count(d.id()) > 0;
     if (busy) d.set_state("busy");
@@ -284,7 +290,7 @@ grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>* RunnerServic
 absl::StatusOr<v1::DeviceInfo> RunnerService::Acquire(const v1::DeviceSelector& selector) {
   auto devices = backend_->ListDevices();
   if (!devices.ok()) return devices.status();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int matching = 0;
   std::vector<std::string> states;
   for (const v1::DeviceInfo& d : *devices) {
@@ -310,12 +316,12 @@ absl::StatusOr<v1::DeviceInfo> RunnerService::Acquire(const v1::DeviceSelector& 
 }
 
 void RunnerService::Release(const std::string& device_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   busy_.erase(device_id);
 }
 
 int RunnerService::jobs_in_flight() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(busy_.size());
 }
 

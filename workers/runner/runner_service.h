@@ -6,10 +6,11 @@
 #define COREMLZ_WORKERS_RUNNER_RUNNER_SERVICE_H_
 
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "api/credentials.h"
 #include "api/transfer.h"
 #include "coremlz/v1/runner.grpc.pb.h"
@@ -45,8 +46,8 @@ class RunnerService final : public v1::DeviceRunner::CallbackService {
   std::unique_ptr<DeviceBackend> backend_;
   RunnerOptions options_;
   std::shared_ptr<api::TokenAuth> auth_;
-  mutable std::mutex mu_;
-  std::set<std::string> busy_;
+  mutable absl::Mutex mu_;
+  std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace coremlz::runner
