@@ -69,17 +69,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     }
     start_ = std::chrono::steady_clock::now();
     deadline_ = DeadlineOf(context);
-    if (const TokenAuth* auth = service_->auth()) {
-      grpc::Status s = auth->Check(*context);
-      if (!s.ok()) {
-        absl::MutexLock lock(&state_->mu);
-        FinishLocked(s);
-        return;
-      }
-    }
-    if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
+    if (grpc::Status admitted = service_->AdmitCall(*context); !admitted.ok()) {
       absl::MutexLock lock(&state_->mu);
-      FinishLocked(ToGrpcStatus(admitted));
+      FinishLocked(admitted);
       return;
     }
     admitted_ = true;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/compress_reactor.h"
+#include "api/grpc_status.h"
 #include "api/inspect_reactor.h"
 
 namespace coremlz::api {
@@ -50,6 +51,14 @@ absl::Status CompressorService::Admit() {
   }
   return absl::ResourceExhaustedError(absl::StrCat("the server is handling its limit of ", options_.max_concurrent_calls,
                                                    " calls; retry in a few seconds"));
+}
+
+grpc::Status CompressorService::AdmitCall(const grpc::CallbackServerContext& context) {
+  if (const TokenAuth* a = auth()) {
+    grpc::Status s = a->Check(context);
+    if (!s.ok()) return s;
+  }
+  return ToGrpcStatus(Admit());
 }
 
 void CompressorService::Release() { active_calls_.fetch_sub(1); }

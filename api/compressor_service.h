@@ -52,6 +52,10 @@ class CompressorService final : public v1::Compressor::CallbackService {
   // Admission of a new call: RESOURCE_EXHAUSTED at max_concurrent_calls,
   // UNAVAILABLE once draining.
   absl::Status Admit();
+  // A streaming call's start, the same for every reactor: the bearer token
+  // (when the server has tokens), then Admit. OK means the caller must
+  // Release() when the call ends.
+  grpc::Status AdmitCall(const grpc::CallbackServerContext& context);
   void Release();
   // Graceful shutdown: refuse new calls, then wait for those in flight.
   void BeginDrain();

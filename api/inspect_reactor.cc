@@ -41,15 +41,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       state_->reactor = this;
     }
     deadline_ = DeadlineOf(context);
-    if (const TokenAuth* auth = service_->auth()) {
-      grpc::Status s = auth->Check(*context);
-      if (!s.ok()) {
-        Done(s);
-        return;
-      }
-    }
-    if (absl::Status admitted = service_->Admit(); !admitted.ok()) {
-      Done(ToGrpcStatus(admitted));
+    if (grpc::Status admitted = service_->AdmitCall(*context); !admitted.ok()) {
+      Done(admitted);
       return;
     }
     admitted_ = true;
