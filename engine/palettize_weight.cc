@@ -104,17 +104,9 @@ void EmitLutToSparse(const WeightTask& task, const compress::Palettized& p, cons
   op.params.push_back({"lut", lut});
   op.outputs.push_back({base + "_0", ElementType::kUInt1, task.shape});
   op.outputs.push_back({base + "_1", task.dtype, {static_cast<int64_t>(nz.size())}});
-  OpSpec dense;
-  dense.type = "constexpr_sparse_to_dense";
-  dense.name = task.name + "_sparsified";
-  ParamSpec nz_param;
-  nz_param.name = "nonzero_data";
-  nz_param.bound_name = base + "_1";
-  ParamSpec mask_param;
-  mask_param.name = "mask";
-  mask_param.bound_name = base + "_0";
-  dense.params = {nz_param, mask_param};
-  dense.outputs.push_back({dense.name, task.dtype, task.shape});
+  ParamSpec mask;
+  mask.bound_name = base + "_0";  // the lookup's own mask output
+  OpSpec dense = JointSparseToDense(task, base, mask);
   r->final_output = dense.name;
   SetOps(r, std::move(op), std::move(dense));
 }

@@ -79,6 +79,19 @@ Sparse SparseOf(const std::vector<float>& values) {
   return s;
 }
 
+OpSpec JointSparseToDense(const WeightTask& task, const std::string& producer, ParamSpec mask) {
+  OpSpec dense;
+  dense.type = "constexpr_sparse_to_dense";
+  dense.name = task.name + "_sparsified";
+  ParamSpec nz_param;
+  nz_param.name = "nonzero_data";
+  nz_param.bound_name = producer + "_1";
+  mask.name = "mask";
+  dense.params = {nz_param, mask};
+  dense.outputs.push_back({dense.name, task.dtype, task.shape});
+  return dense;
+}
+
 OpSpec SparseToDense(const WeightTask& task, Target target, const Sparse& s) {
   OpSpec op;
   op.type = "constexpr_sparse_to_dense";

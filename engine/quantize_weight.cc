@@ -85,18 +85,10 @@ void EmitSparseShiftScale(const WeightTask& task, ElementType data_type, const s
   if (offset) op.params.push_back({"offset", *offset});
   op.outputs.push_back({base + "_0", ElementType::kUInt1, task.shape});
   op.outputs.push_back({base + "_1", task.dtype, {static_cast<int64_t>(nz.size())}});
-  OpSpec dense;
-  dense.type = "constexpr_sparse_to_dense";
-  dense.name = task.name + "_sparsified";
-  ParamSpec nz_param;
-  nz_param.name = "nonzero_data";
-  nz_param.bound_name = base + "_1";
-  ParamSpec mask_param;
-  mask_param.name = "mask";
-  mask_param.share_op = 0;
-  mask_param.share_param = "data_mask";
-  dense.params = {nz_param, mask_param};
-  dense.outputs.push_back({dense.name, task.dtype, task.shape});
+  ParamSpec mask;
+  mask.share_op = 0;  // the same blob as the first op's data_mask
+  mask.share_param = "data_mask";
+  OpSpec dense = JointSparseToDense(task, base, mask);
   r->final_output = dense.name;
   SetOps(r, std::move(op), std::move(dense));
 }

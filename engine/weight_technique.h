@@ -49,6 +49,11 @@ Sparse SparseOf(const std::vector<float>& values);
 std::vector<uint8_t> Gather(const std::vector<uint8_t>& codes, const std::vector<uint8_t>& mask);
 // The pruned weight alone: constexpr_sparse_to_dense.
 OpSpec SparseToDense(const WeightTask& task, Target target, const Sparse& s);
+// Joint compression's second op: constexpr_sparse_to_dense over what the
+// first op (`producer`, outputs "<producer>_0" mask and "<producer>_1" values)
+// decompressed. `mask` says where its mask comes from, which differs by
+// technique as coremltools writes them.
+OpSpec JointSparseToDense(const WeightTask& task, const std::string& producer, ParamSpec mask);
 
 // --- linear quantization (engine/quantize_weight.cc) and palettization
 // (engine/palettize_weight.cc). `values` is taken by value: its buffer
