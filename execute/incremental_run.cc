@@ -23,15 +23,6 @@ int ProgramExecutor::ConstantSlot(const std::string& name) const {
   return it == constant_slots_.end() ? -1 : it->second;
 }
 
-// Every slot an op reads, its nested blocks' reads included.
-void ProgramExecutor::SlotsRead(const Step& step, std::vector<int>* slots) {
-  for (const auto& [name, arg_slots] : step.args) slots->insert(slots->end(), arg_slots.begin(), arg_slots.end());
-  for (const Block& b : step.blocks) {
-    slots->insert(slots->end(), b.output_slots.begin(), b.output_slots.end());
-    for (const Step& inner : b.steps) SlotsRead(inner, slots);
-  }
-}
-
 std::vector<ProgramExecutor::ArgumentRef> ProgramExecutor::UsesOf(int slot) const {
   std::vector<ArgumentRef> uses;
   for (size_t i = 0; i < steps_.size(); ++i) {
@@ -107,12 +98,9 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
     st.values[r.slot] = r.value;
     dirty[r.slot] = true;
   }
-  std::vector<int> reads;
   for (const Step& step : steps_) {
-    reads.clear();
-    SlotsRead(step, &reads);  // a loop body reading a replaced weight reruns the loop
     bool run = false;
-    for (int s : reads) run = run || dirty[s];
+    for (int s : step.reads) run = run || dirty[s];  // a loop body reading a replaced weight reruns the loop
     // Without kept intermediates every op runs: that is a full run.
     for (int s : step.output_slots) run = run || !st.values[s];
     if (run) {

@@ -361,23 +361,25 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     if (ex->constants_[s]) keep[s] = true;
   }
   // A value read inside a nested block is in use until its op ends.
-  std::function<void(const Step&, int)> mark_uses = [&](const Step& step, int at) {
-    for (const auto& [name, arg_slots] : step.args) {
-      for (int s : arg_slots) last_use[s] = at;
-    }
-    for (const Block& b : step.blocks) {
-      for (int s : b.output_slots) last_use[s] = std::max(last_use[s], at);
-      for (const Step& inner : b.steps) mark_uses(inner, at);
-    }
-  };
   for (size_t i = 0; i < ex->steps_.size(); ++i) {
-    for (int s : ex->steps_[i].output_slots) last_use[s] = static_cast<int>(i);  // unused results die at once
-    mark_uses(ex->steps_[i], static_cast<int>(i));
+    Step& step = ex->steps_[i];
+    for (int s : step.output_slots) last_use[s] = static_cast<int>(i);  // unused results die at once
+    SlotsRead(step, &step.reads);
+    for (int s : step.reads) last_use[s] = static_cast<int>(i);
   }
   for (int s = 0; s < slots; ++s) {
     if (!keep[s] && last_use[s] >= 0) ex->steps_[last_use[s]].free_after.push_back(s);
   }
   return ex;
+}
+
+// Every slot an op reads, its nested blocks' reads included.
+void ProgramExecutor::SlotsRead(const Step& step, std::vector<int>* slots) {
+  for (const auto& [name, arg_slots] : step.args) slots->insert(slots->end(), arg_slots.begin(), arg_slots.end());
+  for (const Block& b : step.blocks) {
+    slots->insert(slots->end(), b.output_slots.begin(), b.output_slots.end());
+    for (const Step& inner : b.steps) SlotsRead(inner, slots);
+  }
 }
 
 bool ProgramExecutor::is_stateful() const {

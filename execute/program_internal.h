@@ -37,6 +37,9 @@ struct ProgramExecutor::Step {
   std::vector<OutputDecl> outputs;
   std::vector<int> output_slots;
   std::vector<int> free_after;  // intermediates whose last use is this op
+  // Every slot the op reads, its nested blocks' reads included (top-level
+  // ops only; set at load for freeing and for incremental reruns).
+  std::vector<int> reads;
   // while_loop: {condition, body}; cond: {true branch, false branch}.
   std::vector<Block> blocks;
 };
