@@ -11,7 +11,7 @@ namespace coremlz {
 
 absl::StatusOr<std::unique_ptr<FileSink>> FileSink::Create(const std::string& path, std::string display_name) {
   if (display_name.empty()) display_name = path;
-  std::FILE* f = std::fopen(path.c_str(), "wbe");
+  std::FILE* f = std::fopen(path.c_str(), "w+be");  // read back too (ReadBack)
   if (f == nullptr) return ErrnoStatus("cannot create", display_name, errno);
   return std::unique_ptr<FileSink>(new FileSink(std::move(display_name), f));
 }
@@ -37,6 +37,19 @@ absl::Status FileSink::Patch(uint64_t offset, absl::string_view data) {
   if (std::fflush(file_) != 0 || std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0 ||
       std::fwrite(data.data(), 1, data.size(), file_) != data.size() || std::fseek(file_, 0, SEEK_END) != 0) {
     return ErrnoStatus("cannot rewrite", path_, errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FileSink::ReadBack(uint64_t offset, uint64_t size, std::string* out) {
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (offset > size_ || size > size_ - offset) {
+    return absl::OutOfRangeError(absl::StrCat("read back past the end of ", path_));
+  }
+  out->resize(size);
+  if (std::fflush(file_) != 0 || std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0 ||
+      std::fread(out->data(), 1, size, file_) != size || std::fseek(file_, 0, SEEK_END) != 0) {
+    return ErrnoStatus("cannot read back", path_, errno);
   }
   return absl::OkStatus();
 }

@@ -26,6 +26,12 @@ class ByteSink {
   virtual absl::Status Patch(uint64_t offset, absl::string_view data) {
     return absl::UnimplementedError("this sink cannot rewrite bytes already written");
   }
+  // Reads back `size` bytes already appended at `offset` into `out` (a
+  // writer comparing a new record with an earlier one, so the earlier one
+  // need not be kept in memory). Sinks that stream bytes away cannot.
+  virtual absl::Status ReadBack(uint64_t offset, uint64_t size, std::string* out) {
+    return absl::UnimplementedError("this sink cannot read back bytes already written");
+  }
 };
 
 class StringSink : public ByteSink {
@@ -41,6 +47,13 @@ class StringSink : public ByteSink {
       return absl::OutOfRangeError("patch past the end of the written data");
     }
     out_->replace(offset, data.size(), data.data(), data.size());
+    return absl::OkStatus();
+  }
+  absl::Status ReadBack(uint64_t offset, uint64_t size, std::string* out) override {
+    if (offset > out_->size() || size > out_->size() - offset) {
+      return absl::OutOfRangeError("read back past the end of the written data");
+    }
+    out->assign(*out_, offset, size);
     return absl::OkStatus();
   }
 
@@ -59,6 +72,7 @@ class FileSink : public ByteSink {
   absl::Status Append(absl::string_view data) override;
   uint64_t size() const override { return size_; }
   absl::Status Patch(uint64_t offset, absl::string_view data) override;
+  absl::Status ReadBack(uint64_t offset, uint64_t size, std::string* out) override;
   absl::Status Close();
 
  private:

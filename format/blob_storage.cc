@@ -1,5 +1,6 @@
 #include "format/blob_storage.h"
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/byte_order.h"
 #include "common/status_macros.h"
@@ -168,8 +169,7 @@ absl::Status BlobStorageWriter::Start() {
 }
 
 absl::StatusOr<uint64_t> BlobStorageWriter::Append(ElementType type, absl::string_view data,
-                                                   uint64_t element_count,
-                                                   const BlobMetadata* like) {
+                                                   uint64_t element_count) {
   if (!ToBlobDType(type).has_value()) {
     return absl::InvalidArgumentError(
         absl::StrCat(ElementTypeName(type), " tensors cannot be stored in blob storage"));
@@ -191,8 +191,7 @@ absl::StatusOr<uint64_t> BlobStorageWriter::Append(ElementType type, absl::strin
   const uint64_t metadata_offset = AlignUp(here);
   RETURN_IF_ERROR(sink_->Append(absl::string_view(kZeros, metadata_offset - here)));
 
-  BlobMetadata m;
-  if (like != nullptr) m.reserved = like->reserved;
+  BlobMetadata m;  // reserved fields stay zero
   m.offset = metadata_offset;
   m.type = type;
   m.size_in_bytes = data.size();
@@ -202,6 +201,27 @@ absl::StatusOr<uint64_t> BlobStorageWriter::Append(ElementType type, absl::strin
   RETURN_IF_ERROR(sink_->Append(data));
   ++written_;
   return metadata_offset;
+}
+
+absl::StatusOr<uint64_t> BlobStorageWriter::AppendShared(ElementType type, absl::string_view data,
+                                                         uint64_t element_count, absl::string_view tag) {
+  const uint64_t hash = absl::HashOf(static_cast<int>(type), element_count, tag, data);
+  std::vector<Written>& candidates = by_hash_[hash];
+  std::string earlier;
+  for (const Written& w : candidates) {
+    if (w.type != type || w.element_count != element_count || w.size != data.size() || w.tag != tag) continue;
+    absl::Status read = sink_->ReadBack(w.offset + kBlobMetadataSize, w.size, &earlier);
+    if (absl::IsUnimplemented(read)) break;
+    RETURN_IF_ERROR(read);
+    if (earlier == data) {
+      ++shared_;
+      shared_bytes_ += data.size();
+      return w.offset;
+    }
+  }
+  ASSIGN_OR_RETURN(uint64_t offset, Append(type, data, element_count));
+  candidates.push_back({offset, type, element_count, data.size(), std::string(tag)});
+  return offset;
 }
 
 absl::Status BlobStorageWriter::Finish() {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -100,7 +101,8 @@ class BlobStorageReader {
 
 // Appends blobs to a sink in Core ML's layout. The header carries the blob
 // count: either fixed up front (any sink), or - with kCountAtFinish - patched
-// into the header by Finish() (sinks that support Patch()).
+// into the header by Finish() (sinks that support Patch()). Headers are
+// written canonically: every reserved field zero, whatever the input had.
 class BlobStorageWriter {
  public:
   static constexpr uint32_t kCountAtFinish = 0xffffffffu;
@@ -108,22 +110,43 @@ class BlobStorageWriter {
 
   // Writes one blob; returns the offset of its metadata record (the value a
   // BlobFileValue stores). `element_count` sets padding_bits for sub-byte
-  // types. Reserved fields are taken from `like` when given, so re-emitted
-  // blobs keep whatever their original metadata carried.
-  absl::StatusOr<uint64_t> Append(ElementType type, absl::string_view data, uint64_t element_count,
-                                  const BlobMetadata* like = nullptr);
+  // types.
+  absl::StatusOr<uint64_t> Append(ElementType type, absl::string_view data, uint64_t element_count);
+
+  // Like Append, but a blob whose dtype, element count, `tag` and bytes equal
+  // an earlier AppendShared blob's is not written again: its offset is
+  // returned (the caller's tag says what else must match, e.g. the shape).
+  // Candidates are found by hash and confirmed by comparing the bytes read
+  // back from the sink, so nothing is shared by a hash collision; a sink that
+  // cannot read back gets every blob written.
+  absl::StatusOr<uint64_t> AppendShared(ElementType type, absl::string_view data, uint64_t element_count,
+                                        absl::string_view tag);
 
   // Fails unless exactly blob_count blobs were written.
   absl::Status Finish();
 
   uint32_t written() const { return written_; }
+  // AppendShared calls answered with an earlier blob, and the data bytes
+  // they did not write.
+  uint64_t shared() const { return shared_; }
+  uint64_t shared_bytes() const { return shared_bytes_; }
 
  private:
+  struct Written {
+    uint64_t offset;
+    ElementType type;
+    uint64_t element_count;
+    uint64_t size;
+    std::string tag;
+  };
   absl::Status Start();
   ByteSink* sink_;
   uint32_t expected_;
   uint32_t written_ = 0;
   bool started_ = false;
+  uint64_t shared_ = 0, shared_bytes_ = 0;
+  // Hash of (dtype, tag, bytes) -> blobs written by AppendShared.
+  std::unordered_map<uint64_t, std::vector<Written>> by_hash_;
 };
 
 }  // namespace coremlz::format

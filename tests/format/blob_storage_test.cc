@@ -1,5 +1,7 @@
 #include "format/blob_storage.h"
 
+#include <algorithm>
+#include <array>
 #include <random>
 #include <string>
 #include <vector>
@@ -39,7 +41,7 @@ std::string Rewrite(const std::string& file) {
   StringSink sink(&out);
   BlobStorageWriter writer(&sink, static_cast<uint32_t>(blobs->size()));
   for (const BlobMetadata& m : *blobs) {
-    auto offset = writer.Append(m.type, reader->Data(m), m.element_count(), &m);
+    auto offset = writer.Append(m.type, reader->Data(m), m.element_count());
     EXPECT_TRUE(offset.ok()) << offset.status();
     EXPECT_EQ(*offset, m.offset);
   }
@@ -106,6 +108,139 @@ TEST(BlobStorageTest, WriterChecksCountsAndSizes) {
   BlobStorageWriter short_writer(&short_sink, 2);
   ASSERT_TRUE(short_writer.Append(ElementType::kUInt8, "ab", 2).ok());
   EXPECT_FALSE(short_writer.Finish().ok());
+}
+
+// Third-party files (Mosaic, DTLN) carry non-zero reserved fields in every
+// blob record (Mosaic also a padding_bits field full of garbage for fp16
+// blobs); re-emitting them writes the same blobs with zeros there.
+TEST(BlobStorageTest, WriterZeroesReservedFieldsOfThirdPartyFiles) {
+  const std::string file = ReadOrDie(testing::ModelsDir() +
+                                     "/mosaic_mlcommons/Mosaic.mlpackage/Data/com.apple.CoreML/weights/weight.bin");
+  auto in = BlobStorageReader::Open(file, "in");
+  ASSERT_TRUE(in.ok()) << in.status();
+  auto in_blobs = in->ListBlobs();
+  ASSERT_TRUE(in_blobs.ok()) << in_blobs.status();
+  int nonzero = 0;
+  for (const BlobMetadata& m : *in_blobs) nonzero += m.reserved != std::array<uint64_t, 4>{};
+  ASSERT_GT(nonzero, 0) << "the input is meant to have non-zero reserved fields";
+
+  const std::string out = Rewrite(file);
+  ASSERT_EQ(out.size(), file.size());
+  auto rewritten = BlobStorageReader::Open(out, "out");
+  ASSERT_TRUE(rewritten.ok());
+  EXPECT_EQ(rewritten->header().reserved, (std::array<uint64_t, 7>{}));
+  auto out_blobs = rewritten->ListBlobs();
+  ASSERT_TRUE(out_blobs.ok()) << out_blobs.status();
+  ASSERT_EQ(out_blobs->size(), in_blobs->size());
+  for (size_t i = 0; i < out_blobs->size(); ++i) {
+    const BlobMetadata& a = (*in_blobs)[i];
+    const BlobMetadata& b = (*out_blobs)[i];
+    EXPECT_EQ(b.reserved, (std::array<uint64_t, 4>{})) << "blob " << i;
+    EXPECT_EQ(b.type, a.type);
+    // Older writers left garbage in the padding field of whole-byte types.
+    EXPECT_EQ(b.padding_bits, IsSubByte(a.type) ? a.padding_bits : 0) << "blob " << i;
+    EXPECT_EQ(rewritten->Data(b), in->Data(a)) << "blob " << i;
+  }
+}
+
+// A sink that streams bytes away and so cannot read them back.
+class ForwardOnlySink : public ByteSink {
+ public:
+  absl::Status Append(absl::string_view data) override {
+    bytes_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  uint64_t size() const override { return bytes_.size(); }
+  std::string bytes_;
+};
+
+// Reference: offsets an AppendShared sequence must return, by brute force
+// over what was appended before.
+TEST(BlobStorageTest, AppendSharedWritesEqualBlobsOnce) {
+  struct Blob {
+    ElementType type;
+    std::string data;
+    uint64_t count;
+    std::string tag;
+  };
+  const std::string zeros(144, '\0'), ones(144, '\1');
+  const std::vector<Blob> blobs = {
+      {ElementType::kInt8, zeros, 144, "[144]"},
+      {ElementType::kInt8, ones, 144, "[144]"},
+      {ElementType::kInt8, zeros, 144, "[144]"},       // shared with 0
+      {ElementType::kUInt8, zeros, 144, "[144]"},      // other dtype: new
+      {ElementType::kInt8, zeros, 144, "[1,144]"},     // other tag (shape): new
+      {ElementType::kInt8, ones, 144, "[144]"},        // shared with 1
+      {ElementType::kUInt4, zeros.substr(0, 72), 144, "[144]"},
+      {ElementType::kUInt4, zeros.substr(0, 72), 143, "[144]"},  // other count: new
+  };
+  std::string out;
+  StringSink sink(&out);
+  BlobStorageWriter writer(&sink, BlobStorageWriter::kCountAtFinish);
+  std::vector<uint64_t> offsets;
+  uint64_t shared_bytes = 0;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const Blob& b = blobs[i];
+    auto offset = writer.AppendShared(b.type, b.data, b.count, b.tag);
+    ASSERT_TRUE(offset.ok()) << offset.status();
+    uint64_t expected = 0;
+    for (size_t j = 0; j < i && expected == 0; ++j) {
+      const Blob& e = blobs[j];
+      if (e.type == b.type && e.data == b.data && e.count == b.count && e.tag == b.tag) expected = offsets[j];
+    }
+    if (expected != 0) {
+      EXPECT_EQ(*offset, expected) << "blob " << i;
+      shared_bytes += b.data.size();
+    } else {
+      EXPECT_TRUE(std::find(offsets.begin(), offsets.end(), *offset) == offsets.end()) << "blob " << i;
+    }
+    offsets.push_back(*offset);
+  }
+  ASSERT_TRUE(writer.Finish().ok());
+  EXPECT_EQ(writer.written(), 6u);
+  EXPECT_EQ(writer.shared(), 2u);
+  EXPECT_EQ(writer.shared_bytes(), shared_bytes);
+  auto reader = BlobStorageReader::Open(out, "shared");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->header().count, 6u);
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    auto m = reader->Metadata(offsets[i]);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->type, blobs[i].type);
+    EXPECT_EQ(reader->Data(*m), blobs[i].data);
+  }
+
+  // Without read-back nothing can be confirmed, so nothing is shared.
+  ForwardOnlySink forward;
+  BlobStorageWriter unshared(&forward, 2);
+  auto a = unshared.AppendShared(ElementType::kInt8, zeros, 144, "t");
+  auto b = unshared.AppendShared(ElementType::kInt8, zeros, 144, "t");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_TRUE(unshared.Finish().ok());
+}
+
+TEST(BlobStorageTest, FileSinkReadsBackWhatItWrote) {
+  testing::ScratchDir scratch;
+  auto sink = FileSink::Create(scratch.Join("w.bin"));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  BlobStorageWriter writer(sink->get(), BlobStorageWriter::kCountAtFinish);
+  const std::string data(300, '\x5a');
+  auto a = writer.AppendShared(ElementType::kUInt8, data, 300, "");
+  auto b = writer.AppendShared(ElementType::kUInt8, data, 300, "");
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(*a, *b);
+  auto c = writer.AppendShared(ElementType::kUInt8, std::string(300, '\x5b'), 300, "");
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(*c, *a);
+  ASSERT_TRUE(writer.Finish().ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+  auto file = ReadFile(scratch.Join("w.bin"));
+  ASSERT_TRUE(file.ok());
+  auto reader = BlobStorageReader::Open(*file, "w.bin");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->header().count, 2u);
+  EXPECT_EQ(file->size(), 64u + 64 + 320 + 64 + 300);
 }
 
 // Corruptions of a valid two-blob file; each must fail with a message that
