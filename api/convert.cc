@@ -188,6 +188,7 @@ v1::WeightReport ToProto(const engine::WeightReport& w) {
   v1::WeightReport p;
   p.set_name(w.name);
   p.set_function(w.function);
+  for (const auto& f : w.functions) p.add_functions(f);
   p.set_op_type(w.op_type);
   for (const auto& c : w.consumers) p.add_consumers(c);
   for (int64_t d : w.shape) p.add_shape(d);
@@ -210,6 +211,7 @@ engine::WeightReport FromProto(const v1::WeightReport& p) {
   engine::WeightReport w;
   w.name = p.name();
   w.function = p.function();
+  w.functions.assign(p.functions().begin(), p.functions().end());
   w.op_type = p.op_type();
   w.consumers.assign(p.consumers().begin(), p.consumers().end());
   w.shape.assign(p.shape().begin(), p.shape().end());

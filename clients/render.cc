@@ -195,6 +195,11 @@ std::string RenderReportJson(const engine::CompressionReport& r) {
     w.BeginObject();
     w.Key("name").String(x.name);
     if (!x.function.empty()) w.Key("function").String(x.function);
+    if (x.functions.size() > 1) {  // a weight several functions share, listed once
+      w.Key("functions").BeginArray();
+      for (const auto& f : x.functions) w.String(f);
+      w.EndArray();
+    }
     w.Key("op_type").String(x.op_type);
     w.Key("consumers").BeginArray();
     for (const auto& c : x.consumers) w.String(c);

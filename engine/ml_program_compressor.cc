@@ -27,6 +27,10 @@ struct MlProgramCompressor::Task {
   std::string file_name;
   uint64_t offset = 0;
   std::optional<format::Tensor> immediate;
+  // Another function's use of the same source weight under the same name
+  // and compression: its outcome is copied, nothing is compressed or
+  // written again, and its report row is that task's.
+  Task* same_as = nullptr;
   // Outcome.
   bool done = false;
   bool replaced = false;
@@ -88,8 +92,11 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
           "), which a data-free compressor cannot do safely"));
     }
   }
-  c->report_.target = TargetName(c->target_);
-  c->report_.spec_version_after = SpecVersion(c->target_);
+  c->model_target_ = model_target;
+  c->target_asked_ = options.target.has_value() && *options.target > model_target;
+  // Until something is compressed the model keeps its version (FinishModel).
+  c->report_.target = TargetName(model_target);
+  c->report_.spec_version_after = c->report_.spec_version_before;
   c->model_ = std::move(model);
   RETURN_IF_ERROR(c->Plan(config));
   return c;
@@ -171,11 +178,25 @@ absl::Status MlProgramCompressor::PlanConst(const mil::Operation& op, const std:
   WeightReport row;
   row.name = name;
   row.function = function;
+  row.functions = {function};
   row.op_type = "const";
   row.shape = info->shape;
   row.dtype = std::string(format::ElementTypeName(info->type));
   row.technique = "none";
+  // A weight other functions read from the same blob is listed once.
+  const bool from_blob = val->second.has_blobfilevalue();
+  const std::string source =
+      from_blob ? absl::StrCat("blob|", val->second.blobfilevalue().filename(), "|", val->second.blobfilevalue().offset())
+                : std::string();
   auto skip = [&](std::string reason) {
+    const std::string key = absl::StrCat(name, "|", source, "|", reason);
+    if (from_blob) {
+      auto [it, inserted] = skipped_rows_.emplace(key, report_.weights.size());
+      if (!inserted) {
+        report_.weights[it->second].functions.push_back(function);
+        return absl::OkStatus();
+      }
+    }
     row.skipped_reason = std::move(reason);
     report_.weights.push_back(row);
     return absl::OkStatus();
@@ -220,6 +241,26 @@ absl::Status MlProgramCompressor::PlanConst(const mil::Operation& op, const std:
     task->immediate = std::move(*t);
   }
   row.bytes_before = format::StorageBytes(w.dtype, count).value_or(0);
+  // Same source, name and everything the compression depends on: compress
+  // once, whichever functions use it (multifunction packages).
+  std::string share_key = absl::StrCat(name, "|", source, "|", format::ElementTypeName(w.dtype), format::ShapeString(w.shape),
+                                       "|", ConfigKey(w.primary), "|", w.joint ? ConfigKey(*w.joint) : "-", "|", w.out_axis,
+                                       ",", w.in_axis);
+  for (const ConsumerInfo& ci : w.consumers) absl::StrAppend(&share_key, "|", ci.op_type, ".", ci.input, "/", ci.conv_groups);
+  if (!from_blob) {
+    absl::StrAppend(&share_key, "|imm");
+  }
+  std::vector<Task*>& candidates = share_[share_key];
+  for (Task* earlier : candidates) {
+    // Immediates match by value, checked byte for byte.
+    if (!from_blob && earlier->immediate->bytes != task->immediate->bytes) continue;
+    task->same_as = earlier;
+    task->report_index = earlier->report_index;
+    report_.weights[earlier->report_index].functions.push_back(function);
+    tasks_.push_back(std::move(task));
+    return absl::OkStatus();
+  }
+  candidates.push_back(task.get());
   task->report_index = report_.weights.size();
   report_.weights.push_back(row);
   tasks_.push_back(std::move(task));
@@ -231,6 +272,18 @@ absl::Status MlProgramCompressor::BeginWeightFile(const std::string& file_name, 
   current_file_ = file_name;
   sink_ = out;
   writer_ = std::make_unique<format::BlobStorageWriter>(out, format::BlobStorageWriter::kCountAtFinish);
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::CopyOutcome(Task& task) {
+  const Task& first = *task.same_as;
+  if (!first.done) return absl::InternalError(absl::StrCat("weight \"", task.weight.name, "\" was shared before it was compressed"));
+  task.done = true;
+  ++weights_done_;
+  task.replaced = first.replaced;
+  task.ops = first.ops;  // the same names and blob offsets: one copy in weight.bin
+  task.final_output = first.final_output;
+  if (task.replaced && task.in_blob) --remaining_refs_[{task.file_name, task.offset}];
   return absl::OkStatus();
 }
 
@@ -310,6 +363,10 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
     // keeps the program's order; the original follows only if something
     // still reads it (a skipped weight, or a blob shared with another op).
     for (Task* task : tasks->second) {
+      if (task->same_as != nullptr) {
+        RETURN_IF_ERROR(CopyOutcome(*task));
+        continue;
+      }
       ASSIGN_OR_RETURN(std::vector<float> values, ToFloatValues(meta.type, data, meta.element_count()));
       RETURN_IF_ERROR(RunTask(*task, std::move(values), control));
       if (control && control->Cancelled()) return control->StopStatus();
@@ -317,7 +374,19 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
   }
   ++bytes_done_;
   if (remaining_refs_[key] > 0) {
-    ASSIGN_OR_RETURN(uint64_t offset, writer_->Append(meta.type, data, meta.element_count(), &meta));
+    // Blobs kept as they were follow the same sharing rule as new ones
+    // (what Core ML tools' save does); the shape is the one the program
+    // declares, when every reference agrees on it.
+    const std::vector<DeclaredBlob>* declared = nullptr;
+    if (auto it = blob_declared_.find(key); it != blob_declared_.end() && !it->second.empty()) declared = &it->second;
+    bool one_shape = declared != nullptr;
+    for (size_t i = 1; one_shape && i < declared->size(); ++i) one_shape = (*declared)[i].shape == (*declared)[0].shape;
+    uint64_t offset = 0;
+    if (one_shape) {
+      ASSIGN_OR_RETURN(offset, WriteBlob(writer_.get(), meta.type, data, meta.element_count(), (*declared)[0].shape));
+    } else {
+      ASSIGN_OR_RETURN(offset, writer_->Append(meta.type, data, meta.element_count()));
+    }
     new_offsets_[key] = offset;
   }
   return absl::OkStatus();
@@ -328,6 +397,10 @@ absl::Status MlProgramCompressor::FinishWeightFile() {
   if (current_file_ == kDefaultWeightFile) {
     for (auto& task : tasks_) {
       if (task->in_blob || task->done) continue;
+      if (task->same_as != nullptr) {
+        RETURN_IF_ERROR(CopyOutcome(*task));
+        continue;
+      }
       ASSIGN_OR_RETURN(std::vector<float> values, format::ToFloats(format::View(*task->immediate)));
       RETURN_IF_ERROR(RunTask(*task, std::move(values), nullptr));
     }
@@ -386,7 +459,13 @@ absl::StatusOr<std::string> MlProgramCompressor::FinishModel() {
     }
     return absl::OkStatus();
   }));
-  if (bump_opset_) {
+  // The version rises only as far as the ops written need: a model in which
+  // nothing was compressed keeps its own.
+  const bool emitted = std::any_of(tasks_.begin(), tasks_.end(), [](const auto& t) { return t->replaced; });
+  const Target final_target = emitted || target_asked_ ? target_ : model_target_;
+  report_.target = TargetName(final_target);
+  report_.spec_version_after = final_target == model_target_ ? model_.specificationversion() : SpecVersion(final_target);
+  if (bump_opset_ && final_target != model_target_) {
     model_.set_specificationversion(SpecVersion(Target::kIOS16));
     for (auto& [name, f] : *program.mutable_functions()) {
       if (f.opset() == "CoreML5") f.set_opset("CoreML6");

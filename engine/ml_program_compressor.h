@@ -89,10 +89,18 @@ class MlProgramCompressor {
   absl::Status PlanConst(const CoreML::Specification::MILSpec::Operation& op, const std::string& function,
                          const FunctionIndex& index, const CompressionConfig& config);
   absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
+  // Completes a task from the earlier one it shares its source with.
+  absl::Status CopyOutcome(Task& task);
 
   CoreML::Specification::Model model_;
-  Target target_ = Target::kIOS16;
+  Target target_ = Target::kIOS16;        // what new ops are emitted for
+  Target model_target_ = Target::kIOS16;  // the model's own
+  bool target_asked_ = false;             // the caller asked for a newer target
   bool bump_opset_ = false;
+  // Planned tasks by source weight + name + compression, for sharing; and
+  // report rows of skipped blob weights, so each is listed once.
+  std::map<std::string, std::vector<Task*>> share_;
+  std::map<std::string, size_t> skipped_rows_;
   std::vector<std::unique_ptr<Task>> tasks_;
   std::vector<WeightFileNeeds> files_;
   // (file, offset) -> references that remain after compression.

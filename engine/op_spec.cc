@@ -33,6 +33,12 @@ bool StoreInBlob(const format::Tensor& t, Target target) {
   }
 }
 
+absl::StatusOr<uint64_t> WriteBlob(format::BlobStorageWriter* writer, format::ElementType type, absl::string_view bytes,
+                                   uint64_t element_count, const format::Shape& shape) {
+  if (element_count < kShareMinElements) return writer->Append(type, bytes, element_count);
+  return writer->AppendShared(type, bytes, element_count, format::ShapeString(shape));
+}
+
 mil::Value StringScalar(const std::string& s) {
   mil::Value v;
   v.mutable_type()->mutable_tensortype()->set_datatype(mil::STRING);
@@ -72,7 +78,7 @@ absl::StatusOr<std::vector<mil::Operation>> BuildOps(const std::vector<OpSpec>& 
       } else if (p.tensor.has_value()) {
         const format::Tensor& t = *p.tensor;
         if (writer != nullptr && StoreInBlob(t, target)) {
-          ASSIGN_OR_RETURN(uint64_t offset, writer->Append(t.type, t.bytes, t.element_count()));
+          ASSIGN_OR_RETURN(uint64_t offset, WriteBlob(writer, t.type, t.bytes, t.element_count(), t.shape));
           value = format::MakeBlobValue(t.type, t.shape, file_name, offset);
         } else {
           ASSIGN_OR_RETURN(value, format::EncodeImmediateTensor(format::View(t)));

@@ -46,6 +46,17 @@ struct OpSpec {
 // elements and a dtype blob storage handles (from iOS18 also 16/32-bit ints).
 bool StoreInBlob(const format::Tensor& t, Target target);
 
+// Core ML tools store a constant once when another of the same dtype, shape
+// and values exists (its const_deduplication pass, run on every model it
+// saves), but only from 100 elements on: smaller ones (a conv's 96 zero
+// points, a 16-entry palette) are written per op.
+inline constexpr uint64_t kShareMinElements = 100;
+
+// Writes one tensor's blob by that rule: shared with an equal earlier blob
+// of the same shape when it has kShareMinElements or more, else appended.
+absl::StatusOr<uint64_t> WriteBlob(format::BlobStorageWriter* writer, format::ElementType type, absl::string_view bytes,
+                                   uint64_t element_count, const format::Shape& shape);
+
 // Writes the tensors of `ops` (in order; blobs through `writer` into the file
 // named `file_name`) and returns the finished protos.
 absl::StatusOr<std::vector<CoreML::Specification::MILSpec::Operation>> BuildOps(

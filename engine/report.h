@@ -15,6 +15,9 @@ namespace coremlz::engine {
 struct WeightReport {
   std::string name;      // the original weight (const op output or layer.field)
   std::string function;  // ML Program function, or "" for NeuralNetwork layers
+  // Every function that reads this weight (multifunction packages list a
+  // shared weight once); function is the first. Empty for NeuralNetworks.
+  std::vector<std::string> functions;
   std::string op_type;   // what now produces it: "constexpr_lut_to_dense", "const", "float16Value", ...
   std::vector<std::string> consumers;  // "conv.weight", ...
   format::Shape shape;
