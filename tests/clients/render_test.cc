@@ -56,5 +56,29 @@ TEST(RenderTest, AnOverlongSingleConsumerIsShortened) {
   EXPECT_NE(table.find("+1 more"), std::string::npos) << table;
 }
 
+// A weight two functions share is one entry naming both; a weight of one
+// function names only that one.
+TEST(RenderTest, ReportJsonListsTheFunctionsOfASharedWeight) {
+  engine::CompressionReport r;
+  r.model_kind = "mlprogram";
+  engine::WeightReport shared;
+  shared.name = "lm_head";
+  shared.function = "decode";
+  shared.functions = {"decode", "prefill"};
+  engine::WeightReport alone = shared;
+  alone.name = "prefill_only";
+  alone.function = "prefill";
+  alone.functions = {"prefill"};
+  r.weights = {shared, alone};
+  const std::string json = RenderReportJson(r);
+  const size_t at = json.find("\"functions\"");
+  ASSERT_NE(at, std::string::npos) << json;
+  EXPECT_EQ(json.find("\"functions\"", at + 1), std::string::npos) << "only the shared weight lists functions\n" << json;
+  const std::string list = json.substr(at, json.find(']', at) - at);
+  EXPECT_NE(list.find("\"decode\""), std::string::npos) << list;
+  EXPECT_NE(list.find("\"prefill\""), std::string::npos) << list;
+  EXPECT_LT(at, json.find("prefill_only")) << "the list belongs to the shared weight";
+}
+
 }  // namespace
 }  // namespace coremlz::cli
