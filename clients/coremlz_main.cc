@@ -22,7 +22,7 @@ usage:
   coremlz inspect MODEL [--json] [--min-elements N] [--no-stats]
   coremlz compress MODEL -o OUT [TECHNIQUE | --config FILE] [options]
   coremlz config [TECHNIQUE]            print the config a set of flags means, as YAML
-  coremlz run MODEL [--inputs DIR] [--outputs DIR]   run an ML Program on this CPU (reference executor)
+  coremlz run MODEL [--inputs DIR] [--outputs DIR]   run a model on this CPU (reference executor)
   coremlz compare ORIGINAL COMPRESSED [--samples N] what compression did to the model's outputs
   coremlz plan MODEL (--size S | --bits B | --min-psnr DB)  choose a compression per weight for a target
   coremlz health --server HOST:PORT     check a server's gRPC health (exit 0 when serving)
@@ -30,7 +30,8 @@ usage:
   coremlz runners --server HOST:PORT    list the server's device runners and their devices
   coremlz help [COMMAND]
 
-MODEL is an .mlpackage directory (ML Program) or an .mlmodel file (NeuralNetwork).
+MODEL is an .mlpackage directory (an ML Program, or a NeuralNetwork as Xcode wraps
+.mlmodel files) or an .mlmodel file (NeuralNetwork); a package comes out a package.
 Run "coremlz help compress" for techniques and options.
 
 exit codes: 0 ok, 1 usage, 2 invalid input, 3 not expressible for this model/target,

@@ -14,20 +14,75 @@
 #include "common/status_macros.h"
 #include "engine/neural_network_compressor.h"
 #include "format/blob_stream_reader.h"
+#include "format/model_type.h"
+#include "format/neural_network_weights.h"
 #include "format/package.h"
 #include "format/package_writer.h"
 
 namespace coremlz::engine {
 namespace {
 
+// A model of a kind neither compressor takes (a pipeline, a tree ensemble,
+// ...): say what it is. `where` names the spec file.
+absl::Status UnsupportedModelType(const std::string& where, const CoreML::Specification::Model& model) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": the model is a ", format::ModelTypeName(model),
+      "; coremlz compresses ML Programs (.mlpackage) and NeuralNetworks (plain, classifier or regressor; an "
+      ".mlmodel file or the root model of an .mlpackage)"));
+}
+
+// Both forms of a NeuralNetwork - a bare .mlmodel and the root model of an
+// .mlpackage - go through this one call, so they get the same spec.
+// `where` names the spec file in INVALID_ARGUMENT messages.
+absl::StatusOr<CompressionReport> CompressNeuralNetworkSpec(CoreML::Specification::Model* model, const std::string& where,
+                                                            const CompressionConfig& config, const CompressOptions& options,
+                                                            JobControl* control) {
+  if (!format::HasNeuralNetwork(*model)) return UnsupportedModelType(where, *model);
+  absl::StatusOr<CompressionReport> compressed = CompressNeuralNetwork(model, config, options, control);
+  if (!compressed.ok()) {
+    const absl::Status& s = compressed.status();
+    if (s.code() != absl::StatusCode::kInvalidArgument || absl::StrContains(s.message(), where)) return s;
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  }
+  return compressed;
+}
+
+// A NeuralNetwork wrapped in a package (as Xcode does with .mlmodel files):
+// the root spec is compressed as a bare .mlmodel would be and written back at
+// its own path; every other file - Manifest.json, the metadata and feature
+// description overlays, anything else - is copied byte for byte.
+absl::StatusOr<CompressionReport> CompressNeuralNetworkPackage(format::MlPackage* pkg, format::OutputTarget output,
+                                                               const CompressionConfig& config,
+                                                               const CompressOptions& options, JobControl* control) {
+  const std::string& spec_path = pkg->layout().model_path;
+  ASSIGN_OR_RETURN(CompressionReport report, CompressNeuralNetworkSpec(pkg->mutable_model(), pkg->PathOf(spec_path),
+                                                                       config, options, control));
+  ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(std::move(output)));
+  const std::string spec = format::SerializeModelSpec(pkg->model());
+  RETURN_IF_ERROR(writer.WriteFile(spec_path, spec));
+  uint64_t bytes_before = pkg->model_bytes().size(), bytes_after = spec.size();
+  for (const std::string& rel : pkg->files()) {
+    if (rel == spec_path) continue;
+    RETURN_IF_ERROR(writer.CopyFile(pkg->PathOf(rel), rel));
+    ASSIGN_OR_RETURN(uint64_t size, FileSize(pkg->PathOf(rel)));
+    bytes_before += size;
+    bytes_after += size;
+  }
+  if (control && control->Cancelled()) return control->StopStatus();
+  RETURN_IF_ERROR(writer.Commit());
+  report.model_bytes_before = bytes_before;
+  report.model_bytes_after = bytes_after;
+  return report;
+}
+
 absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, format::OutputTarget output,
                                                   const CompressionConfig& config, const CompressOptions& options,
                                                   JobControl* control) {
   ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input, options.max_manifest_bytes));
-  if (!pkg->model().has_mlprogram()) {
-    return absl::InvalidArgumentError(absl::StrCat(pkg->layout().model_path,
-                                                   ": the package's model is not an ML Program (no mlProgram field)"));
+  if (format::HasNeuralNetwork(pkg->model())) {
+    return CompressNeuralNetworkPackage(pkg.get(), std::move(output), config, options, control);
   }
+  if (!pkg->model().has_mlprogram()) return UnsupportedModelType(pkg->PathOf(pkg->layout().model_path), pkg->model());
   ASSIGN_OR_RETURN(std::unique_ptr<MlProgramCompressor> compressor,
                    MlProgramCompressor::Create(pkg->model(), config, options));
   ASSIGN_OR_RETURN(format::PackageWriter writer, format::PackageWriter::Begin(std::move(output)));
@@ -125,13 +180,7 @@ absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, for
     return absl::InvalidArgumentError(absl::StrCat(
         input, ": an ML Program keeps its weights in an .mlpackage; pass the package directory instead"));
   }
-  absl::StatusOr<CompressionReport> compressed = CompressNeuralNetwork(&model, config, options, control);
-  if (!compressed.ok()) {
-    const absl::Status& s = compressed.status();
-    if (s.code() != absl::StatusCode::kInvalidArgument || absl::StrContains(s.message(), input)) return s;
-    return absl::Status(s.code(), absl::StrCat(input, ": ", s.message()));
-  }
-  CompressionReport report = *std::move(compressed);
+  ASSIGN_OR_RETURN(CompressionReport report, CompressNeuralNetworkSpec(&model, input, config, options, control));
   std::string out = format::SerializeModelSpec(model);
   ASSIGN_OR_RETURN(std::string staging, output.Stage());
   const std::string staged = JoinPath(staging, std::filesystem::path(output.path()).filename().string());

@@ -10,6 +10,7 @@
 #include "compress/metrics.h"
 #include "engine/decompress.h"
 #include "format/mil_program.h"
+#include "format/model_type.h"
 #include "format/neural_network_weights.h"
 #include "format/package.h"
 
@@ -59,6 +60,9 @@ void Stats(const std::vector<float>& values, InventoryEntry* e) {
   e->distinct_values = compress::DistinctCount(values);
 }
 
+// The layers' weights of a NeuralNetwork spec (bare or the root of a package).
+absl::Status InspectNeuralNetwork(spec::Model* model, const InspectOptions& options, Inventory* inv);
+
 absl::Status InspectPackage(const std::string& path, const InspectOptions& options, Inventory* inv) {
   ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path, options.max_manifest_bytes));
   const spec::Model& model = pkg->model();
@@ -68,7 +72,14 @@ absl::Status InspectPackage(const std::string& path, const InspectOptions& optio
     ASSIGN_OR_RETURN(uint64_t size, FileSize(pkg->PathOf(f)));
     inv->model_bytes += size;
   }
-  if (!model.has_mlprogram()) return absl::InvalidArgumentError(absl::StrCat(path, ": the package's model is not an ML Program"));
+  // A NeuralNetwork wrapped in a package (as Xcode does) is listed exactly
+  // as the same spec in a bare .mlmodel.
+  if (format::HasNeuralNetwork(model)) return InspectNeuralNetwork(pkg->mutable_model(), options, inv);
+  if (!model.has_mlprogram()) {
+    return absl::InvalidArgumentError(absl::StrCat(pkg->PathOf(pkg->layout().model_path), ": the package's model is a ",
+                                                   format::ModelTypeName(model),
+                                                   ", neither an ML Program nor a NeuralNetwork (nothing to inspect)"));
+  }
   inv->kind = "mlprogram";
   auto main = model.mlprogram().functions().find("main");
   if (main != model.mlprogram().functions().end()) inv->opset = main->second.opset();
@@ -198,10 +209,15 @@ absl::Status InspectSpecFile(const std::string& path, const InspectOptions& opti
     return absl::InvalidArgumentError(absl::StrCat(path, ": an ML Program's weights live in its .mlpackage; inspect the package"));
   }
   if (!format::HasNeuralNetwork(model)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a NeuralNetwork or ML Program model (nothing to inspect)"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the model is a ", format::ModelTypeName(model),
+                                                   ", neither a NeuralNetwork nor an ML Program (nothing to inspect)"));
   }
+  return InspectNeuralNetwork(&model, options, inv);
+}
+
+absl::Status InspectNeuralNetwork(spec::Model* model, const InspectOptions& options, Inventory* inv) {
   inv->kind = "neuralnetwork";
-  ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> weights, format::ListNeuralNetworkWeights(&model));
+  ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> weights, format::ListNeuralNetworkWeights(model));
   engine::Progress progress;
   progress.weights_total = static_cast<int>(weights.size());
   for (const format::NeuralNetworkWeight& w : weights) {

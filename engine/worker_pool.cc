@@ -14,6 +14,7 @@
 #include "engine/compress_model.h"
 #include "engine/job_queue.h"
 #include "format/mil_program.h"
+#include "format/neural_network_weights.h"
 #include "format/package.h"
 #include "format/tensor.h"
 
@@ -154,6 +155,9 @@ namespace mil = CoreML::Specification::MILSpec;
 // block (nested ones included), and the number of ops.
 absl::StatusOr<uint64_t> EstimateProgram(const CoreML::Specification::Model& model, uint64_t spec_bytes,
                                          const format::PackageLayout& layout, const FileSizeFn& file_size) {
+  // A NeuralNetwork keeps its weights inside the spec, in a package as in a
+  // bare .mlmodel: the same job, the same estimate.
+  if (format::HasNeuralNetwork(model)) return EstimateModelFileMemory(spec_bytes);
   uint64_t largest = 0, ops = 0;
   if (model.has_mlprogram()) {
     // Dense element counts of constexpr outputs, for chained ops.

@@ -64,6 +64,10 @@ class MlPackage {
   const std::string& manifest_bytes() const { return manifest_bytes_; }
   const std::string& model_bytes() const { return model_bytes_; }
   const CoreML::Specification::Model& model() const { return model_; }
+  // For callers that rewrite the parsed spec in place (NeuralNetwork
+  // compression): the spec is the largest thing such a package holds, so it
+  // is changed where it is rather than copied. The files are not touched.
+  CoreML::Specification::Model* mutable_model() { return &model_; }
   const std::vector<std::string>& files() const { return files_; }
 
   // The weight file a BlobFileValue names, validated and mapped.

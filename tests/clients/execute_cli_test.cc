@@ -1,6 +1,7 @@
 // `coremlz run` and `coremlz compare` as a user runs them: real processes on
 // real models, .npy files in and out, checked against PyTorch's outputs.
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -213,6 +214,68 @@ TEST(ExecuteCliTest, CompressCheckOnAModelItCannotRunSaysWhyWithoutFailing) {
   const auto j = Json(ReadFile(scratch.Join("r.json"), 1 << 20).value_or("{}"));
   EXPECT_NE(j.fields().at("output_check").struct_value().fields().at("error").string_value().find("NeuralNetwork"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace coremlz::testing
+
+namespace coremlz::testing {
+namespace {
+
+// Every file under a package directory: relative path -> bytes.
+std::map<std::string, std::string> PackageFiles(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  auto files = format::ListPackageFiles(dir);
+  EXPECT_TRUE(files.ok()) << files.status();
+  if (!files.ok()) return out;
+  for (const std::string& rel : *files) out[rel] = ReadFile(JoinPath(dir, rel), 64 << 20).value_or("");
+  return out;
+}
+
+// A NeuralNetwork inside an .mlpackage (PoseNet, as Xcode wrapped it) through
+// the CLI as a user runs it: inspect, compress with --check embedded and
+// through a real coremlzd (the same package back, the same numbers), and run
+// the result.
+TEST(ExecuteCliTest, NeuralNetworkPackageEmbeddedAndThroughCoremlzd) {
+  const std::string model = ModelsDir() + "/posenet_mobilenet075_fp16/PoseNetMobileNet075S16FP16.mlpackage";
+  if (!PathExists(model)) GTEST_SKIP() << "no " << model;
+  ScratchDir scratch;
+  auto inspect = RunProgram({Cli(), "inspect", model, "--json"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(Json(inspect.out).fields().at("kind").string_value(), "neuralnetwork");
+
+  Daemon daemon({BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address", "", "--workers", "1"},
+                "coremlzd: serving gRPC on port ");
+  ASSERT_TRUE(daemon.ok()) << daemon.log();
+  std::vector<std::string> outs;
+  std::vector<double> psnr;
+  for (const std::string& server : {std::string(), absl::StrCat("127.0.0.1:", daemon.port())}) {
+    const std::string out = scratch.Join(absl::StrCat("posenet", outs.size(), ".mlpackage"));
+    const std::string report = scratch.Join(absl::StrCat("r", outs.size(), ".json"));
+    std::vector<std::string> argv = {Cli(), "compress", model, "-o", out, "--quantize", "int8", "--check", "1",
+                                     "--report", report, "--quiet"};
+    if (!server.empty()) {
+      argv.push_back("--server");
+      argv.push_back(server);
+    }
+    auto run = RunProgram(argv);
+    ASSERT_EQ(run.exit_code, 0) << server << ": " << run.err;
+    const std::string text = ReadFile(report, 16 << 20).value_or("{}");
+    EXPECT_EQ(Json(text).fields().at("model_kind").string_value(), "neuralnetwork");
+    psnr.push_back(CheckedPsnr(text));
+    outs.push_back(out);
+  }
+  EXPECT_GT(psnr[0], 20);
+  EXPECT_EQ(psnr[0], psnr[1]);
+  const auto embedded = PackageFiles(outs[0]);
+  const auto remote = PackageFiles(outs[1]);
+  EXPECT_EQ(embedded.size(), 4u) << "Manifest.json, the spec and two overlays";
+  EXPECT_TRUE(embedded == remote) << "coremlzd returned a different package";
+  EXPECT_EQ(embedded.at("Manifest.json"), ReadFile(model + "/Manifest.json").value_or(""));
+
+  auto run = RunProgram({Cli(), "run", outs[1]});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("heatmap"), std::string::npos) << run.out;
 }
 
 }  // namespace

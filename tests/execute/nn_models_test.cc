@@ -4,6 +4,7 @@
 // reads digits drawn in code); compressed EDSR forms order by fidelity.
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
@@ -213,6 +214,39 @@ TEST(NnModels, OutputCheckComparesNeuralNetworkFiles) {
   EXPECT_EQ(checks->at(0).name, "embedding");
   EXPECT_GT(checks->at(0).psnr_db, 50);
   EXPECT_GT(checks->at(0).cosine, 0.9999);
+}
+
+// compress --check on a NeuralNetwork inside an .mlpackage (PoseNet, as Xcode
+// wrapped it): the compressed package runs, and the outputs' fidelity orders
+// with the bits.
+TEST(NnModels, OutputCheckComparesNeuralNetworkPackages) {
+  testing::ScratchDir scratch;
+  const std::string posenet =
+      testing::ModelsDir() + "/posenet_mobilenet075_fp16/PoseNetMobileNet075S16FP16.mlpackage";
+  std::map<std::string, double> worst_psnr;
+  for (const char* label : {"int8", "lut1"}) {
+    SCOPED_TRACE(label);
+    auto config = engine::ParseCompressionConfig(
+        std::string(label) == "int8" ? "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n"
+                                     : "config_type: OpPalettizerConfig\nglobal_config: {nbits: 1}\n");
+    ASSERT_TRUE(config.ok());
+    const std::string out = scratch.Join(std::string(label) + ".mlpackage");
+    auto report = engine::CompressModelPath(posenet, out, *config, {}, {});
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_GT(report->weights_compressed, 20);
+    OutputCheckOptions options;
+    options.samples = 1;
+    AddOutputCheck(posenet, out, options, &*report);
+    EXPECT_EQ(report->check_error, "");
+    ASSERT_EQ(report->output_checks.size(), 4u);
+    double worst = INFINITY;
+    for (const engine::OutputCheck& c : report->output_checks) worst = std::min(worst, c.psnr_db);
+    std::printf("PoseNet package %s: worst output PSNR %.2f dB\n", label, worst);
+    EXPECT_TRUE(std::isfinite(worst)) << "compressed weights change the outputs";
+    worst_psnr[label] = worst;
+  }
+  EXPECT_GT(worst_psnr["int8"], 25);
+  EXPECT_GT(worst_psnr["int8"], worst_psnr["lut1"] + 10);
 }
 
 TEST(NnModels, NeuralNetworkHasOnlyTheMainFunction) {

@@ -17,6 +17,7 @@
 #include "common/sha256.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
+#include "engine/inventory.h"
 #include "engine/worker_pool.h"
 #include "format/manifest.h"
 #include "api/server_flags.h"
@@ -33,6 +34,8 @@ std::string Mobilenet() { return ModelsDir() + "/mobilenetv2_randinit/mobilenetv
 std::string Transformer() { return ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage"; }
 std::string Edsr() { return ModelsDir() + "/edsr_f32b5/edsr_f32b5_fp32.mlmodel"; }
 std::string Golden16() { return GoldenDir() + "/ios16_original.mlpackage"; }
+// A NeuralNetwork inside an .mlpackage, as Xcode wraps .mlmodel files.
+std::string PoseNet() { return ModelsDir() + "/posenet_mobilenet075_fp16/PoseNetMobileNet075S16FP16.mlpackage"; }
 
 const char kPalettize4[] = "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4}\n";
 
@@ -148,7 +151,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelConfig{"transformer_int4_block", Transformer(),
                                   "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int4, granularity: per_block, block_size: 32}\n"},
                       ModelConfig{"edsr_uint8", Edsr(), "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: uint8, mode: linear}\n"},
-                      ModelConfig{"edsr_lut6", Edsr(), "config_type: OpPalettizerConfig\nglobal_config: {nbits: 6}\n"}),
+                      ModelConfig{"edsr_lut6", Edsr(), "config_type: OpPalettizerConfig\nglobal_config: {nbits: 6}\n"},
+                      ModelConfig{"posenet_package_uint8", PoseNet(),
+                                  "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: uint8, mode: linear}\n"},
+                      ModelConfig{"posenet_package_lut4", PoseNet(), kPalettize4}),
     [](const auto& info) { return info.param.label; });
 
 TEST(ServiceTest, StartsAndStopsQuickly) {
@@ -482,6 +488,57 @@ TEST(ServiceTest, InspectReturnsTheInventory) {
   EXPECT_EQ(response.inventory().kind(), "mlprogram");
   EXPECT_EQ(response.inventory().weights_size(), 79);
   EXPECT_EQ(response.inventory().specification_version(), 7);
+}
+
+TEST(ServiceTest, InspectListsANeuralNetworkPackageLikeTheEngine) {
+  TestServer server;
+  std::string root;
+  std::vector<v1::FileInfo> files;
+  auto header = HeaderFor(PoseNet(), "", &root, &files);
+  auto stub = server.Stub();
+  grpc::ClientContext ctx;
+  v1::InspectResponse response;
+  auto stream = stub->Inspect(&ctx, &response);
+  v1::InspectRequest h;
+  *h.mutable_header()->mutable_files() = header.header().files();
+  ASSERT_TRUE(stream->Write(h));
+  for (auto& c : ChunksFor(root, files)) {
+    v1::InspectRequest r;
+    *r.mutable_chunk() = c.chunk();
+    ASSERT_TRUE(stream->Write(r));
+  }
+  stream->WritesDone();
+  grpc::Status s = stream->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto local = engine::InspectModel(PoseNet());
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(response.inventory().kind(), "neuralnetwork");
+  ASSERT_EQ(response.inventory().weights_size(), static_cast<int>(local->weights.size()));
+  ASSERT_GT(local->weights.size(), 30u);
+  for (int i = 0; i < response.inventory().weights_size(); ++i) {
+    EXPECT_EQ(response.inventory().weights(i).name(), local->weights[i].name);
+  }
+}
+
+TEST(ServiceTest, NeuralNetworkPackageIsBudgetedAsItsSpec) {
+  // The spec holds the weights: the job needs what the same bare .mlmodel
+  // needs, not just the spec's parse.
+  const std::string spec = PoseNet() + "/Data/com.apple.CoreML/PoseNetMobileNet075S16FP16.mlmodel";
+  auto spec_size = FileSize(spec);
+  ASSERT_TRUE(spec_size.ok());
+  const uint64_t estimate = engine::EstimateModelFileMemory(*spec_size);
+  api::ServerOptions tight;
+  tight.memory_budget = estimate - 1;
+  ASSERT_GT(tight.memory_budget, engine::MinimumSpecMemory(*spec_size));
+  TestServer server(tight);
+  auto refused = RunCompress(server.Stub().get(), Upload(PoseNet(), kPalettize4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.status.error_message();
+  api::ServerOptions fits;
+  fits.memory_budget = estimate;
+  TestServer roomy(fits);
+  auto outcome = RunCompress(roomy.Stub().get(), Upload(PoseNet(), kPalettize4));
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.Count(CompressResponse::kSummary), 1);
 }
 
 // --- budgets: Inspect as a job, checks before the upload completes --------------

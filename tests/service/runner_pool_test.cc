@@ -5,12 +5,15 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cmath>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "coremlz/v1/runner.grpc.pb.h"
+#include "engine/compress_model.h"
+#include "engine/config_parse.h"
 #include "gtest/gtest.h"
 #include "service/runner_pool.h"
 #include "tests/testing/process.h"
@@ -344,6 +347,45 @@ TEST(HostBackendTest, ValidatesGoldenPackagesAndRejectsBrokenOnes) {
   EXPECT_FALSE(r->passed());
   ASSERT_GE(r->errors_size(), 1);
   EXPECT_NE(r->errors(0).find("sentinel"), std::string::npos) << r->errors(0);
+}
+
+// A NeuralNetwork inside an .mlpackage (PoseNet, as Xcode wrapped it) is
+// validated like the same spec in an .mlmodel: every layer weight compared,
+// the report's claims checked.
+TEST(HostBackendTest, ValidatesANeuralNetworkPackage) {
+  const std::string posenet = ModelsDir() + "/posenet_mobilenet075_fp16/PoseNetMobileNet075S16FP16.mlpackage";
+  ScratchDir scratch;
+  auto config = engine::ParseCompressionConfig("config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n");
+  ASSERT_TRUE(config.ok());
+  auto report = engine::CompressModelPath(posenet, scratch.Join("int8.mlpackage"), *config, {}, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  runner::HostBackend backend({});
+  auto devices = backend.ListDevices();
+  ASSERT_TRUE(devices.ok());
+  runner::ValidationInput in;
+  in.compressed_path = scratch.Join("int8.mlpackage");
+  in.original_path = posenet;
+  int claims = 0;
+  for (const engine::WeightReport& w : report->weights) {
+    if (!w.skipped_reason.empty() || !std::isfinite(w.error.snr_db)) continue;
+    v1::WeightReport* claim = in.report.add_weights();
+    claim->set_name(w.name);
+    claim->set_snr_db(w.error.snr_db);
+    ++claims;
+  }
+  ASSERT_GT(claims, 20);
+  auto r = backend.Run((*devices)[0], in, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->passed()) << r->DebugString();
+  EXPECT_GT(r->weights_checked(), 30);
+  EXPECT_NE(r->notes().find(absl::StrCat(claims, " report claims checked")), std::string::npos) << r->notes();
+  // An overstated claim is caught.
+  in.report.mutable_weights(0)->set_snr_db(199.0);
+  r = backend.Run((*devices)[0], in, nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->passed());
+  ASSERT_EQ(r->errors_size(), 1);
+  EXPECT_NE(r->errors(0).find("claims SNR 199"), std::string::npos) << r->errors(0);
 }
 
 }  // namespace

@@ -32,11 +32,32 @@ struct Weights {
   int decompressed = 0;
 };
 
+// A NeuralNetwork's layer weights, decoded from whatever storage they use.
+absl::Status AddNeuralNetworkWeights(CoreML::Specification::Model* model, Weights* w) {
+  ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> list, format::ListNeuralNetworkWeights(model));
+  for (const auto& nw : list) {
+    if (nw.element_count < 10) continue;
+    ASSIGN_OR_RETURN(std::vector<float> values, format::DecodeWeightParams(nw));
+    const std::string key = nw.layer + "." + nw.field;
+    w->by_reader[key] = std::move(values);
+    w->name_by_reader[key] = key;
+    ++w->decompressed;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Weights> LoadWeights(const std::string& path) {
   Weights w;
   if (IsDirectory(path)) {
     ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(path));
-    if (!pkg->model().has_mlprogram()) return absl::InvalidArgumentError("the package holds no ML Program");
+    // A NeuralNetwork inside a package (as Xcode wraps .mlmodel files).
+    if (format::HasNeuralNetwork(pkg->model())) {
+      RETURN_IF_ERROR(AddNeuralNetworkWeights(pkg->mutable_model(), &w));
+      return w;
+    }
+    if (!pkg->model().has_mlprogram()) {
+      return absl::InvalidArgumentError("the package holds neither an ML Program nor a NeuralNetwork");
+    }
     format::MlPackage* p = pkg.get();
     // Structural validation: every blob reference resolves, types agree,
     // nothing overlaps.
@@ -86,15 +107,7 @@ absl::StatusOr<Weights> LoadWeights(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, uint64_t{2} << 30));
   ASSIGN_OR_RETURN(CoreML::Specification::Model model, format::ParseModelSpec(bytes, path));
   if (!format::HasNeuralNetwork(model)) return absl::InvalidArgumentError("the .mlmodel holds no NeuralNetwork");
-  ASSIGN_OR_RETURN(std::vector<format::NeuralNetworkWeight> list, format::ListNeuralNetworkWeights(&model));
-  for (const auto& nw : list) {
-    if (nw.element_count < 10) continue;
-    ASSIGN_OR_RETURN(std::vector<float> values, format::DecodeWeightParams(nw));
-    const std::string key = nw.layer + "." + nw.field;
-    w.by_reader[key] = std::move(values);
-    w.name_by_reader[key] = key;
-    ++w.decompressed;
-  }
+  RETURN_IF_ERROR(AddNeuralNetworkWeights(&model, &w));
   return w;
 }
 
