@@ -212,8 +212,6 @@ struct Workspace {
   std::vector<Node> nodes;
   std::vector<uint16_t> splits16;
   std::vector<int32_t> splits32;
-  std::vector<int> columns;  // SMAWK's column lists, all recursion levels
-  std::vector<double> stack_value, stack_error;
   std::vector<double> block_lower;
   std::vector<std::pair<int, int>> scanned;
 
@@ -342,13 +340,10 @@ template <typename SplitT>
 class Solver {
  public:
   Solver(Prefix& prefix, int n, int k, CancelCheck* cancel, Workspace& ws)
-      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel), ws_(ws),
-        splits_(SplitTable<SplitT>(ws)) {
-    splits_.resize(static_cast<size_t>(k) * width_);
-    ws_.block_lower.resize(n / kBlock + 2);
-    ws_.columns.resize(3 * static_cast<size_t>(width_) + 64);
-    ws_.stack_value.resize(width_);
-    ws_.stack_error.resize(width_);
+      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel),
+        splits_(SplitTable<SplitT>(ws)), block_lower_(ws.block_lower), scanned_(ws.scanned) {
+    splits_.assign(static_cast<size_t>(k) * width_, 0);
+    block_lower_.resize(n / kBlock + 2);
   }
 
   // Start index of each cluster (size k), ascending, first is 0; empty when
@@ -379,72 +374,34 @@ class Solver {
  private:
   SplitT& Split(int m, int j) { return splits_[static_cast<size_t>(m - 1) * width_ + (j - m)]; }
 
-  // Rows j of layer m, m <= j < m + width_, over columns (splits) s in
-  // [m - 1, m + width_ - 2]; entry (j, s) is D[m-1][s] + cost(s, j), and
-  // +infinity for s >= j. The cost is Monge, so the matrix is totally
-  // monotone and SMAWK finds every row's leftmost minimum with O(width)
-  // evaluations. False when cancelled.
+  // Rows j of layer m, m <= j < m + width_. The divide and conquer runs
+  // breadth first over power-of-two strides: a row at stride h is bounded by
+  // the rows h before and after it, done at coarser strides. Rows within a
+  // stride are independent and visited in increasing order, so the CPU
+  // overlaps their (long, division-bound) dependency chains and memory is
+  // read in streams; the depth-first recursion serialises on both.
+  // False when cancelled. A row costs at most hi - lo + 1 candidate
+  // evaluations; that is what it is charged.
   bool Layer(int m) {
-    m_ = m;
-    next_ = prev_ ^ 1;
-    int* columns = ws_.columns.data();
-    for (int c = 0; c < width_; ++c) columns[c] = m - 1 + c;
-    return Smawk(m, 1, width_, columns, width_, columns + width_);
-  }
-
-  // Rows first + stride * r for r < count, over the ascending `columns`;
-  // `out` has room for 2 * count further entries (the reduced columns of
-  // this level and all deeper ones).
-  bool Smawk(int first, int stride, int count, const int* columns, int ncolumns, int* out) {
-    if (count == 0) return true;
-    // REDUCE: keep at most `count` columns, the r-th of which is not beaten
-    // at row r by a later one; a column beaten at row r is beaten at every
-    // later row (total monotonicity), so it holds no leftmost minimum. The
-    // value of each kept column at its own row is cached: one evaluation per
-    // comparison.
-    double* sv = ws_.stack_value.data();
-    double* se = ws_.stack_error.data();
-    int kept = 0;
-    for (int c = 0; c < ncolumns; ++c) {
-      const int s = columns[c];
-      while (kept > 0) {
-        const int j = first + stride * (kept - 1);
-        if (s >= j) break;  // +infinity here: never better
-        const Candidate cand = Evaluate(p_[j], s);
-        if (!RightBetter(j, out[kept - 1], sv[kept - 1], se[kept - 1], s, cand)) break;
-        --kept;
-      }
-      if (kept < count) {
-        const int j = first + stride * kept;
-        if (s < j) {
-          const Candidate cand = Evaluate(p_[j], s);
-          sv[kept] = cand.value;
-          se[kept] = cand.error;
-        } else {
-          sv[kept] = std::numeric_limits<double>::infinity();
-          se[kept] = 0;
-        }
-        out[kept++] = s;
+    const int rows = width_;
+    int top = 1;
+    while (top <= rows / 2) top *= 2;
+    const int next = prev_ ^ 1;
+    for (int h = top; h >= 1; h /= 2) {
+      for (int r = h - 1; r < rows; r += 2 * h) {
+        const int j = m + r;
+        int lo = r >= h ? static_cast<int>(Split(m, j - h)) : m - 1;
+        int hi = r + h < rows ? std::min(static_cast<int>(Split(m, j + h)), j - 1) : j - 1;
+        // Cross-layer bound; the previous layer has rows up to n-k+m-1.
+        if (r + 1 < rows) lo = std::max(lo, static_cast<int>(Split(m - 1, j)));
+        lo = std::min(lo, hi);  // defensive: rounding could cross the bounds
+        const auto [s, v] = BestSplit(j, lo, hi);
+        p_[j].dp[next] = v;
+        Split(m, j) = static_cast<SplitT>(s);
+        if (Stopped(cancel_, hi - lo + 1)) return false;
       }
     }
-    if (Stopped(cancel_, ncolumns)) return false;
-    if (!Smawk(first + stride, 2 * stride, count / 2, out, kept, out + kept)) return false;
-    // Even rows: each minimum lies between its neighbours' (odd rows, done).
-    int start = 0;
-    for (int r = 0; r < count; r += 2) {
-      const int j = first + stride * r;
-      int stop = kept - 1;
-      if (r + 1 < count) {
-        const int target = Split(m_, j + stride);
-        stop = start;
-        while (stop < kept - 1 && out[stop] < target) ++stop;
-      }
-      const auto [s, v] = BestOf(j, out + start, stop - start + 1);
-      Split(m_, j) = static_cast<SplitT>(s);
-      p_[j].dp[next_] = v;
-      start = stop;
-    }
-    return !Stopped(cancel_, kept + count);
+    return true;
   }
 
   // A candidate's fast value v has |v - exact| <= e.
@@ -459,16 +416,6 @@ class Solver {
     return {v, f.error + (2 * kUnitRoundoff) * v};
   }
 
-  // Whether split `right` is strictly better than split `left` < right at
-  // row j (right < j, so both are finite), decided in double-double when
-  // the fast values' error bounds overlap: comparisons stay consistent, and
-  // exact ties keep the left split.
-  bool RightBetter(int j, int left, double lv, double le, int right, Candidate rc) const {
-    if (rc.value + rc.error < lv - le) return true;
-    if (rc.value - rc.error > lv + le) return false;
-    return ExactValue(right, j) < ExactValue(left, j);
-  }
-
   // Best candidate so far (smallest upper bound v + e) and the smallest
   // lower bound v - e among all the others: if that stays above the best's
   // upper bound, the best is certainly the minimum.
@@ -481,85 +428,38 @@ class Solver {
     double rival = std::numeric_limits<double>::infinity();
   };
 
-  static void Offer(Best& t, int s, Candidate c) {
-    const double upper = c.value + c.error;
-    const double lower = c.value - c.error;
-    if (upper < t.upper) {
-      t.rival = std::min(t.rival, t.lower);
-      t.upper = upper;
-      t.lower = lower;
-      t.value = c.value;
-      t.error = c.error;
-      t.index = s;
-    } else {
-      t.rival = std::min(t.rival, lower);
-    }
-  }
-
   void Scan(const Node& nj, int a, int b, Best* best) const {
     Best t = *best;  // a local copy stays in registers
-    for (int s = a; s <= b; ++s) Offer(t, s, Evaluate(nj, s));
+    for (int s = a; s <= b; ++s) {
+      const Candidate c = Evaluate(nj, s);
+      const double upper = c.value + c.error;
+      const double lower = c.value - c.error;
+      if (upper < t.upper) {
+        t.rival = std::min(t.rival, t.lower);
+        t.upper = upper;
+        t.lower = lower;
+        t.value = c.value;
+        t.error = c.error;
+        t.index = s;
+      } else {
+        t.rival = std::min(t.rival, lower);
+      }
+    }
     *best = t;
   }
 
-  // The split and DP value for row j once `best` has seen every candidate
-  // that `each` (a function calling its argument with every candidate
-  // split, ascending) yields: the best's fast value when no rival comes
-  // within the error bounds, else the plausible candidates decided in
-  // double-double (leftmost on ties).
-  template <typename Each>
-  std::pair<int, double> Resolve(int j, const Node& nj, const Best& best, Each&& each) const {
-    if (best.index < 0) return {j - 1, best.value};  // only NaNs: cannot happen
-    if (best.rival > best.upper) {
-      double value = best.value;
-      if (best.error > kValueTolerance * value) {
-        value = p_[best.index].dp[prev_] + p_.Accurate(nj, p_[best.index]);
-      }
-      return {best.index, value};
-    }
-    int exact_best = -1;
-    double exact_value = std::numeric_limits<double>::infinity();
-    each([&](int s) {
-      const Candidate c = Evaluate(nj, s);
-      if (!(c.value - c.error <= best.upper)) return;
-      const double v = ExactValue(s, j);
-      if (v < exact_value) {
-        exact_value = v;
-        exact_best = s;
-      }
-    });
-    if (exact_best < 0) return {best.index, best.value};  // likewise
-    return {exact_best, exact_value};
-  }
-
-  // argmin over the listed splits below j of prev[s] + cost(s, j).
-  std::pair<int, double> BestOf(int j, const int* splits, int count) const {
-    const Node nj = p_[j];
-    Best best;
-    int usable = 0;
-    while (usable < count && splits[usable] < j) ++usable;
-    for (int i = 0; i < usable; ++i) Offer(best, splits[i], Evaluate(nj, splits[i]));
-    return Resolve(j, nj, best, [&](auto&& fn) {
-      for (int i = 0; i < usable; ++i) fn(splits[i]);
-    });
-  }
-
   // argmin over s in [lo, hi] of prev[s] + cost(s, j) and its value;
-  // leftmost on ties. Long rows are pruned in blocks: D[m-1] is
-  // non-decreasing and cost(., j) non-increasing in s, so over a block
-  // [a, b] the row is at least D[m-1][a] + cost(b, j).
+  // leftmost on ties.
   std::pair<int, double> BestSplit(int j, int lo, int hi) {
     const Node nj = p_[j];
     Best best;
-    auto& scanned = ws_.scanned;
-    scanned.clear();
+    scanned_.clear();
     if (hi - lo + 1 < kBlockedRow) {
       Scan(nj, lo, hi, &best);
-      scanned.push_back({lo, hi});
+      scanned_.push_back({lo, hi});
     } else {
       // Pass 1: the cost at each block's last point gives a candidate (an
       // upper bound for pruning) and a lower bound for the whole block.
-      double* block_lower = ws_.block_lower.data();
       double bound = std::numeric_limits<double>::infinity();
       int blocks = 0;
       for (int a = lo; a <= hi; a += kBlock, ++blocks) {
@@ -570,28 +470,48 @@ class Solver {
         // The margin covers rounding here and DP values being only
         // monotone to within kValueTolerance.
         const double pa = p_[a].dp[prev_];
-        block_lower[blocks] =
+        block_lower_[blocks] =
             (pa + (f.cost - f.error)) - 4 * kValueTolerance * (std::fabs(pa) + f.cost);
       }
       // Pass 2: scan only blocks that could hold the minimum. The block of
       // pass 1's best always qualifies, so best.upper <= bound at the end.
       for (int i = 0; i < blocks; ++i) {
-        if (block_lower[i] > std::min(bound, best.upper)) continue;
+        if (block_lower_[i] > std::min(bound, best.upper)) continue;
         const int a = lo + i * kBlock;
         const int b = std::min(a + kBlock - 1, hi);
         Scan(nj, a, b, &best);
-        if (!scanned.empty() && scanned.back().second + 1 == a) {
-          scanned.back().second = b;
+        if (!scanned_.empty() && scanned_.back().second + 1 == a) {
+          scanned_.back().second = b;
         } else {
-          scanned.push_back({a, b});
+          scanned_.push_back({a, b});
         }
       }
     }
-    return Resolve(j, nj, best, [&](auto&& fn) {
-      for (const auto& [a, b] : scanned) {
-        for (int s = a; s <= b; ++s) fn(s);
+
+    if (best.index < 0) return {lo, best.value};  // only NaNs: cannot happen
+    if (best.rival > best.upper) {
+      double value = best.value;
+      if (best.error > kValueTolerance * value) {
+        value = p_[best.index].dp[prev_] + p_.Accurate(nj, p_[best.index]);
       }
-    });
+      return {best.index, value};
+    }
+    // Near-tie: decide between the plausible candidates in double-double.
+    int exact_best = -1;
+    double exact_value = std::numeric_limits<double>::infinity();
+    for (const auto& [a, b] : scanned_) {
+      for (int s = a; s <= b; ++s) {
+        const Candidate c = Evaluate(nj, s);
+        if (!(c.value - c.error <= best.upper)) continue;
+        const double v = ExactValue(s, j);
+        if (v < exact_value) {
+          exact_value = v;
+          exact_best = s;
+        }
+      }
+    }
+    if (exact_best < 0) return {best.index, best.value};  // likewise
+    return {exact_best, exact_value};
   }
 
   double ExactValue(int s, int j) const { return Add(DD{p_[s].dp[prev_], 0}, p_.Exact(s, j)).hi; }
@@ -601,11 +521,11 @@ class Solver {
   const int k_;
   const int width_;  // rows per layer: j in [m, m + width_ - 1]
   CancelCheck* const cancel_;
-  Workspace& ws_;
-  std::vector<SplitT>& splits_;
   int prev_ = 0;  // which Node::dp slot holds the previous layer
-  int next_ = 1;  // ... and the layer being computed
-  int m_ = 0;     // the layer being computed
+  std::vector<SplitT>& splits_;
+  // Scratch for BestSplit.
+  std::vector<double>& block_lower_;
+  std::vector<std::pair<int, int>>& scanned_;
 };
 
 // Centroids, assignment and SSE for the runs starting at `starts`, computed
