@@ -14,6 +14,7 @@
 #ifndef COREMLZ_ENGINE_ML_PROGRAM_COMPRESSOR_H_
 #define COREMLZ_ENGINE_ML_PROGRAM_COMPRESSOR_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "engine/job_control.h"
 #include "engine/report.h"
 #include "engine/target.h"
+#include "engine/task_pool.h"
 #include "engine/weight_compressor.h"
 #include "format/blob_storage.h"
 #include "format/package.h"
@@ -47,6 +49,10 @@ struct CompressOptions {
   // Synthetic samples for the output check (0: none). The engine only carries
   // it: the check runs above it, where the executor lives.
   int check_samples = 0;
+  // Weights compressed at once (the embedded CLI's --threads). The output
+  // is the same whatever the number: results are written in blob order.
+  // coremlzd leaves it at 1 and runs jobs in parallel instead.
+  int threads = 1;
 };
 
 class MlProgramCompressor {
@@ -80,6 +86,8 @@ class MlProgramCompressor {
 
  private:
   struct Task;
+  struct Computed;
+  struct Pending;
   MlProgramCompressor() = default;
   absl::Status Plan(const CompressionConfig& config);
   // Records every blob reference: which blobs each weight file must deliver
@@ -89,6 +97,15 @@ class MlProgramCompressor {
   absl::Status PlanConst(const CoreML::Specification::MILSpec::Operation& op, const std::string& function,
                          const FunctionIndex& index, const CompressionConfig& config);
   absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
+  // RunTask in two halves: the compression and its metrics (thread-safe,
+  // touches no member), then the report and the writer (in blob order).
+  static Computed Compute(const Task& task, const std::vector<float>& values, Target target,
+                          JobControl* control);
+  absl::Status Apply(Task& task, const std::vector<float>& values, Computed computed, JobControl* control);
+  void ReportProgress(const Task& task, JobControl* control) const;
+  // With threads > 1: finishes pending blobs, oldest first, until at most
+  // `keep` remain.
+  absl::Status Drain(size_t keep, JobControl* control);
 
   CoreML::Specification::Model model_;
   Target target_ = Target::kIOS16;
@@ -114,6 +131,11 @@ class MlProgramCompressor {
   ConfigUsage usage_;
   int weights_done_ = 0;
   uint64_t bytes_total_ = 0, bytes_done_ = 0;
+  int threads_ = 1;
+  std::deque<std::unique_ptr<Pending>> pending_;
+  JobControl* drain_control_ = nullptr;  // the control of the blobs pending
+  // Last: destroyed first, so its threads finish before what they read goes.
+  std::unique_ptr<TaskPool> pool_;
 };
 
 }  // namespace coremlz::engine
