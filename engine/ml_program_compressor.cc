@@ -377,7 +377,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
   if (pool_ && (tasks != tasks_by_blob_.end() || !pending_.empty())) {
     drain_control_ = control;
     // Compressed on the pool; finished (and written) in arrival order by
-    // Drain, at most 2 * threads blobs behind.
+    // Drain, at most `threads` blobs behind (each holds its tensor twice).
     auto p = std::make_unique<Pending>();
     p->key = key;
     p->meta = meta;
@@ -400,7 +400,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
       }
     }
     pending_.push_back(std::move(p));
-    return Drain(2 * static_cast<size_t>(threads_), control);
+    return Drain(static_cast<size_t>(threads_), control);
   }
   if (tasks != tasks_by_blob_.end()) {
     // Replacements are written where the original blob was, so the output
