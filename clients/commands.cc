@@ -1,7 +1,9 @@
 #include "clients/commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -57,6 +59,8 @@ Options:
   --check [N]               also run the original and the compressed model on N synthetic inputs
                             (default 4) with the reference CPU executor and report what compression
                             did to each output (PSNR, SNR, cosine, top-1/top-5 for class scores)
+  --threads N               weights compressed at once in this process (default: every core);
+                            the output is the same for any N
   --max-size SIZE           a size ceiling for CI: exit 5 if the compressed model is larger
                             (bytes, or 512K / 20M / 1.5G); the output is still written
   --server HOST:PORT        compress on a coremlzd server instead of in this process
@@ -137,7 +141,7 @@ int Compress(const std::vector<std::string>& raw_argv) {
     }
   }
   auto args = Args::Parse(argv,
-                          Union({"output", "target", "report", "html", "max-size", "check", "server", "deadline", "token-file", "tls-ca", "tls-cert",
+                          Union({"output", "target", "report", "html", "max-size", "check", "threads", "server", "deadline", "token-file", "tls-ca", "tls-cert",
                                  "tls-key", "validate", "validate-iterations"},
                                 ConfigValueFlags()),
                           Union({"force", "quiet", "all", "help", "report-only", "no-cache"}, ConfigBoolFlags()));
@@ -212,6 +216,12 @@ int Compress(const std::vector<std::string>& raw_argv) {
     check_samples = static_cast<int>(**n);
   }
   options.check_samples = check_samples;
+  if (auto n = args->Int("threads"); !n.ok() || (*n && (**n < 1 || **n > 1024))) {
+    PrintError(absl::InvalidArgumentError("--threads takes 1..1024"));
+    return kExitUsage;
+  } else {
+    options.threads = *n ? static_cast<int>(**n) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
   const bool quiet = args->Bool("quiet");
   ProgressBar::InstallInterruptHandler();
   ProgressBar progress(!quiet && ProgressBar::StderrIsTerminal());

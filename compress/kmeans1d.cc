@@ -205,9 +205,41 @@ inline DD Difference(double a_hi, double a_lo, double b_hi, double b_lo) {
   return d;
 }
 
+// Scratch reused across the many palettes a thread solves (grouped-channel
+// and per-block palettization solve thousands of small ones): no
+// allocation per palette once the buffers have grown.
+struct Workspace {
+  std::vector<Node> nodes;
+  std::vector<uint16_t> splits16;
+  std::vector<int32_t> splits32;
+  std::vector<double> block_lower;
+  std::vector<std::pair<int, int>> scanned;
+
+  // A 65536-value, k = 256 solve holds 32 MB of split table: not kept.
+  void Trim() {
+    constexpr size_t kKeepBytes = size_t{8} << 20;
+    if (splits16.capacity() * sizeof(uint16_t) > kKeepBytes) std::vector<uint16_t>().swap(splits16);
+    if (splits32.capacity() * sizeof(int32_t) > kKeepBytes) std::vector<int32_t>().swap(splits32);
+    if (nodes.capacity() * sizeof(Node) > kKeepBytes) std::vector<Node>().swap(nodes);
+  }
+};
+
+Workspace& ThreadWorkspace() {
+  thread_local Workspace workspace;
+  return workspace;
+}
+
+template <typename SplitT>
+std::vector<SplitT>& SplitTable(Workspace& w);
+template <>
+std::vector<uint16_t>& SplitTable<uint16_t>(Workspace& w) { return w.splits16; }
+template <>
+std::vector<int32_t>& SplitTable<int32_t>(Workspace& w) { return w.splits32; }
+
 class Prefix {
  public:
-  Prefix(absl::Span<const double> values, absl::Span<const double> weights, Scales scales);
+  Prefix(absl::Span<const double> values, absl::Span<const double> weights, Scales scales,
+         std::vector<Node>* nodes);
 
   Node& operator[](int i) { return nodes_[i]; }
   const Node& operator[](int i) const { return nodes_[i]; }
@@ -256,14 +288,15 @@ class Prefix {
   }
 
  private:
-  std::vector<Node> nodes_;
+  std::vector<Node>& nodes_;
   // Allowance for errors of second order in u: the prefix sums' own
   // accumulated error and the lo parts.
   double tiny_error_ = 0;
 };
 
 Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights,
-               Scales scales) {
+               Scales scales, std::vector<Node>* nodes)
+    : nodes_(*nodes) {
   const int n = static_cast<int>(values.size());
   const double xs = scales.value;
   const double ws = scales.weight;
@@ -306,9 +339,11 @@ Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights
 template <typename SplitT>
 class Solver {
  public:
-  Solver(Prefix& prefix, int n, int k, CancelCheck* cancel)
-      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel), block_lower_(n / kBlock + 2) {
+  Solver(Prefix& prefix, int n, int k, CancelCheck* cancel, Workspace& ws)
+      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel),
+        splits_(SplitTable<SplitT>(ws)), block_lower_(ws.block_lower), scanned_(ws.scanned) {
     splits_.assign(static_cast<size_t>(k) * width_, 0);
+    block_lower_.resize(n / kBlock + 2);
   }
 
   // Start index of each cluster (size k), ascending, first is 0; empty when
@@ -487,10 +522,10 @@ class Solver {
   const int width_;  // rows per layer: j in [m, m + width_ - 1]
   CancelCheck* const cancel_;
   int prev_ = 0;  // which Node::dp slot holds the previous layer
-  std::vector<SplitT> splits_;
+  std::vector<SplitT>& splits_;
   // Scratch for BestSplit.
-  std::vector<double> block_lower_;
-  std::vector<std::pair<int, int>> scanned_;
+  std::vector<double>& block_lower_;
+  std::vector<std::pair<int, int>>& scanned_;
 };
 
 // Centroids, assignment and SSE for the runs starting at `starts`, computed
@@ -557,13 +592,15 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
         absl::StrCat("OptimalKMeans1D: k = ", k, " with n = ", n, " needs ", entries,
                      " DP split entries; the limit is ", kMaxSplitEntries));
   }
-  Prefix prefix(values, weights, scales);
+  Workspace& ws = ThreadWorkspace();
+  Prefix prefix(values, weights, scales, &ws.nodes);
   std::vector<int> starts;
   if (n <= 65536) {  // splits are < n, so 16 bits suffice: halves the table
-    starts = Solver<uint16_t>(prefix, n, k, cancel).Run();
+    starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run();
   } else {
-    starts = Solver<int32_t>(prefix, n, k, cancel).Run();
+    starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run();
   }
+  ws.Trim();
   if (starts.empty()) return CancelledStatus();
   return Finish(values, weights, scales, starts);
 }

@@ -25,7 +25,12 @@ ErrorMetrics CompareTensors(absl::Span<const float> original, absl::Span<const f
 double Sparsity(absl::Span<const float> values);
 
 // Number of distinct values (0.0 and -0.0 count once).
+// Linear time whatever the values (fp16-exact values take a 65536-bit set).
 uint64_t DistinctCount(absl::Span<const float> values);
+
+// The same count by bit pattern (0.0 and -0.0 fold; each NaN pattern counts
+// once), without the fp16 fast path: exported for tests.
+uint64_t DistinctBitPatterns(absl::Span<const float> values);
 
 }  // namespace coremlz::compress
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 #include "compress/metrics.h"
 #include "engine/config_resolution.h"
@@ -37,6 +38,31 @@ struct MlProgramCompressor::Task {
   std::vector<mil::Operation> ops;
   std::string final_output;
   size_t report_index = 0;
+};
+
+// What Compute hands to Apply.
+struct MlProgramCompressor::Computed {
+  absl::StatusOr<WeightResult> result = absl::UnknownError("not computed");
+  bool cancelled = false;  // stopped inside a kernel
+  absl::Status finite;
+  compress::ErrorMetrics error;
+  double sparsity = 0;
+  uint64_t distinct = 0;
+};
+
+// A blob whose weights are being compressed on the pool: it is finished
+// (ops and report rows, then the original if still read) in arrival order.
+struct MlProgramCompressor::Pending {
+  struct Slot {
+    Task* task = nullptr;
+    std::vector<float> values;
+    Computed computed;
+    absl::Notification done;
+  };
+  std::pair<std::string, uint64_t> key;
+  format::BlobMetadata meta;
+  std::shared_ptr<const std::string> data;  // the blob's bytes, copied
+  std::vector<std::shared_ptr<Slot>> slots;
 };
 
 MlProgramCompressor::~MlProgramCompressor() = default;
@@ -99,6 +125,8 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
   c->report_.spec_version_after = c->report_.spec_version_before;
   c->model_ = std::move(model);
   RETURN_IF_ERROR(c->Plan(config));
+  c->threads_ = std::max(1, options.threads);
+  if (c->threads_ > 1) c->pool_ = std::make_unique<TaskPool>(c->threads_);
   return c;
 }
 
@@ -287,26 +315,53 @@ absl::Status MlProgramCompressor::CopyOutcome(Task& task) {
   return absl::OkStatus();
 }
 
+void MlProgramCompressor::ReportProgress(const Task& task, JobControl* control) const {
+  if (!control) return;
+  Progress p;
+  p.weights_done = weights_done_;
+  p.weights_total = static_cast<int>(tasks_.size());
+  p.bytes_done = bytes_done_;
+  p.bytes_total = bytes_total_;
+  p.current = task.weight.name;
+  control->OnProgress(p);
+}
+
 absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values, JobControl* control) {
-  WeightReport& row = report_.weights[task.report_index];
-  if (control) {
-    Progress p;
-    p.weights_done = weights_done_;
-    p.weights_total = static_cast<int>(tasks_.size());
-    p.bytes_done = bytes_done_;
-    p.bytes_total = bytes_total_;
-    p.current = task.weight.name;
-    control->OnProgress(p);
-  }
+  ReportProgress(task, control);
+  Computed computed = Compute(task, values, target_, control);
+  return Apply(task, values, std::move(computed), control);
+}
+
+MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, const std::vector<float>& values,
+                                                           Target target, JobControl* control) {
+  Computed c;
   compress::CancelCheck cancel;
   if (control) cancel = control->KernelCheck();
-  absl::StatusOr<WeightResult> compressed = CompressWeight(task.weight, values, target_, &cancel);
-  if (!compressed.ok()) {
+  c.result = CompressWeight(task.weight, values, target, &cancel);
+  c.cancelled = cancel.cancelled();
+  if (!c.result.ok() || !c.result->skipped_reason.empty()) return c;
+  // A finite weight must stay finite: a model whose constants decode to
+  // NaN or infinity is refused rather than written.
+  const WeightResult& result = *c.result;
+  c.finite = CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary, task.weight.primary_source,
+                                task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
+                                task.weight.dtype == ElementType::kFloat16, result.reconstructed);
+  if (!c.finite.ok()) return c;
+  c.error = compress::CompareTensors(values, result.reconstructed);
+  c.sparsity = compress::Sparsity(result.reconstructed);
+  c.distinct = compress::DistinctCount(result.reconstructed);
+  return c;
+}
+
+absl::Status MlProgramCompressor::Apply(Task& task, const std::vector<float>& values, Computed computed,
+                                        JobControl* control) {
+  WeightReport& row = report_.weights[task.report_index];
+  if (!computed.result.ok()) {
     // Stopped inside a kernel: the job's own words (cancelled or expired).
-    if (cancel.cancelled() && control) return control->StopStatus();
-    return compressed.status();
+    if (computed.cancelled && control) return control->StopStatus();
+    return computed.result.status();
   }
-  WeightResult& result = *compressed;
+  WeightResult& result = *computed.result;
   task.done = true;
   ++weights_done_;
   if (!result.skipped_reason.empty()) {
@@ -314,12 +369,7 @@ absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values,
     ++report_.weights_skipped;
     return absl::OkStatus();
   }
-  // A finite weight must stay finite: a model whose constants decode to
-  // NaN or infinity is refused rather than written.
-  RETURN_IF_ERROR(CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary,
-                                     task.weight.primary_source, task.weight.joint ? &*task.weight.joint : nullptr,
-                                     task.weight.joint_source, task.weight.dtype == ElementType::kFloat16,
-                                     result.reconstructed));
+  RETURN_IF_ERROR(computed.finite);
   uint64_t stored = 0;
   ASSIGN_OR_RETURN(task.ops, BuildOps(result.ops, target_, writer_.get(), current_file_, &stored));
   task.final_output = result.final_output;
@@ -329,17 +379,59 @@ absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values,
   row.technique = result.technique;
   row.params = result.params;
   row.bytes_after = stored;
-  row.error = compress::CompareTensors(values, result.reconstructed);
-  row.sparsity = compress::Sparsity(result.reconstructed);
-  row.distinct_values = compress::DistinctCount(result.reconstructed);
+  row.error = computed.error;
+  row.sparsity = computed.sparsity;
+  row.distinct_values = computed.distinct;
   ++report_.weights_compressed;
   if (task.in_blob) --remaining_refs_[{task.file_name, task.offset}];
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::Drain(size_t keep, JobControl* control) {
+  while (pending_.size() > keep) {
+    Pending& p = *pending_.front();
+    for (const auto& slot : p.slots) {
+      if (slot->task->same_as != nullptr) {
+        // Applied after the task it shares with (same blob, earlier slot).
+        RETURN_IF_ERROR(CopyOutcome(*slot->task));
+        continue;
+      }
+      slot->done.WaitForNotification();
+      ReportProgress(*slot->task, control);
+      RETURN_IF_ERROR(Apply(*slot->task, slot->values, std::move(slot->computed), control));
+    }
+    ++bytes_done_;
+    if (remaining_refs_[p.key] > 0) {
+      ASSIGN_OR_RETURN(uint64_t offset, WriteKeptBlob(p.key, p.meta, *p.data));
+      new_offsets_[p.key] = offset;
+    }
+    pending_.pop_front();
+    if (control && control->Cancelled()) return control->StopStatus();
+  }
   return absl::OkStatus();
 }
 
 std::string MlProgramCompressor::BlobOwner(const std::string& file_name, uint64_t offset) const {
   auto it = blob_owners_.find({file_name, offset});
   return it == blob_owners_.end() ? std::string() : it->second;
+}
+
+absl::StatusOr<uint64_t> MlProgramCompressor::WriteKeptBlob(const std::pair<std::string, uint64_t>& key,
+                                                           const format::BlobMetadata& meta, absl::string_view data) {
+  // Blobs kept as they were follow the same sharing rule as new ones
+  // (what Core ML tools' save does); the shape is the one the program
+  // declares, when every reference agrees on it.
+  const std::vector<DeclaredBlob>* declared = nullptr;
+  if (auto it = blob_declared_.find(key); it != blob_declared_.end() && !it->second.empty()) declared = &it->second;
+  bool one_shape = declared != nullptr;
+  for (size_t i = 1; one_shape && i < declared->size(); ++i) one_shape = (*declared)[i].shape == (*declared)[0].shape;
+  uint64_t offset = 0;
+  if (one_shape) {
+    ASSIGN_OR_RETURN(offset, WriteBlob(writer_.get(), meta.type, data, meta.element_count(), (*declared)[0].shape));
+  } else {
+    ASSIGN_OR_RETURN(offset, writer_->Append(meta.type, data, meta.element_count()));
+  }
+  return offset;
 }
 
 absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl::string_view data, JobControl* control) {
@@ -358,6 +450,35 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
     }
   }
   auto tasks = tasks_by_blob_.find(key);
+  if (pool_ && (tasks != tasks_by_blob_.end() || !pending_.empty())) {
+    drain_control_ = control;
+    // Compressed on the pool; finished (and written) in arrival order by
+    // Drain, at most `threads` blobs behind (each holds its tensor twice).
+    auto p = std::make_unique<Pending>();
+    p->key = key;
+    p->meta = meta;
+    p->data = std::make_shared<const std::string>(data);
+    if (tasks != tasks_by_blob_.end()) {
+      for (Task* task : tasks->second) {
+        auto slot = std::make_shared<Pending::Slot>();
+        slot->task = task;
+        p->slots.push_back(slot);
+        if (task->same_as != nullptr) continue;  // nothing to compute: Drain copies the outcome
+        pool_->Submit([slot, data = p->data, meta, target = target_, control] {
+          absl::StatusOr<std::vector<float>> values = ToFloatValues(meta.type, *data, meta.element_count());
+          if (values.ok()) {
+            slot->values = *std::move(values);
+            slot->computed = Compute(*slot->task, slot->values, target, control);
+          } else {
+            slot->computed.result = values.status();
+          }
+          slot->done.Notify();
+        });
+      }
+    }
+    pending_.push_back(std::move(p));
+    return Drain(static_cast<size_t>(threads_), control);
+  }
   if (tasks != tasks_by_blob_.end()) {
     // Replacements are written where the original blob was, so the output
     // keeps the program's order; the original follows only if something
@@ -374,19 +495,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
   }
   ++bytes_done_;
   if (remaining_refs_[key] > 0) {
-    // Blobs kept as they were follow the same sharing rule as new ones
-    // (what Core ML tools' save does); the shape is the one the program
-    // declares, when every reference agrees on it.
-    const std::vector<DeclaredBlob>* declared = nullptr;
-    if (auto it = blob_declared_.find(key); it != blob_declared_.end() && !it->second.empty()) declared = &it->second;
-    bool one_shape = declared != nullptr;
-    for (size_t i = 1; one_shape && i < declared->size(); ++i) one_shape = (*declared)[i].shape == (*declared)[0].shape;
-    uint64_t offset = 0;
-    if (one_shape) {
-      ASSIGN_OR_RETURN(offset, WriteBlob(writer_.get(), meta.type, data, meta.element_count(), (*declared)[0].shape));
-    } else {
-      ASSIGN_OR_RETURN(offset, writer_->Append(meta.type, data, meta.element_count()));
-    }
+    ASSIGN_OR_RETURN(uint64_t offset, WriteKeptBlob(key, meta, data));
     new_offsets_[key] = offset;
   }
   return absl::OkStatus();
@@ -394,6 +503,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
 
 absl::Status MlProgramCompressor::FinishWeightFile() {
   if (!writer_) return absl::FailedPreconditionError("no weight file is open");
+  RETURN_IF_ERROR(Drain(0, drain_control_));
   if (current_file_ == kDefaultWeightFile) {
     for (auto& task : tasks_) {
       if (task->in_blob || task->done) continue;

@@ -14,6 +14,7 @@
 #ifndef COREMLZ_ENGINE_ML_PROGRAM_COMPRESSOR_H_
 #define COREMLZ_ENGINE_ML_PROGRAM_COMPRESSOR_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "engine/job_control.h"
 #include "engine/report.h"
 #include "engine/target.h"
+#include "engine/task_pool.h"
 #include "engine/weight_compressor.h"
 #include "format/blob_storage.h"
 #include "format/package.h"
@@ -47,6 +49,10 @@ struct CompressOptions {
   // Synthetic samples for the output check (0: none). The engine only carries
   // it: the check runs above it, where the executor lives.
   int check_samples = 0;
+  // Weights compressed at once (the embedded CLI's --threads). The output
+  // is the same whatever the number: results are written in blob order.
+  // coremlzd leaves it at 1 and runs jobs in parallel instead.
+  int threads = 1;
 };
 
 class MlProgramCompressor {
@@ -80,6 +86,8 @@ class MlProgramCompressor {
 
  private:
   struct Task;
+  struct Computed;
+  struct Pending;
   MlProgramCompressor() = default;
   absl::Status Plan(const CompressionConfig& config);
   // Records every blob reference: which blobs each weight file must deliver
@@ -91,6 +99,19 @@ class MlProgramCompressor {
   absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
   // Completes a task from the earlier one it shares its source with.
   absl::Status CopyOutcome(Task& task);
+  // RunTask in two halves: the compression and its metrics (thread-safe,
+  // touches no member), then the report and the writer (in blob order).
+  static Computed Compute(const Task& task, const std::vector<float>& values, Target target,
+                          JobControl* control);
+  absl::Status Apply(Task& task, const std::vector<float>& values, Computed computed, JobControl* control);
+  void ReportProgress(const Task& task, JobControl* control) const;
+  // With threads > 1: finishes pending blobs, oldest first, until at most
+  // `keep` remain.
+  absl::Status Drain(size_t keep, JobControl* control);
+  // Writes a source blob that something still reads, under the same
+  // sharing rule as new blobs; returns its new offset.
+  absl::StatusOr<uint64_t> WriteKeptBlob(const std::pair<std::string, uint64_t>& key, const format::BlobMetadata& meta,
+                                         absl::string_view data);
 
   CoreML::Specification::Model model_;
   Target target_ = Target::kIOS16;        // what new ops are emitted for
@@ -122,6 +143,11 @@ class MlProgramCompressor {
   ConfigUsage usage_;
   int weights_done_ = 0;
   uint64_t bytes_total_ = 0, bytes_done_ = 0;
+  int threads_ = 1;
+  std::deque<std::unique_ptr<Pending>> pending_;
+  JobControl* drain_control_ = nullptr;  // the control of the blobs pending
+  // Last: destroyed first, so its threads finish before what they read goes.
+  std::unique_ptr<TaskPool> pool_;
 };
 
 }  // namespace coremlz::engine

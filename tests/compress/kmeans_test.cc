@@ -464,6 +464,54 @@ TEST(OptimalKMeans1DTest, Fp16NormalHistogram) {
   }
 }
 
+// Raw weight-like samples turned into the (value, count) histogram that
+// palettization hands the solver: fp16-rounded normals (many duplicates),
+// a handful of values repeated thousands of times, a constant tensor; k from
+// 1 to beyond the number of distinct values. Each against the plain DP,
+// with the same checks on centroids and assignment.
+TEST(OptimalKMeans1DTest, MatchesQuadraticDpOnHistogramsOfSamples) {
+  std::mt19937_64 rng(13);
+  int cases = 0;
+  for (int iter = 0; iter < 24; ++iter) {
+    std::vector<float> raw;
+    // Continuous data stays small enough for the O(k n^2) reference.
+    const int count = iter % 4 < 2 ? 100 + static_cast<int>(rng() % 500) : 200 + static_cast<int>(rng() % 4000);
+    std::normal_distribution<float> normal(0, iter % 2 ? 0.02f : 1.0f);
+    for (int i = 0; i < count; ++i) {
+      float x = 0;
+      switch (iter % 4) {
+        case 0: x = format::HalfToFloat(format::FloatToHalf(normal(rng))); break;       // fp16 weights
+        case 1: x = format::HalfToFloat(format::FloatToHalf(normal(rng) * 0.01f)); break;  // narrow: few halves
+        case 2: x = static_cast<float>(rng() % 9) * 0.25f - 1.0f; break;                 // 9 values, many times
+        case 3: x = iter == 3 ? 0.5f : std::round(normal(rng) * 40.0f) / 40.0f; break;  // constant, or a grid
+      }
+      raw.push_back(x == 0 ? 0.0f : x);
+    }
+    std::map<double, double> hist;
+    for (float x : raw) hist[x] += 1;
+    std::vector<double> v, w;
+    for (const auto& [x, c] : hist) {
+      v.push_back(x);
+      w.push_back(c);
+    }
+    const int distinct = static_cast<int>(v.size());
+    ASSERT_LE(distinct, 600);
+    for (int k : {1, 2, 3, 4, 8, 16, 64, distinct - 1, distinct, distinct + 5}) {
+      if (k < 1) continue;
+      SCOPED_TRACE(testing::Message() << "iter " << iter << " distinct " << distinct << " k " << k);
+      auto r = OptimalKMeans1D(v, w, k);
+      ASSERT_TRUE(r.ok()) << r.status();
+      const Real sse = CheckResult(v, w, k, *r);
+      ExpectSameSse(sse, QuadraticDp(v, w, k), "quadratic DP");
+      if (k >= distinct) {
+        EXPECT_EQ(r->centroids, v);  // every value its own centroid
+      }
+      ++cases;
+    }
+  }
+  EXPECT_GT(cases, 200);
+}
+
 TEST(OptimalKMeans1DTest, RejectsInvalidInput) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();

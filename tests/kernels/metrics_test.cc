@@ -2,6 +2,7 @@
 #include "compress/metrics.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -161,6 +162,41 @@ TEST(MetricsTest, DistinctCountOfHalvesEqualsReference) {
     for (float x : v) bits.insert(kernel_test::FloatBits(x == 0 ? 0.0f : x));
     EXPECT_EQ(DistinctCount(v), bits.size()) << iter;
   }
+}
+
+// fp32 values (not halves) take the bucketed bit-pattern count: large
+// inputs with many duplicates, both zeros, denormals, values sharing their
+// upper 16 bits and infinities agree with a set of bit patterns.
+TEST(MetricsTest, DistinctCountOfFloatsEqualsReference) {
+  std::mt19937_64 rng(45);
+  std::normal_distribution<float> normal(0, 0.02f);
+  for (int iter = 0; iter < 12; ++iter) {
+    const size_t n = iter == 0 ? 1 : 1 + rng() % 300000;
+    const size_t pool = 1 + rng() % (iter % 3 == 0 ? 50 : 1000000);
+    std::vector<float> base(pool);
+    for (float& x : base) {
+      switch (rng() % 6) {
+        case 0: x = rng() % 2 ? 0.0f : -0.0f; break;
+        case 1: x = std::numeric_limits<float>::denorm_min() * static_cast<float>(rng() % 1000); break;
+        case 2: {  // same upper half as 1.5f, any lower half
+          const uint32_t u = 0x3fc00000u | static_cast<uint32_t>(rng() & 0xffff);
+          std::memcpy(&x, &u, 4);
+          break;
+        }
+        case 3: x = rng() % 7 == 0 ? std::numeric_limits<float>::infinity() : 1e30f; break;
+        default: x = normal(rng);
+      }
+    }
+    std::vector<float> v(n);
+    for (float& x : v) x = base[rng() % pool];
+    v[0] = 0.1f;  // not a half: never the fp16 path
+    std::set<uint32_t> bits;
+    for (float x : v) bits.insert(kernel_test::FloatBits(x == 0 ? 0.0f : x));
+    EXPECT_EQ(DistinctCount(v), bits.size()) << iter;
+    EXPECT_EQ(DistinctBitPatterns(v), bits.size()) << iter;
+  }
+  EXPECT_EQ(DistinctBitPatterns(std::vector<float>{}), 0u);
+  EXPECT_EQ(DistinctBitPatterns(std::vector<float>{-0.0f, 0.0f, -0.0f}), 1u);
 }
 
 }  // namespace
