@@ -20,6 +20,9 @@ struct Case {
 };
 
 std::string Transformer() { return testing::ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage"; }
+// Two functions reading the same blobs: shared weights are compressed once
+// and the second function's copy follows the first in blob order.
+std::string LlmLike() { return testing::GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage"; }
 std::string Mobilenet() { return testing::ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage"; }
 
 const char* kPal4 = "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4}\n";
@@ -46,7 +49,8 @@ TEST(ParallelCompressTest, ThreadsGiveTheSameBytesAndReport) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {Transformer(), kPal4},   {Transformer(), kGrouped}, {Transformer(), kVector}, {Transformer(), kInt4Block},
       {Transformer(), kJoint},  {Transformer(), kPrune},   {Mobilenet(), kPal4},     {Mobilenet(), kInt8},
-      {fp32, kPal4},            {fp32, kInt8},             {fp32, kGrouped},
+      {fp32, kPal4},            {fp32, kInt8},             {fp32, kGrouped},    {LlmLike(), kInt4Block},
+      {LlmLike(), kPal4},
   };
   int n = 0;
   for (const auto& [model, yaml] : cases) {
