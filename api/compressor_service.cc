@@ -5,6 +5,7 @@
 #include "api/compress_reactor.h"
 #include "api/grpc_status.h"
 #include "api/inspect_reactor.h"
+#include "api/plan_reactor.h"
 
 namespace coremlz::api {
 
@@ -22,6 +23,11 @@ grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse>* CompressorSe
 grpc::ServerReadReactor<v1::InspectRequest>* CompressorService::Inspect(grpc::CallbackServerContext* context,
                                                                         v1::InspectResponse* response) {
   return NewInspectReactor(this, context, response);
+}
+
+grpc::ServerBidiReactor<v1::PlanRequest, v1::PlanResponse>* CompressorService::Plan(
+    grpc::CallbackServerContext* context) {
+  return NewPlanReactor(this, context);
 }
 
 grpc::ServerUnaryReactor* CompressorService::ListRunners(grpc::CallbackServerContext* context,

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "api/credentials.h"
+#include "api/plan_fan_out.h"
 #include "api/result_store.h"
 #include "api/server_metrics.h"
 #include "api/server_options.h"
@@ -33,6 +34,7 @@ class CompressorService final : public v1::Compressor::CallbackService {
       grpc::CallbackServerContext* context) override;
   grpc::ServerReadReactor<v1::InspectRequest>* Inspect(grpc::CallbackServerContext* context,
                                                        v1::InspectResponse* response) override;
+  grpc::ServerBidiReactor<v1::PlanRequest, v1::PlanResponse>* Plan(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ListRunners(grpc::CallbackServerContext* context, const v1::ListRunnersRequest* request,
                                         v1::ListRunnersResponse* response) override;
 
@@ -49,6 +51,9 @@ class CompressorService final : public v1::Compressor::CallbackService {
   // The result cache, or null when the server has none (--cache-dir).
   ResultStore* cache() const { return cache_; }
   void SetCache(ResultStore* cache) { cache_ = cache; }
+  // Where Plan calls' trials run beyond the job's threads (unset: there only).
+  const PlanFanOutFactory& plan_fan_out() const { return plan_fan_out_; }
+  void SetPlanFanOut(PlanFanOutFactory factory) { plan_fan_out_ = std::move(factory); }
   // Admission of a new call: RESOURCE_EXHAUSTED at max_concurrent_calls,
   // UNAVAILABLE once draining.
   absl::Status Admit();
@@ -69,6 +74,7 @@ class CompressorService final : public v1::Compressor::CallbackService {
   std::shared_ptr<TokenAuth> auth_;
   Validator* validator_;
   ResultStore* cache_ = nullptr;
+  PlanFanOutFactory plan_fan_out_;
   std::atomic<int> active_calls_{0};
   std::atomic<bool> draining_{false};
   TaskRunner tasks_;

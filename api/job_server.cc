@@ -38,6 +38,7 @@ absl::StatusOr<std::unique_ptr<JobServer>> JobServer::Start(const ServerOptions&
 
   grpc::ServerBuilder builder;
   builder.RegisterService(s->service_.get());
+  if (parts.plan_fan_out) s->service_->SetPlanFanOut(std::move(parts.plan_fan_out));
   if (parts.internal_service) {
     s->internal_service_ = parts.internal_service(s->service_.get());
     builder.RegisterService(s->internal_service_.get());

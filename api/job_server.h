@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "api/compressor_service.h"
+#include "api/plan_fan_out.h"
 #include "api/result_store.h"
 #include "api/server_metrics.h"
 #include "api/server_options.h"
@@ -31,6 +32,8 @@ struct JobServerParts {
   // Another service on the same jobs and admission (unset: none), e.g.
   // coremlz-worker's internal Worker service.
   std::function<std::unique_ptr<grpc::Service>(CompressorService*)> internal_service;
+  // Where Plan calls' trials run beyond the job's threads (unset: there only).
+  PlanFanOutFactory plan_fan_out;
 };
 
 class JobServer {

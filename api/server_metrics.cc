@@ -31,10 +31,10 @@ std::string CodeName(int code) {
 // label per path would let them grow /metrics without bound.
 bool KnownMethod(const std::string& service, const std::string& method) {
   // Services whose descriptors may be missing from the generated pool: the
-  // health service's (gRPC's own copy) and worker.proto's, which declares
-  // no message, so the linker drops its descriptor from static libraries.
+  // health service's (gRPC's own copy) and worker.proto's, whose
+  // descriptor the linker may drop from static libraries.
   if (service == "grpc.health.v1.Health") return method == "Check" || method == "Watch";
-  if (service == "coremlz.v1.Worker") return method == "Run";
+  if (service == "coremlz.v1.Worker") return method == "Run" || method == "Trials";
   if (service.empty() || method.empty()) return false;
   return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(absl::StrCat(service, ".", method)) != nullptr;
 }
@@ -121,6 +121,24 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   validations_ = &BuildCounter().Name("coremlz_validation_jobs_total").Help("On-device validations by device and outcome.").Register(*registry_);
   validation_seconds_ = &BuildHistogram().Name("coremlz_validation_seconds").Help("On-device validation duration.").Register(*registry_);
   runner_up_ = &BuildGauge().Name("coremlz_runner_up").Help("1 if a device runner is healthy.").Register(*registry_);
+  auto& trials = BuildCounter()
+                     .Name("coremlz_plan_trials_total")
+                     .Help("Plan trials by outcome: measured, pruned (no trial needed), failed, rerun (after a worker was lost).")
+                     .Register(*registry_);
+  // Every label value exists from the start, so the set is closed and a scrape shows zeros.
+  for (const char* outcome : {"measured", "pruned", "failed", "rerun"}) plan_trials_[outcome] = &trials.Add({{"outcome", outcome}});
+  plans_ = &BuildCounter().Name("coremlz_plans_total").Help("Plan calls by outcome.").Register(*registry_);
+  plan_seconds_ = &BuildHistogram().Name("coremlz_plan_seconds").Help("Plan duration, from its job's start.").Register(*registry_);
+}
+
+void ServerMetrics::PlanTrials(const std::string& outcome, int count) {
+  auto it = plan_trials_.find(outcome);
+  if (it != plan_trials_.end() && count > 0) it->second->Increment(count);
+}
+
+void ServerMetrics::Plan(const std::string& outcome, double seconds) {
+  plans_->Add({{"outcome", outcome}}).Increment();
+  plan_seconds_->Add({{"outcome", outcome}}, kLatency).Observe(seconds);
 }
 
 absl::Status ServerMetrics::Serve(const std::string& address) {

@@ -5,6 +5,7 @@
 #ifndef COREMLZ_API_SERVER_METRICS_H_
 #define COREMLZ_API_SERVER_METRICS_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,10 @@ class ServerMetrics {
   }
   void Validation(const std::string& device, const std::string& outcome, double seconds);
   void RunnerUp(const std::string& runner, bool up);
+  // Plan series. `outcome` of trials: "measured", "pruned", "failed" or
+  // "rerun" (anything else is not counted); of plans: OutcomeLabel's.
+  void PlanTrials(const std::string& outcome, int count);
+  void Plan(const std::string& outcome, double seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -70,6 +75,9 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* validations_;
   prometheus::Family<prometheus::Histogram>* validation_seconds_;
   prometheus::Family<prometheus::Gauge>* runner_up_;
+  std::map<std::string, prometheus::Counter*> plan_trials_;
+  prometheus::Family<prometheus::Counter>* plans_;
+  prometheus::Family<prometheus::Histogram>* plan_seconds_;
 };
 
 // Splits "/pkg.Service/Method" into its parts.

@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "clients/exit_codes.h"
+#include "api/plan_convert.h"
 #include "clients/plan_html.h"
+#include "clients/remote_plan.h"
 #include "common/arg_parser.h"
 #include "common/byte_size.h"
 #include "common/file_util.h"
@@ -24,7 +26,7 @@ namespace {
 constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --min-psnr DB) [--candidates LIST]
              [--samples N] [--seed S] [--function F] [--weight-threshold N] [--threads T]
              [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--html OUT.html]
-             [--apply OUT [--force]]
+             [--apply OUT [--force]] [--server HOST:PORT [--deadline S] [TLS/token flags]]
 
 Chooses a compression for every weight of an ML Program (.mlpackage) to meet
 one target, from measured sensitivity: each weight is compressed alone by
@@ -63,6 +65,14 @@ Outputs:
                     candidate's output PSNR and the choice, the config
   --apply OUT       write the compressed model (as `compress --config` would)
   --force           let --apply replace an existing model at OUT
+
+Server (the same outputs, computed by coremlzd's Plan call; its trials run on
+the server's threads and remote workers):
+  --server HOST:PORT        plan on a coremlzd server instead of in this process
+  --deadline SECONDS        give up after this long (default 600)
+  --token-file FILE         bearer token for the server
+  --tls-ca FILE             trust this CA for the server (enables TLS)
+  --tls-cert/--tls-key FILE client certificate for mTLS
 Exit codes as compress: 2 for a target that cannot make sense or cannot be
 reached with the candidates.
 )";
@@ -116,10 +126,61 @@ void PrintTable(const plan::PlanResult& p) {
               static_cast<int>(p.rounds.size()));
 }
 
+// The side files (--config, --report, --pareto, --html), each written
+// atomically or to stdout for "-"; the paths were checked before any work.
+int WriteOutputs(const Args& args, const plan::PlanResult& result, const std::string& yaml,
+                 const std::string& report_json, const std::string& pareto_svg) {
+  auto write = [&](const char* flag, const std::string& text) -> absl::Status {
+    auto path = args.Value(flag);
+    if (!path) return absl::OkStatus();
+    if (*path == "-") {
+      std::fputs(text.c_str(), stdout);
+      return absl::OkStatus();
+    }
+    return WriteFileAtomically(*path, text);
+  };
+  for (const absl::Status& s : {write("config", yaml), write("report", report_json), write("pareto", pareto_svg),
+                                write("html", RenderPlanHtml(result, yaml))}) {
+    if (!s.ok()) {
+      PrintError(s);
+      return ExitCodeFor(s);
+    }
+  }
+  return kExitOk;
+}
+
+// The same plan computed by coremlzd: the same table, files and messages.
+int PlanOnServer(const Args& args, const std::string& input, const plan::PlanOptions& options,
+                 format::OutputTarget* apply) {
+  v1::PlanHeader header;
+  *header.mutable_target() = api::ToProto(options.target);
+  header.set_candidates(args.Value("candidates").value_or(""));
+  header.set_samples(options.study.samples);
+  header.set_seed(options.study.seed);
+  header.set_function(options.study.function);
+  header.set_weight_threshold(options.weight_threshold);
+  const std::string where = apply ? apply->path() : "";
+  absl::StatusOr<RemotePlanOutputs> out = RemotePlan(args, input, std::move(header), apply);
+  if (!out.ok()) {
+    PrintError(out.status());
+    return ExitCodeFor(out.status());
+  }
+  const bool report_to_stdout = args.Value("report") == std::optional<std::string>("-");
+  if (!report_to_stdout) PrintTable(out->result);
+  if (int code = WriteOutputs(args, out->result, out->config_yaml, out->report_json, out->pareto_svg); code != kExitOk) {
+    return code;
+  }
+  if (apply && !report_to_stdout) {
+    std::printf("wrote %s (%llu bytes)\n", where.c_str(), static_cast<unsigned long long>(out->applied_model_bytes));
+  }
+  return kExitOk;
+}
+
 int Plan(const std::vector<std::string>& argv) {
   auto args = Args::Parse(argv,
                           {"size", "bits", "min-psnr", "candidates", "samples", "seed", "function", "weight-threshold",
-                           "threads", "config", "report", "pareto", "html", "apply"},
+                           "threads", "config", "report", "pareto", "html", "apply", "server", "deadline",
+                           "token-file", "tls-ca", "tls-cert", "tls-key"},
                           {"force", "help"});
   if (!args.ok()) {
     PrintError(args.status());
@@ -185,6 +246,8 @@ int Plan(const std::vector<std::string>& argv) {
     }
   }
 
+  if (args->Has("server")) return PlanOnServer(*args, input, options, apply ? &*apply : nullptr);
+
   absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
   if (!result.ok()) {
     PrintError(result.status());
@@ -197,22 +260,9 @@ int Plan(const std::vector<std::string>& argv) {
   }
   const bool report_to_stdout = args->Value("report") == std::optional<std::string>("-");
   if (!report_to_stdout) PrintTable(*result);
-  auto write = [&](const char* flag, const std::string& text) -> absl::Status {
-    auto path = args->Value(flag);
-    if (!path) return absl::OkStatus();
-    if (*path == "-") {
-      std::fputs(text.c_str(), stdout);
-      return absl::OkStatus();
-    }
-    return WriteFileAtomically(*path, text);
-  };
-  for (const absl::Status& s : {write("config", *yaml), write("report", plan::PlanReportJson(*result) + "\n"),
-                                write("pareto", plan::ParetoSvg(*result)),
-                                write("html", RenderPlanHtml(*result, *yaml))}) {
-    if (!s.ok()) {
-      PrintError(s);
-      return ExitCodeFor(s);
-    }
+  if (int code = WriteOutputs(*args, *result, *yaml, plan::PlanReportJson(*result) + "\n", plan::ParetoSvg(*result));
+      code != kExitOk) {
+    return code;
   }
   if (apply) {
     const std::string where = apply->path();

@@ -21,7 +21,6 @@
 #include "grpcpp/grpcpp.h"
 
 namespace coremlz::cli {
-namespace {
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
   absl::Status status = api::FromGrpcStatus(s);
@@ -29,13 +28,6 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
   if (status.code() == absl::StatusCode::kUnavailable) return absl::UnavailableError(absl::StrCat(server, ": ", status.message()));
   return status;
 }
-
-struct Connection {
-  std::shared_ptr<grpc::Channel> channel;
-  std::string token;
-  std::string server;
-  absl::Duration deadline = absl::Seconds(600);
-};
 
 absl::StatusOr<Connection> Connect(const Args& args) {
   Connection c;
@@ -58,6 +50,8 @@ absl::StatusOr<Connection> Connect(const Args& args) {
 void Prepare(const Connection& c, grpc::ClientContext* ctx) {
   api::PrepareCall(ctx, absl::Now() + c.deadline, c.token);
 }
+
+namespace {
 
 std::string ValidationLine(const v1::ValidationResult& v) {
   std::string line = absl::StrCat(v.device().name().empty() ? v.device().model() : v.device().name(), " (",

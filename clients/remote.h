@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/arg_parser.h"
 #include "clients/progress.h"
 #include "engine/config.h"
@@ -13,8 +14,23 @@
 #include "engine/ml_program_compressor.h"
 #include "engine/report.h"
 #include "format/output_target.h"
+#include "grpcpp/grpcpp.h"
 
 namespace coremlz::cli {
+
+// A server from the connection flags (--server, --deadline, --token-file,
+// --tls-ca/--tls-cert/--tls-key), shared by the remote commands.
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::string token;
+  std::string server;
+  absl::Duration deadline = absl::Seconds(600);
+};
+absl::StatusOr<Connection> Connect(const Args& args);
+// The call's deadline and token.
+void Prepare(const Connection& c, grpc::ClientContext* ctx);
+// A call's status; UNAVAILABLE names the server.
+absl::Status FromGrpc(const grpc::Status& s, const std::string& server);
 
 // `output` is null for --report-only; else checked by the caller, and
 // committed only once every artifact file passed its size and digest check.

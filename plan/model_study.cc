@@ -10,6 +10,7 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
+#include "engine/job_control.h"
 #include "execute/compare.h"
 #include "execute/synthetic_inputs.h"
 
@@ -23,15 +24,26 @@ struct CandidateRun {
   execute::LoadedModel model;
 };
 
+// Stops a candidate's compression inside a weight when the plan is cancelled.
+class CancelHook : public engine::JobControl {
+ public:
+  explicit CancelHook(const std::function<bool()>& cancelled) : cancelled_(cancelled) {}
+  bool Cancelled() const override { return cancelled_ && cancelled_(); }
+
+ private:
+  const std::function<bool()>& cancelled_;
+};
+
 CandidateRun CompressCandidate(const std::string& model_path, const Candidate& c, const std::string& work_dir,
-                               const std::string& function) {
+                               const std::string& function, const std::function<bool()>& cancelled) {
+  CancelHook control(cancelled);
   CandidateRun run;
   engine::CompressionConfig config;
   config.passes.push_back({});
   config.passes[0].config.global = *c.config;
   const std::string out = JoinPath(work_dir, absl::StrCat("candidate-", c.name, ".mlpackage"));
   absl::StatusOr<engine::CompressionReport> report =
-      engine::CompressModelPath(model_path, out, config, engine::CompressOptions{}, engine::WriteOptions{});
+      engine::CompressModelPath(model_path, out, config, engine::CompressOptions{}, engine::WriteOptions{}, &control);
   if (!report.ok()) {
     run.status = report.status();
     return run;
@@ -131,7 +143,7 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
           runs[i].status = absl::CancelledError("the plan was cancelled");
           continue;
         }
-        runs[i] = CompressCandidate(model_path, candidates[i], work_dir, original.function());
+        runs[i] = CompressCandidate(model_path, candidates[i], work_dir, original.function(), options.cancelled);
       }
     };
     std::vector<std::thread> pool;

@@ -1,6 +1,7 @@
 #include "plan/planner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "engine/compress_model.h"
+#include "engine/job_control.h"
 #include "execute/loaded_model.h"
 #include "execute/output_check.h"
 #include "format/package.h"
@@ -30,6 +32,30 @@ uint64_t DirectoryBytes(const std::string& path) {
   }
   return total;
 }
+
+// Polled between the plan's steps (the study and the trials poll it within theirs).
+absl::Status CheckCancelled(const PlanOptions& options) {
+  if (options.study.cancelled && options.study.cancelled()) return absl::CancelledError("the plan was cancelled");
+  return absl::OkStatus();
+}
+
+void Report(const PlanOptions& options, PlanProgress::Phase phase, int round) {
+  if (!options.progress) return;
+  PlanProgress p;
+  p.phase = phase;
+  p.round = round;
+  options.progress(p);
+}
+
+// Stops the engine's work inside a weight when the plan is cancelled.
+class CancelHook : public engine::JobControl {
+ public:
+  explicit CancelHook(std::function<bool()> cancelled) : cancelled_(std::move(cancelled)) {}
+  bool Cancelled() const override { return cancelled_ && cancelled_(); }
+
+ private:
+  std::function<bool()> cancelled_;
+};
 
 // Removes the work directory on every exit path.
 struct WorkDir {
@@ -119,8 +145,26 @@ class Planner {
       }
       result_->weights.push_back(std::move(wp));
     }
-    ASSIGN_OR_RETURN(std::vector<TrialResult> results,
-                     RunTrials(study_, trials, options_.study.threads, options_.study.cancelled));
+    std::atomic<int> done{0};
+    const int total = static_cast<int>(trials.size());
+    auto report = [&](int n) {
+      if (!options_.progress) return;
+      PlanProgress p;
+      p.phase = PlanProgress::Phase::kTrials;
+      p.trials_done = n;
+      p.trials_total = total;
+      options_.progress(p);
+    };
+    report(0);
+    auto on_done = [&] { report(++done); };
+    absl::StatusOr<std::vector<TrialResult>> ran =
+        options_.fan_out ? options_.fan_out(study_, trials, on_done)
+                         : RunTrials(study_, trials, options_.study.threads, options_.study.cancelled, on_done);
+    if (!ran.ok()) return ran.status();
+    if (ran->size() != trials.size()) {
+      return absl::InternalError(absl::StrCat(ran->size(), " trial results for ", trials.size(), " trials"));
+    }
+    std::vector<TrialResult>& results = *ran;
     for (size_t i = 0; i < trials.size(); ++i) {
       CandidateOutcome& out = result_->weights[trials[i].weight].outcomes[trials[i].candidate];
       out.measured = true;
@@ -175,9 +219,10 @@ class Planner {
 
   // Compresses the plan with the engine and measures the result.
   absl::StatusOr<PlanQuantities> ApplyAndMeasure(const std::vector<int>& picks, const std::string& out) {
+    CancelHook control(options_.study.cancelled);
     ASSIGN_OR_RETURN(engine::CompressionReport report,
                      engine::CompressModelPath(study_.model_path(), out, ConfigOf(picks), engine::CompressOptions{},
-                                               engine::WriteOptions{}));
+                                               engine::WriteOptions{}, &control));
     PlanQuantities q;
     q.model_bytes = report.model_bytes_after;
     std::set<std::string> planned;
@@ -228,7 +273,26 @@ class Planner {
   std::vector<std::vector<int>> choice_candidate_;
 };
 
+// No candidates given: the defaults for the model's deployment target, those
+// it cannot express dropped (and noted) rather than refused.
+absl::Status ResolveCandidates(const std::string& model_path, PlanOptions* opts) {
+  if (!opts->candidates.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(model_path));
+  ASSIGN_OR_RETURN(engine::Target model_target, engine::TargetFromSpecVersion(pkg->model().specificationversion()));
+  opts->candidates = DefaultCandidates(model_target, opts->weight_threshold);
+  opts->study.drop_inexpressible = true;
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& model_path, const PlanOptions& options,
+                                                         const std::string& work_dir) {
+  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
+  PlanOptions opts = options;
+  RETURN_IF_ERROR(ResolveCandidates(model_path, &opts));
+  return ModelStudy::Create(model_path, opts.candidates, opts.study, work_dir);
+}
 
 std::string DescribeTarget(const PlanTarget& target) {
   switch (target.kind) {
@@ -262,14 +326,10 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   }
 
   PlanOptions opts = options;
-  if (opts.candidates.empty()) {
-    ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(model_path));
-    ASSIGN_OR_RETURN(engine::Target model_target, engine::TargetFromSpecVersion(pkg->model().specificationversion()));
-    opts.candidates = DefaultCandidates(model_target, opts.weight_threshold);
-    opts.study.drop_inexpressible = true;
-  }
+  RETURN_IF_ERROR(ResolveCandidates(model_path, &opts));
   WorkDir work;
   ASSIGN_OR_RETURN(work.path, MakeTempDirectory("coremlz-plan"));
+  Report(opts, PlanProgress::Phase::kStudy, 0);
   ASSIGN_OR_RETURN(std::unique_ptr<ModelStudy> study, ModelStudy::Create(model_path, opts.candidates, opts.study, work.path));
   if (study->weights().empty()) return absl::InvalidArgumentError("the model has no weight the candidates compress");
   const double study_seconds = lap();
@@ -323,6 +383,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   }
 
   result.study_seconds = study_seconds;
+  RETURN_IF_ERROR(CheckCancelled(opts));
   RETURN_IF_ERROR(planner.RunTrialsAndFill());
   result.trial_seconds = lap();
   ASSIGN_OR_RETURN(Knapsack knapsack, planner.Solver(size_target));
@@ -338,6 +399,8 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   double goal_db = target.value;  // min-psnr: the predicted mean-noise PSNR asked of the knapsack
   std::optional<std::vector<int>> best_picks;
   for (int round = 0; round < opts.max_rounds; ++round) {
+    RETURN_IF_ERROR(CheckCancelled(opts));
+    Report(opts, PlanProgress::Phase::kRounds, round + 1);
     PlanRound r;
     std::optional<KnapsackSolution> s;
     if (target.kind == PlanTarget::Kind::kMinPsnr) {
@@ -397,7 +460,9 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   // measured by running the executor with its decoded weights.
   const int points = std::max(2, opts.pareto_points);
   std::set<std::vector<int>> seen;
+  Report(opts, PlanProgress::Phase::kPareto, 0);
   for (int i = 0; i < points; ++i) {
+    RETURN_IF_ERROR(CheckCancelled(opts));
     const uint64_t b = knapsack.min_bytes() + (knapsack.max_bytes() - knapsack.min_bytes()) * i / (points - 1);
     std::optional<KnapsackSolution> s = knapsack.MinCostWithin(b);
     if (!s) continue;

@@ -29,6 +29,8 @@
 #define COREMLZ_PLAN_PLANNER_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@
 #include "engine/config.h"
 #include "plan/candidate.h"
 #include "plan/model_study.h"
+#include "plan/trial.h"
 
 namespace coremlz::plan {
 
@@ -46,13 +49,27 @@ struct PlanTarget {
 };
 std::string DescribeTarget(const PlanTarget& target);
 
+// Where a plan is, for progress displays (the Plan RPC streams it).
+struct PlanProgress {
+  enum class Phase { kStudy, kTrials, kRounds, kPareto };
+  Phase phase = Phase::kStudy;
+  int trials_done = 0;
+  int trials_total = 0;
+  int round = 0;  // kRounds: the round being measured, from 1
+};
+
 struct PlanOptions {
   PlanTarget target;
   std::vector<Candidate> candidates;  // empty: DefaultCandidates for the model's target
   int64_t weight_threshold = 2048;
-  StudyOptions study;
+  StudyOptions study;  // study.cancelled stops the study, the trials, the rounds and the Pareto curve
   int max_rounds = 6;
   int pareto_points = 10;
+  // Optional: called at each phase, round and finished trial (from the
+  // thread that finished it: must be thread-safe).
+  std::function<void(const PlanProgress&)> progress;
+  // Optional: where the trials run (default: RunTrials on study.threads).
+  TrialFanOut fan_out;
 };
 
 // One candidate for one weight, as the report shows it.
@@ -123,6 +140,13 @@ struct PlanResult {
 };
 
 absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOptions& options);
+
+// The study MakePlan makes for these options (its default candidates
+// resolved the same way), in `work_dir`: what a remote worker builds to run
+// a plan's trials. A study depends only on the model and the options, so
+// every process gets the same trial results from it.
+absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& model_path, const PlanOptions& options,
+                                                         const std::string& work_dir);
 
 }  // namespace coremlz::plan
 

@@ -20,7 +20,8 @@ struct FirstError {
 }  // namespace
 
 absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, const std::vector<Trial>& trials,
-                                                   int threads, const std::function<bool()>& cancelled) {
+                                                   int threads, const std::function<bool()>& cancelled,
+                                                   const std::function<void()>& on_done) {
   std::vector<TrialResult> results(trials.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
@@ -35,6 +36,7 @@ absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, co
                                                                  : runner.Run(trials[i]);
       if (r.ok()) {
         results[i] = *std::move(r);
+        if (on_done) on_done();
         continue;
       }
       absl::MutexLock lock(&first_error.mu);

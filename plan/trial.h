@@ -36,10 +36,21 @@ class TrialRunner {
 
 // Runs every trial on a fixed pool of `threads` threads; results are in the
 // order of `trials` whatever the thread count. `cancelled` (optional) is
-// polled between trials. On errors the pool stops taking trials and returns
-// the error of the lowest-numbered trial that failed.
+// polled between trials; `on_done` (optional) is called, from the thread
+// that ran it, after each trial that succeeded. On errors the pool stops
+// taking trials and returns the error of the lowest-numbered trial that
+// failed.
 absl::StatusOr<std::vector<TrialResult>> RunTrials(const TrialRunner& runner, const std::vector<Trial>& trials,
-                                                   int threads, const std::function<bool()>& cancelled = nullptr);
+                                                   int threads, const std::function<bool()>& cancelled = nullptr,
+                                                   const std::function<void()>& on_done = nullptr);
+
+// Where a plan's trials run. The default is RunTrials over `local` on the
+// study's threads; the Plan RPC substitutes one that also sends trials to
+// remote workers (which build the same study and so compute the same
+// results). Whatever runs them, results come back in the order of `trials`
+// and `on_done` is called once per finished trial.
+using TrialFanOut = std::function<absl::StatusOr<std::vector<TrialResult>>(
+    const TrialRunner& local, const std::vector<Trial>& trials, const std::function<void()>& on_done)>;
 
 }  // namespace coremlz::plan
 

@@ -14,6 +14,7 @@ absl::StatusOr<api::JobServerSetup> FrontSetup(const Args& args, const api::Serv
   api::JobServerSetup setup;
   setup.parts.pool = std::move(pools.worker_pool);
   setup.parts.validator = std::move(pools.validator);
+  setup.parts.plan_fan_out = std::move(pools.plan_fan_out);
   if (!options.cache_dir.empty()) {
     const ResultCacheOptions cache{options.cache_dir, options.cache_max_bytes};
     setup.parts.open_result_store =

@@ -7,6 +7,7 @@
 #include "api/test_job_delay.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "service/remote_trials.h"
 #include "service/remote_worker_pool.h"
 #include "service/runner_pool.h"
 
@@ -53,6 +54,11 @@ absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const api::ServerOptions&
     o.queue_capacity = options.queue_capacity;
     o.work_dir = options.work_dir;
     ASSIGN_OR_RETURN(pools.worker_pool, MakeRemoteWorkerPool(o));
+    RemoteTrialsOptions trials;
+    trials.target = *target;
+    trials.tls = peer_tls;
+    trials.token = peer_token;
+    pools.plan_fan_out = MakeRemoteTrialsFanOut(trials);
     absl::StrAppend(&pools.description, ", remote workers at ", *target);
   }
   ASSIGN_OR_RETURN(pools.worker_pool, api::WithTestJobDelay(args, options, std::move(pools.worker_pool), &pools.description));

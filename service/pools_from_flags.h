@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/arg_parser.h"
 #include "engine/worker_pool.h"
+#include "api/plan_fan_out.h"
 #include "api/server_options.h"
 #include "api/validator.h"
 
@@ -20,6 +21,7 @@ struct Pools {
   std::shared_ptr<api::Validator> validator;             // null: no validation
   std::string description;                          // for the start-up log line
   std::function<void()> on_shutdown;
+  api::PlanFanOutFactory plan_fan_out;              // unset: plans' trials on the front's threads only
 };
 
 absl::StatusOr<Pools> PoolsFromFlags(const Args& args, const api::ServerOptions& options);

@@ -1,0 +1,84 @@
+#include "clients/remote_plan.h"
+
+#include <memory>
+#include <thread>
+
+#include "api/artifact_receiver.h"
+#include "api/plan_convert.h"
+#include "api/transfer.h"
+#include "clients/remote.h"
+#include "common/status_macros.h"
+#include "coremlz/v1/compressor.grpc.pb.h"
+
+namespace coremlz::cli {
+
+absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string& input, v1::PlanHeader header,
+                                             format::OutputTarget* apply) {
+  ASSIGN_OR_RETURN(Connection conn, Connect(args));
+  std::string root;
+  ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
+  // The report names the model as the embedded command does: as typed.
+  header.set_model_name(input);
+  header.clear_files();
+  for (const auto& f : files) *header.add_files() = f;
+  header.set_apply(apply != nullptr);
+  v1::PlanRequest header_msg;
+  *header_msg.mutable_header() = std::move(header);
+
+  std::unique_ptr<api::ArtifactReceiver> artifact;
+  if (apply != nullptr) {
+    ASSIGN_OR_RETURN(std::string staging, apply->Stage());
+    artifact = std::make_unique<api::ArtifactReceiver>(staging);
+  }
+  auto stub = v1::Compressor::NewStub(conn.channel);
+  grpc::ClientContext ctx;
+  Prepare(conn, &ctx);
+  std::unique_ptr<grpc::ClientReaderWriter<v1::PlanRequest, v1::PlanResponse>> stream = stub->Plan(&ctx);
+  absl::Status upload_status;
+  std::thread writer([&] {
+    if (!stream->Write(header_msg)) return;
+    upload_status = api::SendFiles(root, files, 0, [&](v1::FileChunk&& chunk) {
+      v1::PlanRequest r;
+      *r.mutable_chunk() = std::move(chunk);
+      return stream->Write(r);
+    });
+    stream->WritesDone();
+  });
+
+  v1::PlanOutputs outputs;
+  bool have_outputs = false;
+  v1::PlanResponse response;
+  v1::CompressResponse part;  // the artifact's messages, in the form ArtifactReceiver takes
+  while (stream->Read(&response)) {
+    if (response.has_outputs()) {
+      outputs = std::move(*response.mutable_outputs());
+      have_outputs = true;
+    } else if (artifact && response.has_artifact_file()) {
+      *part.mutable_artifact_file() = std::move(*response.mutable_artifact_file());
+      artifact->Receive(part).IgnoreError();
+    } else if (artifact && response.has_artifact_chunk()) {
+      part.mutable_artifact_chunk()->Swap(response.mutable_artifact_chunk());
+      artifact->Receive(part).IgnoreError();
+    }
+    if (artifact && !artifact->status().ok()) ctx.TryCancel();
+  }
+  writer.join();
+  grpc::Status status = stream->Finish();
+  if (artifact && !artifact->status().ok()) return artifact->status();
+  if (!status.ok()) return FromGrpc(status, conn.server);
+  RETURN_IF_ERROR(upload_status);
+  if (!have_outputs) return absl::DataLossError("the server ended the plan without its outputs");
+  RemotePlanOutputs out;
+  ASSIGN_OR_RETURN(out.result, api::FromProto(outputs.result()));
+  out.config_yaml = outputs.config_yaml();
+  out.report_json = outputs.report_json();
+  out.pareto_svg = outputs.pareto_svg();
+  out.applied_model_bytes = outputs.applied_model_bytes();
+  if (artifact) {
+    ASSIGN_OR_RETURN(std::string produced, artifact->Complete());
+    RETURN_IF_ERROR(apply->Commit(produced));
+  }
+  return out;
+}
+
+}  // namespace coremlz::cli

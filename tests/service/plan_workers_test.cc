@@ -1,0 +1,244 @@
+// A plan's trials fanned out over real coremlz-worker processes: a worker
+// computes exactly the trial result this process computes (the study is a
+// function of the model and options); coremlzd + 2 workers plans to the
+// embedded YAML and report; a worker SIGKILLed mid-plan changes nothing (its
+// trials are rerun elsewhere); a client's cancel ends the plan promptly and
+// the workers' Trials calls with it.
+#include <signal.h>
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "api/transfer.h"
+#include "common/file_util.h"
+#include "coremlz/v1/worker.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "plan/candidate.h"
+#include "plan/planner.h"
+#include "tests/testing/http_get.h"
+#include "tests/testing/process.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/test_env.h"
+
+namespace coremlz::testing {
+namespace {
+
+std::string Cli() { return BinaryPath("clients/coremlz"); }
+std::string Transformer() {
+  return ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage";
+}
+constexpr char kCandidates[] = "palettize8,palettize4,palettize2,keep";
+
+std::unique_ptr<Daemon> StartWorker() {
+  auto d = std::make_unique<Daemon>(std::vector<std::string>{BinaryPath("workers/coremlz-worker"), "--address",
+                                                             "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
+                                                             "--workers", "1"},
+                                    "serving gRPC on port ");
+  EXPECT_TRUE(d->ok()) << d->log();
+  return d;
+}
+
+std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers) {
+  std::string list;
+  for (const Daemon* w : workers) absl::StrAppend(&list, list.empty() ? "" : ",", "127.0.0.1:", w->port());
+  auto d = std::make_unique<Daemon>(std::vector<std::string>{BinaryPath("service/coremlzd"), "--address",
+                                                             "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
+                                                             "--workers", "1", "--remote-workers", list},
+                                    "serving gRPC on port ");
+  EXPECT_TRUE(d->ok()) << d->log();
+  return d;
+}
+
+double Metric(const Daemon& d, const std::string& series) {
+  return MetricValue(HttpGet(d.NumberAfter("metrics on port "), "/metrics"), series);
+}
+
+const char kTrialsSent[] =
+    "grpc_server_msg_sent_total{grpc_method=\"Trials\",grpc_service=\"coremlz.v1.Worker\",grpc_type=\"bidi_stream\"}";
+
+std::string Slurp(const std::string& path) {
+  auto s = ReadFile(path);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.status();
+  return s.ok() ? *s : "";
+}
+
+std::string WithoutTimes(const std::string& json) {
+  std::string out = std::regex_replace(json, std::regex(R"re("phase_seconds":\s*\{[^{}]*\},?)re"), "");
+  return std::regex_replace(out, std::regex(R"re("seconds":\s*[-+0-9.eE]+,?)re"), "");
+}
+
+struct Outputs {
+  std::string yaml, report;
+};
+
+Outputs Plan(const std::string& dir, int samples, const std::string& server = "") {
+  std::vector<std::string> argv = {Cli(), "plan", Transformer(), "--bits", "5", "--candidates", kCandidates,
+                                   "--samples", std::to_string(samples), "--config", dir + "/plan.yaml",
+                                   "--report", dir + "/plan.json"};
+  if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+  EXPECT_TRUE(MakeDirectories(dir).ok());
+  auto r = RunProgram(argv, absl::Seconds(600));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return {Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+}
+
+v1::PlanHeader Header(int samples, std::string* root) {
+  v1::PlanHeader h;
+  auto files = api::DescribeModelFiles(Transformer(), root);
+  EXPECT_TRUE(files.ok()) << files.status();
+  for (const auto& f : *files) *h.add_files() = f;
+  h.set_candidates(kCandidates);
+  h.set_samples(samples);
+  h.set_seed(7);
+  return h;
+}
+
+TEST(PlanWorkers, AWorkerComputesTheSameTrialAsThisProcess) {
+  auto worker = StartWorker();
+  ASSERT_TRUE(worker->ok());
+  std::string root;
+  const v1::PlanHeader header = Header(2, &root);
+  auto stub = v1::Worker::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", worker->port()),
+                                                      grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+  auto stream = stub->Trials(&ctx);
+  v1::TrialsRequest first;
+  *first.mutable_header() = header;
+  ASSERT_TRUE(stream->Write(first));
+  const std::vector<v1::FileInfo> files(header.files().begin(), header.files().end());
+  ASSERT_TRUE(api::SendFiles(root, files, 0, [&](v1::FileChunk&& c) {
+                v1::TrialsRequest r;
+                *r.mutable_chunk() = std::move(c);
+                return stream->Write(r);
+              }).ok());
+  // This process's study, built as the worker builds its own.
+  plan::PlanOptions options;
+  options.candidates = *plan::ParseCandidates(kCandidates, 2048);
+  options.study.samples = 2;
+  options.study.seed = 7;
+  ScratchDir work;
+  auto study = plan::StudyForPlan(Transformer(), options, work.path());
+  ASSERT_TRUE(study.ok()) << study.status();
+  const plan::Trial trial{static_cast<int>((*study)->weights().size()) - 1, 1};  // the last weight, palettize4
+  auto local = (*study)->Run(trial);
+  ASSERT_TRUE(local.ok()) << local.status();
+
+  v1::TrialsRequest t;
+  t.mutable_trial()->set_weight(trial.weight);
+  t.mutable_trial()->set_candidate(trial.candidate);
+  ASSERT_TRUE(stream->Write(t));
+  stream->WritesDone();
+  v1::TrialsResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  ASSERT_TRUE(r.has_ready());
+  EXPECT_EQ(r.ready().weights_size(), static_cast<int>((*study)->weights().size()));
+  ASSERT_TRUE(stream->Read(&r));
+  ASSERT_TRUE(r.has_done());
+  EXPECT_EQ(r.done().bytes(), local->bytes);
+  const std::vector<double> remote(r.done().noise().begin(), r.done().noise().end());
+  ASSERT_EQ(remote.size(), local->noise.size());
+  ASSERT_FALSE(remote.empty());
+  EXPECT_GT(remote[0], 0) << "palettize4 changes the outputs";
+  EXPECT_EQ(remote, local->noise) << "bit for bit, in another process";
+  EXPECT_FALSE(stream->Read(&r));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST(PlanWorkers, TwoWorkersPlanAsEmbedded) {
+  ScratchDir scratch;
+  constexpr int kSamples = 12;  // trials long enough for the workers to take some
+  const Outputs embedded = Plan(scratch.Join("embedded"), kSamples);
+  ASSERT_FALSE(embedded.yaml.empty());
+  auto w1 = StartWorker();
+  auto w2 = StartWorker();
+  auto front = StartFront({w1.get(), w2.get()});
+  ASSERT_TRUE(front->ok());
+  const Outputs remote = Plan(scratch.Join("remote"), kSamples, absl::StrCat("127.0.0.1:", front->port()));
+  EXPECT_EQ(remote.yaml, embedded.yaml);
+  EXPECT_EQ(remote.report, embedded.report);
+  // Both workers built the study (their ready message), and the workers
+  // answered trials (how many each took depends on timing).
+  const double w1_sent = Metric(*w1, kTrialsSent), w2_sent = Metric(*w2, kTrialsSent);
+  EXPECT_GE(w1_sent, 1) << w1->log();
+  EXPECT_GE(w2_sent, 1) << w2->log();
+  EXPECT_GE(w1_sent + w2_sent, 3) << "at least one trial ran on a worker";
+  EXPECT_EQ(Metric(*front, "coremlz_plan_trials_total{outcome=\"rerun\"}"), 0);
+}
+
+TEST(PlanWorkers, AWorkerKilledMidPlanChangesNothing) {
+  ScratchDir scratch;
+  constexpr int kSamples = 24;  // slow trials, so that the kill lands mid-plan
+  const Outputs embedded = Plan(scratch.Join("embedded"), kSamples);
+  ASSERT_FALSE(embedded.yaml.empty());
+  auto w1 = StartWorker();
+  auto w2 = StartWorker();
+  auto front = StartFront({w1.get(), w2.get()});
+  ASSERT_TRUE(front->ok());
+  std::thread killer([&] {
+    // Once w2 has answered a trial, it dies with trials outstanding.
+    for (int i = 0; i < 3000 && Metric(*w2, kTrialsSent) < 2; ++i) absl::SleepFor(absl::Milliseconds(20));
+    kill(w2->pid(), SIGKILL);
+  });
+  const Outputs remote = Plan(scratch.Join("remote"), kSamples, absl::StrCat("127.0.0.1:", front->port()));
+  killer.join();
+  EXPECT_EQ(remote.yaml, embedded.yaml);
+  EXPECT_EQ(remote.report, embedded.report);
+  EXPECT_GE(Metric(*front, "coremlz_plan_trials_total{outcome=\"rerun\"}"), 1) << front->log();
+}
+
+TEST(PlanWorkers, CancelStopsThePlanAndTheWorkersTrials) {
+  auto w1 = StartWorker();
+  auto w2 = StartWorker();
+  auto front = StartFront({w1.get(), w2.get()});
+  ASSERT_TRUE(front->ok());
+  std::string root;
+  v1::PlanHeader header = Header(64, &root);
+  header.mutable_target()->set_kind(v1::PlanTarget::BITS);
+  header.mutable_target()->set_value(5);
+  auto stub = v1::Compressor::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", front->port()),
+                                                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Plan(&ctx);
+  v1::PlanRequest first;
+  *first.mutable_header() = header;
+  ASSERT_TRUE(stream->Write(first));
+  const std::vector<v1::FileInfo> files(header.files().begin(), header.files().end());
+  ASSERT_TRUE(api::SendFiles(root, files, 0, [&](v1::FileChunk&& c) {
+                v1::PlanRequest r;
+                *r.mutable_chunk() = std::move(c);
+                return stream->Write(r);
+              }).ok());
+  stream->WritesDone();
+  // Wait for the trials to be under way on the workers.
+  v1::PlanResponse r;
+  bool trials = false;
+  while (!trials && stream->Read(&r)) {
+    trials = r.has_progress() && r.progress().phase() == v1::PlanProgress::TRIALS && r.progress().trials_done() > 0;
+  }
+  ASSERT_TRUE(trials);
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  ctx.TryCancel();
+  while (stream->Read(&r)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The front ended the plan, and each worker's Trials call was cancelled.
+  const std::string cancelled_trials =
+      "grpc_server_handled_total{grpc_code=\"CANCELLED\",grpc_method=\"Trials\",grpc_service=\"coremlz.v1.Worker\","
+      "grpc_type=\"bidi_stream\"}";
+  bool stopped = false;
+  for (int i = 0; i < 200 && !stopped; ++i) {
+    stopped = Metric(*front, "coremlz_plans_total{outcome=\"cancelled\"}") == 1 &&
+              Metric(*w1, cancelled_trials) == 1 && Metric(*w2, cancelled_trials) == 1;
+    if (!stopped) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(stopped) << front->log() << w1->log() << w2->log();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - cancelled_at).count(), 10);
+}
+
+}  // namespace
+}  // namespace coremlz::testing
