@@ -88,7 +88,8 @@ class MlProgramCompressor {
   // Plans the compression of one const op of `function`, or reports why not.
   absl::Status PlanConst(const CoreML::Specification::MILSpec::Operation& op, const std::string& function,
                          const FunctionIndex& index, const CompressionConfig& config);
-  absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
+  // Compresses one weight from its stored values (fp16/fp32 bytes).
+  absl::Status RunTask(Task& task, const format::TensorView& source, JobControl* control);
 
   CoreML::Specification::Model model_;
   Target target_ = Target::kIOS16;
