@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,12 +22,16 @@ std::vector<char*> Argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-int WaitExit(pid_t pid, absl::Duration timeout) {
+int WaitExit(pid_t pid, absl::Duration timeout, long* max_rss_kb = nullptr) {
   const absl::Time end = absl::Now() + timeout;
   int status = 0;
   while (absl::Now() < end) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    rusage usage{};
+    pid_t r = ::wait4(pid, &status, WNOHANG, &usage);
+    if (r == pid) {
+      if (max_rss_kb != nullptr) *max_rss_kb = usage.ru_maxrss;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
     absl::SleepFor(absl::Milliseconds(10));
   }
   return -1;
@@ -58,7 +63,7 @@ CommandResult RunProgramIn(const std::string& dir, const std::vector<std::string
     ::execv(args[0], args.data());
     ::_exit(127);
   }
-  result.exit_code = WaitExit(pid, timeout);
+  result.exit_code = WaitExit(pid, timeout, &result.max_rss_kb);
   if (result.exit_code == -1) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
@@ -101,6 +106,14 @@ Daemon::~Daemon() {
     ::waitpid(pid_, nullptr, 0);
   }
   if (!log_path_.empty()) (void)RemoveAll(log_path_.substr(0, log_path_.rfind('/')));
+}
+
+long Daemon::PeakRssKb() const {
+  if (pid_ <= 0) return -1;
+  const std::string status = ReadFile(absl::StrCat("/proc/", pid_, "/status")).value_or("");
+  const size_t at = status.find("VmHWM:");
+  if (at == std::string::npos) return -1;
+  return std::strtol(status.c_str() + at + 6, nullptr, 10);
 }
 
 std::string Daemon::log() const { return ReadFile(log_path_).value_or(""); }

@@ -19,6 +19,9 @@ std::string BinaryPath(const std::string& relative);
 struct CommandResult {
   int exit_code = -1;
   std::string out, err;
+  // The child's peak resident set (getrusage of the waited-for child, in
+  // KiB); -1 when it was killed on timeout.
+  long max_rss_kb = -1;
 };
 
 // Runs argv[0] with the arguments, waiting at most `timeout` (then SIGKILL).
@@ -42,6 +45,8 @@ class Daemon {
   std::string log() const;
   // A second number after another marker (e.g. the metrics port).
   int NumberAfter(const std::string& marker) const;
+  // The running daemon's peak resident set so far (VmHWM, KiB); -1 if unknown.
+  long PeakRssKb() const;
   // Sends `sig` and waits for the exit; returns the exit code (-1 on timeout).
   int Stop(int sig, absl::Duration timeout = absl::Seconds(30));
 
