@@ -108,14 +108,6 @@ Daemon::~Daemon() {
   if (!log_path_.empty()) (void)RemoveAll(log_path_.substr(0, log_path_.rfind('/')));
 }
 
-long Daemon::PeakRssKb() const {
-  if (pid_ <= 0) return -1;
-  const std::string status = ReadFile(absl::StrCat("/proc/", pid_, "/status")).value_or("");
-  const size_t at = status.find("VmHWM:");
-  if (at == std::string::npos) return -1;
-  return std::strtol(status.c_str() + at + 6, nullptr, 10);
-}
-
 std::string Daemon::log() const { return ReadFile(log_path_).value_or(""); }
 
 int Daemon::NumberAfter(const std::string& marker) const {

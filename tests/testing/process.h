@@ -45,8 +45,6 @@ class Daemon {
   std::string log() const;
   // A second number after another marker (e.g. the metrics port).
   int NumberAfter(const std::string& marker) const;
-  // The running daemon's peak resident set so far (VmHWM, KiB); -1 if unknown.
-  long PeakRssKb() const;
   // Sends `sig` and waits for the exit; returns the exit code (-1 on timeout).
   int Stop(int sig, absl::Duration timeout = absl::Seconds(30));
 
