@@ -1,6 +1,9 @@
 #include "common/byte_sink.h"
 
+#include <sys/types.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -34,7 +37,7 @@ absl::Status FileSink::Patch(uint64_t offset, absl::string_view data) {
   if (offset > size_ || data.size() > size_ - offset) {
     return absl::OutOfRangeError(absl::StrCat("patch past the end of ", path_));
   }
-  if (std::fflush(file_) != 0 || std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0 ||
+  if (std::fflush(file_) != 0 || ::fseeko(file_, static_cast<off_t>(offset), SEEK_SET) != 0 ||
       std::fwrite(data.data(), 1, data.size(), file_) != data.size() || std::fseek(file_, 0, SEEK_END) != 0) {
     return ErrnoStatus("cannot rewrite", path_, errno);
   }

@@ -11,25 +11,34 @@
 namespace coremlz::compress {
 
 ErrorMetrics CompareTensors(absl::Span<const float> x, absl::Span<const float> y) {
-  ErrorMetrics m;
-  if (x.empty()) return m;
-  double signal = 0, peak = 0, noise = 0, max_err = 0;
+  ErrorAccumulator acc;
+  acc.Add(x, y);
+  return acc.Result();
+}
+
+void ErrorAccumulator::Add(absl::Span<const float> x, absl::Span<const float> y) {
   for (size_t i = 0; i < x.size(); ++i) {
     const double a = x[i], d = a - static_cast<double>(y[i]);
-    signal += a * a;
-    peak = std::max(peak, a * a);
-    noise += d * d;
-    max_err = std::max(max_err, std::fabs(d));
+    signal_ += a * a;
+    peak_ = std::max(peak_, a * a);
+    noise_ += d * d;
+    max_err_ = std::max(max_err_, std::fabs(d));
   }
-  const double n = static_cast<double>(x.size());
-  m.mse = noise / n;
-  m.max_abs_error = max_err;
+  count_ += x.size();
+}
+
+ErrorMetrics ErrorAccumulator::Result() const {
+  ErrorMetrics m;
+  if (count_ == 0) return m;
+  const double n = static_cast<double>(count_);
+  m.mse = noise_ / n;
+  m.max_abs_error = max_err_;
   const double inf = std::numeric_limits<double>::infinity();
-  if (noise == 0) {
+  if (noise_ == 0) {
     m.snr_db = m.psnr_db = inf;
   } else {
-    m.snr_db = signal == 0 ? -inf : 10 * std::log10((signal / n) / m.mse);
-    m.psnr_db = peak == 0 ? -inf : 10 * std::log10(peak / m.mse);
+    m.snr_db = signal_ == 0 ? -inf : 10 * std::log10((signal_ / n) / m.mse);
+    m.psnr_db = peak_ == 0 ? -inf : 10 * std::log10(peak_ / m.mse);
   }
   return m;
 }

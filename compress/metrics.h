@@ -21,6 +21,20 @@ struct ErrorMetrics {
 
 ErrorMetrics CompareTensors(absl::Span<const float> original, absl::Span<const float> reconstructed);
 
+// The same metrics over a tensor compared piece by piece, so that a caller
+// need not hold the whole original as floats beside its reconstruction
+// (LLM-sized weights). Pieces added in order give exactly CompareTensors
+// over their concatenation (the same sums in the same order).
+class ErrorAccumulator {
+ public:
+  void Add(absl::Span<const float> original, absl::Span<const float> reconstructed);
+  ErrorMetrics Result() const;
+
+ private:
+  double signal_ = 0, peak_ = 0, noise_ = 0, max_err_ = 0;
+  uint64_t count_ = 0;
+};
+
 // Fraction of entries that are exactly zero (either sign).
 double Sparsity(absl::Span<const float> values);
 

@@ -55,7 +55,6 @@ struct MlProgramCompressor::Computed {
 struct MlProgramCompressor::Pending {
   struct Slot {
     Task* task = nullptr;
-    std::vector<float> values;
     Computed computed;
     absl::Notification done;
   };
@@ -83,9 +82,27 @@ void ForEachValue(OpT& op, Fn&& fn) {
   }
 }
 
-absl::StatusOr<std::vector<float>> ToFloatValues(ElementType type, absl::string_view bytes, uint64_t count) {
-  format::TensorView v{type, {static_cast<int64_t>(count)}, bytes};
-  return format::ToFloats(v);
+// A weight's stored values (fp16 or fp32) as one flat view.
+format::TensorView FlatView(ElementType type, absl::string_view bytes, uint64_t count) {
+  return format::TensorView{type, {static_cast<int64_t>(count)}, bytes};
+}
+
+// Error metrics of `reconstructed` against the stored values, widened a
+// piece at a time: the original never sits beside the reconstruction as a
+// second float copy (for LLM-sized weights that copy was the peak).
+absl::StatusOr<compress::ErrorMetrics> CompareToStored(const format::TensorView& stored,
+                                                       absl::Span<const float> reconstructed) {
+  constexpr uint64_t kPiece = 1 << 16;
+  const uint64_t count = reconstructed.size();
+  const uint64_t width = format::BitWidth(stored.type) / 8;
+  compress::ErrorAccumulator acc;
+  for (uint64_t i = 0; i < count; i += kPiece) {
+    const uint64_t n = std::min(kPiece, count - i);
+    ASSIGN_OR_RETURN(std::vector<float> piece,
+                     format::ToFloats(FlatView(stored.type, stored.bytes.substr(i * width, n * width), n)));
+    acc.Add(piece, reconstructed.subspan(i, n));
+  }
+  return acc.Result();
 }
 
 }  // namespace
@@ -326,18 +343,23 @@ void MlProgramCompressor::ReportProgress(const Task& task, JobControl* control) 
   control->OnProgress(p);
 }
 
-absl::Status MlProgramCompressor::RunTask(Task& task, std::vector<float> values, JobControl* control) {
+absl::Status MlProgramCompressor::RunTask(Task& task, const format::TensorView& source, JobControl* control) {
   ReportProgress(task, control);
-  Computed computed = Compute(task, values, target_, control);
-  return Apply(task, values, std::move(computed), control);
+  return Apply(task, Compute(task, source, target_, control), control);
 }
 
-MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, const std::vector<float>& values,
+MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, const format::TensorView& source,
                                                            Target target, JobControl* control) {
   Computed c;
+  absl::StatusOr<std::vector<float>> values = format::ToFloats(source);
+  if (!values.ok()) {
+    c.result = values.status();
+    return c;
+  }
   compress::CancelCheck cancel;
   if (control) cancel = control->KernelCheck();
-  c.result = CompressWeight(task.weight, values, target, &cancel);
+  // Moved in: the kernels turn the values into the reconstruction in place.
+  c.result = CompressWeight(task.weight, *std::move(values), target, &cancel);
   c.cancelled = cancel.cancelled();
   if (!c.result.ok() || !c.result->skipped_reason.empty()) return c;
   // A finite weight must stay finite: a model whose constants decode to
@@ -347,14 +369,21 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
                                 task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
                                 task.weight.dtype == ElementType::kFloat16, result.reconstructed);
   if (!c.finite.ok()) return c;
-  c.error = compress::CompareTensors(values, result.reconstructed);
+  absl::StatusOr<compress::ErrorMetrics> error = CompareToStored(source, result.reconstructed);
+  if (!error.ok()) {
+    c.result = error.status();
+    return c;
+  }
+  c.error = *error;
   c.sparsity = compress::Sparsity(result.reconstructed);
   c.distinct = compress::DistinctCount(result.reconstructed);
+  // Apply needs only the packed ops: a pending blob's slot should not hold
+  // the float reconstruction too.
+  std::vector<float>().swap(c.result->reconstructed);
   return c;
 }
 
-absl::Status MlProgramCompressor::Apply(Task& task, const std::vector<float>& values, Computed computed,
-                                        JobControl* control) {
+absl::Status MlProgramCompressor::Apply(Task& task, Computed computed, JobControl* control) {
   WeightReport& row = report_.weights[task.report_index];
   if (!computed.result.ok()) {
     // Stopped inside a kernel: the job's own words (cancelled or expired).
@@ -398,7 +427,7 @@ absl::Status MlProgramCompressor::Drain(size_t keep, JobControl* control) {
       }
       slot->done.WaitForNotification();
       ReportProgress(*slot->task, control);
-      RETURN_IF_ERROR(Apply(*slot->task, slot->values, std::move(slot->computed), control));
+      RETURN_IF_ERROR(Apply(*slot->task, std::move(slot->computed), control));
     }
     ++bytes_done_;
     if (remaining_refs_[p.key] > 0) {
@@ -453,7 +482,8 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
   if (pool_ && (tasks != tasks_by_blob_.end() || !pending_.empty())) {
     drain_control_ = control;
     // Compressed on the pool; finished (and written) in arrival order by
-    // Drain, at most `threads` blobs behind (each holds its tensor twice).
+    // Drain, at most `threads` blobs behind (each holds its stored bytes and,
+    // until drained, its packed result).
     auto p = std::make_unique<Pending>();
     p->key = key;
     p->meta = meta;
@@ -465,13 +495,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
         p->slots.push_back(slot);
         if (task->same_as != nullptr) continue;  // nothing to compute: Drain copies the outcome
         pool_->Submit([slot, data = p->data, meta, target = target_, control] {
-          absl::StatusOr<std::vector<float>> values = ToFloatValues(meta.type, *data, meta.element_count());
-          if (values.ok()) {
-            slot->values = *std::move(values);
-            slot->computed = Compute(*slot->task, slot->values, target, control);
-          } else {
-            slot->computed.result = values.status();
-          }
+          slot->computed = Compute(*slot->task, FlatView(meta.type, *data, meta.element_count()), target, control);
           slot->done.Notify();
         });
       }
@@ -488,8 +512,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
         RETURN_IF_ERROR(CopyOutcome(*task));
         continue;
       }
-      ASSIGN_OR_RETURN(std::vector<float> values, ToFloatValues(meta.type, data, meta.element_count()));
-      RETURN_IF_ERROR(RunTask(*task, std::move(values), control));
+      RETURN_IF_ERROR(RunTask(*task, FlatView(meta.type, data, meta.element_count()), control));
       if (control && control->Cancelled()) return control->StopStatus();
     }
   }
@@ -511,8 +534,8 @@ absl::Status MlProgramCompressor::FinishWeightFile() {
         RETURN_IF_ERROR(CopyOutcome(*task));
         continue;
       }
-      ASSIGN_OR_RETURN(std::vector<float> values, format::ToFloats(format::View(*task->immediate)));
-      RETURN_IF_ERROR(RunTask(*task, std::move(values), nullptr));
+      const format::Tensor& t = *task->immediate;
+      RETURN_IF_ERROR(RunTask(*task, FlatView(t.type, t.bytes, t.element_count()), nullptr));
     }
   }
   RETURN_IF_ERROR(writer_->Finish());

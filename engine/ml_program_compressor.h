@@ -96,14 +96,16 @@ class MlProgramCompressor {
   // Plans the compression of one const op of `function`, or reports why not.
   absl::Status PlanConst(const CoreML::Specification::MILSpec::Operation& op, const std::string& function,
                          const FunctionIndex& index, const CompressionConfig& config);
-  absl::Status RunTask(Task& task, std::vector<float> values, JobControl* control);
+  // Compresses one weight from its stored values (fp16/fp32 bytes).
+  absl::Status RunTask(Task& task, const format::TensorView& source, JobControl* control);
   // Completes a task from the earlier one it shares its source with.
   absl::Status CopyOutcome(Task& task);
   // RunTask in two halves: the compression and its metrics (thread-safe,
   // touches no member), then the report and the writer (in blob order).
-  static Computed Compute(const Task& task, const std::vector<float>& values, Target target,
-                          JobControl* control);
-  absl::Status Apply(Task& task, const std::vector<float>& values, Computed computed, JobControl* control);
+  // The stored values are widened inside Compute and moved into the
+  // kernels, so a weight is never held as two float copies.
+  static Computed Compute(const Task& task, const format::TensorView& source, Target target, JobControl* control);
+  absl::Status Apply(Task& task, Computed computed, JobControl* control);
   void ReportProgress(const Task& task, JobControl* control) const;
   // With threads > 1: finishes pending blobs, oldest first, until at most
   // `keep` remain.

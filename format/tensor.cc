@@ -203,6 +203,12 @@ absl::StatusOr<mil::Value> EncodeImmediateTensor(const TensorView& t) {
   ASSIGN_OR_RETURN(uint64_t count, ElementCount(t.shape));
   ASSIGN_OR_RETURN(uint64_t want, StorageBytes(t.type, count));
   if (want != t.bytes.size()) return absl::InvalidArgumentError("tensor bytes do not match its shape");
+  // A protobuf field holds at most INT_MAX entries (and a message 2 GB):
+  // larger tensors belong in blob storage, whose offsets are 64-bit.
+  if (count > static_cast<uint64_t>(std::numeric_limits<int>::max()) || want > (uint64_t{1} << 31)) {
+    return absl::InvalidArgumentError(absl::StrCat("a tensor of ", count, " elements (", want,
+                                                   " bytes) is too large for an immediate value"));
+  }
   mil::Value value;
   *value.mutable_type() = MakeTensorType(t.type, t.shape);
   mil::TensorValue* tv = value.mutable_immediatevalue()->mutable_tensor();

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <array>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <random>
 #include <string>
 #include <vector>
@@ -440,6 +444,135 @@ TEST(BlobStreamReaderTest, HoldsOnlyOneBlobInMemory) {
   }
   ASSERT_TRUE(stream.Finish().ok());
   EXPECT_LE(peak, largest);
+}
+
+// Weight files of LLMs pass 4 GiB: offsets and sizes are 64-bit through the
+// header, the records, random access and the stream reader. The file is
+// sparse: a 5 GiB blob of holes, then a small blob whose record starts past
+// 4 GiB.
+TEST(BlobStorageTest, OffsetsAndSizesPast4GiB) {
+  auto dir = MakeTempDirectory("coremlz-blob-4g-");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  const std::string path = *dir + "/weight.bin";
+  const uint64_t big = uint64_t{5} << 30;  // fp16 elements' bytes, > UINT32_MAX
+  BlobMetadata first;
+  first.offset = kBlobHeaderSize;
+  first.type = ElementType::kFloat16;
+  first.size_in_bytes = big;
+  first.data_offset = first.offset + kBlobMetadataSize;
+  BlobMetadata second;
+  second.offset = AlignUp(first.data_offset + big);
+  second.type = ElementType::kFloat16;
+  second.size_in_bytes = 128;
+  second.data_offset = second.offset + kBlobMetadataSize;
+  ASSERT_GT(second.offset, uint64_t{UINT32_MAX});
+  std::string payload(128, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + 1);
+  const uint64_t file_size = second.data_offset + payload.size();
+  BlobStorageHeader header;
+  header.count = 2;
+  {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    auto put = [&](uint64_t offset, const std::string& bytes) {
+      ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)),
+                static_cast<ssize_t>(bytes.size()));
+    };
+    put(0, EncodeBlobStorageHeader(header));
+    put(first.offset, EncodeBlobMetadata(first));
+    put(second.offset, EncodeBlobMetadata(second));
+    put(second.data_offset, payload);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  ASSERT_EQ(*FileSize(path), file_size);
+
+  // Random access (mapped; holes are never touched).
+  {
+    auto mapped = MappedFile::Open(path);
+    ASSERT_TRUE(mapped.ok()) << mapped.status();
+    auto reader = BlobStorageReader::Open(mapped->bytes(), path);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ(reader->file_size(), file_size);
+    auto blobs = reader->ListBlobs();
+    ASSERT_TRUE(blobs.ok()) << blobs.status();
+    ASSERT_EQ(blobs->size(), 2u);
+    EXPECT_EQ((*blobs)[0].size_in_bytes, big);
+    EXPECT_EQ((*blobs)[0].element_count(), big / 2);
+    EXPECT_EQ((*blobs)[1].offset, second.offset);
+    EXPECT_EQ((*blobs)[1].data_offset, second.data_offset);
+    EXPECT_EQ(reader->Data((*blobs)[1]), payload);
+    auto direct = reader->Metadata(second.offset);
+    ASSERT_TRUE(direct.ok()) << direct.status();
+    EXPECT_EQ(direct->data_offset, second.data_offset);
+  }
+
+  // Streamed: the file's own bytes around the holes, zeros in between.
+  {
+    std::string delivered;
+    uint64_t delivered_offset = 0;
+    BlobStreamReader stream({second.offset}, file_size, path, [&](const BlobMetadata& m, absl::string_view data) {
+      delivered_offset = m.offset;
+      delivered = std::string(data);
+      return absl::OkStatus();
+    });
+    int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    std::string head(first.data_offset, '\0');
+    ASSERT_EQ(::pread(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    ASSERT_TRUE(stream.Feed(head).ok());
+    const std::string zeros(4 << 20, '\0');
+    for (uint64_t pos = first.data_offset; pos < second.offset;) {
+      const uint64_t n = std::min<uint64_t>(zeros.size(), second.offset - pos);
+      ASSERT_TRUE(stream.Feed(absl::string_view(zeros).substr(0, n)).ok());
+      pos += n;
+    }
+    std::string tail(file_size - second.offset, '\0');
+    ASSERT_EQ(::pread(fd, tail.data(), tail.size(), static_cast<off_t>(second.offset)),
+              static_cast<ssize_t>(tail.size()));
+    ::close(fd);
+    ASSERT_TRUE(stream.Feed(tail).ok());
+    ASSERT_TRUE(stream.Finish().ok());
+    EXPECT_EQ(stream.bytes_seen(), file_size);
+    EXPECT_EQ(delivered_offset, second.offset);
+    EXPECT_EQ(delivered, payload);
+  }
+  ASSERT_TRUE(RemoveAll(*dir).ok());
+}
+
+// A sink that keeps what is appended but reports positions as if `base`
+// bytes came first: the writer at 5 GiB into a file, without the 5 GiB.
+class OffsetSink : public ByteSink {
+ public:
+  explicit OffsetSink(uint64_t base) : base_(base) {}
+  absl::Status Append(absl::string_view data) override {
+    bytes_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  uint64_t size() const override { return base_ + bytes_.size(); }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  uint64_t base_;
+  std::string bytes_;
+};
+
+TEST(BlobStorageTest, WriterRecordsOffsetsPast4GiB) {
+  const uint64_t base = (uint64_t{6} << 30) + 17;  // not aligned: the writer pads
+  OffsetSink sink(base);
+  BlobStorageWriter writer(&sink, 1);
+  const std::string data(64, '\x3c');
+  auto offset = writer.Append(ElementType::kFloat16, data, 32);
+  ASSERT_TRUE(offset.ok()) << offset.status();
+  EXPECT_EQ(*offset, AlignUp(base + kBlobHeaderSize));
+  ASSERT_TRUE(writer.Finish().ok());
+  // The record sits at *offset - base in what was appended.
+  const std::string record = sink.bytes().substr(*offset - base, kBlobMetadataSize);
+  auto m = DecodeBlobMetadata(record, *offset, "sink");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->data_offset, *offset + kBlobMetadataSize);
+  EXPECT_GT(m->data_offset, uint64_t{UINT32_MAX});
+  EXPECT_EQ(m->size_in_bytes, 64u);
+  EXPECT_EQ(sink.bytes().substr(*offset - base + kBlobMetadataSize), data);
 }
 
 }  // namespace

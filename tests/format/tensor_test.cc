@@ -1,5 +1,7 @@
 #include "format/tensor.h"
 
+#include <sys/mman.h>
+
 #include "format/fp16.h"
 #include "gtest/gtest.h"
 
@@ -75,6 +77,23 @@ TEST(TensorTest, ToFloatsAndInts) {
   auto u3 = MakeTensor(ElementType::kUInt3, {3}, std::string("\xfa\x00", 2));  // 2, 7, 3 (bits 010 111 11|0)
   EXPECT_EQ(*ToInts(View(*u3)), (std::vector<int32_t>{2, 7, 3}));
   EXPECT_FALSE(MakeTensor(ElementType::kUInt3, {3}, std::string(3, '\0')).ok());
+}
+
+// A protobuf repeated field holds at most INT_MAX entries: a larger tensor is
+// refused as an immediate value (it belongs in blob storage) instead of being
+// truncated by a cast to int. The bytes are an untouched anonymous mapping.
+TEST(TensorTest, ImmediateValuesPastIntMaxElementsAreRefused) {
+  const uint64_t count = (uint64_t{1} << 31) + 8;  // uint1: 256 MB + 1 byte
+  const size_t bytes = static_cast<size_t>((count + 7) / 8);
+  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  TensorView big{ElementType::kUInt1, {static_cast<int64_t>(count)}, absl::string_view(static_cast<const char*>(p), bytes)};
+  auto value = EncodeImmediateTensor(big);
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(value.status().message().find("too large for an immediate value"), std::string::npos) << value.status();
+  ::munmap(p, bytes);
+  // A small one of the same type still encodes.
+  EXPECT_TRUE(EncodeImmediateTensor(TensorView{ElementType::kUInt1, {16}, absl::string_view("\x01\x02", 2)}).ok());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Metrics against the formulas written out directly (long double sums).
 #include "compress/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <cstdint>
@@ -197,6 +198,34 @@ TEST(MetricsTest, DistinctCountOfFloatsEqualsReference) {
   }
   EXPECT_EQ(DistinctBitPatterns(std::vector<float>{}), 0u);
   EXPECT_EQ(DistinctBitPatterns(std::vector<float>{-0.0f, 0.0f, -0.0f}), 1u);
+
+// Pieces of any sizes, added in order, give exactly the whole-tensor metrics,
+// which match the long-double reference.
+TEST(MetricsTest, AccumulatorOverPiecesEqualsWholeTensor) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> x(100003), y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = dist(rng);
+    y[i] = x[i] + dist(rng) * 0.01f;
+  }
+  const ErrorMetrics whole = CompareTensors(x, y);
+  const RefMetrics ref = Reference(x, y);
+  EXPECT_NEAR(whole.snr_db, ref.snr, 1e-9);
+  EXPECT_NEAR(whole.psnr_db, ref.psnr, 1e-9);
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{4096}, size_t{65536}, x.size()}) {
+    ErrorAccumulator acc;
+    for (size_t i = 0; i < x.size(); i += piece) {
+      const size_t n = std::min(piece, x.size() - i);
+      acc.Add(absl::MakeConstSpan(x).subspan(i, n), absl::MakeConstSpan(y).subspan(i, n));
+    }
+    const ErrorMetrics m = acc.Result();
+    EXPECT_EQ(m.snr_db, whole.snr_db) << piece;
+    EXPECT_EQ(m.psnr_db, whole.psnr_db) << piece;
+    EXPECT_EQ(m.max_abs_error, whole.max_abs_error) << piece;
+    EXPECT_EQ(m.mse, whole.mse) << piece;
+  }
+  EXPECT_EQ(ErrorAccumulator().Result().mse, 0.0);
 }
 
 }  // namespace

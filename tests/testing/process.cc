@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,12 +22,16 @@ std::vector<char*> Argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-int WaitExit(pid_t pid, absl::Duration timeout) {
+int WaitExit(pid_t pid, absl::Duration timeout, long* max_rss_kb = nullptr) {
   const absl::Time end = absl::Now() + timeout;
   int status = 0;
   while (absl::Now() < end) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    rusage usage{};
+    pid_t r = ::wait4(pid, &status, WNOHANG, &usage);
+    if (r == pid) {
+      if (max_rss_kb != nullptr) *max_rss_kb = usage.ru_maxrss;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
     absl::SleepFor(absl::Milliseconds(10));
   }
   return -1;
@@ -58,7 +63,7 @@ CommandResult RunProgramIn(const std::string& dir, const std::vector<std::string
     ::execv(args[0], args.data());
     ::_exit(127);
   }
-  result.exit_code = WaitExit(pid, timeout);
+  result.exit_code = WaitExit(pid, timeout, &result.max_rss_kb);
   if (result.exit_code == -1) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);

@@ -19,6 +19,9 @@ std::string BinaryPath(const std::string& relative);
 struct CommandResult {
   int exit_code = -1;
   std::string out, err;
+  // The child's peak resident set (getrusage of the waited-for child, in
+  // KiB); -1 when it was killed on timeout.
+  long max_rss_kb = -1;
 };
 
 // Runs argv[0] with the arguments, waiting at most `timeout` (then SIGKILL).
