@@ -27,8 +27,8 @@ namespace coremlz::api {
 class UploadStream {
  public:
   // How a call names a message out of place (INVALID_ARGUMENT). The words
-  // differ between the calls, and clients and tests know them; the defaults
-  // are Inspect's.
+  // differ between the calls, and clients and tests know them; each default
+  // is what two of the three calls say.
   struct Words {
     const char* chunk_first = "the first message must be a header (a chunk came first)";
     const char* not_a_chunk = "only file chunks may follow the header";
