@@ -11,14 +11,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/artifact_stream.h"
-#include "api/call_timer.h"
+#include "api/call_slot.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/job_labels.h"
 #include "api/result_store.h"
 #include "api/transfer.h"
-#include "api/upload_session.h"
+#include "api/upload_stream.h"
 #include "api/validator.h"
 #include "common/file_util.h"
 #include "engine/target.h"
@@ -37,10 +37,20 @@ v1::Report ReportProto(const engine::CompressionReport& report) {
   return proto;
 }
 
+// Compress's upload: it ends at its last byte, and the call has its own
+// words for a message out of place.
+UploadStream::Options CompressStream(const ServerOptions& server) {
+  UploadStream::Options options = UploadStream::ServerOptionsOf(server);
+  options.words.not_a_chunk = "a second header arrived; only file chunks may follow the header";
+  options.words.after_upload = "a message arrived after the upload was complete";
+  return options;
+}
+
 class CompressReactor;
 
-// State shared by the reactor and the work running for it on other threads.
-// One mutex guards everything the reactor does.
+// State shared by the reactor and the work running for it on other threads
+// (worker pool, task runner, validator, gRPC's timer). One mutex guards
+// everything the reactor does.
 struct CallState {
   absl::Mutex mu;
   CompressReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
@@ -62,80 +72,49 @@ class CallControl : public engine::JobControl {
 class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse> {
  public:
   CompressReactor(CompressorService* service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), state_(std::make_shared<CallState>()) {
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->reactor = this;
-    }
-    start_ = std::chrono::steady_clock::now();
-    deadline_ = DeadlineOf(context);
-    if (grpc::Status admitted = service_->AdmitCall(*context); !admitted.ok()) {
-      absl::MutexLock lock(&state_->mu);
+      : service_(service),
+        context_(context),
+        state_(std::make_shared<CallState>()),
+        start_(std::chrono::steady_clock::now()),
+        deadline_(DeadlineOf(context)),
+        stream_(CompressStream(service->options()), absl::Now()) {
+    absl::MutexLock lock(&state_->mu);
+    state_->reactor = this;
+    if (grpc::Status admitted = slot_.Take(service_, *context); !admitted.ok()) {
       FinishLocked(admitted);
       return;
     }
-    admitted_ = true;
-    {
-      absl::MutexLock lock(&state_->mu);
-      called_at_ = last_read_ = absl::Now();
-      CheckStallLocked();
-    }
+    CheckStallLocked();
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&state_->mu);
     if (finished_) return;
-    last_read_ = absl::Now();
-    if (!ok) {
-      // Half-close (or the client went away).
-      if (phase_ == Phase::kHeader) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
-      } else if (phase_ == Phase::kUpload) {
-        FinishLocked(ToGrpcStatus(upload_->EndedEarly()));  // names the incomplete file
-      }
-      read_closed_ = true;
+    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
+    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
+      absl::Status s = OnHeaderLocked(request_.header());
+      arrival = s.ok() ? stream_.Declared() : s;
+    } else if (arrival.ok() && ok && request_.has_chunk()) {
+      service_->metrics()->UploadBytes(request_.chunk().data().size());
+      MaybeUploadProgressLocked();
+    }
+    if (!arrival.ok()) {
+      FinishLocked(ToGrpcStatus(arrival.status()));  // an upload cut short names its file
       return;
     }
-    if (phase_ == Phase::kHeader) {
-      if (!request_.has_header()) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
-        return;
-      }
-      absl::Status s = OnHeaderLocked(request_.header());
-      if (!s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      CheckStallLocked();  // the upload's idle limit replaces the header's
-    } else if (phase_ == Phase::kUpload) {
-      if (!request_.has_chunk()) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
-        return;
-      }
-      absl::Status s = upload_->Add(request_.chunk());
-      if (!s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      service_->metrics()->UploadBytes(request_.chunk().data().size());
-      if (absl::Status b = upload_->CheckMemory(); !b.ok()) {
-        FinishLocked(ToGrpcStatus(b));
-        return;
-      }
-      MaybeUploadProgressLocked();
-      if (upload_->complete()) {
-        absl::Status done = upload_->Finish();
-        if (!done.ok()) {
-          FinishLocked(ToGrpcStatus(done));
-          return;
-        }
+    switch (*arrival) {
+      case UploadStream::Arrival::kHeader:
+        CheckStallLocked();  // the upload's idle limit replaces the header's
+        break;
+      case UploadStream::Arrival::kChunk:
+        break;
+      case UploadStream::Arrival::kDone:
         SubmitLocked();
         if (finished_) return;
-      }
-    } else {
-      FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a message arrived after the upload was complete"});
-      return;
+        break;
+      case UploadStream::Arrival::kClosed:
+        return;  // the client half-closed after its upload
     }
     request_.Clear();
     StartRead(&request_);
@@ -160,7 +139,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     cancelled_ = true;
     // The caller has gone: its slot is free for the next call even while a
     // running job winds down (the worker pool's memory budget still counts it).
-    ReleaseAdmissionLocked();
+    slot_.Release();
     if (control_) control_->Cancel();
     if (validation_control_) validation_control_->Cancel();
     // A job in flight answers through JobDone; otherwise end now.
@@ -177,15 +156,20 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       state_->reactor = nullptr;
       artifact_.Close();
       ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
+      slot_.Release();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
     }
-    ReleaseAdmissionLocked();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
     delete this;
   }
 
-  // From a worker thread (state_->mu held by the caller).
-  void QueueProgressLocked(const engine::Progress& p) {
+  // For callbacks from other threads, which lock state->mu and find this
+  // reactor through it: the analysis cannot see that state->mu and
+  // state_->mu are one mutex.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
+
+  // From a worker thread, which holds state_->mu.
+  void QueueProgressLocked(const engine::Progress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     v1::CompressResponse r;
     auto* pr = r.mutable_progress();
@@ -201,7 +185,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     PumpLocked();
   }
 
-  void JobDoneLocked(absl::StatusOr<engine::CompressionReport> report) {
+  void JobDoneLocked(absl::StatusOr<engine::CompressionReport> report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     job_running_ = false;
     service_->UpdateWorkerGauges();
     if (finished_) return;
@@ -223,8 +207,8 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
 
   // A verified hit: the artifact is placed in this job's output directory and
   // streamed exactly as a computed one would be.
-  bool ServeFromCacheLocked() {
-    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(upload_->job_dir_path(), "out"));
+  bool ServeFromCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(stream_.session().job_dir_path(), "out"));
     if (!hit.ok()) return false;
     if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
     std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
@@ -236,12 +220,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   // Stores the leader's result off this thread (it hashes the artifact), then
   // wakes identical calls waiting for it. The job directory is kept alive
   // until the copy is done.
-  void StoreInCacheLocked() {
+  void StoreInCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (!cache_leader_) return;
     cache_leader_ = false;
     v1::Report proto = ReportProto(report_);
     ResultStore* cache = service_->cache();
-    std::shared_ptr<JobDir> dir = upload_->job_dir();
+    std::shared_ptr<JobDir> dir = stream_.session().job_dir();
     service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
                              proto = std::move(proto)] {
       absl::Status s = cache->Store(key, artifact, proto);
@@ -250,13 +234,13 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     });
   }
 
-  void ReleaseCacheLocked() {
+  void ReleaseCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (!cache_leader_) return;
     cache_leader_ = false;
     service_->cache()->Release(cache_key_);
   }
 
-  void ResultReadyLocked() {
+  void ResultReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
       *r.mutable_weight() = ToProto(w);
@@ -277,7 +261,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     PumpLocked();
   }
 
-  void ValidationDoneLocked(absl::StatusOr<v1::ValidationResult> result) {
+  void ValidationDoneLocked(absl::StatusOr<v1::ValidationResult> result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     validation_pending_ = false;
     if (finished_) return;
     if (!result.ok()) {
@@ -291,9 +275,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
  private:
-  enum class Phase { kHeader, kUpload, kDone };
-
-  absl::Status OnHeaderLocked(const v1::CompressHeader& header) {
+  absl::Status OnHeaderLocked(const v1::CompressHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     header_ = header;
     auto config = ConfigFromHeader(header);
     if (!config.ok()) return config.status();
@@ -318,43 +300,35 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       cache_key_ = cache->KeyFor(header, ToProto(config_));
       if (header.no_cache()) cache->CountBypass();
     }
-    upload_ = std::make_unique<UploadSession>(service_->options().limits);
     JobUploadOptions upload;
     upload.work_dir = service_->options().work_dir;
     upload.pool = service_->pool();
     // The output is about the size of the input (never larger but for fp16
     // of an fp16 model's rewrite); room for both is checked up front.
     upload.reserves_output = true;
-    if (absl::Status s = upload_->StartJob(upload, header.files()); !s.ok()) return s;
-    input_path_ = upload_->model_path();
+    if (absl::Status s = stream_.session().StartJob(upload, header.files()); !s.ok()) return s;
+    input_path_ = stream_.session().model_path();
     options_.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
     const std::string name = std::filesystem::path(input_path_).filename().string();
-    const std::string out = JoinPath(upload_->job_dir_path(), "out");
-    output_path_ = upload_->is_package() ? JoinPath(out, "model.mlpackage") : JoinPath(out, name);
+    const std::string out = JoinPath(stream_.session().job_dir_path(), "out");
+    output_path_ = stream_.session().is_package() ? JoinPath(out, "model.mlpackage") : JoinPath(out, name);
     job_id_ = NewJobId();
     v1::CompressResponse r;
     r.mutable_accepted()->set_job_id(job_id_);
-    r.mutable_accepted()->set_upload_bytes(upload_->bytes_declared());
+    r.mutable_accepted()->set_upload_bytes(stream_.session().bytes_declared());
     outbox_.push_back(std::move(r));
-    phase_ = Phase::kUpload;
     PumpLocked();
-    if (upload_->bytes_declared() == 0) {
-      // Nothing to wait for (all files empty): check and start.
-      absl::Status done = upload_->Finish();
-      if (!done.ok()) return done;
-      SubmitLocked();
-    }
     return absl::OkStatus();
   }
 
-  void MaybeUploadProgressLocked() {
-    const uint64_t done = upload_->bytes_received();
-    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != upload_->bytes_declared()) return;
+  void MaybeUploadProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    const uint64_t done = stream_.session().bytes_received();
+    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != stream_.session().bytes_declared()) return;
     last_progress_bytes_ = done;
     v1::CompressResponse r;
     r.mutable_progress()->set_phase(v1::Progress::UPLOAD);
     r.mutable_progress()->set_bytes_done(done);
-    r.mutable_progress()->set_bytes_total(upload_->bytes_declared());
+    r.mutable_progress()->set_bytes_total(stream_.session().bytes_declared());
     if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
     else outbox_.push_back(std::move(r));
     PumpLocked();
@@ -362,8 +336,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
 
   // Upload complete: answer from the cache when it holds this result; else
   // lead the computation (or wait for an identical call already leading).
-  void SubmitLocked() {
-    phase_ = Phase::kDone;
+  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     ResultStore* cache = service_->cache();
     if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
       if (!header_.no_cache() && ServeFromCacheLocked()) return;
@@ -373,7 +346,10 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         // The identical call finished: look again (off the releasing thread).
         tasks->Post([state] {
           absl::MutexLock lock(&state->mu);
-          if (state->reactor != nullptr) state->reactor->SubmitLocked();
+          if (CompressReactor* r = state->reactor) {
+            r->AssertHeld();
+            r->SubmitLocked();
+          }
         });
       });
       if (!leads) {
@@ -394,7 +370,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     job.output_path = output_path_;
     job.config = config_;
     job.options = options_;
-    auto estimate = upload_->MemoryEstimate();
+    auto estimate = stream_.session().MemoryEstimate();
     if (!estimate.ok()) {
       FinishLocked(ToGrpcStatus(estimate.status()));
       return;
@@ -414,10 +390,13 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       };
     }
     std::shared_ptr<CallState> state = state_;
-    std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
+    std::shared_ptr<JobDir> dir = stream_.session().job_dir();  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->JobDoneLocked(std::move(report));
+      if (CompressReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->JobDoneLocked(std::move(report));
+      }
     };
     job_running_ = true;
     job_submitted_ = true;
@@ -435,7 +414,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     PumpLocked();
   }
 
-  void StartValidationLocked() {
+  void StartValidationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     validation_pending_ = true;
     validation_control_ = std::make_shared<engine::JobControl>();
     ValidationJob vj;
@@ -446,10 +425,13 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     vj.report = ReportProto(report_);
     vj.control = validation_control_;
     std::shared_ptr<CallState> state = state_;
-    std::shared_ptr<JobDir> dir = upload_->job_dir();
+    std::shared_ptr<JobDir> dir = stream_.session().job_dir();
     vj.done = [state, dir](absl::StatusOr<v1::ValidationResult> result) {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->ValidationDoneLocked(std::move(result));
+      if (CompressReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->ValidationDoneLocked(std::move(result));
+      }
     };
     Validator* validator = service_->validator();
     // The validator may call back synchronously: run it off this lock.
@@ -459,7 +441,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   // Starts the next write if none is in flight: queued messages first, then
   // the artifact's files chunk by chunk (read lazily so that a large model
   // never sits in memory), then the summary, validation and the status.
-  void PumpLocked() {
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (writing_ || finished_) return;
     if (!outbox_.empty()) {
       WriteLocked(std::move(outbox_.front()));
@@ -494,14 +476,14 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       WriteLocked(std::move(r));
       return;
     }
-    if (phase_ == Phase::kDone && !job_running_ && report_ready()) {
+    if (stream_.phase() == UploadStream::Phase::kDone && !job_running_ && report_ready()) {
       FinishLocked(ToGrpcStatus(validation_error_));
     }
   }
 
-  bool report_ready() const { return !report_.model_kind.empty(); }
+  bool report_ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return !report_.model_kind.empty(); }
 
-  void WriteLocked(v1::CompressResponse r) {
+  void WriteLocked(v1::CompressResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     current_ = std::move(r);
     writing_ = true;
     write_started_ = absl::Now();
@@ -511,113 +493,93 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   // Ends a call whose client stalls (--header-timeout-seconds,
   // --idle-timeout-seconds), so that it stops holding a call slot, and
   // re-arms itself for the next moment a limit could pass.
-  void CheckStallLocked() {
+  void CheckStallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
-    const ServerOptions& o = service_->options();
     const absl::Time now = absl::Now();
-    absl::Time next = absl::InfiniteFuture();
-    const bool idle_limit = o.idle_timeout > absl::ZeroDuration();
-    if (phase_ == Phase::kHeader && o.header_timeout > absl::ZeroDuration()) {
-      if (now >= called_at_ + o.header_timeout) {
-        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                      absl::StrCat("no request header within ", absl::FormatDuration(o.header_timeout),
-                                   " of the call's start (--header-timeout-seconds)")});
-        return;
-      }
-      next = called_at_ + o.header_timeout;
-    } else if (phase_ == Phase::kUpload && idle_limit) {
-      if (now >= last_read_ + o.idle_timeout) {
-        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                      absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(o.idle_timeout),
-                                   " (--idle-timeout-seconds); ", upload_->bytes_received(), " of ",
-                                   upload_->bytes_declared(), " bytes received")});
-        return;
-      }
-      next = last_read_ + o.idle_timeout;
+    absl::Time next;
+    if (absl::Status s = stream_.CheckStall(now, &next); !s.ok()) {
+      FinishLocked(ToGrpcStatus(s));
+      return;
     }
-    if (idle_limit && writing_) {
-      if (now >= write_started_ + o.idle_timeout) {
+    const absl::Duration idle = service_->options().idle_timeout;
+    if (idle > absl::ZeroDuration() && writing_) {
+      if (now >= write_started_ + idle) {
         // The client reads nothing; a write cannot be abandoned, so cancel
         // the call (OnCancel releases the slot and ends the job).
         context_->TryCancel();
         return;
       }
-      next = std::min(next, write_started_ + o.idle_timeout);
+      next = std::min(next, write_started_ + idle);
     }
-    // Nothing due (a job running, or no header limit): look again later,
-    // since an upload or a write may start meanwhile.
-    if (next == absl::InfiniteFuture() && idle_limit) next = now + o.idle_timeout;
-    if (next == absl::InfiniteFuture()) return;
-    std::shared_ptr<CallState> state = state_;
-    stall_timer_.Arm(next, [state](bool fired) {
-      if (!fired) return;
+    stream_.ArmStallCheck(now, next, [state = state_] {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+      if (CompressReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->CheckStallLocked();
+      }
     });
   }
 
-  void FinishLocked(grpc::Status status) {
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     finished_ = true;
     ReleaseCacheLocked();
     // The call stops counting against max_concurrent_calls now, not at
     // OnDone: the client sees the status first and may start its next call.
-    ReleaseAdmissionLocked();
-    status = ForCaller(status, upload_ ? upload_->job_dir_path() : "");
+    slot_.Release();
+    status = ForCaller(status, stream_.session().job_dir_path());
     final_status_ = FromGrpcStatus(status);
     if (control_) control_->Cancel();
     Finish(status);
   }
 
-  CompressorService* service_;
-  grpc::CallbackServerContext* context_;
-  std::shared_ptr<CallState> state_;
-  std::chrono::steady_clock::time_point start_;
-  absl::Time deadline_;
-  void ReleaseAdmissionLocked() {
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
-  }
-  bool admitted_ = false;
-  bool released_ = false;
-  CallTimer stall_timer_;
-  absl::Time called_at_, last_read_, write_started_;
 
-  v1::CompressRequest request_;
-  v1::CompressHeader header_;
-  engine::CompressionConfig config_;
-  engine::CompressOptions options_;
-  std::string technique_ = "unknown";
-  std::string job_id_;
-  Phase phase_ = Phase::kHeader;
-  std::unique_ptr<UploadSession> upload_;
-  std::string input_path_, output_path_;
-  uint64_t last_progress_bytes_ = 0;
+  // Set at construction, then only read.
+  CompressorService* const service_;
+  grpc::CallbackServerContext* const context_;
+  const std::shared_ptr<CallState> state_;
+  const std::chrono::steady_clock::time_point start_;
+  const absl::Time deadline_;
 
-  std::shared_ptr<CallControl> control_;
-  bool job_running_ = false;
-  bool job_submitted_ = false;
+  // Everything else is read and written under state_->mu: gRPC's reactor
+  // callbacks take it, and so does every callback from another thread.
+  CallSlot slot_ ABSL_GUARDED_BY(state_->mu);
+  UploadStream stream_ ABSL_GUARDED_BY(state_->mu);
+  absl::Time write_started_ ABSL_GUARDED_BY(state_->mu);
+
+  v1::CompressRequest request_ ABSL_GUARDED_BY(state_->mu);
+  v1::CompressHeader header_ ABSL_GUARDED_BY(state_->mu);
+  engine::CompressionConfig config_ ABSL_GUARDED_BY(state_->mu);
+  engine::CompressOptions options_ ABSL_GUARDED_BY(state_->mu);
+  std::string technique_ ABSL_GUARDED_BY(state_->mu) = "unknown";
+  std::string job_id_ ABSL_GUARDED_BY(state_->mu);
+  std::string input_path_ ABSL_GUARDED_BY(state_->mu);
+  std::string output_path_ ABSL_GUARDED_BY(state_->mu);
+  uint64_t last_progress_bytes_ ABSL_GUARDED_BY(state_->mu) = 0;
+
+  std::shared_ptr<CallControl> control_ ABSL_GUARDED_BY(state_->mu);
+  bool job_running_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;
   // Result cache: this call's key ("" when not cached) and whether it leads
   // the computation of that key.
-  std::string cache_key_;
-  bool cache_leader_ = false;
-  engine::CompressionReport report_;
+  std::string cache_key_ ABSL_GUARDED_BY(state_->mu);
+  bool cache_leader_ ABSL_GUARDED_BY(state_->mu) = false;
+  engine::CompressionReport report_ ABSL_GUARDED_BY(state_->mu);
 
-  std::deque<v1::CompressResponse> outbox_;
-  v1::CompressResponse current_;
-  bool writing_ = false;
-  bool finished_ = false;
-  bool cancelled_ = false;
-  bool read_closed_ = false;
-  absl::Status final_status_;
+  std::deque<v1::CompressResponse> outbox_ ABSL_GUARDED_BY(state_->mu);
+  v1::CompressResponse current_ ABSL_GUARDED_BY(state_->mu);  // the write in flight
+  bool writing_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool cancelled_ ABSL_GUARDED_BY(state_->mu) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(state_->mu);
 
-  ArtifactStream artifact_;
-  bool summary_pending_ = false;
+  ArtifactStream artifact_ ABSL_GUARDED_BY(state_->mu);
+  bool summary_pending_ ABSL_GUARDED_BY(state_->mu) = false;
 
-  bool validation_pending_ = false;
-  std::shared_ptr<engine::JobControl> validation_control_;
-  std::optional<v1::CompressResponse> validation_result_;
-  absl::Status validation_error_;
+  bool validation_pending_ ABSL_GUARDED_BY(state_->mu) = false;
+  std::shared_ptr<engine::JobControl> validation_control_ ABSL_GUARDED_BY(state_->mu);
+  std::optional<v1::CompressResponse> validation_result_ ABSL_GUARDED_BY(state_->mu);
+  absl::Status validation_error_ ABSL_GUARDED_BY(state_->mu);
 };
 
 void CallControl::OnProgress(const engine::Progress& p) {
@@ -625,7 +587,10 @@ void CallControl::OnProgress(const engine::Progress& p) {
   if (p.weights_done != 0 && p.weights_done != p.weights_total && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
   absl::MutexLock lock(&state_->mu);
-  if (state_->reactor != nullptr) state_->reactor->QueueProgressLocked(p);
+  if (CompressReactor* r = state_->reactor) {
+    r->AssertHeld();
+    r->QueueProgressLocked(p);
+  }
 }
 
 }  // namespace

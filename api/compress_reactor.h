@@ -7,7 +7,8 @@
 // compress_reactor.cc is longer than our other files (~640 lines) for a
 // reason: it is one state machine (header, upload, cache, job, artifact,
 // validation, stall limits) under one mutex, whose steps all read and write
-// that state. What stands alone is in its own file: upload_session.h,
+// that state. What stands alone is in its own file: upload_stream.h,
+// upload_session.h,
 // artifact_stream.h, job_labels.h, upload_budget.h.
 #ifndef COREMLZ_API_COMPRESS_REACTOR_H_
 #define COREMLZ_API_COMPRESS_REACTOR_H_

@@ -4,15 +4,14 @@
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "api/call_timer.h"
+#include "api/call_slot.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/transfer.h"
-#include "api/upload_session.h"
+#include "api/upload_stream.h"
 #include "engine/inventory.h"
 #include "engine/worker_pool.h"
 
@@ -29,76 +28,64 @@ class DeadlineControl : public engine::JobControl {
   absl::Time deadline_;
 };
 
+// Inspect's upload: done when the client closes the stream (until then
+// the idle limit holds).
+UploadStream::Options InspectStream(const ServerOptions& server) {
+  UploadStream::Options options = UploadStream::ServerOptionsOf(server);
+  options.done_at_last_byte = false;
+  return options;
+}
+
 // Inspect: the same upload, then the inventory, computed as a job of the
 // worker pool: the same memory budget, queue, admission and cancellation as
 // Compress (decoding every weight of a model costs what compressing it does).
 class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> {
  public:
   InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
-      : service_(service), response_(response), state_(std::make_shared<State>()) {
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->reactor = this;
-    }
-    deadline_ = DeadlineOf(context);
-    if (grpc::Status admitted = service_->AdmitCall(*context); !admitted.ok()) {
-      Done(admitted);
+      : service_(service),
+        state_(std::make_shared<State>()),
+        deadline_(DeadlineOf(context)),
+        response_(response),
+        stream_(InspectStream(service->options()), absl::Now()) {
+    absl::MutexLock lock(&state_->mu);
+    state_->reactor = this;
+    if (grpc::Status admitted = slot_.Take(service_, *context); !admitted.ok()) {
+      DoneLocked(admitted);
       return;
     }
-    admitted_ = true;
-    {
-      absl::MutexLock lock(&state_->mu);
-      called_at_ = last_read_ = absl::Now();
-      CheckStallLocked();
-    }
+    CheckStallLocked();
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&state_->mu);
     if (finished_) return;
-    last_read_ = absl::Now();
-    if (!ok) {
-      if (!upload_) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
-        return;
-      }
-      absl::Status s = upload_->Finish();
-      if (!s.ok()) {
-        DoneLocked(ToGrpcStatus(s));
-        return;
-      }
-      SubmitLocked();
-      return;
-    }
-    if (!upload_) {
-      if (!request_.has_header()) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
-        return;
-      }
+    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
+    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
       header_ = request_.header();
-      upload_ = std::make_unique<UploadSession>(service_->options().limits);
       JobUploadOptions upload;
       upload.work_dir = service_->options().work_dir;
       upload.pool = service_->pool();
-      absl::Status s = upload_->StartJob(upload, header_.files());
-      if (!s.ok()) {
-        DoneLocked(ToGrpcStatus(s));
-        return;
-      }
-      CheckStallLocked();  // the upload's idle limit replaces the header's
-    } else {
-      if (!request_.has_chunk()) {
-        DoneLocked({grpc::StatusCode::INVALID_ARGUMENT, "only file chunks may follow the header"});
-        return;
-      }
-      absl::Status s = upload_->Add(request_.chunk());
-      if (s.ok()) s = upload_->CheckMemory();
-      if (!s.ok()) {
-        DoneLocked(ToGrpcStatus(s));
-        return;
-      }
+      absl::Status s = stream_.session().StartJob(upload, header_.files());
+      arrival = s.ok() ? stream_.Declared() : s;
+    } else if (arrival.ok() && ok && request_.has_chunk()) {
       service_->metrics()->UploadBytes(request_.chunk().data().size());
+    }
+    if (!arrival.ok()) {
+      DoneLocked(ToGrpcStatus(arrival.status()));
+      return;
+    }
+    switch (*arrival) {
+      case UploadStream::Arrival::kHeader:
+        CheckStallLocked();  // the upload's idle limit replaces the header's
+        break;
+      case UploadStream::Arrival::kChunk:
+        break;
+      case UploadStream::Arrival::kDone:  // the client closed the stream
+        SubmitLocked();
+        return;
+      case UploadStream::Arrival::kClosed:
+        return;
     }
     request_.Clear();
     StartRead(&request_);
@@ -108,7 +95,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     absl::MutexLock lock(&state_->mu);
     // As for Compress: the slot is free now; a job in flight stops at its
     // next weight (or leaves the queue) and answers through its callback.
-    ReleaseAdmissionLocked();
+    slot_.Release();
     if (control_) control_->Cancel();
     if (!running_) DoneLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
   }
@@ -117,8 +104,8 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     {
       absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
+      slot_.Release();
     }
-    ReleaseAdmissionLocked();
     delete this;
   }
 
@@ -128,8 +115,13 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     InspectReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
   };
 
-  void SubmitLocked() {
-    auto estimate = upload_->MemoryEstimate();
+  // For callbacks from other threads, which lock state->mu and find this
+  // reactor through it: the analysis cannot see that state->mu and
+  // state_->mu are one mutex.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
+
+  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    auto estimate = stream_.session().MemoryEstimate();
     if (!estimate.ok()) {
       DoneLocked(ToGrpcStatus(estimate.status()));
       return;
@@ -138,7 +130,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
     options.statistics = !header_.skip_statistics();
     options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
-    const std::string path = upload_->model_path();
+    const std::string path = stream_.session().model_path();
     auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
     control_ = std::make_shared<DeadlineControl>(deadline_);
     engine::CompressJob job;
@@ -153,25 +145,13 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       return inventory->status();
     };
     std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
-    const absl::Time deadline = deadline_;
-    job.done = [state, dir, path, inventory, deadline](absl::StatusOr<engine::CompressionReport> result) {
+    std::shared_ptr<JobDir> dir = stream_.session().job_dir();  // keeps the files while the job runs
+    job.done = [state, dir, path, inventory](absl::StatusOr<engine::CompressionReport> result) {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor == nullptr) return;
-      InspectReactor* r = state->reactor;
-      r->running_ = false;
-      r->service_->UpdateWorkerGauges();
-      if (!result.ok()) {
-        absl::Status s = result.status();
-        if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline) {
-          s = absl::DeadlineExceededError("the call's deadline passed during inspection");
-        }
-        r->DoneLocked(ToGrpcStatus(s));
-        return;
+      if (InspectReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->JobDoneLocked(result.status(), path, std::move(*inventory));
       }
-      (*inventory)->path = std::filesystem::path(path).filename().string();
-      *r->response_->mutable_inventory() = ToProto(**inventory);
-      r->DoneLocked(grpc::Status::OK);
     };
     running_ = true;
     absl::Status s = service_->pool()->Submit(std::move(job));
@@ -183,67 +163,69 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     service_->UpdateWorkerGauges();
   }
 
-  void ReleaseAdmissionLocked() {
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
+  // From a worker thread, which holds state_->mu. The inventory is there
+  // when the job succeeded.
+  void JobDoneLocked(absl::Status result, const std::string& path, absl::StatusOr<engine::Inventory> inventory)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    running_ = false;
+    service_->UpdateWorkerGauges();
+    if (!result.ok()) {
+      absl::Status s = result;
+      if (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_) {
+        s = absl::DeadlineExceededError("the call's deadline passed during inspection");
+      }
+      DoneLocked(ToGrpcStatus(s));
+      return;
+    }
+    inventory->path = std::filesystem::path(path).filename().string();
+    *response_->mutable_inventory() = ToProto(*inventory);
+    DoneLocked(grpc::Status::OK);
   }
 
-  void Done(grpc::Status s) {
-    absl::MutexLock lock(&state_->mu);
-    DoneLocked(std::move(s));
-  }
 
-  // The same stall limits as Compress, for the header and the upload.
-  void CheckStallLocked() {
+  // The same stall limits as Compress, for the header and the upload; none
+  // once the job runs.
+  void CheckStallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_ || running_) return;
-    const ServerOptions& o = service_->options();
-    const absl::Duration limit = upload_ ? o.idle_timeout : o.header_timeout;
-    absl::Time at;
-    if (limit > absl::ZeroDuration()) {
-      at = (upload_ ? last_read_ : called_at_) + limit;
-    } else if (o.idle_timeout > absl::ZeroDuration()) {
-      at = absl::Now() + o.idle_timeout;  // no header limit: look again once the upload may have started
-    } else {
+    const absl::Time now = absl::Now();
+    absl::Time next;
+    if (absl::Status s = stream_.CheckStall(now, &next); !s.ok()) {
+      DoneLocked(ToGrpcStatus(s));
       return;
     }
-    if (limit > absl::ZeroDuration() && absl::Now() >= at) {
-      DoneLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                  upload_ ? absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(limit),
-                                           " (--idle-timeout-seconds)")
-                            : absl::StrCat("no request header within ", absl::FormatDuration(limit),
-                                           " of the call's start (--header-timeout-seconds)")});
-      return;
-    }
-    std::shared_ptr<State> state = state_;
-    stall_timer_.Arm(at, [state](bool fired) {
-      if (!fired) return;
+    stream_.ArmStallCheck(now, next, [state = state_] {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+      if (InspectReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->CheckStallLocked();
+      }
     });
   }
-  void DoneLocked(grpc::Status s) {
+
+  void DoneLocked(grpc::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     finished_ = true;
-    ReleaseAdmissionLocked();
+    slot_.Release();
     if (control_) control_->Cancel();
-    s = ForCaller(s, upload_ ? upload_->job_dir_path() : "");
+    s = ForCaller(s, stream_.session().job_dir_path());
     Finish(s);
   }
 
-  CompressorService* service_;
-  v1::InspectResponse* response_;
-  std::shared_ptr<State> state_;
-  absl::Time deadline_;
-  bool admitted_ = false;
-  bool released_ = false;
-  v1::InspectRequest request_;
-  v1::InspectHeader header_;
-  std::unique_ptr<UploadSession> upload_;
-  std::shared_ptr<DeadlineControl> control_;
-  bool finished_ = false;
-  bool running_ = false;
-  CallTimer stall_timer_;
-  absl::Time called_at_, last_read_;
+  // Set at construction, then only read.
+  CompressorService* const service_;
+  const std::shared_ptr<State> state_;
+  const absl::Time deadline_;
+
+  // Everything else is read and written under state_->mu: gRPC's reactor
+  // callbacks take it, and so do the job's callback and the stall timer.
+  v1::InspectResponse* const response_ ABSL_PT_GUARDED_BY(state_->mu);  // gRPC sends it after Finish
+  CallSlot slot_ ABSL_GUARDED_BY(state_->mu);
+  v1::InspectRequest request_ ABSL_GUARDED_BY(state_->mu);
+  v1::InspectHeader header_ ABSL_GUARDED_BY(state_->mu);
+  UploadStream stream_ ABSL_GUARDED_BY(state_->mu);
+  std::shared_ptr<DeadlineControl> control_ ABSL_GUARDED_BY(state_->mu);
+  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool running_ ABSL_GUARDED_BY(state_->mu) = false;
 };
 
 }  // namespace

@@ -4,8 +4,8 @@
 // upload into a locked job directory with room on disk checked up front and
 // the memory budget consulted as the upload arrives (StartJob); the runner's
 // Validate uploads two lists, the compressed model and the original, into
-// directories of its own. What a stream's messages are (header first, then
-// chunks) each reactor checks with its own words.
+// directories of its own. The order of a stream's messages (header first,
+// then chunks) and its stall limits are upload_stream.h's.
 #ifndef COREMLZ_API_UPLOAD_SESSION_H_
 #define COREMLZ_API_UPLOAD_SESSION_H_
 

@@ -7,26 +7,14 @@
 #include "common/file_util.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
+#include "tests/api/upload_test_util.h"
 #include "tests/testing/test_env.h"
 
 namespace coremlz::api {
 namespace {
 
-v1::FileInfo Info(const std::string& path, const std::string& data) {
-  v1::FileInfo f;
-  f.set_path(path);
-  f.set_size(data.size());
-  f.set_sha256(Sha256Hex(data));
-  return f;
-}
-
-v1::FileChunk Chunk(uint32_t index, uint64_t offset, const std::string& data) {
-  v1::FileChunk c;
-  c.set_file_index(index);
-  c.set_offset(offset);
-  c.set_data(data);
-  return c;
-}
+using upload_test::Chunk;
+using upload_test::Info;
 
 int OpenFds() {
   int n = 0;

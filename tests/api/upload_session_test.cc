@@ -7,35 +7,17 @@
 
 #include "absl/strings/match.h"
 #include "common/file_util.h"
-#include "common/sha256.h"
 #include "engine/worker_pool.h"
 #include "gtest/gtest.h"
+#include "tests/api/upload_test_util.h"
 #include "tests/testing/test_env.h"
 
 namespace coremlz::api {
 namespace {
 
-v1::FileInfo Info(const std::string& path, const std::string& data) {
-  v1::FileInfo f;
-  f.set_path(path);
-  f.set_size(data.size());
-  f.set_sha256(Sha256Hex(data));
-  return f;
-}
-
-v1::FileChunk Chunk(uint32_t index, uint64_t offset, const std::string& data) {
-  v1::FileChunk c;
-  c.set_file_index(index);
-  c.set_offset(offset);
-  c.set_data(data);
-  return c;
-}
-
-google::protobuf::RepeatedPtrField<v1::FileInfo> Files(std::initializer_list<v1::FileInfo> files) {
-  google::protobuf::RepeatedPtrField<v1::FileInfo> out;
-  for (const v1::FileInfo& f : files) *out.Add() = f;
-  return out;
-}
+using upload_test::Chunk;
+using upload_test::Files;
+using upload_test::Info;
 
 TEST(UploadSession, NumbersChunksAcrossItsLists) {
   testing::ScratchDir dir;

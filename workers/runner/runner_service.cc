@@ -3,13 +3,15 @@
 #include <unistd.h>
 
 #include <deque>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "api/grpc_status.h"
-#include "api/upload_session.h"
+#include "api/upload_stream.h"
 #include "common/file_util.h"
 
 #ifndef COREMLZ_VERSION
@@ -26,18 +28,27 @@ struct Shared {
   class ValidateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
 };
 
+// Validate's upload: the compressed model's files, then the original's. It
+// ends at its last byte; the front that sends it has its own time limits.
+api::UploadStream::Options ValidateStream(const RunnerOptions& options) {
+  api::UploadStream::Options stream;
+  stream.limits = options.limits;
+  stream.words.chunk_first = "the first message must be a header";
+  return stream;
+}
+
 class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse> {
  public:
   ValidateReactor(RunnerService* service, grpc::CallbackServerContext* context)
-      : service_(service), shared_(std::make_shared<Shared>()), control_(std::make_shared<engine::JobControl>()) {
-    {
-      absl::MutexLock lock(&shared_->mu);
-      shared_->reactor = this;
-    }
+      : service_(service),
+        shared_(std::make_shared<Shared>()),
+        control_(std::make_shared<engine::JobControl>()),
+        stream_(ValidateStream(service->options()), absl::Now()) {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->reactor = this;
     if (const api::TokenAuth* auth = service_->auth()) {
       grpc::Status s = auth->Check(*context);
       if (!s.ok()) {
-        absl::MutexLock lock(&shared_->mu);
         FinishLocked(s);
         return;
       }
@@ -48,19 +59,20 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&shared_->mu);
     if (finished_) return;
-    if (!ok) {
-      if (!header_seen_) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
-      } else if (!uploaded_) {
-        FinishLocked(api::ToGrpcStatus(upload_->EndedEarly()));
-      }
+    const v1::FileChunk* chunk = ok && request_.has_chunk() ? &request_.chunk() : nullptr;
+    absl::Status s = CheckChunkIndexLocked(chunk);
+    absl::StatusOr<api::UploadStream::Arrival> arrival =
+        s.ok() ? stream_.Read(absl::Now(), ok, request_.has_header(), chunk) : s;
+    if (arrival.ok() && *arrival == api::UploadStream::Arrival::kHeader) {
+      s = OnHeaderLocked();
+      arrival = s.ok() ? stream_.Declared() : s;
+    }
+    if (!arrival.ok()) {
+      FinishLocked(api::ToGrpcStatus(arrival.status()));
       return;
     }
-    absl::Status s = header_seen_ ? OnChunkLocked() : OnHeaderLocked();
-    if (!s.ok()) {
-      FinishLocked(api::ToGrpcStatus(s));
-      return;
-    }
+    if (*arrival == api::UploadStream::Arrival::kClosed) return;
+    if (*arrival == api::UploadStream::Arrival::kDone) StartLocked();
     if (finished_) return;
     request_.Clear();
     StartRead(&request_);
@@ -84,20 +96,40 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
   }
 
   void OnDone() override {
+    std::thread worker;
+    std::string device_id, job_dir;
     {
       absl::MutexLock lock(&shared_->mu);
       shared_->reactor = nullptr;
+      worker = std::move(worker_);
+      device_id = device_id_;
+      job_dir = job_dir_;
     }
-    if (worker_.joinable()) worker_.join();
-    if (!device_id_.empty()) service_->Release(device_id_);
-    if (!job_dir_.empty()) (void)RemoveAll(job_dir_);
+    // The job thread ends under the lock (finding no reactor): join it off
+    // the lock.
+    if (worker.joinable()) worker.join();
+    if (!device_id.empty()) service_->Release(device_id);
+    if (!job_dir.empty()) (void)RemoveAll(job_dir);
     delete this;
   }
 
  private:
-  absl::Status OnHeaderLocked() {
-    if (!request_.has_header()) return absl::InvalidArgumentError("the first message must be a header");
-    header_seen_ = true;
+  // For the job thread, which locks shared->mu and finds this reactor
+  // through it: the analysis cannot see that it is shared_->mu.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(shared_->mu) { shared_->mu.AssertHeld(); }
+
+  // Without the original's files, an index past the compressed ones is
+  // named against them.
+  absl::Status CheckChunkIndexLocked(const v1::FileChunk* chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
+    if (chunk == nullptr || stream_.phase() != api::UploadStream::Phase::kUpload) return absl::OkStatus();
+    const uint32_t n = static_cast<uint32_t>(header_.compressed_files_size());
+    if (chunk->file_index() >= n && stream_.session().lists() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat("chunk for file ", chunk->file_index(), " of ", n));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status OnHeaderLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     header_ = request_.header();
     // Claim a device before accepting any bytes: a busy runner says so now.
     auto device = service_->Acquire(header_.request().device());
@@ -119,38 +151,18 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     }
     // The compressed model's files, then the original's: chunks number them
     // in that order.
-    upload_ = std::make_unique<api::UploadSession>(service_->options().limits);
-    if (absl::Status s = upload_->Declare(JoinPath(job_dir_, "compressed"), header_.compressed_files()); !s.ok()) return s;
+    api::UploadSession& upload = stream_.session();
+    if (absl::Status s = upload.Declare(JoinPath(job_dir_, "compressed"), header_.compressed_files()); !s.ok()) return s;
     if (header_.original_files_size() > 0) {
-      if (absl::Status s = upload_->Declare(JoinPath(job_dir_, "original"), header_.original_files()); !s.ok()) return s;
+      if (absl::Status s = upload.Declare(JoinPath(job_dir_, "original"), header_.original_files()); !s.ok()) return s;
     }
-    MaybeStartLocked();
     return absl::OkStatus();
   }
 
-  absl::Status OnChunkLocked() {
-    if (!request_.has_chunk()) return absl::InvalidArgumentError("only file chunks may follow the header");
-    if (uploaded_) return absl::InvalidArgumentError("a chunk arrived after the upload was complete");
-    const v1::FileChunk& chunk = request_.chunk();
-    const uint32_t n = static_cast<uint32_t>(header_.compressed_files_size());
-    // Without the original's files, an index past the compressed ones is
-    // named against them.
-    if (chunk.file_index() >= n && upload_->lists() == 1) {
-      return absl::InvalidArgumentError(absl::StrCat("chunk for file ", chunk.file_index(), " of ", n));
-    }
-    if (absl::Status s = upload_->Add(chunk); !s.ok()) return s;
-    MaybeStartLocked();
-    return absl::OkStatus();
-  }
-
-  void MaybeStartLocked() {
-    if (!upload_->complete()) return;
-    if (absl::Status s = upload_->Finish(); !s.ok()) {
-      FinishLocked(api::ToGrpcStatus(s));
-      return;
-    }
-    uploaded_ = true;
-    auto compressed_path = upload_->list(0).ModelPath();
+  // The upload is complete and checked: the job runs on a thread of its own.
+  void StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
+    const api::UploadSession& upload = stream_.session();
+    auto compressed_path = upload.list(0).ModelPath();
     if (!compressed_path.ok()) {
       FinishLocked(api::ToGrpcStatus(compressed_path.status()));
       return;
@@ -158,8 +170,8 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     ValidationInput input;
     input.request = header_.request();
     input.compressed_path = *compressed_path;
-    if (upload_->lists() > 1) {
-      auto p = upload_->list(1).ModelPath();
+    if (upload.lists() > 1) {
+      auto p = upload.list(1).ModelPath();
       if (!p.ok()) {
         FinishLocked(api::ToGrpcStatus(p.status()));
         return;
@@ -181,12 +193,15 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     worker_ = std::thread([shared, control, backend, device, input] {
       absl::StatusOr<v1::ValidationResult> result = backend->Run(device, input, control.get());
       absl::MutexLock lock(&shared->mu);
-      if (shared->reactor != nullptr) shared->reactor->DoneLocked(std::move(result));
+      if (ValidateReactor* r = shared->reactor) {
+        r->AssertHeld();
+        r->DoneLocked(std::move(result));
+      }
     });
   }
 
- public:
-  void DoneLocked(absl::StatusOr<v1::ValidationResult> result) {
+  // From the job thread, which holds shared_->mu.
+  void DoneLocked(absl::StatusOr<v1::ValidationResult> result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     running_ = false;
     if (finished_) return;
     if (!result.ok()) {
@@ -200,8 +215,7 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     PumpLocked();
   }
 
- private:
-  void PumpLocked() {
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     if (writing_ || finished_) return;
     if (!outbox_.empty()) {
       current_ = std::move(outbox_.front());
@@ -213,27 +227,33 @@ class ValidateReactor final : public grpc::ServerBidiReactor<v1::ValidateRequest
     if (done_) FinishLocked(grpc::Status::OK);
   }
 
-  void FinishLocked(grpc::Status s) {
+  void FinishLocked(grpc::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     if (finished_) return;
     finished_ = true;
     control_->Cancel();
     Finish(s);
   }
 
-  RunnerService* service_;
-  std::shared_ptr<Shared> shared_;
-  std::shared_ptr<engine::JobControl> control_;
-  v1::ValidateRequest request_;
-  v1::ValidateHeader header_;
-  bool header_seen_ = false, uploaded_ = false, running_ = false, done_ = false;
-  bool writing_ = false, finished_ = false;
-  v1::DeviceInfo device_;
-  std::string device_id_;
-  std::string job_dir_;
-  std::unique_ptr<api::UploadSession> upload_;
-  std::deque<v1::ValidateResponse> outbox_;
-  v1::ValidateResponse current_;
-  std::thread worker_;
+  // Set at construction, then only read (control_ is thread-safe itself).
+  RunnerService* const service_;
+  const std::shared_ptr<Shared> shared_;
+  const std::shared_ptr<engine::JobControl> control_;
+
+  // Everything else is read and written under shared_->mu: gRPC's reactor
+  // callbacks take it, and so does the job thread at its end.
+  v1::ValidateRequest request_ ABSL_GUARDED_BY(shared_->mu);
+  v1::ValidateHeader header_ ABSL_GUARDED_BY(shared_->mu);
+  api::UploadStream stream_ ABSL_GUARDED_BY(shared_->mu);
+  bool running_ ABSL_GUARDED_BY(shared_->mu) = false;
+  bool done_ ABSL_GUARDED_BY(shared_->mu) = false;
+  bool writing_ ABSL_GUARDED_BY(shared_->mu) = false;
+  bool finished_ ABSL_GUARDED_BY(shared_->mu) = false;
+  v1::DeviceInfo device_ ABSL_GUARDED_BY(shared_->mu);
+  std::string device_id_ ABSL_GUARDED_BY(shared_->mu);
+  std::string job_dir_ ABSL_GUARDED_BY(shared_->mu);
+  std::deque<v1::ValidateResponse> outbox_ ABSL_GUARDED_BY(shared_->mu);
+  v1::ValidateResponse current_ ABSL_GUARDED_BY(shared_->mu);  // the write in flight
+  std::thread worker_ ABSL_GUARDED_BY(shared_->mu);
 };
 
 }  // namespace
