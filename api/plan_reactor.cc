@@ -12,14 +12,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/artifact_stream.h"
-#include "api/call_timer.h"
+#include "api/call_slot.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/job_labels.h"
 #include "api/plan_convert.h"
 #include "api/plan_fan_out.h"
 #include "api/transfer.h"
-#include "api/upload_session.h"
+#include "api/upload_stream.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/worker_pool.h"
@@ -29,9 +29,20 @@
 namespace coremlz::api {
 namespace {
 
+// Plan's upload: as Compress's, ending at its last byte, with Compress's
+// words for a message out of place.
+UploadStream::Options PlanStream(const ServerOptions& server) {
+  UploadStream::Options options = UploadStream::ServerOptionsOf(server);
+  options.words.not_a_chunk = "a second header arrived; only file chunks may follow the header";
+  options.words.after_upload = "a message arrived after the upload was complete";
+  return options;
+}
+
 class PlanReactor;
 
-// State shared by the reactor and the plan running for it on other threads.
+// State shared by the reactor and the plan running for it on other threads
+// (worker pool, plan threads, gRPC's timer). One mutex guards everything the
+// reactor does.
 struct CallState {
   absl::Mutex mu;
   PlanReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
@@ -56,75 +67,48 @@ v1::PlanProgress::Phase PhaseOf(plan::PlanProgress::Phase phase) {
 class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::PlanResponse> {
  public:
   PlanReactor(CompressorService* service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), state_(std::make_shared<CallState>()) {
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->reactor = this;
-    }
-    deadline_ = DeadlineOf(context);
-    if (grpc::Status admitted = service_->AdmitCall(*context); !admitted.ok()) {
-      absl::MutexLock lock(&state_->mu);
+      : service_(service),
+        context_(context),
+        state_(std::make_shared<CallState>()),
+        deadline_(DeadlineOf(context)),
+        stream_(PlanStream(service->options()), absl::Now()) {
+    absl::MutexLock lock(&state_->mu);
+    state_->reactor = this;
+    if (grpc::Status admitted = slot_.Take(service_, *context); !admitted.ok()) {
       FinishLocked(admitted);
       return;
     }
-    admitted_ = true;
-    {
-      absl::MutexLock lock(&state_->mu);
-      called_at_ = last_read_ = absl::Now();
-      CheckStallLocked();
-    }
+    CheckStallLocked();
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&state_->mu);
     if (finished_) return;
-    last_read_ = absl::Now();
-    if (!ok) {
-      if (phase_ == Phase::kHeader) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the stream ended without a header"});
-      } else if (phase_ == Phase::kUpload) {
-        FinishLocked(ToGrpcStatus(upload_->EndedEarly()));
-      }
+    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
+    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
+      absl::Status s = OnHeaderLocked(request_.header());
+      arrival = s.ok() ? stream_.Declared() : s;
+    } else if (arrival.ok() && ok && request_.has_chunk()) {
+      service_->metrics()->UploadBytes(request_.chunk().data().size());
+      MaybeUploadProgressLocked();
+    }
+    if (!arrival.ok()) {
+      FinishLocked(ToGrpcStatus(arrival.status()));  // an upload cut short names its file
       return;
     }
-    if (phase_ == Phase::kHeader) {
-      if (!request_.has_header()) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a header (a chunk came first)"});
-        return;
-      }
-      if (absl::Status s = OnHeaderLocked(request_.header()); !s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      if (finished_) return;
-      CheckStallLocked();
-    } else if (phase_ == Phase::kUpload) {
-      if (!request_.has_chunk()) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a second header arrived; only file chunks may follow the header"});
-        return;
-      }
-      if (absl::Status s = upload_->Add(request_.chunk()); !s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      service_->metrics()->UploadBytes(request_.chunk().data().size());
-      if (absl::Status b = upload_->CheckMemory(); !b.ok()) {
-        FinishLocked(ToGrpcStatus(b));
-        return;
-      }
-      MaybeUploadProgressLocked();
-      if (upload_->complete()) {
-        if (absl::Status done = upload_->Finish(); !done.ok()) {
-          FinishLocked(ToGrpcStatus(done));
-          return;
-        }
+    switch (*arrival) {
+      case UploadStream::Arrival::kHeader:
+        CheckStallLocked();  // the upload's idle limit replaces the header's
+        break;
+      case UploadStream::Arrival::kChunk:
+        break;
+      case UploadStream::Arrival::kDone:
         SubmitLocked();
         if (finished_) return;
-      }
-    } else {
-      FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "a message arrived after the upload was complete"});
-      return;
+        break;
+      case UploadStream::Arrival::kClosed:
+        return;  // the client half-closed after its upload
     }
     request_.Clear();
     StartRead(&request_);
@@ -146,7 +130,9 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
   void OnCancel() override {
     absl::MutexLock lock(&state_->mu);
     cancelled_ = true;
-    ReleaseAdmissionLocked();
+    // As for Compress: the slot is free now; a plan in flight stops and
+    // answers through JobDoneLocked.
+    slot_.Release();
     if (control_) control_->Cancel();
     if (!job_running_ && !finished_) {
       outbox_.clear();
@@ -160,13 +146,18 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
       artifact_.Close();
+      slot_.Release();
     }
-    ReleaseAdmissionLocked();
     delete this;
   }
 
-  // From the plan's threads.
-  void QueueProgressLocked(const plan::PlanProgress& p) {
+  // For callbacks from other threads, which lock state->mu and find this
+  // reactor through it: the analysis cannot see that state->mu and
+  // state_->mu are one mutex.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
+
+  // From the plan's threads, which hold state_->mu.
+  void QueueProgressLocked(const plan::PlanProgress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     v1::PlanResponse r;
     v1::PlanProgress* pr = r.mutable_progress();
@@ -177,14 +168,14 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     QueueLatestProgressLocked(std::move(r));
   }
 
-  void QueueApplyLocked() {
+  void QueueApplyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     v1::PlanResponse r;
     r.mutable_progress()->set_phase(v1::PlanProgress::APPLY);
     QueueLatestProgressLocked(std::move(r));
   }
 
-  void JobDoneLocked(absl::Status status) {
+  void JobDoneLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     job_running_ = false;
     service_->UpdateWorkerGauges();
     if (finished_) return;
@@ -214,9 +205,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
   }
 
  private:
-  enum class Phase { kHeader, kUpload, kDone };
-
-  absl::Status OnHeaderLocked(const v1::PlanHeader& header) {
+  absl::Status OnHeaderLocked(const v1::PlanHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     header_ = header;
     absl::StatusOr<plan::PlanTarget> target = FromProto(header.target());
     if (!target.ok()) return target.status();
@@ -238,54 +227,51 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       if (!candidates.ok()) return candidates.status();
       options_.candidates = *std::move(candidates);
     }
-    upload_ = std::make_unique<UploadSession>(service_->options().limits);
+    UploadSession& session = stream_.session();
     JobUploadOptions upload;
     upload.work_dir = service_->options().work_dir;
     upload.pool = service_->pool();
     upload.reserves_output = header.apply();
-    if (absl::Status s = upload_->StartJob(upload, header.files()); !s.ok()) return s;
-    input_path_ = upload_->model_path();
+    if (absl::Status s = session.StartJob(upload, header.files()); !s.ok()) return s;
+    input_path_ = session.model_path();
     const std::string name = std::filesystem::path(input_path_).filename().string();
-    const std::string out = JoinPath(upload_->job_dir_path(), "out");
-    output_path_ = upload_->is_package() ? JoinPath(out, "model.mlpackage") : JoinPath(out, name);
+    const std::string out = JoinPath(session.job_dir_path(), "out");
+    output_path_ = session.is_package() ? JoinPath(out, "model.mlpackage") : JoinPath(out, name);
     v1::PlanResponse r;
     r.mutable_accepted()->set_job_id(NewJobId());
-    r.mutable_accepted()->set_upload_bytes(upload_->bytes_declared());
+    r.mutable_accepted()->set_upload_bytes(session.bytes_declared());
     outbox_.push_back(std::move(r));
-    phase_ = Phase::kUpload;
     PumpLocked();
-    if (upload_->bytes_declared() == 0) {
-      if (absl::Status done = upload_->Finish(); !done.ok()) return done;
-      SubmitLocked();
-    }
-    return absl::OkStatus();
+    return absl::OkStatus();  // an empty upload is done at once: UploadStream::Declared
+
   }
 
-  void MaybeUploadProgressLocked() {
-    const uint64_t done = upload_->bytes_received();
-    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != upload_->bytes_declared()) return;
+  void MaybeUploadProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    const UploadSession& session = stream_.session();
+    const uint64_t done = session.bytes_received();
+    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != session.bytes_declared()) return;
     last_progress_bytes_ = done;
     v1::PlanResponse r;
     r.mutable_progress()->set_phase(v1::PlanProgress::UPLOAD);
     r.mutable_progress()->set_bytes_done(done);
-    r.mutable_progress()->set_bytes_total(upload_->bytes_declared());
+    r.mutable_progress()->set_bytes_total(session.bytes_declared());
     QueueLatestProgressLocked(std::move(r));
   }
 
   // Only the latest progress matters: at most one waits.
-  void QueueLatestProgressLocked(v1::PlanResponse r) {
+  void QueueLatestProgressLocked(v1::PlanResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
     else outbox_.push_back(std::move(r));
     PumpLocked();
   }
 
-  void SubmitLocked() {
-    phase_ = Phase::kDone;
+  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     control_ = std::make_shared<engine::JobControl>();
     control_->SetDeadline(deadline_);
     outcome_ = std::make_shared<PlanOutcome>();
-    auto estimate = upload_->MemoryEstimate();
+    UploadSession& session = stream_.session();
+    auto estimate = session.MemoryEstimate();
     if (!estimate.ok()) {
       FinishLocked(ToGrpcStatus(estimate.status()));
       return;
@@ -296,14 +282,14 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     // The study holds every candidate's decoded weights (float32: about
     // twice an fp16 model's bytes each) beside the job's own estimate.
     const uint64_t candidates = options_.candidates.empty() ? 8 : options_.candidates.size();
-    job.memory_estimate = *estimate + upload_->bytes_declared() * 2 * candidates;
+    job.memory_estimate = *estimate + session.bytes_declared() * 2 * candidates;
     if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
     job.deadline = deadline_;
     job.control = control_;
 
     PlanFanOutRequest fan;
     fan.model_path = input_path_;
-    fan.upload_root = upload_->is_package() ? input_path_ : std::filesystem::path(input_path_).parent_path().string();
+    fan.upload_root = session.is_package() ? input_path_ : std::filesystem::path(input_path_).parent_path().string();
     fan.header = header_;
     fan.local_threads = options_.study.threads;
     fan.deadline = deadline_;
@@ -332,7 +318,10 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
           *last = now;
         }
         absl::MutexLock lock(&state->mu);
-        if (state->reactor != nullptr) state->reactor->QueueProgressLocked(p);
+        if (PlanReactor* r = state->reactor) {
+          r->AssertHeld();
+          r->QueueProgressLocked(p);
+        }
       };
       // Made before the plan starts: remote workers build their studies beside ours.
       options.fan_out = factory ? factory(fan) : nullptr;
@@ -352,7 +341,10 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       if (apply) {
         {
           absl::MutexLock lock(&state->mu);
-          if (state->reactor != nullptr) state->reactor->QueueApplyLocked();
+          if (PlanReactor* r = state->reactor) {
+            r->AssertHeld();
+            r->QueueApplyLocked();
+          }
         }
         // As `coremlz plan --apply` (and `compress --config` of the YAML) writes it.
         absl::StatusOr<engine::CompressionReport> report = engine::CompressModelPath(
@@ -363,10 +355,13 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       }
       return absl::OkStatus();
     };
-    std::shared_ptr<JobDir> dir = upload_->job_dir();  // keeps the files while the job runs
+    std::shared_ptr<JobDir> dir = session.job_dir();  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->JobDoneLocked(report.status());
+      if (PlanReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->JobDoneLocked(report.status());
+      }
     };
     job_running_ = true;
     job_submitted_ = true;
@@ -384,7 +379,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
   }
 
   // Queued messages, then the artifact chunk by chunk, then the status.
-  void PumpLocked() {
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (writing_ || finished_) return;
     if (!outbox_.empty()) {
       WriteLocked(std::move(outbox_.front()));
@@ -413,7 +408,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     if (result_ready_ && !job_running_) FinishLocked(grpc::Status::OK);
   }
 
-  void WriteLocked(v1::PlanResponse r) {
+  void WriteLocked(v1::PlanResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     current_ = std::move(r);
     writing_ = true;
     write_started_ = absl::Now();
@@ -422,52 +417,39 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
 
   // As Compress: a client that sends no header, stalls its upload or stops
   // reading loses its slot (--header-timeout-seconds, --idle-timeout-seconds).
-  void CheckStallLocked() {
+  void CheckStallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
-    const ServerOptions& o = service_->options();
     const absl::Time now = absl::Now();
-    absl::Time next = absl::InfiniteFuture();
-    const bool idle_limit = o.idle_timeout > absl::ZeroDuration();
-    if (phase_ == Phase::kHeader && o.header_timeout > absl::ZeroDuration()) {
-      if (now >= called_at_ + o.header_timeout) {
-        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                      absl::StrCat("no request header within ", absl::FormatDuration(o.header_timeout),
-                                   " of the call's start (--header-timeout-seconds)")});
-        return;
-      }
-      next = called_at_ + o.header_timeout;
-    } else if (phase_ == Phase::kUpload && idle_limit) {
-      if (now >= last_read_ + o.idle_timeout) {
-        FinishLocked({grpc::StatusCode::DEADLINE_EXCEEDED,
-                      absl::StrCat("the upload stalled: nothing arrived for ", absl::FormatDuration(o.idle_timeout),
-                                   " (--idle-timeout-seconds); ", upload_->bytes_received(), " of ",
-                                   upload_->bytes_declared(), " bytes received")});
-        return;
-      }
-      next = last_read_ + o.idle_timeout;
+    absl::Time next;
+    if (absl::Status s = stream_.CheckStall(now, &next); !s.ok()) {
+      FinishLocked(ToGrpcStatus(s));
+      return;
     }
-    if (idle_limit && writing_) {
-      if (now >= write_started_ + o.idle_timeout) {
+    const absl::Duration idle = service_->options().idle_timeout;
+    if (idle > absl::ZeroDuration() && writing_) {
+      if (now >= write_started_ + idle) {
+        // A write cannot be abandoned: cancel the call (OnCancel frees the
+        // slot and stops the plan).
         context_->TryCancel();
         return;
       }
-      next = std::min(next, write_started_ + o.idle_timeout);
+      next = std::min(next, write_started_ + idle);
     }
-    if (next == absl::InfiniteFuture() && idle_limit) next = now + o.idle_timeout;
-    if (next == absl::InfiniteFuture()) return;
-    std::shared_ptr<CallState> state = state_;
-    stall_timer_.Arm(next, [state](bool fired) {
-      if (!fired) return;
+    stream_.ArmStallCheck(now, next, [state = state_] {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor != nullptr) state->reactor->CheckStallLocked();
+      if (PlanReactor* r = state->reactor) {
+        r->AssertHeld();
+        r->CheckStallLocked();
+      }
     });
   }
 
-  void FinishLocked(grpc::Status status) {
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     finished_ = true;
-    ReleaseAdmissionLocked();
-    status = ForCaller(status, upload_ ? upload_->job_dir_path() : "");
+    // The call stops counting against --max-calls now, not at OnDone.
+    slot_.Release();
+    status = ForCaller(status, stream_.session().job_dir_path());
     final_status_ = FromGrpcStatus(status);
     if (control_) control_->Cancel();
     // Counted before the client can see the status.
@@ -478,42 +460,40 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     Finish(status);
   }
 
-  void ReleaseAdmissionLocked() {
-    if (admitted_ && !released_) service_->Release();
-    released_ = true;
-  }
+  // Set at construction, then only read.
+  CompressorService* const service_;
+  grpc::CallbackServerContext* const context_;
+  const std::shared_ptr<CallState> state_;
+  const absl::Time deadline_;
 
-  CompressorService* service_;
-  grpc::CallbackServerContext* context_;
-  std::shared_ptr<CallState> state_;
-  absl::Time deadline_;
-  bool admitted_ = false;
-  bool released_ = false;
-  CallTimer stall_timer_;
-  absl::Time called_at_, last_read_, write_started_;
+  // Everything else is read and written under state_->mu: gRPC's reactor
+  // callbacks take it, and so does every callback from another thread
+  // (the job's, the plan's progress, the stall timer).
+  CallSlot slot_ ABSL_GUARDED_BY(state_->mu);
+  UploadStream stream_ ABSL_GUARDED_BY(state_->mu);
+  absl::Time write_started_ ABSL_GUARDED_BY(state_->mu);
 
-  v1::PlanRequest request_;
-  v1::PlanHeader header_;
-  plan::PlanOptions options_;
-  Phase phase_ = Phase::kHeader;
-  std::unique_ptr<UploadSession> upload_;
-  std::string input_path_, output_path_;
-  uint64_t last_progress_bytes_ = 0;
+  v1::PlanRequest request_ ABSL_GUARDED_BY(state_->mu);
+  v1::PlanHeader header_ ABSL_GUARDED_BY(state_->mu);
+  plan::PlanOptions options_ ABSL_GUARDED_BY(state_->mu);
+  std::string input_path_ ABSL_GUARDED_BY(state_->mu);
+  std::string output_path_ ABSL_GUARDED_BY(state_->mu);
+  uint64_t last_progress_bytes_ ABSL_GUARDED_BY(state_->mu) = 0;
 
-  std::shared_ptr<engine::JobControl> control_;
-  std::shared_ptr<PlanOutcome> outcome_;
-  bool job_running_ = false;
-  bool job_submitted_ = false;
-  std::chrono::steady_clock::time_point job_start_;
-  bool result_ready_ = false;
+  std::shared_ptr<engine::JobControl> control_ ABSL_GUARDED_BY(state_->mu);
+  std::shared_ptr<PlanOutcome> outcome_ ABSL_GUARDED_BY(state_->mu);
+  bool job_running_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;
+  std::chrono::steady_clock::time_point job_start_ ABSL_GUARDED_BY(state_->mu);
+  bool result_ready_ ABSL_GUARDED_BY(state_->mu) = false;
 
-  std::deque<v1::PlanResponse> outbox_;
-  v1::PlanResponse current_;
-  bool writing_ = false;
-  bool finished_ = false;
-  bool cancelled_ = false;
-  absl::Status final_status_;
-  ArtifactStream artifact_;
+  std::deque<v1::PlanResponse> outbox_ ABSL_GUARDED_BY(state_->mu);
+  v1::PlanResponse current_ ABSL_GUARDED_BY(state_->mu);  // the write in flight
+  bool writing_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool cancelled_ ABSL_GUARDED_BY(state_->mu) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(state_->mu);
+  ArtifactStream artifact_ ABSL_GUARDED_BY(state_->mu);
 };
 
 }  // namespace
