@@ -1,68 +1,62 @@
 // One forward pass of the shared models through the reference executor, on
 // one thread (Eigen runs single-threaded here). The models are read from
 // $COREMLZ_SHARED_DIR, else ../shared beside the source tree; inputs are
-// random. Load time (constexpr decoding included) is timed separately.
+// synthetic (execute/synthetic_inputs, seed 1). Load time (constexpr
+// decoding included) is timed separately.
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "execute/program_executor.h"
+#include "execute/loaded_model.h"
+#include "execute/synthetic_inputs.h"
 
 namespace {
-
-using coremlz::execute::ProgramExecutor;
-using coremlz::execute::Tensor;
 
 std::string SharedDir() {
   const char* env = std::getenv("COREMLZ_SHARED_DIR");
   return env ? env : std::string(COREMLZ_SOURCE_DIR) + "/../shared";
 }
 
+// The first model (an .mlpackage directory or an .mlmodel file) in
+// models/NAME, whatever its file is called.
 std::string ModelPath(const std::string& name) {
-  return SharedDir() + "/models/" + name + "/" + name + ".mlpackage";
-}
-
-std::map<std::string, Tensor> RandomInputs(const ProgramExecutor& ex) {
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::map<std::string, Tensor> in;
-  for (const auto& d : ex.inputs()) {
-    std::vector<int64_t> shape = d.shape;
-    for (int64_t& s : shape) s = s < 0 ? 1 : s;
-    std::vector<float> v(coremlz::execute::NumElements(shape));
-    for (float& x : v) x = u(rng);
-    in[d.name] = Tensor::Float(shape, std::move(v));
+  const std::string dir = SharedDir() + "/models/" + name;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string ext = entry.path().extension().string();
+    if (ext == ".mlpackage" || ext == ".mlmodel") return entry.path().string();
   }
-  return in;
+  return dir + "/(no model found)";
 }
 
 void BM_Forward(benchmark::State& state, const std::string& name) {
-  auto package = coremlz::format::MlPackage::Open(ModelPath(name));
-  if (!package.ok()) return state.SkipWithError(std::string(package.status().message()).c_str());
-  auto ex = ProgramExecutor::Load(package->get());
-  if (!ex.ok()) return state.SkipWithError(std::string(ex.status().message()).c_str());
-  const auto inputs = RandomInputs(**ex);
+  auto loaded = coremlz::execute::LoadModel(ModelPath(name), "");
+  if (!loaded.ok()) return state.SkipWithError(std::string(loaded.status().message()).c_str());
+  auto specs = coremlz::execute::DescribeInputs(loaded->model(), *loaded->executor);
+  if (!specs.ok()) return state.SkipWithError(std::string(specs.status().message()).c_str());
+  const auto inputs = coremlz::execute::SyntheticInputs(*specs, 1, 0);
   for (auto _ : state) {
-    auto out = (*ex)->Run(inputs);
+    auto out = loaded->executor->Run(inputs);
     if (!out.ok()) return state.SkipWithError(std::string(out.status().message()).c_str());
     benchmark::DoNotOptimize(out);
   }
 }
 
 void BM_Load(benchmark::State& state, const std::string& name) {
-  auto package = coremlz::format::MlPackage::Open(ModelPath(name));
-  if (!package.ok()) return state.SkipWithError(std::string(package.status().message()).c_str());
   for (auto _ : state) {
-    auto ex = ProgramExecutor::Load(package->get());
-    if (!ex.ok()) return state.SkipWithError(std::string(ex.status().message()).c_str());
-    benchmark::DoNotOptimize(ex);
+    auto loaded = coremlz::execute::LoadModel(ModelPath(name), "");
+    if (!loaded.ok()) return state.SkipWithError(std::string(loaded.status().message()).c_str());
+    benchmark::DoNotOptimize(loaded);
   }
 }
 
 BENCHMARK_CAPTURE(BM_Forward, mobilenetv2, std::string("mobilenetv2_randinit"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Forward, transformer_encoder, std::string("transformer_encoder_randinit"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Forward, mosaic, std::string("mosaic_mlcommons"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Forward, edsr, std::string("edsr_f32b5"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Forward, posenet, std::string("posenet_mobilenet075_fp16"))->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Load, mobilenetv2, std::string("mobilenetv2_randinit"))->Unit(benchmark::kMillisecond);
 
 }  // namespace

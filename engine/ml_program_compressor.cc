@@ -434,8 +434,22 @@ absl::Status MlProgramCompressor::Drain(size_t keep, JobControl* control) {
       ASSIGN_OR_RETURN(uint64_t offset, WriteKeptBlob(p.key, p.meta, *p.data));
       new_offsets_[p.key] = offset;
     }
+    if (!p.slots.empty()) pending_elements_ -= p.meta.element_count();
     pending_.pop_front();
     if (control && control->Cancelled()) return control->StopStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MlProgramCompressor::MakeRoomFor(uint64_t elements, JobControl* control) {
+  if (pending_element_limit_ == 0) {
+    for (const auto& task : tasks_) {
+      auto count = format::ElementCount(task->weight.shape);
+      if (count.ok()) pending_element_limit_ = std::max<uint64_t>(pending_element_limit_, *count);
+    }
+  }
+  while (!pending_.empty() && pending_elements_ + elements > pending_element_limit_) {
+    RETURN_IF_ERROR(Drain(pending_.size() - 1, control));
   }
   return absl::OkStatus();
 }
@@ -484,11 +498,13 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
     // Compressed on the pool; finished (and written) in arrival order by
     // Drain, at most `threads` blobs behind (each holds its stored bytes and,
     // until drained, its packed result).
+    if (tasks != tasks_by_blob_.end()) RETURN_IF_ERROR(MakeRoomFor(meta.element_count(), control));
     auto p = std::make_unique<Pending>();
     p->key = key;
     p->meta = meta;
     p->data = std::make_shared<const std::string>(data);
     if (tasks != tasks_by_blob_.end()) {
+      pending_elements_ += meta.element_count();
       for (Task* task : tasks->second) {
         auto slot = std::make_shared<Pending::Slot>();
         slot->task = task;

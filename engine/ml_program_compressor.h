@@ -110,6 +110,8 @@ class MlProgramCompressor {
   // With threads > 1: finishes pending blobs, oldest first, until at most
   // `keep` remain.
   absl::Status Drain(size_t keep, JobControl* control);
+  // Drains until a blob of `elements` more fits under the in-flight limit.
+  absl::Status MakeRoomFor(uint64_t elements, JobControl* control);
   // Writes a source blob that something still reads, under the same
   // sharing rule as new blobs; returns its new offset.
   absl::StatusOr<uint64_t> WriteKeptBlob(const std::pair<std::string, uint64_t>& key, const format::BlobMetadata& meta,
@@ -147,6 +149,12 @@ class MlProgramCompressor {
   uint64_t bytes_total_ = 0, bytes_done_ = 0;
   int threads_ = 1;
   std::deque<std::unique_ptr<Pending>> pending_;
+  // Elements of the blobs being compressed on the pool, and their limit: the
+  // largest weight's. Several small weights compress in parallel, but the
+  // memory in flight never exceeds what one thread needs for the largest
+  // (the bound LLM-sized models are held to).
+  uint64_t pending_elements_ = 0;
+  uint64_t pending_element_limit_ = 0;
   JobControl* drain_control_ = nullptr;  // the control of the blobs pending
   // Last: destroyed first, so its threads finish before what they read goes.
   std::unique_ptr<TaskPool> pool_;

@@ -34,16 +34,17 @@ void DepthwiseChannel(const Conv2dShape& s, const float* x, const float* w, floa
   }
 }
 
-// Columns of one group: row (c, ky, kx), column (oy, ox); zeros for padding.
-void Im2Col(const Conv2dShape& s, const float* x, int64_t channels, float* col) {
-  const int64_t oh = s.out_h(), ow = s.out_w();
+// Columns of one group for output rows [oy_begin, oy_end): row (c, ky, kx),
+// column (oy - oy_begin, ox); zeros for padding.
+void Im2Col(const Conv2dShape& s, const float* x, int64_t channels, int64_t oy_begin, int64_t oy_end, float* col) {
+  const int64_t ow = s.out_w(), columns = (oy_end - oy_begin) * ow;
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t ky = 0; ky < s.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < s.kernel_w; ++kx) {
-        float* dst = col + ((c * s.kernel_h + ky) * s.kernel_w + kx) * oh * ow;
-        for (int64_t oy = 0; oy < oh; ++oy) {
+        float* dst = col + ((c * s.kernel_h + ky) * s.kernel_w + kx) * columns;
+        for (int64_t oy = oy_begin; oy < oy_end; ++oy) {
           const int64_t iy = oy * s.stride_h - s.pad_top + ky * s.dilation_h;
-          float* drow = dst + oy * ow;
+          float* drow = dst + (oy - oy_begin) * ow;
           if (iy < 0 || iy >= s.in_h) {
             std::fill(drow, drow + ow, 0.0f);
             continue;
@@ -59,6 +60,12 @@ void Im2Col(const Conv2dShape& s, const float* x, int64_t channels, float* col) 
   }
 }
 
+// The im2col buffer is built for a band of output rows at a time, so a
+// convolution over a large image needs this much scratch, not patch x
+// spatial floats (Mosaic's 3x3 convolutions at 384x384 would need hundreds
+// of MB), while each band stays wide enough for an efficient GEMM.
+constexpr int64_t kIm2ColBudgetFloats = int64_t{1} << 21;  // 8 MiB
+
 }  // namespace
 
 void Conv2d(const Conv2dShape& s, absl::Span<const float> x, absl::Span<const float> weights,
@@ -69,8 +76,9 @@ void Conv2d(const Conv2dShape& s, absl::Span<const float> x, absl::Span<const fl
   const bool pointwise = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                          s.pad_top == 0 && s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0;
   const bool depthwise = cin_g == 1 && cout_g == 1;
+  const int64_t band_rows = std::clamp<int64_t>(kIm2ColBudgetFloats / std::max<int64_t>(1, patch * ow), 1, oh);
   std::vector<float> col;
-  if (!pointwise && !depthwise) col.resize(patch * spatial);
+  if (!pointwise && !depthwise) col.resize(patch * band_rows * ow);
   for (int64_t n = 0; n < s.batch; ++n) {
     const float* xn = x.data() + n * s.in_channels * s.in_h * s.in_w;
     float* on = out.data() + n * s.out_channels * spatial;
@@ -82,13 +90,16 @@ void Conv2d(const Conv2dShape& s, absl::Span<const float> x, absl::Span<const fl
         DepthwiseChannel(s, xg, wg, bias.empty() ? 0.0f : bias[g], og);
         continue;
       }
-      const float* cols = xg;
-      if (!pointwise) {
-        Im2Col(s, xg, cin_g, col.data());
-        cols = col.data();
-      }
       Map result(og, cout_g, spatial);
-      result.noalias() = ConstMap(wg, cout_g, patch) * ConstMap(cols, patch, spatial);
+      if (pointwise) {
+        result.noalias() = ConstMap(wg, cout_g, patch) * ConstMap(xg, patch, spatial);
+      } else {
+        for (int64_t oy = 0; oy < oh; oy += band_rows) {
+          const int64_t end = std::min(oh, oy + band_rows), columns = (end - oy) * ow;
+          Im2Col(s, xg, cin_g, oy, end, col.data());
+          result.middleCols(oy * ow, columns).noalias() = ConstMap(wg, cout_g, patch) * ConstMap(col.data(), patch, columns);
+        }
+      }
       if (!bias.empty()) {
         for (int64_t c = 0; c < cout_g; ++c) result.row(c).array() += bias[g * cout_g + c];
       }

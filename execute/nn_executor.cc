@@ -217,6 +217,7 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     values[bind.slot] = std::move(x);
     present[bind.slot] = true;
   }
+  RunStats intermediates;  // only the largest-two tracking is used
   std::vector<const Tensor*> args;
   for (const Step& step : steps_) {
     args.clear();
@@ -233,6 +234,7 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
       present[s] = counted[s] = true;
       ++live;
       live_bytes += values[s].size() * 4;
+      intermediates.NoteIntermediate(static_cast<int64_t>(values[s].size()) * 4);
     }
     peak = std::max(peak, live);
     peak_bytes = std::max(peak_bytes, live_bytes);
@@ -256,6 +258,8 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     stats->ops_run = static_cast<int64_t>(steps_.size());
     stats->peak_live_tensors = peak;
     stats->peak_live_bytes = peak_bytes;
+    stats->largest_intermediate_bytes = intermediates.largest_intermediate_bytes;
+    stats->second_largest_intermediate_bytes = intermediates.second_largest_intermediate_bytes;
   }
   return out;
 }

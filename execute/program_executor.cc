@@ -389,4 +389,12 @@ bool ProgramExecutor::is_stateful() const {
   return false;
 }
 
+int64_t ProgramExecutor::constant_bytes() const {
+  int64_t total = 0;
+  for (const auto& c : constants_) {
+    if (c) total += Bytes(*c);
+  }
+  return total;
+}
+
 }  // namespace coremlz::execute

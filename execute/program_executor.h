@@ -51,6 +51,19 @@ struct RunStats {
   // and inputs not counted).
   int64_t peak_live_tensors = 0;
   int64_t peak_live_bytes = 0;
+  // The two largest intermediates produced, for the memory bound a run is
+  // held to (weights + the two largest activations + a constant).
+  int64_t largest_intermediate_bytes = 0;
+  int64_t second_largest_intermediate_bytes = 0;
+
+  void NoteIntermediate(int64_t bytes) {
+    if (bytes > largest_intermediate_bytes) {
+      second_largest_intermediate_bytes = largest_intermediate_bytes;
+      largest_intermediate_bytes = bytes;
+    } else if (bytes > second_largest_intermediate_bytes) {
+      second_largest_intermediate_bytes = bytes;
+    }
+  }
 };
 
 class ProgramExecutor {
@@ -74,6 +87,9 @@ class ProgramExecutor {
   absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs, Session* session,
                                                     RunStats* stats = nullptr) const;
   bool is_stateful() const;
+  // Bytes held by the decoded constants (weights widened to float32 and
+  // every other const), for memory accounting.
+  int64_t constant_bytes() const;
 
   // Incremental runs, for measuring what new values of a few constants do
   // to the outputs (the planner's trials) without running the whole program

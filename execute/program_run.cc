@@ -161,6 +161,7 @@ absl::Status ProgramExecutor::RunSteps(const std::vector<Step>& steps, RunState*
       Tensor& t = produced[i];
       st->live += 1;
       st->live_bytes += Bytes(t);
+      st->stats.NoteIntermediate(Bytes(t));
       st->values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(t));
     }
     st->stats.peak_live_tensors = std::max(st->stats.peak_live_tensors, st->live);

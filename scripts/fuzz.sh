@@ -13,7 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-30}"
 shared="${COREMLZ_SHARED_DIR:-$root/../shared}"
-all=(fuzz_model_spec fuzz_manifest fuzz_weight_bin fuzz_mil_program fuzz_decompress fuzz_config fuzz_compress_stream fuzz_program_executor)
+all=(fuzz_model_spec fuzz_manifest fuzz_weight_bin fuzz_mil_program fuzz_decompress fuzz_config fuzz_compress_stream fuzz_program_executor fuzz_nn_executor)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

@@ -95,6 +95,15 @@ TEST_P(ReferenceOutputsTest, EveryCaseAtLeast60Db) {
     // Intermediates are freed after their last use: only a handful are
     // ever alive at once (a residual branch and its input).
     EXPECT_LE(stats.peak_live_tensors, 8);
+    EXPECT_GT(stats.second_largest_intermediate_bytes, 0);
+    EXPECT_LE(stats.second_largest_intermediate_bytes, stats.largest_intermediate_bytes);
+    EXPECT_LE(stats.largest_intermediate_bytes + stats.second_largest_intermediate_bytes, stats.peak_live_bytes * 2);
+    EXPECT_LE(stats.largest_intermediate_bytes, stats.peak_live_bytes);
+    if (m.name == "mobilenetv2_randinit") {
+      // MobileNetV2's widest activation is the first block's 6x expansion
+      // at 112x112: 96 channels of float32.
+      EXPECT_EQ(stats.largest_intermediate_bytes, int64_t{96} * 112 * 112 * 4);
+    }
   }
 }
 

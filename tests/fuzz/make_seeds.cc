@@ -190,15 +190,17 @@ int main(int argc, char** argv) {
   auto nn = coremlz::ReadFile(JoinPath(shared, "models/edsr_f32b5/edsr_f32b5_fp32.mlmodel"));
   if (nn.ok()) {
     failures += Write(JoinPath(out, "fuzz_model_spec"), "edsr_f32b5", *nn);
-    ++written;
+    failures += Write(JoinPath(out, "fuzz_nn_executor"), "edsr_f32b5", *nn);
+    written += 2;
   }
   // Our own test models: fp32 ML Programs and fp16 NeuralNetwork weights,
   // which the shared models lack.
   for (int fp16 = 0; fp16 < 2; ++fp16) {
     const std::string name = fp16 ? "builder_nn_fp16" : "builder_nn_fp32";
-    failures += Write(JoinPath(out, "fuzz_model_spec"), name,
-                      coremlz::testing::BuildNeuralNetworkModel(fp16 != 0, 7).SerializeAsString());
-    ++written;
+    const std::string spec = coremlz::testing::BuildNeuralNetworkModel(fp16 != 0, 7).SerializeAsString();
+    failures += Write(JoinPath(out, "fuzz_model_spec"), name, spec);
+    failures += Write(JoinPath(out, "fuzz_nn_executor"), name, spec);
+    written += 2;
   }
   const std::string scratch = JoinPath(out, ".builder");
   for (int version : {7, 9}) {

@@ -198,6 +198,7 @@ TEST(MetricsTest, DistinctCountOfFloatsEqualsReference) {
   }
   EXPECT_EQ(DistinctBitPatterns(std::vector<float>{}), 0u);
   EXPECT_EQ(DistinctBitPatterns(std::vector<float>{-0.0f, 0.0f, -0.0f}), 1u);
+}
 
 // Pieces of any sizes, added in order, give exactly the whole-tensor metrics,
 // which match the long-double reference.

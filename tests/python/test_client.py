@@ -32,6 +32,10 @@ def tree_digest(path):
     return h.hexdigest()
 
 
+def tree_size(path):
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(path) for n in names)
+
+
 def copy_model(src, scratch):
     dst = os.path.join(scratch, os.path.basename(src))
     (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
@@ -228,3 +232,83 @@ def test_output_check_comes_back_in_the_summary(server, scratch):
     assert names == ["new_cell_state", "new_hidden_state", "vad_output"]
     for c in result.summary["output_checks"]:
         assert c["psnr_db"] > 10 and c["cosine"] > 0.9
+
+
+def transformer_model():
+    return shared_model("models", "transformer_encoder_randinit", "transformer_encoder_randinit.mlpackage")
+
+
+def test_plan_gives_what_the_cli_gives(server, scratch):
+    model = copy_model(transformer_model(), scratch)
+    applied = os.path.join(scratch, "py_plan.mlpackage")
+    events = []
+    result = coremlz.plan(model, server=server.address, bits=5, samples=2, apply=applied,
+                          progress=lambda phase, done, total, detail: events.append((phase, done, total)))
+    assert result.output == applied
+    assert result.job_id
+    assert "op_name_configs" in result.config_yaml
+    assert result.pareto_svg.lstrip().startswith("<svg")
+    assert result.result["target"]["kind"] == "BITS" and result.result["target"]["value"] == 5
+    assert 0 < result.measured["bits_per_weight"] <= 5.0 + 1e-9
+    assert result.measured["model_bytes"] == tree_size(applied)
+    assert result.predicted["output_psnr_db"] > 0  # kept apart from the measurement
+    trials = [e for e in events if e[0] == "trials"]
+    assert trials and trials[-1][1] == trials[-1][2] > 0
+
+    # The embedded CLI plans the same model to the same config and model.
+    cfg = os.path.join(scratch, "cli.yaml")
+    cli_applied = os.path.join(scratch, "cli_plan.mlpackage")
+    r = subprocess.run([cli(), "plan", model, "--bits", "5", "--samples", "2", "--config", cfg, "--apply",
+                        cli_applied], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert open(cfg).read() == result.config_yaml
+    assert tree_digest(applied) == tree_digest(cli_applied)
+
+    # The YAML is a config compress accepts, giving the applied bytes again.
+    again = os.path.join(scratch, "again.mlpackage")
+    coremlz.compress(model, again, server=server.address, config=result.config_yaml)
+    assert tree_digest(again) == tree_digest(applied)
+
+
+def test_plan_target_errors(server, scratch):
+    model = copy_model(transformer_model(), scratch)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.plan(model, server=server.address)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "exactly one target" in str(e.value)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.plan(model, server=server.address, bits=4, min_psnr=30)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.plan(model, server=server.address, size="twelve")
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "not a size" in str(e.value)
+    # Targets that make no sense are refused by the server before any trial.
+    for target in ({"min_psnr": -5}, {"size": 1}, {"size": "1T"}):
+        with pytest.raises(coremlz.CoremlzError) as e:
+            coremlz.plan(model, server=server.address, samples=1, **target)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT, (target, e.value)
+
+
+def test_plan_apply_never_clobbers(server, scratch):
+    model = copy_model(transformer_model(), scratch)
+    precious = os.path.join(scratch, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("keep me")
+    for force in (False, True):
+        with pytest.raises(coremlz.CoremlzError):
+            coremlz.plan(model, server=server.address, bits=6, samples=1, apply=precious, force=force)
+        assert open(precious).read() == "keep me"
+    with pytest.raises(coremlz.CoremlzError):
+        coremlz.plan(model, server=server.address, bits=6, samples=1, apply=model)
+    assert tree_digest(model) == tree_digest(transformer_model())
+
+
+def test_plan_size_units():
+    from coremlz.client import _byte_size
+    assert _byte_size(1000) == 1000
+    assert _byte_size("12MB") == 12 * (1 << 20)
+    assert _byte_size("1.5G") == 1.5 * (1 << 30)
+    assert _byte_size("10GiB") == 10 * (1 << 30)
+    assert _byte_size("512k") == 512 * 1024
+    for bad in ("", "MB", "1X", "-3M", True):
+        with pytest.raises(coremlz.CoremlzError):
+            _byte_size(bad)

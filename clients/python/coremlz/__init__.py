@@ -8,7 +8,7 @@
 See docs/python.md.
 """
 
-from .client import Client, CompressResult, compress, inspect, runners
+from .client import Client, CompressResult, PlanResult, compress, inspect, plan, runners
 from .errors import CoremlzError
 
-__all__ = ["Client", "CompressResult", "CoremlzError", "compress", "inspect", "runners"]
+__all__ = ["Client", "CompressResult", "CoremlzError", "PlanResult", "compress", "inspect", "plan", "runners"]

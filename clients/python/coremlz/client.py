@@ -1,6 +1,8 @@
-"""The coremlz client: compress, inspect and list runners over gRPC."""
+"""The coremlz client: compress, plan, inspect and list runners over gRPC."""
 
+import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -11,7 +13,7 @@ from google.protobuf import json_format
 from . import files as _files
 from .config import ConfigLike, config_text
 from .errors import CoremlzError
-from .v1 import compressor_pb2, compressor_pb2_grpc
+from .v1 import compressor_pb2, compressor_pb2_grpc, plan_pb2
 
 # progress(phase, done, total, detail): phase is "upload", "queued",
 # "compress" (done/total in weights, detail the current weight), "download".
@@ -41,6 +43,52 @@ class CompressResult:
     @property
     def ratio(self) -> float:
         return float(self.summary.get("ratio_vs_original", 0.0))
+
+
+@dataclass
+class PlanResult:
+    """What a Plan call returned: the OptimizationConfig YAML (the same text
+    ``coremlz plan --config`` writes, accepted by ``compress(config=...)`` and
+    by coremltools), the plan report (``--report``'s JSON, parsed), the
+    Pareto curve as SVG, the structured result, and with ``apply`` where the
+    compressed model was written. ``predicted`` and ``measured`` are kept
+    apart as in the report: only ``measured`` comes from the compressed
+    model itself."""
+    config_yaml: str
+    report: Dict[str, Any]
+    pareto_svg: str
+    result: Dict[str, Any]
+    output: Optional[str] = None
+    job_id: str = ""
+
+    @property
+    def measured(self) -> Dict[str, Any]:
+        """model_bytes, weight_bytes, bits_per_weight, output_psnr_db of the
+        compressed model itself."""
+        return dict(self.report.get("measured", {}).get("values", {}))
+
+    @property
+    def predicted(self) -> Dict[str, Any]:
+        """The same quantities as the trials and the additive model predict them."""
+        return dict(self.report.get("predicted", {}).get("values", {}))
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+
+def _byte_size(value) -> float:
+    """Bytes from an int or text such as "12MB", "1.5G" or "10GiB" (K/M/G/T
+    are powers of 1024, as the CLI's --size reads them)."""
+    if isinstance(value, bool):
+        raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, f"size {value!r} is not a size")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"size {value!r} is not a size (bytes, or a number with K, M, G or T)")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    return float(m.group(1)) * scale
 
 
 def _read_file(path: Optional[str]) -> Optional[bytes]:
@@ -205,6 +253,120 @@ class Client:
         return CompressResult(output=written, job_id=job_id, summary=summary, weights=weights,
                               validations=validations)
 
+    # -- Plan -------------------------------------------------------------
+    def plan(self, model: str, *, size=None, bits: Optional[float] = None, min_psnr: Optional[float] = None,
+             candidates: Optional[List[str]] = None, samples: int = 4, seed: int = 0, function: str = "",
+             weight_threshold: Optional[int] = None, apply: Optional[str] = None, force: bool = False,
+             progress: Optional[ProgressCallback] = None) -> PlanResult:
+        """Chooses a compression per weight for one target, on the server, as
+        ``coremlz plan --server`` does: ``size`` (bytes of the whole model, an
+        int or text such as "12MB"), ``bits`` (average bits per planned
+        weight) or ``min_psnr`` (output PSNR floor in dB) - exactly one.
+
+        ``candidates``: e.g. ``["palettize4", "int8", "keep"]`` (default: the
+        planner's for the model's deployment target). ``samples``/``seed``:
+        the synthetic inputs the outputs are measured on. ``apply=PATH`` also
+        writes the compressed model there (checked like ``compress``'s output
+        before anything is uploaded; ``force`` replaces only a Core ML model).
+
+        ``progress(phase, done, total, detail)``: phases "upload", "queued",
+        "study", "trials" (done/total trials), "rounds" (done = round),
+        "pareto", "apply", "download".
+
+        Errors are CoremlzError: INVALID_ARGUMENT for a target that makes no
+        sense (not positive, above the original, below the smallest the
+        candidates reach), OUT_OF_RANGE when no plan meets it (the message
+        has the best measured), CANCELLED / DEADLINE_EXCEEDED.
+        """
+        given = [(k, v) for k, v in (("size", size), ("bits", bits), ("min_psnr", min_psnr)) if v is not None]
+        if len(given) != 1:
+            raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "plan needs exactly one target: size, bits or min_psnr")
+        kind, value = given[0]
+        target = plan_pb2.PlanTarget()
+        if kind == "size":
+            target.kind, target.value = plan_pb2.PlanTarget.SIZE, _byte_size(value)
+        elif kind == "bits":
+            target.kind, target.value = plan_pb2.PlanTarget.BITS, float(value)
+        else:
+            target.kind, target.value = plan_pb2.PlanTarget.MIN_PSNR, float(value)
+        if isinstance(candidates, str):
+            candidates = [c for c in candidates.split(",") if c]
+        out = _files.check_output(model, apply, force) if apply else None
+        root, files = _files.describe_model(model)
+        header = compressor_pb2.PlanHeader(model_name=model, target=target, candidates=",".join(candidates or []),
+                                           samples=int(samples), seed=int(seed), function=function,
+                                           apply=bool(apply))
+        if weight_threshold is not None:
+            header.weight_threshold = int(weight_threshold)
+        for rel, fsize, sha in files:
+            header.files.add(path=rel, size=fsize, sha256=sha)
+        upload_total = sum(fsize for _, fsize, _ in files)
+        upload_error: List[BaseException] = []
+
+        def requests():
+            yield compressor_pb2.PlanRequest(header=header)
+            sent = 0
+            try:
+                for index, offset, data in _files.chunks(root, files):
+                    yield compressor_pb2.PlanRequest(
+                        chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
+                    sent += len(data)
+                    if progress:
+                        progress("upload", sent, upload_total, "")
+            except CoremlzError as e:  # ends the stream; the server sees it short
+                upload_error.append(e)
+
+        phases = compressor_pb2.PlanProgress
+        staged = _files.StagedArtifact(out) if out else None
+        job_id, outputs = "", None
+        call = self._stub.Plan(requests(), timeout=self.timeout, metadata=self._metadata)
+        try:
+            for r in call:
+                kind = r.WhichOneof("msg")
+                if kind == "accepted":
+                    job_id = r.accepted.job_id
+                elif kind == "progress" and progress:
+                    p = r.progress
+                    name = phases.Phase.Name(p.phase).lower()
+                    if p.phase == phases.TRIALS:
+                        progress("trials", p.trials_done, p.trials_total, "")
+                    elif p.phase == phases.QUEUED:
+                        progress("queued", p.queue_position, 0, "")
+                    elif p.phase == phases.ROUNDS:
+                        progress("rounds", p.round, 0, "")
+                    elif p.phase != phases.UPLOAD:
+                        progress(name, p.bytes_done, p.bytes_total, "")
+                elif kind == "outputs":
+                    outputs = r.outputs
+                elif kind == "artifact_file" and staged:
+                    info = r.artifact_file.info
+                    staged.declare(r.artifact_file.file_index, info.path, info.size, info.sha256)
+                elif kind == "artifact_chunk" and staged:
+                    c = r.artifact_chunk
+                    staged.add(c.file_index, c.offset, c.data)
+                    if progress:
+                        progress("download", staged.done, staged.total, "")
+            if upload_error:
+                raise upload_error[0]
+            if outputs is None:
+                raise CoremlzError(grpc.StatusCode.DATA_LOSS, "the server ended the call without the plan")
+            written = staged.commit() if staged else None
+            staged = None
+        except grpc.RpcError as e:
+            if upload_error:
+                raise upload_error[0]
+            raise CoremlzError.from_rpc(e, self.server) from None
+        except CoremlzError:
+            call.cancel()
+            raise
+        finally:
+            if staged:
+                staged.discard()
+        return PlanResult(config_yaml=outputs.config_yaml, report=json.loads(outputs.report_json),
+                          pareto_svg=outputs.pareto_svg, result=_dict(outputs.result), output=written,
+                          job_id=job_id)
+
     # -- Inspect ----------------------------------------------------------
     def inspect(self, model: str, *, min_elements: int = 10, statistics: bool = True) -> Dict[str, Any]:
         """The model's weights inventory (like coremltools' get_weights_metadata),
@@ -245,6 +407,13 @@ def compress(model: str, output: Optional[str] = None, *, server: str, **kwargs)
     conn = {k: kwargs.pop(k) for k in ("token", "token_file", "tls_ca", "tls_cert", "tls_key", "timeout") if k in kwargs}
     with Client(server, **conn) as c:
         return c.compress(model, output, **kwargs)
+
+
+def plan(model: str, *, server: str, **kwargs) -> PlanResult:
+    """One-call form of ``Client(server).plan(...)``."""
+    conn = {k: kwargs.pop(k) for k in ("token", "token_file", "tls_ca", "tls_cert", "tls_key", "timeout") if k in kwargs}
+    with Client(server, **conn) as c:
+        return c.plan(model, **kwargs)
 
 
 def inspect(model: str, *, server: str, **kwargs) -> Dict[str, Any]:
