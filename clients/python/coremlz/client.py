@@ -91,6 +91,25 @@ def _byte_size(value) -> float:
     return float(m.group(1)) * scale
 
 
+def _upload(request_type, header, root: str, files, progress: Optional[ProgressCallback],
+            upload_error: List[BaseException]):
+    """A streaming call's requests: the header, then every file's chunks,
+    reporting "upload" progress. A file that changes while it is read ends
+    the stream (the server sees it short) and its CoremlzError is left in
+    ``upload_error`` for the caller to raise."""
+    total = sum(size for _, size, _ in files)
+    yield request_type(header=header)
+    sent = 0
+    try:
+        for index, offset, data in _files.chunks(root, files):
+            yield request_type(chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
+            sent += len(data)
+            if progress:
+                progress("upload", sent, total, "")
+    except CoremlzError as e:
+        upload_error.append(e)
+
+
 def _read_file(path: Optional[str]) -> Optional[bytes]:
     if path is None:
         return None
@@ -186,26 +205,13 @@ class Client:
                 header.validation.device.model = validate
             if validate_iterations:
                 header.validation.iterations = int(validate_iterations)
-        upload_total = sum(size for _, size, _ in files)
         upload_error: List[BaseException] = []
-
-        def requests():
-            yield compressor_pb2.CompressRequest(header=header)
-            sent = 0
-            try:
-                for index, offset, data in _files.chunks(root, files):
-                    yield compressor_pb2.CompressRequest(
-                        chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
-                    sent += len(data)
-                    if progress:
-                        progress("upload", sent, upload_total, "")
-            except CoremlzError as e:  # ends the stream; the server sees it short
-                upload_error.append(e)
+        requests = _upload(compressor_pb2.CompressRequest, header, root, files, progress, upload_error)
 
         staged = None if report_only else _files.StagedArtifact(out)
         job_id, summary, have_summary = "", None, False
         weights, validations = [], []
-        call = self._stub.Compress(requests(), timeout=self.timeout, metadata=self._metadata)
+        call = self._stub.Compress(requests, timeout=self.timeout, metadata=self._metadata)
         try:
             for r in call:
                 kind = r.WhichOneof("msg")
@@ -301,26 +307,13 @@ class Client:
             header.weight_threshold = int(weight_threshold)
         for rel, fsize, sha in files:
             header.files.add(path=rel, size=fsize, sha256=sha)
-        upload_total = sum(fsize for _, fsize, _ in files)
         upload_error: List[BaseException] = []
-
-        def requests():
-            yield compressor_pb2.PlanRequest(header=header)
-            sent = 0
-            try:
-                for index, offset, data in _files.chunks(root, files):
-                    yield compressor_pb2.PlanRequest(
-                        chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
-                    sent += len(data)
-                    if progress:
-                        progress("upload", sent, upload_total, "")
-            except CoremlzError as e:  # ends the stream; the server sees it short
-                upload_error.append(e)
+        requests = _upload(compressor_pb2.PlanRequest, header, root, files, progress, upload_error)
 
         phases = compressor_pb2.PlanProgress
         staged = _files.StagedArtifact(out) if out else None
         job_id, outputs = "", None
-        call = self._stub.Plan(requests(), timeout=self.timeout, metadata=self._metadata)
+        call = self._stub.Plan(requests, timeout=self.timeout, metadata=self._metadata)
         try:
             for r in call:
                 kind = r.WhichOneof("msg")
