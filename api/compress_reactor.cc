@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <optional>
 
@@ -10,14 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "api/artifact_stream.h"
-#include "api/call_slot.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/job_labels.h"
 #include "api/result_store.h"
 #include "api/transfer.h"
+#include "api/upload_call.h"
 #include "api/upload_stream.h"
 #include "api/validator.h"
 #include "common/file_util.h"
@@ -37,140 +35,32 @@ v1::Report ReportProto(const engine::CompressionReport& report) {
   return proto;
 }
 
-// Compress's upload: it ends at its last byte, and the call has its own
-// words for a message out of place.
-UploadStream::Options CompressStream(const ServerOptions& server) {
-  UploadStream::Options options = UploadStream::ServerOptionsOf(server);
-  options.words.not_a_chunk = "a second header arrived; only file chunks may follow the header";
-  options.words.after_upload = "a message arrived after the upload was complete";
-  return options;
-}
-
 class CompressReactor;
-
-// State shared by the reactor and the work running for it on other threads
-// (worker pool, task runner, validator, gRPC's timer). One mutex guards
-// everything the reactor does.
-struct CallState {
-  absl::Mutex mu;
-  CompressReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
-};
+using CompressState = CallState<CompressReactor>;
 
 // Progress and cancellation for the engine, tied to the call.
 class CallControl : public engine::JobControl {
  public:
-  CallControl(std::shared_ptr<CallState> state, absl::Time deadline) : state_(std::move(state)), deadline_(deadline) {}
+  CallControl(std::shared_ptr<CompressState> state, absl::Time deadline)
+      : state_(std::move(state)), deadline_(deadline) {}
   bool Cancelled() const override { return engine::JobControl::Cancelled() || absl::Now() > deadline_; }
   void OnProgress(const engine::Progress& p) override;
 
  private:
-  std::shared_ptr<CallState> state_;
+  std::shared_ptr<CompressState> state_;
   absl::Time deadline_;
   std::chrono::steady_clock::time_point last_ = {};
 };
 
-class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest, v1::CompressResponse> {
+class CompressReactor final : public UploadCall<CompressReactor, v1::CompressRequest, v1::CompressResponse> {
  public:
   CompressReactor(CompressorService* service, grpc::CallbackServerContext* context)
-      : service_(service),
-        context_(context),
-        state_(std::make_shared<CallState>()),
-        start_(std::chrono::steady_clock::now()),
-        deadline_(DeadlineOf(context)),
-        stream_(CompressStream(service->options()), absl::Now()) {
-    absl::MutexLock lock(&state_->mu);
-    state_->reactor = this;
-    if (grpc::Status admitted = slot_.Take(service_, *context); !admitted.ok()) {
-      FinishLocked(admitted);
-      return;
-    }
-    CheckStallLocked();
-    StartRead(&request_);
+      : UploadCall(service, context), start_(std::chrono::steady_clock::now()) {
+    Begin();
   }
-
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&state_->mu);
-    if (finished_) return;
-    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
-    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
-      absl::Status s = OnHeaderLocked(request_.header());
-      arrival = s.ok() ? stream_.Declared() : s;
-    } else if (arrival.ok() && ok && request_.has_chunk()) {
-      service_->metrics()->UploadBytes(request_.chunk().data().size());
-      MaybeUploadProgressLocked();
-    }
-    if (!arrival.ok()) {
-      FinishLocked(ToGrpcStatus(arrival.status()));  // an upload cut short names its file
-      return;
-    }
-    switch (*arrival) {
-      case UploadStream::Arrival::kHeader:
-        CheckStallLocked();  // the upload's idle limit replaces the header's
-        break;
-      case UploadStream::Arrival::kChunk:
-        break;
-      case UploadStream::Arrival::kDone:
-        SubmitLocked();
-        if (finished_) return;
-        break;
-      case UploadStream::Arrival::kClosed:
-        return;  // the client half-closed after its upload
-    }
-    request_.Clear();
-    StartRead(&request_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&state_->mu);
-    writing_ = false;
-    if (!ok) {
-      // The client is gone; the call ends (cancellation will follow).
-      if (control_) control_->Cancel();
-      artifact_.Close();
-      outbox_.clear();
-      if (!finished_) FinishLocked({grpc::StatusCode::CANCELLED, "the client stopped reading"});
-      return;
-    }
-    PumpLocked();
-  }
-
-  void OnCancel() override {
-    absl::MutexLock lock(&state_->mu);
-    cancelled_ = true;
-    // The caller has gone: its slot is free for the next call even while a
-    // running job winds down (the worker pool's memory budget still counts it).
-    slot_.Release();
-    if (control_) control_->Cancel();
-    if (validation_control_) validation_control_->Cancel();
-    // A job in flight answers through JobDone; otherwise end now.
-    if (!job_running_ && !validation_pending_ && !finished_) {
-      outbox_.clear();
-      artifact_.Close();
-      FinishLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
-    }
-  }
-
-  void OnDone() override {
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->reactor = nullptr;
-      artifact_.Close();
-      ReleaseCacheLocked();  // a call that ends mid-job must not keep identical ones waiting
-      slot_.Release();
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
-    }
-    delete this;
-  }
-
-  // For callbacks from other threads, which lock state->mu and find this
-  // reactor through it: the analysis cannot see that state->mu and
-  // state_->mu are one mutex.
-  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
 
   // From a worker thread, which holds state_->mu.
-  void QueueProgressLocked(const engine::Progress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
+  void EngineProgressLocked(const engine::Progress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     v1::CompressResponse r;
     auto* pr = r.mutable_progress();
     pr->set_phase(v1::Progress::COMPRESS);
@@ -179,10 +69,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     pr->set_bytes_done(p.bytes_done);
     pr->set_bytes_total(p.bytes_total);
     pr->set_current(p.current);
-    // Keep at most one progress message waiting: only the latest matters.
-    if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
-    else outbox_.push_back(std::move(r));
-    PumpLocked();
+    QueueProgressLocked(std::move(r));
   }
 
   void JobDoneLocked(absl::StatusOr<engine::CompressionReport> report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
@@ -190,71 +77,41 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     service_->UpdateWorkerGauges();
     if (finished_) return;
     if (!report.ok()) {
-      ReleaseCacheLocked();
       absl::Status s = report.status();
       if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
         s = absl::Now() > deadline_ ? absl::DeadlineExceededError("the call's deadline passed during compression")
                                     : absl::CancelledError("the call was cancelled");
       }
-      outbox_.clear();
+      DropRepliesLocked();
       FinishLocked(ToGrpcStatus(s));
       return;
     }
     report_ = std::move(*report);
-    StoreInCacheLocked();
+    StoreResultLocked(header_.report_only() ? std::string() : output_path_, ReportProto(report_), {});
     ResultReadyLocked();
   }
 
   // A verified hit: the artifact is placed in this job's output directory and
   // streamed exactly as a computed one would be.
-  bool ServeFromCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    auto hit = service_->cache()->Lookup(cache_key_, JoinPath(stream_.session().job_dir_path(), "out"));
-    if (!hit.ok()) return false;
-    if (!hit->artifact_path.empty()) output_path_ = hit->artifact_path;
-    std::vector<v1::WeightReport> rows(hit->report.weights().begin(), hit->report.weights().end());
-    report_ = ReportFrom(rows, hit->report.summary());
+  void OnCacheHitLocked(ResultStore::Hit hit) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (!hit.artifact_path.empty()) output_path_ = hit.artifact_path;
+    std::vector<v1::WeightReport> rows(hit.report.weights().begin(), hit.report.weights().end());
+    report_ = ReportFrom(rows, hit.report.summary());
     ResultReadyLocked();
-    return true;
-  }
-
-  // Stores the leader's result off this thread (it hashes the artifact), then
-  // wakes identical calls waiting for it. The job directory is kept alive
-  // until the copy is done.
-  void StoreInCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (!cache_leader_) return;
-    cache_leader_ = false;
-    v1::Report proto = ReportProto(report_);
-    ResultStore* cache = service_->cache();
-    std::shared_ptr<JobDir> dir = stream_.session().job_dir();
-    service_->tasks()->Post([cache, dir, key = cache_key_, artifact = header_.report_only() ? std::string() : output_path_,
-                             proto = std::move(proto)] {
-      absl::Status s = cache->Store(key, artifact, proto);
-      if (!s.ok()) std::fprintf(stderr, "coremlzd: result not cached: %s\n", std::string(s.message()).c_str());
-      cache->Release(key);
-    });
-  }
-
-  void ReleaseCacheLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (!cache_leader_) return;
-    cache_leader_ = false;
-    service_->cache()->Release(cache_key_);
   }
 
   void ResultReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
       *r.mutable_weight() = ToProto(w);
-      outbox_.push_back(std::move(r));
+      QueueLocked(std::move(r));
     }
     if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
     if (!header_.report_only()) {
-      std::string root;
-      auto files = DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
-      if (!files.ok()) {
-        FinishLocked(ToGrpcStatus(files.status()));
+      if (absl::Status s = StartArtifactLocked(output_path_); !s.ok()) {
+        FinishLocked(ToGrpcStatus(s));
         return;
       }
-      artifact_.Start(std::move(*files), root);
     }
     summary_pending_ = true;
     if (header_.validation().enabled()) StartValidationLocked();
@@ -275,7 +132,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   }
 
  private:
-  absl::Status OnHeaderLocked(const v1::CompressHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  absl::Status OnHeaderLocked(const v1::CompressHeader& header) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     header_ = header;
     auto config = ConfigFromHeader(header);
     if (!config.ok()) return config.status();
@@ -294,11 +151,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return absl::FailedPreconditionError("validation was requested but this server has no device runners (--runners)");
     }
     // Device results are measurements, not a function of the bytes: a call
-    // that validates is never cached. One that bypasses the cache still
-    // refreshes its entry.
+    // that validates is never cached.
     if (ResultStore* cache = service_->cache(); cache != nullptr && !header.validation().enabled()) {
-      cache_key_ = cache->KeyFor(header, ToProto(config_));
-      if (header.no_cache()) cache->CountBypass();
+      UseCacheLocked(cache->KeyFor(header, ToProto(config_)), header.no_cache());
     }
     JobUploadOptions upload;
     upload.work_dir = service_->options().work_dir;
@@ -316,53 +171,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     v1::CompressResponse r;
     r.mutable_accepted()->set_job_id(job_id_);
     r.mutable_accepted()->set_upload_bytes(stream_.session().bytes_declared());
-    outbox_.push_back(std::move(r));
-    PumpLocked();
+    QueueLocked(std::move(r));
     return absl::OkStatus();
   }
 
-  void MaybeUploadProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    const uint64_t done = stream_.session().bytes_received();
-    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != stream_.session().bytes_declared()) return;
-    last_progress_bytes_ = done;
-    v1::CompressResponse r;
-    r.mutable_progress()->set_phase(v1::Progress::UPLOAD);
-    r.mutable_progress()->set_bytes_done(done);
-    r.mutable_progress()->set_bytes_total(stream_.session().bytes_declared());
-    if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
-    else outbox_.push_back(std::move(r));
-    PumpLocked();
-  }
-
-  // Upload complete: answer from the cache when it holds this result; else
-  // lead the computation (or wait for an identical call already leading).
-  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    ResultStore* cache = service_->cache();
-    if (cache != nullptr && !cache_key_.empty() && !cache_leader_) {
-      if (!header_.no_cache() && ServeFromCacheLocked()) return;
-      std::shared_ptr<CallState> state = state_;
-      TaskRunner* tasks = service_->tasks();
-      const bool leads = cache->Lead(cache_key_, [state, tasks] {
-        // The identical call finished: look again (off the releasing thread).
-        tasks->Post([state] {
-          absl::MutexLock lock(&state->mu);
-          if (CompressReactor* r = state->reactor) {
-            r->AssertHeld();
-            r->SubmitLocked();
-          }
-        });
-      });
-      if (!leads) {
-        if (finished_) return;
-        v1::CompressResponse r;
-        r.mutable_progress()->set_phase(v1::Progress::QUEUED);
-        r.mutable_progress()->set_current("waiting for an identical call in flight");
-        outbox_.push_back(std::move(r));
-        PumpLocked();
-        return;
-      }
-      cache_leader_ = true;
-    }
+  // Upload complete, and the result is not cached: the job.
+  void OnUploadedLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     control_ = std::make_shared<CallControl>(state_, deadline_);
     engine::CompressJob job;
@@ -389,7 +203,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
         execute::AddOutputCheck(input, output, check, report);
       };
     }
-    std::shared_ptr<CallState> state = state_;
+    std::shared_ptr<CompressState> state = state_;
     std::shared_ptr<JobDir> dir = stream_.session().job_dir();  // keeps the files while the job runs
     job.done = [state, dir](absl::StatusOr<engine::CompressionReport> report) {
       absl::MutexLock lock(&state->mu);
@@ -407,11 +221,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
       return;
     }
     service_->UpdateWorkerGauges();
-    v1::CompressResponse r;
-    r.mutable_progress()->set_phase(v1::Progress::QUEUED);
-    r.mutable_progress()->set_queue_position(service_->pool()->queue_depth());
-    outbox_.push_back(std::move(r));
-    PumpLocked();
+    QueueQueuedLocked(service_->pool()->queue_depth());
   }
 
   void StartValidationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
@@ -424,7 +234,7 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     vj.deadline = deadline_;
     vj.report = ReportProto(report_);
     vj.control = validation_control_;
-    std::shared_ptr<CallState> state = state_;
+    std::shared_ptr<CompressState> state = state_;
     std::shared_ptr<JobDir> dir = stream_.session().job_dir();
     vj.done = [state, dir](absl::StatusOr<v1::ValidationResult> result) {
       absl::MutexLock lock(&state->mu);
@@ -438,30 +248,9 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     service_->tasks()->Post([validator, vj = std::move(vj)]() mutable { validator->Validate(std::move(vj)); });
   }
 
-  // Starts the next write if none is in flight: queued messages first, then
-  // the artifact's files chunk by chunk (read lazily so that a large model
-  // never sits in memory), then the summary, validation and the status.
-  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (writing_ || finished_) return;
-    if (!outbox_.empty()) {
-      WriteLocked(std::move(outbox_.front()));
-      outbox_.pop_front();
-      return;
-    }
-    if (artifact_.active()) {
-      v1::CompressResponse r;
-      absl::Status s = artifact_.Next(&r);
-      if (!s.ok()) {
-        artifact_.Close();
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      if (r.msg_case() != v1::CompressResponse::MSG_NOT_SET) {
-        if (r.has_artifact_chunk()) service_->metrics()->ArtifactBytes(r.artifact_chunk().data().size());
-        WriteLocked(std::move(r));
-        return;
-      }
-    }
+  // After the weights and the artifact: the summary, then the device's
+  // verdict when one was asked for, then the status.
+  void PumpTailLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (summary_pending_) {
       summary_pending_ = false;
       v1::CompressResponse r;
@@ -481,73 +270,26 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
     }
   }
 
+  bool WorkPendingLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    return job_running_ || validation_pending_;
+  }
+
+  void StopWorkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (control_) control_->Cancel();
+    if (validation_control_) validation_control_->Cancel();
+  }
+
+  void OnDoneLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
+  }
+
   bool report_ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return !report_.model_kind.empty(); }
 
-  void WriteLocked(v1::CompressResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    current_ = std::move(r);
-    writing_ = true;
-    write_started_ = absl::Now();
-    StartWrite(&current_);
-  }
-
-  // Ends a call whose client stalls (--header-timeout-seconds,
-  // --idle-timeout-seconds), so that it stops holding a call slot, and
-  // re-arms itself for the next moment a limit could pass.
-  void CheckStallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
-    const absl::Time now = absl::Now();
-    absl::Time next;
-    if (absl::Status s = stream_.CheckStall(now, &next); !s.ok()) {
-      FinishLocked(ToGrpcStatus(s));
-      return;
-    }
-    const absl::Duration idle = service_->options().idle_timeout;
-    if (idle > absl::ZeroDuration() && writing_) {
-      if (now >= write_started_ + idle) {
-        // The client reads nothing; a write cannot be abandoned, so cancel
-        // the call (OnCancel releases the slot and ends the job).
-        context_->TryCancel();
-        return;
-      }
-      next = std::min(next, write_started_ + idle);
-    }
-    stream_.ArmStallCheck(now, next, [state = state_] {
-      absl::MutexLock lock(&state->mu);
-      if (CompressReactor* r = state->reactor) {
-        r->AssertHeld();
-        r->CheckStallLocked();
-      }
-    });
-  }
-
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
-    finished_ = true;
-    ReleaseCacheLocked();
-    // The call stops counting against max_concurrent_calls now, not at
-    // OnDone: the client sees the status first and may start its next call.
-    slot_.Release();
-    status = ForCaller(status, stream_.session().job_dir_path());
-    final_status_ = FromGrpcStatus(status);
-    if (control_) control_->Cancel();
-    Finish(status);
-  }
-
-
-  // Set at construction, then only read.
-  CompressorService* const service_;
-  grpc::CallbackServerContext* const context_;
-  const std::shared_ptr<CallState> state_;
-  const std::chrono::steady_clock::time_point start_;
-  const absl::Time deadline_;
+  const std::chrono::steady_clock::time_point start_;  // set at construction
 
   // Everything else is read and written under state_->mu: gRPC's reactor
   // callbacks take it, and so does every callback from another thread.
-  CallSlot slot_ ABSL_GUARDED_BY(state_->mu);
-  UploadStream stream_ ABSL_GUARDED_BY(state_->mu);
-  absl::Time write_started_ ABSL_GUARDED_BY(state_->mu);
-
-  v1::CompressRequest request_ ABSL_GUARDED_BY(state_->mu);
   v1::CompressHeader header_ ABSL_GUARDED_BY(state_->mu);
   engine::CompressionConfig config_ ABSL_GUARDED_BY(state_->mu);
   engine::CompressOptions options_ ABSL_GUARDED_BY(state_->mu);
@@ -555,25 +297,12 @@ class CompressReactor final : public grpc::ServerBidiReactor<v1::CompressRequest
   std::string job_id_ ABSL_GUARDED_BY(state_->mu);
   std::string input_path_ ABSL_GUARDED_BY(state_->mu);
   std::string output_path_ ABSL_GUARDED_BY(state_->mu);
-  uint64_t last_progress_bytes_ ABSL_GUARDED_BY(state_->mu) = 0;
 
   std::shared_ptr<CallControl> control_ ABSL_GUARDED_BY(state_->mu);
   bool job_running_ ABSL_GUARDED_BY(state_->mu) = false;
   bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;
-  // Result cache: this call's key ("" when not cached) and whether it leads
-  // the computation of that key.
-  std::string cache_key_ ABSL_GUARDED_BY(state_->mu);
-  bool cache_leader_ ABSL_GUARDED_BY(state_->mu) = false;
   engine::CompressionReport report_ ABSL_GUARDED_BY(state_->mu);
 
-  std::deque<v1::CompressResponse> outbox_ ABSL_GUARDED_BY(state_->mu);
-  v1::CompressResponse current_ ABSL_GUARDED_BY(state_->mu);  // the write in flight
-  bool writing_ ABSL_GUARDED_BY(state_->mu) = false;
-  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
-  bool cancelled_ ABSL_GUARDED_BY(state_->mu) = false;
-  absl::Status final_status_ ABSL_GUARDED_BY(state_->mu);
-
-  ArtifactStream artifact_ ABSL_GUARDED_BY(state_->mu);
   bool summary_pending_ ABSL_GUARDED_BY(state_->mu) = false;
 
   bool validation_pending_ ABSL_GUARDED_BY(state_->mu) = false;
@@ -589,7 +318,7 @@ void CallControl::OnProgress(const engine::Progress& p) {
   absl::MutexLock lock(&state_->mu);
   if (CompressReactor* r = state_->reactor) {
     r->AssertHeld();
-    r->QueueProgressLocked(p);
+    r->EngineProgressLocked(p);
   }
 }
 

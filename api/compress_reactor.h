@@ -4,12 +4,10 @@
 // validation. coremlzd serves it as Compressor.Compress, coremlz-worker as
 // Worker.Run too.
 //
-// compress_reactor.cc is longer than our other files (~640 lines) for a
-// reason: it is one state machine (header, upload, cache, job, artifact,
-// validation, stall limits) under one mutex, whose steps all read and write
-// that state. What stands alone is in its own file: upload_stream.h,
-// upload_session.h,
-// artifact_stream.h, job_labels.h, upload_budget.h.
+// The call's skeleton (upload, replies, artifact, stall limits,
+// cancellation) is api/upload_call.h, shared with Plan; this file is the
+// steps that are Compress's own: the header's config, the result cache,
+// the job and its output check, the report, validation.
 #ifndef COREMLZ_API_COMPRESS_REACTOR_H_
 #define COREMLZ_API_COMPRESS_REACTOR_H_
 

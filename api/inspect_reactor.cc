@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/call_slot.h"
+#include "api/call_state.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
@@ -43,7 +44,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
  public:
   InspectReactor(CompressorService* service, grpc::CallbackServerContext* context, v1::InspectResponse* response)
       : service_(service),
-        state_(std::make_shared<State>()),
+        state_(std::make_shared<CallState<InspectReactor>>()),
         deadline_(DeadlineOf(context)),
         response_(response),
         stream_(InspectStream(service->options()), absl::Now()) {
@@ -60,15 +61,16 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&state_->mu);
     if (finished_) return;
-    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
-    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
-      header_ = request_.header();
-      JobUploadOptions upload;
-      upload.work_dir = service_->options().work_dir;
-      upload.pool = service_->pool();
-      absl::Status s = stream_.session().StartJob(upload, header_.files());
-      arrival = s.ok() ? stream_.Declared() : s;
-    } else if (arrival.ok() && ok && request_.has_chunk()) {
+    absl::StatusOr<UploadStream::Arrival> arrival =
+        stream_.Receive(absl::Now(), ok, request_, [this](const v1::InspectHeader& header) {
+          AssertHeld();
+          header_ = header;
+          JobUploadOptions upload;
+          upload.work_dir = service_->options().work_dir;
+          upload.pool = service_->pool();
+          return stream_.session().StartJob(upload, header_.files());
+        });
+    if (arrival.ok() && ok && request_.has_chunk()) {
       service_->metrics()->UploadBytes(request_.chunk().data().size());
     }
     if (!arrival.ok()) {
@@ -109,59 +111,10 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
     delete this;
   }
 
- private:
-  struct State {
-    absl::Mutex mu;
-    InspectReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
-  };
-
   // For callbacks from other threads, which lock state->mu and find this
   // reactor through it: the analysis cannot see that state->mu and
   // state_->mu are one mutex.
   void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
-
-  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    auto estimate = stream_.session().MemoryEstimate();
-    if (!estimate.ok()) {
-      DoneLocked(ToGrpcStatus(estimate.status()));
-      return;
-    }
-    engine::InspectOptions options;
-    if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
-    options.statistics = !header_.skip_statistics();
-    options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
-    const std::string path = stream_.session().model_path();
-    auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
-    control_ = std::make_shared<DeadlineControl>(deadline_);
-    engine::CompressJob job;
-    job.input_path = path;
-    job.memory_estimate = *estimate;
-    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
-    job.deadline = deadline_;
-    job.control = control_;
-    job.task = [path, options, inventory](engine::JobControl* control) mutable -> absl::Status {
-      options.control = control;
-      *inventory = engine::InspectModel(path, options);
-      return inventory->status();
-    };
-    std::shared_ptr<State> state = state_;
-    std::shared_ptr<JobDir> dir = stream_.session().job_dir();  // keeps the files while the job runs
-    job.done = [state, dir, path, inventory](absl::StatusOr<engine::CompressionReport> result) {
-      absl::MutexLock lock(&state->mu);
-      if (InspectReactor* r = state->reactor) {
-        r->AssertHeld();
-        r->JobDoneLocked(result.status(), path, std::move(*inventory));
-      }
-    };
-    running_ = true;
-    absl::Status s = service_->pool()->Submit(std::move(job));
-    if (!s.ok()) {
-      running_ = false;
-      DoneLocked(ToGrpcStatus(s));
-      return;
-    }
-    service_->UpdateWorkerGauges();
-  }
 
   // From a worker thread, which holds state_->mu. The inventory is there
   // when the job succeeded.
@@ -193,13 +146,51 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
       DoneLocked(ToGrpcStatus(s));
       return;
     }
-    stream_.ArmStallCheck(now, next, [state = state_] {
+    stream_.ArmStallCheck(now, next, StallRecheck(state_));
+  }
+
+ private:
+  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    auto estimate = stream_.session().MemoryEstimate();
+    if (!estimate.ok()) {
+      DoneLocked(ToGrpcStatus(estimate.status()));
+      return;
+    }
+    engine::InspectOptions options;
+    if (header_.min_elements() > 0) options.min_elements = header_.min_elements();
+    options.statistics = !header_.skip_statistics();
+    options.max_manifest_bytes = service_->options().limits.max_manifest_bytes;
+    const std::string path = stream_.session().model_path();
+    auto inventory = std::make_shared<absl::StatusOr<engine::Inventory>>(absl::UnknownError("not run"));
+    control_ = std::make_shared<DeadlineControl>(deadline_);
+    engine::CompressJob job;
+    job.input_path = path;
+    job.memory_estimate = *estimate;
+    if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
+    job.deadline = deadline_;
+    job.control = control_;
+    job.task = [path, options, inventory](engine::JobControl* control) mutable -> absl::Status {
+      options.control = control;
+      *inventory = engine::InspectModel(path, options);
+      return inventory->status();
+    };
+    std::shared_ptr<CallState<InspectReactor>> state = state_;
+    std::shared_ptr<JobDir> dir = stream_.session().job_dir();  // keeps the files while the job runs
+    job.done = [state, dir, path, inventory](absl::StatusOr<engine::CompressionReport> result) {
       absl::MutexLock lock(&state->mu);
       if (InspectReactor* r = state->reactor) {
         r->AssertHeld();
-        r->CheckStallLocked();
+        r->JobDoneLocked(result.status(), path, std::move(*inventory));
       }
-    });
+    };
+    running_ = true;
+    absl::Status s = service_->pool()->Submit(std::move(job));
+    if (!s.ok()) {
+      running_ = false;
+      DoneLocked(ToGrpcStatus(s));
+      return;
+    }
+    service_->UpdateWorkerGauges();
   }
 
   void DoneLocked(grpc::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
@@ -213,7 +204,7 @@ class InspectReactor final : public grpc::ServerReadReactor<v1::InspectRequest> 
 
   // Set at construction, then only read.
   CompressorService* const service_;
-  const std::shared_ptr<State> state_;
+  const std::shared_ptr<CallState<InspectReactor>> state_;
   const absl::Time deadline_;
 
   // Everything else is read and written under state_->mu: gRPC's reactor

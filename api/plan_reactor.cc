@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -11,14 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "api/artifact_stream.h"
-#include "api/call_slot.h"
 #include "api/grpc_status.h"
 #include "api/job_call.h"
 #include "api/job_labels.h"
 #include "api/plan_convert.h"
 #include "api/plan_fan_out.h"
 #include "api/transfer.h"
+#include "api/upload_call.h"
 #include "api/upload_stream.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
@@ -29,24 +27,8 @@
 namespace coremlz::api {
 namespace {
 
-// Plan's upload: as Compress's, ending at its last byte, with Compress's
-// words for a message out of place.
-UploadStream::Options PlanStream(const ServerOptions& server) {
-  UploadStream::Options options = UploadStream::ServerOptionsOf(server);
-  options.words.not_a_chunk = "a second header arrived; only file chunks may follow the header";
-  options.words.after_upload = "a message arrived after the upload was complete";
-  return options;
-}
-
 class PlanReactor;
-
-// State shared by the reactor and the plan running for it on other threads
-// (worker pool, plan threads, gRPC's timer). One mutex guards everything the
-// reactor does.
-struct CallState {
-  absl::Mutex mu;
-  PlanReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
-};
+using PlanState = CallState<PlanReactor>;
 
 // What the plan job hands back (written by the job's thread before `done`).
 struct PlanOutcome {
@@ -64,115 +46,28 @@ v1::PlanProgress::Phase PhaseOf(plan::PlanProgress::Phase phase) {
   return v1::PlanProgress::PHASE_UNSPECIFIED;
 }
 
-class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::PlanResponse> {
+class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::PlanResponse> {
  public:
   PlanReactor(CompressorService* service, grpc::CallbackServerContext* context)
-      : service_(service),
-        context_(context),
-        state_(std::make_shared<CallState>()),
-        deadline_(DeadlineOf(context)),
-        stream_(PlanStream(service->options()), absl::Now()) {
-    absl::MutexLock lock(&state_->mu);
-    state_->reactor = this;
-    if (grpc::Status admitted = slot_.Take(service_, *context); !admitted.ok()) {
-      FinishLocked(admitted);
-      return;
-    }
-    CheckStallLocked();
-    StartRead(&request_);
+      : UploadCall(service, context) {
+    Begin();
   }
-
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&state_->mu);
-    if (finished_) return;
-    absl::StatusOr<UploadStream::Arrival> arrival = stream_.Read(absl::Now(), ok, request_);
-    if (arrival.ok() && *arrival == UploadStream::Arrival::kHeader) {
-      absl::Status s = OnHeaderLocked(request_.header());
-      arrival = s.ok() ? stream_.Declared() : s;
-    } else if (arrival.ok() && ok && request_.has_chunk()) {
-      service_->metrics()->UploadBytes(request_.chunk().data().size());
-      MaybeUploadProgressLocked();
-    }
-    if (!arrival.ok()) {
-      FinishLocked(ToGrpcStatus(arrival.status()));  // an upload cut short names its file
-      return;
-    }
-    switch (*arrival) {
-      case UploadStream::Arrival::kHeader:
-        CheckStallLocked();  // the upload's idle limit replaces the header's
-        break;
-      case UploadStream::Arrival::kChunk:
-        break;
-      case UploadStream::Arrival::kDone:
-        SubmitLocked();
-        if (finished_) return;
-        break;
-      case UploadStream::Arrival::kClosed:
-        return;  // the client half-closed after its upload
-    }
-    request_.Clear();
-    StartRead(&request_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&state_->mu);
-    writing_ = false;
-    if (!ok) {
-      if (control_) control_->Cancel();
-      artifact_.Close();
-      outbox_.clear();
-      if (!finished_) FinishLocked({grpc::StatusCode::CANCELLED, "the client stopped reading"});
-      return;
-    }
-    PumpLocked();
-  }
-
-  void OnCancel() override {
-    absl::MutexLock lock(&state_->mu);
-    cancelled_ = true;
-    // As for Compress: the slot is free now; a plan in flight stops and
-    // answers through JobDoneLocked.
-    slot_.Release();
-    if (control_) control_->Cancel();
-    if (!job_running_ && !finished_) {
-      outbox_.clear();
-      artifact_.Close();
-      FinishLocked({grpc::StatusCode::CANCELLED, "the call was cancelled"});
-    }
-  }
-
-  void OnDone() override {
-    {
-      absl::MutexLock lock(&state_->mu);
-      state_->reactor = nullptr;
-      artifact_.Close();
-      slot_.Release();
-    }
-    delete this;
-  }
-
-  // For callbacks from other threads, which lock state->mu and find this
-  // reactor through it: the analysis cannot see that state->mu and
-  // state_->mu are one mutex.
-  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(state_->mu) { state_->mu.AssertHeld(); }
 
   // From the plan's threads, which hold state_->mu.
-  void QueueProgressLocked(const plan::PlanProgress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
+  void PlanProgressLocked(const plan::PlanProgress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     v1::PlanResponse r;
     v1::PlanProgress* pr = r.mutable_progress();
     pr->set_phase(PhaseOf(p.phase));
     pr->set_trials_done(p.trials_done);
     pr->set_trials_total(p.trials_total);
     pr->set_round(p.round);
-    QueueLatestProgressLocked(std::move(r));
+    QueueProgressLocked(std::move(r));
   }
 
   void QueueApplyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
     v1::PlanResponse r;
     r.mutable_progress()->set_phase(v1::PlanProgress::APPLY);
-    QueueLatestProgressLocked(std::move(r));
+    QueueProgressLocked(std::move(r));
   }
 
   void JobDoneLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
@@ -184,28 +79,39 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
         status = absl::Now() > deadline_ ? absl::DeadlineExceededError("the call's deadline passed during the plan")
                                          : absl::CancelledError("the call was cancelled");
       }
-      outbox_.clear();
+      DropRepliesLocked();
       FinishLocked(ToGrpcStatus(status));
       return;
     }
+    StoreResultLocked(outcome_->applied ? output_path_ : std::string(), {}, outcome_->outputs);
+    ResultReadyLocked(std::move(outcome_->outputs), outcome_->applied);
+  }
+
+  // A verified hit: the outputs as the plan wrote them and, with apply, the
+  // model it compressed, placed in this job's output directory.
+  void OnCacheHitLocked(ResultStore::Hit hit) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    const bool applied = !hit.artifact_path.empty();
+    if (applied) output_path_ = hit.artifact_path;
+    ResultReadyLocked(std::move(hit.plan), applied);
+  }
+
+ private:
+  // The outputs, then (applied) the model, then the status.
+  void ResultReadyLocked(v1::PlanOutputs outputs, bool applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     v1::PlanResponse r;
-    *r.mutable_outputs() = std::move(outcome_->outputs);
-    outbox_.push_back(std::move(r));
-    if (outcome_->applied) {
-      std::string root;
-      auto files = DescribeModelFiles(output_path_, &root, service_->options().limits.max_manifest_bytes);
-      if (!files.ok()) {
-        FinishLocked(ToGrpcStatus(files.status()));
+    *r.mutable_outputs() = std::move(outputs);
+    QueueLocked(std::move(r));
+    if (applied) {
+      if (absl::Status s = StartArtifactLocked(output_path_); !s.ok()) {
+        FinishLocked(ToGrpcStatus(s));
         return;
       }
-      artifact_.Start(std::move(*files), root);
     }
     result_ready_ = true;
     PumpLocked();
   }
 
- private:
-  absl::Status OnHeaderLocked(const v1::PlanHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  absl::Status OnHeaderLocked(const v1::PlanHeader& header) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     header_ = header;
     absl::StatusOr<plan::PlanTarget> target = FromProto(header.target());
     if (!target.ok()) return target.status();
@@ -227,6 +133,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       if (!candidates.ok()) return candidates.status();
       options_.candidates = *std::move(candidates);
     }
+    if (ResultStore* cache = service_->cache()) UseCacheLocked(cache->KeyFor(header), header.no_cache());
     UploadSession& session = stream_.session();
     JobUploadOptions upload;
     upload.work_dir = service_->options().work_dir;
@@ -240,32 +147,11 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     v1::PlanResponse r;
     r.mutable_accepted()->set_job_id(NewJobId());
     r.mutable_accepted()->set_upload_bytes(session.bytes_declared());
-    outbox_.push_back(std::move(r));
-    PumpLocked();
+    QueueLocked(std::move(r));
     return absl::OkStatus();  // an empty upload is done at once: UploadStream::Declared
-
   }
 
-  void MaybeUploadProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    const UploadSession& session = stream_.session();
-    const uint64_t done = session.bytes_received();
-    if (done - last_progress_bytes_ < (uint64_t{4} << 20) && done != session.bytes_declared()) return;
-    last_progress_bytes_ = done;
-    v1::PlanResponse r;
-    r.mutable_progress()->set_phase(v1::PlanProgress::UPLOAD);
-    r.mutable_progress()->set_bytes_done(done);
-    r.mutable_progress()->set_bytes_total(session.bytes_declared());
-    QueueLatestProgressLocked(std::move(r));
-  }
-
-  // Only the latest progress matters: at most one waits.
-  void QueueLatestProgressLocked(v1::PlanResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (!outbox_.empty() && outbox_.back().has_progress()) outbox_.back() = std::move(r);
-    else outbox_.push_back(std::move(r));
-    PumpLocked();
-  }
-
-  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  void OnUploadedLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     control_ = std::make_shared<engine::JobControl>();
     control_->SetDeadline(deadline_);
@@ -297,7 +183,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
     std::shared_ptr<engine::JobControl> control = control_;
     fan.cancelled = [control] { return control->Cancelled(); };
 
-    std::shared_ptr<CallState> state = state_;
+    std::shared_ptr<PlanState> state = state_;
     std::shared_ptr<PlanOutcome> outcome = outcome_;
     job.task = [options = options_, fan, factory = service_->plan_fan_out(), state, outcome,
                 model_name = header_.model_name().empty() ? std::filesystem::path(input_path_).filename().string()
@@ -320,7 +206,7 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
         absl::MutexLock lock(&state->mu);
         if (PlanReactor* r = state->reactor) {
           r->AssertHeld();
-          r->QueueProgressLocked(p);
+          r->PlanProgressLocked(p);
         }
       };
       // Made before the plan starts: remote workers build their studies beside ours.
@@ -372,113 +258,34 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
       return;
     }
     service_->UpdateWorkerGauges();
-    v1::PlanResponse r;
-    r.mutable_progress()->set_phase(v1::PlanProgress::QUEUED);
-    r.mutable_progress()->set_queue_position(service_->pool()->queue_depth());
-    QueueLatestProgressLocked(std::move(r));
+    QueueQueuedLocked(service_->pool()->queue_depth());
   }
 
-  // Queued messages, then the artifact chunk by chunk, then the status.
-  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (writing_ || finished_) return;
-    if (!outbox_.empty()) {
-      WriteLocked(std::move(outbox_.front()));
-      outbox_.pop_front();
-      return;
-    }
-    if (artifact_.active()) {
-      v1::CompressResponse c;
-      if (absl::Status s = artifact_.Next(&c); !s.ok()) {
-        artifact_.Close();
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-      v1::PlanResponse r;
-      if (c.has_artifact_file()) {
-        *r.mutable_artifact_file() = std::move(*c.mutable_artifact_file());
-      } else if (c.has_artifact_chunk()) {
-        service_->metrics()->ArtifactBytes(c.artifact_chunk().data().size());
-        r.mutable_artifact_chunk()->Swap(c.mutable_artifact_chunk());
-      }
-      if (r.msg_case() != v1::PlanResponse::MSG_NOT_SET) {
-        WriteLocked(std::move(r));
-        return;
-      }
-    }
+  // After the outputs and the applied model: the status.
+  void PumpTailLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (result_ready_ && !job_running_) FinishLocked(grpc::Status::OK);
   }
 
-  void WriteLocked(v1::PlanResponse r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    current_ = std::move(r);
-    writing_ = true;
-    write_started_ = absl::Now();
-    StartWrite(&current_);
-  }
+  bool WorkPendingLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return job_running_; }
 
-  // As Compress: a client that sends no header, stalls its upload or stops
-  // reading loses its slot (--header-timeout-seconds, --idle-timeout-seconds).
-  void CheckStallLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
-    const absl::Time now = absl::Now();
-    absl::Time next;
-    if (absl::Status s = stream_.CheckStall(now, &next); !s.ok()) {
-      FinishLocked(ToGrpcStatus(s));
-      return;
-    }
-    const absl::Duration idle = service_->options().idle_timeout;
-    if (idle > absl::ZeroDuration() && writing_) {
-      if (now >= write_started_ + idle) {
-        // A write cannot be abandoned: cancel the call (OnCancel frees the
-        // slot and stops the plan).
-        context_->TryCancel();
-        return;
-      }
-      next = std::min(next, write_started_ + idle);
-    }
-    stream_.ArmStallCheck(now, next, [state = state_] {
-      absl::MutexLock lock(&state->mu);
-      if (PlanReactor* r = state->reactor) {
-        r->AssertHeld();
-        r->CheckStallLocked();
-      }
-    });
-  }
-
-  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
-    finished_ = true;
-    // The call stops counting against --max-calls now, not at OnDone.
-    slot_.Release();
-    status = ForCaller(status, stream_.session().job_dir_path());
-    final_status_ = FromGrpcStatus(status);
+  void StopWorkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (control_) control_->Cancel();
-    // Counted before the client can see the status.
-    if (job_submitted_) {
-      service_->metrics()->Plan(OutcomeLabel(final_status_),
-                                std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start_).count());
-    }
-    Finish(status);
   }
 
-  // Set at construction, then only read.
-  CompressorService* const service_;
-  grpc::CallbackServerContext* const context_;
-  const std::shared_ptr<CallState> state_;
-  const absl::Time deadline_;
+  // Counted before the client can see the status.
+  void OnFinishLocked(const absl::Status& status) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (!job_submitted_) return;
+    service_->metrics()->Plan(OutcomeLabel(status),
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start_).count());
+  }
 
-  // Everything else is read and written under state_->mu: gRPC's reactor
-  // callbacks take it, and so does every callback from another thread
-  // (the job's, the plan's progress, the stall timer).
-  CallSlot slot_ ABSL_GUARDED_BY(state_->mu);
-  UploadStream stream_ ABSL_GUARDED_BY(state_->mu);
-  absl::Time write_started_ ABSL_GUARDED_BY(state_->mu);
-
-  v1::PlanRequest request_ ABSL_GUARDED_BY(state_->mu);
+  // Read and written under state_->mu: gRPC's reactor callbacks take it,
+  // and so does every callback from another thread (the job's, the plan's
+  // progress).
   v1::PlanHeader header_ ABSL_GUARDED_BY(state_->mu);
   plan::PlanOptions options_ ABSL_GUARDED_BY(state_->mu);
   std::string input_path_ ABSL_GUARDED_BY(state_->mu);
   std::string output_path_ ABSL_GUARDED_BY(state_->mu);
-  uint64_t last_progress_bytes_ ABSL_GUARDED_BY(state_->mu) = 0;
 
   std::shared_ptr<engine::JobControl> control_ ABSL_GUARDED_BY(state_->mu);
   std::shared_ptr<PlanOutcome> outcome_ ABSL_GUARDED_BY(state_->mu);
@@ -486,14 +293,6 @@ class PlanReactor final : public grpc::ServerBidiReactor<v1::PlanRequest, v1::Pl
   bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;
   std::chrono::steady_clock::time_point job_start_ ABSL_GUARDED_BY(state_->mu);
   bool result_ready_ ABSL_GUARDED_BY(state_->mu) = false;
-
-  std::deque<v1::PlanResponse> outbox_ ABSL_GUARDED_BY(state_->mu);
-  v1::PlanResponse current_ ABSL_GUARDED_BY(state_->mu);  // the write in flight
-  bool writing_ ABSL_GUARDED_BY(state_->mu) = false;
-  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
-  bool cancelled_ ABSL_GUARDED_BY(state_->mu) = false;
-  absl::Status final_status_ ABSL_GUARDED_BY(state_->mu);
-  ArtifactStream artifact_ ABSL_GUARDED_BY(state_->mu);
 };
 
 }  // namespace

@@ -7,9 +7,8 @@
 // Cancelling the call or passing its deadline stops the study, the trials
 // and the rounds.
 //
-// plan_reactor.cc is ~500 lines for compress_reactor.h's reason: one state
-// machine under one mutex. Its write side (outbox, pump, write-stall check)
-// still mirrors Compress's; a shared piece for it is the next step.
+// What every upload-then-reply call shares (reading, writing, stall limits,
+// cancellation) is api/upload_call.h; this file is only the plan's steps.
 #ifndef COREMLZ_API_PLAN_REACTOR_H_
 #define COREMLZ_API_PLAN_REACTOR_H_
 

@@ -1,5 +1,5 @@
-// What the Compress reactor asks of a result cache: results keyed by
-// content, verified on the way out, computed once by a leader while
+// What the Compress and Plan reactors ask of a result cache: results keyed
+// by content, verified on the way out, computed once by a leader while
 // identical calls wait. The front's cache (service/result_cache.h) is one;
 // a server without one passes none.
 #ifndef COREMLZ_API_RESULT_STORE_H_
@@ -22,17 +22,24 @@ class ResultStore {
 
   // The key of a Compress call with this header and normalised config.
   virtual std::string KeyFor(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config) const = 0;
+  // The key of a Plan call with this header.
+  virtual std::string KeyFor(const v1::PlanHeader& header) const = 0;
 
   struct Hit {
-    std::string artifact_path;  // the model inside `dest`
-    v1::Report report;
+    std::string artifact_path;  // the model inside `dest`; empty: none was stored
+    v1::Report report;          // Compress's
+    v1::PlanOutputs plan;       // Plan's
   };
   // On a verified hit, places the artifact under `dest` (an empty directory)
   // and returns it with the report; NOT_FOUND on a miss.
   virtual absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest) = 0;
-  // Stores a finished result: the artifact (empty for report-only calls)
-  // and its report.
-  virtual absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) = 0;
+  // Stores a finished result: the artifact (empty for report-only calls
+  // and plans not applied), and the report (Compress) or outputs (Plan).
+  virtual absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
+                             const v1::PlanOutputs& plan) = 0;
+  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) {
+    return Store(key, artifact_path, report, v1::PlanOutputs());
+  }
   // Single flight. True: the caller computes and must Release(key) when
   // done; false: an identical call is computing, and `on_done` runs (with
   // no lock held) once it has released.

@@ -26,7 +26,7 @@ namespace {
 constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --min-psnr DB) [--candidates LIST]
              [--samples N] [--seed S] [--function F] [--weight-threshold N] [--threads T]
              [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--html OUT.html]
-             [--apply OUT [--force]] [--server HOST:PORT [--deadline S] [TLS/token flags]]
+             [--apply OUT [--force]] [--server HOST:PORT [--deadline S] [--no-cache] [TLS/token flags]]
 
 Chooses a compression for every weight of an ML Program (.mlpackage) to meet
 one target, from measured sensitivity: each weight is compressed alone by
@@ -70,6 +70,9 @@ Server (the same outputs, computed by coremlzd's Plan call; its trials run on
 the server's threads and remote workers):
   --server HOST:PORT        plan on a coremlzd server instead of in this process
   --deadline SECONDS        give up after this long (default 600)
+  --no-cache                plan even if the server holds this plan cached
+                            (coremlzd --cache-dir); the same model, target and
+                            options are otherwise answered from its cache
   --token-file FILE         bearer token for the server
   --tls-ca FILE             trust this CA for the server (enables TLS)
   --tls-cert/--tls-key FILE client certificate for mTLS
@@ -159,6 +162,7 @@ int PlanOnServer(const Args& args, const std::string& input, const plan::PlanOpt
   header.set_seed(options.study.seed);
   header.set_function(options.study.function);
   header.set_weight_threshold(options.weight_threshold);
+  header.set_no_cache(args.Bool("no-cache"));
   const std::string where = apply ? apply->path() : "";
   absl::StatusOr<RemotePlanOutputs> out = RemotePlan(args, input, std::move(header), apply);
   if (!out.ok()) {
@@ -181,7 +185,7 @@ int Plan(const std::vector<std::string>& argv) {
                           {"size", "bits", "min-psnr", "candidates", "samples", "seed", "function", "weight-threshold",
                            "threads", "config", "report", "pareto", "html", "apply", "server", "deadline",
                            "token-file", "tls-ca", "tls-cert", "tls-key"},
-                          {"force", "help"});
+                          {"force", "no-cache", "help"});
   if (!args.ok()) {
     PrintError(args.status());
     return kExitUsage;

@@ -43,6 +43,20 @@ std::string Deterministic(const google::protobuf::MessageLite& m) {
   return out;
 }
 
+// A key's digest over length-prefixed fields, so that no two different
+// inputs concatenate alike.
+class KeyHash {
+ public:
+  void Field(absl::string_view name, absl::string_view value) {
+    hash_.Update(absl::StrCat(name, ":", value.size(), ":"));
+    hash_.Update(value);
+  }
+  std::string Hex() { return hash_.HexDigest(); }
+
+ private:
+  Sha256 hash_;
+};
+
 bool IsHexKey(const std::string& name) {
   if (name.size() != 64) return false;
   for (char c : name) {
@@ -92,12 +106,8 @@ std::string RandomSuffix() {
 
 std::string ResultCacheKey(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config,
                            const std::string& version) {
-  // Length-prefixed fields, so no two different inputs concatenate alike.
-  Sha256 hash;
-  auto field = [&](absl::string_view name, absl::string_view value) {
-    hash.Update(absl::StrCat(name, ":", value.size(), ":"));
-    hash.Update(value);
-  };
+  KeyHash key;
+  auto field = [&](absl::string_view name, absl::string_view value) { key.Field(name, value); };
   field("coremlz", version);
   field("config", Deterministic(normalised_config));
   field("target", header.target());
@@ -108,7 +118,23 @@ std::string ResultCacheKey(const v1::CompressHeader& header, const v1::Compressi
     field("size", absl::StrCat(f.size()));
     field("sha256", f.sha256());
   }
-  return hash.HexDigest();
+  return key.Hex();
+}
+
+std::string ResultCachePlanKey(const v1::PlanHeader& header, const std::string& version) {
+  // What the key covers is the header itself, normalised: the fields that
+  // do not change the outputs cleared, defaults written out. A field added
+  // to PlanHeader later is covered without a change here.
+  v1::PlanHeader normal = header;
+  normal.set_no_cache(false);
+  if (normal.samples() == 0) normal.set_samples(4);
+  if (!normal.has_weight_threshold()) normal.set_weight_threshold(2048);
+  KeyHash key;
+  auto field = [&](absl::string_view name, absl::string_view value) { key.Field(name, value); };
+  field("coremlz", version);
+  field("call", "plan");
+  field("header", Deterministic(normal));
+  return key.Hex();
 }
 
 absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(const ResultCacheOptions& options,
@@ -267,6 +293,7 @@ absl::StatusOr<ResultCache::Hit> ResultCache::Lookup(const std::string& key, con
   }
   Hit hit;
   hit.report = entry.report();
+  hit.plan = entry.plan();
   if (entry.files_size() > 0) {
     RETURN_IF_ERROR(MakeDirectories(dest));
     const std::string root = entry.package() ? JoinPath(dest, "model.mlpackage") : dest;
@@ -287,7 +314,8 @@ absl::StatusOr<ResultCache::Hit> ResultCache::Lookup(const std::string& key, con
   return hit;
 }
 
-absl::Status ResultCache::Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) {
+absl::Status ResultCache::Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
+                                const v1::PlanOutputs& plan) {
   if (!IsHexKey(key)) return absl::InvalidArgumentError("bad cache key");
   const std::string temp = JoinPath(options_.dir, absl::StrCat(kTempPrefix, key.substr(0, 12), "-", RandomSuffix()));
   struct Cleanup {
@@ -299,6 +327,7 @@ absl::Status ResultCache::Store(const std::string& key, const std::string& artif
   RETURN_IF_ERROR(MakeDirectories(JoinPath(temp, kArtifactDir)));
   v1::CacheEntry entry;
   *entry.mutable_report() = report;
+  *entry.mutable_plan() = plan;
   if (!artifact_path.empty()) {
     std::error_code ec;
     entry.set_package(fs::is_directory(artifact_path, ec));

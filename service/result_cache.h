@@ -2,6 +2,9 @@
 // of the uploaded bytes, the config, the target and the coremlz version, so a
 // CI job that re-runs on an unchanged model can be answered from disk.
 //
+// Plans are cached the same way (ResultCachePlanKey; the entry holds the
+// plan's outputs and, with apply, the compressed model).
+//
 // Key: SHA-256 over the version, the normalised config (its protobuf form,
 // serialised deterministically, so YAML/JSON/flags that mean the same config
 // share entries), the target, report_only, and every uploaded file's path,
@@ -55,6 +58,11 @@ struct ResultCacheOptions {
 // The cache key of a Compress call (hex SHA-256).
 std::string ResultCacheKey(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config,
                            const std::string& version);
+// The cache key of a Plan call (hex SHA-256): the version, the files, and
+// every header field that can change the outputs, with defaults resolved
+// (samples 0 and 4 are one plan); the deadline and no_cache are not part
+// of it.
+std::string ResultCachePlanKey(const v1::PlanHeader& header, const std::string& version);
 
 class ResultCache final : public api::ResultStore {
  public:
@@ -70,7 +78,9 @@ class ResultCache final : public api::ResultStore {
 
   // Stores a finished result: the artifact (an .mlpackage directory or a
   // single .mlmodel file; empty for report-only calls) and its report.
-  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) override;
+  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
+                     const v1::PlanOutputs& plan) override;
+  using api::ResultStore::Store;
 
   // Single flight. Returns true if the caller should compute (it leads, and
   // must call Release(key) when done, stored or not); false if an identical
@@ -87,6 +97,7 @@ class ResultCache final : public api::ResultStore {
   std::string KeyFor(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config) const override {
     return ResultCacheKey(header, normalised_config, build_id_);
   }
+  std::string KeyFor(const v1::PlanHeader& header) const override { return ResultCachePlanKey(header, build_id_); }
 
   uint64_t bytes() const;
   size_t entries() const;

@@ -49,17 +49,22 @@ double Metric(int port, const std::string& series) {
   return found ? total : -1;
 }
 
-// Jobs the server actually ran (every technique and outcome).
-double Jobs(int port) {
+// A counter summed over its labels.
+double Total(int port, const std::string& name) {
   const std::string body = HttpGet(port, "/metrics");
   double total = 0;
   for (absl::string_view line : absl::StrSplit(body, '\n')) {
-    if (!absl::StartsWith(line, "coremlz_jobs_total{")) continue;
+    if (!absl::StartsWith(line, name + "{")) continue;
     double v = 0;
     if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) total += v;
   }
   return total;
 }
+
+// Jobs the server actually ran (every technique and outcome).
+double Jobs(int port) { return Total(port, "coremlz_jobs_total"); }
+// Plans the server actually computed.
+double Plans(int port) { return Total(port, "coremlz_plans_total"); }
 
 class ResultCacheServiceTest : public ::testing::Test {
  protected:
@@ -78,6 +83,31 @@ class ResultCacheServiceTest : public ::testing::Test {
     argv.insert(argv.end(), technique.begin(), technique.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunProgram(argv);
+  }
+  // The leader stores its result after answering (storing hashes the
+  // artifact off the call's path), so a test that reads the cache directory
+  // itself waits for the entry to be published.
+  void WaitForMetric(const std::string& series, double at_least) {
+    for (int i = 0; i < 600 && Metric(metrics_, series) < at_least; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GE(Metric(metrics_, series), at_least) << series << ": the result was never stored";
+  }
+  void WaitForEntries(double n) { WaitForMetric("coremlz_cache_entries", n); }
+  // `coremlz plan --server` on a small transformer, every output written to `dir`.
+  CommandResult Plan(const std::string& dir, const std::string& bits, std::vector<std::string> extra = {}) {
+    const std::string out = scratch_.Join(dir);
+    EXPECT_TRUE(MakeDirectories(out).ok());
+    std::vector<std::string> argv = {
+        Cli(), "plan", ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage",
+        "--bits", bits, "--candidates", "palettize8,palettize4,keep", "--samples", "1",
+        "--config", out + "/plan.yaml", "--report", out + "/plan.json", "--apply", out + "/out.mlpackage",
+        "--server", absl::StrCat("127.0.0.1:", daemon_->port()), "--deadline", "600"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunProgram(argv, absl::Seconds(900));
+  }
+  std::string Output(const std::string& dir, const std::string& file) {
+    return ReadFile(scratch_.Join(dir) + "/" + file, 64 << 20).value_or("missing");
   }
   double Outcome(const std::string& outcome) {
     return Metric(metrics_, absl::StrCat("coremlz_cache_requests_total{outcome=\"", outcome, "\"}"));
@@ -116,6 +146,7 @@ TEST_F(ResultCacheServiceTest, ASecondIdenticalCallIsServedFromTheCacheByteForBy
 TEST_F(ResultCacheServiceTest, ADamagedEntryIsDetectedAndRecomputed) {
   Start();
   ASSERT_EQ(Compress("a.mlpackage").exit_code, 0);
+  WaitForEntries(1);
   // Flip one byte of the cached weight file (break any hard link first).
   std::string weight;
   for (const auto& e : fs::recursive_directory_iterator(scratch_.Join("cache")))
@@ -140,8 +171,9 @@ TEST_F(ResultCacheServiceTest, EvictionKeepsTheBoundAndAnEvictedEntryIsRecompute
   // Room for one result of this model, not two.
   Start({"--cache-max-bytes", "250K"});
   ASSERT_EQ(Compress("a.mlpackage", {"--palettize", "4"}).exit_code, 0);
+  WaitForEntries(1);  // else a late store of a's could evict b's
   ASSERT_EQ(Compress("b.mlpackage", {"--palettize", "2"}).exit_code, 0);
-  EXPECT_GE(Metric(metrics_, "coremlz_cache_evictions_total"), 1);
+  WaitForMetric("coremlz_cache_evictions_total", 1);
   EXPECT_LE(Metric(metrics_, "coremlz_cache_bytes"), 250 * 1024);
   const double jobs = Jobs(metrics_);
   ASSERT_EQ(Compress("c.mlpackage", {"--palettize", "4"}).exit_code, 0);
@@ -167,11 +199,42 @@ TEST_F(ResultCacheServiceTest, IdenticalCallsInFlightCompressOnce) {
 TEST_F(ResultCacheServiceTest, EntriesSurviveARestart) {
   Start();
   ASSERT_EQ(Compress("a.mlpackage").exit_code, 0);
+  WaitForEntries(1);
   ASSERT_EQ(daemon_->Stop(SIGTERM), 0);
   Start();
   ASSERT_EQ(Compress("b.mlpackage").exit_code, 0);
   EXPECT_EQ(Outcome("hit"), 1);
   EXPECT_EQ(Jobs(metrics_), 0);
+}
+
+TEST_F(ResultCacheServiceTest, APlanIsServedFromTheCacheLikeACompression) {
+  Start();
+  auto first = Plan("p1", "5");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(Plans(metrics_), 1);
+  auto second = Plan("p2", "5");
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Plans(metrics_), 1) << "no plan ran for the hit";
+  EXPECT_EQ(Outcome("hit"), 1);
+  // Served, not recomputed: even the report's wall-clock fields are the
+  // first call's; the applied model is byte for byte the same.
+  EXPECT_EQ(Output("p1", "plan.json"), Output("p2", "plan.json"));
+  EXPECT_EQ(Output("p1", "plan.yaml"), Output("p2", "plan.yaml"));
+  EXPECT_EQ(TreeText(scratch_.Join("p1/out.mlpackage")), TreeText(scratch_.Join("p2/out.mlpackage")));
+  // Another target is another plan; --no-cache plans again, to the same
+  // config (the plan is deterministic) and refreshes the entry.
+  ASSERT_EQ(Plan("p3", "6").exit_code, 0);
+  EXPECT_EQ(Plans(metrics_), 2);
+  EXPECT_NE(Output("p1", "plan.yaml"), Output("p3", "plan.yaml"));
+  auto bypass = Plan("p4", "5", {"--no-cache"});
+  ASSERT_EQ(bypass.exit_code, 0) << bypass.err;
+  EXPECT_EQ(Plans(metrics_), 3);
+  EXPECT_EQ(Outcome("bypass"), 1);
+  EXPECT_EQ(Output("p1", "plan.yaml"), Output("p4", "plan.yaml"));
+  // A Compress call never answers a Plan's key, nor the reverse: the hit
+  // count is unchanged by a first compression.
+  ASSERT_EQ(Compress("c.mlpackage").exit_code, 0);
+  EXPECT_EQ(Outcome("hit"), 1);
 }
 
 TEST_F(ResultCacheServiceTest, BadFlagsAreRefused) {

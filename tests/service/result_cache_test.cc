@@ -90,6 +90,67 @@ TEST(ResultCacheKeyTest, ChangesWithEveryInputThatChangesTheResult) {
   EXPECT_EQ(base, ResultCacheKey(yaml, Palettize(4), "0.1.0"));
 }
 
+v1::PlanHeader PlanHeaderFor(double bits) {
+  v1::PlanHeader h;
+  h.set_model_name("model.mlpackage");
+  *h.mutable_files() = Header().files();
+  h.mutable_target()->set_kind(v1::PlanTarget::BITS);
+  h.mutable_target()->set_value(bits);
+  return h;
+}
+
+TEST(ResultCachePlanKeyTest, CoversWhatChangesThePlanAndNothingElse) {
+  const std::string base = ResultCachePlanKey(PlanHeaderFor(4), "t");
+  EXPECT_EQ(base.size(), 64u);
+  // Defaults written out are the same plan; the bypass flag is not the plan.
+  v1::PlanHeader same = PlanHeaderFor(4);
+  same.set_samples(4);
+  same.set_weight_threshold(2048);
+  same.set_no_cache(true);
+  EXPECT_EQ(ResultCachePlanKey(same, "t"), base);
+  // Everything else that can change the outputs changes the key.
+  std::vector<v1::PlanHeader> others(9, PlanHeaderFor(4));
+  others[0] = PlanHeaderFor(4.5);
+  others[1].mutable_target()->set_kind(v1::PlanTarget::SIZE);
+  others[2].set_candidates("palettize4,keep");
+  others[3].set_samples(2);
+  others[4].set_seed(1);
+  others[5].set_function("prefill");
+  others[6].set_weight_threshold(0);
+  others[7].set_apply(true);
+  others[8].mutable_files(1)->set_sha256(std::string(64, 'c'));
+  for (size_t i = 0; i < others.size(); ++i) {
+    EXPECT_NE(ResultCachePlanKey(others[i], "t"), base) << i;
+  }
+  EXPECT_NE(ResultCachePlanKey(PlanHeaderFor(4), "u"), base) << "the build";
+  // A plan never shares a key with a compression of the same files.
+  EXPECT_NE(ResultCacheKey(Header(), v1::CompressionConfig(), "t"), base);
+}
+
+TEST(ResultCacheTest, APlanEntryGivesBackItsOutputsAndModel) {
+  ScratchDir scratch;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  v1::PlanOutputs outputs;
+  outputs.set_config_yaml("config_type: OpPalettizerConfig\n");
+  outputs.set_report_json("{\"plan\": 1}\n");
+  outputs.set_applied_model_bytes(5000);
+  const std::string key = ResultCachePlanKey(PlanHeaderFor(4), "t");
+  const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
+  ASSERT_TRUE((*cache)->Store(key, artifact, v1::Report(), outputs).ok());
+  auto hit = (*cache)->Lookup(key, scratch.Join("job"));
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_EQ(hit->plan.SerializeAsString(), outputs.SerializeAsString());
+  EXPECT_EQ(TreeText(hit->artifact_path), TreeText(artifact));
+  // Not applied: outputs only.
+  const std::string unapplied = ResultCachePlanKey(PlanHeaderFor(5), "t");
+  ASSERT_TRUE((*cache)->Store(unapplied, "", v1::Report(), outputs).ok());
+  auto only = (*cache)->Lookup(unapplied, scratch.Join("job2"));
+  ASSERT_TRUE(only.ok()) << only.status();
+  EXPECT_TRUE(only->artifact_path.empty());
+  EXPECT_EQ(only->plan.config_yaml(), outputs.config_yaml());
+}
+
 TEST(ResultCacheTest, AHitGivesBackTheSameBytesAndReport) {
   ScratchDir scratch;
   prometheus::Registry registry;

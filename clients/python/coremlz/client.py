@@ -263,7 +263,7 @@ class Client:
     def plan(self, model: str, *, size=None, bits: Optional[float] = None, min_psnr: Optional[float] = None,
              candidates: Optional[List[str]] = None, samples: int = 4, seed: int = 0, function: str = "",
              weight_threshold: Optional[int] = None, apply: Optional[str] = None, force: bool = False,
-             progress: Optional[ProgressCallback] = None) -> PlanResult:
+             progress: Optional[ProgressCallback] = None, cache: bool = True) -> PlanResult:
         """Chooses a compression per weight for one target, on the server, as
         ``coremlz plan --server`` does: ``size`` (bytes of the whole model, an
         int or text such as "12MB"), ``bits`` (average bits per planned
@@ -274,6 +274,8 @@ class Client:
         the synthetic inputs the outputs are measured on. ``apply=PATH`` also
         writes the compressed model there (checked like ``compress``'s output
         before anything is uploaded; ``force`` replaces only a Core ML model).
+        ``cache=False`` makes a server with a result cache plan anyway (the
+        same model, target and options are otherwise answered from it).
 
         ``progress(phase, done, total, detail)``: phases "upload", "queued",
         "study", "trials" (done/total trials), "rounds" (done = round),
@@ -302,7 +304,7 @@ class Client:
         root, files = _files.describe_model(model)
         header = compressor_pb2.PlanHeader(model_name=model, target=target, candidates=",".join(candidates or []),
                                            samples=int(samples), seed=int(seed), function=function,
-                                           apply=bool(apply))
+                                           apply=bool(apply), no_cache=not cache)
         if weight_threshold is not None:
             header.weight_threshold = int(weight_threshold)
         for rel, fsize, sha in files:
