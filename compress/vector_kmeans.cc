@@ -242,7 +242,7 @@ class MeanSums {
 class Assigner {
  public:
   Assigner(const Points& p, int k, CancelCheck* cancel)
-      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k) {}
+      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k), row_(p.dim) {}
 
   // Assigns every point by full search; returns the weighted SSE and counts
   // changed assignments. Check cancelled() after each pass: a cancelled pass
@@ -303,8 +303,10 @@ class Assigner {
       const double d2 = SquaredDistance(p_.row(i), &centroids[static_cast<size_t>(a) * dim], dim);
       // The margins absorb rounding in distances and bounds, so a skipped
       // point is strictly nearest to its centroid in exact arithmetic too.
-      const double bound = std::max(half_gap_[a], lower_[i]);
-      if (std::sqrt(d2) * (1 + kMargin) < bound * (1 - kMargin)) {
+      // Compared squared (no square root per point); the margins cover the
+      // few ulps the squaring adds.
+      const double bound = std::max(half_gap_[a], lower_[i]) * (1 - kMargin);
+      if (bound > 0 && d2 * ((1 + kMargin) * (1 + kMargin)) < bound * bound) {
         sse += p_.weight[i] * d2;
       } else {
         sse += p_.weight[i] * Search(i, centroids, assignment, changed);
@@ -328,11 +330,14 @@ class Assigner {
   double Search(size_t i, const std::vector<double>& centroids, std::vector<int32_t>* assignment,
                 size_t* changed) {
     const int dim = p_.dim;
+    // The point widened once, not once per centroid.
+    const float* row = p_.row(i);
+    for (int t = 0; t < dim; ++t) row_[t] = row[t];
     int best = 0;
     double best_d = std::numeric_limits<double>::infinity();
     double second_d = std::numeric_limits<double>::infinity();
     for (int c = 0; c < k_; ++c) {
-      const double d = SquaredDistance(p_.row(i), &centroids[static_cast<size_t>(c) * dim], dim);
+      const double d = SquaredDistance(row_.data(), &centroids[static_cast<size_t>(c) * dim], dim);
       if (d < best_d) {
         second_d = best_d;
         best_d = d;
@@ -353,6 +358,7 @@ class Assigner {
   std::vector<double> lower_;
   std::vector<double> half_gap_;
   std::vector<double> moved_;
+  std::vector<double> row_;  // Search's point, in double
 };
 
 // Weighted means of the clusters from scratch (after assignments were
