@@ -1,4 +1,4 @@
-// One file of ~560 lines: Palettize is one entry point over five palette
+// One file of ~620 lines: Palettize is one entry point over five palette
 // builders (k-means, uniform, unique, custom, vector) that share the same
 // group walk, distinct-value pass and result type; they are file-local so
 // that the kernel's whole contract is the one in palettize.h.
@@ -100,6 +100,51 @@ absl::StatusOr<Distinct> DistinctValues(absl::Span<const float> vals, Precision 
   return d;
 }
 
+// Scratch reused across the groups a thread palettizes (grouped-channel
+// palettization of a 4096x4096 weight builds 256 palettes).
+struct HalfScratch {
+  std::vector<uint32_t> hist = std::vector<uint32_t>(65536, 0);  // all zero between uses
+  std::vector<uint8_t> cluster_of = std::vector<uint8_t>(65536);  // half bits -> cluster
+};
+
+HalfScratch& ThreadHalfScratch() {
+  thread_local HalfScratch scratch;
+  return scratch;
+}
+
+// DistinctValues of fp16 weights for k-means, without a sort: finite halves
+// in value order are the negative bit patterns from 0xfbff down to 0x8001,
+// then zero (0x8000 and 0x0000, one value), then 0x0001 up to 0x7bff. Zero
+// is stored as +0.0 (DistinctValues keeps whichever zero its sort puts
+// first; k-means computes the same from either, unique palettes would not).
+// False, with nothing stored, when a value rounds to an fp16 inf or NaN.
+bool DistinctHalves(absl::Span<const float> vals, Distinct* d) {
+  std::vector<uint32_t>& hist = ThreadHalfScratch().hist;
+  ForEachHalfBits(vals, [&](uint16_t h) { ++hist[h]; });
+  uint32_t non_finite = 0;
+  for (uint32_t h = 0x7c00; h <= 0x7fff; ++h) non_finite |= hist[h] | hist[h | 0x8000];
+  if (non_finite != 0) {
+    std::fill(hist.begin(), hist.end(), 0);
+    return false;
+  }
+  d->values.clear();
+  d->counts.clear();
+  auto take = [&](uint32_t h) {
+    if (hist[h] == 0) return;
+    d->values.push_back(format::HalfToFloat(static_cast<uint16_t>(h)));
+    d->counts.push_back(hist[h]);
+    hist[h] = 0;
+  };
+  for (uint32_t h = 0xfbff; h > 0x8000; --h) take(h);
+  if (const uint32_t zeros = hist[0x8000] + hist[0x0000]; zeros != 0) {
+    d->values.push_back(0.0);
+    d->counts.push_back(zeros);
+    hist[0x8000] = hist[0x0000] = 0;
+  }
+  for (uint32_t h = 0x0001; h <= 0x7bff; ++h) take(h);
+  return true;
+}
+
 // Weighted mean of a run accumulated the way the exact 1-D k-means in Core
 // ML tools does (c += (x - c) * w / W), so centroids agree to the last bit.
 double RunMean(const Distinct& d, size_t begin, size_t end) {
@@ -176,7 +221,10 @@ struct GroupResult {
 
 absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, Precision p, CancelCheck* cancel) {
   const int k = 1 << bits;
-  ASSIGN_OR_RETURN(Distinct d, DistinctValues(vals, p, cancel));
+  Distinct d;
+  if (p != Precision::kFloat16 || !DistinctHalves(vals, &d)) {
+    ASSIGN_OR_RETURN(d, DistinctValues(vals, p, cancel));
+  }
   ASSIGN_OR_RETURN(std::vector<int32_t> cluster, ClusterDistinct(d, k, cancel));
   GroupResult g;
   g.lut.assign(k, 0.0f);  // unused entries stay 0, as in Core ML tools
@@ -190,8 +238,9 @@ absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, 
   }
   g.idx.resize(vals.size());
   if (p == Precision::kFloat16) {
-    std::vector<uint8_t> by_bits(65536, 0);
-    // Map every half bit pattern present (both zeros share a value) to its cluster.
+    // Map every half bit pattern present (both zeros share a value) to its
+    // cluster; only those are looked up, so the rest need no clearing.
+    std::vector<uint8_t>& by_bits = ThreadHalfScratch().cluster_of;
     for (size_t i = 0; i < d.values.size(); ++i) {
       uint16_t h = HalfBits(static_cast<float>(d.values[i]));
       by_bits[h] = static_cast<uint8_t>(cluster[i]);

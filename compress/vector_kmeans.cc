@@ -33,6 +33,7 @@
 #include "compress/vector_kmeans.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -49,34 +50,32 @@ namespace {
 // Distinct points (row-major, double) with their multiplicities.
 struct Points {
   int dim = 0;
-  std::vector<double> x;       // count x dim
+  // count x dim, as given (floats): half the memory traffic of each
+  // iteration's pass over the points; every use widens them exactly.
+  std::vector<float> x;
   std::vector<double> weight;  // multiplicity
   std::vector<size_t> first;   // a representative input row for each point
   size_t size() const { return weight.size(); }
-  const double* row(size_t i) const { return x.data() + i * dim; }
+  const float* row(size_t i) const { return x.data() + i * dim; }
 };
 
-inline double SquaredDistance(const double* a, const double* b, int dim) {
+// In double whatever the operands' types.
+template <typename A, typename B>
+inline double SquaredDistance(const A* a, const B* b, int dim) {
   double sum = 0;
   for (int t = 0; t < dim; ++t) {
-    const double d = a[t] - b[t];
+    const double d = static_cast<double>(a[t]) - static_cast<double>(b[t]);
     sum += d * d;
   }
   return sum;
 }
 
-// Collapses equal rows; `row_to_point` maps every input row to its point.
-// False when cancelled.
-bool Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_to_point, CancelCheck* cancel,
-              Points* out) {
-  const size_t count = data.size() / dim;
-  std::vector<size_t> order(count);
-  std::iota(order.begin(), order.end(), size_t{0});
-  const auto row_less = [&](size_t a, size_t b) {
-    return std::lexicographical_compare(data.begin() + a * dim, data.begin() + (a + 1) * dim,
-                                        data.begin() + b * dim, data.begin() + (b + 1) * dim);
-  };
-  if (!InterruptibleStableSort(order, row_less, cancel)) return false;
+// Merges runs of equal rows of `order` (rows sorted lexicographically,
+// equal rows in input order) into weighted points.
+template <typename Index, typename Less>
+bool DistinctFromOrder(absl::Span<const float> data, int dim, const std::vector<Index>& order, Less row_less,
+                       std::vector<int64_t>* row_to_point, CancelCheck* cancel, Points* out) {
+  const size_t count = order.size();
   Points& points = *out;
   points.dim = dim;
   row_to_point->assign(count, -1);
@@ -92,6 +91,63 @@ bool Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_t
     (*row_to_point)[row] = static_cast<int64_t>(points.size() - 1);
   }
   return true;
+}
+
+// A float's bits as an unsigned key that sorts in the float's order, with
+// -0 and +0 one key (they are equal values).
+inline uint32_t OrderKey(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  if (v == 0) bits = 0;
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+// Row indices in lexicographic order of their values, equal rows in input
+// order: exactly a stable sort with the lexicographic comparison, done as an
+// LSD radix sort (16-bit digits, last dimension first), which is stable and
+// linear. False when cancelled.
+bool SortRows(absl::Span<const float> data, int dim, CancelCheck* cancel, std::vector<uint32_t>* order) {
+  const size_t count = data.size() / dim;
+  std::vector<uint32_t> keys(data.size());
+  for (size_t i = 0; i < data.size(); ++i) keys[i] = OrderKey(data[i]);
+  order->resize(count);
+  std::iota(order->begin(), order->end(), uint32_t{0});
+  std::vector<uint32_t> next(count);
+  std::vector<uint32_t> start(65537);
+  for (int t = dim - 1; t >= 0; --t) {
+    for (int shift : {0, 16}) {
+      if (Stopped(cancel, static_cast<int64_t>(count) * 8)) return false;
+      std::fill(start.begin(), start.end(), 0);
+      for (uint32_t r : *order) ++start[((keys[static_cast<size_t>(r) * dim + t] >> shift) & 0xffff) + 1];
+      // A digit every row shares leaves the order as it is.
+      if (*std::max_element(start.begin(), start.end()) == count) continue;
+      for (size_t d = 1; d < start.size(); ++d) start[d] += start[d - 1];
+      for (uint32_t r : *order) next[start[(keys[static_cast<size_t>(r) * dim + t] >> shift) & 0xffff]++] = r;
+      order->swap(next);
+    }
+  }
+  return true;
+}
+
+// Collapses equal rows; `row_to_point` maps every input row to its point.
+// False when cancelled.
+bool Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_to_point, CancelCheck* cancel,
+              Points* out) {
+  const size_t count = data.size() / dim;
+  const auto row_less = [&](size_t a, size_t b) {
+    return std::lexicographical_compare(data.begin() + a * dim, data.begin() + (a + 1) * dim,
+                                        data.begin() + b * dim, data.begin() + (b + 1) * dim);
+  };
+  std::vector<uint32_t> order;
+  if (count < (size_t{1} << 32)) {
+    if (!SortRows(data, dim, cancel, &order)) return false;
+  } else {  // beyond 32-bit row indices: the comparison sort
+    std::vector<size_t> wide(count);
+    std::iota(wide.begin(), wide.end(), size_t{0});
+    if (!InterruptibleStableSort(wide, row_less, cancel)) return false;
+    return DistinctFromOrder(data, dim, wide, row_less, row_to_point, cancel, out);
+  }
+  return DistinctFromOrder(data, dim, order, row_less, row_to_point, cancel, out);
 }
 
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
@@ -137,22 +193,68 @@ std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed, Ca
   return centroids;
 }
 
+// Weighted means of the clusters, accumulated point by point in index order
+// about each cluster's first point, so a one-point cluster reproduces that
+// point exactly. Fed by the assignment pass as it assigns (one pass over
+// the points per iteration instead of two), or by UpdateMeans.
+class MeanSums {
+ public:
+  void Reset(int k, int dim) {
+    dim_ = dim;
+    members_.assign(k, 0);
+    anchor_.assign(k, -1);
+    sum_w_.assign(k, 0);
+    sum_wd_.assign(static_cast<size_t>(k) * dim, 0);
+  }
+  void Add(const Points& p, size_t i, int c) {
+    if (anchor_[c] < 0) anchor_[c] = static_cast<int64_t>(i);
+    ++members_[c];
+    sum_w_[c] += p.weight[i];
+    const float* a = p.row(anchor_[c]);
+    const float* x = p.row(i);
+    double* sum = &sum_wd_[static_cast<size_t>(c) * dim_];
+    for (int t = 0; t < dim_; ++t) sum[t] += p.weight[i] * (static_cast<double>(x[t]) - static_cast<double>(a[t]));
+  }
+  // Moves the centroids of non-empty clusters to their means; returns the
+  // number of points per cluster.
+  const std::vector<int64_t>& Finish(const Points& p, std::vector<double>* centroids) const {
+    const int k = static_cast<int>(members_.size());
+    for (int c = 0; c < k; ++c) {
+      if (members_[c] == 0) continue;  // left for the caller to re-seed
+      const float* a = p.row(anchor_[c]);
+      for (int t = 0; t < dim_; ++t) {
+        (*centroids)[static_cast<size_t>(c) * dim_ + t] =
+            static_cast<double>(a[t]) + sum_wd_[static_cast<size_t>(c) * dim_ + t] / sum_w_[c];
+      }
+    }
+    return members_;
+  }
+
+ private:
+  int dim_ = 0;
+  std::vector<int64_t> members_;
+  std::vector<int64_t> anchor_;
+  std::vector<double> sum_w_, sum_wd_;
+};
+
 // Lloyd's assignment step with pruning. lower_[i] bounds from below the
 // distance from point i to every centroid other than its own.
 class Assigner {
  public:
   Assigner(const Points& p, int k, CancelCheck* cancel)
-      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k) {}
+      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k), row_(p.dim) {}
 
   // Assigns every point by full search; returns the weighted SSE and counts
   // changed assignments. Check cancelled() after each pass: a cancelled pass
-  // stops part way.
+  // stops part way. `sums` (optional) receives the new clusters' sums.
   double Full(const std::vector<double>& centroids, std::vector<int32_t>* assignment,
-              size_t* changed) {
+              size_t* changed, MeanSums* sums) {
     double sse = 0;
     *changed = 0;
+    if (sums != nullptr) sums->Reset(k_, p_.dim);
     for (size_t i = 0; i < p_.size(); ++i) {
       sse += p_.weight[i] * Search(i, centroids, assignment, changed);
+      if (sums != nullptr) sums->Add(p_, i, (*assignment)[i]);
       if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
     }
     return sse;
@@ -164,7 +266,7 @@ class Assigner {
   // `centroids`. Points whose assignment was changed by hand must have had
   // Invalidate() called.
   double Step(const std::vector<double>& before, const std::vector<double>& centroids,
-              std::vector<int32_t>* assignment, size_t* changed) {
+              std::vector<int32_t>* assignment, size_t* changed, MeanSums* sums) {
     const int dim = p_.dim;
     // How far each centroid moved; the largest two, so a point's own
     // centroid can be left out of the loosening of its lower bound.
@@ -194,18 +296,22 @@ class Assigner {
     }
     double sse = 0;
     *changed = 0;
+    if (sums != nullptr) sums->Reset(k_, dim);
     for (size_t i = 0; i < p_.size(); ++i) {
       const int a = (*assignment)[i];
       lower_[i] -= a == argmax1 ? max2 : max1;
       const double d2 = SquaredDistance(p_.row(i), &centroids[static_cast<size_t>(a) * dim], dim);
       // The margins absorb rounding in distances and bounds, so a skipped
       // point is strictly nearest to its centroid in exact arithmetic too.
-      const double bound = std::max(half_gap_[a], lower_[i]);
-      if (std::sqrt(d2) * (1 + kMargin) < bound * (1 - kMargin)) {
+      // Compared squared (no square root per point); the margins cover the
+      // few ulps the squaring adds.
+      const double bound = std::max(half_gap_[a], lower_[i]) * (1 - kMargin);
+      if (bound > 0 && d2 * ((1 + kMargin) * (1 + kMargin)) < bound * bound) {
         sse += p_.weight[i] * d2;
       } else {
         sse += p_.weight[i] * Search(i, centroids, assignment, changed);
       }
+      if (sums != nullptr) sums->Add(p_, i, (*assignment)[i]);
       // Charged as if every point were searched: a bound, not a count.
       if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
     }
@@ -224,11 +330,14 @@ class Assigner {
   double Search(size_t i, const std::vector<double>& centroids, std::vector<int32_t>* assignment,
                 size_t* changed) {
     const int dim = p_.dim;
+    // The point widened once, not once per centroid.
+    const float* row = p_.row(i);
+    for (int t = 0; t < dim; ++t) row_[t] = row[t];
     int best = 0;
     double best_d = std::numeric_limits<double>::infinity();
     double second_d = std::numeric_limits<double>::infinity();
     for (int c = 0; c < k_; ++c) {
-      const double d = SquaredDistance(p_.row(i), &centroids[static_cast<size_t>(c) * dim], dim);
+      const double d = SquaredDistance(row_.data(), &centroids[static_cast<size_t>(c) * dim], dim);
       if (d < best_d) {
         second_d = best_d;
         best_d = d;
@@ -249,43 +358,26 @@ class Assigner {
   std::vector<double> lower_;
   std::vector<double> half_gap_;
   std::vector<double> moved_;
+  std::vector<double> row_;  // Search's point, in double
 };
 
-// Weighted means of the clusters, accumulated about each cluster's first
-// point so a one-point cluster reproduces that point exactly. Returns the
-// number of points per cluster.
+// Weighted means of the clusters from scratch (after assignments were
+// changed by hand). Returns the number of points per cluster.
 std::vector<int64_t> UpdateMeans(const Points& p, const std::vector<int32_t>& assignment, int k,
                                  std::vector<double>* centroids) {
-  const int dim = p.dim;
-  std::vector<int64_t> members(k, 0);
-  std::vector<int64_t> anchor(k, -1);
-  std::vector<double> sum_w(k, 0), sum_wd(static_cast<size_t>(k) * dim, 0);
-  for (size_t i = 0; i < p.size(); ++i) {
-    const int c = assignment[i];
-    if (anchor[c] < 0) anchor[c] = static_cast<int64_t>(i);
-    ++members[c];
-    sum_w[c] += p.weight[i];
-    const double* a = p.row(anchor[c]);
-    const double* x = p.row(i);
-    for (int t = 0; t < dim; ++t) sum_wd[static_cast<size_t>(c) * dim + t] += p.weight[i] * (x[t] - a[t]);
-  }
-  for (int c = 0; c < k; ++c) {
-    if (members[c] == 0) continue;  // left for the caller to re-seed
-    const double* a = p.row(anchor[c]);
-    for (int t = 0; t < dim; ++t) {
-      (*centroids)[static_cast<size_t>(c) * dim + t] =
-          a[t] + sum_wd[static_cast<size_t>(c) * dim + t] / sum_w[c];
-    }
-  }
-  return members;
+  MeanSums sums;
+  sums.Reset(k, p.dim);
+  for (size_t i = 0; i < p.size(); ++i) sums.Add(p, i, assignment[i]);
+  return sums.Finish(p, centroids);
 }
 
-// Moves centroids to cluster means, re-seeding empty clusters.
+// Moves centroids to cluster means (`sums`, accumulated over the current
+// assignment), re-seeding empty clusters.
 // Returns early (centroids partly updated) when cancelled.
-void Update(const Points& p, int k, std::vector<int32_t>* assignment,
+void Update(const Points& p, int k, const MeanSums& sums, std::vector<int32_t>* assignment,
             std::vector<double>* centroids, Assigner* assigner, CancelCheck* cancel) {
   const int dim = p.dim;
-  std::vector<int64_t> members = UpdateMeans(p, *assignment, k, centroids);
+  std::vector<int64_t> members = sums.Finish(p, centroids);
   bool any_empty = false;
   for (int c = 0; c < k; ++c) any_empty |= members[c] == 0;
   if (!any_empty) return;
@@ -367,16 +459,17 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   std::vector<int32_t> assignment(points.size(), -1);
   Assigner assigner(points, k, cancel);
   size_t changed = 0;
-  double sse = assigner.Full(centroids, &assignment, &changed);
+  MeanSums sums;
+  double sse = assigner.Full(centroids, &assignment, &changed, &sums);
   if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
   std::vector<double> before;
   while (iterations < options.max_iterations) {
     before = centroids;
-    Update(points, k, &assignment, &centroids, &assigner, cancel);
+    Update(points, k, sums, &assignment, &centroids, &assigner, cancel);
     if (assigner.cancelled()) return CancelledStatus();
     const double previous = sse;
-    sse = assigner.Step(before, centroids, &assignment, &changed);
+    sse = assigner.Step(before, centroids, &assignment, &changed, &sums);
     if (assigner.cancelled()) return CancelledStatus();
     ++iterations;
     if (changed == 0 || previous - sse <= options.tolerance * previous) break;
@@ -391,7 +484,7 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
     result.centroids[i] = static_cast<float>(centroids[i]);
     centroids[i] = result.centroids[i];
   }
-  result.sse = assigner.Step(before, centroids, &assignment, &changed);
+  result.sse = assigner.Step(before, centroids, &assignment, &changed, nullptr);
   if (assigner.cancelled()) return CancelledStatus();
   for (size_t r = 0; r < count; ++r) result.assignment[r] = assignment[row_to_point[r]];
   return result;

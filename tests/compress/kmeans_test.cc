@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -714,6 +716,46 @@ TEST(VectorKMeansTest, FewerDistinctVectorsThanKReturnsThem) {
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->centroids.empty());
   EXPECT_TRUE(empty->assignment.empty());
+}
+
+// With no more distinct rows than k the centroids are the distinct rows in
+// the documented order: lexicographic by value, -0 equal to +0, each
+// represented by its first occurrence's bits. Compared with
+// std::stable_sort under the lexicographic comparison, bit for bit, on rows
+// that share leading values, differ in sign, zero's sign, subnormals and
+// magnitude, and repeat.
+TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
+  std::mt19937_64 rng(11);
+  const float palette[] = {-0.0f, 0.0f, -1.5f, 1.5f, 3e-41f, -3e-41f, 65504.0f, -1e30f, 2.0f, 0.25f, -0.25f};
+  for (int dim : {1, 2, 3}) {
+    std::vector<float> data;
+    for (int i = 0; i < 200; ++i) {
+      for (int t = 0; t < dim; ++t) data.push_back(palette[rng() % std::size(palette)]);
+    }
+    const size_t count = data.size() / dim;
+    std::vector<size_t> order(count);
+    std::iota(order.begin(), order.end(), size_t{0});
+    const auto less = [&](size_t a, size_t b) {
+      return std::lexicographical_compare(data.begin() + a * dim, data.begin() + (a + 1) * dim,
+                                          data.begin() + b * dim, data.begin() + (b + 1) * dim);
+    };
+    std::stable_sort(order.begin(), order.end(), less);
+    std::vector<float> expected;
+    for (size_t r = 0; r < count; ++r) {
+      if (r > 0 && !less(order[r - 1], order[r])) continue;
+      expected.insert(expected.end(), data.begin() + order[r] * dim, data.begin() + (order[r] + 1) * dim);
+    }
+    SCOPED_TRACE(testing::Message() << "dim " << dim << ", " << expected.size() / dim << " distinct rows");
+    ASSERT_LE(expected.size() / dim, 256u);
+    auto r = VectorKMeans(data, dim, 256);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->centroids.size(), expected.size());
+    EXPECT_EQ(std::memcmp(r->centroids.data(), expected.data(), expected.size() * sizeof(float)), 0);
+    for (size_t i = 0; i < count; ++i) {
+      const float* c = &r->centroids[static_cast<size_t>(r->assignment[i]) * dim];
+      for (int t = 0; t < dim; ++t) EXPECT_EQ(c[t], data[i * dim + t]) << "row " << i;
+    }
+  }
 }
 
 TEST(VectorKMeansTest, DeterministicAndIndependentOfRowOrder) {

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -543,6 +544,30 @@ TEST(PalettizeTest, KMeansQualityVsLloyd) {
     CheckDepalettize(*k, shape, axis, p);
     if (HasFailure()) return;
   }
+}
+
+// fp16 k-means counts halves in a per-thread histogram. A value beyond the
+// fp16 range (inf once rounded) takes the general path - an error, as it
+// always was - and leaves the histogram clean: the next palette equals one
+// built on a fresh thread.
+TEST(PalettizeTest, KMeansFp16ValueBeyondHalfRange) {
+  std::mt19937_64 rng(31);
+  const Shape shape = {4, 64};
+  const auto w = kernel_test::RandomTensor(rng, NumElements(shape), Dist::kNormal, Prec::k16);
+  const PalettizeOptions o = Opts(PaletteMode::kKMeans, 2, 0, 2, Prec::k16);
+  Palettized fresh;
+  std::thread([&] {
+    auto k = Palettize(w, shape, o);
+    ASSERT_TRUE(k.ok()) << k.status();
+    fresh = *k;
+  }).join();
+  std::vector<float> bad = w;
+  bad[7] = 1e6f;
+  EXPECT_FALSE(Palettize(bad, shape, o).ok());
+  auto k = Palettize(w, shape, o);
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->lut, fresh.lut);
+  EXPECT_EQ(k->indices, fresh.indices);
 }
 
 TEST(PalettizeTest, KMeansLargerGroups) {
