@@ -17,6 +17,7 @@
 #include "clients/progress.h"
 #include "clients/remote.h"
 #include "clients/render.h"
+#include "clients/terminal.h"
 #include "common/byte_size.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
@@ -121,7 +122,7 @@ int Inspect(const std::vector<std::string>& argv) {
     PrintError(inv.status());
     return ExitCodeFor(inv.status());
   }
-  std::fputs((args->Bool("json") ? RenderInventoryJson(*inv) : RenderInventoryTable(*inv)).c_str(), stdout);
+  std::fputs((args->Bool("json") ? RenderInventoryJson(*inv) : RenderInventoryTable(*inv, StdoutColumns())).c_str(), stdout);
   return kExitOk;
 }
 
@@ -259,7 +260,7 @@ int Compress(const std::vector<std::string>& raw_argv) {
     }
   }
   if (!quiet && args->Value("report").value_or("") != "-") {
-    std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
+    std::fputs(RenderReportTable(*report, args->Bool("all"), StdoutColumns()).c_str(), stdout);
     if (!output_path.empty()) std::printf("wrote %s\n", output_path.c_str());
   } else {
     // No table (which lists them): warnings still reach a person, on stderr.
