@@ -50,7 +50,8 @@ takes the same thing as YAML or JSON, see docs/config.md):
   --weight-threshold N      leave weights with N or fewer elements alone (default 2048)
 
 Options:
-  -o, --output OUT          output .mlpackage directory or .mlmodel file (required)
+  -o, --output OUT          where the compressed model goes (required); it has the input's
+                            kind: an .mlpackage for an .mlpackage, an .mlmodel for an .mlmodel
   --target T                deployment target to check against (ios16, ios17, ios18, ios26)
   --report FILE             write the JSON report here ("-" for stdout)
   --html FILE               write the report as a self-contained HTML page (bars, warnings, config)
