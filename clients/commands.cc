@@ -17,6 +17,7 @@
 #include "clients/progress.h"
 #include "clients/remote.h"
 #include "clients/render.h"
+#include "clients/terminal.h"
 #include "common/byte_size.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
@@ -49,7 +50,8 @@ takes the same thing as YAML or JSON, see docs/config.md):
   --weight-threshold N      leave weights with N or fewer elements alone (default 2048)
 
 Options:
-  -o, --output OUT          output .mlpackage directory or .mlmodel file (required)
+  -o, --output OUT          where the compressed model goes (required); it has the input's
+                            kind: an .mlpackage for an .mlpackage, an .mlmodel for an .mlmodel
   --target T                deployment target to check against (ios16, ios17, ios18, ios26)
   --report FILE             write the JSON report here ("-" for stdout)
   --html FILE               write the report as a self-contained HTML page (bars, warnings, config)
@@ -121,7 +123,7 @@ int Inspect(const std::vector<std::string>& argv) {
     PrintError(inv.status());
     return ExitCodeFor(inv.status());
   }
-  std::fputs((args->Bool("json") ? RenderInventoryJson(*inv) : RenderInventoryTable(*inv)).c_str(), stdout);
+  std::fputs((args->Bool("json") ? RenderInventoryJson(*inv) : RenderInventoryTable(*inv, StdoutColumns())).c_str(), stdout);
   return kExitOk;
 }
 
@@ -259,7 +261,7 @@ int Compress(const std::vector<std::string>& raw_argv) {
     }
   }
   if (!quiet && args->Value("report").value_or("") != "-") {
-    std::fputs(RenderReportTable(*report, args->Bool("all")).c_str(), stdout);
+    std::fputs(RenderReportTable(*report, args->Bool("all"), StdoutColumns()).c_str(), stdout);
     if (!output_path.empty()) std::printf("wrote %s\n", output_path.c_str());
   } else {
     // No table (which lists them): warnings still reach a person, on stderr.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -29,6 +31,18 @@ std::string QualityBar(double snr_db) {
 }
 
 std::string Shape(const format::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, "x"), "]"); }
+
+// The functions reading a weight of a multifunction package: a few names,
+// then how many more (all of them in the cell's tooltip).
+std::string FunctionsCell(const engine::WeightReport& w) {
+  constexpr size_t kShown = 4;
+  const std::vector<std::string> functions = FunctionsOf(w);
+  std::vector<std::string> shown(functions.begin(), functions.begin() + std::min(kShown, functions.size()));
+  std::string text = absl::StrJoin(shown, ", ");
+  if (functions.size() > kShown) absl::StrAppend(&text, ", +", functions.size() - kShown, " more");
+  return absl::StrCat("<td class=\"functions\" title=\"", HtmlEscape(absl::StrJoin(functions, ", ")), "\">",
+                      HtmlEscape(text), "</td>");
+}
 
 }  // namespace
 
@@ -77,6 +91,13 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
     absl::StrAppend(&html, "</ul>\n");
   }
 
+  // A functions column only where there is more than one function.
+  std::set<std::string> all_functions;
+  for (const auto& w : r.weights) {
+    for (const std::string& f : FunctionsOf(w)) all_functions.insert(f);
+  }
+  const bool with_functions = all_functions.size() > 1;
+  const std::string functions_th = with_functions ? "<th>functions</th>" : "";
   std::vector<const engine::WeightReport*> compressed, left;
   uint64_t scale = 0;
   for (const auto& w : r.weights) {
@@ -92,11 +113,12 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
                   "<span style=\"background:#1e88e5\"></span>after &nbsp; SNR"
                   "<span style=\"background:#2e7d32\"></span>&ge;30 dB<span style=\"background:#7cb342\"></span>20-30"
                   "<span style=\"background:#f9a825\"></span>10-20<span style=\"background:#c62828\"></span>&lt;10</div>\n"
-                  "<table><thead><tr><th>weight</th><th>technique</th><th>shape</th><th>size</th><th></th>"
+                  "<table><thead><tr><th>weight</th>", functions_th, "<th>technique</th><th>shape</th><th>size</th><th></th>"
                   "<th>ratio</th><th>SNR</th><th></th><th>PSNR</th><th>max abs error</th></tr></thead><tbody>\n");
   for (const auto* w : compressed) {
     const double ratio = w->bytes_after ? static_cast<double>(w->bytes_before) / w->bytes_after : 0;
-    absl::StrAppend(&html, "<tr class=\"weight\"><td class=\"name\">", HtmlEscape(w->name), "</td><td title=\"",
+    absl::StrAppend(&html, "<tr class=\"weight\"><td class=\"name\">", HtmlEscape(w->name), "</td>",
+                    with_functions ? FunctionsCell(*w) : "", "<td title=\"",
                     HtmlEscape(w->params), "\">", HtmlEscape(w->technique), "<br><small>", HtmlEscape(w->params),
                     "</small></td><td>", Shape(w->shape), "</td><td class=\"num\">", HtmlEscape(HumanBytes(w->bytes_before)),
                     "<br>", HtmlEscape(HumanBytes(w->bytes_after)), "</td><td>", SizeBars(w->bytes_before, w->bytes_after, scale),
@@ -109,9 +131,10 @@ std::string RenderReportHtml(const engine::CompressionReport& r, const HtmlRepor
 
   if (!left.empty()) {
     absl::StrAppend(&html, "<h2>Left as they were (", left.size(), ")</h2><details><summary>show</summary><table><thead>"
-                           "<tr><th>weight</th><th>shape</th><th>size</th><th>reason</th></tr></thead><tbody>\n");
+                           "<tr><th>weight</th>", functions_th, "<th>shape</th><th>size</th><th>reason</th></tr></thead><tbody>\n");
     for (const auto* w : left) {
-      absl::StrAppend(&html, "<tr><td class=\"name\">", HtmlEscape(w->name), "</td><td>", Shape(w->shape),
+      absl::StrAppend(&html, "<tr><td class=\"name\">", HtmlEscape(w->name), "</td>", with_functions ? FunctionsCell(*w) : "",
+                      "<td>", Shape(w->shape),
                       "</td><td class=\"num\">", HtmlEscape(HumanBytes(w->bytes_before)), "</td><td>",
                       HtmlEscape(w->skipped_reason.empty() ? std::string("not selected") : w->skipped_reason),
                       "</td></tr>\n");

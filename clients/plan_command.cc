@@ -63,7 +63,7 @@ Outputs:
   --html FILE       the plan as one self-contained web page: target, predicted and
                     measured size and PSNR, the Pareto curve, per weight every
                     candidate's output PSNR and the choice, the config
-  --apply OUT       write the compressed model (as `compress --config` would)
+  --apply OUT       write the compressed model (as `compress --config` would; an .mlpackage)
   --force           let --apply replace an existing model at OUT
 
 Server (the same outputs, computed by coremlzd's Plan call; its trials run on

@@ -2,38 +2,50 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/json_writer.h"
 
 namespace coremlz::cli {
 namespace {
 
-// Left-aligned text columns sized to their widest cell.
+// Left-aligned text columns sized to their widest cell. With a width limit
+// (the terminal's), the last column - the free-text note - is cut to fit
+// rather than let every line wrap.
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
   void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-  std::string Render() const {
+  std::string Render(size_t max_width = 0) const {
     std::vector<size_t> width(rows_[0].size(), 0);
     for (const auto& r : rows_)
       for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+    size_t total = 0;
+    for (size_t w : width) total += w + 2;
+    total -= 2;
+    // What the last column may take; never less than a readable stub.
+    constexpr size_t kMinLast = 12;
+    if (max_width > 0 && total > max_width && width.back() > kMinLast) {
+      const size_t others = total - width.back();
+      width.back() = std::max(kMinLast, max_width > others ? max_width - others : 0);
+      total = others + width.back();
+    }
     std::string out;
     for (size_t i = 0; i < rows_.size(); ++i) {
       std::string line;
       for (size_t c = 0; c < rows_[i].size(); ++c) {
-        line += rows_[i][c];
-        if (c + 1 < rows_[i].size()) line += std::string(width[c] - rows_[i][c].size() + 2, ' ');
+        std::string cell = rows_[i][c];
+        if (cell.size() > width[c]) cell = cell.substr(0, width[c] - 3) + "...";
+        line += cell;
+        if (c + 1 < rows_[i].size()) line += std::string(width[c] - cell.size() + 2, ' ');
       }
       while (!line.empty() && line.back() == ' ') line.pop_back();
       out += line + "\n";
-      if (i == 0) {
-        size_t total = 0;
-        for (size_t w : width) total += w + 2;
-        out += std::string(total - 2, '-') + "\n";
-      }
+      if (i == 0) out += std::string(total, '-') + "\n";
     }
     return out;
   }
@@ -42,26 +54,45 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// The consumers cell, shortened so one widely shared weight cannot widen the
-// whole table: as many names as fit in `width`, then how many were left out
-// (--json lists them all).
-std::string ConsumersText(const std::vector<std::string>& consumers, size_t width = 40) {
+// A list cell (the ops reading a weight, the functions sharing it),
+// shortened so one widely shared weight cannot widen the whole table: as
+// many names as fit in `width`, then how many were left out (--json lists
+// them all).
+std::string ShortList(const std::vector<std::string>& items, size_t width) {
   auto more = [&](size_t shown) {
-    return shown < consumers.size() ? absl::StrCat(",+", consumers.size() - shown, " more") : std::string();
+    return shown < items.size() ? absl::StrCat(",+", items.size() - shown, " more") : std::string();
   };
   std::string text;
   size_t shown = 0;
-  for (; shown < consumers.size(); ++shown) {
-    const std::string next = absl::StrCat(text.empty() ? "" : ",", consumers[shown]);
+  for (; shown < items.size(); ++shown) {
+    const std::string next = absl::StrCat(text.empty() ? "" : ",", items[shown]);
     if (text.size() + next.size() + more(shown + 1).size() > width) break;
     text += next;
   }
   // Not even the first name fits: keep its head rather than nothing.
-  if (shown == 0 && !consumers.empty()) {
-    text = consumers[0].size() > width / 2 ? consumers[0].substr(0, width / 2) + "..." : consumers[0];
+  if (shown == 0 && !items.empty()) {
+    text = items[0].size() > width / 2 ? items[0].substr(0, width / 2) + "..." : items[0];
     shown = 1;
   }
   return text + more(shown);
+}
+
+std::string ConsumersText(const std::vector<std::string>& consumers) { return ShortList(consumers, 40); }
+
+// Multifunction packages: a column of the functions reading each weight, only
+// when the model has more than one (a single-function table stays as it was).
+constexpr size_t kFunctionsWidth = 32;
+
+// The inventory names a shared weight's functions comma-separated.
+std::vector<std::string> FunctionsOf(const engine::InventoryEntry& e) {
+  if (e.function.empty()) return {};
+  return absl::StrSplit(e.function, ',', absl::SkipEmpty());
+}
+
+bool SeveralFunctions(const std::vector<std::vector<std::string>>& per_weight) {
+  std::set<std::string> all;
+  for (const auto& fs : per_weight) all.insert(fs.begin(), fs.end());
+  return all.size() > 1;
 }
 
 std::string ShapeText(const format::Shape& s) { return absl::StrCat("[", absl::StrJoin(s, "x"), "]"); }
@@ -93,20 +124,35 @@ std::string HumanBytes(uint64_t bytes) {
   return absl::StrFormat("%.2f GiB", b / (1024.0 * 1024 * 1024));
 }
 
-std::string RenderInventoryTable(const engine::Inventory& inv) {
+std::vector<std::string> FunctionsOf(const engine::WeightReport& w) {
+  if (!w.functions.empty()) return w.functions;
+  if (!w.function.empty()) return {w.function};
+  return {};
+}
+
+std::string RenderInventoryTable(const engine::Inventory& inv, size_t max_width) {
   std::string out = absl::StrCat(inv.path, "\n  ", inv.kind, ", specification version ", inv.spec_version,
                                  inv.opset.empty() ? "" : absl::StrCat(", opset ", inv.opset), "\n");
   for (const auto& f : inv.inputs) absl::StrAppend(&out, "  input  ", f.name, ": ", f.type, "\n");
   for (const auto& f : inv.outputs) absl::StrAppend(&out, "  output ", f.name, ": ", f.type, "\n");
   absl::StrAppend(&out, "  ", inv.weights.size(), " weights, ", HumanBytes(inv.weight_bytes), " of ",
                   HumanBytes(inv.model_bytes), "\n\n");
-  Table t({"name", "op", "consumers", "shape", "storage", "bytes", "share", "sparsity", "unique"});
-  for (const auto& e : inv.weights) {
-    t.Add({e.name, e.op_type, ConsumersText(e.consumers), ShapeText(e.shape), e.storage, HumanBytes(e.bytes),
-           absl::StrFormat("%.1f%%", 100 * e.share), e.has_statistics ? absl::StrFormat("%.2f", e.sparsity) : "-",
-           e.has_statistics ? absl::StrCat(e.distinct_values) : "-"});
+  std::vector<std::vector<std::string>> functions;
+  for (const auto& e : inv.weights) functions.push_back(FunctionsOf(e));
+  const bool with_functions = SeveralFunctions(functions);
+  std::vector<std::string> header = {"name", "op", "consumers", "shape", "storage", "bytes", "share", "sparsity", "unique"};
+  if (with_functions) header.insert(header.begin() + 1, "functions");
+  Table t(std::move(header));
+  for (size_t i = 0; i < inv.weights.size(); ++i) {
+    const auto& e = inv.weights[i];
+    std::vector<std::string> row = {e.name, e.op_type, ConsumersText(e.consumers), ShapeText(e.shape), e.storage,
+                                    HumanBytes(e.bytes), absl::StrFormat("%.1f%%", 100 * e.share),
+                                    e.has_statistics ? absl::StrFormat("%.2f", e.sparsity) : "-",
+                                    e.has_statistics ? absl::StrCat(e.distinct_values) : "-"};
+    if (with_functions) row.insert(row.begin() + 1, ShortList(functions[i], kFunctionsWidth));
+    t.Add(std::move(row));
   }
-  return out + t.Render();
+  return out + t.Render(max_width);
 }
 
 std::string RenderInventoryJson(const engine::Inventory& inv) {
@@ -151,22 +197,31 @@ std::string RenderInventoryJson(const engine::Inventory& inv) {
   return w.str() + "\n";
 }
 
-std::string RenderReportTable(const engine::CompressionReport& r, bool all_weights) {
-  Table t({"weight", "technique", "shape", "before", "after", "ratio", "SNR dB", "PSNR dB", "note"});
+std::string RenderReportTable(const engine::CompressionReport& r, bool all_weights, size_t max_width) {
+  std::vector<std::vector<std::string>> functions;
+  for (const auto& w : r.weights) functions.push_back(FunctionsOf(w));
+  const bool with_functions = SeveralFunctions(functions);
+  std::vector<std::string> header = {"weight", "technique", "shape", "before", "after", "ratio", "SNR dB", "PSNR dB", "note"};
+  if (with_functions) header.insert(header.begin() + 1, "functions");
+  Table t(std::move(header));
   int hidden = 0;
-  for (const auto& w : r.weights) {
+  for (size_t i = 0; i < r.weights.size(); ++i) {
+    const auto& w = r.weights[i];
     const bool compressed = w.skipped_reason.empty() && w.technique != "none";
     if (!compressed && !all_weights) {
       ++hidden;
       continue;
     }
     const double ratio = w.bytes_after ? static_cast<double>(w.bytes_before) / w.bytes_after : 0;
-    t.Add({w.name, w.technique, ShapeText(w.shape), HumanBytes(w.bytes_before),
-           compressed ? HumanBytes(w.bytes_after) : "-", compressed ? absl::StrFormat("%.2fx", ratio) : "-",
-           compressed ? Db(w.error.snr_db) : "-", compressed ? Db(w.error.psnr_db) : "-",
-           compressed ? w.params : w.skipped_reason});
+    std::vector<std::string> row = {w.name, w.technique, ShapeText(w.shape), HumanBytes(w.bytes_before),
+                                    compressed ? HumanBytes(w.bytes_after) : "-",
+                                    compressed ? absl::StrFormat("%.2fx", ratio) : "-",
+                                    compressed ? Db(w.error.snr_db) : "-", compressed ? Db(w.error.psnr_db) : "-",
+                                    compressed ? w.params : w.skipped_reason};
+    if (with_functions) row.insert(row.begin() + 1, ShortList(functions[i], kFunctionsWidth));
+    t.Add(std::move(row));
   }
-  std::string out = t.Render();
+  std::string out = t.Render(max_width);
   if (hidden) absl::StrAppend(&out, "(", hidden, " weights left as they were; --all lists them with the reason)\n");
   absl::StrAppend(&out, "\n", r.weights_compressed, " weights compressed, ", r.weights_skipped, " skipped; weights ",
                   HumanBytes(r.weight_bytes_before), " -> ", HumanBytes(r.weight_bytes_after),

@@ -228,6 +228,9 @@ absl::Status MlProgramCompressor::PlanConst(const mil::Operation& op, const std:
   row.shape = info->shape;
   row.dtype = std::string(format::ElementTypeName(info->type));
   row.technique = "none";
+  // Set before any skip: a weight left as it is still has its size (the
+  // table's "before", the planner's bytes of a kept weight).
+  row.bytes_before = format::StorageBytes(info->type, count).value_or(0);
   // A weight other functions read from the same blob is listed once.
   const bool from_blob = val->second.has_blobfilevalue();
   const std::string source =
@@ -285,7 +288,6 @@ absl::Status MlProgramCompressor::PlanConst(const mil::Operation& op, const std:
     if (!t.ok()) return absl::Status(t.status().code(), absl::StrCat("const \"", name, "\": ", t.status().message()));
     task->immediate = std::move(*t);
   }
-  row.bytes_before = format::StorageBytes(w.dtype, count).value_or(0);
   // Same source, name and everything the compression depends on: compress
   // once, whichever functions use it (multifunction packages).
   std::string share_key = absl::StrCat(name, "|", source, "|", format::ElementTypeName(w.dtype), format::ShapeString(w.shape),

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
@@ -99,20 +100,55 @@ bool IsModelFile(const std::string& file) {
          model->Type_case() != CoreML::Specification::Model::TYPE_NOT_SET;
 }
 
-// What may stand at the destination: nothing, or a model when replacing.
-absl::Status CheckExisting(const std::string& dest, const struct stat& st, bool replace) {
+constexpr char kPackageWords[] = "an .mlpackage directory";
+constexpr char kFileWords[] = "a single-file .mlmodel";
+
+// What may stand at the destination: nothing, or a model of the kind to
+// write when replacing.
+absl::Status CheckExisting(const std::string& dest, const struct stat& st, bool replace, bool writes_package,
+                           bool kind_known) {
   if (S_ISLNK(st.st_mode)) {
     return absl::AlreadyExistsError(absl::StrCat(
         dest, " is a symbolic link; coremlz does not replace links or write through them (name the real path)"));
   }
-  const bool model = (S_ISDIR(st.st_mode) && IsModelPackage(dest)) || (S_ISREG(st.st_mode) && IsModelFile(dest));
+  const bool package = S_ISDIR(st.st_mode) && IsModelPackage(dest);
+  const bool model = package || (S_ISREG(st.st_mode) && IsModelFile(dest));
   if (!model) {
     return absl::AlreadyExistsError(absl::StrCat(
         dest, " exists and is not a Core ML model (an .mlpackage directory with a Manifest.json, or an .mlmodel file); "
               "coremlz does not replace it, even with --force"));
   }
+  // A model of the other kind at the destination is a mistake in the path,
+  // not something to replace.
+  if (kind_known && package != writes_package) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        dest, " is ", package ? kPackageWords : kFileWords, " but the compressed model is ",
+        writes_package ? kPackageWords : kFileWords,
+        "; coremlz does not replace one kind of model with the other, even with --force (name another path)"));
+  }
   if (!replace) return absl::AlreadyExistsError(absl::StrCat(dest, " already exists (pass --force to replace it)"));
   return absl::OkStatus();
+}
+
+// The destination with its suffix replaced by the right kind's.
+std::string WithSuffix(const std::string& dest, absl::string_view suffix) {
+  const size_t dot = dest.rfind('.');
+  const size_t slash = dest.rfind('/');
+  const bool has_suffix = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  return absl::StrCat(has_suffix ? dest.substr(0, dot) : dest, suffix);
+}
+
+// A destination whose suffix names the other kind of model: refused before
+// anything else, with the name to use instead.
+absl::Status CheckSuffix(const std::string& dest, const std::string& input, bool writes_package) {
+  const std::string name = fs::path(dest).filename().string();
+  const absl::string_view wrong = writes_package ? ".mlmodel" : ".mlpackage";
+  if (!absl::EndsWithIgnoreCase(name, wrong)) return absl::OkStatus();
+  const absl::string_view right = writes_package ? ".mlpackage" : ".mlmodel";
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the output ", dest, " has the suffix of ", writes_package ? kFileWords : kPackageWords, ", but the input ", input,
+      " is ", writes_package ? kPackageWords : kFileWords, " and the compressed model is one too (coremlz does not ",
+      "convert between the two kinds); name the output ", WithSuffix(dest, right)));
 }
 
 // The first existing directory at or above `dir`, which must be writable.
@@ -179,11 +215,22 @@ absl::StatusOr<OutputTarget> OutputTarget::Check(const std::string& destination,
                                                    " bytes as an absolute path, over the limit of ", kMaxPathBytes));
   }
 
+  // The kind to write is the input's (a missing input is reported by
+  // whatever reads it, with its own words).
+  Kind kind = Kind::kUnknown;
+  struct stat in_st;
+  if (!input.empty() && ::stat(input.c_str(), &in_st) == 0) {
+    if (S_ISDIR(in_st.st_mode)) kind = Kind::kPackage;
+    if (S_ISREG(in_st.st_mode)) kind = Kind::kFile;
+  }
+  const bool writes_package = kind == Kind::kPackage;
+  if (kind != Kind::kUnknown) RETURN_IF_ERROR(CheckSuffix(dest, input, writes_package));
+
   struct stat st;
   int err = 0;
   const bool exists = Lstat(dest, &st, &err);
   if (!exists && err != ENOENT) return PathError("cannot write", dest, err);
-  if (exists && S_ISLNK(st.st_mode)) return CheckExisting(dest, st, replace);
+  if (exists && S_ISLNK(st.st_mode)) return CheckExisting(dest, st, replace, writes_package, kind != Kind::kUnknown);
   if (!input.empty()) {
     ASSIGN_OR_RETURN(bool inside_input, IsSameOrInside(dest, input));
     ASSIGN_OR_RETURN(bool contains_input, IsSameOrInside(input, dest));
@@ -200,17 +247,18 @@ absl::StatusOr<OutputTarget> OutputTarget::Check(const std::string& destination,
           absl::StrCat(dest, " contains the input model ", input, "; coremlz does not replace it"));
     }
   }
-  if (exists) RETURN_IF_ERROR(CheckExisting(dest, st, replace));
+  if (exists) RETURN_IF_ERROR(CheckExisting(dest, st, replace, writes_package, kind != Kind::kUnknown));
   RETURN_IF_ERROR(CheckWritableParent(dest, absolute.parent_path()));
   Identity identity;
   if (exists) identity = Identity{st.st_dev, st.st_ino, true};
-  return OutputTarget(std::move(dest), replace, identity);
+  return OutputTarget(std::move(dest), replace, identity, kind);
 }
 
 OutputTarget::OutputTarget(OutputTarget&& other) noexcept
     : destination_(std::move(other.destination_)),
       replace_(other.replace_),
       existing_(other.existing_),
+      kind_(other.kind_),
       staging_(std::move(other.staging_)),
       created_parents_(std::move(other.created_parents_)),
       committed_(other.committed_) {
@@ -264,14 +312,20 @@ absl::Status OutputTarget::Commit(const std::string& produced) {
   if (produced != staging_ && ParentOf(produced) != fs::path(staging_)) {
     return absl::InternalError(absl::StrCat(produced, " is not in the staging directory ", staging_));
   }
+  // Only the kind Check() promised takes the destination's place.
+  struct stat st;
+  if (kind_ != Kind::kUnknown && ::lstat(produced.c_str(), &st) == 0 &&
+      (kind_ == Kind::kPackage ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+    return absl::InternalError(absl::StrCat("the compressed model is not ", kind_ == Kind::kPackage ? kPackageWords : kFileWords,
+                                            " like the input; nothing was written to ", destination_));
+  }
   // The destination may have changed while we worked: check again what we
   // would replace, unless it is still what Check() accepted.
-  struct stat st;
   int err = 0;
   const bool exists = Lstat(destination_, &st, &err);
   if (!exists && err != ENOENT) return PathError("cannot write", destination_, err);
   if (exists && !(existing_.exists && st.st_dev == existing_.dev && st.st_ino == existing_.ino && !S_ISLNK(st.st_mode))) {
-    RETURN_IF_ERROR(CheckExisting(destination_, st, replace_));
+    RETURN_IF_ERROR(CheckExisting(destination_, st, replace_, kind_ == Kind::kPackage, kind_ != Kind::kUnknown));
   }
 
   std::string aside;

@@ -11,6 +11,14 @@
 // specification. A symbolic link, a plain directory or any other file is
 // never replaced. The nearest existing parent must be a writable directory.
 //
+// The output has the input's kind - an .mlpackage directory from a package,
+// a single .mlmodel file from a file; coremlz never converts between them -
+// so a destination whose suffix names the other kind (pkg.mlpackage -o
+// x.mlmodel, or the reverse; any case) is refused naming both kinds and the
+// suffix to use, and an existing model of the other kind is never replaced,
+// even when `replace` is set. Commit() refuses to put the other kind in place
+// (a server that sent it, say).
+//
 // Stage() creates missing parents and a uniquely named directory beside the
 // destination; Commit() moves an existing model aside, moves the new one into
 // place and only then removes the old one, so a failure at any point leaves
@@ -58,13 +66,16 @@ class OutputTarget {
     ino_t ino = 0;
     bool exists = false;
   };
-  OutputTarget(std::string destination, bool replace, Identity existing)
-      : destination_(std::move(destination)), replace_(replace), existing_(existing) {}
+  // What the model to write is; kUnknown without an input to tell.
+  enum class Kind { kUnknown, kPackage, kFile };
+  OutputTarget(std::string destination, bool replace, Identity existing, Kind kind)
+      : destination_(std::move(destination)), replace_(replace), existing_(existing), kind_(kind) {}
   void Abandon();
 
   std::string destination_;
   bool replace_ = false;
   Identity existing_;  // what Check() found at the destination
+  Kind kind_ = Kind::kUnknown;
   std::string staging_;
   std::vector<std::string> created_parents_;  // outermost first
   bool committed_ = false;

@@ -1,5 +1,6 @@
 #include "plan/model_study.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -61,6 +62,10 @@ CandidateRun CompressCandidate(const std::string& model_path, const Candidate& c
 bool Compressed(const engine::WeightReport& row) { return row.technique != "none" && row.skipped_reason.empty(); }
 
 }  // namespace
+
+bool ReadByFunction(const engine::WeightReport& row, const std::string& function) {
+  return row.function == function || std::find(row.functions.begin(), row.functions.end(), function) != row.functions.end();
+}
 
 double NoiseToPsnr(double noise) {
   if (noise <= 0) return std::numeric_limits<double>::infinity();
@@ -195,7 +200,7 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
   }
 
   for (const engine::WeightReport& row : any_report->weights) {
-    if (row.function != original.function()) continue;
+    if (!ReadByFunction(row, original.function())) continue;
     bool any = false;
     for (size_t c = 0; c < cands.size(); ++c) {
       auto it = rows[c].find(row.name);

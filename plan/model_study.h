@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/report.h"
 #include "execute/loaded_model.h"
 #include "execute/tensor.h"
 #include "plan/candidate.h"
@@ -46,6 +47,11 @@ struct StudyOptions {
   bool drop_inexpressible = false;
   std::function<bool()> cancelled;
 };
+
+// Whether the function reads the report's weight. A weight several functions
+// of a multifunction package share is one row naming them all (`function` is
+// only the first), and the planned function may be any of them.
+bool ReadByFunction(const engine::WeightReport& row, const std::string& function);
 
 // One candidate for one weight.
 struct CandidateWeight {

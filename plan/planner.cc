@@ -228,7 +228,7 @@ class Planner {
     std::set<std::string> planned;
     for (const StudiedWeight& w : study_.weights()) planned.insert(w.name);
     for (const engine::WeightReport& row : report.weights) {
-      if (planned.count(row.name) && row.function == result_->function) {
+      if (planned.count(row.name) && ReadByFunction(row, result_->function)) {
         q.weight_bytes += row.technique == "none" ? row.bytes_before : row.bytes_after;
       }
     }

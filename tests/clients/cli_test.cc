@@ -1,6 +1,9 @@
 // The coremlz CLI as CI uses it: real processes, exit codes, files, JSON.
 #include <signal.h>
 
+#include <algorithm>
+#include <map>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -145,6 +148,53 @@ TEST(CliTest, InspectTableAndJson) {
   ASSERT_TRUE(IsJson(json.out, &inv));
   EXPECT_EQ(inv.fields().at("kind").string_value(), "neuralnetwork");
   EXPECT_EQ(inv.fields().at("weights").list_value().values_size(), 26);
+}
+
+// The line of the table that starts with `name`.
+std::string TableRow(const std::string& out, const std::string& name) {
+  for (size_t at = 0; at < out.size();) {
+    const size_t end = std::min(out.find('\n', at), out.size());
+    if (out.compare(at, name.size() + 1, name + " ") == 0) return out.substr(at, end - at);
+    at = end + 1;
+  }
+  return "";
+}
+
+// ../shared/golden/llm_like: two functions read every weight from one blob.
+// The table and the HTML page name both for each weight, embedded and
+// through coremlzd (the report's functions field), and a weight left as it is
+// still shows its size.
+TEST(CliTest, MultifunctionWeightsNameTheirFunctions) {
+  Daemon daemon({Daemond(), "--address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--workers", "1"},
+                "serving gRPC on port ");
+  ASSERT_TRUE(daemon.ok()) << daemon.log();
+  ScratchDir scratch;
+  const std::string model = GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage";
+  std::map<std::string, std::string> rows;
+  for (const std::string mode : {"embedded", "remote"}) {
+    SCOPED_TRACE(mode);
+    std::vector<std::string> argv = {Cli(), "compress", model, "-o", scratch.Join(mode + ".mlpackage"), "--quantize", "int4",
+                                     "--granularity", "per_block", "--block-size", "32", "--all", "--html",
+                                     scratch.Join(mode + ".html")};
+    if (mode == "remote") argv.insert(argv.end(), {"--server", absl::StrCat("127.0.0.1:", daemon.port())});
+    auto r = RunProgram(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.out, "weight ") && r.out.find("functions") < r.out.find('\n')) << r.out;
+    const std::string logits = TableRow(r.out, "logits_weight_0");
+    EXPECT_NE(logits.find("decode,prefill"), std::string::npos) << r.out;
+    const std::string bias = TableRow(r.out, "linear_0_bias_0");
+    EXPECT_NE(bias.find("decode,prefill"), std::string::npos) << r.out;
+    EXPECT_NE(bias.find("256 B"), std::string::npos) << "a skipped weight keeps its size\n" << r.out;
+    rows[mode] = logits + "\n" + bias;
+    const std::string html = ReadFile(scratch.Join(mode + ".html")).value_or("");
+    EXPECT_NE(html.find("<th>functions</th>"), std::string::npos);
+    EXPECT_NE(html.find(">decode, prefill</td>"), std::string::npos);
+  }
+  EXPECT_EQ(rows["embedded"], rows["remote"]);
+  // A single-function model's table has no functions column.
+  auto single = RunProgram({Cli(), "compress", Golden16(), "-o", scratch.Join("single.mlpackage"), "--quantize", "int8"});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_EQ(single.out.substr(0, single.out.find('\n')).find("functions"), std::string::npos) << single.out;
 }
 
 TEST(CliTest, ConfigCommandPrintsJointPasses) {

@@ -72,6 +72,25 @@ TEST(HtmlReportTest, HoldsTotalsWeightsWarningsAndConfig) {
   EXPECT_NE(html.find("#2e7d32"), std::string::npos);
 }
 
+// A multifunction package's weights name the functions that read them; a
+// single-function model's page has no such column.
+TEST(HtmlReportTest, MultifunctionWeightsNameTheirFunctions) {
+  engine::CompressionReport r = SampleReport();
+  EXPECT_EQ(RenderReportHtml(r, {"in.mlpackage", "", ""}).find("<th>functions</th>"), std::string::npos);
+  r.weights[0].function = "decode";
+  r.weights[0].functions = {"decode", "prefill"};
+  r.weights[1].function = "prefill";
+  r.weights[1].functions = {"prefill"};
+  for (int i = 0; i < 6; ++i) r.weights[2].functions.push_back(absl::StrCat("f", i));
+  const std::string html = RenderReportHtml(r, {"in.mlpackage", "", ""});
+  EXPECT_NE(html.find("<th>functions</th>"), std::string::npos);
+  EXPECT_NE(html.find(">decode, prefill</td>"), std::string::npos) << html;
+  EXPECT_NE(html.find(">prefill</td>"), std::string::npos);
+  // Many functions: a few named, the rest counted, all in the tooltip.
+  EXPECT_NE(html.find(">f0, f1, f2, f3, +2 more</td>"), std::string::npos) << html;
+  EXPECT_NE(html.find("title=\"f0, f1, f2, f3, f4, f5\""), std::string::npos);
+}
+
 TEST(HtmlReportTest, NamesAreEscapedAndNothingIsFetched) {
   const std::string html = RenderReportHtml(SampleReport(), {"a\"<b>.mlpackage", "", ""});
   EXPECT_EQ(html.find("<script"), std::string::npos);

@@ -319,6 +319,43 @@ TEST_F(OutputSafetyTest, TheReportNeverOverwritesAModel) {
   EXPECT_EQ(Snapshot(scratch_.path()), before) << "refused before any work: no output written either";
 }
 
+// A package compresses to a package and an .mlmodel to an .mlmodel: an
+// output whose suffix names the other kind is refused before any work,
+// embedded and remote alike, naming both kinds and the name to use; a model
+// of the other kind is not replaced even with --force; plan --apply says the
+// same before planning.
+TEST_F(OutputSafetyTest, TheOutputHasTheInputsKind) {
+  CopyInputs();
+  CopyTree(Golden16(), Join("old_package"));
+  ASSERT_TRUE(WriteFileAtomically(Join("old_file"), *ReadFile(Edsr())).ok());
+  const auto before = Snapshot(scratch_.path());
+  const std::string pkg = Join("in.mlpackage"), nn = Join("in.mlmodel");
+  struct Case {
+    std::vector<std::string> args;
+    std::string words;
+  } cases[] = {
+      {{pkg, "-o", Join("x.mlmodel"), "--quantize", "int8"}, "name the output " + Join("x.mlpackage")},
+      {{pkg, "-o", Join("X.MLMODEL"), "--quantize", "int8", "--force"}, "name the output " + Join("X.mlpackage")},
+      {{nn, "-o", Join("y.mlpackage"), "--fp16"}, "name the output " + Join("y.mlmodel")},
+      {{nn, "-o", Join("new/y.mlpackage"), "--fp16", "--force"}, "name the output " + Join("new/y.mlmodel")},
+      {{pkg, "-o", Join("old_file"), "--quantize", "int8", "--force"}, "does not replace one kind of model with the other"},
+      {{nn, "-o", Join("old_package"), "--fp16", "--force"}, "does not replace one kind of model with the other"},
+  };
+  for (const Case& c : cases) ExpectRefused(Compress(c.args), 2, c.words, c.args[2]);
+  auto suffix = RunProgram({Cli(), "compress", pkg, "-o", Join("x.mlmodel"), "--quantize", "int8"});
+  EXPECT_TRUE(absl::StrContains(suffix.err, "an .mlpackage directory") &&
+              absl::StrContains(suffix.err, "a single-file .mlmodel"))
+      << suffix.err;
+  for (bool remote : {false, true}) {
+    std::vector<std::string> argv = {Cli(), "plan", pkg, "--bits", "6", "--samples", "1", "--apply", Join("p.mlmodel")};
+    if (remote) argv.insert(argv.end(), {"--server", Server()});
+    auto r = RunProgram(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "name the output " + Join("p.mlpackage"))) << r.err;
+  }
+  EXPECT_EQ(Snapshot(scratch_.path()), before);
+}
+
 TEST_F(OutputSafetyTest, RemoteRefusesBeforeContactingTheServer) {
   CopyInputs();
   const auto before = Snapshot(scratch_.path());

@@ -2,6 +2,7 @@
 // whatever the model (a weight read by hundreds of ops, long names).
 #include "clients/render.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -78,6 +79,92 @@ TEST(RenderTest, ReportJsonListsTheFunctionsOfASharedWeight) {
   EXPECT_NE(list.find("\"decode\""), std::string::npos) << list;
   EXPECT_NE(list.find("\"prefill\""), std::string::npos) << list;
   EXPECT_LT(at, json.find("prefill_only")) << "the list belongs to the shared weight";
+}
+
+engine::WeightReport Row(const std::string& name, std::vector<std::string> functions, std::string params = "nbits=4") {
+  engine::WeightReport w;
+  w.name = name;
+  w.function = functions.empty() ? "" : functions[0];
+  w.functions = std::move(functions);
+  w.technique = "palettize";
+  w.params = std::move(params);
+  w.shape = {128, 128};
+  w.bytes_before = 32768;
+  w.bytes_after = 8192;
+  return w;
+}
+
+// The header line and the row of `name`.
+std::pair<std::string, std::string> HeaderAndRow(const std::string& table, const std::string& name) {
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  std::string row;
+  for (const std::string& l : lines) {
+    if (absl::StartsWith(l, name + " ")) row = l;
+  }
+  return {lines[0], row};
+}
+
+TEST(RenderTest, ReportTableNamesTheFunctionsOfEachWeightOfAMultifunctionModel) {
+  engine::CompressionReport r;
+  r.weights = {Row("lm_head", {"decode", "prefill"}), Row("prefill_only", {"prefill"})};
+  const std::string table = RenderReportTable(r, false);
+  auto [header, shared] = HeaderAndRow(table, "lm_head");
+  EXPECT_NE(header.find("functions"), std::string::npos) << table;
+  EXPECT_NE(shared.find("decode,prefill"), std::string::npos) << table;
+  auto [h, alone] = HeaderAndRow(table, "prefill_only");
+  EXPECT_NE(alone.find("prefill"), std::string::npos) << table;
+  EXPECT_EQ(alone.find("decode"), std::string::npos) << table;
+  // The column sits where the header says.
+  EXPECT_EQ(shared.find("decode,prefill"), header.find("functions")) << table;
+
+  // One function: the table is as it always was.
+  engine::CompressionReport single;
+  single.weights = {Row("conv", {"main"}), Row("fc", {"main"})};
+  EXPECT_EQ(RenderReportTable(single, false).find("functions"), std::string::npos);
+  EXPECT_EQ(RenderReportTable(single, false).find("main"), std::string::npos);
+}
+
+TEST(RenderTest, AWeightOfManyFunctionsDoesNotWidenTheTable) {
+  std::vector<std::string> functions;
+  for (int i = 0; i < 50; ++i) functions.push_back(absl::StrCat("decode_context_", i));
+  engine::CompressionReport r;
+  r.weights = {Row("w", functions)};
+  const std::string wide = RenderReportTable(r, false);
+  engine::CompressionReport two;
+  two.weights = {Row("w", {"decode_context_0", "decode_context_1"})};
+  EXPECT_LE(Widest(wide), Widest(RenderReportTable(two, false)) + 10) << wide;
+  EXPECT_NE(wide.find("decode_context_0"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("more"), std::string::npos) << wide;
+  EXPECT_NE(RenderReportJson(r).find("decode_context_49"), std::string::npos) << "the JSON lists them all";
+}
+
+TEST(RenderTest, InventoryTableNamesTheFunctionsOfASharedWeight) {
+  engine::Inventory inv = OneWeight({"linear.weight"});
+  inv.weights[0].function = "decode,prefill";
+  const std::string table = RenderInventoryTable(inv);
+  EXPECT_NE(table.find("functions"), std::string::npos) << table;
+  EXPECT_NE(table.find("decode,prefill"), std::string::npos) << table;
+  EXPECT_EQ(RenderInventoryTable(OneWeight({"linear.weight"})).find("functions"), std::string::npos);
+}
+
+TEST(RenderTest, ATerminalWidthCutsTheNoteNotTheNumbers) {
+  engine::CompressionReport r;
+  const std::string params = "mode=linear_symmetric dtype=int4 granularity=per_block block_size=32";
+  r.weights = {Row("gather_0_x_0", {"decode", "prefill"}, params), Row("logits_weight_0", {"decode", "prefill"}, params)};
+  const std::string full = RenderReportTable(r, false);
+  ASSERT_GT(Widest(full), 120u) << full;
+  EXPECT_NE(full.find(params), std::string::npos) << "no limit: every line whole";
+  const std::string fitted = RenderReportTable(r, false, 120);
+  // Every table line fits; the summary below is prose, not a table line.
+  const std::string table_part = fitted.substr(0, fitted.find("\n\n"));
+  EXPECT_LE(Widest(table_part), 120u) << fitted;
+  EXPECT_NE(fitted.find("mode=linear_sym"), std::string::npos) << fitted;
+  EXPECT_NE(fitted.find("..."), std::string::npos) << fitted;
+  for (const char* kept : {"decode,prefill", "32.0 KiB", "8.0 KiB", "4.00x"}) {
+    EXPECT_NE(fitted.find(kept), std::string::npos) << kept << "\n" << fitted;
+  }
+  // A terminal wide enough changes nothing.
+  EXPECT_EQ(RenderReportTable(r, false, 1000), full);
 }
 
 }  // namespace

@@ -212,6 +212,75 @@ TEST_F(OutputTargetTest, CommitRechecksWhatAppearedMeanwhile) {
   EXPECT_EQ(*ReadFile(Join("out.mlpackage/theirs")), "keep");
 }
 
+// The output has the input's kind: a suffix of the other kind is refused
+// before anything (naming both kinds and the name to use), in any case, and
+// a model of the other kind is never replaced.
+TEST_F(OutputTargetTest, TheOutputHasTheInputsKind) {
+  WritePackage(Join("in.mlpackage"), "w");
+  ASSERT_TRUE(WriteFileAtomically(Join("in.mlmodel"), ModelFileBytes()).ok());
+  WritePackage(Join("old_package"), "old");
+  ASSERT_TRUE(WriteFileAtomically(Join("old_file"), ModelFileBytes()).ok());
+  const auto before = Snapshot(scratch_.path());
+  struct Case {
+    std::string input, output, use;
+  } wrong_suffix[] = {
+      {Join("in.mlpackage"), Join("x.mlmodel"), Join("x.mlpackage")},
+      {Join("in.mlpackage"), Join("new/dir/X.MLModel"), Join("new/dir/X.mlpackage")},
+      {Join("in.mlmodel"), Join("y.mlpackage"), Join("y.mlmodel")},
+      {Join("in.mlmodel"), Join("y.mlpackage/"), Join("y.mlmodel")},
+  };
+  for (const Case& c : wrong_suffix) {
+    for (bool replace : {false, true}) {
+      auto t = OutputTarget::Check(c.output, c.input, replace);
+      ASSERT_FALSE(t.ok()) << c.output;
+      EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << t.status();
+      const std::string m(t.status().message());
+      EXPECT_TRUE(absl::StrContains(m, "an .mlpackage directory") && absl::StrContains(m, "a single-file .mlmodel")) << m;
+      EXPECT_TRUE(absl::StrContains(m, "name the output " + c.use)) << m;
+    }
+  }
+  for (const auto& [input, existing] : {std::pair<std::string, std::string>{"in.mlpackage", "old_file"},
+                                        std::pair<std::string, std::string>{"in.mlmodel", "old_package"}}) {
+    auto t = OutputTarget::Check(Join(existing), Join(input), /*replace=*/true);
+    ASSERT_FALSE(t.ok()) << existing;
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kAlreadyExists) << t.status();
+    EXPECT_TRUE(absl::StrContains(t.status().message(), "does not replace one kind of model with the other")) << t.status();
+  }
+  EXPECT_EQ(Snapshot(scratch_.path()), before);
+  // The right kind is fine, and any other name is left as the user chose it.
+  EXPECT_TRUE(OutputTarget::Check(Join("o.mlpackage"), Join("in.mlpackage"), false).ok());
+  EXPECT_TRUE(OutputTarget::Check(Join("o.mlmodel"), Join("in.mlmodel"), false).ok());
+  EXPECT_TRUE(OutputTarget::Check(Join("o"), Join("in.mlmodel"), false).ok());
+  EXPECT_TRUE(OutputTarget::Check(Join("old_package"), Join("in.mlpackage"), true).ok());
+  EXPECT_TRUE(OutputTarget::Check(Join("old_file"), Join("in.mlmodel"), true).ok());
+}
+
+// What a server sent back is committed only if it is the kind promised.
+TEST_F(OutputTargetTest, CommitRefusesTheOtherKind) {
+  WritePackage(Join("in.mlpackage"), "w");
+  ASSERT_TRUE(WriteFileAtomically(Join("in.mlmodel"), ModelFileBytes()).ok());
+  {
+    auto t = OutputTarget::Check(Join("out"), Join("in.mlpackage"), false);
+    ASSERT_TRUE(t.ok()) << t.status();
+    auto staging = t->Stage();
+    ASSERT_TRUE(staging.ok());
+    ASSERT_TRUE(WriteFileAtomically(*staging + "/model.mlmodel", ModelFileBytes()).ok());
+    absl::Status s = t->Commit(*staging + "/model.mlmodel");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  }
+  {
+    auto t = OutputTarget::Check(Join("out"), Join("in.mlmodel"), false);
+    ASSERT_TRUE(t.ok()) << t.status();
+    auto staging = t->Stage();
+    ASSERT_TRUE(staging.ok());
+    WritePackage(*staging, "new");
+    absl::Status s = t->Commit(*staging);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  }
+  EXPECT_FALSE(PathExists(Join("out")));
+  EXPECT_EQ(Snapshot(scratch_.path()).size(), 5u) << "the two inputs only, no staging left";
+}
+
 TEST_F(OutputTargetTest, SideFileNeverOverwritesAModel) {
   WritePackage(Join("in.mlpackage"), "w");
   ASSERT_TRUE(WriteFileAtomically(Join("nn.mlmodel"), ModelFileBytes()).ok());

@@ -171,6 +171,46 @@ def test_outputs_are_never_clobbered(server, scratch):
     assert not [n for n in os.listdir(scratch) if ".coremlz-" in n]
 
 
+def test_the_output_has_the_input_kind(server, scratch):
+    """A package compresses to a package and an .mlmodel to an .mlmodel: an
+    output suffix of the other kind is refused before any upload, naming the
+    suffix to use, as the CLI does; a model of the other kind is not replaced,
+    even with force; and an artifact of the other kind is never committed."""
+    pkg = copy_model(demo_model(), scratch)
+    nn = copy_model(shared_model("models", "edsr_f32b5", "edsr_f32b5_fp32.mlmodel"), scratch)
+    before = sorted(os.listdir(scratch))
+    for model, out, right, kw in ((pkg, "x.mlmodel", "x.mlpackage", {"palettize": 4}),
+                                  (pkg, "X.MLMODEL", "X.mlpackage", {"palettize": 4}),
+                                  (nn, "y.mlpackage", "y.mlmodel", {"fp16": True})):
+        with pytest.raises(coremlz.CoremlzError) as e:
+            coremlz.compress(model, os.path.join(scratch, out), server=server.address, **kw)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"name the output {os.path.join(scratch, right)}" in e.value.message, e.value.message
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.plan(pkg, server=server.address, bits=6, samples=1, apply=os.path.join(scratch, "p.mlmodel"))
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert sorted(os.listdir(scratch)) == before
+
+    # An existing model of the other kind, under a name without a suffix.
+    other = os.path.join(scratch, "other")
+    shutil.copytree(pkg, other)
+    digest = tree_digest(other)
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(nn, other, server=server.address, fp16=True, force=True)
+    assert e.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert "does not replace one kind of model with the other" in e.value.message
+    assert tree_digest(other) == digest
+
+    staged = cz_files.StagedArtifact(os.path.join(scratch, "z.mlpackage"), "package")
+    staged.declare(0, "z.mlmodel", 2, hashlib.sha256(b"ab").hexdigest())
+    staged.add(0, 0, b"ab")
+    with pytest.raises(coremlz.CoremlzError) as e:
+        staged.commit()
+    assert e.value.code == grpc.StatusCode.INTERNAL
+    staged.discard()
+    assert not os.path.exists(os.path.join(scratch, "z.mlpackage"))
+
+
 def test_token_is_required_and_sent(scratch):
     token_file = os.path.join(scratch, "tokens")
     with open(token_file, "w") as f:

@@ -208,7 +208,7 @@ class Client:
         upload_error: List[BaseException] = []
         requests = _upload(compressor_pb2.CompressRequest, header, root, files, progress, upload_error)
 
-        staged = None if report_only else _files.StagedArtifact(out)
+        staged = None if report_only else _files.StagedArtifact(out, _files.model_kind(model))
         job_id, summary, have_summary = "", None, False
         weights, validations = [], []
         call = self._stub.Compress(requests, timeout=self.timeout, metadata=self._metadata)
@@ -313,7 +313,7 @@ class Client:
         requests = _upload(compressor_pb2.PlanRequest, header, root, files, progress, upload_error)
 
         phases = compressor_pb2.PlanProgress
-        staged = _files.StagedArtifact(out) if out else None
+        staged = _files.StagedArtifact(out, _files.model_kind(model)) if out else None
         job_id, outputs = "", None
         call = self._stub.Plan(requests, timeout=self.timeout, metadata=self._metadata)
         try:

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import grpc
 
@@ -93,16 +93,41 @@ def _is_model(path: str) -> bool:
     return os.path.isfile(path) and path.lower().endswith(".mlmodel")
 
 
+_KIND_WORDS = {"package": "an .mlpackage directory", "file": "a single-file .mlmodel"}
+
+
+def model_kind(path: str) -> Optional[str]:
+    """"package" for a directory, "file" for a file, None if neither: the
+    compressed model has the input's kind (coremlz never converts)."""
+    if os.path.isdir(path):
+        return "package"
+    if os.path.isfile(path):
+        return "file"
+    return None
+
+
 def check_output(input_path: str, output: str, force: bool) -> str:
     """Refuses, before any upload, an output that would destroy something the
     caller did not ask to replace: an existing path without ``force``, anything
-    but a Core ML model even with it, the input itself, a path inside the input
-    or one that contains it. Returns the normalised output path."""
+    but a Core ML model even with it, a model of the other kind (an .mlpackage
+    directory for an .mlmodel input, or the reverse) even with it, the input
+    itself, a path inside the input or one that contains it; and an output
+    whose suffix names the other kind, with the name to use. Returns the
+    normalised output path."""
     if not output or output.strip() == "":
         raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, "empty output path")
     out = os.path.normpath(output)
     if os.path.basename(os.path.abspath(out)) in ("", ".", "..") or out in (".", "..", os.sep):
         raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, f"{output} is a directory, not a model path")
+    kind = model_kind(input_path)
+    if kind:
+        other = "file" if kind == "package" else "package"
+        wrong, right = (".mlmodel", ".mlpackage") if kind == "package" else (".mlpackage", ".mlmodel")
+        if out.lower().endswith(wrong):
+            raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"the output {out} has the suffix of {_KIND_WORDS[other]}, but the input {input_path} is "
+                               f"{_KIND_WORDS[kind]} and the compressed model is one too (coremlz does not convert "
+                               f"between the two kinds); name the output {out[:-len(wrong)] + right}")
     real_in = os.path.realpath(input_path)
     real_out = os.path.realpath(out)
     if real_out == real_in:
@@ -117,6 +142,11 @@ def check_output(input_path: str, output: str, force: bool) -> str:
         if not _is_model(out):
             raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"{output} exists and is not a Core ML model; force replaces only a model")
+        existing = model_kind(out)
+        if kind and existing != kind:
+            raise CoremlzError(grpc.StatusCode.ALREADY_EXISTS,
+                               f"{output} is {_KIND_WORDS[existing]} but the compressed model is {_KIND_WORDS[kind]}; "
+                               "coremlz does not replace one kind of model with the other, even with force")
     parent = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(parent) and not os.access(parent, os.W_OK):
         raise CoremlzError(grpc.StatusCode.INVALID_ARGUMENT, f"cannot write to {parent}: permission denied")
@@ -129,8 +159,9 @@ class StagedArtifact:
     into place only when every file is complete (commit); otherwise nothing at
     the destination changes."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, kind: Optional[str] = None):
         self.output = output
+        self.kind = kind  # "package" / "file": only that kind is committed
         parent = os.path.dirname(os.path.abspath(output))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -181,6 +212,10 @@ class StagedArtifact:
         produced = self.staging
         if len(self.files) == 1 and "/" not in self.files[0][0] and self.files[0][0] != "Manifest.json":
             produced = os.path.join(self.staging, self.files[0][0])  # a NeuralNetwork's one .mlmodel
+        if self.kind and model_kind(produced) != self.kind:
+            raise CoremlzError(grpc.StatusCode.INTERNAL,
+                               f"the server sent {_KIND_WORDS[model_kind(produced) or 'file']}, not "
+                               f"{_KIND_WORDS[self.kind]} like the input; nothing was written to {self.output}")
         # Move the old output aside first and drop it only after the new one is
         # in place: a failure in between leaves one of them, never neither.
         aside = None
