@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "api/result_store.h"
 #include "api/task_runner.h"
@@ -51,16 +52,17 @@ class CacheSlot {
     return Turn::kCompute;
   }
 
-  // The leader's result: stored on `tasks` (storing hashes the artifact),
-  // which then gives the lead back. `keep` (the job directory) lives until
+  // The leader's result: stored on `tasks` (storing links or copies the
+  // artifact, `files` as the call described them), which then gives the
+  // lead back. `keep` (the job directory) lives until
   // the copy is done.
-  void StoreResult(TaskRunner* tasks, std::shared_ptr<void> keep, std::string artifact_path, v1::Report report,
-                   v1::PlanOutputs plan) {
+  void StoreResult(TaskRunner* tasks, std::shared_ptr<void> keep, std::string artifact_path,
+                   std::vector<v1::FileInfo> files, v1::Report report, v1::PlanOutputs plan) {
     if (!leading_) return;
     leading_ = false;
     tasks->Post([store = store_, key = key_, keep = std::move(keep), artifact = std::move(artifact_path),
-                 report = std::move(report), plan = std::move(plan)] {
-      absl::Status s = store->Store(key, artifact, report, plan);
+                 files = std::move(files), report = std::move(report), plan = std::move(plan)] {
+      absl::Status s = store->Store(key, artifact, files, report, plan);
       if (!s.ok()) std::fprintf(stderr, "coremlzd: result not cached: %s\n", std::string(s.message()).c_str());
       store->Release(key);
     });

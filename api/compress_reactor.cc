@@ -87,8 +87,17 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
       return;
     }
     report_ = std::move(*report);
-    StoreResultLocked(header_.report_only() ? std::string() : output_path_, ReportProto(report_), {});
-    ResultReadyLocked();
+    ArtifactFiles artifact;
+    if (!header_.report_only()) {
+      absl::StatusOr<ArtifactFiles> described = DescribeArtifactLocked(output_path_);
+      if (!described.ok()) {
+        FinishLocked(ToGrpcStatus(described.status()));
+        return;
+      }
+      artifact = *std::move(described);
+    }
+    StoreResultLocked(header_.report_only() ? std::string() : output_path_, artifact.files, ReportProto(report_), {});
+    ResultReadyLocked(std::move(artifact));
   }
 
   // A verified hit: the artifact is placed in this job's output directory and
@@ -97,22 +106,17 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     if (!hit.artifact_path.empty()) output_path_ = hit.artifact_path;
     std::vector<v1::WeightReport> rows(hit.report.weights().begin(), hit.report.weights().end());
     report_ = ReportFrom(rows, hit.report.summary());
-    ResultReadyLocked();
+    ResultReadyLocked(ArtifactOf(hit));
   }
 
-  void ResultReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  void ResultReadyLocked(ArtifactFiles artifact) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     for (const engine::WeightReport& w : report_.weights) {
       v1::CompressResponse r;
       *r.mutable_weight() = ToProto(w);
       QueueLocked(std::move(r));
     }
     if (report_.weight_bytes_after > 0) service_->metrics()->CompressionRatio(report_.RatioVsOriginal());
-    if (!header_.report_only()) {
-      if (absl::Status s = StartArtifactLocked(output_path_); !s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-    }
+    if (!header_.report_only()) StartArtifactLocked(std::move(artifact));
     summary_pending_ = true;
     if (header_.validation().enabled()) StartValidationLocked();
     PumpLocked();

@@ -83,8 +83,17 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
       FinishLocked(ToGrpcStatus(status));
       return;
     }
-    StoreResultLocked(outcome_->applied ? output_path_ : std::string(), {}, outcome_->outputs);
-    ResultReadyLocked(std::move(outcome_->outputs), outcome_->applied);
+    ArtifactFiles artifact;
+    if (outcome_->applied) {
+      absl::StatusOr<ArtifactFiles> described = DescribeArtifactLocked(output_path_);
+      if (!described.ok()) {
+        FinishLocked(ToGrpcStatus(described.status()));
+        return;
+      }
+      artifact = *std::move(described);
+    }
+    StoreResultLocked(outcome_->applied ? output_path_ : std::string(), artifact.files, {}, outcome_->outputs);
+    ResultReadyLocked(std::move(outcome_->outputs), outcome_->applied, std::move(artifact));
   }
 
   // A verified hit: the outputs as the plan wrote them and, with apply, the
@@ -92,21 +101,17 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
   void OnCacheHitLocked(ResultStore::Hit hit) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     const bool applied = !hit.artifact_path.empty();
     if (applied) output_path_ = hit.artifact_path;
-    ResultReadyLocked(std::move(hit.plan), applied);
+    ResultReadyLocked(std::move(hit.plan), applied, ArtifactOf(hit));
   }
 
  private:
   // The outputs, then (applied) the model, then the status.
-  void ResultReadyLocked(v1::PlanOutputs outputs, bool applied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  void ResultReadyLocked(v1::PlanOutputs outputs, bool applied, ArtifactFiles artifact)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     v1::PlanResponse r;
     *r.mutable_outputs() = std::move(outputs);
     QueueLocked(std::move(r));
-    if (applied) {
-      if (absl::Status s = StartArtifactLocked(output_path_); !s.ok()) {
-        FinishLocked(ToGrpcStatus(s));
-        return;
-      }
-    }
+    if (applied) StartArtifactLocked(std::move(artifact));
     result_ready_ = true;
     PumpLocked();
   }

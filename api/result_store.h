@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,19 +27,29 @@ class ResultStore {
   virtual std::string KeyFor(const v1::PlanHeader& header) const = 0;
 
   struct Hit {
-    std::string artifact_path;  // the model inside `dest`; empty: none was stored
-    v1::Report report;          // Compress's
-    v1::PlanOutputs plan;       // Plan's
+    std::string artifact_path;  // the model inside `dest` ("" when none was stored)
+    // Its files as DescribeModelFiles lists them (paths relative to `root`,
+    // sizes, SHA-256, in stream order), each digest checked against the
+    // bytes placed in `dest`: stream them as they are, without hashing again.
+    std::string root;
+    std::vector<v1::FileInfo> files;
+    v1::Report report;     // Compress's
+    v1::PlanOutputs plan;  // Plan's
   };
   // On a verified hit, places the artifact under `dest` (an empty directory)
   // and returns it with the report; NOT_FOUND on a miss.
   virtual absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest) = 0;
-  // Stores a finished result: the artifact (empty for report-only calls
-  // and plans not applied), and the report (Compress) or outputs (Plan).
-  virtual absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
+  // Stores a finished result: the artifact ("" for report-only calls and
+  // plans not applied) with `files` as DescribeModelFiles listed them - the
+  // digests the call announces to its client, recorded rather than computed
+  // again (every hit verifies the stored bytes against them) - and the
+  // report (Compress) or outputs (Plan).
+  virtual absl::Status Store(const std::string& key, const std::string& artifact_path,
+                             const std::vector<v1::FileInfo>& files, const v1::Report& report,
                              const v1::PlanOutputs& plan) = 0;
-  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report) {
-    return Store(key, artifact_path, report, v1::PlanOutputs());
+  absl::Status Store(const std::string& key, const std::string& artifact_path, const std::vector<v1::FileInfo>& files,
+                     const v1::Report& report) {
+    return Store(key, artifact_path, files, report, v1::PlanOutputs());
   }
   // Single flight. True: the caller computes and must Release(key) when
   // done; false: an identical call is computing, and `on_done` runs (with

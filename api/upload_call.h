@@ -207,10 +207,10 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
   }
   // A computed result, when this call leads its key: stored off this
   // thread, then the identical calls waiting for it look again.
-  void StoreResultLocked(std::string artifact_path, v1::Report report, v1::PlanOutputs plan)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    cache_.StoreResult(service_->tasks(), stream_.session().job_dir(), std::move(artifact_path), std::move(report),
-                       std::move(plan));
+  void StoreResultLocked(std::string artifact_path, std::vector<v1::FileInfo> files, v1::Report report,
+                         v1::PlanOutputs plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    cache_.StoreResult(service_->tasks(), stream_.session().job_dir(), std::move(artifact_path), std::move(files),
+                       std::move(report), std::move(plan));
   }
 
   // --- Replies. ---
@@ -234,13 +234,25 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
     r.mutable_progress()->set_queue_position(position);
     QueueLocked(std::move(r));
   }
-  // The model at `path` follows the queued messages, file by file.
-  absl::Status StartArtifactLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  // A model's files as the call announces them (paths relative to `root`,
+  // sizes, SHA-256) and the cache records them: a computed model is hashed
+  // once, a cached one was verified by its lookup.
+  struct ArtifactFiles {
     std::string root;
-    auto files = DescribeModelFiles(path, &root, service_->options().limits.max_manifest_bytes);
+    std::vector<v1::FileInfo> files;
+  };
+  absl::StatusOr<ArtifactFiles> DescribeArtifactLocked(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    ArtifactFiles artifact;
+    absl::StatusOr<std::vector<v1::FileInfo>> files =
+        DescribeModelFiles(path, &artifact.root, service_->options().limits.max_manifest_bytes);
     if (!files.ok()) return files.status();
-    artifact_.Start(std::move(*files), root);
-    return absl::OkStatus();
+    artifact.files = *std::move(files);
+    return artifact;
+  }
+  static ArtifactFiles ArtifactOf(ResultStore::Hit& hit) { return {std::move(hit.root), std::move(hit.files)}; }
+  // The model follows the queued messages, file by file.
+  void StartArtifactLocked(ArtifactFiles artifact) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    artifact_.Start(std::move(artifact.files), artifact.root);
   }
   // Forgets every reply not yet written (the call is ending in an error).
   void DropRepliesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {

@@ -58,16 +58,17 @@ for mode in $modes; do
       server_flag="--server 127.0.0.1:$port --deadline 86400"
     fi
     # shellcheck disable=SC2046
-    /usr/bin/time -f "%e %M" -o "$work/time" "$build/clients/coremlz" compress "$model" -o "$out" $(flags "$t") \
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$build/clients/coremlz" compress "$model" -o "$out" $(flags "$t") \
       $server_flag > /dev/null
-    read -r seconds rss_kb < "$work/time"
+    read -r seconds rss_kb user_s sys_s < "$work/time"
+    cpu=$(awk -v u="$user_s" -v s="$sys_s" 'BEGIN { printf "%.1f", u + s }')
     if [ "$mode" = server ]; then
       client_kb=$rss_kb
       rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
       kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
       echo "  (client peak RSS $(( client_kb >> 10 )) MB)"
     fi
-    echo "$mode $t: $seconds s, peak RSS $(( rss_kb >> 10 )) MB (bound $bound_mb MB), output $(du -sm "$out" | cut -f1) MB"
+    echo "$mode $t: $seconds s (client CPU $cpu s), load $(cut -d' ' -f1 /proc/loadavg), peak RSS $(( rss_kb >> 10 )) MB (bound $bound_mb MB), output $(du -sm "$out" | cut -f1) MB"
     rm -rf "$out"
   done
 done

@@ -285,23 +285,44 @@ absl::StatusOr<ResultCache::Hit> ResultCache::Lookup(const std::string& key, con
   if (Sha256Hex(*proto) != absl::StripAsciiWhitespace(*digest)) return corrupt("entry.pb digest mismatch");
   v1::CacheEntry entry;
   if (!entry.ParseFromString(*proto)) return corrupt("entry.pb does not parse");
-  const std::string artifact = JoinPath(dir, kArtifactDir);
   for (const v1::FileInfo& f : entry.files()) {
     if (!ValidateRelativePath(f.path()).ok()) return corrupt("unsafe path");
-    absl::StatusOr<std::string> d = FileDigest(JoinPath(artifact, f.path()), f.size());
-    if (!d.ok() || *d != f.sha256()) return corrupt(absl::StrCat(f.path(), " does not match its digest"));
   }
   Hit hit;
   hit.report = entry.report();
   hit.plan = entry.plan();
   if (entry.files_size() > 0) {
+    // Placed first, then verified: the digests checked are those of the very
+    // bytes the call streams (a copy included), and the only hashing a hit
+    // does.
     RETURN_IF_ERROR(MakeDirectories(dest));
+    const std::string artifact = JoinPath(dir, kArtifactDir);
     const std::string root = entry.package() ? JoinPath(dest, "model.mlpackage") : dest;
+    auto unplace = [&] {
+      if (entry.package()) (void)RemoveAll(root);
+      else (void)RemoveAll(JoinPath(dest, entry.files(0).path()));
+    };
     for (const v1::FileInfo& f : entry.files()) {
       const std::string to = JoinPath(root, f.path());
-      RETURN_IF_ERROR(MakeDirectories(fs::path(to).parent_path().string()));
-      RETURN_IF_ERROR(LinkOrCopy(JoinPath(artifact, f.path()), to));
+      absl::Status placed = MakeDirectories(fs::path(to).parent_path().string());
+      if (placed.ok()) placed = LinkOrCopy(JoinPath(artifact, f.path()), to);
+      absl::StatusOr<std::string> d =
+          placed.ok() ? FileDigest(to, f.size()) : absl::StatusOr<std::string>(placed);
+      if (!d.ok() || *d != f.sha256()) {
+        unplace();
+        if (placed.code() == absl::StatusCode::kResourceExhausted) return placed;  // our disk, not the entry
+        {
+          absl::MutexLock lock(&mu_);
+          if (!PathExists(dir)) {  // evicted meanwhile
+            Count("miss");
+            return absl::NotFoundError("not cached");
+          }
+        }
+        return corrupt(absl::StrCat(f.path(), " does not match its digest"));
+      }
+      hit.files.push_back(f);
     }
+    hit.root = root;
     hit.artifact_path = entry.package() ? root : JoinPath(dest, entry.files(0).path());
   }
   {
@@ -314,7 +335,8 @@ absl::StatusOr<ResultCache::Hit> ResultCache::Lookup(const std::string& key, con
   return hit;
 }
 
-absl::Status ResultCache::Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
+absl::Status ResultCache::Store(const std::string& key, const std::string& artifact_path,
+                                const std::vector<v1::FileInfo>& files, const v1::Report& report,
                                 const v1::PlanOutputs& plan) {
   if (!IsHexKey(key)) return absl::InvalidArgumentError("bad cache key");
   const std::string temp = JoinPath(options_.dir, absl::StrCat(kTempPrefix, key.substr(0, 12), "-", RandomSuffix()));
@@ -329,31 +351,24 @@ absl::Status ResultCache::Store(const std::string& key, const std::string& artif
   *entry.mutable_report() = report;
   *entry.mutable_plan() = plan;
   if (!artifact_path.empty()) {
+    if (files.empty()) return absl::InvalidArgumentError("an artifact without its file list");
     std::error_code ec;
     entry.set_package(fs::is_directory(artifact_path, ec));
-    std::vector<std::string> files;
-    if (entry.package()) {
-      for (auto it = fs::recursive_directory_iterator(artifact_path, ec); !ec && it != fs::recursive_directory_iterator();
-           it.increment(ec)) {
-        if (it->is_regular_file(ec)) files.push_back(fs::relative(it->path(), artifact_path).string());
-      }
-      if (ec) return absl::InternalError(absl::StrCat("cannot list the result: ", ec.message()));
-      std::sort(files.begin(), files.end());
-    } else {
-      files.push_back(fs::path(artifact_path).filename().string());
-    }
-    for (const std::string& rel : files) {
-      const std::string from = entry.package() ? JoinPath(artifact_path, rel) : artifact_path;
-      const std::string to = JoinPath(JoinPath(temp, kArtifactDir), rel);
+    // The files are relative to the package, or beside the single file.
+    const std::string root = entry.package() ? artifact_path : fs::path(artifact_path).parent_path().string();
+    for (const v1::FileInfo& f : files) {
+      RETURN_IF_ERROR(ValidateRelativePath(f.path()));
+      const std::string to = JoinPath(JoinPath(temp, kArtifactDir), f.path());
       RETURN_IF_ERROR(MakeDirectories(fs::path(to).parent_path().string()));
-      RETURN_IF_ERROR(LinkOrCopy(from, to));
+      RETURN_IF_ERROR(LinkOrCopy(JoinPath(root, f.path()), to));
+      // A size that changed since the digest was taken is refused here; a
+      // byte that changed is caught by the first hit's verification.
       std::error_code size_ec;
       const uint64_t size = fs::file_size(to, size_ec);
-      ASSIGN_OR_RETURN(std::string digest, FileDigest(to, size));
-      v1::FileInfo* info = entry.add_files();
-      info->set_path(rel);
-      info->set_size(size);
-      info->set_sha256(digest);
+      if (size_ec || size != f.size()) {
+        return absl::DataLossError(absl::StrCat(f.path(), ": ", size, " bytes, described as ", f.size()));
+      }
+      *entry.add_files() = f;
     }
   }
   const std::string proto = Deterministic(entry);

@@ -12,11 +12,16 @@
 //
 // Entry (one directory, <dir>/<key>/): artifact/ (the compressed model as it
 // would be streamed), entry.pb (v1.CacheEntry: the artifact's file list with
-// sizes and digests, and the report) and entry.sha256 (entry.pb's digest).
-// Entries are written into a temporary directory and renamed into place, so a
-// reader never sees half an entry; every hit re-verifies entry.pb and every
-// artifact file against their digests before anything is served, and a
-// damaged entry is removed and counted as corrupt (the call recomputes).
+// sizes and digests, in stream order, and the report) and entry.sha256
+// (entry.pb's digest). Entries are written into a temporary directory and
+// renamed into place, so a reader never sees half an entry; every hit
+// re-verifies entry.pb, and every artifact file once placed for the call,
+// against their digests before anything is served, and a damaged entry is
+// removed and counted as corrupt (the call recomputes).
+//
+// Each artifact is hashed once per call: a miss records the digests the call
+// computed to announce its files (Store does not hash again), and a hit's
+// verification yields the digests it streams with.
 //
 // Bounded: entries are evicted least recently used first while the total
 // exceeds max_bytes. An entry larger than max_bytes is never stored.
@@ -72,14 +77,18 @@ class ResultCache final : public api::ResultStore {
                                                            prometheus::Registry* metrics = nullptr);
 
   // On a verified hit, places the artifact under `dest` (an empty directory;
-  // hard links where possible, else copies) and returns it with the report.
+  // hard links where possible, else copies), checks what it placed against
+  // the entry's digests, and returns it with its file list and the report.
   // NOT_FOUND on a miss (also after a corrupt entry was removed).
   absl::StatusOr<Hit> Lookup(const std::string& key, const std::string& dest) override;
 
   // Stores a finished result: the artifact (an .mlpackage directory or a
-  // single .mlmodel file; empty for report-only calls) and its report.
-  absl::Status Store(const std::string& key, const std::string& artifact_path, const v1::Report& report,
-                     const v1::PlanOutputs& plan) override;
+  // single .mlmodel file; empty for report-only calls and plans not
+  // applied), its files as api::DescribeModelFiles listed them (each file's
+  // size is checked; its digest is recorded as given), and its report or
+  // plan outputs.
+  absl::Status Store(const std::string& key, const std::string& artifact_path, const std::vector<v1::FileInfo>& files,
+                     const v1::Report& report, const v1::PlanOutputs& plan) override;
   using api::ResultStore::Store;
 
   // Single flight. Returns true if the caller should compute (it leads, and

@@ -2,11 +2,14 @@
 // persistence across restarts, single flight.
 #include "service/result_cache.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
@@ -45,6 +48,41 @@ std::string MakeArtifact(const ScratchDir& scratch, const std::string& name, siz
   EXPECT_TRUE(WriteFileAtomically(dir + "/Data/com.apple.CoreML/model.mlmodel", "program").ok());
   EXPECT_TRUE(WriteFileAtomically(dir + "/Data/com.apple.CoreML/weights/weight.bin", std::string(weight_bytes, fill)).ok());
   return dir;
+}
+
+// The artifact's files as the Compress reactor describes them before
+// streaming (api::DescribeModelFiles; these test packages are not real
+// ones): paths relative to the package, or the file's name, with sizes and
+// SHA-256, sorted.
+std::vector<v1::FileInfo> Files(const std::string& artifact) {
+  std::vector<v1::FileInfo> out;
+  if (artifact.empty()) return out;
+  const bool package = fs::is_directory(artifact);
+  std::vector<std::string> rels;
+  if (package) {
+    for (const auto& e : fs::recursive_directory_iterator(artifact))
+      if (e.is_regular_file()) rels.push_back(fs::relative(e.path(), artifact).string());
+    std::sort(rels.begin(), rels.end());
+  } else {
+    rels.push_back(fs::path(artifact).filename().string());
+  }
+  const std::string root = package ? artifact : fs::path(artifact).parent_path().string();
+  for (const std::string& rel : rels) {
+    auto hash = Sha256File(root + "/" + rel);
+    EXPECT_TRUE(hash.ok()) << rel;
+    v1::FileInfo f;
+    f.set_path(rel);
+    f.set_size(hash->size);
+    f.set_sha256(hash->sha256);
+    out.push_back(f);
+  }
+  return out;
+}
+
+std::string FilesText(const std::vector<v1::FileInfo>& files) {
+  std::string out;
+  for (const auto& f : files) absl::StrAppend(&out, f.path(), " ", f.size(), " ", f.sha256(), "\n");
+  return out;
 }
 
 v1::Report Report(int compressed) {
@@ -137,14 +175,14 @@ TEST(ResultCacheTest, APlanEntryGivesBackItsOutputsAndModel) {
   outputs.set_applied_model_bytes(5000);
   const std::string key = ResultCachePlanKey(PlanHeaderFor(4), "t");
   const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
-  ASSERT_TRUE((*cache)->Store(key, artifact, v1::Report(), outputs).ok());
+  ASSERT_TRUE((*cache)->Store(key, artifact, Files(artifact), v1::Report(), outputs).ok());
   auto hit = (*cache)->Lookup(key, scratch.Join("job"));
   ASSERT_TRUE(hit.ok()) << hit.status();
   EXPECT_EQ(hit->plan.SerializeAsString(), outputs.SerializeAsString());
   EXPECT_EQ(TreeText(hit->artifact_path), TreeText(artifact));
   // Not applied: outputs only.
   const std::string unapplied = ResultCachePlanKey(PlanHeaderFor(5), "t");
-  ASSERT_TRUE((*cache)->Store(unapplied, "", v1::Report(), outputs).ok());
+  ASSERT_TRUE((*cache)->Store(unapplied, "", {}, v1::Report(), outputs).ok());
   auto only = (*cache)->Lookup(unapplied, scratch.Join("job2"));
   ASSERT_TRUE(only.ok()) << only.status();
   EXPECT_TRUE(only->artifact_path.empty());
@@ -159,12 +197,15 @@ TEST(ResultCacheTest, AHitGivesBackTheSameBytesAndReport) {
   const std::string key = ResultCacheKey(Header(), Palettize(4), "t");
   EXPECT_EQ((*cache)->Lookup(key, scratch.Join("miss")).status().code(), absl::StatusCode::kNotFound);
   const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
-  ASSERT_TRUE((*cache)->Store(key, artifact, Report(3)).ok());
+  ASSERT_TRUE((*cache)->Store(key, artifact, Files(artifact), Report(3)).ok());
   auto hit = (*cache)->Lookup(key, scratch.Join("job1"));
   ASSERT_TRUE(hit.ok()) << hit.status();
   EXPECT_EQ(hit->artifact_path, scratch.Join("job1/model.mlpackage"));
   EXPECT_EQ(TreeText(hit->artifact_path), TreeText(artifact));
   EXPECT_EQ(hit->report.summary().weights_compressed(), 3);
+  // The hit's file list is what it placed, as the call streams it.
+  EXPECT_EQ(hit->root, hit->artifact_path);
+  EXPECT_EQ(FilesText(hit->files), FilesText(Files(hit->artifact_path)));
   const std::string text = Metrics(registry);
   EXPECT_NE(text.find("coremlz_cache_requests_total{outcome=\"hit\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("coremlz_cache_requests_total{outcome=\"miss\"} 1"), std::string::npos) << text;
@@ -176,14 +217,17 @@ TEST(ResultCacheTest, SingleFileAndReportOnlyResults) {
   ASSERT_TRUE(cache.ok());
   ASSERT_TRUE(WriteFileAtomically(scratch.Join("edsr.mlmodel"), "nn-model-bytes").ok());
   const std::string file_key = ResultCacheKey(Header("1" + std::string(63, '0')), Palettize(4), "t");
-  ASSERT_TRUE((*cache)->Store(file_key, scratch.Join("edsr.mlmodel"), Report(1)).ok());
+  const std::string nn = scratch.Join("edsr.mlmodel");
+  ASSERT_TRUE((*cache)->Store(file_key, nn, Files(nn), Report(1)).ok());
   auto hit = (*cache)->Lookup(file_key, scratch.Join("job"));
   ASSERT_TRUE(hit.ok()) << hit.status();
   EXPECT_EQ(hit->artifact_path, scratch.Join("job/edsr.mlmodel"));
   EXPECT_EQ(ReadFile(hit->artifact_path, 100).value_or(""), "nn-model-bytes");
+  EXPECT_EQ(hit->root, scratch.Join("job"));
+  EXPECT_EQ(FilesText(hit->files), FilesText(Files(hit->artifact_path)));
 
   const std::string report_key = ResultCacheKey(Header("2" + std::string(63, '0')), Palettize(4), "t");
-  ASSERT_TRUE((*cache)->Store(report_key, "", Report(7)).ok());
+  ASSERT_TRUE((*cache)->Store(report_key, "", Files(""), Report(7)).ok());
   auto report = (*cache)->Lookup(report_key, scratch.Join("job2"));
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->artifact_path.empty());
@@ -200,7 +244,7 @@ TEST(ResultCacheTest, DamagedEntriesAreDetectedRemovedAndCounted) {
   // truncated artifact file, a changed report.
   for (int damage = 0; damage < 3; ++damage) {
     const std::string key = ResultCacheKey(Header(absl::StrCat(damage) + std::string(63, 'e')), Palettize(4), "t");
-    ASSERT_TRUE((*cache)->Store(key, artifact, Report(3)).ok());
+    ASSERT_TRUE((*cache)->Store(key, artifact, Files(artifact), Report(3)).ok());
     const std::string entry = scratch.Join("cache/" + key);
     const std::string weight = entry + "/artifact/Data/com.apple.CoreML/weights/weight.bin";
     // Break the hard link first: the cache must not share an inode with the
@@ -227,6 +271,47 @@ TEST(ResultCacheTest, DamagedEntriesAreDetectedRemovedAndCounted) {
   EXPECT_EQ(ReadFile(artifact + "/Data/com.apple.CoreML/weights/weight.bin", 1 << 20).value_or(""), std::string(5000, 'w'));
 }
 
+// A miss hashes its artifact once, to announce it: Store records the digests
+// it is given instead of hashing again, in the order given (the stream's).
+// Verify-before-serve still holds: bytes that do not match the recorded
+// digest are never served, and a size that changed is refused at once.
+TEST(ResultCacheTest, StoreRecordsTheGivenDigestsAndAHitStillVerifiesThem) {
+  ScratchDir scratch;
+  prometheus::Registry registry;
+  auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20}, &registry);
+  ASSERT_TRUE(cache.ok());
+  const std::string artifact = MakeArtifact(scratch, "out.mlpackage", 5000);
+  std::vector<v1::FileInfo> files = Files(artifact);
+  std::reverse(files.begin(), files.end());  // any order: the one given is kept
+  const std::string key = ResultCacheKey(Header(std::string(64, '7')), Palettize(4), "t");
+  ASSERT_TRUE((*cache)->Store(key, artifact, files, Report(3)).ok());
+  auto hit = (*cache)->Lookup(key, scratch.Join("job"));
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_EQ(FilesText(hit->files), FilesText(files));
+
+  // Described digests that the bytes do not have (as if the file changed
+  // after it was described): stored as given, caught by the first lookup.
+  std::vector<v1::FileInfo> stale = Files(artifact);
+  for (auto& f : stale) {
+    if (absl::EndsWith(f.path(), "weight.bin")) f.set_sha256(std::string(64, '0'));
+  }
+  const std::string stale_key = ResultCacheKey(Header(std::string(64, '8')), Palettize(4), "t");
+  ASSERT_TRUE((*cache)->Store(stale_key, artifact, stale, Report(3)).ok());
+  auto bad = (*cache)->Lookup(stale_key, scratch.Join("job2"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kNotFound) << bad.status();
+  EXPECT_FALSE(PathExists(scratch.Join("job2/model.mlpackage"))) << "nothing served";
+  EXPECT_NE(Metrics(registry).find("coremlz_cache_requests_total{outcome=\"corrupt\"} 1"), std::string::npos);
+
+  // A size that no longer matches: not stored at all.
+  std::vector<v1::FileInfo> wrong_size = Files(artifact);
+  wrong_size[0].set_size(wrong_size[0].size() + 1);
+  const std::string size_key = ResultCacheKey(Header(std::string(64, '6')), Palettize(4), "t");
+  EXPECT_EQ((*cache)->Store(size_key, artifact, wrong_size, Report(3)).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ((*cache)->entries(), 1u);
+  // An artifact without its file list is a caller's bug.
+  EXPECT_EQ((*cache)->Store(size_key, artifact, {}, Report(3)).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ResultCacheTest, EvictsLeastRecentlyUsedWithinTheBound) {
   ScratchDir scratch;
   prometheus::Registry registry;
@@ -236,11 +321,11 @@ TEST(ResultCacheTest, EvictsLeastRecentlyUsedWithinTheBound) {
   std::vector<std::string> keys;
   for (int i = 0; i < 3; ++i) keys.push_back(ResultCacheKey(Header(absl::StrCat(i) + std::string(63, 'f')), Palettize(4), "t"));
   const std::string a = MakeArtifact(scratch, "a.mlpackage", 40 << 10, 'a');
-  ASSERT_TRUE((*cache)->Store(keys[0], a, Report(0)).ok());
-  ASSERT_TRUE((*cache)->Store(keys[1], a, Report(1)).ok());
+  ASSERT_TRUE((*cache)->Store(keys[0], a, Files(a), Report(0)).ok());
+  ASSERT_TRUE((*cache)->Store(keys[1], a, Files(a), Report(1)).ok());
   // Use the first, so the second is the least recently used.
   ASSERT_TRUE((*cache)->Lookup(keys[0], scratch.Join("j0")).ok());
-  ASSERT_TRUE((*cache)->Store(keys[2], a, Report(2)).ok());
+  ASSERT_TRUE((*cache)->Store(keys[2], a, Files(a), Report(2)).ok());
   EXPECT_LE((*cache)->bytes(), uint64_t{100} << 10);
   EXPECT_EQ((*cache)->entries(), 2u);
   EXPECT_TRUE((*cache)->Lookup(keys[0], scratch.Join("j1")).ok());
@@ -252,7 +337,7 @@ TEST(ResultCacheTest, EvictsLeastRecentlyUsedWithinTheBound) {
   // An entry larger than the whole cache is not stored (and evicts nothing).
   const std::string big = MakeArtifact(scratch, "big.mlpackage", 200 << 10);
   const std::string big_key = ResultCacheKey(Header(std::string(64, '9')), Palettize(4), "t");
-  ASSERT_TRUE((*cache)->Store(big_key, big, Report(9)).ok());
+  ASSERT_TRUE((*cache)->Store(big_key, big, Files(big), Report(9)).ok());
   EXPECT_EQ((*cache)->entries(), 2u);
 }
 
@@ -262,7 +347,8 @@ TEST(ResultCacheTest, EntriesSurviveARestartAndLeftoversAreCleaned) {
   {
     auto cache = ResultCache::Open({scratch.Join("cache"), 1 << 20});
     ASSERT_TRUE(cache.ok());
-    ASSERT_TRUE((*cache)->Store(key, MakeArtifact(scratch, "o.mlpackage", 3000), Report(3)).ok());
+    const std::string artifact = MakeArtifact(scratch, "o.mlpackage", 3000);
+    ASSERT_TRUE((*cache)->Store(key, artifact, Files(artifact), Report(3)).ok());
   }
   // A write that died half-way, and a stray file, as a killed process leaves them.
   ASSERT_TRUE(MakeDirectories(scratch.Join("cache/.tmp-0123-dead/artifact")).ok());
