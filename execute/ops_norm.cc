@@ -56,7 +56,7 @@ absl::StatusOr<std::vector<Tensor>> LayerNorm(const OpContext& ctx) {
   ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   Normalize(*x, *plan, gamma ? gamma->floats().data() : nullptr, beta ? beta->floats().data() : nullptr, eps,
             out.mutable_floats().data());
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 absl::StatusOr<std::vector<Tensor>> InstanceNorm(const OpContext& ctx) {
@@ -83,7 +83,7 @@ absl::StatusOr<std::vector<Tensor>> InstanceNorm(const OpContext& ctx) {
     if (gamma) o[i] *= gamma->floats()[ch];
     if (beta) o[i] += beta->floats()[ch];
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // Inference batch norm with the given statistics, over axis 1.
@@ -111,7 +111,7 @@ absl::StatusOr<std::vector<Tensor>> BatchNorm(const OpContext& ctx) {
     if (beta) v += beta->floats()[ch];
     o[i] = static_cast<float>(v);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // l2_norm(x, epsilon = 1e-6): x / sqrt(sum(x^2) + epsilon) over the last
@@ -129,7 +129,7 @@ absl::StatusOr<std::vector<Tensor>> L2Norm(const OpContext& ctx) {
     const double inv = 1.0 / std::sqrt(sq + eps);
     for (int64_t i = 0; i < group; ++i) out.mutable_floats()[g * group + i] = static_cast<float>(in[i] * inv);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

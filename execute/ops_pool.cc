@@ -92,7 +92,7 @@ absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, bool is_max) {
       }
     }
   }
-  return std::vector<Tensor>{std::move(result)};
+  return Outputs(std::move(result));
 }
 
 absl::StatusOr<std::vector<Tensor>> AvgPool(const OpContext& ctx) { return Pool(ctx, false); }

@@ -136,7 +136,7 @@ absl::StatusOr<std::vector<Tensor>> Lstm(const OpContext& ctx) {
         if (!output_sequence) out.mutable_floats()[o] = h(b, k);
       }
   }
-  return std::vector<Tensor>{std::move(out), std::move(h_final), std::move(c_final)};
+  return Outputs(std::move(out), std::move(h_final), std::move(c_final));
 }
 
 // The inputs gru and rnn share: x [seq, batch, I], initial_h [batch, H],
@@ -199,7 +199,7 @@ absl::StatusOr<std::vector<Tensor>> RunSingleState(const SingleStateInputs& s, i
   // With no steps the output and the final state are the initial state.
   if (!s.output_sequence) Eigen::Map<RowMatrix>(out.mutable_floats().data(), s.batch, s.hidden) = h;
   Tensor h_final = Tensor::Float({s.batch, s.hidden}, std::vector<float>(h.data(), h.data() + h.size()));
-  return std::vector<Tensor>{std::move(out), std::move(h_final)};
+  return Outputs(std::move(out), std::move(h_final));
 }
 
 absl::StatusOr<std::vector<Tensor>> Gru(const OpContext& ctx) {

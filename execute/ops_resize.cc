@@ -70,7 +70,7 @@ absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
       }
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // upsample_nearest_neighbor with integer scale factors: each input pixel
@@ -99,7 +99,7 @@ absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
         if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
         else out.mutable_ints()[dst] = x->ints()[src];
       }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace
