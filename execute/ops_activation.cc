@@ -202,6 +202,45 @@ absl::StatusOr<std::vector<Tensor>> Prelu(const OpContext& ctx) {
   return Outputs(Tensor::Float(x->shape(), std::move(out)));
 }
 
+// linear_activation(x, alpha, beta): alpha * x + beta.
+absl::StatusOr<std::vector<Tensor>> LinearActivation(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(double alpha, ctx.Float("alpha", 1.0));
+  ASSIGN_OR_RETURN(double beta, ctx.Float("beta", 0.0));
+  const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+  return MapFloat(ctx, [a, b](float x) { return a * x + b; });
+}
+
+// thresholded_relu(x, alpha): x where x >= alpha, else 0.
+absl::StatusOr<std::vector<Tensor>> ThresholdedRelu(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(double alpha, ctx.Float("alpha", 1.0));
+  const float a = static_cast<float>(alpha);
+  return MapFloat(ctx, [a](float x) { return x >= a ? x : 0.0f; });
+}
+
+// softplus_parametric(x, alpha, beta): alpha_c * log(1 + exp(beta_c * x))
+// with one alpha and beta per channel (axis 1 of [B, C, ...]); computed
+// as max(t, 0) + log1p(exp(-|t|)) so that large |t| neither overflows nor
+// loses the linear part.
+absl::StatusOr<std::vector<Tensor>> SoftplusParametric(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* alpha, ctx.Input("alpha"));
+  ASSIGN_OR_RETURN(const Tensor* beta, ctx.Input("beta"));
+  if (!x->is_float() || !alpha->is_float() || !beta->is_float() || x->rank() < 3) {
+    return ctx.Invalid("x must be floating point [B, C, ...], alpha and beta floating point");
+  }
+  const int64_t c = x->dim(1);
+  if (alpha->size() != c || beta->size() != c) return ctx.Invalid("alpha and beta must have one value per channel");
+  int64_t inner = 1;
+  for (int64_t d = 2; d < x->rank(); ++d) inner *= x->dim(d);
+  std::vector<float> out(x->size());
+  for (int64_t i = 0; i < x->size(); ++i) {
+    const int64_t ch = (i / std::max<int64_t>(inner, 1)) % c;
+    const float t = beta->floats()[ch] * x->floats()[i];
+    out[i] = alpha->floats()[ch] * (std::max(t, 0.0f) + std::log1p(std::exp(-std::fabs(t))));
+  }
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
+}
+
 absl::StatusOr<std::vector<Tensor>> Identity(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   return Outputs(*x);
@@ -294,6 +333,9 @@ void RegisterActivationOps(OpRegistry* r) {
   r->Register("softmax", Softmax);
   r->Register("identity", Identity);
   r->Register("prelu", Prelu);
+  r->Register("linear_activation", LinearActivation);
+  r->Register("thresholded_relu", ThresholdedRelu);
+  r->Register("softplus_parametric", SoftplusParametric);
   r->Register("logical_not", LogicalNot);
   r->Register("cast", Cast);
 }
