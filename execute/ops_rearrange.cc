@@ -16,6 +16,9 @@ namespace {
 
 enum class Order { kBlockMajor, kChannelMajor };
 
+// A block wider than this is malformed (and its square would overflow).
+constexpr int64_t kMaxFactor = int64_t{1} << 15;
+
 // [n, C * b * b, H, W] -> [n, C, H * b, W * b]: output (c, y, x) takes
 // channel (by * b + bx) * C + c (block-major) or (c * b + by) * b + bx
 // (channel-major) at (y / b, x / b), where (by, bx) = (y % b, x % b).
@@ -23,7 +26,7 @@ absl::StatusOr<std::vector<Tensor>> ToSpace(const OpContext& ctx, const char* fa
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   ASSIGN_OR_RETURN(int64_t b, ctx.Int(factor_name));
   if (x->rank() != 4 || x->dtype() == DType::kString) return ctx.Invalid("x must be a rank-4 tensor");
-  if (b < 1) return ctx.Invalid(absl::StrCat(factor_name, " must be positive"));
+  if (b < 1 || b > kMaxFactor) return ctx.Invalid(absl::StrCat(factor_name, " must be in [1, ", kMaxFactor, "]"));
   const int64_t n = x->dim(0), cin = x->dim(1), h = x->dim(2), w = x->dim(3);
   if (cin % (b * b) != 0) return ctx.Invalid(absl::StrCat(factor_name, " squared must divide the channels"));
   const int64_t c = cin / (b * b);
@@ -41,7 +44,7 @@ absl::StatusOr<std::vector<Tensor>> ToDepth(const OpContext& ctx, const char* fa
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   ASSIGN_OR_RETURN(int64_t b, ctx.Int(factor_name));
   if (x->rank() != 4 || x->dtype() == DType::kString) return ctx.Invalid("x must be a rank-4 tensor");
-  if (b < 1) return ctx.Invalid(absl::StrCat(factor_name, " must be positive"));
+  if (b < 1 || b > kMaxFactor) return ctx.Invalid(absl::StrCat(factor_name, " must be in [1, ", kMaxFactor, "]"));
   const int64_t n = x->dim(0), c = x->dim(1), h = x->dim(2), w = x->dim(3);
   if (h % b != 0 || w % b != 0) return ctx.Invalid(absl::StrCat(factor_name, " must divide the height and width"));
   const int64_t cout = c * b * b, oh = h / b, ow = w / b;
