@@ -25,10 +25,9 @@ absl::StatusOr<Shape> BroadcastShapes(absl::Span<const int64_t> a, absl::Span<co
   return out;
 }
 
-std::vector<int64_t> BroadcastOffsets(absl::Span<const int64_t> in_shape, absl::Span<const int64_t> out) {
+std::vector<int64_t> BroadcastStrides(absl::Span<const int64_t> in_shape, absl::Span<const int64_t> out) {
   const size_t rank = out.size();
   const size_t lead = rank - in_shape.size();
-  // Strides of the input as seen from the output: 0 along stretched dims.
   std::vector<int64_t> stride(rank, 0);
   int64_t s = 1;
   for (size_t i = rank; i-- > lead;) {
@@ -36,6 +35,12 @@ std::vector<int64_t> BroadcastOffsets(absl::Span<const int64_t> in_shape, absl::
     stride[i] = d == 1 ? 0 : s;
     s *= d;
   }
+  return stride;
+}
+
+std::vector<int64_t> BroadcastOffsets(absl::Span<const int64_t> in_shape, absl::Span<const int64_t> out) {
+  const size_t rank = out.size();
+  const std::vector<int64_t> stride = BroadcastStrides(in_shape, out);
   const int64_t n = NumElements(out);
   std::vector<int64_t> offsets(n);
   std::vector<int64_t> idx(rank, 0);

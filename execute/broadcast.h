@@ -19,6 +19,10 @@ absl::StatusOr<Shape> BroadcastShapes(absl::Span<const int64_t> a, absl::Span<co
 // (row-major); `in_shape` must broadcast to `out`.
 std::vector<int64_t> BroadcastOffsets(absl::Span<const int64_t> in_shape, absl::Span<const int64_t> out);
 
+// The strides of an operand of `in_shape` as seen from `out` (one per dim of
+// `out`, 0 along dims it stretches or lacks).
+std::vector<int64_t> BroadcastStrides(absl::Span<const int64_t> in_shape, absl::Span<const int64_t> out);
+
 // Calls fn(out_index, a_index, b_index) for every output element.
 template <typename Fn>
 void ForEachBroadcast(absl::Span<const int64_t> a_shape, absl::Span<const int64_t> b_shape,
@@ -32,9 +36,23 @@ void ForEachBroadcast(absl::Span<const int64_t> a_shape, absl::Span<const int64_
   } else if (na == 1 && nb == n) {
     for (int64_t i = 0; i < n; ++i) fn(i, 0, i);
   } else {
-    const std::vector<int64_t> oa = BroadcastOffsets(a_shape, out);
-    const std::vector<int64_t> ob = BroadcastOffsets(b_shape, out);
-    for (int64_t i = 0; i < n; ++i) fn(i, oa[i], ob[i]);
+    // Walks the output index, stepping each operand by its strides (0 along
+    // stretched dims). Materialised offsets would take 16 bytes per output
+    // element, four times the float result itself.
+    const size_t rank = out.size();
+    const std::vector<int64_t> sa = BroadcastStrides(a_shape, out), sb = BroadcastStrides(b_shape, out);
+    std::vector<int64_t> idx(rank, 0);
+    int64_t ia = 0, ib = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      fn(i, ia, ib);
+      for (size_t d = rank; d-- > 0;) {
+        ++idx[d];
+        ia += sa[d], ib += sb[d];
+        if (idx[d] < out[d]) break;
+        ia -= sa[d] * idx[d], ib -= sb[d] * idx[d];
+        idx[d] = 0;
+      }
+    }
   }
 }
 

@@ -243,6 +243,10 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
       values[s] = Tensor();
       present[s] = counted[s] = false;
     }
+    if (stats != nullptr && stats->after_op) {
+      stats->after_op(absl::StrCat("layer ", step.label.index, " '", step.label.name, "' (", step.label.type, ")"),
+                      live_bytes);
+    }
   }
   std::map<std::string, Tensor> out;
   for (size_t i = 0; i < outputs_.size(); ++i) {
@@ -250,7 +254,10 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     if (!present[o.slot]) {
       return absl::InvalidArgumentError(absl::StrCat("output '", output_names_[i], "' was not computed"));
     }
-    Tensor t = values[o.slot];
+    // Moved out unless a later output reads the same blob.
+    bool again = false;
+    for (size_t j = i + 1; j < outputs_.size(); ++j) again = again || outputs_[j].slot == o.slot;
+    Tensor t = again ? values[o.slot] : std::move(values[o.slot]);
     if (!o.described.empty() && NumElements(o.described) == t.size()) t.Reshape(o.described);
     out[output_names_[i]] = std::move(t);
   }

@@ -63,7 +63,7 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec);
 std::string NnLayerTypeName(int number);
 
 // Builders, by family (nn_layers_conv.cc, nn_layers_dense.cc,
-// nn_layers_elementwise.cc, nn_layers_shape.cc).
+// nn_layers_elementwise.cc, nn_layers_shape.cc, then the files named).
 absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildPooling(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildInnerProduct(const NnLayerSpec& spec);
@@ -88,6 +88,28 @@ absl::StatusOr<NnKernel> BuildReorganizeData(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildConcat(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildLoadConstant(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildLoadConstantND(const NnLayerSpec& spec);
+// nn_layers_norm.cc
+absl::StatusOr<NnKernel> BuildLrn(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildL2Normalize(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildMvn(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildScale(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBias(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReduce(const NnLayerSpec& spec);
+// nn_layers_spatial.cc
+absl::StatusOr<NnKernel> BuildPadding(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildCrop(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildUpsample(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSlice(const NnLayerSpec& spec);
+// nn_layers_nd.cc
+absl::StatusOr<NnKernel> BuildReshapeStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFlattenTo2D(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSqueeze(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildExpandDims(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildConcatND(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSoftmaxND(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSliceStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildClip(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildEmbedding(const NnLayerSpec& spec);
 
 }  // namespace coremlz::execute
 

@@ -213,7 +213,7 @@ absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec) {
       if (cs.out_h() <= 0 || cs.out_w() <= 0) return label.Invalid("the kernel is larger than the padded input");
       Tensor y = Tensor::Zeros(DType::kFloat32, WithChw(x, out_channels, cs.out_h(), cs.out_w()));
       ConvInStrips(cs, x.floats(), weights.floats(), bias.floats(), y.mutable_floats());
-      return std::vector<Tensor>{std::move(y)};
+      return Outputs(std::move(y));
     }
     // Deconvolution: the full transposed convolution, then cropped by the
     // padding (dilation is ignored for deconvolution, as the spec says).
@@ -247,7 +247,7 @@ absl::StatusOr<NnKernel> BuildConvolution(const NnLayerSpec& spec) {
         std::copy(src, src + out_w, dst + (plane * out_h + r) * out_w);
       }
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -337,7 +337,7 @@ absl::StatusOr<NnKernel> BuildPooling(const NnLayerSpec& spec) {
         }
       }
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 

@@ -75,7 +75,7 @@ absl::StatusOr<NnKernel> BuildInnerProduct(const NnLayerSpec& spec) {
     if (bias.size() > 0) {
       ym.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.floats().data(), out_channels);
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -143,7 +143,7 @@ absl::StatusOr<NnKernel> BuildBatchnorm(const NnLayerSpec& spec) {
             for (int64_t b = 0; b < v.outer; ++b) apply(b, c, mu, var);
           }
         }
-        return std::vector<Tensor>{std::move(y)};
+        return Outputs(std::move(y));
       });
 }
 
@@ -168,7 +168,7 @@ absl::StatusOr<NnKernel> BuildSoftmax(const NnLayerSpec& spec) {
         }
       }
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 

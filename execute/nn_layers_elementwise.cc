@@ -23,26 +23,33 @@ absl::StatusOr<std::vector<Tensor>> Map(const Tensor& x, const NnLayerLabel& lab
   auto src = x.floats();
   auto dst = y.mutable_floats();
   for (int64_t i = 0; i < x.size(); ++i) dst[i] = f(src[i]);
-  return std::vector<Tensor>{std::move(y)};
+  return Outputs(std::move(y));
 }
 
-// Folds the inputs left to right with `op`, broadcasting as it goes.
+// Folds the inputs left to right with `op`, broadcasting as it goes. The
+// first step reads in[0] where it is (copying it first put one more
+// activation-sized tensor in EDSR's peak); later steps fold into the result
+// in place while its shape does not grow.
 absl::StatusOr<Tensor> Fold(const std::vector<const Tensor*>& in, const NnLayerLabel& label, const Binary& op) {
-  Tensor acc = *in[0];
-  if (!acc.is_float()) return label.Invalid("expects float inputs");
+  if (!in[0]->is_float()) return label.Invalid("expects float inputs");
+  Tensor acc;
+  const Tensor* a = in[0];
   for (size_t k = 1; k < in.size(); ++k) {
     const Tensor& b = *in[k];
     if (!b.is_float()) return label.Invalid("expects float inputs");
-    absl::StatusOr<Shape> shape = BroadcastShapes(acc.shape(), b.shape());
+    absl::StatusOr<Shape> shape = BroadcastShapes(a->shape(), b.shape());
     if (!shape.ok()) return label.Invalid(std::string(shape.status().message()));
-    Tensor next = Tensor::Zeros(DType::kFloat32, *shape);
-    auto pa = acc.floats();
+    const bool in_place = a == &acc && *shape == acc.shape();
+    Tensor next = in_place ? Tensor() : Tensor::Zeros(DType::kFloat32, *shape);
+    auto pa = a->floats();
     auto pb = b.floats();
-    auto out = next.mutable_floats();
-    ForEachBroadcast(acc.shape(), b.shape(), *shape,
+    auto out = in_place ? acc.mutable_floats() : next.mutable_floats();
+    ForEachBroadcast(a->shape(), b.shape(), *shape,
                      [&](int64_t i, int64_t ia, int64_t ib) { out[i] = op(pa[ia], pb[ib]); });
-    acc = std::move(next);
+    if (!in_place) acc = std::move(next);
+    a = &acc;
   }
+  if (a != &acc) acc = *a;  // a single input
   return acc;
 }
 
@@ -61,7 +68,7 @@ absl::StatusOr<NnKernel> MultiInput(const NnLayerSpec& spec, Binary op, bool has
       const float n = static_cast<float>(in.size());
       for (float& v : y.mutable_floats()) v /= n;
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -70,7 +77,7 @@ absl::StatusOr<NnKernel> TwoInputs(const NnLayerSpec& spec, Binary op) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     ASSIGN_OR_RETURN(Tensor y, Fold(in, label, op));
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -96,7 +103,7 @@ absl::StatusOr<std::vector<Tensor>> PerChannel(const Tensor& x, const NnLayerLab
     for (size_t k = 0; k < params.size(); ++k) values[k] = params[k]->floats()[params[k]->size() == 1 ? 0 : c];
     dst[i] = f(src[i], values.data());
   }
-  return std::vector<Tensor>{std::move(y)};
+  return Outputs(std::move(y));
 }
 
 }  // namespace

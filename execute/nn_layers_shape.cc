@@ -51,7 +51,7 @@ absl::StatusOr<NnKernel> Constant(const NnLayerSpec& spec, Shape shape) {
   Tensor value = *data;
   value.Reshape(std::move(shape));
   return NnKernel([value](const std::vector<const Tensor*>&) -> absl::StatusOr<std::vector<Tensor>> {
-    return std::vector<Tensor>{value};
+    return Outputs(value);
   });
 }
 
@@ -78,7 +78,7 @@ absl::StatusOr<NnKernel> BuildFlatten(const NnLayerSpec& spec) {
       y = x;
     }
     y.Reshape(out);
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -88,7 +88,7 @@ absl::StatusOr<NnKernel> BuildTranspose(const NnLayerSpec& spec) {
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     RETURN_IF_ERROR(CheckPermutation(axes, in[0]->rank(), label));
     if (!in[0]->is_float()) return label.Invalid("expects a float input");
-    return std::vector<Tensor>{Permute(*in[0], axes)};
+    return Outputs(Permute(*in[0], axes));
   });
 }
 
@@ -103,7 +103,7 @@ absl::StatusOr<NnKernel> BuildPermute(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     if (in[0]->rank() != 5 || !in[0]->is_float()) return label.Invalid("expects a float rank-5 input");
-    return std::vector<Tensor>{Permute(*in[0], perm)};
+    return Outputs(Permute(*in[0], perm));
   });
 }
 
@@ -122,7 +122,7 @@ absl::StatusOr<NnKernel> BuildReshape(const NnLayerSpec& spec) {
     if (!channel_last) {
       Tensor y = x;
       y.Reshape(out);
-      return std::vector<Tensor>{std::move(y)};
+      return Outputs(std::move(y));
     }
     // Per item: [C, H, W] read in H, W, C order, laid out as [H', W', C']
     // and permuted back to [C', H', W'].
@@ -131,7 +131,7 @@ absl::StatusOr<NnKernel> BuildReshape(const NnLayerSpec& spec) {
     hwc.Reshape({items, 1, out[3], out[4], out[2]});
     Tensor y = Permute(hwc, {0, 1, 4, 2, 3});
     y.Reshape(out);
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -182,7 +182,7 @@ absl::StatusOr<NnKernel> BuildReorganizeData(const NnLayerSpec& spec) {
             }
       }
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 
@@ -214,7 +214,7 @@ absl::StatusOr<NnKernel> BuildConcat(const NnLayerSpec& spec) {
         dst = std::copy(src, src + chunk, dst);
       }
     }
-    return std::vector<Tensor>{std::move(y)};
+    return Outputs(std::move(y));
   });
 }
 

@@ -120,6 +120,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterBandPartOps(r);
     RegisterLikeOps(r);
     RegisterReverseOps(r);
+    RegisterRearrangeOps(r);
     return r;
   }();
   return *registry;

@@ -104,6 +104,7 @@ void RegisterQuantOps(OpRegistry* registry);
 void RegisterBandPartOps(OpRegistry* registry);
 void RegisterLikeOps(OpRegistry* registry);
 void RegisterReverseOps(OpRegistry* registry);
+void RegisterRearrangeOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

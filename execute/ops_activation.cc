@@ -19,7 +19,7 @@ absl::StatusOr<std::vector<Tensor>> MapFloat(const OpContext& ctx, F f) {
   std::vector<float> out(x->size());
   const float* in = x->floats().data();
   for (int64_t i = 0; i < x->size(); ++i) out[i] = f(in[i]);
-  return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
 }
 
 // Ops also defined on int32 (abs, sign, square, relu's int variant is not).
@@ -30,7 +30,7 @@ absl::StatusOr<std::vector<Tensor>> MapFloatOrInt(const OpContext& ctx, F f, G g
   if (x->dtype() != DType::kInt32) return ctx.Invalid("x must be numeric");
   std::vector<int32_t> out(x->size());
   for (int64_t i = 0; i < x->size(); ++i) out[i] = g(x->ints()[i]);
-  return std::vector<Tensor>{Tensor::Int(x->shape(), std::move(out))};
+  return Outputs(Tensor::Int(x->shape(), std::move(out)));
 }
 
 #define UNARY(NAME, EXPR) \
@@ -182,7 +182,7 @@ absl::StatusOr<std::vector<Tensor>> Softmax(const OpContext& ctx) {
       for (int64_t k = 0; k < n; ++k) out[base + k * inner] *= inv;
     }
   }
-  return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
 }
 
 // prelu(x, alpha): one slope per channel (axis 1 of [B, C, ...]).
@@ -199,12 +199,51 @@ absl::StatusOr<std::vector<Tensor>> Prelu(const OpContext& ctx) {
     const float v = x->floats()[i];
     out[i] = v >= 0 ? v : alpha->floats()[(i / std::max<int64_t>(inner, 1)) % c] * v;
   }
-  return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
+}
+
+// linear_activation(x, alpha, beta): alpha * x + beta.
+absl::StatusOr<std::vector<Tensor>> LinearActivation(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(double alpha, ctx.Float("alpha", 1.0));
+  ASSIGN_OR_RETURN(double beta, ctx.Float("beta", 0.0));
+  const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+  return MapFloat(ctx, [a, b](float x) { return a * x + b; });
+}
+
+// thresholded_relu(x, alpha): x where x >= alpha, else 0.
+absl::StatusOr<std::vector<Tensor>> ThresholdedRelu(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(double alpha, ctx.Float("alpha", 1.0));
+  const float a = static_cast<float>(alpha);
+  return MapFloat(ctx, [a](float x) { return x >= a ? x : 0.0f; });
+}
+
+// softplus_parametric(x, alpha, beta): alpha_c * log(1 + exp(beta_c * x))
+// with one alpha and beta per channel (axis 1 of [B, C, ...]); computed
+// as max(t, 0) + log1p(exp(-|t|)) so that large |t| neither overflows nor
+// loses the linear part.
+absl::StatusOr<std::vector<Tensor>> SoftplusParametric(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* alpha, ctx.Input("alpha"));
+  ASSIGN_OR_RETURN(const Tensor* beta, ctx.Input("beta"));
+  if (!x->is_float() || !alpha->is_float() || !beta->is_float() || x->rank() < 3) {
+    return ctx.Invalid("x must be floating point [B, C, ...], alpha and beta floating point");
+  }
+  const int64_t c = x->dim(1);
+  if (alpha->size() != c || beta->size() != c) return ctx.Invalid("alpha and beta must have one value per channel");
+  int64_t inner = 1;
+  for (int64_t d = 2; d < x->rank(); ++d) inner *= x->dim(d);
+  std::vector<float> out(x->size());
+  for (int64_t i = 0; i < x->size(); ++i) {
+    const int64_t ch = (i / std::max<int64_t>(inner, 1)) % c;
+    const float t = beta->floats()[ch] * x->floats()[i];
+    out[i] = alpha->floats()[ch] * (std::max(t, 0.0f) + std::log1p(std::exp(-std::fabs(t))));
+  }
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
 }
 
 absl::StatusOr<std::vector<Tensor>> Identity(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
-  return std::vector<Tensor>{*x};
+  return Outputs(*x);
 }
 
 absl::StatusOr<std::vector<Tensor>> LogicalNot(const OpContext& ctx) {
@@ -212,7 +251,7 @@ absl::StatusOr<std::vector<Tensor>> LogicalNot(const OpContext& ctx) {
   if (x->dtype() != DType::kBool) return ctx.Invalid("x must be bool");
   std::vector<int32_t> out(x->size());
   for (int64_t i = 0; i < x->size(); ++i) out[i] = x->ints()[i] == 0;
-  return std::vector<Tensor>{Tensor::Bool(x->shape(), std::move(out))};
+  return Outputs(Tensor::Bool(x->shape(), std::move(out)));
 }
 
 // cast(x, dtype). Float targets stay float32 (the executor computes in
@@ -225,15 +264,15 @@ absl::StatusOr<std::vector<Tensor>> Cast(const OpContext& ctx) {
   if (x->dtype() == DType::kString) return ctx.Invalid("cannot cast strings");
   const int64_t n = x->size();
   if (dtype == "fp16" || dtype == "fp32" || dtype == "fp64" || dtype == "bf16") {
-    if (x->is_float()) return std::vector<Tensor>{*x};
+    if (x->is_float()) return Outputs(*x);
     std::vector<float> out(n);
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(x->ints()[i]);
-    return std::vector<Tensor>{Tensor::Float(x->shape(), std::move(out))};
+    return Outputs(Tensor::Float(x->shape(), std::move(out)));
   }
   if (dtype == "bool") {
     std::vector<int32_t> out(n);
     for (int64_t i = 0; i < n; ++i) out[i] = x->AsDouble(i) != 0;
-    return std::vector<Tensor>{Tensor::Bool(x->shape(), std::move(out))};
+    return Outputs(Tensor::Bool(x->shape(), std::move(out)));
   }
   if (dtype == "int32" || dtype == "int64" || dtype == "int16" || dtype == "int8" || dtype == "uint8" ||
       dtype == "uint16" || dtype == "uint32") {
@@ -246,7 +285,7 @@ absl::StatusOr<std::vector<Tensor>> Cast(const OpContext& ctx) {
       else if (dtype == "uint16") out[i] = static_cast<uint16_t>(v);
       else out[i] = static_cast<int32_t>(v);
     }
-    return std::vector<Tensor>{Tensor::Int(x->shape(), std::move(out))};
+    return Outputs(Tensor::Int(x->shape(), std::move(out)));
   }
   return ctx.Invalid(absl::StrCat("unknown dtype '", dtype, "'"));
 }
@@ -294,6 +333,9 @@ void RegisterActivationOps(OpRegistry* r) {
   r->Register("softmax", Softmax);
   r->Register("identity", Identity);
   r->Register("prelu", Prelu);
+  r->Register("linear_activation", LinearActivation);
+  r->Register("thresholded_relu", ThresholdedRelu);
+  r->Register("softplus_parametric", SoftplusParametric);
   r->Register("logical_not", LogicalNot);
   r->Register("cast", Cast);
 }

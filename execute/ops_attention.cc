@@ -73,7 +73,7 @@ absl::StatusOr<std::vector<Tensor>> Sdpa(const OpContext& ctx) {
     }
     Map(out.mutable_floats().data() + b * l * ev, l, ev).noalias() = scores * vb;
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ absl::StatusOr<std::vector<Tensor>> BandPart(const OpContext& ctx) {
       out.mutable_ints()[i] = 0;
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -75,7 +75,7 @@ absl::StatusOr<std::vector<Tensor>> Conv(const OpContext& ctx) {
   if (out.size() > 0 && x->size() > 0) {
     Conv2d(s, x->floats(), w->floats(), bias ? bias->floats() : absl::Span<const float>(), out.mutable_floats());
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // The uncropped transposed convolution is (in - 1) * stride + dilated kernel
@@ -157,7 +157,7 @@ absl::StatusOr<std::vector<Tensor>> ConvTranspose(const OpContext& ctx) {
     for (int64_t y = 0; y < out[0]; ++y)
       for (int64_t xx = 0; xx < out[1]; ++xx)
         o[(p * out[0] + y) * out[1] + xx] = whole.floats()[(p * full[0] + y + crop_begin[0]) * full[1] + xx + crop_begin[1]];
-  return std::vector<Tensor>{std::move(result)};
+  return Outputs(std::move(result));
 }
 
 }  // namespace

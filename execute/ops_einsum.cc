@@ -167,7 +167,7 @@ absl::StatusOr<std::vector<Tensor>> Einsum(const OpContext& ctx) {
   const Tensor product_tensor = Tensor::Float(product_shape, std::move(product_buffer));
   ASSIGN_OR_RETURN(std::vector<float> permuted, Pack(product_tensor, product_letters, eq.out, sizes));
   std::copy(permuted.begin(), permuted.end(), out.mutable_floats().begin());
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -38,17 +38,17 @@ absl::StatusOr<std::vector<Tensor>> Binary(const OpContext& ctx, Kind kind, FF f
   if (!out.ok()) return ctx.Invalid(out.status().message());
   if (kind == Kind::kLogical) {
     if (x->dtype() != DType::kBool || y->dtype() != DType::kBool) return ctx.Invalid("operands must be bool");
-    return std::vector<Tensor>{Apply<int32_t, int32_t>(*x, *y, *out, x->ints(), y->ints(), fi, DType::kBool)};
+    return Outputs(Apply<int32_t, int32_t>(*x, *y, *out, x->ints(), y->ints(), fi, DType::kBool));
   }
   if (x->is_float() != y->is_float()) return ctx.Invalid("operands have different types");
   const DType result_type = kind == Kind::kCompare ? DType::kBool : x->dtype();
   if (x->is_float()) {
     if (kind == Kind::kCompare) {
-      return std::vector<Tensor>{Apply<float, int32_t>(*x, *y, *out, x->floats(), y->floats(), ff, result_type)};
+      return Outputs(Apply<float, int32_t>(*x, *y, *out, x->floats(), y->floats(), ff, result_type));
     }
-    return std::vector<Tensor>{Apply<float, float>(*x, *y, *out, x->floats(), y->floats(), ff, result_type)};
+    return Outputs(Apply<float, float>(*x, *y, *out, x->floats(), y->floats(), ff, result_type));
   }
-  return std::vector<Tensor>{Apply<int32_t, int32_t>(*x, *y, *out, x->ints(), y->ints(), fi, result_type)};
+  return Outputs(Apply<int32_t, int32_t>(*x, *y, *out, x->ints(), y->ints(), fi, result_type));
 }
 
 #define ARITH(NAME, EXPR_F, EXPR_I)                                                        \
@@ -131,7 +131,7 @@ absl::StatusOr<std::vector<Tensor>> Select(const OpContext& ctx) {
     int32_t* o = result.mutable_ints().data();
     for (int64_t i = 0; i < n; ++i) o[i] = truth(i) ? a->ints()[oa[i]] : b->ints()[ob[i]];
   }
-  return std::vector<Tensor>{std::move(result)};
+  return Outputs(std::move(result));
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ absl::StatusOr<std::vector<Tensor>> GatherNd(const OpContext& ctx) {
     }
     CopyElements(*x, offset, out, l * inner, inner);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // The position in `data` that element `i` of `indices` (same rank as data,
@@ -124,7 +124,7 @@ absl::StatusOr<std::vector<Tensor>> GatherAlongAxis(const OpContext& ctx) {
     ASSIGN_OR_RETURN(int64_t offset, AlongAxisOffset(ctx, *x, *indices, *axis, i, x_strides, i_strides));
     CopyElements(*x, offset, out, i, 1);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 enum class ScatterMode { kUpdate, kAdd, kSub, kMul, kDiv, kMax, kMin };
@@ -207,7 +207,7 @@ absl::StatusOr<std::vector<Tensor>> Scatter(const OpContext& ctx) {
       RETURN_IF_ERROR(ScatterInto(ctx, mode, *updates, (o * indices->size() + k) * inner, out, (o * n + idx) * inner, inner));
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // scatter_nd(data, indices, updates, mode = "add"): the last dim of
@@ -237,7 +237,7 @@ absl::StatusOr<std::vector<Tensor>> ScatterNd(const OpContext& ctx) {
     }
     RETURN_IF_ERROR(ScatterInto(ctx, mode, *updates, l * inner, out, offset, inner));
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // scatter_along_axis(data, indices, updates, axis = 0, mode = "add"): the
@@ -259,7 +259,7 @@ absl::StatusOr<std::vector<Tensor>> ScatterAlongAxis(const OpContext& ctx) {
     ASSIGN_OR_RETURN(int64_t offset, AlongAxisOffset(ctx, *data, *indices, *axis, i, d_strides, i_strides));
     RETURN_IF_ERROR(ScatterInto(ctx, mode, *updates, i, out, offset, 1));
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // one_hot(indices, one_hot_vector_size, axis = -1, on_value = 1,
@@ -299,7 +299,7 @@ absl::StatusOr<std::vector<Tensor>> OneHot(const OpContext& ctx) {
       write((o * depth + hot) * inner + i, on);
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -16,8 +16,16 @@ namespace coremlz::execute {
 namespace {
 
 struct SliceSelection {
-  Shape shape;                  // of the result, squeezed dims removed
-  std::vector<int64_t> offset;  // input offset of each result element
+  Shape shape;       // of the result, squeezed dims removed
+  Shape full_shape;  // of the result, squeezed dims kept as 1
+  std::vector<int64_t> start, step, in_stride;
+
+  // Input offset of the result element at `idx` (an index of full_shape).
+  int64_t Offset(const std::vector<int64_t>& idx) const {
+    int64_t off = 0;
+    for (size_t d = 0; d < idx.size(); ++d) off += (start[d] + idx[d] * step[d]) * in_stride[d];
+    return off;
+  }
 };
 
 absl::StatusOr<SliceSelection> SelectSlice(const OpContext& ctx, const Tensor& x) {
@@ -67,21 +75,20 @@ absl::StatusOr<SliceSelection> SelectSlice(const OpContext& ctx, const Tensor& x
     full_shape.push_back(count);
     sel.shape.push_back(count);
   }
-  const std::vector<int64_t> in_stride = RowMajorStrides(x.shape());
   RETURN_IF_ERROR(CheckShape(full_shape));
-  sel.offset.resize(NumElements(full_shape));
-  ForEachIndex(full_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
-    int64_t off = 0;
-    for (int64_t d = 0; d < rank; ++d) off += (start[d] + idx[d] * step[d]) * in_stride[d];
-    sel.offset[i] = off;
-  });
+  sel.full_shape = std::move(full_shape);
+  sel.start = std::move(start);
+  sel.step = std::move(step);
+  sel.in_stride = RowMajorStrides(x.shape());
   return sel;
 }
 
 absl::StatusOr<std::vector<Tensor>> SliceByIndex(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   ASSIGN_OR_RETURN(SliceSelection sel, SelectSlice(ctx, *x));
-  return std::vector<Tensor>{Take(*x, sel.shape, sel.offset)};
+  Tensor out = TakeEach(*x, sel.full_shape, [&](const std::vector<int64_t>& idx, int64_t) { return sel.Offset(idx); });
+  out.Reshape(sel.shape);
+  return Outputs(std::move(out));
 }
 
 // slice_update (iOS18): x with the slice_by_index selection replaced by
@@ -96,11 +103,11 @@ absl::StatusOr<std::vector<Tensor>> SliceUpdate(const OpContext& ctx) {
                                     format::ShapeString(sel.shape)));
   }
   Tensor out = *x;
-  for (size_t i = 0; i < sel.offset.size(); ++i) {
-    if (x->is_float()) out.mutable_floats()[sel.offset[i]] = update->floats()[i];
-    else out.mutable_ints()[sel.offset[i]] = update->ints()[i];
-  }
-  return std::vector<Tensor>{std::move(out)};
+  ForEachIndex(sel.full_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+    if (x->is_float()) out.mutable_floats()[sel.Offset(idx)] = update->floats()[i];
+    else out.mutable_ints()[sel.Offset(idx)] = update->ints()[i];
+  });
+  return Outputs(std::move(out));
 }
 
 absl::StatusOr<std::vector<Tensor>> SliceBySize(const OpContext& ctx) {
@@ -121,13 +128,11 @@ absl::StatusOr<std::vector<Tensor>> SliceBySize(const OpContext& ctx) {
   }
   const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
-  std::vector<int64_t> src(NumElements(out_shape));
-  ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+  return Outputs(TakeEach(*x, out_shape, [&](const std::vector<int64_t>& idx, int64_t) {
     int64_t off = 0;
     for (int64_t d = 0; d < rank; ++d) off += (begin[d] + idx[d]) * in_stride[d];
-    src[i] = off;
-  });
-  return std::vector<Tensor>{Take(*x, out_shape, src)};
+    return off;
+  }));
 }
 
 // gather(x, indices, axis): out = x[..., indices, ...] at `axis`; negative
@@ -149,17 +154,22 @@ absl::StatusOr<std::vector<Tensor>> Gather(const OpContext& ctx) {
   Shape out_shape(x->shape().begin(), x->shape().begin() + *axis);
   out_shape.insert(out_shape.end(), indices->shape().begin(), indices->shape().end());
   out_shape.insert(out_shape.end(), x->shape().begin() + *axis + 1, x->shape().end());
-  std::vector<int64_t> src;
-  src.reserve(NumElements(out_shape));
-  for (int64_t o = 0; o < outer; ++o) {
-    for (int64_t k = 0; k < indices->size(); ++k) {
-      int64_t idx = indices->ints()[k];
-      if (idx < 0) idx += n;
-      if (idx < 0 || idx >= n) return ctx.Invalid(absl::StrCat("index ", indices->ints()[k], " out of range [0, ", n, ")"));
-      for (int64_t i = 0; i < inner; ++i) src.push_back((o * n + idx) * inner + i);
-    }
+  const int64_t count = indices->size();
+  std::vector<int64_t> row(count);
+  for (int64_t k = 0; k < count; ++k) {
+    int64_t idx = indices->ints()[k];
+    if (idx < 0) idx += n;
+    if (idx < 0 || idx >= n) return ctx.Invalid(absl::StrCat("index ", indices->ints()[k], " out of range [0, ", n, ")"));
+    row[k] = idx;
   }
-  return std::vector<Tensor>{Take(*x, out_shape, src)};
+  RETURN_IF_ERROR(CheckShape(out_shape));
+  if (inner == 0 || count == 0) return Outputs(Tensor::Zeros(x->dtype(), out_shape));
+  // Output element i is inner element i % inner of row indices[(i / inner)
+  // % count] of outer block i / (inner * count).
+  return Outputs(TakeEach(*x, out_shape, [&](const std::vector<int64_t>&, int64_t i) {
+    const int64_t o = i / (inner * count), k = (i / inner) % count;
+    return (o * n + row[k]) * inner + i % inner;
+  }));
 }
 
 absl::StatusOr<std::vector<Tensor>> Tile(const OpContext& ctx) {
@@ -173,13 +183,11 @@ absl::StatusOr<std::vector<Tensor>> Tile(const OpContext& ctx) {
   }
   const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
-  std::vector<int64_t> src(NumElements(out_shape));
-  ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+  return Outputs(TakeEach(*x, out_shape, [&](const std::vector<int64_t>& idx, int64_t) {
     int64_t off = 0;
     for (int64_t d = 0; d < x->rank(); ++d) off += (idx[d] % x->dim(d)) * in_stride[d];
-    src[i] = off;
-  });
-  return std::vector<Tensor>{Take(*x, out_shape, src)};
+    return off;
+  }));
 }
 
 absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
@@ -207,8 +215,7 @@ absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
   for (int64_t d = 0; d < rank; ++d) out_shape[d] = x->dim(d) + before[d] + after[d];
   const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   RETURN_IF_ERROR(CheckShape(out_shape));
-  std::vector<int64_t> src(NumElements(out_shape));
-  ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+  return Outputs(TakeEach(*x, out_shape, [&](const std::vector<int64_t>& idx, int64_t) {
     int64_t off = 0;
     for (int64_t d = 0; d < rank; ++d) {
       const int64_t n = x->dim(d);
@@ -223,9 +230,8 @@ absl::StatusOr<std::vector<Tensor>> Pad(const OpContext& ctx) {
       }
       off += j * in_stride[d];
     }
-    src[i] = off;
-  });
-  return std::vector<Tensor>{Take(*x, out_shape, src, value)};
+    return off;
+  }, value));
 }
 
 // space_to_batch / batch_to_space (iOS15, TensorFlow's SpaceToBatchND in
@@ -255,26 +261,23 @@ absl::StatusOr<std::vector<Tensor>> SpaceBatch(const OpContext& ctx, bool to_bat
   const int64_t sh = ph / bh, sw = pw / bw;  // batch-side spatial dims
   const Shape batch_shape = {n * bh * bw, c, sh, sw};
   const Shape space_shape = {n, c, ph - top - bottom, pw - left - right};
-  // Batch-side element -> space-side element (or -1 in the padding).
-  auto space_index = [&](const std::vector<int64_t>& bi) -> int64_t {
-    const int64_t b = bi[0] % n, off = bi[0] / n, by = off / bw, bx = off % bw;
-    const int64_t y = bi[2] * bh + by - top, xx = bi[3] * bw + bx - left;
-    if (y < 0 || y >= space_shape[2] || xx < 0 || xx >= space_shape[3]) return -1;
-    return ((b * c + bi[1]) * space_shape[2] + y) * space_shape[3] + xx;
-  };
   if (to_batch) {
+    // Batch-side element -> space-side element (or -1 in the padding).
     RETURN_IF_ERROR(CheckShape(batch_shape));
-    std::vector<int64_t> src(NumElements(batch_shape));
-    ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) { src[i] = space_index(idx); });
-    return std::vector<Tensor>{Take(*x, batch_shape, src)};
+    return Outputs(TakeEach(*x, batch_shape, [&](const std::vector<int64_t>& bi, int64_t) -> int64_t {
+      const int64_t b = bi[0] % n, off = bi[0] / n, by = off / bw, bx = off % bw;
+      const int64_t y = bi[2] * bh + by - top, xx = bi[3] * bw + bx - left;
+      if (y < 0 || y >= space_shape[2] || xx < 0 || xx >= space_shape[3]) return -1;
+      return ((b * c + bi[1]) * space_shape[2] + y) * space_shape[3] + xx;
+    }));
   }
+  // Space-side element (after the crop) -> the batch-side element it came from.
   RETURN_IF_ERROR(CheckShape(space_shape));
-  std::vector<int64_t> src(NumElements(space_shape), -1);
-  ForEachIndex(batch_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
-    const int64_t s = space_index(idx);
-    if (s >= 0) src[s] = i;
-  });
-  return std::vector<Tensor>{Take(*x, space_shape, src)};
+  return Outputs(TakeEach(*x, space_shape, [&](const std::vector<int64_t>& si, int64_t) -> int64_t {
+    const int64_t py = si[2] + top, px = si[3] + left;
+    const int64_t batch = ((py % bh) * bw + px % bw) * n + si[0];
+    return ((batch * c + si[1]) * sh + py / bh) * sw + px / bw;
+  }));
 }
 
 absl::StatusOr<std::vector<Tensor>> SpaceToBatch(const OpContext& ctx) { return SpaceBatch(ctx, true); }

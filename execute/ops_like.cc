@@ -26,7 +26,7 @@ absl::StatusOr<std::vector<Tensor>> FillLike(const OpContext& ctx) {
     const int32_t v = value->ints()[0];
     for (int32_t& i : out.mutable_ints()) i = v;
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // reshape_like(x, ref_tensors, begins, ends, end_masks): the output shape is
@@ -58,7 +58,7 @@ absl::StatusOr<std::vector<Tensor>> ReshapeLike(const OpContext& ctx) {
   }
   Tensor out = *x;
   out.Reshape(std::move(shape));
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

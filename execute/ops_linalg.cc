@@ -33,11 +33,11 @@ absl::StatusOr<std::vector<Tensor>> Linear(const OpContext& ctx) {
   out_shape.back() = dout;
   ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t rows = NumElements(absl::MakeConstSpan(x->shape()).subspan(0, x->rank() - 1));
-  if (out.size() == 0) return std::vector<Tensor>{std::move(out)};
+  if (out.size() == 0) return Outputs(std::move(out));
   Map y(out.mutable_floats().data(), rows, dout);
   if (din > 0) y.noalias() = ConstMap(x->floats().data(), rows, din) * ConstMap(w->floats().data(), dout, din).transpose();
   if (bias) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->floats().data(), dout);
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 absl::StatusOr<std::vector<Tensor>> MatMul(const OpContext& ctx) {
@@ -67,7 +67,7 @@ absl::StatusOr<std::vector<Tensor>> MatMul(const OpContext& ctx) {
   if (!y_vec) out_shape.push_back(n);
   ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
   const int64_t batches = NumElements(*batch);
-  if (batches == 0 || m == 0 || n == 0) return std::vector<Tensor>{std::move(out)};
+  if (batches == 0 || m == 0 || n == 0) return Outputs(std::move(out));
   const std::vector<int64_t> bx = BroadcastOffsets(xb, *batch), by = BroadcastOffsets(yb, *batch);
   for (int64_t b = 0; b < batches; ++b) {
     ConstMap a(x->floats().data() + bx[b] * xr * xc, xr, xc);
@@ -79,7 +79,7 @@ absl::StatusOr<std::vector<Tensor>> MatMul(const OpContext& ctx) {
     else if (!tx && ty) r.noalias() = a * c.transpose();
     else r.noalias() = a.transpose() * c.transpose();
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -45,12 +45,12 @@ absl::StatusOr<std::vector<Tensor>> MakeList(const OpContext& ctx) {
   } else if (dtype != "fp32" && dtype != "fp16" && dtype != "fp64") {
     return ctx.Invalid(absl::StrCat("unknown dtype '", dtype, "'"));
   }
-  return std::vector<Tensor>{Tensor::List(element, length)};
+  return Outputs(Tensor::List(element, length));
 }
 
 absl::StatusOr<std::vector<Tensor>> ListLength(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* ls, ListInput(ctx));
-  return std::vector<Tensor>{Tensor::IntScalar(static_cast<int32_t>(ls->elements().size()))};
+  return Outputs(Tensor::IntScalar(static_cast<int32_t>(ls->elements().size())));
 }
 
 absl::StatusOr<Tensor> Element(const OpContext& ctx, const Tensor& ls, int64_t i) {
@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<Tensor>> ListRead(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* index, ctx.Input("index"));
   ASSIGN_OR_RETURN(int64_t i, Index(ctx, *index, static_cast<int64_t>(ls->elements().size()), false));
   ASSIGN_OR_RETURN(Tensor e, Element(ctx, *ls, i));
-  return std::vector<Tensor>{std::move(e)};
+  return Outputs(std::move(e));
 }
 
 absl::Status CheckElement(const OpContext& ctx, const Tensor& ls, const Tensor& value) {
@@ -87,7 +87,7 @@ absl::StatusOr<std::vector<Tensor>> ListWrite(const OpContext& ctx) {
   Tensor out = *ls;
   if (i == static_cast<int64_t>(out.elements().size())) out.mutable_elements().emplace_back();
   out.mutable_elements()[static_cast<size_t>(i)] = std::make_shared<const Tensor>(*value);
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // The elements at `indices`, stacked on a new leading axis.
@@ -115,7 +115,7 @@ absl::StatusOr<std::vector<Tensor>> ListGather(const OpContext& ctx) {
       std::copy(picked[k].ints().begin(), picked[k].ints().end(), out.mutable_ints().begin() + k * each);
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // value[k] becomes element indices[k]; the list grows when it must.
@@ -147,7 +147,7 @@ absl::StatusOr<std::vector<Tensor>> ListScatter(const OpContext& ctx) {
   for (const auto& e : out.elements()) {
     if (e && e->shape() != element_shape) return ctx.Invalid("elements of different shapes in one list");
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // batch_norm, instance_norm, layer_norm (iOS15 normalization.py), all with
-// epsilon default 1e-5, and l2_norm; statistics in double, biased variance.
+// epsilon default 1e-5, l2_norm and local_response_norm; statistics in
+// double, biased variance.
+#include <algorithm>
 #include <cmath>
 
 #include "absl/status/status.h"
@@ -56,7 +58,7 @@ absl::StatusOr<std::vector<Tensor>> LayerNorm(const OpContext& ctx) {
   ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, x->shape()));
   Normalize(*x, *plan, gamma ? gamma->floats().data() : nullptr, beta ? beta->floats().data() : nullptr, eps,
             out.mutable_floats().data());
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 absl::StatusOr<std::vector<Tensor>> InstanceNorm(const OpContext& ctx) {
@@ -83,7 +85,7 @@ absl::StatusOr<std::vector<Tensor>> InstanceNorm(const OpContext& ctx) {
     if (gamma) o[i] *= gamma->floats()[ch];
     if (beta) o[i] += beta->floats()[ch];
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // Inference batch norm with the given statistics, over axis 1.
@@ -111,7 +113,7 @@ absl::StatusOr<std::vector<Tensor>> BatchNorm(const OpContext& ctx) {
     if (beta) v += beta->floats()[ch];
     o[i] = static_cast<float>(v);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // l2_norm(x, epsilon = 1e-6): x / sqrt(sum(x^2) + epsilon) over the last
@@ -129,7 +131,40 @@ absl::StatusOr<std::vector<Tensor>> L2Norm(const OpContext& ctx) {
     const double inv = 1.0 / std::sqrt(sq + eps);
     for (int64_t i = 0; i < group; ++i) out.mutable_floats()[g * group + i] = static_cast<float>(in[i] * inv);
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
+}
+
+// local_response_norm(x, size, alpha = 1e-4, beta = 0.75, k = 1) over x of
+// [n, C, *D] (rank 3 or 4): x / (k + alpha / size * sum of x_j^2)^beta, the
+// sum over the channels j of the window around c. The window is PyTorch's
+// (LocalResponseNorm): size / 2 channels before c and (size - 1) / 2 after,
+// clipped to [0, C), which for the usual odd sizes is centred.
+absl::StatusOr<std::vector<Tensor>> LocalResponseNorm(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(int64_t size, ctx.Int("size"));
+  ASSIGN_OR_RETURN(double alpha, ctx.Float("alpha", 1e-4));
+  ASSIGN_OR_RETURN(double beta, ctx.Float("beta", 0.75));
+  ASSIGN_OR_RETURN(double k, ctx.Float("k", 1.0));
+  if (!x->is_float() || x->rank() < 3 || x->rank() > 4) return ctx.Invalid("x must be floating point of rank 3 or 4");
+  if (size < 1) return ctx.Invalid("size must be positive");
+  const int64_t n = x->dim(0), c = x->dim(1), inner = x->size() / std::max<int64_t>(1, n * c);
+  std::vector<float> out(x->size());
+  const float* src = x->floats().data();
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t lo = std::max<int64_t>(0, ch - size / 2), hi = std::min<int64_t>(c - 1, ch + (size - 1) / 2);
+      for (int64_t i = 0; i < inner; ++i) {
+        double sum = 0;
+        for (int64_t j = lo; j <= hi; ++j) {
+          const double v = src[(b * c + j) * inner + i];
+          sum += v * v;
+        }
+        const int64_t at = (b * c + ch) * inner + i;
+        out[at] = static_cast<float>(src[at] / std::pow(k + alpha / size * sum, beta));
+      }
+    }
+  }
+  return Outputs(Tensor::Float(x->shape(), std::move(out)));
 }
 
 }  // namespace
@@ -139,6 +174,7 @@ void RegisterNormOps(OpRegistry* r) {
   r->Register("instance_norm", InstanceNorm);
   r->Register("batch_norm", BatchNorm);
   r->Register("l2_norm", L2Norm);
+  r->Register("local_response_norm", LocalResponseNorm);
 }
 
 }  // namespace coremlz::execute

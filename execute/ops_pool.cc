@@ -1,6 +1,7 @@
-// avg_pool and max_pool (iOS15 pool.py): 1-D and 2-D windows over NC*
-// inputs, pad_type valid/same/same_lower/custom, ceil_mode, and for avg_pool
-// exclude_padding_from_average.
+// avg_pool, max_pool and l2_pool (iOS15 pool.py): 1-D and 2-D windows over
+// NC* inputs, pad_type valid/same/same_lower/custom, ceil_mode, and for
+// avg_pool exclude_padding_from_average. l2_pool is the square root of the
+// sum of squares of the window's input elements (padding adds nothing).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,7 +15,9 @@
 namespace coremlz::execute {
 namespace {
 
-absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, bool is_max) {
+enum class PoolKind { kAverage, kMax, kL2 };
+
+absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, PoolKind kind) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   if (!x->is_float()) return ctx.Invalid("x must be floating point");
   const int64_t spatial = x->rank() - 2;
@@ -69,7 +72,7 @@ absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, bool is_max) {
       for (int64_t ox = 0; ox < out[1]; ++ox) {
         const int64_t y0 = oy * strides[0] - (*pad)[0], x0 = ox * strides[1] - (*pad)[2];
         float best = -std::numeric_limits<float>::infinity();
-        double sum = 0;
+        double sum = 0, squares = 0;
         int64_t inside = 0, padded = 0;
         for (int64_t ky = 0; ky < kernel[0]; ++ky) {
           const int64_t iy = y0 + ky;
@@ -82,27 +85,31 @@ absl::StatusOr<std::vector<Tensor>> Pool(const OpContext& ctx, bool is_max) {
             const float v = plane[iy * w + ix];
             best = std::max(best, v);
             sum += v;
+            squares += static_cast<double>(v) * v;
             ++inside;
           }
         }
         float value;
-        if (is_max) value = best;
+        if (kind == PoolKind::kMax) value = best;
+        else if (kind == PoolKind::kL2) value = static_cast<float>(std::sqrt(squares));
         else value = static_cast<float>(sum / std::max<int64_t>(1, exclude_pad ? inside : padded));
         o[(p * out[0] + oy) * out[1] + ox] = value;
       }
     }
   }
-  return std::vector<Tensor>{std::move(result)};
+  return Outputs(std::move(result));
 }
 
-absl::StatusOr<std::vector<Tensor>> AvgPool(const OpContext& ctx) { return Pool(ctx, false); }
-absl::StatusOr<std::vector<Tensor>> MaxPool(const OpContext& ctx) { return Pool(ctx, true); }
+absl::StatusOr<std::vector<Tensor>> AvgPool(const OpContext& ctx) { return Pool(ctx, PoolKind::kAverage); }
+absl::StatusOr<std::vector<Tensor>> MaxPool(const OpContext& ctx) { return Pool(ctx, PoolKind::kMax); }
+absl::StatusOr<std::vector<Tensor>> L2Pool(const OpContext& ctx) { return Pool(ctx, PoolKind::kL2); }
 
 }  // namespace
 
 void RegisterPoolOps(OpRegistry* r) {
   r->Register("avg_pool", AvgPool);
   r->Register("max_pool", MaxPool);
+  r->Register("l2_pool", L2Pool);
 }
 
 }  // namespace coremlz::execute

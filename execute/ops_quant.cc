@@ -74,7 +74,7 @@ absl::StatusOr<std::vector<Tensor>> Quantize(const OpContext& ctx) {
     const double q = std::nearbyint(input->floats()[i] / p.Scale(i)) + p.ZeroPoint(i);
     out.mutable_ints()[i] = std::isnan(q) ? 0 : static_cast<int32_t>(std::clamp(q, lo, hi));
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // dequantize(input, scale, zero_point?, axis?): scale * (input - zero_point).
@@ -86,7 +86,7 @@ absl::StatusOr<std::vector<Tensor>> Dequantize(const OpContext& ctx) {
   for (int64_t i = 0; i < input->size(); ++i) {
     out.mutable_floats()[i] = static_cast<float>(p.Scale(i) * (input->ints()[i] - p.ZeroPoint(i)));
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

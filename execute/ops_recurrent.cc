@@ -5,9 +5,11 @@
 // UNIMPLEMENTED: the op definition does not pin down where they apply, and
 // a guess could give a wrong answer.
 // gru: forward or reverse, gates in the [reset, output, update] ("roz")
-// order, the reset gate scaling W_ho h before the single bias is added (the
-// iOS15 formula); iOS18's reset_after and input_bias are UNIMPLEMENTED for
-// the same reason as peepholes. rnn: h = activation(W_ih x + W_hh h + b).
+// order. `bias` is the hidden-side bias b_h and iOS18's `input_bias` the
+// input side b_i (coremltools' iOS18 tests map PyTorch's bias_hh and
+// bias_ih to them); the reset gate scales W_ho h alone (the iOS15 formula,
+// o = act(W_io x + b_io + r * W_ho h + b_ho)) or, with iOS18's reset_after,
+// W_ho h + b_ho (PyTorch's GRU). rnn: h = activation(W_ih x + W_hh h + b).
 #include <cmath>
 
 #include "Eigen/Core"
@@ -136,7 +138,7 @@ absl::StatusOr<std::vector<Tensor>> Lstm(const OpContext& ctx) {
         if (!output_sequence) out.mutable_floats()[o] = h(b, k);
       }
   }
-  return std::vector<Tensor>{std::move(out), std::move(h_final), std::move(c_final)};
+  return Outputs(std::move(out), std::move(h_final), std::move(c_final));
 }
 
 // The inputs gru and rnn share: x [seq, batch, I], initial_h [batch, H],
@@ -199,26 +201,33 @@ absl::StatusOr<std::vector<Tensor>> RunSingleState(const SingleStateInputs& s, i
   // With no steps the output and the final state are the initial state.
   if (!s.output_sequence) Eigen::Map<RowMatrix>(out.mutable_floats().data(), s.batch, s.hidden) = h;
   Tensor h_final = Tensor::Float({s.batch, s.hidden}, std::vector<float>(h.data(), h.data() + h.size()));
-  return std::vector<Tensor>{std::move(out), std::move(h_final)};
+  return Outputs(std::move(out), std::move(h_final));
 }
 
 absl::StatusOr<std::vector<Tensor>> Gru(const OpContext& ctx) {
   ASSIGN_OR_RETURN(bool reset_after, ctx.Bool("reset_after", false));
-  if (reset_after || ctx.Has("input_bias")) {
-    return absl::UnimplementedError("gru: reset_after and input_bias are not implemented by the reference executor");
-  }
   ASSIGN_OR_RETURN(std::string ra, ctx.String("recurrent_activation", "sigmoid"));
   ASSIGN_OR_RETURN(std::string aa, ctx.String("activation", "tanh"));
   ASSIGN_OR_RETURN(Act recurrent_act, ParseAct(ctx, ra));
   ASSIGN_OR_RETURN(Act out_act, ParseAct(ctx, aa));
   ASSIGN_OR_RETURN(SingleStateInputs s, ReadSingleState(ctx, 3));
   const int64_t hidden = s.hidden;
+  const Tensor* input_bias = ctx.Optional("input_bias");
+  if (input_bias && (input_bias->size() != 3 * hidden || !input_bias->is_float())) {
+    return ctx.Invalid("input_bias must be [3H] floating point");
+  }
+  // RunSingleState adds its bias to the input side; b_h is added here.
+  const Tensor* hidden_bias = s.bias;
+  s.bias = input_bias;
+  auto hb = [&](int64_t gate, int64_t k) { return hidden_bias ? hidden_bias->floats()[gate * hidden + k] : 0.0f; };
   return RunSingleState(s, 3, [&](const RowMatrix& gx, const RowMatrix& gh, RowMatrix& h) {
     for (int64_t b = 0; b < h.rows(); ++b) {
       for (int64_t k = 0; k < hidden; ++k) {
-        const float r = Apply(recurrent_act, gx(b, k) + gh(b, k));
-        const float o = Apply(out_act, gx(b, hidden + k) + r * gh(b, hidden + k));
-        const float z = Apply(recurrent_act, gx(b, 2 * hidden + k) + gh(b, 2 * hidden + k));
+        const float r = Apply(recurrent_act, gx(b, k) + gh(b, k) + hb(0, k));
+        const float ho = gh(b, hidden + k);
+        const float o = Apply(out_act, reset_after ? gx(b, hidden + k) + r * (ho + hb(1, k))
+                                                   : gx(b, hidden + k) + r * ho + hb(1, k));
+        const float z = Apply(recurrent_act, gx(b, 2 * hidden + k) + gh(b, 2 * hidden + k) + hb(2, k));
         h(b, k) = (1 - z) * o + z * h(b, k);
       }
     }

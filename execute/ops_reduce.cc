@@ -64,11 +64,11 @@ absl::StatusOr<std::vector<Tensor>> Reduce(const OpContext& ctx, Reducer kind) {
       kind == Reducer::kLogSumExp) {
     if (!x->is_float()) return ctx.Invalid("this reduction needs floating point x");
     std::vector<float> out(result.begin(), result.end());
-    return std::vector<Tensor>{Tensor::Float(std::move(shape), std::move(out))};
+    return Outputs(Tensor::Float(std::move(shape), std::move(out)));
   }
   std::vector<int32_t> out(groups);
   for (int64_t g = 0; g < groups; ++g) out[g] = static_cast<int32_t>(result[g]);
-  return std::vector<Tensor>{Tensor::Int(std::move(shape), std::move(out))};
+  return Outputs(Tensor::Int(std::move(shape), std::move(out)));
 }
 
 absl::StatusOr<std::vector<Tensor>> ArgReduce(const OpContext& ctx, bool is_max) {
@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<Tensor>> ArgReduce(const OpContext& ctx, bool is_max)
     }
     out[g] = best_i;
   }
-  return std::vector<Tensor>{Tensor::Int(keep ? plan->kept_shape : plan->dropped_shape, std::move(out))};
+  return Outputs(Tensor::Int(keep ? plan->kept_shape : plan->dropped_shape, std::move(out)));
 }
 
 #define REDUCE(NAME, KIND) \
@@ -129,7 +129,7 @@ absl::StatusOr<std::vector<Tensor>> Cumsum(const OpContext& ctx) {
       if (exclusive) acc += v;
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

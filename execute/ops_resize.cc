@@ -1,6 +1,8 @@
-// resize_bilinear (iOS15 image_resizing.py): bilinear interpolation of the
-// last two dims to a target size, with the five sampling modes that place
-// the output grid points on the input; upsample_nearest_neighbor.
+// The image_resizing.py family, over the last two dims: resize_bilinear
+// (iOS15; a target size and five sampling modes that place the output grid
+// points on the input), upsample_bilinear (scale factors, align_corners and
+// iOS16's half_pixel_centers), upsample_nearest_neighbor (integer factors),
+// resize_nearest_neighbor (a target size, half-pixel centres) and crop.
 #include <algorithm>
 #include <cmath>
 
@@ -38,6 +40,33 @@ absl::StatusOr<std::vector<double>> GridPoints(const std::string& mode, int64_t 
   return g;
 }
 
+// Bilinear interpolation of x's last two dims at the grid points gy x gx.
+absl::StatusOr<Tensor> Bilinear(const Tensor& x, const std::vector<double>& gy, const std::vector<double>& gx) {
+  const int64_t h = x.dim(x.rank() - 2), w = x.dim(x.rank() - 1);
+  const int64_t oh = static_cast<int64_t>(gy.size()), ow = static_cast<int64_t>(gx.size());
+  Shape out_shape = x.shape();
+  out_shape[x.rank() - 2] = oh;
+  out_shape[x.rank() - 1] = ow;
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
+  const int64_t planes = x.size() / (h * w);
+  float* o = out.mutable_floats().data();
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = x.floats().data() + p * h * w;
+    for (int64_t i = 0; i < oh; ++i) {
+      const int64_t y0 = static_cast<int64_t>(std::floor(gy[i])), y1 = std::min(y0 + 1, h - 1);
+      const double fy = gy[i] - y0;
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t x0 = static_cast<int64_t>(std::floor(gx[j])), x1 = std::min(x0 + 1, w - 1);
+        const double fx = gx[j] - x0;
+        const double top = src[y0 * w + x0] * (1 - fx) + src[y0 * w + x1] * fx;
+        const double bottom = src[y1 * w + x0] * (1 - fx) + src[y1 * w + x1] * fx;
+        o[(p * oh + i) * ow + j] = static_cast<float>(top * (1 - fy) + bottom * fy);
+      }
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   if (!x->is_float() || x->rank() < 3) return ctx.Invalid("x must be floating point with rank >= 3");
@@ -50,27 +79,105 @@ absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   auto gy = GridPoints(mode, h, oh);
   if (!gy.ok()) return ctx.Invalid(gy.status().message());
   ASSIGN_OR_RETURN(std::vector<double> gx, GridPoints(mode, w, ow));
+  ASSIGN_OR_RETURN(Tensor out, Bilinear(*x, *gy, gx));
+  return Outputs(std::move(out));
+}
+
+// upsample_bilinear: the output is floor(in * scale) along each axis, and
+// the scale recomputed from the sizes (PyTorch's recompute_scale_factor).
+// Grid points: align_corners i * (in - 1) / (out - 1); half-pixel centres
+// (iOS16's half_pixel_centers, by default !align_corners) (i + 0.5) * in /
+// out - 0.5; neither, i * in / out (TensorFlow's legacy mode); clamped to
+// [0, in - 1].
+absl::StatusOr<std::vector<Tensor>> UpsampleBilinear(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (!x->is_float() || x->rank() < 3) return ctx.Invalid("x must be floating point with rank >= 3");
+  ASSIGN_OR_RETURN(double fh, ctx.Float("scale_factor_height", 1));
+  ASSIGN_OR_RETURN(double fw, ctx.Float("scale_factor_width", 1));
+  ASSIGN_OR_RETURN(bool align, ctx.Bool("align_corners", true));
+  ASSIGN_OR_RETURN(bool half_pixel, ctx.Bool("half_pixel_centers", !align));
+  if (align && half_pixel) return ctx.Invalid("align_corners and half_pixel_centers cannot both be set");
+  const int64_t h = x->dim(x->rank() - 2), w = x->dim(x->rank() - 1);
+  if (h < 1 || w < 1) return ctx.Invalid("empty spatial dims");
+  if (!(fh > 0) || !(fw > 0) || h * fh > 1e9 || w * fw > 1e9) return ctx.Invalid("scale factors must be positive");
+  const int64_t oh = static_cast<int64_t>(std::floor(h * fh)), ow = static_cast<int64_t>(std::floor(w * fw));
+  if (oh < 1 || ow < 1) return ctx.Invalid("the output would be empty");
+  auto grid = [&](int64_t in, int64_t out) {
+    std::vector<double> g(out);
+    const double xin = static_cast<double>(in), xout = static_cast<double>(out);
+    for (int64_t i = 0; i < out; ++i) {
+      double p;
+      if (align) p = out == 1 ? 0 : i * (xin - 1) / (xout - 1);
+      else if (half_pixel) p = (i + 0.5) * xin / xout - 0.5;
+      else p = i * xin / xout;
+      g[i] = std::min(xin - 1, std::max(0.0, p));
+    }
+    return g;
+  };
+  RETURN_IF_ERROR(CheckShape({x->size() / (h * w), oh, ow}));
+  ASSIGN_OR_RETURN(Tensor out, Bilinear(*x, grid(h, oh), grid(w, ow)));
+  return Outputs(std::move(out));
+}
+
+// resize_nearest_neighbor: what TensorFlow's ResizeNearestNeighbor with
+// half_pixel_centers computes (the converters emit it for that form):
+// output i takes input min(floor((i + 0.5) * in / out), in - 1).
+absl::StatusOr<std::vector<Tensor>> ResizeNearest(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (x->rank() < 3 || x->dtype() == DType::kString) return ctx.Invalid("x must have rank >= 3");
+  ASSIGN_OR_RETURN(int64_t oh, ctx.Int("target_size_height"));
+  ASSIGN_OR_RETURN(int64_t ow, ctx.Int("target_size_width"));
+  if (oh < 1 || ow < 1) return ctx.Invalid("target sizes must be positive");
+  const int64_t h = x->dim(x->rank() - 2), w = x->dim(x->rank() - 1);
+  if (h < 1 || w < 1) return ctx.Invalid("empty spatial dims");
+  auto source = [](int64_t i, int64_t in, int64_t out) {
+    return std::min(in - 1, static_cast<int64_t>(std::floor((i + 0.5) * static_cast<double>(in) / out)));
+  };
   Shape out_shape = x->shape();
   out_shape[x->rank() - 2] = oh;
   out_shape[x->rank() - 1] = ow;
-  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(x->dtype(), out_shape));
+  std::vector<int64_t> sy(oh), sx(ow);
+  for (int64_t i = 0; i < oh; ++i) sy[i] = source(i, h, oh);
+  for (int64_t j = 0; j < ow; ++j) sx[j] = source(j, w, ow);
   const int64_t planes = x->size() / (h * w);
-  float* o = out.mutable_floats().data();
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* src = x->floats().data() + p * h * w;
-    for (int64_t i = 0; i < oh; ++i) {
-      const int64_t y0 = static_cast<int64_t>(std::floor((*gy)[i])), y1 = std::min(y0 + 1, h - 1);
-      const double fy = (*gy)[i] - y0;
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < oh; ++i)
       for (int64_t j = 0; j < ow; ++j) {
-        const int64_t x0 = static_cast<int64_t>(std::floor(gx[j])), x1 = std::min(x0 + 1, w - 1);
-        const double fx = gx[j] - x0;
-        const double top = src[y0 * w + x0] * (1 - fx) + src[y0 * w + x1] * fx;
-        const double bottom = src[y1 * w + x0] * (1 - fx) + src[y1 * w + x1] * fx;
-        o[(p * oh + i) * ow + j] = static_cast<float>(top * (1 - fy) + bottom * fy);
+        const int64_t src = (p * h + sy[i]) * w + sx[j], dst = (p * oh + i) * ow + j;
+        if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
+        else out.mutable_ints()[dst] = x->ints()[src];
       }
-    }
+  return Outputs(std::move(out));
+}
+
+// crop(x, crop_height, crop_width): [top, bottom] and [left, right] removed
+// from the last two dims.
+absl::StatusOr<std::vector<Tensor>> Crop(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  if (x->rank() < 3 || x->dtype() == DType::kString) return ctx.Invalid("x must have rank >= 3");
+  ASSIGN_OR_RETURN(std::vector<int64_t> ch, ctx.Ints("crop_height"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> cw, ctx.Ints("crop_width"));
+  if (ch.size() != 2 || cw.size() != 2) return ctx.Invalid("crop_height and crop_width need two values each");
+  const int64_t h = x->dim(x->rank() - 2), w = x->dim(x->rank() - 1);
+  for (int64_t v : {ch[0], ch[1], cw[0], cw[1]}) {
+    if (v < 0) return ctx.Invalid("negative crop");
   }
-  return std::vector<Tensor>{std::move(out)};
+  const int64_t oh = h - ch[0] - ch[1], ow = w - cw[0] - cw[1];
+  if (oh < 1 || ow < 1) return ctx.Invalid("the crop removes the whole image");
+  Shape out_shape = x->shape();
+  out_shape[x->rank() - 2] = oh;
+  out_shape[x->rank() - 1] = ow;
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(x->dtype(), out_shape));
+  const int64_t planes = x->size() / (h * w);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t src = (p * h + i + ch[0]) * w + j + cw[0], dst = (p * oh + i) * ow + j;
+        if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
+        else out.mutable_ints()[dst] = x->ints()[src];
+      }
+  return Outputs(std::move(out));
 }
 
 // upsample_nearest_neighbor with integer scale factors: each input pixel
@@ -99,7 +206,7 @@ absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
         if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
         else out.mutable_ints()[dst] = x->ints()[src];
       }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace
@@ -107,6 +214,9 @@ absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
 void RegisterResizeOps(OpRegistry* r) {
   r->Register("resize_bilinear", ResizeBilinear);
   r->Register("upsample_nearest_neighbor", UpsampleNearest);
+  r->Register("upsample_bilinear", UpsampleBilinear);
+  r->Register("resize_nearest_neighbor", ResizeNearest);
+  r->Register("crop", Crop);
 }
 
 }  // namespace coremlz::execute

@@ -47,7 +47,7 @@ absl::StatusOr<std::vector<Tensor>> Reverse(const OpContext& ctx) {
     for (int64_t d = 0; d < x->rank(); ++d) from += (flip[d] ? x->dim(d) - 1 - idx[d] : idx[d]) * strides[d];
     return from;
   }));
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // reverse_sequence(x, lengths, seq_axis = 0, batch_axis = 0): for batch b,
@@ -76,7 +76,7 @@ absl::StatusOr<std::vector<Tensor>> ReverseSequence(const OpContext& ctx) {
     for (int64_t d = 0; d < x->rank(); ++d) from += (d == *seq_axis ? from_s : idx[d]) * strides[d];
     return from;
   }));
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

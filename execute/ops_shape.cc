@@ -47,7 +47,7 @@ absl::StatusOr<std::vector<Tensor>> Reshape(const OpContext& ctx) {
     return ctx.Invalid(absl::StrCat("cannot reshape ", format::ShapeString(x->shape()), " to ",
                                     format::ShapeString(shape)));
   }
-  return std::vector<Tensor>{Reshaped(*x, shape)};
+  return Outputs(Reshaped(*x, shape));
 }
 
 absl::StatusOr<std::vector<Tensor>> Transpose(const OpContext& ctx) {
@@ -64,13 +64,11 @@ absl::StatusOr<std::vector<Tensor>> Transpose(const OpContext& ctx) {
   const std::vector<int64_t> in_stride = RowMajorStrides(x->shape());
   Shape out_shape(x->rank());
   for (int64_t d = 0; d < x->rank(); ++d) out_shape[d] = x->dim(perm[d]);
-  std::vector<int64_t> src(x->size());
-  ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+  return Outputs(TakeEach(*x, out_shape, [&](const std::vector<int64_t>& idx, int64_t) {
     int64_t off = 0;
     for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * in_stride[perm[d]];
-    src[i] = off;
-  });
-  return std::vector<Tensor>{Take(*x, out_shape, src)};
+    return off;
+  }));
 }
 
 // Joins `values` along `axis` of the output (all the same shape but that axis).
@@ -118,7 +116,7 @@ absl::StatusOr<std::vector<Tensor>> Concat(const OpContext& ctx) {
   auto axis = NormalizeAxis(axis_in, values[0]->rank());
   if (!axis.ok()) return ctx.Invalid(axis.status().message());
   ASSIGN_OR_RETURN(Tensor out, Join(ctx, values, *axis));
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 absl::StatusOr<std::vector<Tensor>> Stack(const OpContext& ctx) {
@@ -137,7 +135,7 @@ absl::StatusOr<std::vector<Tensor>> Stack(const OpContext& ctx) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : expanded) ptrs.push_back(&t);
   ASSIGN_OR_RETURN(Tensor out, Join(ctx, ptrs, *axis));
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 // Elements [begin, begin + size) of `axis`.
@@ -145,13 +143,11 @@ Tensor SliceAxis(const Tensor& x, int64_t axis, int64_t begin, int64_t size) {
   Shape out_shape = x.shape();
   out_shape[axis] = size;
   const std::vector<int64_t> stride = RowMajorStrides(x.shape());
-  std::vector<int64_t> src(NumElements(out_shape));
-  ForEachIndex(out_shape, [&](const std::vector<int64_t>& idx, int64_t i) {
+  return TakeEach(x, out_shape, [&](const std::vector<int64_t>& idx, int64_t) {
     int64_t off = 0;
     for (size_t d = 0; d < idx.size(); ++d) off += (idx[d] + (static_cast<int64_t>(d) == axis ? begin : 0)) * stride[d];
-    src[i] = off;
+    return off;
   });
-  return Take(x, out_shape, src);
 }
 
 absl::StatusOr<std::vector<Tensor>> Split(const OpContext& ctx) {
@@ -206,7 +202,7 @@ absl::StatusOr<std::vector<Tensor>> Squeeze(const OpContext& ctx) {
   for (int64_t d = 0; d < x->rank(); ++d) {
     if (!drop[d]) shape.push_back(x->dim(d));
   }
-  return std::vector<Tensor>{Reshaped(*x, shape)};
+  return Outputs(Reshaped(*x, shape));
 }
 
 absl::StatusOr<std::vector<Tensor>> ExpandDims(const OpContext& ctx) {
@@ -223,7 +219,7 @@ absl::StatusOr<std::vector<Tensor>> ExpandDims(const OpContext& ctx) {
   Shape shape;
   int64_t next = 0;
   for (int64_t d = 0; d < rank; ++d) shape.push_back(inserted[d] ? 1 : x->dim(next++));
-  return std::vector<Tensor>{Reshaped(*x, shape)};
+  return Outputs(Reshaped(*x, shape));
 }
 
 absl::StatusOr<std::vector<Tensor>> Flatten2d(const OpContext& ctx) {
@@ -234,7 +230,7 @@ absl::StatusOr<std::vector<Tensor>> Flatten2d(const OpContext& ctx) {
   int64_t lead = 1;
   for (int64_t d = 0; d < axis; ++d) lead *= x->dim(d);
   const int64_t rest = lead == 0 ? 0 : x->size() / lead;
-  return std::vector<Tensor>{Reshaped(*x, {lead, rest})};
+  return Outputs(Reshaped(*x, {lead, rest}));
 }
 
 // The elements slice_by_index selects (and slice_update overwrites): Python
@@ -254,17 +250,17 @@ absl::StatusOr<std::vector<Tensor>> Range1d(const OpContext& ctx) {
   if (start->is_float() || end->is_float() || step->is_float()) {
     std::vector<float> v(n);
     for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(s + i * st);
-    return std::vector<Tensor>{Tensor::Float({n}, std::move(v))};
+    return Outputs(Tensor::Float({n}, std::move(v)));
   }
   std::vector<int32_t> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = static_cast<int32_t>(s + i * st);
-  return std::vector<Tensor>{Tensor::Int({n}, std::move(v))};
+  return Outputs(Tensor::Int({n}, std::move(v)));
 }
 
 absl::StatusOr<std::vector<Tensor>> ShapeOf(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   std::vector<int32_t> dims(x->shape().begin(), x->shape().end());
-  return std::vector<Tensor>{Tensor::Int({x->rank()}, std::move(dims))};
+  return Outputs(Tensor::Int({x->rank()}, std::move(dims)));
 }
 
 absl::StatusOr<std::vector<Tensor>> Fill(const OpContext& ctx) {
@@ -274,7 +270,7 @@ absl::StatusOr<std::vector<Tensor>> Fill(const OpContext& ctx) {
     if (d < 0) return ctx.Invalid("negative dim");
   }
   RETURN_IF_ERROR(CheckShape(shape));
-  return std::vector<Tensor>{Tensor::Float(shape, std::vector<float>(NumElements(shape), static_cast<float>(value)))};
+  return Outputs(Tensor::Float(shape, std::vector<float>(NumElements(shape), static_cast<float>(value))));
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ absl::StatusOr<std::vector<Tensor>> ArgSort(const OpContext& ctx) {
       for (int64_t j = 0; j < l.n; ++j) out.mutable_ints()[start + j * l.inner] = static_cast<int32_t>(order[j]);
     }
   }
-  return std::vector<Tensor>{std::move(out)};
+  return Outputs(std::move(out));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #define COREMLZ_EXECUTE_PROGRAM_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,11 @@ struct RunStats {
   // held to (weights + the two largest activations + a constant).
   int64_t largest_intermediate_bytes = 0;
   int64_t second_largest_intermediate_bytes = 0;
+  // Set by the caller before Run (kept through it): called after every
+  // op (nested blocks' too) or layer, once the values it was the last to read are
+  // freed, with its location and the bytes of live intermediates, so that a
+  // profiler (bench/executor_memory --trace) can attribute memory to ops.
+  std::function<void(const std::string& location, int64_t live_bytes)> after_op;
 
   void NoteIntermediate(int64_t bytes) {
     if (bytes > largest_intermediate_bytes) {

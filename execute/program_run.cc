@@ -85,6 +85,7 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::Run(const std::ma
   RunState state;
   state.values = std::move(values);
   state.session = session;
+  if (stats) state.stats.after_op = stats->after_op;
   RETURN_IF_ERROR(RunSteps(steps_, &state));
   values = std::move(state.values);
   RunStats& local = state.stats;
@@ -174,6 +175,7 @@ absl::Status ProgramExecutor::RunSteps(const std::vector<Step>& steps, RunState*
       }
     }
     ++st->stats.ops_run;
+    if (st->stats.after_op) st->stats.after_op(step.location, st->live_bytes);
   }
   return absl::OkStatus();
 }

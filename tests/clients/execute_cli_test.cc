@@ -196,7 +196,8 @@ TEST(ExecuteCliTest, CompressCheckGivesTheSameNumbersEmbeddedThroughCoremlzdAndA
 }
 
 TEST(ExecuteCliTest, CompressCheckOnAModelItCannotRunSaysWhyWithoutFailing) {
-  // MNIST with its softmax turned into a layer type the executor lacks (lrn).
+  // MNIST with its softmax turned into a layer type the executor lacks
+  // (simpleRecurrent).
   const std::string mnist = ModelsDir() + "/mnist_swiftbrain/MNIST.mlmodel";
   if (!PathExists(mnist)) GTEST_SKIP() << "no " << mnist;
   ScratchDir scratch;
@@ -204,7 +205,7 @@ TEST(ExecuteCliTest, CompressCheckOnAModelItCannotRunSaysWhyWithoutFailing) {
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto* last = spec->mutable_neuralnetwork()->mutable_layers(spec->neuralnetwork().layers_size() - 1);
   last->GetReflection()->MutableUnknownFields(last)->Clear();
-  last->GetReflection()->MutableUnknownFields(last)->AddLengthDelimited(180, "");
+  last->GetReflection()->MutableUnknownFields(last)->AddLengthDelimited(400, "");
   const std::string nn = scratch.Join("unrunnable.mlmodel");
   ASSERT_TRUE(WriteFileAtomically(nn, format::SerializeModelSpec(*spec)).ok());
   auto run = RunProgram({Cli(), "compress", nn, "-o", scratch.Join("e.mlmodel"), "--fp16", "--check", "--report",

@@ -694,10 +694,10 @@ TEST(NnExecutor, UnimplementedLayerIsNamedWithItsIndex) {
   AddArrayOutput(&m, "z", {3});
   auto* nn = m.mutable_neuralnetwork();
   testing::AddLayer(nn, "first", {"x"}, "y", 175, Wire());
-  testing::AddLayer(nn, "norm", {"y"}, "z", 180, Wire());  // lrn
+  testing::AddLayer(nn, "norm", {"y"}, "z", 400, Wire());  // simpleRecurrent
   auto ex = NnExecutor::Load(m);
   ASSERT_EQ(ex.status().code(), absl::StatusCode::kUnimplemented) << ex.status();
-  EXPECT_TRUE(absl::StrContains(ex.status().message(), "layer 1 'norm' (lrn)")) << ex.status();
+  EXPECT_TRUE(absl::StrContains(ex.status().message(), "layer 1 'norm' (simpleRecurrent)")) << ex.status();
 }
 
 TEST(NnExecutor, ConvolutionWithWeightsAsASecondInputIsUnimplemented) {

@@ -560,7 +560,9 @@ TEST(RecurrentOps, RefuseWhatTheyDoNotImplementOrMalformedWeights) {
   EXPECT_TRUE(RunOp("gru", gru, 18, 2).ok());
   Args reset_after = gru;
   reset_after["reset_after"] = {BoolScalar(true)};
-  EXPECT_EQ(Code(RunOp("gru", reset_after, 18, 2)), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(RunOp("gru", reset_after, 18, 2).ok());
+  reset_after["input_bias"] = {Tensor::Zeros(DType::kFloat32, {5})};
+  EXPECT_EQ(Code(RunOp("gru", reset_after, 18, 2)), absl::StatusCode::kInvalidArgument);
   Args bidirectional = gru;
   bidirectional["direction"] = {Str("bidirectional")};
   EXPECT_EQ(Code(RunOp("gru", bidirectional, 18, 2)), absl::StatusCode::kInvalidArgument);
