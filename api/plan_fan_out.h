@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "api/server_metrics.h"
 #include "coremlz/v1/compressor.pb.h"
+#include "plan/candidate_build.h"
 #include "plan/trial.h"
 
 namespace coremlz::api {
@@ -30,7 +31,14 @@ struct PlanFanOutRequest {
   ServerMetrics* metrics = nullptr;
 };
 
-using PlanFanOutFactory = std::function<plan::TrialFanOut(const PlanFanOutRequest&)>;
+// A plan's fan-out: where its candidates are built and where its trials run
+// (either null: on the job's own threads).
+struct PlanFanOut {
+  plan::CandidateFanOut builds;
+  plan::TrialFanOut trials;
+};
+
+using PlanFanOutFactory = std::function<PlanFanOut(const PlanFanOutRequest&)>;
 
 // RunTrials on `request.local_threads` threads, counting each trial's
 // outcome (measured or failed).
