@@ -400,6 +400,17 @@ class FanOut {
     std::vector<v1::WeightReport> rows(built.weights().begin(), built.weights().end());
     engine::CompressionReport report = api::ReportFrom(rows, built.summary());
     const absl::Status status(static_cast<absl::StatusCode>(built.code()), built.message());
+    switch (status.code()) {
+      case absl::StatusCode::kOk:
+      case absl::StatusCode::kFailedPrecondition:  // the target cannot express it: the same anywhere
+      case absl::StatusCode::kInvalidArgument:     // the model's own weights: the same anywhere
+      case absl::StatusCode::kUnimplemented:
+      case absl::StatusCode::kOutOfRange:
+        break;
+      default:  // the worker's trouble (cancelled, out of memory or disk, ...): built elsewhere instead
+        return absl::UnavailableError(absl::StrCat("the worker could not build ", job.candidate.name, ": ",
+                                                   status.ToString()));
+    }
     if (!status.ok()) {
       plan::CandidateRun run;
       run.status = status;
