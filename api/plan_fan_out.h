@@ -1,8 +1,8 @@
-// Where a Plan call's trials run. By default on the job's own threads
-// (LocalPlanFanOut); a front with remote workers installs a factory on the
-// CompressorService that also sends trials to coremlz-worker processes
-// (service/remote_trials.h). Either way every trial is counted in
-// coremlz_plan_trials_total.
+// Where a Plan call's candidate builds and trials run. By default on the
+// job's own threads (LocalPlanFanOut for the trials); a front with remote
+// workers installs a factory on the CompressorService that also sends builds
+// and trials to coremlz-worker processes (service/remote_trials.h). Either
+// way every trial is counted in coremlz_plan_trials_total.
 #ifndef COREMLZ_API_PLAN_FAN_OUT_H_
 #define COREMLZ_API_PLAN_FAN_OUT_H_
 
