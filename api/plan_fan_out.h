@@ -1,8 +1,8 @@
-// Where a Plan call's trials run. By default on the job's own threads
-// (LocalPlanFanOut); a front with remote workers installs a factory on the
-// CompressorService that also sends trials to coremlz-worker processes
-// (service/remote_trials.h). Either way every trial is counted in
-// coremlz_plan_trials_total.
+// Where a Plan call's candidate builds and trials run. By default on the
+// job's own threads (LocalPlanFanOut for the trials); a front with remote
+// workers installs a factory on the CompressorService that also sends builds
+// and trials to coremlz-worker processes (service/remote_trials.h). Either
+// way every trial is counted in coremlz_plan_trials_total.
 #ifndef COREMLZ_API_PLAN_FAN_OUT_H_
 #define COREMLZ_API_PLAN_FAN_OUT_H_
 
@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "api/server_metrics.h"
 #include "coremlz/v1/compressor.pb.h"
+#include "plan/candidate_build.h"
 #include "plan/trial.h"
 
 namespace coremlz::api {
@@ -30,7 +31,14 @@ struct PlanFanOutRequest {
   ServerMetrics* metrics = nullptr;
 };
 
-using PlanFanOutFactory = std::function<plan::TrialFanOut(const PlanFanOutRequest&)>;
+// A plan's fan-out: where its candidates are built and where its trials run
+// (either null: on the job's own threads).
+struct PlanFanOut {
+  plan::CandidateFanOut builds;
+  plan::TrialFanOut trials;
+};
+
+using PlanFanOutFactory = std::function<PlanFanOut(const PlanFanOutRequest&)>;
 
 // RunTrials on `request.local_threads` threads, counting each trial's
 // outcome (measured or failed).

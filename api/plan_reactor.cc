@@ -214,11 +214,14 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
           r->PlanProgressLocked(p);
         }
       };
-      // Made before the plan starts: remote workers build their studies beside ours.
-      options.fan_out = factory ? factory(fan) : nullptr;
-      if (!options.fan_out) options.fan_out = LocalPlanFanOut(fan);
+      // Made before the plan starts: remote workers make their baselines beside ours.
+      PlanFanOut fan_out = factory ? factory(fan) : PlanFanOut{};
+      options.fan_out = fan_out.trials ? std::move(fan_out.trials) : LocalPlanFanOut(fan);
+      options.study.build_fan_out = std::move(fan_out.builds);
       absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
-      options.fan_out = nullptr;  // ends the remote workers' streams now, not when the job is destroyed
+      // Ends the remote workers' streams now, not when the job is destroyed.
+      options.fan_out = nullptr;
+      options.study.build_fan_out = nullptr;
       if (!result.ok()) return result.status();
       metrics->PlanTrials("pruned", result->trials_pruned);
       result->model = model_name;

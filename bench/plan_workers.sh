@@ -5,6 +5,7 @@
 # same for every worker count.
 #   bench/plan_workers.sh                       # mobilenetv2_randinit, 0..3 workers
 #   MODEL=path.mlpackage MAX_WORKERS=2 TARGET="--bits 4.5" bench/plan_workers.sh
+#   FRONT_CPUS=0 WORKER_CPUS=1 bench/plan_workers.sh   # pinned with taskset (front / workers)
 # Prints per setting: wall seconds of the call, the plan's trials phase and
 # whole-plan seconds (from its report).
 set -euo pipefail
@@ -23,11 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME BINARY FLAGS...: sets started_port.
+# start NAME CPUS BINARY FLAGS...: sets started_port. CPUS: a taskset list, or "".
 start() {
-  local name="$1" binary="$2"
-  shift 2
-  "$binary" --address 127.0.0.1:0 --metrics-address "" "$@" >"$out/$name.log" 2>&1 &
+  local name="$1" cpus="$2" binary="$3"
+  shift 3
+  local pin=()
+  [ -n "$cpus" ] && pin=(taskset -c "$cpus")
+  "${pin[@]}" "$binary" --address 127.0.0.1:0 --metrics-address "" "$@" >"$out/$name.log" 2>&1 &
   pids+=($!)
   disown $!  # no "Killed" notice when it is stopped
   started_port=""
@@ -44,12 +47,12 @@ first=""
 for n in $(seq 0 "$max_workers"); do
   workers=""
   for i in $(seq 1 "$n"); do
-    start "worker$n-$i" "$build/workers/coremlz-worker" --workers 1
+    start "worker$n-$i" "${WORKER_CPUS:-}" "$build/workers/coremlz-worker" --workers 1
     workers="${workers:+$workers,}127.0.0.1:$started_port"
   done
   flags=(--workers 1)
   [ -n "$workers" ] && flags+=(--remote-workers "$workers")
-  start "front$n" "$build/service/coremlzd" "${flags[@]}"
+  start "front$n" "${FRONT_CPUS:-}" "$build/service/coremlzd" "${flags[@]}"
   t0=$(date +%s.%N)
   "$build/clients/coremlz" plan "$model" "${target[@]}" --server "127.0.0.1:$started_port" \
     --config "$out/plan$n.yaml" --report "$out/plan$n.json" >/dev/null

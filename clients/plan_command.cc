@@ -11,6 +11,7 @@
 #include "clients/exit_codes.h"
 #include "api/plan_convert.h"
 #include "clients/plan_html.h"
+#include "clients/progress.h"
 #include "clients/remote_plan.h"
 #include "common/arg_parser.h"
 #include "common/byte_size.h"
@@ -252,7 +253,17 @@ int Plan(const std::vector<std::string>& argv) {
 
   if (args->Has("server")) return PlanOnServer(*args, input, options, apply ? &*apply : nullptr);
 
+  // Ctrl-C stops the plan within a weight or a trial (the study, the trials
+  // and the rounds poll it); nothing was written yet but the plan's work
+  // directory, which MakePlan removes on the way out.
+  ProgressBar::InstallInterruptHandler();
+  ProgressBar interrupt(false);  // draws nothing: carries Ctrl-C into the plan
+  options.study.cancelled = [&interrupt] { return interrupt.Cancelled(); };
   absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
+  if (!result.ok() && interrupt.Cancelled()) {
+    std::fprintf(stderr, "coremlz: interrupted\n");
+    return kExitCancelled;
+  }
   if (!result.ok()) {
     PrintError(result.status());
     return ExitCodeFor(result.status());
@@ -264,6 +275,16 @@ int Plan(const std::vector<std::string>& argv) {
   }
   const bool report_to_stdout = args->Value("report") == std::optional<std::string>("-");
   if (!report_to_stdout) PrintTable(*result);
+  // The side files this run creates (not those it replaces), removed again
+  // if Ctrl-C stops the --apply that follows them.
+  std::vector<std::string> created;
+  for (const char* side : {"config", "report", "pareto", "html"}) {
+    if (auto path = args->Value(side); path && *path != "-" && !PathExists(*path)) created.push_back(*path);
+  }
+  if (interrupt.Cancelled()) {
+    std::fprintf(stderr, "coremlz: interrupted\n");
+    return kExitCancelled;
+  }
   if (int code = WriteOutputs(*args, *result, *yaml, plan::PlanReportJson(*result) + "\n", plan::ParetoSvg(*result));
       code != kExitOk) {
     return code;
@@ -271,7 +292,12 @@ int Plan(const std::vector<std::string>& argv) {
   if (apply) {
     const std::string where = apply->path();
     absl::StatusOr<engine::CompressionReport> report =
-        engine::CompressModelPath(input, *std::move(apply), result->config, engine::CompressOptions{});
+        engine::CompressModelPath(input, *std::move(apply), result->config, engine::CompressOptions{}, &interrupt);
+    if (!report.ok() && interrupt.Cancelled()) {
+      for (const std::string& path : created) (void)RemoveAll(path);
+      std::fprintf(stderr, "coremlz: interrupted\n");
+      return kExitCancelled;
+    }
     if (!report.ok()) {
       PrintError(report.status());
       return ExitCodeFor(report.status());

@@ -1,22 +1,17 @@
 // What the planner knows about one model before it chooses: its
 // compressible weights, every candidate's exact stored bytes and decoded
 // values for each of them, and the original's outputs on the study's seeded
-// synthetic samples, with the activations kept so that a trial recomputes
-// only what lies downstream of the weight it changes.
+// synthetic samples (StudyBaseline), with the activations kept so that a
+// trial recomputes only what lies downstream of the weight it changes.
 //
 // Where the candidates' bytes and values come from: the model is compressed
 // once per candidate with that candidate as the global config, by the engine
-// (engine::CompressModelPath) into a private work directory. Each weight is
+// (plan/candidate_build.h: here or on remote workers). Each weight is
 // compressed independently of the others, so the weight's row in that run's
 // report is exactly what compressing that weight alone stores (LUTs, scales,
 // zero points and masks included), and the candidate model's executor
 // decodes its constexpr ops to exactly the values a compressed model built
 // from any plan decodes for that weight.
-//
-// Memory: the activations of every sample are kept whole (the executor's
-// intermediates, not the weights), which makes a trial cost only its
-// downstream ops. When they would exceed `max_kept_bytes` the study keeps only
-// the inputs and every trial is a full run instead: slower, same results.
 #ifndef COREMLZ_PLAN_MODEL_STUDY_H_
 #define COREMLZ_PLAN_MODEL_STUDY_H_
 
@@ -32,21 +27,10 @@
 #include "execute/loaded_model.h"
 #include "execute/tensor.h"
 #include "plan/candidate.h"
+#include "plan/study_baseline.h"
 #include "plan/trial.h"
 
 namespace coremlz::plan {
-
-struct StudyOptions {
-  int samples = 4;
-  uint64_t seed = 0;
-  std::string function;  // "" : the model's default
-  int threads = 2;
-  int64_t max_kept_bytes = int64_t{2} << 30;
-  // Default candidates a deployment target cannot express are dropped (and
-  // noted); a candidate the user named is an error then.
-  bool drop_inexpressible = false;
-  std::function<bool()> cancelled;
-};
 
 // Whether the function reads the report's weight. A weight several functions
 // of a multifunction package share is one row naming them all (`function` is
@@ -77,15 +61,15 @@ class ModelStudy : public TrialRunner {
                                                             std::vector<Candidate> candidates,
                                                             const StudyOptions& options, const std::string& work_dir);
 
-  const std::string& model_path() const { return model_path_; }
-  const std::string& function() const { return original_.executor->function(); }
+  const std::string& model_path() const { return baseline_->model_path(); }
+  const std::string& function() const { return baseline_->function(); }
   const std::vector<Candidate>& candidates() const { return candidates_; }
   const std::vector<StudiedWeight>& weights() const { return weights_; }
   const std::vector<std::string>& dropped() const { return dropped_; }  // "int4-block32: why"
-  const std::vector<std::string>& output_names() const { return output_names_; }
-  int samples() const { return static_cast<int>(kept_.size()); }
-  bool keeps_activations() const { return keeps_activations_; }
-  int64_t kept_bytes() const { return kept_bytes_; }
+  const std::vector<std::string>& output_names() const { return baseline_->output_names(); }
+  int samples() const { return baseline_->samples(); }
+  bool keeps_activations() const { return baseline_->keeps_activations(); }
+  int64_t kept_bytes() const { return baseline_->kept_bytes(); }
   uint64_t model_bytes() const { return model_bytes_; }  // every file of the original
   // Per candidate: how many bytes a model grows beyond its weights' stored
   // bytes for each weight it compresses (new constexpr ops in the spec, blob
@@ -102,18 +86,12 @@ class ModelStudy : public TrialRunner {
  private:
   ModelStudy() = default;
 
-  std::string model_path_;
+  std::unique_ptr<StudyBaseline> baseline_;
   std::vector<Candidate> candidates_;
   std::vector<std::string> dropped_;
   std::vector<StudiedWeight> weights_;
   std::vector<double> overhead_;
   uint64_t model_bytes_ = 0;
-  execute::LoadedModel original_;
-  std::vector<execute::ProgramExecutor::KeptRun> kept_;
-  std::vector<std::map<std::string, execute::Tensor>> references_;
-  std::vector<std::string> output_names_;
-  bool keeps_activations_ = true;
-  int64_t kept_bytes_ = 0;
 };
 
 // 10 log10(1 / x) for a noise power relative to the peak (+inf for 0).

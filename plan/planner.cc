@@ -294,6 +294,16 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& mode
   return ModelStudy::Create(model_path, opts.candidates, opts.study, work_dir);
 }
 
+absl::StatusOr<std::unique_ptr<CandidateTrials>> TrialsForPlan(const std::string& model_path,
+                                                               const PlanOptions& options, const std::string& work_dir) {
+  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
+  PlanOptions opts = options;
+  RETURN_IF_ERROR(ResolveCandidates(model_path, &opts));
+  ASSIGN_OR_RETURN(std::unique_ptr<StudyBaseline> baseline, StudyBaseline::Create(model_path, opts.study));
+  return std::make_unique<CandidateTrials>(model_path, std::move(baseline), std::move(opts.candidates), work_dir,
+                                           opts.study.cancelled);
+}
+
 std::string DescribeTarget(const PlanTarget& target) {
   switch (target.kind) {
     case PlanTarget::Kind::kSize: return absl::StrFormat("size <= %.0f bytes", target.value);

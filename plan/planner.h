@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "engine/config.h"
 #include "plan/candidate.h"
+#include "plan/candidate_trials.h"
 #include "plan/model_study.h"
 #include "plan/trial.h"
 
@@ -147,6 +148,11 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
 // every process gets the same trial results from it.
 absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& model_path, const PlanOptions& options,
                                                          const std::string& work_dir);
+// What a remote worker builds for a plan: the same baseline and candidate
+// list as StudyForPlan, with no candidate built yet (CandidateTrials::Build
+// builds the ones the front asks for, in `work_dir`).
+absl::StatusOr<std::unique_ptr<CandidateTrials>> TrialsForPlan(const std::string& model_path,
+                                                               const PlanOptions& options, const std::string& work_dir);
 
 }  // namespace coremlz::plan
 

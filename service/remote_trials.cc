@@ -1,6 +1,9 @@
 #include "service/remote_trials.h"
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <deque>
 #include <map>
 #include <optional>
@@ -16,33 +19,52 @@
 #include "absl/time/clock.h"
 #include "api/channel.h"
 #include "api/client_call.h"
+#include "api/convert.h"
 #include "api/grpc_status.h"
 #include "api/transfer.h"
 #include "coremlz/v1/worker.grpc.pb.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "plan/candidate_build.h"
 #include "plan/model_study.h"
 
 namespace coremlz::service {
 namespace {
 
-// The plan's trials: a queue every party takes from, and the results by
-// trial index.
-class TrialBoard {
+using Clock = std::chrono::steady_clock;
+
+// Numbered work every party takes from - the plan's candidate builds, then
+// its trials - and the results by number. Parties may prefer or be limited
+// to some items (a worker runs only the trials of candidates it built).
+template <typename Result>
+class WorkBoard {
  public:
-  TrialBoard(size_t n, const std::function<void()>& on_done, const std::function<bool()>& cancelled,
-             api::ServerMetrics* metrics)
-      : results_(n), have_(n, false), remaining_(n), on_done_(on_done), cancelled_(cancelled), metrics_(metrics) {
+  using Filter = std::function<bool(size_t)>;
+
+  WorkBoard(size_t n, std::function<void()> on_done, const std::function<bool()>& cancelled)
+      : results_(n), have_(n, false), remaining_(n), on_done_(std::move(on_done)), cancelled_(cancelled) {
     for (size_t i = 0; i < n; ++i) pending_.push_back(i);
   }
 
-  // The next trial to run. `wait`: until one is free (another party may
-  // give some back) or none remain; else nullopt when none is free now.
-  std::optional<size_t> Take(bool wait) {
+  // The next item `allowed` (null: any) lets this party run, one `preferred`
+  // first. `wait`: until one is free (another party may give some back) or
+  // none remain; else nullopt when none is free now.
+  std::optional<size_t> Take(bool wait, const Filter& allowed = nullptr, const Filter& preferred = nullptr) {
     absl::MutexLock lock(&mu_);
     while (true) {
       if (StoppingLocked()) return std::nullopt;
-      if (!pending_.empty()) {
-        const size_t i = pending_.front();
-        pending_.pop_front();
+      std::optional<std::deque<size_t>::iterator> pick;
+      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+        if (allowed && !allowed(*it)) continue;
+        if (!pick) pick = it;
+        if (!preferred || preferred(*it)) {
+          pick = it;
+          break;
+        }
+      }
+      if (pick) {
+        const size_t i = **pick;
+        pending_.erase(*pick);
         return i;
       }
       if (!wait) return std::nullopt;
@@ -50,7 +72,7 @@ class TrialBoard {
     }
   }
 
-  void Complete(size_t i, plan::TrialResult r) {
+  void Complete(size_t i, Result r) {
     {
       absl::MutexLock lock(&mu_);
       if (have_[i]) return;
@@ -59,21 +81,20 @@ class TrialBoard {
       --remaining_;
       if (remaining_ == 0) cv_.SignalAll();
     }
-    if (metrics_ != nullptr) metrics_->PlanTrials("measured", 1);
     if (on_done_) on_done_();
   }
 
-  // A lost worker's trials, for another party.
-  void PutBack(const std::set<size_t>& trials) {
+  // A lost party's items, for another party; how many were still to do.
+  int PutBack(const std::set<size_t>& items) {
     absl::MutexLock lock(&mu_);
     int n = 0;
-    for (size_t i : trials) {
+    for (size_t i : items) {
       if (have_[i]) continue;
       pending_.push_front(i);
       ++n;
     }
-    if (metrics_ != nullptr) metrics_->PlanTrials("rerun", n);
     cv_.SignalAll();
+    return n;
   }
 
   void Fail(const absl::Status& s) {
@@ -88,12 +109,19 @@ class TrialBoard {
     return StoppingLocked();
   }
 
-  absl::StatusOr<std::vector<plan::TrialResult>> Results() {
+  // The results; with `allow_missing`, items never done stay default.
+  absl::StatusOr<std::vector<Result>> Results(bool allow_missing = false) {
     absl::MutexLock lock(&mu_);
-    if (cancelled_ && cancelled_()) return absl::CancelledError("the plan was cancelled");
-    if (!error_.ok()) return error_;
-    if (remaining_ != 0) return absl::InternalError(absl::StrCat(remaining_, " trials were never run"));
+    if (!allow_missing) {
+      if (cancelled_ && cancelled_()) return absl::CancelledError("the plan was cancelled");
+      if (!error_.ok()) return error_;
+      if (remaining_ != 0) return absl::InternalError(absl::StrCat(remaining_, " items were never run"));
+    }
     return std::move(results_);
+  }
+  std::vector<bool> Done() {
+    absl::MutexLock lock(&mu_);
+    return have_;
   }
 
  private:
@@ -104,13 +132,80 @@ class TrialBoard {
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<size_t> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<plan::TrialResult> results_ ABSL_GUARDED_BY(mu_);
+  std::vector<Result> results_ ABSL_GUARDED_BY(mu_);
   std::vector<bool> have_ ABSL_GUARDED_BY(mu_);
   size_t remaining_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
-  const std::function<void()>& on_done_;
+  const std::function<void()> on_done_;
   const std::function<bool()>& cancelled_;
-  api::ServerMetrics* metrics_;
+};
+
+// How long a worker with work outstanding may go without answering before
+// it is taken for hung: its work then goes back to the board. Derived from
+// what the plan's work has taken so far (the slowest single item, anywhere)
+// with a floor for the first items, and never more than a third of the time
+// left before the call's deadline, so that the rerun still fits.
+class Patience {
+ public:
+  Patience(absl::Duration floor, double factor, absl::Time deadline) : factor_(factor), deadline_(deadline) {
+    absl::MutexLock lock(&mu_);
+    floor_ = floor;
+  }
+  void Saw(absl::Duration took) {
+    absl::MutexLock lock(&mu_);
+    slowest_ = std::max(slowest_, took);
+  }
+  // A bound known before any item was timed (see FanOut::Build).
+  void AtLeast(absl::Duration floor) {
+    absl::MutexLock lock(&mu_);
+    floor_ = std::max(floor_, floor);
+  }
+  absl::Duration Limit() {
+    absl::MutexLock lock(&mu_);
+    absl::Duration limit = std::max(floor_, slowest_ * factor_);
+    if (deadline_ != absl::InfiniteFuture()) {
+      limit = std::min(limit, std::max(absl::Seconds(1), (deadline_ - absl::Now()) / 3));
+    }
+    return limit;
+  }
+
+ private:
+  absl::Duration floor_ ABSL_GUARDED_BY(mu_);
+  const double factor_;
+  const absl::Time deadline_;
+  absl::Mutex mu_;
+  absl::Duration slowest_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+};
+
+// One worker stream's liveness: when it last answered, and whether it owes
+// anything. The stream's canceller reads it to end a hung worker's call.
+class Liveness {
+ public:
+  void Owe(bool owing) {
+    absl::MutexLock lock(&mu_);
+    if (owing && !owing_) last_ = absl::Now();
+    owing_ = owing;
+  }
+  void Answered() {
+    absl::MutexLock lock(&mu_);
+    last_ = absl::Now();
+  }
+  // Owes something and has said nothing for longer than `limit`.
+  bool Hung(absl::Duration limit) {
+    absl::MutexLock lock(&mu_);
+    if (owing_ && absl::Now() - last_ > limit) hung_ = true;
+    return hung_;
+  }
+  bool hung() {
+    absl::MutexLock lock(&mu_);
+    return hung_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool owing_ ABSL_GUARDED_BY(mu_) = false;
+  bool hung_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::Now();
 };
 
 // The worker addresses of a --remote-workers target, resolved now.
@@ -129,30 +224,33 @@ std::vector<std::string> Addresses(const std::string& target) {
   return out;
 }
 
-// Whether a worker's study is the front's: the same candidates, weights,
-// samples and outputs (then the same options gave the same numbers).
-absl::Status SameStudy(const v1::StudyReady& ready, const plan::ModelStudy& study) {
-  bool same = ready.candidates_size() == static_cast<int>(study.candidates().size()) &&
-              ready.weights_size() == static_cast<int>(study.weights().size()) &&
-              ready.samples() == study.samples() &&
-              ready.outputs_size() == static_cast<int>(study.output_names().size());
-  for (int i = 0; same && i < ready.candidates_size(); ++i) same = ready.candidates(i) == study.candidates()[i].name;
-  for (int i = 0; same && i < ready.weights_size(); ++i) same = ready.weights(i) == study.weights()[i].name;
-  for (int i = 0; same && i < ready.outputs_size(); ++i) same = ready.outputs(i) == study.output_names()[i];
+// Whether a worker's baseline is the front's: the same candidates, samples
+// and outputs (then the same options gave the same numbers).
+absl::Status SameStudy(const v1::StudyReady& ready, const plan::StudyShape& shape) {
+  bool same = ready.candidates_size() == static_cast<int>(shape.candidates.size()) &&
+              ready.samples() == shape.samples && ready.outputs_size() == static_cast<int>(shape.outputs.size());
+  for (int i = 0; same && i < ready.candidates_size(); ++i) same = ready.candidates(i) == shape.candidates[i];
+  for (int i = 0; same && i < ready.outputs_size(); ++i) same = ready.outputs(i) == shape.outputs[i];
   if (same) return absl::OkStatus();
   return absl::FailedPreconditionError("the worker built a different study (another coremlz version?)");
 }
 
 // One plan's fan-out. The workers' streams start with the plan (upload and
-// study beside the front's own study), then wait for the trials; Run()
-// hands them the board.
+// baseline beside the front's own), then take candidate builds beside the
+// front's threads, then the trials of the candidates each built (the front
+// has every candidate - built here or received - and runs any trial).
 class FanOut {
  public:
   FanOut(RemoteTrialsOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials,
          api::PlanFanOutRequest request)
-      : options_(std::move(options)), credentials_(std::move(credentials)), request_(std::move(request)) {
-    for (const std::string& address : Addresses(options_.target)) {
-      threads_.emplace_back([this, address] { Serve(address); });
+      : options_(std::move(options)),
+        credentials_(std::move(credentials)),
+        request_(std::move(request)),
+        build_patience_(absl::Seconds(60), 4, request_.deadline),
+        trial_patience_(absl::Seconds(5), 20, request_.deadline) {
+    const std::vector<std::string> addresses = Addresses(options_.target);
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      threads_.emplace_back([this, address = addresses[i], i] { Serve(address, static_cast<int>(i)); });
     }
   }
   ~FanOut() {
@@ -165,30 +263,85 @@ class FanOut {
     }
   }
 
-  absl::StatusOr<std::vector<plan::TrialResult>> Run(const plan::TrialRunner& local,
-                                                     const std::vector<plan::Trial>& trials,
-                                                     const std::function<void()>& on_done) {
-    TrialBoard board(trials.size(), on_done, request_.cancelled, request_.metrics);
-    std::map<std::pair<int, int>, size_t> index_of;
-    for (size_t i = 0; i < trials.size(); ++i) index_of[{trials[i].weight, trials[i].candidate}] = i;
+  std::vector<plan::CandidateRun> Build(const std::vector<plan::CandidateJob>& jobs,
+                                        const plan::CandidateBuilder& local, const plan::StudyShape& shape) {
+    // The study's baseline ran the whole model on every sample, twice, just
+    // before: no trial (a part of the model on every sample) should take
+    // longer than that, so a worker silent for several times it is hung.
+    trial_patience_.AtLeast((absl::Now() - started_) * 4);
+    WorkBoard<plan::CandidateRun> board(jobs.size(), nullptr, request_.cancelled);
     {
       absl::MutexLock lock(&mu_);
-      // Remote workers need the front's study to check theirs against.
-      study_ = dynamic_cast<const plan::ModelStudy*>(&local);
-      trials_ = &trials;
-      index_of_ = &index_of;
-      board_ = &board;
+      shape_ = shape;  // a copy: streams that come late check against it during the trials
+      jobs_ = &jobs;
+      builds_ = &board;
     }
     auto local_loop = [&] {
       while (std::optional<size_t> i = board.Take(true)) {
+        const auto start = Clock::now();
+        plan::CandidateRun run = local(jobs[*i]);
+        build_patience_.Saw(absl::FromChrono(Clock::now() - start));
+        board.Complete(*i, std::move(run));
+      }
+    };
+    std::vector<std::thread> locals;
+    for (int t = 1; t < request_.local_threads; ++t) locals.emplace_back(local_loop);
+    local_loop();
+    for (std::thread& t : locals) t.join();
+    // Workers may still be receiving a build the board no longer needs
+    // (cancelled): wait for them to let go of the board.
+    {
+      absl::MutexLock lock(&mu_);
+      builds_ = nullptr;
+      mu_.Await(absl::Condition(this, &FanOut::NoBuildersLocked));
+    }
+    absl::StatusOr<std::vector<plan::CandidateRun>> runs = board.Results(true);
+    std::vector<plan::CandidateRun> out = runs.ok() ? *std::move(runs) : std::vector<plan::CandidateRun>(jobs.size());
+    const std::vector<bool> done = board.Done();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!done[i]) out[i].status = absl::CancelledError("the plan was cancelled");
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<plan::TrialResult>> Run(const plan::TrialRunner& local,
+                                                     const std::vector<plan::Trial>& trials,
+                                                     const std::function<void()>& on_done) {
+    api::ServerMetrics* metrics = request_.metrics;
+    WorkBoard<plan::TrialResult> board(
+        trials.size(),
+        [&on_done, metrics] {
+          if (metrics != nullptr) metrics->PlanTrials("measured", 1);
+          if (on_done) on_done();
+        },
+        request_.cancelled);
+    const plan::ModelStudy* study = dynamic_cast<const plan::ModelStudy*>(&local);
+    if (study == nullptr) return absl::InternalError("the plan's trials have no study");
+    {
+      absl::MutexLock lock(&mu_);
+      study_ = study;
+      trials_ = &trials;
+      trial_board_ = &board;
+    }
+    // The front prefers trials of candidates no worker holds, leaving the
+    // workers theirs; it takes the rest once those are done.
+    auto local_loop = [&] {
+      while (true) {
+        // A snapshot: the board's lock is taken after (never inside) mu_.
+        const std::set<std::string> held = HeldRemotely();
+        const WorkBoard<plan::TrialResult>::Filter unheld = [&](size_t i) {
+          return held.count(study->candidates()[trials[i].candidate].name) == 0;
+        };
+        std::optional<size_t> i = board.Take(true, nullptr, unheld);
+        if (!i) break;
+        const auto start = Clock::now();
         absl::StatusOr<plan::TrialResult> r = local.Run(trials[*i]);
+        trial_patience_.Saw(absl::FromChrono(Clock::now() - start));
         if (r.ok()) {
           board.Complete(*i, *std::move(r));
           continue;
         }
-        if (r.status().code() != absl::StatusCode::kCancelled && request_.metrics != nullptr) {
-          request_.metrics->PlanTrials("failed", 1);
-        }
+        if (r.status().code() != absl::StatusCode::kCancelled && metrics != nullptr) metrics->PlanTrials("failed", 1);
         board.Fail(r.status());
       }
     };
@@ -202,32 +355,103 @@ class FanOut {
     }
     {
       absl::MutexLock lock(&mu_);
-      board_ = nullptr;
+      trial_board_ = nullptr;
       closed_ = true;
     }
     return board.Results();
   }
 
+  static plan::CandidateFanOut Builds(std::shared_ptr<FanOut> fan) {
+    return [fan](const std::vector<plan::CandidateJob>& jobs, const plan::CandidateBuilder& local,
+                 const plan::StudyShape& shape) { return fan->Build(jobs, local, shape); };
+  }
+
  private:
-  bool TrialsOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || board_ != nullptr; }
+  std::set<std::string> HeldRemotely() {
+    absl::MutexLock lock(&mu_);
+    return held_;
+  }
+
+  bool PhaseOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closed_ || builds_ != nullptr || trial_board_ != nullptr;
+  }
+  bool NoBuildersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return building_ == 0; }
+  bool TrialsOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || trial_board_ != nullptr; }
 
   bool ShouldStop() {
     absl::MutexLock lock(&mu_);
     if (closed_) return true;
-    if (board_ != nullptr) return board_->Stopping();
+    if (trial_board_ != nullptr) return trial_board_->Stopping();
     return request_.cancelled && request_.cancelled();
   }
 
-  // One worker's share: upload and study, then trials until none remain or
-  // the stream fails (its outstanding trials then go back to the board).
-  void Serve(const std::string& address) {
+  // Receives one build's answer (CandidateBuilt, then its package's chunks)
+  // into `staging` and loads it.
+  absl::StatusOr<plan::CandidateRun> ReceiveBuild(
+      grpc::ClientReaderWriter<v1::TrialsRequest, v1::TrialsResponse>* stream, const plan::CandidateJob& job,
+      const std::string& staging, const std::string& function, Liveness* live) {
+    v1::TrialsResponse response;
+    if (!stream->Read(&response)) return absl::UnavailableError("the stream ended during a build");
+    live->Answered();
+    if (!response.has_built() || response.built().candidate().candidate() != job.index) {
+      return absl::InternalError("an unexpected answer to a build");
+    }
+    const v1::CandidateBuilt& built = response.built();
+    std::vector<v1::WeightReport> rows(built.weights().begin(), built.weights().end());
+    engine::CompressionReport report = api::ReportFrom(rows, built.summary());
+    const absl::Status status(static_cast<absl::StatusCode>(built.code()), built.message());
+    switch (status.code()) {
+      case absl::StatusCode::kOk:
+      case absl::StatusCode::kFailedPrecondition:  // the target cannot express it: the same anywhere
+      case absl::StatusCode::kInvalidArgument:     // the model's own weights: the same anywhere
+      case absl::StatusCode::kUnimplemented:
+      case absl::StatusCode::kOutOfRange:
+        break;
+      default:  // the worker's trouble (cancelled, out of memory or disk, ...): built elsewhere instead
+        return absl::UnavailableError(absl::StrCat("the worker could not build ", job.candidate.name, ": ",
+                                                   status.ToString()));
+    }
+    if (!status.ok()) {
+      plan::CandidateRun run;
+      run.status = status;
+      run.report = std::move(report);
+      return run;
+    }
+    RETURN_IF_ERROR(MakeDirectories(staging));
+    api::FileReceiver files(staging, api::TransferLimits{});
+    RETURN_IF_ERROR(files.DeclareAll(built.files()));
+    while (files.bytes_received() < files.bytes_declared() || !files.Finish().ok()) {
+      if (!stream->Read(&response)) return absl::UnavailableError("the stream ended during a build's package");
+      live->Answered();
+      if (!response.has_chunk()) return absl::InternalError("a build's package was cut short");
+      RETURN_IF_ERROR(files.Add(response.chunk()));
+    }
+    RETURN_IF_ERROR(files.Finish());
+    return plan::LoadCandidate(staging, function, std::move(report));
+  }
+
+  // One worker's share: upload and baseline, builds, then the trials of the
+  // candidates it built until none remain or the stream fails (or hangs:
+  // what it owes then goes back to the board).
+  void Serve(const std::string& address, int number) {
     auto stub = v1::Worker::NewStub(api::OpenChannel(address, credentials_));
     grpc::ClientContext ctx;
     api::PrepareCall(&ctx, request_.deadline, options_.token);
-    api::CallCanceller canceller(&ctx, [this] { return ShouldStop(); }, absl::Milliseconds(50));
+    Liveness live;
+    std::atomic<bool> in_trials{false};
+    api::CallCanceller canceller(
+        &ctx,
+        [&] {
+          return ShouldStop() || live.Hung(in_trials ? trial_patience_.Limit() : build_patience_.Limit());
+        },
+        absl::Milliseconds(50));
     auto stream = stub->Trials(&ctx);
-    std::set<size_t> outstanding;
-    TrialBoard* board = nullptr;
+    std::set<size_t> outstanding;  // trials sent, not answered
+    std::set<std::string> built;   // candidates this worker holds
+    WorkBoard<plan::TrialResult>* board = nullptr;
+    WorkBoard<plan::CandidateRun>* builds = nullptr;
+    std::optional<size_t> building;  // the build in flight
+    std::string what = "trials";
     const absl::Status status = [&]() -> absl::Status {
       v1::TrialsRequest header;
       *header.mutable_header() = request_.header;
@@ -243,54 +467,134 @@ class FanOut {
       v1::TrialsResponse response;
       if (!stream->Read(&response)) return absl::UnavailableError("the stream ended before the study was ready");
       if (!response.has_ready()) return absl::InternalError("the worker answered before its study was ready");
+      const v1::StudyReady ready = response.ready();
+      const std::vector<plan::CandidateJob>* jobs = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &FanOut::PhaseOrClosedLocked));
+        if (closed_) return absl::OkStatus();  // the plan ended before its builds
+        if (builds_ != nullptr) {
+          if (absl::Status same = SameStudy(ready, *shape_); !same.ok()) return same;
+          builds = builds_;
+          jobs = jobs_;
+          ++building_;
+        }
+      }
+      // Builds, one at a time, until none is left to take.
+      what = "builds";
+      absl::Status build_status = [&]() -> absl::Status {
+        if (builds == nullptr) return absl::OkStatus();
+        while (std::optional<size_t> i = builds->Take(true)) {
+          building = *i;
+          const plan::CandidateJob& job = (*jobs)[*i];
+          v1::TrialsRequest r;
+          r.mutable_build()->set_candidate(job.index);
+          r.mutable_build()->set_name(job.candidate.name);
+          if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a build");
+          live.Owe(true);
+          const auto start = Clock::now();
+          absl::StatusOr<plan::CandidateRun> run = ReceiveBuild(
+              stream.get(), job, absl::StrCat(job.package, ".worker", number), request_.header.function(), &live);
+          live.Owe(false);
+          if (!run.ok()) return run.status();
+          build_patience_.Saw(absl::FromChrono(Clock::now() - start));
+          if (run->status.ok()) {
+            built.insert(job.candidate.name);
+            absl::MutexLock lock(&mu_);
+            held_.insert(job.candidate.name);
+          }
+          building.reset();
+          builds->Complete(*i, *std::move(run));
+        }
+        return absl::OkStatus();
+      }();
+      if (builds != nullptr) {
+        if (!build_status.ok() && building) builds->PutBack({*building});
+        absl::MutexLock lock(&mu_);
+        --building_;
+      }
+      if (!build_status.ok()) return build_status;
+      what = "trials";
+      in_trials = true;
       const plan::ModelStudy* study = nullptr;
       const std::vector<plan::Trial>* trials = nullptr;
-      const std::map<std::pair<int, int>, size_t>* index_of = nullptr;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &FanOut::TrialsOrClosedLocked));
-        if (board_ == nullptr) return absl::OkStatus();  // the plan ended before its trials
-        board = board_;
+        if (trial_board_ == nullptr) return absl::OkStatus();  // the plan ended before its trials
+        if (builds == nullptr) {
+          if (!shape_) return absl::OkStatus();  // no study was built here to compare with
+          if (absl::Status same = SameStudy(ready, *shape_); !same.ok()) return same;
+        }
+        board = trial_board_;
         study = study_;
         trials = trials_;
-        index_of = index_of_;
       }
-      if (study == nullptr) return absl::FailedPreconditionError("the front's trials have no study to compare with");
-      if (absl::Status same = SameStudy(response.ready(), *study); !same.ok()) return same;
+      if (built.empty()) return absl::OkStatus();  // nothing here to run trials with
       const size_t noise_entries = static_cast<size_t>(study->samples()) * study->output_names().size();
+      const WorkBoard<plan::TrialResult>::Filter mine = [&](size_t i) {
+        return built.count(study->candidates()[(*trials)[i].candidate].name) > 0;
+      };
+      std::map<size_t, Clock::time_point> sent_at;
       while (true) {
         while (outstanding.size() < static_cast<size_t>(std::max(1, options_.window))) {
-          std::optional<size_t> i = board->Take(outstanding.empty());
+          std::optional<size_t> i = board->Take(outstanding.empty(), mine);
           if (!i) break;
+          const plan::Trial& t = (*trials)[*i];
           v1::TrialsRequest r;
-          r.mutable_trial()->set_weight((*trials)[*i].weight);
-          r.mutable_trial()->set_candidate((*trials)[*i].candidate);
+          r.mutable_trial()->set_weight(t.weight);
+          r.mutable_trial()->set_candidate(t.candidate);
+          r.mutable_trial()->set_weight_name(study->weights()[t.weight].name);
+          r.mutable_trial()->set_candidate_name(study->candidates()[t.candidate].name);
           outstanding.insert(*i);
+          sent_at[*i] = Clock::now();
+          live.Owe(true);
           if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a trial");
         }
         if (outstanding.empty()) return absl::OkStatus();  // nothing left to run
         if (!stream->Read(&response)) return absl::UnavailableError("the stream ended with trials outstanding");
+        live.Answered();
         if (!response.has_done()) return absl::InternalError("an unexpected message among the trials' results");
         const v1::TrialDone& d = response.done();
-        auto it = index_of->find({d.trial().weight(), d.trial().candidate()});
-        if (it == index_of->end() || !outstanding.count(it->second) ||
-            static_cast<size_t>(d.noise_size()) != noise_entries) {
+        size_t index = trials->size();
+        for (size_t o : outstanding) {
+          if ((*trials)[o].weight == d.trial().weight() && (*trials)[o].candidate == d.trial().candidate()) index = o;
+        }
+        if (index == trials->size() || static_cast<size_t>(d.noise_size()) != noise_entries) {
           return absl::InternalError("a result for no trial sent, or of the wrong size");
         }
         plan::TrialResult result;
         result.bytes = d.bytes();
         result.noise.assign(d.noise().begin(), d.noise().end());
-        outstanding.erase(it->second);
-        board->Complete(it->second, std::move(result));
+        outstanding.erase(index);
+        if (outstanding.empty()) live.Owe(false);
+        // Answers come in order per worker thread: the time since it was sent
+        // bounds one trial's, generously.
+        trial_patience_.Saw(absl::FromChrono(Clock::now() - sent_at[index]) / options_.window);
+        sent_at.erase(index);
+        board->Complete(index, std::move(result));
       }
     }();
-    if (board != nullptr && !outstanding.empty()) board->PutBack(outstanding);
+    {
+      absl::MutexLock lock(&mu_);
+      for (const std::string& c : built) held_.erase(c);
+    }
+    const bool hung = live.hung();
+    if (board != nullptr && !outstanding.empty()) {
+      const int n = board->PutBack(outstanding);
+      if (request_.metrics != nullptr) request_.metrics->PlanTrials("rerun", n);
+    }
     stream->WritesDone();
-    if (!status.ok() || ShouldStop()) ctx.TryCancel();
+    if (!status.ok() || ShouldStop() || hung) ctx.TryCancel();
     grpc::Status finished = stream->Finish();
-    if (!status.ok() && !ShouldStop()) {
-      std::fprintf(stderr, "coremlzd: plan trials on worker %s stopped (%s%s%s); its trials go to the others\n",
-                   address.c_str(), std::string(status.message()).c_str(), finished.ok() ? "" : ": ",
+    if (hung && !ShouldStop()) {
+      std::fprintf(stderr,
+                   "coremlzd: worker %s did not answer its plan %s within %.1f s; what it owed goes to the others\n",
+                   address.c_str(), what.c_str(),
+                   absl::ToDoubleSeconds(what == "trials" ? trial_patience_.Limit() : build_patience_.Limit()));
+    } else if (!status.ok() && !ShouldStop()) {
+      std::fprintf(stderr, "coremlzd: plan %s on worker %s stopped (%s%s%s); its work goes to the others\n",
+                   what.c_str(), address.c_str(), std::string(status.message()).c_str(), finished.ok() ? "" : ": ",
                    finished.error_message().c_str());
     }
   }
@@ -298,24 +602,34 @@ class FanOut {
   const RemoteTrialsOptions options_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const api::PlanFanOutRequest request_;
+  const absl::Time started_ = absl::Now();
+  Patience build_patience_;
+  Patience trial_patience_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  TrialBoard* board_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::optional<plan::StudyShape> shape_ ABSL_GUARDED_BY(mu_);
+  const std::vector<plan::CandidateJob>* jobs_ ABSL_GUARDED_BY(mu_) = nullptr;
+  WorkBoard<plan::CandidateRun>* builds_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int building_ ABSL_GUARDED_BY(mu_) = 0;  // streams holding builds_
+  std::set<std::string> held_ ABSL_GUARDED_BY(mu_);  // candidates live workers built
+  WorkBoard<plan::TrialResult>* trial_board_ ABSL_GUARDED_BY(mu_) = nullptr;
   const plan::ModelStudy* study_ ABSL_GUARDED_BY(mu_) = nullptr;
   const std::vector<plan::Trial>* trials_ ABSL_GUARDED_BY(mu_) = nullptr;
-  const std::map<std::pair<int, int>, size_t>* index_of_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<std::thread> threads_;
 };
 
 }  // namespace
 
 api::PlanFanOutFactory MakeRemoteTrialsFanOut(const RemoteTrialsOptions& options) {
-  return [options](const api::PlanFanOutRequest& request) -> plan::TrialFanOut {
+  return [options](const api::PlanFanOutRequest& request) -> api::PlanFanOut {
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = api::ChannelCredentials(options.tls);
-    if (!creds.ok()) return nullptr;  // checked when the pool was made; the trials then run locally
+    if (!creds.ok()) return {};  // checked when the pool was made; the plan then runs locally
     auto fan = std::make_shared<FanOut>(options, *creds, request);
-    return [fan](const plan::TrialRunner& local, const std::vector<plan::Trial>& trials,
-                 const std::function<void()>& on_done) { return fan->Run(local, trials, on_done); };
+    api::PlanFanOut out;
+    out.builds = FanOut::Builds(fan);
+    out.trials = [fan](const plan::TrialRunner& local, const std::vector<plan::Trial>& trials,
+                       const std::function<void()>& on_done) { return fan->Run(local, trials, on_done); };
+    return out;
   };
 }
 

@@ -1,16 +1,24 @@
-// A Plan call's trials fanned out over remote coremlz-worker processes as
-// well as the front's own threads (coremlzd --remote-workers).
+// A Plan call's study and trials fanned out over remote coremlz-worker
+// processes as well as the front's own threads (coremlzd --remote-workers).
 //
 // Every worker address gets one Worker.Trials stream per plan: the model is
-// uploaded once, the worker builds the same study (checked: the same
-// candidates, weights, samples and outputs, or the worker is not used),
-// then trials are sent a few at a time. Local threads and the streams pull
-// from one shared queue of the plan's trials, so a faster party takes more.
-// A worker that fails or disconnects has its outstanding trials put back
-// for another party (counted as outcome="rerun"); results are stored by the
-// trial's index, so the plan is the same whatever the worker count and
-// whichever worker is lost. Cancelling the plan cancels every stream, which
-// stops the workers' trials.
+// uploaded once and the worker makes the study's baseline (checked: the same
+// candidates, samples and outputs, or the worker is not used). Then the
+// candidate builds - each the model compressed with one candidate, the
+// expensive half of a study - are shared out: local threads and the streams
+// take them from one queue, a worker sends each package it built back (the
+// front needs every candidate for its allocation and Pareto curve) and keeps
+// it. Then the trials: a worker takes only trials of candidates it built, a
+// few at a time; the front's threads take any, those of candidates no worker
+// holds first. So no process compresses a candidate twice and a worker
+// holds only what its trials need.
+//
+// A worker that fails or disconnects, or says nothing for longer than its
+// patience (derived from the baseline's time, the slowest build or trial
+// seen and the call's deadline) has what it owed put back for another party
+// (trials counted as outcome="rerun"); results are stored by index, so the
+// plan is the same bytes whatever the worker count and whichever worker is
+// lost or hangs. Cancelling the plan cancels every stream.
 #ifndef COREMLZ_SERVICE_REMOTE_TRIALS_H_
 #define COREMLZ_SERVICE_REMOTE_TRIALS_H_
 

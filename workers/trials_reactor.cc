@@ -11,13 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "api/convert.h"
 #include "api/grpc_status.h"
+#include "api/transfer.h"
 #include "api/job_call.h"
 #include "api/upload_session.h"
 #include "common/file_util.h"
 #include "engine/worker_pool.h"
 #include "plan/candidate.h"
 #include "plan/planner.h"
+#include "workers/test_hang.h"
 
 namespace coremlz::workers {
 namespace {
@@ -29,11 +32,18 @@ struct CallState {
   TrialsReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is over
 };
 
-// Trials received and not yet taken, shared by the reactor and the job's
+// A build or a trial, as the front asked for it.
+struct WorkItem {
+  bool build = false;
+  v1::CandidateRef candidate;  // build
+  v1::TrialRef trial;          // trial
+};
+
+// Work received and not yet taken, shared by the reactor and the job's
 // threads (which outlive neither, but may outlive the reactor).
 class TrialQueue {
  public:
-  void Push(plan::Trial t) {
+  void Push(WorkItem t) {
     absl::MutexLock lock(&mu_);
     trials_.push_back(t);
   }
@@ -47,11 +57,11 @@ class TrialQueue {
     cancelled_ = true;
   }
   // The next trial; nullopt once closed and empty, or cancelled.
-  std::optional<plan::Trial> Pop() {
+  std::optional<WorkItem> Pop() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &TrialQueue::ReadyLocked));
     if (cancelled_ || trials_.empty()) return std::nullopt;
-    plan::Trial t = trials_.front();
+    WorkItem t = trials_.front();
     trials_.pop_front();
     return t;
   }
@@ -60,7 +70,7 @@ class TrialQueue {
   bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return cancelled_ || closed_ || !trials_.empty(); }
 
   absl::Mutex mu_;
-  std::deque<plan::Trial> trials_ ABSL_GUARDED_BY(mu_);
+  std::deque<WorkItem> trials_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -127,11 +137,17 @@ class TrialsReactor final : public grpc::ServerBidiReactor<v1::TrialsRequest, v1
         SubmitLocked();
       }
     } else {
-      if (!request_.has_trial()) {
-        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "only trials may follow the model"});
+      WorkItem item;
+      if (request_.has_trial()) {
+        item.trial = request_.trial();
+      } else if (request_.has_build()) {
+        item.build = true;
+        item.candidate = request_.build();
+      } else {
+        FinishLocked({grpc::StatusCode::INVALID_ARGUMENT, "only builds and trials may follow the model"});
         return;
       }
-      queue_->Push({request_.trial().weight(), request_.trial().candidate()});
+      queue_->Push(std::move(item));
     }
     if (finished_) return;
     request_.Clear();
@@ -237,40 +253,78 @@ class TrialsReactor final : public grpc::ServerBidiReactor<v1::TrialsRequest, v1
     job.task = [options = options_, state, queue, model = upload_->model_path(),
                 work = JoinPath(upload_->job_dir_path(), "out")](engine::JobControl* control) mutable -> absl::Status {
       options.study.cancelled = [control] { return control->Cancelled(); };
-      absl::StatusOr<std::unique_ptr<plan::ModelStudy>> study = plan::StudyForPlan(model, options, work);
+      if (absl::Status made = MakeDirectories(work); !made.ok()) return made;
+      absl::StatusOr<std::unique_ptr<plan::CandidateTrials>> study = plan::TrialsForPlan(model, options, work);
       if (!study.ok()) return study.status();
-      const plan::ModelStudy& s = **study;
+      plan::CandidateTrials& s = **study;
       v1::TrialsResponse ready;
       for (const plan::Candidate& c : s.candidates()) ready.mutable_ready()->add_candidates(c.name);
-      for (const plan::StudiedWeight& w : s.weights()) ready.mutable_ready()->add_weights(w.name);
-      ready.mutable_ready()->set_samples(s.samples());
-      for (const std::string& o : s.output_names()) ready.mutable_ready()->add_outputs(o);
+      ready.mutable_ready()->set_samples(s.baseline().samples());
+      for (const std::string& o : s.baseline().output_names()) ready.mutable_ready()->add_outputs(o);
       Send(state, std::move(ready));
       absl::Mutex error_mu;
       absl::Status error;
+      auto fail = [&](absl::Status e) {
+        absl::MutexLock lock(&error_mu);
+        if (error.ok()) error = std::move(e);
+        queue->Cancel();
+      };
+      // A build's answer and its package's chunks go out together.
+      absl::Mutex send_mu;
+      const bool hang = TestHangsTrials();
       auto work_loop = [&] {
-        while (std::optional<plan::Trial> t = queue->Pop()) {
+        while (std::optional<WorkItem> item = queue->Pop()) {
           if (control->Cancelled()) return;
-          if (t->weight < 0 || t->weight >= static_cast<int>(s.weights().size()) || t->candidate < 0 ||
-              t->candidate >= static_cast<int>(s.candidates().size())) {
-            absl::MutexLock lock(&error_mu);
-            error = absl::InvalidArgumentError(absl::StrCat("no trial (", t->weight, ", ", t->candidate, ") in this study"));
-            queue->Cancel();
+          if (item->build) {
+            const int index = item->candidate.candidate();
+            if (index < 0 || index >= static_cast<int>(s.candidates().size()) ||
+                s.candidates()[index].name != item->candidate.name()) {
+              return fail(absl::InvalidArgumentError(absl::StrCat("no candidate ", index, " named \"",
+                                                                  item->candidate.name(), "\" in this study")));
+            }
+            absl::StatusOr<plan::CandidateTrials::Built> built = s.Build(index);
+            if (!built.ok()) return fail(built.status());
+            if (control->Cancelled()) return;
+            v1::TrialsResponse r;
+            v1::CandidateBuilt* b = r.mutable_built();
+            *b->mutable_candidate() = item->candidate;
+            b->set_code(static_cast<int>(built->status.code()));
+            b->set_message(std::string(built->status.message()));
+            for (const engine::WeightReport& w : built->report.weights) *b->add_weights() = api::ToProto(w);
+            *b->mutable_summary() = api::SummaryOf(built->report);
+            std::string root;
+            std::vector<v1::FileInfo> files;
+            if (built->status.ok()) {
+              absl::StatusOr<std::vector<v1::FileInfo>> described = api::DescribeModelFiles(built->package, &root);
+              if (!described.ok()) return fail(described.status());
+              files = *std::move(described);
+              for (const v1::FileInfo& f : files) *b->add_files() = f;
+            }
+            absl::MutexLock lock(&send_mu);
+            Send(state, std::move(r));
+            absl::Status sent = api::SendFiles(root, files, 0, [&](v1::FileChunk&& chunk) {
+              v1::TrialsResponse c;
+              *c.mutable_chunk() = std::move(chunk);
+              Send(state, std::move(c));
+              return !control->Cancelled();
+            });
+            if (!sent.ok()) return fail(sent);
+            continue;
+          }
+          if (hang) {
+            // Test only: accept the trial and never answer, like a hung process.
+            while (!control->Cancelled()) absl::SleepFor(absl::Milliseconds(20));
             return;
           }
-          absl::StatusOr<plan::TrialResult> r = s.Run(*t);
-          if (!r.ok()) {
-            absl::MutexLock lock(&error_mu);
-            error = r.status();
-            queue->Cancel();
-            return;
-          }
+          const v1::TrialRef& t = item->trial;
+          absl::StatusOr<plan::TrialResult> r = s.Run(t.weight_name(), t.candidate_name());
+          if (!r.ok()) return fail(r.status());
           v1::TrialsResponse done;
           v1::TrialDone* d = done.mutable_done();
-          d->mutable_trial()->set_weight(t->weight);
-          d->mutable_trial()->set_candidate(t->candidate);
+          *d->mutable_trial() = t;
           d->set_bytes(r->bytes);
           d->mutable_noise()->Add(r->noise.begin(), r->noise.end());
+          absl::MutexLock lock(&send_mu);
           Send(state, std::move(done));
         }
       };

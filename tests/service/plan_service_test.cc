@@ -4,6 +4,7 @@
 // INVALID_ARGUMENT reaches the client unchanged; a deadline stops a plan
 // promptly; the trials are counted in /metrics.
 #include <chrono>
+#include <optional>
 #include <regex>
 #include <string>
 #include <tuple>
@@ -139,6 +140,40 @@ TEST(PlanService, PlannerRefusalsPassThrough) {
     grpc::Status s = stream->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
     EXPECT_NE(s.error_message().find(expected), std::string::npos) << s.error_message();
+  }
+}
+
+// The header's numeric fields are checked before any upload, and the
+// messages say exactly what is allowed and what was given.
+TEST(PlanService, HeaderRangeErrorsSayWhatIsAllowed) {
+  auto front = StartFront();
+  ASSERT_TRUE(front->ok());
+  auto stub = v1::Compressor::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", front->port()), grpc::InsecureChannelCredentials()));
+  struct Case {
+    int samples;
+    std::optional<int64_t> weight_threshold;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{{5000, std::nullopt, "samples must be 1..1000 (0: 4), not 5000"},
+                                         {-1, std::nullopt, "samples must be 1..1000 (0: 4), not -1"},
+                                         {2, -5, "weight_threshold must be >= 0, not -5"}}) {
+    grpc::ClientContext ctx;
+    auto stream = stub->Plan(&ctx);
+    v1::PlanRequest header;
+    header.mutable_header()->mutable_target()->set_kind(v1::PlanTarget::BITS);
+    header.mutable_header()->mutable_target()->set_value(4);
+    header.mutable_header()->set_samples(c.samples);
+    if (c.weight_threshold) header.mutable_header()->set_weight_threshold(*c.weight_threshold);
+    ASSERT_TRUE(stream->Write(header));
+    stream->WritesDone();
+    v1::PlanResponse r;
+    bool accepted = false;
+    while (stream->Read(&r)) accepted = accepted || r.has_accepted();
+    grpc::Status s = stream->Finish();
+    EXPECT_FALSE(accepted) << "refused before a job is made";
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_EQ(s.error_message(), c.message);
   }
 }
 
