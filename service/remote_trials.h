@@ -19,6 +19,13 @@
 // (trials counted as outcome="rerun"); results are stored by index, so the
 // plan is the same bytes whatever the worker count and whichever worker is
 // lost or hangs. Cancelling the plan cancels every stream.
+//
+// remote_trials.cc is ~640 lines for a reason: it is one scheduler - the
+// queue of builds and trials, each worker's stream, the patience clock -
+// whose parts all read and write the queue's state under one mutex. What
+// stands alone lives elsewhere: plan/candidate_build, plan/candidate_trials
+// (the work), api/plan_fan_out.h (the interface), workers/trials_reactor.cc
+// (the worker's side).
 #ifndef COREMLZ_SERVICE_REMOTE_TRIALS_H_
 #define COREMLZ_SERVICE_REMOTE_TRIALS_H_
 

@@ -14,15 +14,10 @@
 namespace coremlz::execute {
 namespace {
 
+using testing::Random;
 using testing::RunLayer;
 using testing::Wire;
 
-Tensor Random(std::mt19937& rng, Shape shape) {
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(NumElements(shape));
-  for (float& x : v) x = u(rng);
-  return Tensor::Float(std::move(shape), std::move(v));
-}
 
 Tensor Iota(Shape shape) {
   std::vector<float> v(NumElements(shape));

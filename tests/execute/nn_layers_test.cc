@@ -13,15 +13,10 @@
 namespace coremlz::execute {
 namespace {
 
+using testing::Random;
 using testing::RunLayer;
 using testing::Wire;
 
-Tensor Random(std::mt19937& rng, Shape shape) {
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(NumElements(shape));
-  for (float& x : v) x = u(rng);
-  return Tensor::Float(std::move(shape), std::move(v));
-}
 
 void ExpectNear(absl::Span<const float> got, absl::Span<const float> want, float tol = 1e-4f) {
   ASSERT_EQ(got.size(), want.size());

@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,14 @@
 #include "google/protobuf/unknown_field_set.h"
 
 namespace coremlz::execute::testing {
+
+// A float tensor of `shape` with values uniform in [-1, 1) from `rng`.
+inline Tensor Random(std::mt19937& rng, Shape shape) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(NumElements(shape));
+  for (float& x : v) x = u(rng);
+  return Tensor::Float(std::move(shape), std::move(v));
+}
 
 class Wire {
  public:
