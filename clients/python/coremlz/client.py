@@ -162,6 +162,52 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- Replies of Compress and Plan -----------------------------------------
+    def _receive(self, call, staged, progress, upload_error, on_reply, missing):
+        """Reads a Compress or Plan call to its end: the job id, the artifact
+        into ``staged`` (download progress), every other reply to
+        ``on_reply(kind, r)``. Then ``missing()`` says what the call failed to
+        send (None: nothing) and the artifact is committed. Returns the job
+        id and the written path (None without an artifact). The upload's own
+        error wins over the status it caused; a client-side error cancels the
+        call; a staged artifact is discarded unless committed."""
+        job_id, written = "", None
+        try:
+            for r in call:
+                kind = r.WhichOneof("msg")
+                if kind == "accepted":
+                    job_id = r.accepted.job_id
+                elif kind == "artifact_file":
+                    if staged:
+                        info = r.artifact_file.info
+                        staged.declare(r.artifact_file.file_index, info.path, info.size, info.sha256)
+                elif kind == "artifact_chunk":
+                    if staged:
+                        c = r.artifact_chunk
+                        staged.add(c.file_index, c.offset, c.data)
+                        if progress:
+                            progress("download", staged.done, staged.total, "")
+                else:
+                    on_reply(kind, r)
+            if upload_error:
+                raise upload_error[0]
+            what = missing()
+            if what:
+                raise CoremlzError(grpc.StatusCode.DATA_LOSS, what)
+            written = staged.commit() if staged else None
+            staged = None
+        except grpc.RpcError as e:
+            if upload_error:
+                raise upload_error[0]
+            raise CoremlzError.from_rpc(e, self.server) from None
+        except CoremlzError:
+            call.cancel()
+            raise
+        finally:
+            if staged:
+                staged.discard()
+        return job_id, written
+
     # -- Compress ---------------------------------------------------------
     def compress(self, model: str, output: Optional[str] = None, *, config: ConfigLike = None,
                  target: Optional[str] = None, force: bool = False, report_only: bool = False,
@@ -209,53 +255,30 @@ class Client:
         requests = _upload(compressor_pb2.CompressRequest, header, root, files, progress, upload_error)
 
         staged = None if report_only else _files.StagedArtifact(out, _files.model_kind(model))
-        job_id, summary, have_summary = "", None, False
+        summary, have_summary = None, False
         weights, validations = [], []
+
+        def on_reply(kind, r):
+            nonlocal summary, have_summary
+            if kind == "progress" and progress:
+                p = r.progress
+                phase = compressor_pb2.Progress.Phase.Name(p.phase).lower()
+                if p.phase == compressor_pb2.Progress.COMPRESS:
+                    progress("compress", p.weights_done, p.weights_total, p.current)
+                elif p.phase == compressor_pb2.Progress.QUEUED:
+                    progress("queued", p.queue_position, 0, "")
+                elif p.phase != compressor_pb2.Progress.UPLOAD:
+                    progress(phase, p.bytes_done, p.bytes_total, p.current)
+            elif kind == "weight":
+                weights.append(_dict(r.weight))
+            elif kind == "summary":
+                summary, have_summary = _dict(r.summary), True
+            elif kind == "validation":
+                validations.append(_dict(r.validation))
+
         call = self._stub.Compress(requests, timeout=self.timeout, metadata=self._metadata)
-        try:
-            for r in call:
-                kind = r.WhichOneof("msg")
-                if kind == "accepted":
-                    job_id = r.accepted.job_id
-                elif kind == "progress" and progress:
-                    p = r.progress
-                    phase = compressor_pb2.Progress.Phase.Name(p.phase).lower()
-                    if p.phase == compressor_pb2.Progress.COMPRESS:
-                        progress("compress", p.weights_done, p.weights_total, p.current)
-                    elif p.phase == compressor_pb2.Progress.QUEUED:
-                        progress("queued", p.queue_position, 0, "")
-                    elif p.phase != compressor_pb2.Progress.UPLOAD:
-                        progress(phase, p.bytes_done, p.bytes_total, p.current)
-                elif kind == "weight":
-                    weights.append(_dict(r.weight))
-                elif kind == "artifact_file" and staged:
-                    info = r.artifact_file.info
-                    staged.declare(r.artifact_file.file_index, info.path, info.size, info.sha256)
-                elif kind == "artifact_chunk" and staged:
-                    c = r.artifact_chunk
-                    staged.add(c.file_index, c.offset, c.data)
-                    if progress:
-                        progress("download", staged.done, staged.total, "")
-                elif kind == "summary":
-                    summary, have_summary = _dict(r.summary), True
-                elif kind == "validation":
-                    validations.append(_dict(r.validation))
-            if upload_error:
-                raise upload_error[0]
-            if not have_summary:
-                raise CoremlzError(grpc.StatusCode.DATA_LOSS, "the server ended the call without a summary")
-            written = staged.commit() if staged else None
-            staged = None
-        except grpc.RpcError as e:
-            if upload_error:
-                raise upload_error[0]
-            raise CoremlzError.from_rpc(e, self.server) from None
-        except CoremlzError:
-            call.cancel()
-            raise
-        finally:
-            if staged:
-                staged.discard()
+        job_id, written = self._receive(call, staged, progress, upload_error, on_reply,
+                                        lambda: None if have_summary else "the server ended the call without a summary")
         return CompressResult(output=written, job_id=job_id, summary=summary, weights=weights,
                               validations=validations)
 
@@ -314,50 +337,28 @@ class Client:
 
         phases = compressor_pb2.PlanProgress
         staged = _files.StagedArtifact(out, _files.model_kind(model)) if out else None
-        job_id, outputs = "", None
+        outputs = None
+
+        def on_reply(kind, r):
+            nonlocal outputs
+            if kind == "progress" and progress:
+                p = r.progress
+                name = phases.Phase.Name(p.phase).lower()
+                if p.phase == phases.TRIALS:
+                    progress("trials", p.trials_done, p.trials_total, "")
+                elif p.phase == phases.QUEUED:
+                    progress("queued", p.queue_position, 0, "")
+                elif p.phase == phases.ROUNDS:
+                    progress("rounds", p.round, 0, "")
+                elif p.phase != phases.UPLOAD:
+                    progress(name, p.bytes_done, p.bytes_total, "")
+            elif kind == "outputs":
+                outputs = r.outputs
+
         call = self._stub.Plan(requests, timeout=self.timeout, metadata=self._metadata)
-        try:
-            for r in call:
-                kind = r.WhichOneof("msg")
-                if kind == "accepted":
-                    job_id = r.accepted.job_id
-                elif kind == "progress" and progress:
-                    p = r.progress
-                    name = phases.Phase.Name(p.phase).lower()
-                    if p.phase == phases.TRIALS:
-                        progress("trials", p.trials_done, p.trials_total, "")
-                    elif p.phase == phases.QUEUED:
-                        progress("queued", p.queue_position, 0, "")
-                    elif p.phase == phases.ROUNDS:
-                        progress("rounds", p.round, 0, "")
-                    elif p.phase != phases.UPLOAD:
-                        progress(name, p.bytes_done, p.bytes_total, "")
-                elif kind == "outputs":
-                    outputs = r.outputs
-                elif kind == "artifact_file" and staged:
-                    info = r.artifact_file.info
-                    staged.declare(r.artifact_file.file_index, info.path, info.size, info.sha256)
-                elif kind == "artifact_chunk" and staged:
-                    c = r.artifact_chunk
-                    staged.add(c.file_index, c.offset, c.data)
-                    if progress:
-                        progress("download", staged.done, staged.total, "")
-            if upload_error:
-                raise upload_error[0]
-            if outputs is None:
-                raise CoremlzError(grpc.StatusCode.DATA_LOSS, "the server ended the call without the plan")
-            written = staged.commit() if staged else None
-            staged = None
-        except grpc.RpcError as e:
-            if upload_error:
-                raise upload_error[0]
-            raise CoremlzError.from_rpc(e, self.server) from None
-        except CoremlzError:
-            call.cancel()
-            raise
-        finally:
-            if staged:
-                staged.discard()
+        job_id, written = self._receive(
+            call, staged, progress, upload_error, on_reply,
+            lambda: None if outputs is not None else "the server ended the call without the plan")
         return PlanResult(config_yaml=outputs.config_yaml, report=json.loads(outputs.report_json),
                           pareto_svg=outputs.pareto_svg, result=_dict(outputs.result), output=written,
                           job_id=job_id)
