@@ -181,7 +181,6 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
 
   // Upload complete, and the result is not cached: the job.
   void OnUploadedLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
-    if (finished_) return;
     control_ = std::make_shared<CallControl>(state_, deadline_);
     engine::CompressJob job;
     job.input_path = input_path_;

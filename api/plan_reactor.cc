@@ -127,8 +127,9 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
     if (header.has_weight_threshold() && header.weight_threshold() < 0) {
       return absl::InvalidArgumentError(absl::StrCat("weight_threshold must be >= 0, not ", header.weight_threshold()));
     }
-    options_.weight_threshold = header.has_weight_threshold() ? header.weight_threshold() : 2048;
-    options_.study.samples = header.samples() == 0 ? 4 : header.samples();
+    const plan::PlanOptions defaults;
+    options_.weight_threshold = header.has_weight_threshold() ? header.weight_threshold() : defaults.weight_threshold;
+    options_.study.samples = header.samples() == 0 ? defaults.study.samples : header.samples();
     options_.study.seed = header.seed();
     options_.study.function = header.function();
     options_.study.threads = std::max(1, std::min<int>(service_->pool()->threads(),

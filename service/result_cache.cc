@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "plan/planner.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -107,16 +108,15 @@ std::string RandomSuffix() {
 std::string ResultCacheKey(const v1::CompressHeader& header, const v1::CompressionConfig& normalised_config,
                            const std::string& version) {
   KeyHash key;
-  auto field = [&](absl::string_view name, absl::string_view value) { key.Field(name, value); };
-  field("coremlz", version);
-  field("config", Deterministic(normalised_config));
-  field("target", header.target());
-  field("report_only", header.report_only() ? "1" : "0");
-  field("check_samples", absl::StrCat(header.check_samples()));
+  key.Field("coremlz", version);
+  key.Field("config", Deterministic(normalised_config));
+  key.Field("target", header.target());
+  key.Field("report_only", header.report_only() ? "1" : "0");
+  key.Field("check_samples", absl::StrCat(header.check_samples()));
   for (const v1::FileInfo& f : header.files()) {
-    field("path", f.path());
-    field("size", absl::StrCat(f.size()));
-    field("sha256", f.sha256());
+    key.Field("path", f.path());
+    key.Field("size", absl::StrCat(f.size()));
+    key.Field("sha256", f.sha256());
   }
   return key.Hex();
 }
@@ -125,15 +125,15 @@ std::string ResultCachePlanKey(const v1::PlanHeader& header, const std::string& 
   // What the key covers is the header itself, normalised: the fields that
   // do not change the outputs cleared, defaults written out. A field added
   // to PlanHeader later is covered without a change here.
+  const plan::PlanOptions defaults;  // what the Plan call resolves an unset field to
   v1::PlanHeader normal = header;
   normal.set_no_cache(false);
-  if (normal.samples() == 0) normal.set_samples(4);
-  if (!normal.has_weight_threshold()) normal.set_weight_threshold(2048);
+  if (normal.samples() == 0) normal.set_samples(defaults.study.samples);
+  if (!normal.has_weight_threshold()) normal.set_weight_threshold(defaults.weight_threshold);
   KeyHash key;
-  auto field = [&](absl::string_view name, absl::string_view value) { key.Field(name, value); };
-  field("coremlz", version);
-  field("call", "plan");
-  field("header", Deterministic(normal));
+  key.Field("coremlz", version);
+  key.Field("call", "plan");
+  key.Field("header", Deterministic(normal));
   return key.Hex();
 }
 
