@@ -27,6 +27,7 @@
 #include "common/status_macros.h"
 #include "plan/candidate_build.h"
 #include "plan/model_study.h"
+#include "service/test_await_workers.h"
 
 namespace coremlz::service {
 namespace {
@@ -275,6 +276,9 @@ class FanOut {
       shape_ = shape;  // a copy: streams that come late check against it during the trials
       jobs_ = &jobs;
       builds_ = &board;
+      if (TestAwaitsWorkers()) {
+        mu_.AwaitWithTimeout(absl::Condition(this, &FanOut::WorkersSettledLocked), absl::Seconds(120));
+      }
     }
     auto local_loop = [&] {
       while (std::optional<size_t> i = board.Take(true)) {
@@ -376,6 +380,10 @@ class FanOut {
     return closed_ || builds_ != nullptr || trial_board_ != nullptr;
   }
   bool NoBuildersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return building_ == 0; }
+  bool WorkersSettledLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Every stream settled, or as many took a build as there are.
+    return closed_ || settled_ == threads_.size() || (jobs_ != nullptr && settled_ >= jobs_->size());
+  }
   bool TrialsOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || trial_board_ != nullptr; }
 
   bool ShouldStop() {
@@ -452,6 +460,13 @@ class FanOut {
     WorkBoard<plan::CandidateRun>* builds = nullptr;
     std::optional<size_t> building;  // the build in flight
     std::string what = "trials";
+    bool settled = false;  // took its first build, or never will
+    auto settle = [&] {
+      if (settled) return;
+      settled = true;
+      absl::MutexLock lock(&mu_);
+      ++settled_;
+    };
     const absl::Status status = [&]() -> absl::Status {
       v1::TrialsRequest header;
       *header.mutable_header() = request_.header;
@@ -485,6 +500,7 @@ class FanOut {
       absl::Status build_status = [&]() -> absl::Status {
         if (builds == nullptr) return absl::OkStatus();
         while (std::optional<size_t> i = builds->Take(true)) {
+          settle();
           building = *i;
           const plan::CandidateJob& job = (*jobs)[*i];
           v1::TrialsRequest r;
@@ -508,6 +524,7 @@ class FanOut {
         }
         return absl::OkStatus();
       }();
+      settle();
       if (builds != nullptr) {
         if (!build_status.ok() && building) builds->PutBack({*building});
         absl::MutexLock lock(&mu_);
@@ -575,6 +592,7 @@ class FanOut {
         board->Complete(index, std::move(result));
       }
     }();
+    settle();
     {
       absl::MutexLock lock(&mu_);
       for (const std::string& c : built) held_.erase(c);
@@ -611,6 +629,7 @@ class FanOut {
   const std::vector<plan::CandidateJob>* jobs_ ABSL_GUARDED_BY(mu_) = nullptr;
   WorkBoard<plan::CandidateRun>* builds_ ABSL_GUARDED_BY(mu_) = nullptr;
   int building_ ABSL_GUARDED_BY(mu_) = 0;  // streams holding builds_
+  size_t settled_ ABSL_GUARDED_BY(mu_) = 0;  // streams past their first build (TestAwaitsWorkers)
   std::set<std::string> held_ ABSL_GUARDED_BY(mu_);  // candidates live workers built
   WorkBoard<plan::TrialResult>* trial_board_ ABSL_GUARDED_BY(mu_) = nullptr;
   const plan::ModelStudy* study_ ABSL_GUARDED_BY(mu_) = nullptr;
