@@ -61,6 +61,7 @@ v1::PlanResult ToProto(const plan::PlanResult& r) {
   p.set_function(r.function);
   p.set_original_model_bytes(r.original_model_bytes);
   p.set_kept_activations(r.kept_activations);
+  for (const std::string& o : r.measured_outputs) p.add_measured_outputs(o);
   p.set_trials_run(r.trials_run);
   p.set_trials_pruned(r.trials_pruned);
   for (const plan::WeightPlan& w : r.weights) {
@@ -115,6 +116,7 @@ absl::StatusOr<plan::PlanResult> FromProto(const v1::PlanResult& p) {
   r.function = p.function();
   r.original_model_bytes = p.original_model_bytes();
   r.kept_activations = p.kept_activations();
+  r.measured_outputs.assign(p.measured_outputs().begin(), p.measured_outputs().end());
   r.trials_run = p.trials_run();
   r.trials_pruned = p.trials_pruned();
   for (const v1::PlanWeight& pw : p.weights()) {

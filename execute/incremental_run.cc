@@ -4,6 +4,7 @@
 #include "execute/program_executor.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <utility>
@@ -17,6 +18,7 @@
 namespace coremlz::execute {
 
 using namespace program_internal;  // NOLINT: the helpers of this one class
+
 
 int ProgramExecutor::ConstantSlot(const std::string& name) const {
   auto it = constant_slots_.find(name);
@@ -47,13 +49,15 @@ std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use
 
 absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::map<std::string, Tensor>& inputs,
                                                                      bool keep_intermediates) const {
-  if (is_stateful()) {
-    return absl::FailedPreconditionError("incremental runs need a stateless function (this one reads or writes state)");
+  if (HasNestedStateOps()) {
+    return absl::FailedPreconditionError(
+        "incremental runs cannot follow state reads or writes inside a loop or branch body");
   }
   KeptRun kept;
   kept.values = constants_;
-  Session unused;
-  RETURN_IF_ERROR(BindInputs(inputs, &unused, &kept.values));
+  Session session;  // fresh: the states start zeroed
+  RETURN_IF_ERROR(BindInputs(inputs, &session, &kept.values));
+  kept.start_states = session.states_;
   // The caller's inputs were aliased: own copies, so the kept run outlives them.
   for (int s : input_slots_) {
     if (kept.values[s]) kept.values[s] = std::make_shared<const Tensor>(*kept.values[s]);
@@ -61,7 +65,7 @@ absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::
   if (!keep_intermediates) return kept;
   RunState st;
   st.values = std::move(kept.values);
-  st.session = &unused;
+  st.session = &session;
   for (const Step& step : steps_) {
     ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
     for (size_t i = 0; i < produced.size(); ++i) {
@@ -79,9 +83,21 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
     return absl::InvalidArgumentError("the kept run comes from another program");
   }
   RunState st;
-  Session unused;
+  Session session;
+  session.states_ = kept.start_states;
   st.values = kept.values;
-  st.session = &unused;
+  st.session = &session;
+  // A state is dirty when its buffer may differ from the kept run's at this
+  // point: a rerun write_state made it so. A write that did not rerun wrote
+  // what the kept run wrote - its value is kept, at `clean_write` - and the
+  // session gets it only when a rerun read or the result needs it.
+  std::vector<bool> state_dirty(inputs_.size(), false);
+  std::vector<int> clean_write(inputs_.size(), -1);
+  auto settle_state = [&](int state) {
+    if (state_dirty[state] || clean_write[state] < 0) return;
+    session.states_[inputs_[state].name] = *kept.values[clean_write[state]];
+    clean_write[state] = -1;
+  };
   // A value is dirty when it differs from the kept run's: the replaced
   // constants, then everything computed from them.
   std::vector<bool> dirty(st.values.size(), false);
@@ -103,6 +119,18 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
     for (int s : step.reads) run = run || dirty[s];  // a loop body reading a replaced weight reruns the loop
     // Without kept intermediates every op runs: that is a full run.
     for (int s : step.output_slots) run = run || !st.values[s];
+    if (step.kind == Step::Kind::kReadState) {
+      run = run || state_dirty[step.state];
+      if (run) settle_state(step.state);
+    } else if (step.kind == Step::Kind::kWriteState) {
+      int data = -1;  // the slot it stores
+      for (const auto& [name, slots] : step.args) {
+        if (name == "data" && slots.size() == 1) data = slots[0];
+      }
+      run = run || data < 0 || !kept.values[data];  // a malformed write runs, to fail as in a full run
+      state_dirty[step.state] = run;
+      clean_write[step.state] = run ? -1 : data;
+    }
     if (run) {
       ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
       for (size_t i = 0; i < produced.size(); ++i) {
@@ -120,8 +148,26 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
     if (!v) return absl::InternalError(absl::StrCat("output '", output_names_[i], "' was not computed"));
     out[output_names_[i]] = *v;
   }
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (!inputs_[i].is_state) continue;
+    settle_state(static_cast<int>(i));
+    out[absl::StrCat(kStateOutputPrefix, inputs_[i].name)] = session.states_.at(inputs_[i].name);
+  }
   if (stats) *stats = st.stats;
   return out;
+}
+
+bool ProgramExecutor::HasNestedStateOps() const {
+  std::function<bool(const std::vector<Step>&, bool)> any = [&](const std::vector<Step>& steps, bool nested) {
+    for (const Step& step : steps) {
+      if (nested && (step.kind == Step::Kind::kReadState || step.kind == Step::Kind::kWriteState)) return true;
+      for (const Block& b : step.blocks) {
+        if (any(b.steps, true)) return true;
+      }
+    }
+    return false;
+  };
+  return any(steps_, false);
 }
 
 }  // namespace coremlz::execute

@@ -104,10 +104,16 @@ class ProgramExecutor {
   // through other ops, on a replaced constant, reusing the kept values for
   // everything else. The outputs are exactly those of Run on a program whose
   // constants had the new values (the same kernels on the same values).
-  // Stateless functions only (FAILED_PRECONDITION otherwise).
+  // A stateful function's runs each start from zeroed state buffers (a
+  // fresh Session), and RunReplacing also returns every state's final value,
+  // under kStateOutputPrefix + its name: what a call leaves in the state (a
+  // KV cache) is as much its result as its outputs. State ops inside loop or
+  // branch bodies are refused (FAILED_PRECONDITION).
+  static constexpr char kStateOutputPrefix[] = "state:";
   struct KeptRun {
     std::vector<std::shared_ptr<const Tensor>> values;  // by slot
     int64_t bytes = 0;  // of the kept intermediates
+    std::map<std::string, Tensor> start_states;  // a stateful function's buffers when the run began
   };
   // `keep_intermediates` false keeps only the inputs: RunReplacing then runs
   // every op (a full run), for when keeping them all would cost too much
@@ -150,6 +156,8 @@ class ProgramExecutor {
   absl::StatusOr<std::vector<Tensor>> Compute(const Step& step, RunState* state) const;
   absl::Status RunSteps(const std::vector<Step>& steps, RunState* state) const;
   static void SlotsRead(const Step& step, std::vector<int>* slots);
+  // Whether a loop or branch body reads or writes a state.
+  bool HasNestedStateOps() const;
   absl::Status RunControlFlow(const Step& step, RunState* state, std::vector<Tensor>* produced) const;
   absl::Status RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
                         RunState* state, std::vector<std::shared_ptr<const Tensor>>* outputs) const;

@@ -78,6 +78,9 @@ std::string PlanReportJson(const PlanResult& plan) {
   w.Key("seed").Uint(plan.seed);
   w.Key("psnr_definition")
       .String("the lowest over outputs and samples of 10 log10(max(reference^2) / mse), as coremlz compare reports");
+  w.Key("measured_outputs").BeginArray();
+  for (const std::string& o : plan.measured_outputs) w.String(o);
+  w.EndArray();
   w.Key("candidates").BeginArray();
   for (const std::string& c : plan.candidates) w.String(c);
   w.EndArray();

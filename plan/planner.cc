@@ -354,6 +354,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.function = study->function();
   result.original_model_bytes = study->model_bytes();
   result.kept_activations = study->keeps_activations();
+  result.measured_outputs = study->output_names();
 
   Planner planner(*study, opts, &result);
   const bool size_target = target.kind != PlanTarget::Kind::kBits;

@@ -126,6 +126,9 @@ struct PlanResult {
   std::string function;
   uint64_t original_model_bytes = 0;
   bool kept_activations = true;
+  // The outputs the PSNR is measured on (a stateful function's final states
+  // as "state:NAME").
+  std::vector<std::string> measured_outputs;
   int trials_run = 0;
   int trials_pruned = 0;
   std::vector<WeightPlan> weights;

@@ -21,10 +21,9 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
         "planning a NeuralNetwork model is not supported yet: the executor runs it, but trials rely on an ML "
         "Program's incremental runs");
   }
+  // A stateful function is measured from zeroed states, on its outputs and
+  // on what it leaves in each state (see ProgramExecutor::RunReplacing).
   const execute::ProgramExecutor& original = *b->original_.program();
-  if (original.is_stateful()) {
-    return absl::UnimplementedError("planning a stateful function (one with state inputs) is not supported");
-  }
   // The original on every sample, keeping its activations if they fit.
   ASSIGN_OR_RETURN(std::vector<execute::InputSpec> specs,
                    execute::DescribeInputs(b->original_.package->model(), original));

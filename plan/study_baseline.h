@@ -44,7 +44,7 @@ struct StudyOptions {
 class StudyBaseline {
  public:
   // UNIMPLEMENTED for what the planner cannot measure (NeuralNetworks,
-  // stateful functions, non-float outputs); CANCELLED when `cancelled` says so.
+  // non-float outputs or states); CANCELLED when `cancelled` says so.
   static absl::StatusOr<std::unique_ptr<StudyBaseline>> Create(const std::string& model_path,
                                                                const StudyOptions& options);
 

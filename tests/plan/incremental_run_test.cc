@@ -21,6 +21,7 @@ using execute::Tensor;
 std::string Transformer() {
   return testing::ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage";
 }
+std::string LlmLike() { return testing::GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage"; }
 std::string MobileNet() { return testing::ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage"; }
 
 engine::OpConfig Palettize(int bits) {
@@ -65,13 +66,42 @@ void ExpectSameOutputs(const std::map<std::string, Tensor>& want, const std::map
   }
 }
 
-void CheckModel(const std::string& model) {
+// A full run from zeroed states, with each state's final value beside the
+// outputs (as RunReplacing reports it).
+std::map<std::string, Tensor> FullRun(const ProgramExecutor& ex, const std::map<std::string, Tensor>& inputs,
+                                      execute::RunStats* stats = nullptr) {
+  execute::Session session;
+  auto out = ex.Run(inputs, &session, stats);
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (!out.ok()) return {};
+  for (const execute::InputDecl& d : ex.inputs()) {
+    if (d.is_state) (*out)[std::string(ProgramExecutor::kStateOutputPrefix) + d.name] = *session.state(d.name);
+  }
+  return *std::move(out);
+}
+
+// The compressed function's results differ somewhere (else a trial would
+// test nothing).
+void ExpectDiffer(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+  bool differ = false;
+  for (const auto& [name, t] : a) {
+    auto it = b.find(name);
+    differ = differ || it == b.end() || it->second.floats() != t.floats();
+  }
+  EXPECT_TRUE(differ);
+}
+
+void CheckModel(const std::string& model, const std::string& function = "") {
   testing::ScratchDir scratch;
-  const std::vector<std::string> names = CompressibleWeights(model, scratch.path());
-  ASSERT_GE(names.size(), 3u);
-  auto original = execute::LoadModel(model, "");
+  auto original = execute::LoadModel(model, function);
   ASSERT_TRUE(original.ok()) << original.status();
   const ProgramExecutor& ex = *original->program();
+  std::vector<std::string> names;  // the compressible weights this function reads
+  for (const std::string& n : CompressibleWeights(model, scratch.path())) {
+    const int slot = ex.ConstantSlot(n);
+    if (slot >= 0 && !ex.UsesOf(slot).empty()) names.push_back(n);
+  }
+  ASSERT_GE(names.size(), 3u);
   auto specs = execute::DescribeInputs(original->package->model(), ex);
   ASSERT_TRUE(specs.ok());
   const auto inputs = execute::SyntheticInputs(*specs, 7, 1);
@@ -82,26 +112,32 @@ void CheckModel(const std::string& model) {
   EXPECT_EQ(bare->bytes, 0);
 
   // Nothing replaced: the original's outputs, running nothing when kept.
-  auto full = ex.Run(inputs);
-  ASSERT_TRUE(full.ok());
+  const std::map<std::string, Tensor> full = FullRun(ex, inputs);
   execute::RunStats stats;
   auto same = ex.RunReplacing(*kept, {}, &stats);
   ASSERT_TRUE(same.ok());
-  ExpectSameOutputs(*full, *same);
+  ExpectSameOutputs(full, *same);
   EXPECT_EQ(stats.ops_run, 0);
 
   // One weight early, one in the middle, the last; then all three at once.
   const std::vector<std::vector<std::string>> cases = {
       {names.front()}, {names[names.size() / 2]}, {names.back()}, {names.front(), names[names.size() / 2], names.back()}};
+  int states_kept = 0, states_changed = 0;  // over the cases, for stateful functions
   int64_t full_ops = 0;
-  ASSERT_TRUE(ex.Run(inputs, &stats).ok());
+  ASSERT_FALSE(FullRun(ex, inputs, &stats).empty());
   full_ops = stats.ops_run;
   for (size_t k = 0; k < cases.size(); ++k) {
     const std::string path = CompressOnly(model, cases[k], scratch.Join("case" + std::to_string(k) + ".mlpackage"));
-    auto compressed = execute::LoadModel(path, "");
+    auto compressed = execute::LoadModel(path, function);
     ASSERT_TRUE(compressed.ok()) << compressed.status();
-    auto want = compressed->executor->Run(inputs);
-    ASSERT_TRUE(want.ok()) << want.status();
+    const std::map<std::string, Tensor> want = FullRun(*compressed->program(), inputs);
+    ASSERT_FALSE(want.empty());
+    ExpectDiffer(full, want);
+    for (const auto& [name, t] : want) {
+      if (name.rfind(ProgramExecutor::kStateOutputPrefix, 0) == 0) {
+        (t.floats() == full.at(name).floats() ? states_kept : states_changed)++;
+      }
+    }
     std::vector<ProgramExecutor::Replacement> replacements;
     for (const std::string& n : cases[k]) {
       const int slot = ex.ConstantSlot(n);
@@ -114,17 +150,29 @@ void CheckModel(const std::string& model) {
     }
     auto got = ex.RunReplacing(*kept, replacements, &stats);
     ASSERT_TRUE(got.ok()) << got.status();
-    ExpectSameOutputs(*want, *got);
+    ExpectSameOutputs(want, *got);
     if (k == 2) EXPECT_LT(stats.ops_run, full_ops) << "the last weight's trial reran the whole model";
     auto got_bare = ex.RunReplacing(*bare, replacements, &stats);
     ASSERT_TRUE(got_bare.ok());
-    ExpectSameOutputs(*want, *got_bare);
+    ExpectSameOutputs(want, *got_bare);
     EXPECT_EQ(stats.ops_run, full_ops);
+  }
+  if (ex.is_stateful()) {
+    // Both ways a trial meets a state write: rerun (a weight before it) and
+    // kept (a weight after it: the state is what the kept run wrote).
+    EXPECT_GE(states_changed, 1);
+    EXPECT_GE(states_kept, 1);
   }
 }
 
 TEST(IncrementalRunTest, TransformerTrialsMatchFullRunsOfTheCompressedModel) { CheckModel(Transformer()); }
 TEST(IncrementalRunTest, MobileNetTrialsMatchFullRunsOfTheCompressedModel) { CheckModel(MobileNet()); }
+// Stateful functions: prefill writes the KV cache from the tokens; decode
+// reads it, then writes it. A weight before a state write changes the state;
+// one after it leaves the state as the kept run wrote it - both must come out
+// exactly as a full run of the compressed function from zeroed states.
+TEST(IncrementalRunTest, StatefulPrefillTrialsMatchFullRuns) { CheckModel(LlmLike(), "prefill"); }
+TEST(IncrementalRunTest, StatefulDecodeTrialsMatchFullRuns) { CheckModel(LlmLike(), "decode"); }
 
 TEST(IncrementalRunTest, ReplacementMustMatchTheConstant) {
   testing::ScratchDir scratch;

@@ -1,14 +1,20 @@
 // The planner on a package whose two functions read the same weights (the
-// shape of multifunction LLM packages, without a state, which the planner
-// does not take yet): the writer stores each shared weight once, so the
-// predicted size must count it once, and either function may be planned.
+// shape of multifunction LLM packages): the writer stores each shared weight
+// once, so the predicted size must count it once, and either function may be
+// planned. A stateful function (golden/llm_like: prefill and decode sharing a
+// KV cache) is measured on its outputs and on what it leaves in its state.
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
+#include "execute/compare.h"
+#include "execute/loaded_model.h"
+#include "execute/synthetic_inputs.h"
 #include "format/package.h"
 #include "gtest/gtest.h"
 #include "plan/planner.h"
@@ -92,6 +98,70 @@ TEST(MultifunctionPlanTest, PredictedBytesCountASharedWeightOnceAndEitherFunctio
     if (function.empty()) planned = plan->weights.size();
     EXPECT_EQ(plan->weights.size(), planned);
     EXPECT_GT(planned, 40u);
+  }
+}
+
+// The lowest PSNR over the outputs and final states of `function`, original
+// vs `compressed`, each sample run from zeroed states: computed here with
+// full runs, independently of the planner's incremental ones.
+double WorstPsnrByFullRuns(const std::string& original, const std::string& compressed, const std::string& function,
+                           int samples, uint64_t seed, std::vector<std::string>* measured) {
+  auto a = execute::LoadModel(original, function);
+  auto b = execute::LoadModel(compressed, function);
+  EXPECT_TRUE(a.ok() && b.ok());
+  if (!a.ok() || !b.ok()) return 0;
+  auto specs = execute::DescribeInputs(a->model(), *a->executor);
+  EXPECT_TRUE(specs.ok());
+  if (!specs.ok()) return 0;
+  double worst = std::numeric_limits<double>::infinity();
+  measured->clear();
+  for (int i = 0; i < samples; ++i) {
+    const auto inputs = execute::SyntheticInputs(*specs, seed, i);
+    execute::Session sa, sb;
+    auto ra = a->program()->Run(inputs, &sa);
+    auto rb = b->program()->Run(inputs, &sb);
+    EXPECT_TRUE(ra.ok() && rb.ok());
+    if (!ra.ok() || !rb.ok()) return 0;
+    for (const execute::InputDecl& d : a->program()->inputs()) {
+      if (!d.is_state) continue;
+      (*ra)[std::string("state:") + d.name] = *sa.state(d.name);
+      (*rb)[std::string("state:") + d.name] = *sb.state(d.name);
+    }
+    for (const auto& [name, t] : *ra) {
+      if (i == 0) measured->push_back(name);
+      auto c = execute::CompareOutputs(t.floats(), rb->at(name).floats());
+      EXPECT_TRUE(c.ok());
+      if (c.ok()) worst = std::min(worst, c->psnr_db);
+    }
+  }
+  return worst;
+}
+
+TEST(MultifunctionPlanTest, StatefulFunctionsPlanOnOutputsAndStates) {
+  testing::ScratchDir scratch;
+  const std::string model = testing::GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage";
+  for (const std::string function : {"prefill", "decode"}) {
+    SCOPED_TRACE(function);
+    PlanOptions o;
+    o.target = {PlanTarget::Kind::kMinPsnr, 38};
+    o.candidates = *ParseCandidates("palettize8,palettize4,palettize2,keep", 2048);
+    o.study.samples = 2;
+    o.study.threads = 2;
+    o.study.function = function;
+    o.pareto_points = 2;
+    auto plan = MakePlan(model, o);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->function, function);
+    EXPECT_GE(plan->measured.psnr_db, 38);
+    const std::string applied = scratch.Join(function + ".mlpackage");
+    auto report = engine::CompressModelPath(model, applied, plan->config, engine::CompressOptions{}, engine::WriteOptions{});
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_LT(TreeBytes(applied), TreeBytes(model));
+    std::vector<std::string> measured;
+    const double psnr = WorstPsnrByFullRuns(model, applied, function, o.study.samples, o.study.seed, &measured);
+    EXPECT_EQ(plan->measured_outputs, measured);
+    EXPECT_NE(std::find(measured.begin(), measured.end(), "state:cache"), measured.end());
+    EXPECT_NEAR(plan->measured.psnr_db, psnr, 1e-6) << "the plan's measurement is that of full runs";
   }
 }
 
