@@ -5,7 +5,8 @@
 // plans to the embedded YAML and report; a worker SIGKILLed mid-plan changes
 // nothing (its trials are rerun elsewhere); a worker that hangs on its trials
 // is given up on after a bounded time and changes nothing either; a client's
-// cancel ends the plan promptly and the workers' Trials calls with it.
+// cancel ends the plan promptly and the workers' Trials calls with it; a plan
+// the front has cached calls no worker.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -52,14 +53,14 @@ std::unique_ptr<Daemon> StartWorker(bool hangs = false) {
 // Every worker takes part in the builds (see service/test_await_workers.h):
 // on a loaded machine a worker slow to get ready might otherwise find them all
 // done, and then a test of what its hang or death changes tests nothing.
-std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers) {
+std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers, const std::string& cache_dir = "") {
   setenv("COREMLZ_TEST_AWAIT_WORKERS", "1", 1);
   std::string list;
   for (const Daemon* w : workers) absl::StrAppend(&list, list.empty() ? "" : ",", "127.0.0.1:", w->port());
-  auto d = std::make_unique<Daemon>(std::vector<std::string>{BinaryPath("service/coremlzd"), "--address",
-                                                             "127.0.0.1:0", "--metrics-address", "127.0.0.1:0",
-                                                             "--workers", "1", "--remote-workers", list},
-                                    "serving gRPC on port ");
+  std::vector<std::string> argv = {BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address",
+                                   "127.0.0.1:0", "--workers", "1", "--remote-workers", list};
+  if (!cache_dir.empty()) argv.insert(argv.end(), {"--cache-dir", cache_dir});
+  auto d = std::make_unique<Daemon>(argv, "serving gRPC on port ");
   unsetenv("COREMLZ_TEST_AWAIT_WORKERS");
   EXPECT_TRUE(d->ok()) << d->log();
   return d;
@@ -87,11 +88,13 @@ struct Outputs {
   std::string yaml, report;
 };
 
-Outputs Plan(const std::string& dir, int samples, const std::string& server = "") {
+Outputs Plan(const std::string& dir, int samples, const std::string& server = "",
+             const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv = {Cli(), "plan", Transformer(), "--bits", "5", "--candidates", kCandidates,
                                    "--samples", std::to_string(samples), "--config", dir + "/plan.yaml",
                                    "--report", dir + "/plan.json"};
   if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+  argv.insert(argv.end(), extra.begin(), extra.end());
   EXPECT_TRUE(MakeDirectories(dir).ok());
   auto r = RunProgram(argv, absl::Seconds(600));
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -268,6 +271,36 @@ TEST(PlanWorkers, AHungWorkersTrialsRunElsewhere) {
       "grpc_type=\"bidi_stream\"}";
   EXPECT_EQ(Metric(*hung, cancelled_trials), 1) << hung->log();
   EXPECT_LT(seconds, 300);
+}
+
+// The result cache in front of the fan-out: a plan planned over a worker is
+// stored, and the same plan again is served from the cache without calling
+// the worker; --no-cache plans over the worker again, to the same outputs.
+TEST(PlanWorkers, ACachedPlanCallsNoWorker) {
+  ScratchDir scratch;
+  constexpr int kSamples = 2;
+  auto worker = StartWorker();
+  auto front = StartFront({worker.get()}, scratch.Join("cache"));
+  ASSERT_TRUE(front->ok());
+  const std::string server = absl::StrCat("127.0.0.1:", front->port());
+  const char kTrialsStarted[] =
+      "grpc_server_started_total{grpc_method=\"Trials\",grpc_service=\"coremlz.v1.Worker\",grpc_type=\"bidi_stream\"}";
+  const Outputs first = Plan(scratch.Join("first"), kSamples, server);
+  ASSERT_FALSE(first.yaml.empty());
+  EXPECT_EQ(Metric(*worker, kTrialsStarted), 1) << "the first plan fanned out";
+  for (int i = 0; i < 500 && Metric(*front, "coremlz_cache_entries") < 1; ++i) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(Metric(*front, "coremlz_cache_entries"), 1) << front->log();
+
+  const Outputs second = Plan(scratch.Join("second"), kSamples, server);
+  EXPECT_EQ(second.yaml, first.yaml);
+  EXPECT_EQ(second.report, first.report);
+  EXPECT_EQ(Metric(*front, "coremlz_cache_requests_total{outcome=\"hit\"}"), 1);
+  EXPECT_EQ(Metric(*worker, kTrialsStarted), 1) << "a hit calls no worker";
+
+  const Outputs third = Plan(scratch.Join("third"), kSamples, server, {"--no-cache"});
+  EXPECT_EQ(third.yaml, first.yaml);
+  EXPECT_EQ(third.report, first.report);
+  EXPECT_EQ(Metric(*worker, kTrialsStarted), 2) << "--no-cache plans over the worker again";
 }
 
 TEST(PlanWorkers, CancelStopsThePlanAndTheWorkersTrials) {
