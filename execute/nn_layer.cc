@@ -70,6 +70,77 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
       {"clip", BuildClip},
       {"embedding", BuildEmbedding},
       {"embeddingND", BuildEmbedding},
+      {"subtractBroadcastable", BuildSubtractBroadcastable},
+      {"divideBroadcastable", BuildDivideBroadcastable},
+      {"powBroadcastable", BuildPowBroadcastable},
+      {"floorDivBroadcastable", BuildFloorDivBroadcastable},
+      {"modBroadcastable", BuildModBroadcastable},
+      {"ceil", BuildUnaryND},
+      {"floor", BuildUnaryND},
+      {"sign", BuildUnaryND},
+      {"round", BuildUnaryND},
+      {"exp2", BuildUnaryND},
+      {"sin", BuildUnaryND},
+      {"cos", BuildUnaryND},
+      {"tan", BuildUnaryND},
+      {"asin", BuildUnaryND},
+      {"acos", BuildUnaryND},
+      {"atan", BuildUnaryND},
+      {"sinh", BuildUnaryND},
+      {"cosh", BuildUnaryND},
+      {"tanh", BuildUnaryND},
+      {"asinh", BuildUnaryND},
+      {"acosh", BuildUnaryND},
+      {"atanh", BuildUnaryND},
+      {"erf", BuildUnaryND},
+      {"logicalNot", BuildUnaryND},
+      {"gelu", BuildGelu},
+      {"equal", BuildComparison},
+      {"notEqual", BuildComparison},
+      {"lessThan", BuildComparison},
+      {"lessEqual", BuildComparison},
+      {"greaterThan", BuildComparison},
+      {"greaterEqual", BuildComparison},
+      {"logicalAnd", BuildLogical},
+      {"logicalOr", BuildLogical},
+      {"logicalXor", BuildLogical},
+      {"split", BuildSplit},
+      {"splitND", BuildSplitND},
+      {"simpleRecurrent", BuildSimpleRecurrent},
+      {"gru", BuildGru},
+      {"uniDirectionalLSTM", BuildUniDirectionalLstm},
+      {"biDirectionalLSTM", BuildBiDirectionalLstm},
+      {"batchedMatmul", BuildBatchedMatmul},
+      {"layerNormalization", BuildLayerNormalization},
+      {"reduceL1", BuildReduceND},
+      {"reduceL2", BuildReduceND},
+      {"reduceMax", BuildReduceND},
+      {"reduceMin", BuildReduceND},
+      {"reduceSum", BuildReduceND},
+      {"reduceProd", BuildReduceND},
+      {"reduceMean", BuildReduceND},
+      {"reduceLogSum", BuildReduceND},
+      {"reduceSumSquare", BuildReduceND},
+      {"reduceLogSumExp", BuildReduceND},
+      {"argMax", BuildArgMaxMin},
+      {"argMin", BuildArgMaxMin},
+      {"topK", BuildTopK},
+      {"copy", BuildCopy},
+      {"tile", BuildTile},
+      {"stack", BuildStack},
+      {"gather", BuildGather},
+      {"gatherAlongAxis", BuildGatherAlongAxis},
+      {"whereBroadcastable", BuildWhereBroadcastable},
+      {"reverse", BuildReverse},
+      {"lowerTriangular", BuildTriangular},
+      {"upperTriangular", BuildTriangular},
+      {"matrixBandPart", BuildTriangular},
+      {"getShape", BuildGetShape},
+      {"fillLike", BuildFillLike},
+      {"fillStatic", BuildFillStatic},
+      {"broadcastToLike", BuildBroadcastToLike},
+      {"broadcastToStatic", BuildBroadcastToStatic},
+      {"rangeStatic", BuildRangeStatic},
   };
   return *builders;
 }
@@ -86,6 +157,21 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
       {"maxBroadcastable", {2, 2}}, {"minBroadcastable", {2, 2}},
       {"addBroadcastable", {2, 2}}, {"multiplyBroadcastable", {2, 2}},
       {"loadConstant", {0, 0}},     {"loadConstantND", {0, 0}},
+      {"simpleRecurrent", {1, 2}},  {"gru", {1, 2}},
+      {"uniDirectionalLSTM", {1, 3}}, {"biDirectionalLSTM", {1, 5}},
+      {"subtractBroadcastable", {2, 2}}, {"divideBroadcastable", {2, 2}},
+      {"powBroadcastable", {2, 2}}, {"floorDivBroadcastable", {2, 2}},
+      {"modBroadcastable", {2, 2}},
+      {"equal", {1, 2}},            {"notEqual", {1, 2}},
+      {"lessThan", {1, 2}},         {"lessEqual", {1, 2}},
+      {"greaterThan", {1, 2}},      {"greaterEqual", {1, 2}},
+      {"logicalAnd", {2, 2}},       {"logicalOr", {2, 2}},
+      {"logicalXor", {2, 2}},
+      {"batchedMatmul", {1, 2}},    {"topK", {1, 2}},
+      {"stack", {1, 1 << 20}},      {"gather", {2, 2}},
+      {"gatherAlongAxis", {2, 2}},  {"whereBroadcastable", {3, 3}},
+      {"broadcastToLike", {2, 2}},  {"fillStatic", {0, 0}},
+      {"rangeStatic", {0, 0}},
   };
   auto it = arity->find(spec.type);
   const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
@@ -94,6 +180,17 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
     return spec.Unimplemented(absl::StrCat("the form with ", spec.input_count, " inputs"));
   }
   return spec.Invalid(absl::StrCat("has ", spec.input_count, " inputs"));
+}
+
+absl::Status CheckNnLayerOutputs(const NnLayerSpec& spec) {
+  static const auto* most = new std::map<std::string, int>{
+      {"split", 1 << 20}, {"splitND", 1 << 20}, {"topK", 2},
+      {"simpleRecurrent", 2}, {"gru", 2}, {"uniDirectionalLSTM", 3}, {"biDirectionalLSTM", 5},
+  };
+  auto it = most->find(spec.type);
+  const int max = it == most->end() ? 1 : it->second;
+  if (spec.output_count >= 1 && spec.output_count <= max) return absl::OkStatus();
+  return spec.Invalid(absl::StrCat("has ", spec.output_count, " outputs"));
 }
 
 std::string NnLayerTypeName(int number) {
