@@ -121,6 +121,8 @@ const OpRegistry& OpRegistry::Default() {
     RegisterLikeOps(r);
     RegisterReverseOps(r);
     RegisterRearrangeOps(r);
+    RegisterSamplingOps(r);
+    RegisterSelectOps(r);
     return r;
   }();
   return *registry;

@@ -105,6 +105,8 @@ void RegisterBandPartOps(OpRegistry* registry);
 void RegisterLikeOps(OpRegistry* registry);
 void RegisterReverseOps(OpRegistry* registry);
 void RegisterRearrangeOps(OpRegistry* registry);
+void RegisterSamplingOps(OpRegistry* registry);
+void RegisterSelectOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.
