@@ -123,6 +123,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterRearrangeOps(r);
     RegisterSamplingOps(r);
     RegisterSelectOps(r);
+    RegisterClassifyOps(r);
     return r;
   }();
   return *registry;

@@ -107,6 +107,7 @@ void RegisterReverseOps(OpRegistry* registry);
 void RegisterRearrangeOps(OpRegistry* registry);
 void RegisterSamplingOps(OpRegistry* registry);
 void RegisterSelectOps(OpRegistry* registry);
+void RegisterClassifyOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.
