@@ -141,6 +141,19 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
       {"broadcastToLike", BuildBroadcastToLike},
       {"broadcastToStatic", BuildBroadcastToStatic},
       {"rangeStatic", BuildRangeStatic},
+      {"constantPad", BuildConstantPad},
+      {"oneHot", BuildOneHot},
+      {"whereNonZero", BuildWhereNonZero},
+      {"reshapeLike", BuildReshapeLike},
+      {"reshapeDynamic", BuildReshapeDynamic},
+      {"fillDynamic", BuildFillDynamic},
+      {"broadcastToDynamic", BuildBroadcastToDynamic},
+      {"rangeDynamic", BuildRangeDynamic},
+      {"rankPreservingReshape", BuildRankPreservingReshape},
+      {"argSort", BuildArgSort},
+      {"cumSum", BuildCumSum},
+      {"dot", BuildDot},
+      {"clampedReLU", BuildClampedRelu},
   };
   return *builders;
 }
@@ -172,6 +185,10 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
       {"gatherAlongAxis", {2, 2}},  {"whereBroadcastable", {3, 3}},
       {"broadcastToLike", {2, 2}},  {"fillStatic", {0, 0}},
       {"rangeStatic", {0, 0}},
+      {"oneHot", {1, 2}},           {"cumSum", {1, 2}},
+      {"dot", {2, 2}},              {"reshapeLike", {2, 2}},
+      {"reshapeDynamic", {2, 2}},   {"broadcastToDynamic", {2, 2}},
+      {"rangeDynamic", {1, 3}},
   };
   auto it = arity->find(spec.type);
   const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
@@ -334,6 +351,11 @@ std::string NnLayerTypeName(int number) {
       {1325, "upperTriangular"},
       {1330, "whereBroadcastable"},
       {1350, "layerNormalization"},
+      {1155, "constantPad"},
+      {1450, "oneHot"},
+      {1455, "cumSum"},
+      {1460, "clampedReLU"},
+      {1461, "argSort"},
       {1471, "convolution3d"},
   };
   auto it = names->find(number);

@@ -124,6 +124,7 @@ absl::StatusOr<NnKernel> BuildUnaryND(const NnLayerSpec& spec);  // ceil, floor,
 absl::StatusOr<NnKernel> BuildGelu(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildComparison(const NnLayerSpec& spec);  // equal, lessThan, ...
 absl::StatusOr<NnKernel> BuildLogical(const NnLayerSpec& spec);     // logicalAnd, logicalOr, logicalXor
+absl::StatusOr<NnKernel> BuildClampedRelu(const NnLayerSpec& spec);
 // nn_layers_split.cc
 absl::StatusOr<NnKernel> BuildSplit(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildSplitND(const NnLayerSpec& spec);
@@ -138,6 +139,9 @@ absl::StatusOr<NnKernel> BuildLayerNormalization(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildReduceND(const NnLayerSpec& spec);  // reduceSum, reduceMean, ...
 absl::StatusOr<NnKernel> BuildArgMaxMin(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildTopK(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildArgSort(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildCumSum(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildDot(const NnLayerSpec& spec);
 // nn_layers_nd_data.cc
 absl::StatusOr<NnKernel> BuildCopy(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildTile(const NnLayerSpec& spec);
@@ -153,6 +157,16 @@ absl::StatusOr<NnKernel> BuildFillStatic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildBroadcastToLike(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildBroadcastToStatic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildRangeStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildOneHot(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildWhereNonZero(const NnLayerSpec& spec);
+// nn_layers_nd_dynamic.cc
+absl::StatusOr<NnKernel> BuildReshapeLike(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReshapeDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFillDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBroadcastToDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRangeDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRankPreservingReshape(const NnLayerSpec& spec);
 
 }  // namespace coremlz::execute
 

@@ -347,6 +347,15 @@ absl::StatusOr<NnKernel> BuildComparison(const NnLayerSpec& spec) {
   });
 }
 
+// clampedReLU: min(beta, x) for x >= 0, min(beta, alpha x) below.
+absl::StatusOr<NnKernel> BuildClampedRelu(const NnLayerSpec& spec) {
+  const float alpha = spec.params.Float(1), beta = spec.params.Float(2);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) {
+    return Map(*in[0], label, [=](float x) { return std::min(beta, x >= 0 ? x : alpha * x); });
+  });
+}
+
 absl::StatusOr<NnKernel> BuildLogical(const NnLayerSpec& spec) {
   Binary op;
   if (spec.type == "logicalAnd") {

@@ -1,8 +1,8 @@
 // NeuralNetwork ND layers that select, repeat or create data: copy, tile,
 // stack, gather, gatherAlongAxis, whereBroadcastable, reverse, the
 // triangular masks (lowerTriangular, upperTriangular, matrixBandPart),
-// getShape, fillLike, fillStatic, broadcastToLike, broadcastToStatic and
-// rangeStatic. Indices arrive as floats (every blob is float); negative ones
+// getShape, fillLike, fillStatic, broadcastToLike, broadcastToStatic,
+// rangeStatic, constantPad, oneHot and whereNonZero. Indices arrive as floats (every blob is float); negative ones
 // count from the end where the layer allows it. Every shape taken from
 // parameters is checked before anything is allocated.
 #include <algorithm>
@@ -328,6 +328,110 @@ absl::StatusOr<NnKernel> BuildRangeStatic(const NnLayerSpec& spec) {
     ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, {n}));
     for (int64_t i = 0; i < n; ++i) y.mutable_floats()[i] = static_cast<float>(start + i * step);
     return Outputs(std::move(y));
+  });
+}
+
+// constantPad: padAmounts [before, after] per axis, or with
+// padToGivenOutputSizeMode the output size in whichever of the two is set
+// (the pad going on that side).
+absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec) {
+  const float value = spec.params.Float(1);
+  ASSIGN_OR_RETURN(std::vector<int64_t> amounts, spec.params.Ints(2));
+  const bool to_size = spec.params.Bool(3);
+  for (int64_t a : amounts) {
+    if (a < 0 || a > MaxTensorElements()) return spec.Invalid("padAmounts out of range");
+  }
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    RETURN_IF_ERROR(Floats(in, label));
+    const Tensor& x = *in[0];
+    const int64_t r = x.rank();
+    if (static_cast<int64_t>(amounts.size()) != 2 * r) return label.Invalid("needs two padAmounts per axis");
+    std::vector<int64_t> before(r), out(r);
+    for (int64_t d = 0; d < r; ++d) {
+      int64_t b = amounts[2 * d], a = amounts[2 * d + 1];
+      if (to_size) {
+        if (b != 0 && a != 0) return label.Invalid("padToGivenOutputSizeMode takes one amount per axis");
+        const int64_t size = std::max(x.dim(d), std::max(b, a));
+        b = amounts[2 * d] != 0 ? size - x.dim(d) : 0;
+        a = size - x.dim(d) - b;
+      }
+      before[d] = b;
+      out[d] = x.dim(d) + b + a;
+    }
+    ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, out));
+    std::fill(y.mutable_floats().begin(), y.mutable_floats().end(), value);
+    std::vector<int64_t> idx(r, 0), stride(r, 1);
+    for (int64_t d = r - 1; d > 0; --d) stride[d - 1] = stride[d] * out[d];
+    for (int64_t i = 0; i < x.size(); ++i) {
+      int64_t at = 0;
+      for (int64_t d = 0; d < r; ++d) at += (idx[d] + before[d]) * stride[d];
+      y.mutable_floats()[at] = x.floats()[i];
+      for (int64_t d = r; d-- > 0;) {
+        if (++idx[d] < x.dim(d)) break;
+        idx[d] = 0;
+      }
+    }
+    return Outputs(std::move(y));
+  });
+}
+
+// oneHot: a new axis (`axis` of the output) of oneHotVectorSize values (or
+// as many as the second input's value), onValue at the index, offValue
+// elsewhere; an index outside [0, size) gives all offValue.
+absl::StatusOr<NnKernel> BuildOneHot(const NnLayerSpec& spec) {
+  const int64_t size_param = spec.params.Int(1), axis = spec.params.Int(2);
+  const float on = spec.params.Float(3), off = spec.params.Float(4);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    RETURN_IF_ERROR(Floats(in, label));
+    const Tensor& x = *in[0];
+    int64_t size = size_param;
+    if (in.size() > 1) {
+      const float v = in[1]->size() == 1 ? in[1]->floats()[0] : -1;
+      if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
+        return label.Invalid("the size input must be one whole number");
+      }
+      size = static_cast<int64_t>(v);
+    }
+    if (size < 0) return label.Invalid("oneHotVectorSize out of range");
+    ASSIGN_OR_RETURN(int64_t a, Axis(axis, x.rank() + 1, label));
+    Shape out = x.shape();
+    out.insert(out.begin() + a, size);
+    ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, out));
+    int64_t outer = 1;
+    for (int64_t d = 0; d < a; ++d) outer *= x.dim(d);
+    const int64_t inner = outer == 0 ? 0 : x.size() / outer;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < size; ++k)
+        for (int64_t i = 0; i < inner; ++i) {
+          const float v = x.floats()[o * inner + i];
+          y.mutable_floats()[(o * size + k) * inner + i] = v == static_cast<float>(k) ? on : off;
+        }
+    return Outputs(std::move(y));
+  });
+}
+
+// whereNonZero: the [N, rank] indices (as floats) of the non-zero elements.
+absl::StatusOr<NnKernel> BuildWhereNonZero(const NnLayerSpec& spec) {
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    RETURN_IF_ERROR(Floats(in, label));
+    const Tensor& x = *in[0];
+    const int64_t r = x.rank();
+    std::vector<float> v;
+    for (int64_t i = 0; i < x.size(); ++i) {
+      if (x.floats()[i] == 0) continue;
+      int64_t rest = i;
+      const size_t at = v.size();
+      v.resize(at + r);
+      for (int64_t d = r; d-- > 0;) {
+        v[at + d] = static_cast<float>(rest % x.dim(d));
+        rest /= x.dim(d);
+      }
+    }
+    const int64_t n = r == 0 ? 0 : static_cast<int64_t>(v.size()) / r;
+    return Outputs(Tensor::Float({n, r}, std::move(v)));
   });
 }
 

@@ -1,6 +1,6 @@
 // NeuralNetwork ND layers that compute along axes: batchedMatmul,
 // layerNormalization, the reduce* family (reduceSum, reduceMean, ...),
-// argMax / argMin and topK. Axes may be negative; a result left with no
+// argMax / argMin, topK, argSort, cumSum and dot. Axes may be negative; a result left with no
 // axes is [1] (ND layers have no scalars). Indices are returned as floats,
 // as every NeuralNetwork blob is.
 #include <algorithm>
@@ -317,6 +317,99 @@ absl::StatusOr<NnKernel> BuildTopK(const NnLayerSpec& spec) {
         }
       }
     return Outputs(std::move(values), std::move(indices));
+  });
+}
+
+// argSort along `axis` (stable: equal values by index; NaN last).
+absl::StatusOr<NnKernel> BuildArgSort(const NnLayerSpec& spec) {
+  const int64_t axis = spec.params.Int(1);
+  const bool descending = spec.params.Bool(2);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    const Tensor& x = *in[0];
+    RETURN_IF_ERROR(FloatInput(x, label));
+    ASSIGN_OR_RETURN(int64_t a, Axis(axis, x.rank(), label));
+    int64_t outer, n, inner;
+    AroundAxis(x.shape(), a, &outer, &n, &inner);
+    Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
+    std::vector<int64_t> order(n);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const float* p = x.floats().data() + o * n * inner + i;
+        auto key = [&](int64_t k) {
+          const float v = p[k * inner];
+          return std::isnan(v) ? (descending ? -INFINITY : INFINITY) : v;
+        };
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t l, int64_t r) { return descending ? key(l) > key(r) : key(l) < key(r); });
+        for (int64_t k = 0; k < n; ++k) y.mutable_floats()[(o * n + k) * inner + i] = static_cast<float>(order[k]);
+      }
+    return Outputs(std::move(y));
+  });
+}
+
+// cumSum along `axis` (a second input, when given, holds the axis);
+// excludeFinalSum shifts by one (an exclusive sum), reverse runs from the
+// end.
+absl::StatusOr<NnKernel> BuildCumSum(const NnLayerSpec& spec) {
+  const int64_t axis_param = spec.params.Int(1);
+  const bool exclusive = spec.params.Bool(2), reverse = spec.params.Bool(3);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    const Tensor& x = *in[0];
+    RETURN_IF_ERROR(FloatInput(x, label));
+    int64_t axis = axis_param;
+    if (in.size() > 1) {
+      if (!in[1]->is_float() || in[1]->size() != 1 || in[1]->floats()[0] != std::floor(in[1]->floats()[0]) ||
+          std::fabs(in[1]->floats()[0]) > 64) {
+        return label.Invalid("the axis input must be one integer");
+      }
+      axis = static_cast<int64_t>(in[1]->floats()[0]);
+    }
+    ASSIGN_OR_RETURN(int64_t a, Axis(axis, x.rank(), label));
+    int64_t outer, n, inner;
+    AroundAxis(x.shape(), a, &outer, &n, &inner);
+    Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        double sum = 0;
+        for (int64_t s = 0; s < n; ++s) {
+          const int64_t k = reverse ? n - 1 - s : s, at = (o * n + k) * inner + i;
+          const float v = x.floats()[at];
+          if (!exclusive) sum += v;
+          y.mutable_floats()[at] = static_cast<float>(sum);
+          if (exclusive) sum += v;
+        }
+      }
+    return Outputs(std::move(y));
+  });
+}
+
+// dot: the dot product of two [.., C, 1, 1] blobs over C (cosine
+// similarity with cosineSimilarity), giving [.., 1, 1, 1].
+absl::StatusOr<NnKernel> BuildDot(const NnLayerSpec& spec) {
+  const bool cosine = spec.params.Bool(1);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    const Tensor &a = *in[0], &b = *in[1];
+    if (!a.is_float() || !b.is_float() || a.shape() != b.shape() || a.rank() < 3 || a.dim(a.rank() - 1) != 1 ||
+        a.dim(a.rank() - 2) != 1) {
+      return label.Invalid("expects two float blobs of one shape [.., C, 1, 1]");
+    }
+    const int64_t c = a.dim(a.rank() - 3), batch = c == 0 ? 0 : a.size() / c;
+    Shape out = a.shape();
+    out[a.rank() - 3] = 1;
+    Tensor y = Tensor::Zeros(DType::kFloat32, out);
+    for (int64_t i = 0; i < batch; ++i) {
+      double dot = 0, na = 0, nb = 0;
+      for (int64_t k = 0; k < c; ++k) {
+        const double u = a.floats()[i * c + k], v = b.floats()[i * c + k];
+        dot += u * v, na += u * u, nb += v * v;
+      }
+      y.mutable_floats()[i] = static_cast<float>(cosine ? dot / std::sqrt(na * nb) : dot);
+    }
+    return Outputs(std::move(y));
   });
 }
 

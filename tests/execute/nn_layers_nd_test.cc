@@ -488,5 +488,77 @@ TEST(NnNdData, ShapesFillsBroadcastsAndRanges) {
   Expect(RunLayer("copy", Wire(), {x}), {2, 1, 3}, {0, 1, 2, 3, 4, 5});
 }
 
+TEST(NnNdMore, PadOneHotWhereNonZeroAndTheProtoExamples) {
+  // constantPad: the proto's shape examples, values by hand.
+  Tensor x = Iota({2, 2}, 1);
+  Expect(RunLayer("constantPad", Wire().Float(1, 9).Ints(2, {0, 1, 1, 0}), {x}), {3, 3}, {9, 1, 2, 9, 3, 4, 9, 9, 9});
+  auto big = RunLayer("constantPad", Wire().Ints(2, {0, 1, 4, 0}), {Tensor::Zeros(DType::kFloat32, {20, 10})});
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->shape(), (Shape{21, 14}));
+  // To a given size: [0, 3] pads after, [3, 0] before.
+  Expect(RunLayer("constantPad", Wire().Ints(2, {0, 3, 3, 0}).Varint(3, 1), {x}), {3, 3}, {0, 1, 2, 0, 3, 4, 0, 0, 0});
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire().Ints(2, {1, 1}), {x})), absl::StatusCode::kInvalidArgument);
+  // oneHot: the proto's example (on 5, off -1; -1 is out of range).
+  Wire one;
+  one.Varint(1, 4).Varint(2, static_cast<uint64_t>(-1)).Float(3, 5).Float(4, -1);
+  Expect(RunLayer("oneHot", one, {Tensor::Float({2}, {2, 0})}), {2, 4}, {-1, -1, 5, -1, 5, -1, -1, -1});
+  Expect(RunLayer("oneHot", one, {Tensor::Float({2}, {2, -1})}), {2, 4}, {-1, -1, 5, -1, -1, -1, -1, -1});
+  // axis 0, the size from a second input.
+  Expect(RunLayer("oneHot", Wire().Float(3, 1), {Tensor::Float({2}, {1, 0}), Tensor::Float({1}, {3})}), {3, 2},
+         {0, 1, 1, 0, 0, 0});
+  // whereNonZero: the proto's first example.
+  Expect(RunLayer("whereNonZero", Wire(), {Tensor::Float({4}, {0, 1, 0, 2})}), {2, 1}, {1, 3});
+  Expect(RunLayer("whereNonZero", Wire(), {Tensor::Float({2, 2}, {0, 3, 4, 0})}), {2, 2}, {0, 1, 1, 0});
+  Expect(RunLayer("clampedReLU", Wire().Float(1, 0.5f).Float(2, 3), {Tensor::Float({4}, {-4, -1, 2, 5})}), {4},
+         {-2, -0.5, 2, 3});
+}
+
+TEST(NnNdMore, ArgSortCumSumDotAsTheProtoSays) {
+  // argSort: the proto's examples.
+  Expect(RunLayer("argSort", Wire(), {Tensor::Float({5}, {3.1f, 5.4f, 32.9f, 3.2f, 77})}), {5}, {0, 3, 1, 2, 4});
+  Expect(RunLayer("argSort", Wire().Varint(2, 1), {Tensor::Float({5}, {3.1f, 5.4f, 32.9f, 3.2f, 77})}), {5},
+         {4, 2, 1, 3, 0});
+  Tensor m = Tensor::Float({2, 3}, {3, 5, 32, 3, 77, 6});
+  Expect(RunLayer("argSort", Wire().Varint(1, 1), {m}), {2, 3}, {0, 1, 2, 0, 2, 1});
+  Expect(RunLayer("argSort", Wire().Varint(1, 1).Varint(2, 1), {m}), {2, 3}, {2, 1, 0, 1, 2, 0});
+  // cumSum: the proto's four cases on [4, 6, 7].
+  Tensor v = Tensor::Float({3}, {4, 6, 7});
+  Expect(RunLayer("cumSum", Wire(), {v}), {3}, {4, 10, 17});
+  Expect(RunLayer("cumSum", Wire().Varint(2, 1), {v}), {3}, {0, 4, 10});
+  Expect(RunLayer("cumSum", Wire().Varint(3, 1), {v}), {3}, {17, 13, 7});
+  Expect(RunLayer("cumSum", Wire().Varint(2, 1).Varint(3, 1), {v}), {3}, {13, 7, 0});
+  // Along axis 0 from the second input.
+  Expect(RunLayer("cumSum", Wire().Varint(1, 1), {Iota({2, 2}), Tensor::Float({1}, {0})}), {2, 2}, {0, 1, 2, 4});
+  // dot over C of [B, C, 1, 1], and the cosine.
+  Tensor a = Tensor::Float({2, 2, 1, 1}, {1, 2, 3, 4}), b = Tensor::Float({2, 2, 1, 1}, {3, 4, -4, 3});
+  Expect(RunLayer("dot", Wire(), {a, b}), {2, 1, 1, 1}, {11, 0});
+  Expect(RunLayer("dot", Wire().Varint(1, 1), {a, b}), {2, 1, 1, 1}, {11 / (std::sqrt(5.0) * 5), 0});
+}
+
+TEST(NnNdMore, ShapesFromInputs) {
+  Tensor x = Iota({2, 3});
+  Expect(RunLayer("reshapeLike", Wire(), {x, Tensor::Zeros(DType::kFloat32, {3, 2})}), {3, 2}, {0, 1, 2, 3, 4, 5});
+  Expect(RunLayer("reshapeDynamic", Wire(), {x, Tensor::Float({3}, {1, 6, 1})}), {1, 6, 1}, {0, 1, 2, 3, 4, 5});
+  EXPECT_EQ(Code(RunLayer("reshapeDynamic", Wire(), {x, Tensor::Float({1}, {5})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("reshapeDynamic", Wire(), {x, Tensor::Float({2}, {-1, 6})})),
+            absl::StatusCode::kInvalidArgument);
+  Expect(RunLayer("fillDynamic", Wire().Float(1, 4), {Tensor::Float({2}, {1, 2})}), {1, 2}, {4, 4});
+  EXPECT_EQ(Code(RunLayer("fillDynamic", Wire(), {Tensor::Float({3}, {1 << 20, 1 << 20, 1 << 20})})),
+            absl::StatusCode::kInvalidArgument);  // checked before allocating
+  Expect(RunLayer("broadcastToDynamic", Wire(), {Iota({1, 2}), Tensor::Float({2}, {2, 2})}), {2, 2}, {0, 1, 0, 1});
+  Expect(RunLayer("rangeDynamic", Wire().Float(3, 1), {Tensor::Float({1}, {3})}), {3}, {0, 1, 2});
+  Expect(RunLayer("rangeDynamic", Wire(), {Tensor::Float({1}, {0}), Tensor::Float({1}, {2}), Tensor::Float({1}, {-0.5f})}),
+         {4}, {2, 1.5, 1, 0.5});
+  // rankPreservingReshape: the proto's examples.
+  auto shape_of = [](const absl::StatusOr<Tensor>& t) { return t.ok() ? t->shape() : Shape{-1}; };
+  EXPECT_EQ(shape_of(RunLayer("rankPreservingReshape", Wire().Ints(1, {5, -1}), {Iota({20, 10})})), (Shape{5, 40}));
+  EXPECT_EQ(shape_of(RunLayer("rankPreservingReshape", Wire().Ints(1, {0, 2, 25}), {Iota({20, 10, 5})})),
+            (Shape{20, 2, 25}));
+  EXPECT_EQ(shape_of(RunLayer("rankPreservingReshape", Wire().Ints(1, {25, 0, -1}), {Iota({10, 3, 5})})),
+            (Shape{25, 3, 2}));
+  EXPECT_EQ(Code(RunLayer("rankPreservingReshape", Wire().Ints(1, {5, -1}), {Iota({3, 3})})),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace coremlz::execute
