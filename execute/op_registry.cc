@@ -124,6 +124,7 @@ const OpRegistry& OpRegistry::Default() {
     RegisterSamplingOps(r);
     RegisterSelectOps(r);
     RegisterClassifyOps(r);
+    RegisterRandomOps(r);
     return r;
   }();
   return *registry;

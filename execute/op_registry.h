@@ -108,6 +108,7 @@ void RegisterRearrangeOps(OpRegistry* registry);
 void RegisterSamplingOps(OpRegistry* registry);
 void RegisterSelectOps(OpRegistry* registry);
 void RegisterClassifyOps(OpRegistry* registry);
+void RegisterRandomOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.
