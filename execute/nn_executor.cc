@@ -1,6 +1,7 @@
 #include "execute/nn_executor.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -13,13 +14,16 @@ namespace {
 namespace Spec = CoreML::Specification;
 
 // The NeuralNetwork's layers and input mappings, whichever flavour holds
-// them. Classifiers are refused: their label and probability-dictionary
-// outputs are not tensors.
+// them; for a classifier its class labels and the blob of class scores.
 struct Network {
   const google::protobuf::RepeatedPtrField<Spec::NeuralNetworkLayer>* layers = nullptr;
   const google::protobuf::RepeatedPtrField<std::string>* preprocessing = nullptr;
   int array_mapping = 0;  // 0: rank 5, 1: exact
   int image_mapping = 0;  // 0: rank 5, 1: rank 4
+  bool classifier = false;
+  std::vector<std::string> string_labels;
+  std::vector<int64_t> int_labels;
+  std::string probability_blob;  // labelProbabilityLayerName ("" when unset)
 };
 
 absl::StatusOr<Network> NetworkOf(const Spec::Model& model) {
@@ -31,9 +35,21 @@ absl::StatusOr<Network> NetworkOf(const Spec::Model& model) {
     const auto& nn = model.neuralnetworkregressor();
     n = {&nn.layers(), &nn.preprocessing(), nn.arrayinputshapemapping(), nn.imageinputshapemapping()};
   } else if (model.has_neuralnetworkclassifier()) {
-    return absl::UnimplementedError(
-        "NeuralNetworkClassifier models are not executed yet (their class label and probability outputs are not "
-        "tensors)");
+    const auto& nn = model.neuralnetworkclassifier();
+    n = {&nn.layers(), &nn.preprocessing(), nn.arrayinputshapemapping(), nn.imageinputshapemapping()};
+    n.classifier = true;
+    n.string_labels.assign(nn.stringclasslabels().vector().begin(), nn.stringclasslabels().vector().end());
+    n.int_labels.assign(nn.int64classlabels().vector().begin(), nn.int64classlabels().vector().end());
+    if (n.string_labels.empty() == n.int_labels.empty()) {
+      return absl::InvalidArgumentError("a NeuralNetworkClassifier needs either string or int64 class labels");
+    }
+    for (int64_t label : n.int_labels) {
+      // Integers run as int32 (tensor.h).
+      if (label < std::numeric_limits<int32_t>::min() || label > std::numeric_limits<int32_t>::max()) {
+        return absl::UnimplementedError(absl::StrCat("class label ", label, " does not fit in int32; not executed yet"));
+      }
+    }
+    n.probability_blob = nn.labelprobabilitylayername();
   } else {
     return absl::InvalidArgumentError("the model holds no NeuralNetwork");
   }
@@ -142,6 +158,7 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
     auto builder = builders.find(spec.type);
     if (builder == builders.end()) return spec.Unimplemented("this layer type");
     RETURN_IF_ERROR(CheckNnLayerInputs(spec));
+    RETURN_IF_ERROR(CheckNnLayerOutputs(spec));
     ASSIGN_OR_RETURN(NnKernel kernel, builder->second(spec));
     Step step;
     step.label = spec;
@@ -151,23 +168,61 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
       if (s == slots.end()) return spec.Invalid(absl::StrCat("reads '", name, "', which nothing before it produces"));
       step.inputs.push_back(s->second);
     }
-    if (layer.output_size() != 1) return spec.Invalid("must have exactly one output");
     for (const std::string& name : layer.output()) step.outputs.push_back(new_slot(name));
     e->steps_.push_back(std::move(step));
   }
 
-  for (const Spec::FeatureDescription& f : model.description().output()) {
-    auto s = slots.find(f.name());
-    if (s == slots.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("output '", f.name(), "' is produced by no layer"));
+  // A classifier's class scores: the blob labelProbabilityLayerName names,
+  // else the one named as the probabilities output, else the last layer's.
+  int scores = -1;
+  if (net.classifier) {
+    const std::string& named =
+        !net.probability_blob.empty() ? net.probability_blob : model.description().predictedprobabilitiesname();
+    auto s = slots.find(named);
+    if (s != slots.end()) {
+      scores = s->second;
+    } else if (!net.probability_blob.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("labelProbabilityLayerName '", net.probability_blob, "' is produced by no layer"));
+    } else if (!e->steps_.empty()) {
+      scores = e->steps_.back().outputs[0];
+    } else {
+      return absl::InvalidArgumentError("the classifier has no layer to give its class scores");
     }
+    e->string_labels_ = net.string_labels;
+    e->int_labels_ = net.int_labels;
+  }
+
+  for (const Spec::FeatureDescription& f : model.description().output()) {
     Output out;
-    out.slot = s->second;
-    if (f.type().has_multiarraytype()) {
-      out.described.assign(f.type().multiarraytype().shape().begin(), f.type().multiarraytype().shape().end());
-    } else if (!f.type().has_imagetype()) {
-      return absl::UnimplementedError(
-          absl::StrCat("output '", f.name(), "' is neither a multi-array nor an image; not executed yet"));
+    if (net.classifier && f.name() == model.description().predictedfeaturename()) {
+      if (!f.type().has_stringtype() && !f.type().has_int64type()) {
+        return absl::InvalidArgumentError(absl::StrCat("class label output '", f.name(), "' is not a string or int64"));
+      }
+      if (f.type().has_stringtype() != !net.string_labels.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("class label output '", f.name(), "' is not of the class labels' type"));
+      }
+      out.kind = Output::kLabel;
+      out.slot = scores;
+    } else if (net.classifier && f.name() == model.description().predictedprobabilitiesname()) {
+      if (!f.type().has_dictionarytype()) {
+        return absl::InvalidArgumentError(absl::StrCat("class probability output '", f.name(), "' is not a dictionary"));
+      }
+      out.kind = Output::kScores;
+      out.slot = scores;
+    } else {
+      auto s = slots.find(f.name());
+      if (s == slots.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("output '", f.name(), "' is produced by no layer"));
+      }
+      out.slot = s->second;
+      if (f.type().has_multiarraytype()) {
+        out.described.assign(f.type().multiarraytype().shape().begin(), f.type().multiarraytype().shape().end());
+      } else if (!f.type().has_imagetype()) {
+        return absl::UnimplementedError(
+            absl::StrCat("output '", f.name(), "' is neither a multi-array nor an image; not executed yet"));
+      }
     }
     e->output_names_.push_back(f.name());
     e->outputs_.push_back(out);
@@ -183,6 +238,20 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
     if (last_use[s] >= 0) e->steps_[last_use[s]].last_uses.push_back(s);
   }
   return e;
+}
+
+absl::StatusOr<Tensor> NnExecutor::ClassifierOutput(const Output& o, const Tensor& scores,
+                                                    const std::string& name) const {
+  const int64_t classes = static_cast<int64_t>(string_labels_.empty() ? int_labels_.size() : string_labels_.size());
+  if (!scores.is_float() || scores.size() != classes) {
+    return absl::InvalidArgumentError(absl::StrCat("output '", name, "': the class scores hold ", scores.size(),
+                                                   " values for ", classes, " class labels"));
+  }
+  if (o.kind == Output::kScores) return Tensor::Float({classes}, {scores.floats().begin(), scores.floats().end()});
+  // The label of the highest score (the first of equal ones).
+  const int64_t best = std::max_element(scores.floats().begin(), scores.floats().end()) - scores.floats().begin();
+  if (!string_labels_.empty()) return Tensor::String({}, {string_labels_[best]});
+  return Tensor::Int({}, {static_cast<int32_t>(int_labels_[best])});
 }
 
 absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std::string, Tensor>& inputs,
@@ -253,6 +322,10 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     const Output& o = outputs_[i];
     if (!present[o.slot]) {
       return absl::InvalidArgumentError(absl::StrCat("output '", output_names_[i], "' was not computed"));
+    }
+    if (o.kind != Output::kBlob) {
+      ASSIGN_OR_RETURN(out[output_names_[i]], ClassifierOutput(o, values[o.slot], output_names_[i]));
+      continue;
     }
     // Moved out unless a later output reads the same blob.
     bool again = false;

@@ -14,6 +14,15 @@
 // as declared ([1, C, H, W] for images). An output whose described shape
 // holds as many elements as the blob is returned in that shape.
 //
+// A NeuralNetworkClassifier's outputs are given as Core ML presents them,
+// as far as tensors can: the class label output (predictedFeatureName) is
+// a scalar string or int32 tensor, the label of the highest score (the
+// first of equal ones); the probabilities dictionary
+// (predictedProbabilitiesName) is a float tensor [classes] of the scores in
+// class-label order (the dictionary's values; its keys are the labels). The
+// scores are the blob labelProbabilityLayerName names, else the blob named
+// as the probabilities output, else the last layer's output.
+//
 // Errors: a layer type or parameter without a kernel is UNIMPLEMENTED at
 // load, naming the layer type, the layer and its index; a malformed network
 // or bad inputs are INVALID_ARGUMENT.
@@ -57,10 +66,12 @@ class NnExecutor : public ModelExecutor {
     std::vector<int> last_uses;  // blobs freed after this step
   };
   struct Output {
+    enum Kind { kBlob, kLabel, kScores } kind = kBlob;  // the last two: a classifier's
     int slot = 0;
     Shape described;  // empty: keep the blob's shape
   };
   NnExecutor() = default;
+  absl::StatusOr<Tensor> ClassifierOutput(const Output& o, const Tensor& scores, const std::string& name) const;
 
   std::string function_ = "main";
   std::vector<InputDecl> inputs_;
@@ -69,6 +80,8 @@ class NnExecutor : public ModelExecutor {
   std::vector<Output> outputs_;
   std::vector<Step> steps_;
   int slot_count_ = 0;
+  std::vector<std::string> string_labels_;  // a classifier's labels, one kind
+  std::vector<int64_t> int_labels_;
 };
 
 }  // namespace coremlz::execute

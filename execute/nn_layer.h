@@ -57,6 +57,10 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders();
 // form the kernel does not know (a convolution given its weights as a
 // second input) is refused rather than half read.
 absl::Status CheckNnLayerInputs(const NnLayerSpec& spec);
+// The same for the outputs: one, except for the layers that give several
+// (split, splitND, topK, the recurrent layers' final states), whose
+// builders check the exact count.
+absl::Status CheckNnLayerOutputs(const NnLayerSpec& spec);
 
 // The layer type the NeuralNetworkLayer oneof field `number` names ("field
 // N" for one this table does not know).
@@ -110,6 +114,59 @@ absl::StatusOr<NnKernel> BuildSoftmaxND(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildSliceStatic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildClip(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildEmbedding(const NnLayerSpec& spec);
+// nn_layers_elementwise.cc, the ND additions
+absl::StatusOr<NnKernel> BuildSubtractBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildDivideBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildPowBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFloorDivBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildModBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildUnaryND(const NnLayerSpec& spec);  // ceil, floor, sin, erf, logicalNot, ...
+absl::StatusOr<NnKernel> BuildGelu(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildComparison(const NnLayerSpec& spec);  // equal, lessThan, ...
+absl::StatusOr<NnKernel> BuildLogical(const NnLayerSpec& spec);     // logicalAnd, logicalOr, logicalXor
+absl::StatusOr<NnKernel> BuildClampedRelu(const NnLayerSpec& spec);
+// nn_layers_split.cc
+absl::StatusOr<NnKernel> BuildSplit(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSplitND(const NnLayerSpec& spec);
+// nn_layers_recurrent.cc
+absl::StatusOr<NnKernel> BuildSimpleRecurrent(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildGru(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildUniDirectionalLstm(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBiDirectionalLstm(const NnLayerSpec& spec);
+// nn_layers_nd_math.cc
+absl::StatusOr<NnKernel> BuildBatchedMatmul(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildLayerNormalization(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReduceND(const NnLayerSpec& spec);  // reduceSum, reduceMean, ...
+absl::StatusOr<NnKernel> BuildArgMaxMin(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildTopK(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildArgSort(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildCumSum(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildDot(const NnLayerSpec& spec);
+// nn_layers_nd_data.cc
+absl::StatusOr<NnKernel> BuildCopy(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildTile(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildStack(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildGather(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildGatherAlongAxis(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildWhereBroadcastable(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReverse(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildTriangular(const NnLayerSpec& spec);  // lower/upperTriangular, matrixBandPart
+absl::StatusOr<NnKernel> BuildGetShape(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFillLike(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFillStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBroadcastToLike(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBroadcastToStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRangeStatic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildOneHot(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildWhereNonZero(const NnLayerSpec& spec);
+// nn_layers_nd_dynamic.cc
+absl::StatusOr<NnKernel> BuildReshapeLike(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReshapeDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildFillDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildBroadcastToDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRangeDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRankPreservingReshape(const NnLayerSpec& spec);
 
 }  // namespace coremlz::execute
 

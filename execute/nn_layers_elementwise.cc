@@ -1,10 +1,16 @@
 // NeuralNetwork elementwise layers: activation (every nonlinearity and its
-// parameters), unary, the multi-input add/multiply/average/max/min and the
+// parameters), unary, the multi-input add/multiply/average/max/min, the
 // two-input *Broadcastable layers (NumPy broadcasting for both: the limited
-// broadcasting of the old layers is a subset of it).
+// broadcasting of the old layers is a subset of it), the parameterless ND
+// unary layers (ceil, floor, sign, round, exp2, trigonometric and
+// hyperbolic functions, erf, gelu), and the comparison and logical layers
+// (1.0 for true, 0.0 for false; an input is true when it is not 0).
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -242,6 +248,126 @@ absl::StatusOr<NnKernel> BuildMinBroadcastable(const NnLayerSpec& spec) {
 absl::StatusOr<NnKernel> BuildAddBroadcastable(const NnLayerSpec& spec) { return TwoInputs(spec, std::plus<float>()); }
 absl::StatusOr<NnKernel> BuildMultiplyBroadcastable(const NnLayerSpec& spec) {
   return TwoInputs(spec, std::multiplies<float>());
+}
+absl::StatusOr<NnKernel> BuildSubtractBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, std::minus<float>());
+}
+absl::StatusOr<NnKernel> BuildDivideBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, std::divides<float>());
+}
+absl::StatusOr<NnKernel> BuildPowBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, [](float a, float b) { return std::pow(a, b); });
+}
+// floorDiv and mod round toward negative infinity (Python's // and %), as
+// MIL's floor_div and mod, which coremltools converts to these layers.
+absl::StatusOr<NnKernel> BuildFloorDivBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, [](float a, float b) { return std::floor(a / b); });
+}
+absl::StatusOr<NnKernel> BuildModBroadcastable(const NnLayerSpec& spec) {
+  return TwoInputs(spec, [](float a, float b) { return a - std::floor(a / b) * b; });
+}
+
+// The parameterless unary ND layers, by layer type.
+absl::StatusOr<NnKernel> BuildUnaryND(const NnLayerSpec& spec) {
+  static const auto* functions = new std::map<std::string, float (*)(float)>{
+      {"ceil", [](float x) { return std::ceil(x); }},
+      {"floor", [](float x) { return std::floor(x); }},
+      {"sign", [](float x) { return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f); }},
+      // Halves to even, as numpy.round and MIL's round (the op converted to it).
+      {"round", [](float x) { return std::nearbyint(x); }},
+      {"exp2", [](float x) { return std::exp2(x); }},
+      {"sin", [](float x) { return std::sin(x); }},
+      {"cos", [](float x) { return std::cos(x); }},
+      {"tan", [](float x) { return std::tan(x); }},
+      {"asin", [](float x) { return std::asin(x); }},
+      {"acos", [](float x) { return std::acos(x); }},
+      {"atan", [](float x) { return std::atan(x); }},
+      {"sinh", [](float x) { return std::sinh(x); }},
+      {"cosh", [](float x) { return std::cosh(x); }},
+      {"tanh", [](float x) { return std::tanh(x); }},
+      {"asinh", [](float x) { return std::asinh(x); }},
+      {"acosh", [](float x) { return std::acosh(x); }},
+      {"atanh", [](float x) { return std::atanh(x); }},
+      {"erf", [](float x) { return std::erf(x); }},
+      {"logicalNot", [](float x) { return x == 0 ? 1.f : 0.f; }},
+  };
+  auto it = functions->find(spec.type);
+  if (it == functions->end()) return spec.Unimplemented("this unary layer");
+  float (*f)(float) = it->second;
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) { return Map(*in[0], label, f); });
+}
+
+// gelu: EXACT x * Phi(x), TANH_APPROXIMATION and SIGMOID_APPROXIMATION
+// (x * sigmoid(1.702 x)).
+absl::StatusOr<NnKernel> BuildGelu(const NnLayerSpec& spec) {
+  const int mode = static_cast<int>(spec.params.Varint(1));
+  std::function<float(float)> f;
+  switch (mode) {
+    case 0:
+      f = [](float x) { return static_cast<float>(0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))); };
+      break;
+    case 1:
+      f = [](float x) {
+        const double k = std::sqrt(2 / M_PI);
+        return static_cast<float>(0.5 * x * (1 + std::tanh(k * (x + 0.044715 * double{x} * x * x))));
+      };
+      break;
+    case 2:
+      f = [](float x) { return static_cast<float>(x / (1 + std::exp(-1.702 * x))); };
+      break;
+    default:
+      return spec.Invalid(absl::StrCat("unknown gelu mode ", mode));
+  }
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) { return Map(*in[0], label, f); });
+}
+
+// Comparisons: two inputs broadcast, or one input against the scalar alpha
+// (field 1 for equal / notEqual, 2 for the orderings).
+absl::StatusOr<NnKernel> BuildComparison(const NnLayerSpec& spec) {
+  static const auto* comparisons = new std::map<std::string, std::pair<int, bool (*)(float, float)>>{
+      {"equal", {1, [](float a, float b) { return a == b; }}},
+      {"notEqual", {1, [](float a, float b) { return a != b; }}},
+      {"lessThan", {2, [](float a, float b) { return a < b; }}},
+      {"lessEqual", {2, [](float a, float b) { return a <= b; }}},
+      {"greaterThan", {2, [](float a, float b) { return a > b; }}},
+      {"greaterEqual", {2, [](float a, float b) { return a >= b; }}},
+  };
+  auto it = comparisons->find(spec.type);
+  if (it == comparisons->end()) return spec.Unimplemented("this comparison");
+  const float alpha = spec.params.Float(it->second.first);
+  bool (*cmp)(float, float) = it->second.second;
+  const Binary op = [cmp](float a, float b) { return cmp(a, b) ? 1.f : 0.f; };
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    if (in.size() == 1) return Map(*in[0], label, [&](float v) { return op(v, alpha); });
+    ASSIGN_OR_RETURN(Tensor y, Fold(in, label, op));
+    return Outputs(std::move(y));
+  });
+}
+
+// clampedReLU: min(beta, x) for x >= 0, min(beta, alpha x) below.
+absl::StatusOr<NnKernel> BuildClampedRelu(const NnLayerSpec& spec) {
+  const float alpha = spec.params.Float(1), beta = spec.params.Float(2);
+  const NnLayerLabel label = spec;
+  return NnKernel([=](const std::vector<const Tensor*>& in) {
+    return Map(*in[0], label, [=](float x) { return std::min(beta, x >= 0 ? x : alpha * x); });
+  });
+}
+
+absl::StatusOr<NnKernel> BuildLogical(const NnLayerSpec& spec) {
+  Binary op;
+  if (spec.type == "logicalAnd") {
+    op = [](float a, float b) { return a != 0 && b != 0 ? 1.f : 0.f; };
+  } else if (spec.type == "logicalOr") {
+    op = [](float a, float b) { return a != 0 || b != 0 ? 1.f : 0.f; };
+  } else if (spec.type == "logicalXor") {
+    op = [](float a, float b) { return (a != 0) != (b != 0) ? 1.f : 0.f; };
+  } else {
+    return spec.Unimplemented("this logical layer");
+  }
+  return TwoInputs(spec, op);
 }
 
 }  // namespace coremlz::execute

@@ -1,6 +1,9 @@
 #include "execute/npy.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -147,12 +150,51 @@ absl::StatusOr<Tensor> ParseNpy(absl::string_view bytes, const std::string& labe
   return absl::InvalidArgumentError(absl::StrCat(label, ": unsupported .npy dtype '", descr, "'"));
 }
 
+// UTF-8 to code points; a byte that starts no valid sequence stands for
+// itself (as Latin-1), so any label can be written.
+std::u32string CodePoints(const std::string& s) {
+  std::u32string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const int extra = c >= 0xf0 && c < 0xf8 ? 3 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xc0 && c < 0xe0 ? 1 : 0;
+    char32_t cp = extra == 3 ? c & 0x07 : extra == 2 ? c & 0x0f : c & 0x1f;
+    bool ok = extra > 0 && i + extra < s.size();
+    for (int k = 1; ok && k <= extra; ++k) {
+      const unsigned char next = static_cast<unsigned char>(s[i + k]);
+      ok = (next & 0xc0) == 0x80;
+      cp = (cp << 6) | (next & 0x3f);
+    }
+    if (ok) {
+      out += cp;
+      i += 1 + extra;
+    } else {
+      out += static_cast<char32_t>(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> SerializeNpy(const Tensor& t) {
   const char* descr = nullptr;
+  std::vector<std::u32string> strings;
+  size_t width = 1;
+  std::string unicode;
   switch (t.dtype()) {
     case DType::kFloat32: descr = "<f4"; break;
     case DType::kInt32: descr = "<i4"; break;
     case DType::kBool: descr = "|b1"; break;
+    case DType::kString: {
+      // NumPy's fixed-width unicode: UTF-32LE, the longest string's width.
+      for (const std::string& v : t.strings()) {
+        strings.push_back(CodePoints(v));
+        width = std::max(width, strings.back().size());
+      }
+      unicode = absl::StrCat("<U", width);
+      descr = unicode.c_str();
+      break;
+    }
     default: return absl::InvalidArgumentError(absl::StrCat("cannot write a ", DTypeName(t.dtype()), " tensor as .npy"));
   }
   // Python tuple syntax: "()", "(3,)", "(1, 3, 224)".
@@ -174,6 +216,13 @@ absl::StatusOr<std::string> SerializeNpy(const Tensor& t) {
     out.append(reinterpret_cast<const char*>(t.floats().data()), t.floats().size() * sizeof(float));
   } else if (t.dtype() == DType::kInt32) {
     out.append(reinterpret_cast<const char*>(t.ints().data()), t.ints().size() * sizeof(int32_t));
+  } else if (t.dtype() == DType::kString) {
+    for (const std::u32string& v : strings) {
+      for (size_t k = 0; k < width; ++k) {
+        const uint32_t cp = k < v.size() ? static_cast<uint32_t>(v[k]) : 0;
+        for (int b = 0; b < 4; ++b) out += static_cast<char>((cp >> (8 * b)) & 0xff);
+      }
+    }
   } else {
     for (int32_t v : t.ints()) out += static_cast<char>(v != 0);
   }

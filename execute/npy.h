@@ -3,7 +3,8 @@
 // (np.save) and read (np.load). Version 1.0/2.0/3.0 headers, C order only.
 // Read: little-endian float16/32/64, int8/16/32/64, uint8/16/32, bool
 // (widened to the executor's float32 / int32 compute types; integers must fit
-// int32). Write: float32 for float tensors, int32 for integer ones, bool.
+// int32). Write: float32 for float tensors, int32 for integer ones, bool,
+// and strings (a classifier's label) as fixed-width unicode ('<U<n>').
 #ifndef COREMLZ_EXECUTE_NPY_H_
 #define COREMLZ_EXECUTE_NPY_H_
 

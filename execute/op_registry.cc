@@ -121,6 +121,10 @@ const OpRegistry& OpRegistry::Default() {
     RegisterLikeOps(r);
     RegisterReverseOps(r);
     RegisterRearrangeOps(r);
+    RegisterSamplingOps(r);
+    RegisterSelectOps(r);
+    RegisterClassifyOps(r);
+    RegisterRandomOps(r);
     return r;
   }();
   return *registry;

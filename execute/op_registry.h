@@ -105,6 +105,10 @@ void RegisterBandPartOps(OpRegistry* registry);
 void RegisterLikeOps(OpRegistry* registry);
 void RegisterReverseOps(OpRegistry* registry);
 void RegisterRearrangeOps(OpRegistry* registry);
+void RegisterSamplingOps(OpRegistry* registry);
+void RegisterSelectOps(OpRegistry* registry);
+void RegisterClassifyOps(OpRegistry* registry);
+void RegisterRandomOps(OpRegistry* registry);
 
 // Normalises a possibly negative axis into [0, rank); INVALID_ARGUMENT when
 // out of range.

@@ -2,7 +2,11 @@
 // (iOS15; a target size and five sampling modes that place the output grid
 // points on the input), upsample_bilinear (scale factors, align_corners and
 // iOS16's half_pixel_centers), upsample_nearest_neighbor (integer factors),
-// resize_nearest_neighbor (a target size, half-pixel centres) and crop.
+// resize_nearest_neighbor (a target size, half-pixel centres), crop, and
+// iOS17's resize (a target shape, possibly from a tensor, for the last one
+// or two dims: LINEAR with resize_bilinear's sampling modes, or
+// NEAREST_NEIGHBOR with DEFAULT sampling, which the converters emit as the
+// dynamic-shape form of resize_nearest_neighbor).
 #include <algorithm>
 #include <cmath>
 
@@ -209,9 +213,76 @@ absl::StatusOr<std::vector<Tensor>> UpsampleNearest(const OpContext& ctx) {
   return Outputs(std::move(out));
 }
 
+// iOS17 resize: the last `resized_dims` dims of x take the last entries of
+// `shape` (0 keeps x's size).
+absl::StatusOr<std::vector<Tensor>> Resize(const OpContext& ctx) {
+  ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
+  ASSIGN_OR_RETURN(const Tensor* shape_t, ctx.Input("shape"));
+  ASSIGN_OR_RETURN(int64_t dims, ctx.Int("resized_dims"));
+  ASSIGN_OR_RETURN(std::string interpolation, ctx.String("interpolation_mode", "LINEAR"));
+  ASSIGN_OR_RETURN(std::string mode, ctx.String("sampling_mode", "DEFAULT"));
+  if (x->dtype() == DType::kString || x->dtype() == DType::kList) return ctx.Invalid("x must be numeric");
+  if (!shape_t->is_integer_storage() || shape_t->rank() != 1) return ctx.Invalid("shape must be a 1-D integer tensor");
+  const int64_t k = shape_t->size(), rank = x->rank();
+  if (dims < 0 || dims > k || k > rank) return ctx.Invalid("needs resized_dims <= size(shape) <= rank(x)");
+  if (interpolation != "LINEAR" && interpolation != "NEAREST_NEIGHBOR") {
+    return ctx.Invalid(absl::StrCat("unknown interpolation_mode '", interpolation, "'"));
+  }
+  if (dims == 0) return Outputs(Tensor(*x));
+  if (dims > 2) {
+    return absl::UnimplementedError(
+        absl::StrCat("resize: resizing ", dims, " dims is not implemented by the reference executor"));
+  }
+  Shape out_shape = x->shape();
+  for (int64_t i = 0; i < dims; ++i) {
+    const int64_t target = shape_t->ints()[k - dims + i];
+    if (target < 0) return ctx.Invalid("shape has a negative size");
+    if (target > 0) out_shape[rank - dims + i] = target;
+  }
+  RETURN_IF_ERROR(CheckShape(out_shape));
+  // The resized dims as [.., h, w] (h = 1 when only the last one is resized).
+  const int64_t w = x->dim(rank - 1), h = dims == 2 ? x->dim(rank - 2) : 1;
+  const int64_t ow = out_shape[rank - 1], oh = dims == 2 ? out_shape[rank - 2] : 1;
+  if (h < 1 || w < 1 || oh < 1 || ow < 1) return ctx.Invalid("empty dims cannot be resized");
+  if (interpolation == "LINEAR") {
+    if (!x->is_float()) {
+      return absl::UnimplementedError("resize: LINEAR of an integer tensor is not implemented by the reference executor");
+    }
+    ASSIGN_OR_RETURN(std::vector<double> gx, GridPoints(mode, w, ow));
+    std::vector<double> gy = {0};
+    if (dims == 2) {
+      ASSIGN_OR_RETURN(gy, GridPoints(mode, h, oh));
+    }
+    Tensor view = *x;
+    view.Reshape({x->size() / (h * w), h, w});
+    ASSIGN_OR_RETURN(Tensor out, Bilinear(view, gy, gx));
+    out.Reshape(out_shape);
+    return Outputs(std::move(out));
+  }
+  if (mode != "DEFAULT") {
+    return absl::UnimplementedError(absl::StrCat("resize: NEAREST_NEIGHBOR with sampling_mode '", mode,
+                                                 "' is not implemented by the reference executor"));
+  }
+  // As resize_nearest_neighbor: input min(floor((i + 0.5) * in / out), in - 1).
+  auto source = [](int64_t i, int64_t in, int64_t out) {
+    return std::min(in - 1, static_cast<int64_t>(std::floor((i + 0.5) * static_cast<double>(in) / out)));
+  };
+  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(x->dtype(), out_shape));
+  const int64_t planes = x->size() / (h * w);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t src = (p * h + source(i, h, oh)) * w + source(j, w, ow), dst = (p * oh + i) * ow + j;
+        if (x->is_float()) out.mutable_floats()[dst] = x->floats()[src];
+        else out.mutable_ints()[dst] = x->ints()[src];
+      }
+  return Outputs(std::move(out));
+}
+
 }  // namespace
 
 void RegisterResizeOps(OpRegistry* r) {
+  r->Register("resize", Resize);
   r->Register("resize_bilinear", ResizeBilinear);
   r->Register("upsample_nearest_neighbor", UpsampleNearest);
   r->Register("upsample_bilinear", UpsampleBilinear);

@@ -43,10 +43,13 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
     if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat(compressed, ": ", out.status().message()));
     for (const auto& [name, r] : *ref) {
       auto it = out->find(name);
-      if (it == out->end() || it->second.shape() != r.shape() || !r.is_float() || !it->second.is_float()) {
+      if (it == out->end() || it->second.shape() != r.shape() || it->second.dtype() != r.dtype()) {
         return absl::InvalidArgumentError(
             absl::StrCat("output '", name, "' differs in name, shape or type between the two models"));
       }
+      // Labels (a classifier's class label, an arg max) are not signals; the
+      // scores they are chosen from are measured.
+      if (!r.is_float()) continue;
       ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
       Acc& x = acc[name];
       if (i == 0) {
@@ -72,6 +75,7 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       }
     }
   }
+  if (acc.empty()) return absl::UnimplementedError("the model has no floating-point outputs to compare");
   std::vector<engine::OutputCheck> checks;
   for (auto& [name, x] : acc) {
     x.check.snr_db = x.snr_finite == 0 ? std::numeric_limits<double>::infinity() : x.snr_sum / x.snr_finite;

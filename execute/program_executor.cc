@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -69,6 +70,36 @@ absl::StatusOr<Tensor> ReadValue(const MIL::Value& value, engine::ValueReader* r
   if (value.has_immediatevalue() && value.immediatevalue().has_tensor() &&
       value.immediatevalue().tensor().has_strings()) {
     return StringsFromImmediate(value);
+  }
+  if (value.has_immediatevalue() && value.immediatevalue().has_list()) {
+    // A literal list of scalars (classify's "classes": strings or int64),
+    // held as a 1-D tensor of them.
+    std::vector<std::string> strings;
+    std::vector<int32_t> ints;
+    for (const MIL::Value& v : value.immediatevalue().list().values()) {
+      if (v.has_immediatevalue() && v.immediatevalue().tensor().longints().values_size() == 1 && strings.empty()) {
+        // int64 labels, which the executor holds as int32 (tensor.h).
+        const int64_t label = v.immediatevalue().tensor().longints().values(0);
+        if (label < std::numeric_limits<int32_t>::min() || label > std::numeric_limits<int32_t>::max()) {
+          return absl::UnimplementedError(absl::StrCat("the integer ", label, " does not fit in int32; not executed yet"));
+        }
+        ints.push_back(static_cast<int32_t>(label));
+        continue;
+      }
+      ASSIGN_OR_RETURN(Tensor t, ReadValue(v, reader));
+      if (t.size() != 1 || t.is_list() || (t.dtype() == DType::kString ? !ints.empty() : !strings.empty()) ||
+          t.is_float()) {
+        return absl::InvalidArgumentError("a literal list must hold scalars of one type, strings or integers");
+      }
+      if (t.dtype() == DType::kString) {
+        strings.push_back(t.strings()[0]);
+      } else {
+        ints.push_back(t.ints()[0]);
+      }
+    }
+    const int64_t n = static_cast<int64_t>(strings.size() + ints.size());
+    if (!strings.empty()) return Tensor::String({n}, std::move(strings));
+    return Tensor::Int({n}, std::move(ints));
   }
   ASSIGN_OR_RETURN(format::Tensor stored, reader->Read(value));
   return FromStored(stored);
@@ -315,7 +346,11 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
       }
     }
     for (const MIL::NamedValueType& o : op.outputs()) {
-      auto d = DeclOf(o.name(), o.type(), nullptr);
+      // classify's probability dictionary is returned as a float tensor of
+      // the probabilities in class order (ops_classify.cc).
+      auto d = op.type() == "classify" && o.type().has_dictionarytype()
+                   ? absl::StatusOr<OutputDecl>(OutputDecl{o.name()})
+                   : DeclOf(o.name(), o.type(), nullptr);
       if (!d.ok()) {
         // Non-tensor outputs only matter if we could run the op.
         if (!step.kernel) d = OutputDecl{o.name()};

@@ -1,6 +1,7 @@
 // while_loop, cond and the list ops, on small programs built here whose
 // results are known in closed form, and on DTLN (a TensorFlow LSTM model
-// whose loops carry TensorArrays as MIL lists).
+// whose loops carry TensorArrays as MIL lists); and classify, whose class
+// list is the one literal list a program binds to an op.
 #include <cmath>
 #include <optional>
 #include <string>
@@ -282,6 +283,60 @@ TEST(Dtln, RunsWithItsLoopsAndLists) {
   int64_t bounded = 0;
   for (float v : states_out.floats()) bounded += std::fabs(v) < 1.f;
   EXPECT_GE(bounded, states_out.size() / 2);
+}
+
+MIL::ValueType DictOf(MIL::DataType key) {
+  MIL::ValueType t;
+  *t.mutable_dictionarytype()->mutable_keytype() = TensorType(key, {});
+  *t.mutable_dictionarytype()->mutable_valuetype() = TensorType(MIL::FLOAT64, {});
+  return t;
+}
+
+// classify(probabilities=x, classes=<literal list>) -> label, dictionary.
+Program Classifier(const MIL::Value& classes, MIL::DataType key) {
+  Program p({{"x", Float({3})}});
+  AddOp(p.main, "classify", {{"probabilities", {"x"}}, {"classes", {}, classes}},
+        {{"label", TensorType(key, {})}, {"probs", DictOf(key)}});
+  p.main->add_outputs("label");
+  p.main->add_outputs("probs");
+  return p;
+}
+
+TEST(Classify, LabelOfTheHighestProbabilityAndTheProbabilities) {
+  MIL::Value names;
+  for (const char* c : {"cat", "dog", "emu"}) {
+    *names.mutable_immediatevalue()->mutable_list()->add_values() = StringValue(c);
+  }
+  Program p = Classifier(names, MIL::STRING);
+  auto out = p.Run({{"x", Tensor::Float({3}, {0.2f, 0.5f, 0.3f})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->at("label").dtype(), DType::kString);
+  EXPECT_EQ(out->at("label").strings().at(0), "dog");
+  ASSERT_EQ(out->at("probs").shape(), Shape{3});
+  EXPECT_EQ(out->at("probs").floats()[2], 0.3f);
+
+  MIL::Value ids;
+  for (int64_t c : {10, 20, 30}) {
+    MIL::Value v;
+    *v.mutable_type() = TensorType(MIL::INT64, {});
+    v.mutable_immediatevalue()->mutable_tensor()->mutable_longints()->add_values(c);
+    *ids.mutable_immediatevalue()->mutable_list()->add_values() = v;
+  }
+  p = Classifier(ids, MIL::INT64);
+  out = p.Run({{"x", Tensor::Float({3}, {0, 0, 1})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->at("label").dtype(), DType::kInt32);
+  EXPECT_EQ(out->at("label").ints().at(0), 30);
+
+  // Fewer classes than probabilities; a list mixing strings and integers.
+  MIL::Value two;
+  for (const char* c : {"a", "b"}) *two.mutable_immediatevalue()->mutable_list()->add_values() = StringValue(c);
+  p = Classifier(two, MIL::STRING);
+  EXPECT_EQ(p.Run({{"x", Tensor::Float({3}, {0, 0, 1})}}).status().code(), absl::StatusCode::kInvalidArgument);
+  MIL::Value mixed = two;
+  *mixed.mutable_immediatevalue()->mutable_list()->add_values() = IntValue(3);
+  p = Classifier(mixed, MIL::STRING);
+  EXPECT_EQ(p.Run({{"x", Tensor::Float({3}, {0, 0, 1})}}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

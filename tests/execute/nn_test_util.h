@@ -64,9 +64,10 @@ class Wire {
 };
 
 // Runs one layer kernel: builds it from `params` and `weights` (flat, by
-// field) and applies it to `inputs`.
-inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& params, const std::vector<Tensor>& inputs,
-                                       const std::map<std::string, std::vector<float>>& weights = {}) {
+// field) for a layer of `output_count` outputs and applies it to `inputs`.
+inline absl::StatusOr<std::vector<Tensor>> RunLayerOutputs(
+    const std::string& type, const Wire& params, const std::vector<Tensor>& inputs,
+    const std::map<std::string, std::vector<float>>& weights = {}, int output_count = 1) {
   NnLayerSpec spec;
   spec.name = "test_layer";
   spec.type = type;
@@ -74,27 +75,34 @@ inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& para
   if (!p.ok()) return p.status();
   spec.params = *std::move(p);
   spec.input_count = static_cast<int>(inputs.size());
-  spec.output_count = 1;
+  spec.output_count = output_count;
   for (const auto& [field, v] : weights) {
     spec.weights[field] = Tensor::Float({static_cast<int64_t>(v.size())}, v);
   }
   auto builder = NnLayerBuilders().find(type);
   if (builder == NnLayerBuilders().end()) return absl::UnimplementedError(type);
+  if (absl::Status s = CheckNnLayerOutputs(spec); !s.ok()) return s;
   absl::StatusOr<NnKernel> kernel = builder->second(spec);
   if (!kernel.ok()) return kernel.status();
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(&t);
-  absl::StatusOr<std::vector<Tensor>> out = (*kernel)(ptrs);
+  return (*kernel)(ptrs);
+}
+
+// The same for a layer of one output.
+inline absl::StatusOr<Tensor> RunLayer(const std::string& type, const Wire& params, const std::vector<Tensor>& inputs,
+                                       const std::map<std::string, std::vector<float>>& weights = {}) {
+  absl::StatusOr<std::vector<Tensor>> out = RunLayerOutputs(type, params, inputs, weights);
   if (!out.ok()) return out.status();
   return std::move(out->at(0));
 }
 
 // Appends a layer whose parameters are given in wire form under the layer
-// oneof's field `number`.
-inline CoreML::Specification::NeuralNetworkLayer* AddLayer(CoreML::Specification::NeuralNetwork* nn,
-                                                           const std::string& name,
-                                                           const std::vector<std::string>& inputs,
-                                                           const std::string& output, int number, const Wire& params) {
+// oneof's field `number`, to a NeuralNetwork or a NeuralNetworkClassifier.
+template <typename Network>
+CoreML::Specification::NeuralNetworkLayer* AddLayer(Network* nn, const std::string& name,
+                                                    const std::vector<std::string>& inputs,
+                                                    const std::string& output, int number, const Wire& params) {
   auto* layer = nn->add_layers();
   layer->set_name(name);
   for (const std::string& in : inputs) layer->add_input(in);

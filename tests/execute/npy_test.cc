@@ -51,6 +51,19 @@ TEST(NpyTest, RoundTripsEveryComputeType) {
   }
 }
 
+TEST(NpyTest, WritesStringsAsNumpyFixedWidthUnicode) {
+  // np.save of np.array(["cat", "\u00e9lan"]): '<U4', UTF-32LE, zero padded.
+  auto bytes = SerializeNpy(Tensor::String({2}, {"cat", "\xc3\xa9lan"}));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const std::string want = Npy("{'descr': '<U4', 'fortran_order': False, 'shape': (2,), }",
+                               Bytes<uint32_t>({'c', 'a', 't', 0, 0xe9, 'l', 'a', 'n'}));
+  EXPECT_EQ(*bytes, want);
+  // A scalar label; a byte that is not UTF-8 stands for itself.
+  bytes = SerializeNpy(Tensor::String({}, {"a\xff"}));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, Npy("{'descr': '<U2', 'fortran_order': False, 'shape': (), }", Bytes<uint32_t>({'a', 0xff})));
+}
+
 TEST(NpyTest, ReadsWhatNumpyWrites) {
   // np.save of float16, float64, int64, uint8 and a 1-D shape "(3,)".
   std::vector<uint16_t> halves = {format::FloatToHalf(1.5f), format::FloatToHalf(-2.f), format::FloatToHalf(0.25f)};
