@@ -67,9 +67,10 @@ constexpr int64_t kMaxSplitEntries = int64_t{1} << 28;
 // the bounded DP gives up and computes every row.
 constexpr int kLambdaPasses = 8;
 
-// Below this k the penalised passes (O(n log n) each, two to four of them)
-// cost about what the full DP's k layers do, so every row is computed.
-constexpr int kBoundedFromK = 32;
+// Below this k the penalised passes (a few evaluations per position each,
+// two to five of them) cost about what the full DP's k layers do, so every
+// row is computed.
+constexpr int kBoundedFromK = 4;
 
 // ---- double-double arithmetic (error-free transformations) ----
 
@@ -454,7 +455,8 @@ class Solver {
   // cost is Monge, so a later candidate that beats an earlier one at some
   // position beats it at every later position: a queue of candidates, each
   // owning an interval of positions, found by binary search (the
-  // "1D/1D" method). error[j] bounds value[j] - (true minimum): each
+  // "1D/1D" method; take-over points found by galloping from the previous
+  // one). error[j] bounds value[j] - (true minimum): each
   // decision errs by at most two fast-cost errors when the comparison is
   // wrong, plus the cost's own error and the sum's rounding. Returns the
   // runs of the solution at n; -1 when cancelled.
@@ -478,6 +480,7 @@ class Solver {
     queue.clear();
     queue.push_back({0, 1});
     size_t head = 0;
+    int hint = 1;  // where the last candidate took over: the next one usually does nearby
     for (int j = 1; j <= n; ++j) {
       while (head + 1 < queue.size() && queue[head + 1].second <= j) ++head;
       const int s = queue[head].first;
@@ -496,28 +499,64 @@ class Solver {
           queue.pop_back();
           continue;
         }
-        if (candidate(j, n) < candidate(b, n)) {
-          int lo = pos, hi = n;  // j loses at lo, wins at hi
-          while (hi - lo > 1) {
-            const int mid = lo + (hi - lo) / 2;
-            if (candidate(j, mid) < candidate(b, mid)) {
-              hi = mid;
-            } else {
-              lo = mid;
-            }
-          }
-          start = hi;
-        }
+        start = FirstWin(j, b, pos, hint, candidate);
         break;
       }
       if (queue.size() == head) {
         queue.push_back({j, j + 1});
       } else if (start > 0) {
         queue.push_back({j, start});
+        hint = start;
       }
       if ((j & 1023) == 0 && Stopped(cancel_, 1024 * 32)) return -1;
     }
     return runs[n];
+  }
+
+  // The first position in (lo, n] at which candidate j beats candidate b,
+  // given that it does not at lo; -1 if none. The answer is monotone
+  // (Monge), so a galloping search from `hint`, then bisection: a few
+  // evaluations, as successive candidates take over near each other.
+  template <typename CandidateFn>
+  int FirstWin(int j, int b, int lo, int hint, const CandidateFn& candidate) const {
+    const int n = n_;
+    if (lo >= n) return -1;
+    auto wins = [&](int t) { return candidate(j, t) < candidate(b, t); };
+    int hi;
+    const int h = std::clamp(hint, lo + 1, n);
+    if (wins(h)) {
+      hi = h;
+      for (int step = 1; hi - step > lo; step *= 2) {
+        if (!wins(hi - step)) {
+          lo = hi - step;
+          break;
+        }
+        hi -= step;
+      }
+    } else {
+      lo = h;
+      for (int step = 1;; step *= 2) {
+        if (lo + step >= n) {
+          if (lo == n || !wins(n)) return -1;
+          hi = n;
+          break;
+        }
+        if (wins(lo + step)) {
+          hi = lo + step;
+          break;
+        }
+        lo += step;
+      }
+    }
+    while (hi - lo > 1) {  // wins(lo) false, wins(hi) true
+      const int mid = lo + (hi - lo) / 2;
+      if (wins(mid)) {
+        hi = mid;
+      } else {
+        lo = mid;
+      }
+    }
+    return hi;
   }
 
   Outcome BoundedRun() {
