@@ -63,14 +63,15 @@ constexpr int kBlockedRow = 4 * kBlock;
 // n <= 65536 fits; palettes never get near it.
 constexpr int64_t kMaxSplitEntries = int64_t{1} << 28;
 
-// Penalised passes spent looking for a lambda with exactly k runs before
-// the bounded DP gives up and computes every row.
+// Penalised passes spent looking for a lambda with exactly k runs (each
+// costs about half a full-DP layer; at most k / 4 of them). Without one,
+// a solution with fewer runs still gives U; else every row is computed.
 constexpr int kLambdaPasses = 8;
 
 // Below this k the penalised passes (a few evaluations per position each,
 // two to five of them) cost about what the full DP's k layers do, so every
 // row is computed.
-constexpr int kBoundedFromK = 4;
+constexpr int kBoundedFromK = 8;
 
 // ---- double-double arithmetic (error-free transformations) ----
 
@@ -574,12 +575,13 @@ class Solver {
     double lambda = 5.4 * (1 - 2.0 / k) * whole / (static_cast<double>(k) * k * k);
     double below = 0, above = std::numeric_limits<double>::infinity();
     double upper = std::numeric_limits<double>::infinity();  // U
-    for (int pass = 0; pass < kLambdaPasses; ++pass) {
+    const int passes = std::clamp(k / 4, 2, kLambdaPasses);
+    for (int pass = 0; pass < passes; ++pass) {
       const int runs = Penalised(false, lambda, fast_error, pre, pre_err);
       if (runs < 0) return Outcome::kCancelled;
       if (runs <= k) upper = std::min(upper, FeasibleCost());
       if (runs == k) break;
-      if (pass + 1 == kLambdaPasses) break;  // keep this pass's bounds
+      if (pass + 1 == passes) break;  // keep this pass's bounds
       if (runs > k) {
         below = std::max(below, lambda);
       } else {
@@ -627,11 +629,13 @@ class Solver {
     windowed_ = true;
     std::vector<double>& floor = ws_.floor;
     floor.resize(n + 1);
-    int window_lo = -1, window_hi = -1;  // the previous layer's survivors
+    // The previous layer's survivors; layer 0 is the empty prefix.
+    int window_lo = 0, window_hi = 0;
+    floor[0] = 0;
     size_t first_interval = 0;
     prev_ = 1;
     for (int m = 1; m < k; ++m) {
-      const int lowest = m == 1 ? 1 : window_lo + 1;
+      const int lowest = window_lo + 1;
       const int highest = n - k + m;
       while (first_interval < intervals.size() && intervals[first_interval].last < lowest) ++first_interval;
       int r0 = n + 1, r1 = -1;
@@ -642,20 +646,23 @@ class Solver {
           if (iv.first > highest) break;
           continue;
         }
-        double d_low = iv.prefix_min - lambda * m;
-        if (m > 1) {
-          double reach = floor[window_lo];
-          if (a > window_hi) {
-            const FastCost f = p_.Fast(p_[a], p_[window_hi]);
-            reach += std::max(0.0, f.cost - f.error);
-          }
-          d_low = std::max(d_low, reach);
+        // D[m][j] >= Pre(j) - lambda m, and >= the previous layer's least
+        // value plus the cost of reaching j from its window.
+        double reach = floor[window_lo];
+        if (a > window_hi) {
+          const FastCost f = p_.Fast(p_[a], p_[window_hi]);
+          reach += std::max(0.0, f.cost - f.error);
         }
+        const double d_low = std::max(iv.prefix_min - lambda * m, reach);
         if (d_low + (iv.suffix_min - lambda * (k - m)) > slack) continue;
         r0 = std::min(r0, a);
         r1 = std::max(r1, b);
       }
       if (r1 < r0) return Outcome::kFallBack;
+      // Weak bounds (no lambda with k runs, U from fewer runs split up, on
+      // heavy-tailed data): windowed layers without the cross-layer bound
+      // would cost more than the full DP.
+      if (r1 - r0 + 1 > width_ / 2) return Outcome::kFallBack;
       const int slot = prev_ ^ 1;
       if (m == 1) {
         for (int j = r0; j <= r1; ++j) p_[j].dp[slot] = p_.Accurate(p_[j], p_[0]);

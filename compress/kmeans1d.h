@@ -42,7 +42,7 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
 
 // Which DP rows OptimalKMeans1D computes. kAuto: the bounds that skip rows
 // which cannot be on an optimal path (see kmeans1d.cc) when k is large
-// enough for them to pay (k >= 4), else every row. The result is the same
+// enough for them to pay (k >= 8), else every row. The result is the same
 // either way; tests and benchmarks force one or the other.
 enum class KMeans1DRows { kAuto, kEvery, kBounded };
 
