@@ -63,6 +63,16 @@ constexpr int kBlockedRow = 4 * kBlock;
 // n <= 65536 fits; palettes never get near it.
 constexpr int64_t kMaxSplitEntries = int64_t{1} << 28;
 
+// Penalised passes spent looking for a lambda with exactly k runs (each
+// costs about half a full-DP layer; at most k / 4 of them). Without one,
+// a solution with fewer runs still gives U; else every row is computed.
+constexpr int kLambdaPasses = 8;
+
+// Below this k the penalised passes (a few evaluations per position each,
+// two to five of them) cost about what the full DP's k layers do, so every
+// row is computed.
+constexpr int kBoundedFromK = 8;
+
 // ---- double-double arithmetic (error-free transformations) ----
 
 struct DD {
@@ -214,6 +224,19 @@ struct Workspace {
   std::vector<int32_t> splits32;
   std::vector<double> block_lower;
   std::vector<std::pair<int, int>> scanned;
+  // The bounds (BoundedRun): penalised prefix and suffix values with their
+  // error bounds, the prefix pass's back pointers and run counts, its
+  // candidate queue, each layer's floor and the surviving intervals.
+  std::vector<double> prefix_value, prefix_error, suffix_value, suffix_error, floor;
+  std::vector<int32_t> arg, runs;
+  std::vector<std::pair<int, int>> queue;
+  std::vector<int> starts;
+  std::vector<std::pair<double, int>> best_cut;
+  struct Interval {
+    int first, last;
+    double prefix_min, suffix_min;
+  };
+  std::vector<Interval> intervals;
 
   // A 65536-value, k = 256 solve holds 32 MB of split table: not kept;
   // that of a typical fp16 tensor's ~20k distinct values (10 MB) is, or
@@ -256,6 +279,12 @@ class Prefix {
     const double d2 = (nj.s2h - ns.s2h) + (nj.s2l - ns.s2l);
     const double c = d2 - d1 * d1 / dw;
     return {c > 0 ? c : 0, (16 * kUnitRoundoff) * std::fabs(d2) + tiny_error_};
+  }
+
+  // An upper bound on Fast's error for any run: dS2 <= the whole array's S2.
+  double MaxFastError() const {
+    const Node& last = nodes_.back();
+    return (16 * kUnitRoundoff) * (std::fabs(last.s2h) + std::fabs(last.s2l)) * (1 + 1e-6) + tiny_error_;
   }
 
   // cost(s, j) to a few ulps, for the DP values: ~4x the work of Fast but
@@ -343,7 +372,8 @@ class Solver {
  public:
   Solver(Prefix& prefix, int n, int k, CancelCheck* cancel, Workspace& ws)
       : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel),
-        splits_(SplitTable<SplitT>(ws)), block_lower_(ws.block_lower), scanned_(ws.scanned) {
+        splits_(SplitTable<SplitT>(ws)), block_lower_(ws.block_lower), scanned_(ws.scanned),
+        ws_(ws) {
     // Every entry is written before it is read except layer 1's (a single
     // run starting at 0), so the table is not cleared.
     splits_.resize(static_cast<size_t>(k) * width_);
@@ -352,8 +382,17 @@ class Solver {
   }
 
   // Start index of each cluster (size k), ascending, first is 0; empty when
-  // cancelled.
-  std::vector<int> Run() {
+  // cancelled. `bounded`: compute only the rows the bounds leave (falling
+  // back to every row when they cannot be set up).
+  std::vector<int> Run(bool bounded) {
+    if (bounded && k_ >= 3) {
+      switch (BoundedRun()) {
+        case Outcome::kDone: return Backtrack();
+        case Outcome::kCancelled: return {};
+        case Outcome::kFallBack: break;
+      }
+    }
+    windowed_ = false;
     // Layer 1: a single run [0, j).
     for (int j = 1; j <= width_; ++j) {
       p_[j].dp[0] = p_.Accurate(p_[j], p_[0]);
@@ -365,7 +404,11 @@ class Solver {
     }
     // Last layer: only j = n matters.
     Split(k_, n_) = static_cast<SplitT>(BestSplit(n_, k_ - 1, n_ - 1).first);
+    return Backtrack();
+  }
 
+ private:
+  std::vector<int> Backtrack() {
     std::vector<int> starts(k_);
     int j = n_;
     for (int m = k_; m >= 2; --m) {
@@ -376,7 +419,341 @@ class Solver {
     return starts;
   }
 
- private:
+  // ---- The bounded DP ----
+  //
+  // A row (m, j) matters only if it lies on an optimal path: D[m][j] +
+  // R[k-m][j] = OPT, where R[r][j] is the best cost of values[j..n) in r
+  // runs. With a lower bound on R, an upper bound U >= OPT and the exact
+  // D[m][j], rows with D + lower(R) > U are dropped. The lower bounds come
+  // from the Lagrangian relaxation of the run count: for any lambda,
+  //   R[r][j] >= Suf(j) - lambda r,   D[m][j] >= Pre(j) - lambda m,
+  // where Pre(j) (Suf(j)) is the minimum over partitions of the first j
+  // (values from j on) into any number of runs of cost + lambda per run, a
+  // 1-D DP without layers (below, O(n log n)). With lambda chosen so that
+  // the penalised optimum has exactly k runs, that partition is a k-run
+  // solution, its cost is U, and Pre + Suf - lambda k equals OPT at the
+  // optimal boundaries and grows quickly away from them: only narrow
+  // windows of rows survive (1-5 % on fp16 weight histograms).
+  //
+  // The exact DP then runs layer by layer over a window of rows [r0, r1]
+  // with splits restricted to the previous layer's surviving window [L, H].
+  // Off-path rows may come out above their true D (their best split was
+  // dropped), never below; rows on an optimal path keep exact values and
+  // all their optimal splits (each is itself on an optimal path), so the
+  // leftmost-optimal choices, and hence the result, are those of the full
+  // DP. The within-layer divide and conquer stays valid (prev[s] + cost(s,
+  // j) is Monge for any prev); the cross-layer bound opt[m-1][j] <=
+  // opt[m][j] and monotonicity of prev in s need exact values off the path,
+  // so the windowed layers do without the first and prune blocks with a
+  // floor (suffix minimum of prev over the window) instead of prev itself.
+  // All bounds carry error terms and U a relative slack of 1e-9, so
+  // rounding can only keep rows, never drop an optimal one.
+  enum class Outcome { kDone, kCancelled, kFallBack };
+
+  // Penalised 1-D DP over positions 0..n of either direction: value[j] =
+  // min over s < j of value[s] + cost(s, j) + lambda, value[0] = 0. In the
+  // mirrored direction position t stands for index n - t (the suffix).
+  // cost is Monge, so a later candidate that beats an earlier one at some
+  // position beats it at every later position: a queue of candidates, each
+  // owning an interval of positions, found by binary search (the
+  // "1D/1D" method; take-over points found by galloping from the previous
+  // one). error[j] bounds value[j] - (true minimum): each
+  // decision errs by at most two fast-cost errors when the comparison is
+  // wrong, plus the cost's own error and the sum's rounding. Returns the
+  // runs of the solution at n; -1 when cancelled.
+  int Penalised(bool mirror, double lambda, double fast_error, std::vector<double>& value,
+                std::vector<double>& error) {
+    std::vector<int32_t>& arg = ws_.arg;
+    std::vector<int32_t>& runs = ws_.runs;
+    std::vector<std::pair<int, int>>& queue = ws_.queue;
+    value.resize(n_ + 1);
+    error.resize(n_ + 1);
+    arg.resize(n_ + 1);
+    runs.resize(n_ + 1);
+    const int n = n_;
+    auto cost = [&](int s, int j) {
+      return mirror ? p_.Fast(p_[n - s], p_[n - j]).cost : p_.Fast(p_[j], p_[s]).cost;
+    };
+    auto candidate = [&](int s, int j) { return value[s] + cost(s, j); };
+    value[0] = 0;
+    error[0] = 0;
+    runs[0] = 0;
+    queue.clear();
+    queue.push_back({0, 1});
+    size_t head = 0;
+    int hint = 1;  // where the last candidate took over: the next one usually does nearby
+    for (int j = 1; j <= n; ++j) {
+      while (head + 1 < queue.size() && queue[head + 1].second <= j) ++head;
+      const int s = queue[head].first;
+      const double v = candidate(s, j) + lambda;
+      value[j] = v;
+      error[j] = error[s] + 4 * fast_error + (4 * kUnitRoundoff) * v;
+      arg[j] = s;
+      runs[j] = runs[s] + 1;
+      if (j == n) break;
+      // Candidate j, for positions after j.
+      int start = -1;
+      while (queue.size() > head) {
+        const auto [b, from] = queue.back();
+        const int pos = std::max(from, j + 1);
+        if (candidate(j, pos) <= candidate(b, pos)) {
+          queue.pop_back();
+          continue;
+        }
+        start = FirstWin(j, b, pos, hint, candidate);
+        break;
+      }
+      if (queue.size() == head) {
+        queue.push_back({j, j + 1});
+      } else if (start > 0) {
+        queue.push_back({j, start});
+        hint = start;
+      }
+      if ((j & 1023) == 0 && Stopped(cancel_, 1024 * 32)) return -1;
+    }
+    return runs[n];
+  }
+
+  // The first position in (lo, n] at which candidate j beats candidate b,
+  // given that it does not at lo; -1 if none. The answer is monotone
+  // (Monge), so a galloping search from `hint`, then bisection: a few
+  // evaluations, as successive candidates take over near each other.
+  template <typename CandidateFn>
+  int FirstWin(int j, int b, int lo, int hint, const CandidateFn& candidate) const {
+    const int n = n_;
+    if (lo >= n) return -1;
+    auto wins = [&](int t) { return candidate(j, t) < candidate(b, t); };
+    int hi;
+    const int h = std::clamp(hint, lo + 1, n);
+    if (wins(h)) {
+      hi = h;
+      for (int step = 1; hi - step > lo; step *= 2) {
+        if (!wins(hi - step)) {
+          lo = hi - step;
+          break;
+        }
+        hi -= step;
+      }
+    } else {
+      lo = h;
+      for (int step = 1;; step *= 2) {
+        if (lo + step >= n) {
+          if (lo == n || !wins(n)) return -1;
+          hi = n;
+          break;
+        }
+        if (wins(lo + step)) {
+          hi = lo + step;
+          break;
+        }
+        lo += step;
+      }
+    }
+    while (hi - lo > 1) {  // wins(lo) false, wins(hi) true
+      const int mid = lo + (hi - lo) / 2;
+      if (wins(mid)) {
+        hi = mid;
+      } else {
+        lo = mid;
+      }
+    }
+    return hi;
+  }
+
+  Outcome BoundedRun() {
+    const int n = n_, k = k_;
+    const double fast_error = p_.MaxFastError();
+    const double whole = p_.Accurate(p_[n], p_[0]);
+    if (!(whole > 0) || !std::isfinite(whole)) return Outcome::kFallBack;
+    std::vector<double>& pre = ws_.prefix_value;
+    std::vector<double>& pre_err = ws_.prefix_error;
+    // lambda: the marginal gain of the k-th run, -dOPT/dk = 2 OPT / k with
+    // OPT = (sqrt(3) pi / 2) whole / k^2 for normal data (Panter and Dite's
+    // high-resolution formula; fp16 weight histograms fit 5.4 (1 - 2/k)),
+    // then Newton-like steps on the run count (runs ~ lambda^(-1/3)) inside
+    // a bracket.
+    double lambda = 5.4 * (1 - 2.0 / k) * whole / (static_cast<double>(k) * k * k);
+    double below = 0, above = std::numeric_limits<double>::infinity();
+    double upper = std::numeric_limits<double>::infinity();  // U
+    const int passes = std::clamp(k / 4, 2, kLambdaPasses);
+    for (int pass = 0; pass < passes; ++pass) {
+      const int runs = Penalised(false, lambda, fast_error, pre, pre_err);
+      if (runs < 0) return Outcome::kCancelled;
+      if (runs <= k) upper = std::min(upper, FeasibleCost());
+      if (runs == k) break;
+      if (pass + 1 == passes) break;  // keep this pass's bounds
+      if (runs > k) {
+        below = std::max(below, lambda);
+      } else {
+        above = std::min(above, lambda);
+      }
+      const double ratio = static_cast<double>(runs) / k;
+      double next = lambda * std::clamp(ratio * ratio * ratio, 1.0 / 64, 64.0);
+      if (!(next > below && next < above)) {
+        next = std::isfinite(above) ? (below > 0 ? std::sqrt(below * above) : above / 8) : below * 8;
+      }
+      lambda = next;
+    }
+    // With ties the run count can jump over k at one lambda; the bounds hold
+    // for any lambda, and U from a solution with fewer runs split up is
+    // merely less tight. The slack also keeps every row whose value is
+    // within the fast costs' error bounds of optimal along the whole path,
+    // so near-ties are decided among the same candidates as in the full DP.
+    const double slack = upper + 1e-9 * (upper + lambda * k) + 8.0 * (k + 2) * fast_error + 1e-300;
+    if (!std::isfinite(slack)) return Outcome::kFallBack;
+
+    std::vector<double>& suf = ws_.suffix_value;
+    std::vector<double>& suf_err = ws_.suffix_error;
+    if (Penalised(true, lambda, fast_error, suf, suf_err) < 0) return Outcome::kCancelled;
+    auto pre_low = [&](int j) { return pre[j] - pre_err[j]; };
+    auto suf_low = [&](int j) { return suf[n - j] - suf_err[n - j]; };
+
+    // Positions that can hold a boundary of some optimal solution, whatever
+    // the layer: maximal intervals, with the bounds' minima over each.
+    auto& intervals = ws_.intervals;
+    intervals.clear();
+    const double lk = lambda * k;
+    for (int j = 1; j < n; ++j) {
+      const double a = pre_low(j), b = suf_low(j);
+      if (a + b - lk > slack) continue;
+      if (!intervals.empty() && intervals.back().last == j - 1) {
+        auto& iv = intervals.back();
+        iv.last = j;
+        iv.prefix_min = std::min(iv.prefix_min, a);
+        iv.suffix_min = std::min(iv.suffix_min, b);
+      } else {
+        intervals.push_back({j, j, a, b});
+      }
+    }
+
+    windowed_ = true;
+    std::vector<double>& floor = ws_.floor;
+    floor.resize(n + 1);
+    // The previous layer's survivors; layer 0 is the empty prefix.
+    int window_lo = 0, window_hi = 0;
+    floor[0] = 0;
+    size_t first_interval = 0;
+    prev_ = 1;
+    for (int m = 1; m < k; ++m) {
+      const int lowest = window_lo + 1;
+      const int highest = n - k + m;
+      while (first_interval < intervals.size() && intervals[first_interval].last < lowest) ++first_interval;
+      int r0 = n + 1, r1 = -1;
+      for (size_t i = first_interval; i < intervals.size(); ++i) {
+        const auto& iv = intervals[i];
+        const int a = std::max(iv.first, lowest), b = std::min(iv.last, highest);
+        if (a > b) {
+          if (iv.first > highest) break;
+          continue;
+        }
+        // D[m][j] >= Pre(j) - lambda m, and >= the previous layer's least
+        // value plus the cost of reaching j from its window.
+        double reach = floor[window_lo];
+        if (a > window_hi) {
+          const FastCost f = p_.Fast(p_[a], p_[window_hi]);
+          reach += std::max(0.0, f.cost - f.error);
+        }
+        const double d_low = std::max(iv.prefix_min - lambda * m, reach);
+        if (d_low + (iv.suffix_min - lambda * (k - m)) > slack) continue;
+        r0 = std::min(r0, a);
+        r1 = std::max(r1, b);
+      }
+      if (r1 < r0) return Outcome::kFallBack;
+      // Weak bounds (no lambda with k runs, U from fewer runs split up, on
+      // heavy-tailed data): windowed layers without the cross-layer bound
+      // would cost more than the full DP.
+      if (r1 - r0 + 1 > width_ / 2) return Outcome::kFallBack;
+      const int slot = prev_ ^ 1;
+      if (m == 1) {
+        for (int j = r0; j <= r1; ++j) p_[j].dp[slot] = p_.Accurate(p_[j], p_[0]);
+      } else if (!LayerWindow(m, r0, r1, window_lo, window_hi)) {
+        return Outcome::kCancelled;
+      }
+      int lo = -1, hi = -1;
+      const double rest = lambda * (k - m);
+      for (int j = r0; j <= r1; ++j) {
+        const double b = suf_low(j);
+        if (p_[j].dp[slot] + b - rest > slack || pre_low(j) + b - lk > slack) continue;
+        if (lo < 0) lo = j;
+        hi = j;
+      }
+      if (lo < 0) return Outcome::kFallBack;
+      double f = std::numeric_limits<double>::infinity();
+      for (int j = hi; j >= lo; --j) {
+        f = std::min(f, p_[j].dp[slot]);
+        floor[j] = f;
+      }
+      window_lo = lo;
+      window_hi = hi;
+      prev_ = slot;
+    }
+    const int lo = std::max(window_lo, k - 1), hi = std::min(window_hi, n - 1);
+    if (lo > hi) return Outcome::kFallBack;
+    Split(k, n) = static_cast<SplitT>(BestSplit(n, lo, hi).first);
+    return Outcome::kDone;
+  }
+
+  // Cost of the prefix pass's partition (at most k runs), its runs split
+  // greedily (the best cut of the run that gains most) until there are k: a
+  // feasible k-run solution, so an upper bound on OPT.
+  double FeasibleCost() {
+    std::vector<int>& starts = ws_.starts;
+    std::vector<std::pair<double, int>>& cut = ws_.best_cut;  // per run: gain, where
+    starts.clear();
+    for (int j = n_; j > 0; j = ws_.arg[j]) starts.push_back(ws_.arg[j]);
+    std::reverse(starts.begin(), starts.end());
+    auto end_of = [&](size_t i) { return i + 1 < starts.size() ? starts[i + 1] : n_; };
+    auto best_cut = [&](size_t i) {
+      const int a = starts[i], b = end_of(i);
+      std::pair<double, int> best{-1, -1};
+      const double whole = p_.Fast(p_[b], p_[a]).cost;
+      for (int t = a + 1; t < b; ++t) {
+        const double gain = whole - p_.Fast(p_[t], p_[a]).cost - p_.Fast(p_[b], p_[t]).cost;
+        if (gain > best.first) best = {gain, t};
+      }
+      return best;
+    };
+    cut.clear();
+    for (size_t i = 0; i < starts.size(); ++i) cut.push_back(best_cut(i));
+    while (static_cast<int>(starts.size()) < k_) {
+      size_t pick = 0;
+      for (size_t i = 1; i < cut.size(); ++i) {
+        if (cut[i].first > cut[pick].first) pick = i;
+      }
+      if (cut[pick].second < 0) break;  // every run a single value: n < k
+      starts.insert(starts.begin() + pick + 1, cut[pick].second);
+      cut.insert(cut.begin() + pick + 1, {-1, -1});
+      cut[pick] = best_cut(pick);
+      cut[pick + 1] = best_cut(pick + 1);
+    }
+    double cost = 0;
+    for (size_t i = 0; i < starts.size(); ++i) cost += p_.Accurate(p_[end_of(i)], p_[starts[i]]);
+    return cost;
+  }
+
+  // Rows j in [r0, r1] of layer m with splits in [c0, c1] (the previous
+  // layer's window), by the same breadth-first divide and conquer as Layer.
+  bool LayerWindow(int m, int r0, int r1, int c0, int c1) {
+    const int rows = r1 - r0 + 1;
+    int top = 1;
+    while (top <= rows / 2) top *= 2;
+    const int next = prev_ ^ 1;
+    for (int h = top; h >= 1; h /= 2) {
+      for (int r = h - 1; r < rows; r += 2 * h) {
+        const int j = r0 + r;
+        int lo = r >= h ? std::max(static_cast<int>(Split(m, j - h)), c0) : c0;
+        int hi = r + h < rows ? std::min(static_cast<int>(Split(m, j + h)), j - 1) : j - 1;
+        hi = std::min(hi, c1);
+        lo = std::min(lo, hi);
+        const auto [s, v] = BestSplit(j, lo, hi);
+        p_[j].dp[next] = v;
+        Split(m, j) = static_cast<SplitT>(s);
+        if (Stopped(cancel_, hi - lo + 1)) return false;
+      }
+    }
+    return true;
+  }
+
   SplitT& Split(int m, int j) { return splits_[static_cast<size_t>(m - 1) * width_ + (j - m)]; }
 
   // Rows j of layer m, m <= j < m + width_. The divide and conquer runs
@@ -474,7 +851,7 @@ class Solver {
         bound = std::min(bound, v + f.error + (2 * kUnitRoundoff) * v);
         // The margin covers rounding here and DP values being only
         // monotone to within kValueTolerance.
-        const double pa = p_[a].dp[prev_];
+        const double pa = windowed_ ? ws_.floor[a] : p_[a].dp[prev_];
         block_lower_[blocks] =
             (pa + (f.cost - f.error)) - 4 * kValueTolerance * (std::fabs(pa) + f.cost);
       }
@@ -531,6 +908,8 @@ class Solver {
   // Scratch for BestSplit.
   std::vector<double>& block_lower_;
   std::vector<std::pair<int, int>>& scanned_;
+  Workspace& ws_;
+  bool windowed_ = false;  // block pruning reads ws_.floor, not prev
 };
 
 // Centroids, assignment and SSE for the runs starting at `starts`, computed
@@ -573,9 +952,11 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
 
 }  // namespace
 
-absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
-                                               absl::Span<const double> weights, int k,
-                                               CancelCheck* cancel) {
+namespace {
+
+absl::StatusOr<KMeans1DResult> Solve(absl::Span<const double> values,
+                                     absl::Span<const double> weights, int k, CancelCheck* cancel,
+                                     bool bounded) {
   if (absl::Status status = Validate(values, weights, k); !status.ok()) return status;
   if (values.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(
@@ -601,13 +982,29 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
   Prefix prefix(values, weights, scales, &ws.nodes);
   std::vector<int> starts;
   if (n <= 65536) {  // splits are < n, so 16 bits suffice: halves the table
-    starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run();
+    starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run(bounded);
   } else {
-    starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run();
+    starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run(bounded);
   }
   ws.Trim();
   if (starts.empty()) return CancelledStatus();
   return Finish(values, weights, scales, starts);
+}
+
+}  // namespace
+
+absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
+                                               absl::Span<const double> weights, int k,
+                                               CancelCheck* cancel) {
+  return OptimalKMeans1DWithRows(values, weights, k, KMeans1DRows::kAuto, cancel);
+}
+
+absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
+                                                       absl::Span<const double> weights, int k,
+                                                       KMeans1DRows rows, CancelCheck* cancel) {
+  const bool bounded = rows == KMeans1DRows::kBounded ||
+                       (rows == KMeans1DRows::kAuto && k >= kBoundedFromK);
+  return Solve(values, weights, k, cancel, bounded);
 }
 
 }  // namespace coremlz::compress

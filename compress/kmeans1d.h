@@ -40,6 +40,17 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
                                                absl::Span<const double> weights, int k,
                                                CancelCheck* cancel = nullptr);
 
+// Which DP rows OptimalKMeans1D computes. kAuto: the bounds that skip rows
+// which cannot be on an optimal path (see kmeans1d.cc) when k is large
+// enough for them to pay (k >= 8), else every row. The result is the same
+// either way; tests and benchmarks force one or the other.
+enum class KMeans1DRows { kAuto, kEvery, kBounded };
+
+absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
+                                                       absl::Span<const double> weights, int k,
+                                                       KMeans1DRows rows,
+                                                       CancelCheck* cancel = nullptr);
+
 }  // namespace coremlz::compress
 
 #endif  // COREMLZ_COMPRESS_KMEANS1D_H_

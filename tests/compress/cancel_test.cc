@@ -120,6 +120,10 @@ TEST(KernelCancelTest, AStoppingHookStopsEveryKernel) {
   }
   CancelCheck stop = Stopping();
   EXPECT_EQ(OptimalKMeans1D(values, counts, 16, &stop).status().code(), absl::StatusCode::kCancelled);
+  // Large k takes the bounded path (penalised passes first).
+  EXPECT_EQ(OptimalKMeans1D(values, counts, 64, &stop).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(OptimalKMeans1DWithRows(values, counts, 8, KMeans1DRows::kBounded, &stop).status().code(),
+            absl::StatusCode::kCancelled);
   VectorKMeansOptions vo;
   vo.cancel = &stop;
   EXPECT_EQ(VectorKMeans(w, 4, 16, vo).status().code(), absl::StatusCode::kCancelled);

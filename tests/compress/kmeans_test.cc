@@ -544,6 +544,138 @@ TEST(OptimalKMeans1DTest, RejectsInvalidInput) {
   }
 }
 
+// The bounded DP (rows that cannot be on an optimal path skipped, see
+// kmeans1d.cc) against the full DP, which matches the O(k n^2) reference
+// above. Adversarial inputs for the bounds: exact ties (integer grids with
+// equal weights), few distinct values, k at and beyond the number of
+// values, heavy duplicates, every finite fp16 value, tight clusters far
+// apart, large offsets, and fp16 weight histograms. `identical`: the same
+// partition, centroids and SSE to the bit (real-valued data: what
+// palettization sees). Otherwise, where several partitions tie exactly or
+// the optimum is only resolved to ~1e-11 (1e-6-wide clusters 1e3 apart),
+// both must be optimal to the reference's tolerance but may pick different
+// ones among the tied (the bounded DP decides near-ties among fewer
+// candidates, with DP values that can differ in the last bit).
+void ExpectSameAsEveryRow(const std::vector<double>& v, const std::vector<double>& w, int k,
+                          bool identical) {
+  auto every = OptimalKMeans1DWithRows(v, w, k, KMeans1DRows::kEvery);
+  auto bounded = OptimalKMeans1DWithRows(v, w, k, KMeans1DRows::kBounded);
+  ASSERT_TRUE(every.ok()) << every.status();
+  ASSERT_TRUE(bounded.ok()) << bounded.status();
+  if (identical) {
+    EXPECT_EQ(bounded->cluster, every->cluster);
+    EXPECT_EQ(bounded->centroids, every->centroids);
+    EXPECT_EQ(bounded->sse, every->sse);
+  } else {
+    // Optimal to the solver's double-double resolution, ~1e-30 of the
+    // one-cluster cost.
+    const Real a = CheckResult(v, w, k, *bounded);
+    const Real b = CheckResult(v, w, k, *every);
+    const Real resolution = 1e-28L * RunCost(v, w, 0, static_cast<int>(v.size()));
+    EXPECT_LE(std::fabs(a - b), 1e-9 * b + resolution)
+        << "bounded " << static_cast<double>(a) << " every row " << static_cast<double>(b);
+  }
+  auto automatic = OptimalKMeans1D(v, w, k);
+  ASSERT_TRUE(automatic.ok());
+  if (identical) {
+    EXPECT_EQ(automatic->cluster, every->cluster);
+  }
+}
+
+TEST(OptimalKMeans1DTest, BoundedRowsMatchEveryRowAndReference) {
+  std::mt19937_64 rng(21);
+  for (int family = 0; family < 28; ++family) {
+    const Data d = MakeData(family, 300, rng);
+    const int n = static_cast<int>(d.values.size());
+    for (int k : {3, 4, 8, 16, 32, 64, 150, n - 1, n, n + 3}) {
+      if (k < 1) continue;
+      SCOPED_TRACE(testing::Message() << "family " << family << " n " << n << " k " << k);
+      // Small integers tie exactly; tight clusters far apart are resolved
+      // only to ~1e-11 of their SSE.
+      const bool identical = family % 7 != 1 && family % 7 != 3;
+      ExpectSameAsEveryRow(d.values, d.weights, k, identical);
+      auto bounded = OptimalKMeans1DWithRows(d.values, d.weights, k, KMeans1DRows::kBounded);
+      ASSERT_TRUE(bounded.ok());
+      const Real sse = CheckResult(d.values, d.weights, k, *bounded);
+      if (k <= 64) ExpectSameSse(sse, QuadraticDp(d.values, d.weights, k), "quadratic DP");
+    }
+  }
+}
+
+TEST(OptimalKMeans1DTest, BoundedRowsOnTiesAndDuplicates) {
+  // Integer grid, equal weights: many partitions tie exactly.
+  for (int n : {10, 33, 100, 257, 1000}) {
+    std::vector<double> v(n), w(n, 1);
+    std::iota(v.begin(), v.end(), 0.0);
+    for (int k : {3, 5, 16, 32, 64, 100}) {
+      if (k > n + 1) continue;
+      SCOPED_TRACE(testing::Message() << "grid n " << n << " k " << k);
+      ExpectSameAsEveryRow(v, w, k, /*identical=*/false);
+      if (n <= 257) {
+        auto r = OptimalKMeans1DWithRows(v, w, k, KMeans1DRows::kBounded);
+        ASSERT_TRUE(r.ok());
+        ExpectSameSse(CheckResult(v, w, k, *r), QuadraticDp(v, w, k), "quadratic DP");
+      }
+    }
+  }
+  // Symmetric pairs of heavy values with light ones between them, and a few
+  // distinct values repeated a billion times.
+  std::mt19937_64 rng(22);
+  for (int iter = 0; iter < 6; ++iter) {
+    const int n = 20 + static_cast<int>(rng() % 200);
+    std::vector<double> v(n), w(n);
+    for (int i = 0; i < n; ++i) {
+      v[i] = i;
+      w[i] = (i % 7 == 0 || i == n - 1 - i % 7) ? 1e9 : 1 + static_cast<double>(rng() % 3);
+    }
+    for (int k : {3, 4, 7, 32, n / 2, n - 1, n}) {
+      if (k < 1) continue;
+      SCOPED_TRACE(testing::Message() << "heavy n " << n << " k " << k);
+      ExpectSameAsEveryRow(v, w, k, /*identical=*/false);
+      auto r = OptimalKMeans1DWithRows(v, w, k, KMeans1DRows::kBounded);
+      ASSERT_TRUE(r.ok());
+      ExpectSameSse(CheckResult(v, w, k, *r), QuadraticDp(v, w, k), "quadratic DP");
+    }
+  }
+}
+
+// Every finite fp16 value (63487 of them, 1e-8 .. 65504 in magnitude) with
+// pseudo-random counts, and fp16 histograms of normal samples of the sizes
+// grouped-channel (65536 weights) and per-tensor palettes see.
+TEST(OptimalKMeans1DTest, BoundedRowsOnFp16Histograms) {
+  std::mt19937_64 rng(23);
+  std::vector<double> all, all_w;
+  {
+    std::map<double, double> merged;
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const float f = format::HalfToFloat(static_cast<uint16_t>(h));
+      if (std::isfinite(f)) merged[f] += 1;
+    }
+    for (const auto& [x, c] : merged) {
+      all.push_back(x);
+      all_w.push_back(static_cast<double>(1 + rng() % 100));
+    }
+  }
+  for (int k : {4, 16, 64, 256}) {
+    SCOPED_TRACE(testing::Message() << "all fp16 k " << k);
+    ExpectSameAsEveryRow(all, all_w, k, /*identical=*/true);
+  }
+  for (int samples : {2000, 65536, 400000}) {
+    std::normal_distribution<float> normal(0, 0.02f);
+    std::map<double, double> merged;
+    for (int i = 0; i < samples; ++i) merged[format::HalfToFloat(format::FloatToHalf(normal(rng)))] += 1;
+    std::vector<double> v, w;
+    for (const auto& [x, c] : merged) {
+      v.push_back(x == 0 ? 0.0 : x);
+      w.push_back(c);
+    }
+    for (int k : {3, 16, 32, 100, 256}) {
+      SCOPED_TRACE(testing::Message() << "samples " << samples << " k " << k);
+      ExpectSameAsEveryRow(v, w, k, /*identical=*/true);
+    }
+  }
+}
+
 // The DP keeps k * (n - k + 1) split points; absurd sizes are refused
 // up front rather than allocated.
 TEST(OptimalKMeans1DTest, RefusesHugeSplitTables) {
