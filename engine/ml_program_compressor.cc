@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 #include "compress/metrics.h"
+#include "compress/reduce.h"
 #include "engine/config_resolution.h"
 #include "engine/function_index.h"
 #include "engine/op_spec.h"
@@ -387,9 +388,15 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
   // A finite weight must stay finite: a model whose constants decode to
   // NaN or infinity is refused rather than written.
   const WeightResult& result = *c.result;
-  c.finite = CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary, task.weight.primary_source,
-                                task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
-                                task.weight.dtype == ElementType::kFloat16, result.reconstructed);
+  // The value set holds every value the reconstruction does: finite there,
+  // finite everywhere (the full pass only to say where, on failure).
+  if (result.value_set && compress::AllFinite(*result.value_set)) {
+    c.finite = absl::OkStatus();
+  } else {
+    c.finite = CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary, task.weight.primary_source,
+                                  task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
+                                  task.weight.dtype == ElementType::kFloat16, result.reconstructed);
+  }
   if (!c.finite.ok()) return c;
   absl::StatusOr<compress::ErrorMetrics> error = CompareToStored(source, result.reconstructed);
   if (!error.ok()) {
@@ -398,10 +405,12 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
   }
   c.error = *error;
   c.sparsity = compress::Sparsity(result.reconstructed);
-  c.distinct = compress::DistinctCount(result.reconstructed);
+  c.distinct = compress::DistinctCount(result.value_set ? absl::MakeConstSpan(*result.value_set)
+                                                         : absl::MakeConstSpan(result.reconstructed));
   // Apply needs only the packed ops: a pending blob's slot should not hold
   // the float reconstruction too.
   std::vector<float>().swap(c.result->reconstructed);
+  c.result->value_set.reset();
   return c;
 }
 
