@@ -7,7 +7,6 @@
 #ifndef COREMLZ_ENGINE_CODED_VALUES_H_
 #define COREMLZ_ENGINE_CODED_VALUES_H_
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -25,41 +24,39 @@ std::optional<std::vector<float>> CodedValues(absl::Span<const float> reconstruc
                                               int bits, int64_t blocks, const std::vector<uint8_t>* mask,
                                               ForEachRun&& for_each_run) {
   const uint64_t entries = uint64_t{1} << bits;
+  const uint64_t pairs = static_cast<uint64_t>(blocks) * entries;
   if (codes.size() != reconstructed.size() || (mask && mask->size() != reconstructed.size()) ||
-      static_cast<uint64_t>(blocks) * entries > reconstructed.size()) {
+      pairs > reconstructed.size()) {
     return std::nullopt;
   }
-  std::vector<uint8_t> seen(static_cast<uint64_t>(blocks) * entries, 0);
-  std::vector<float> out;
-  uint64_t k = 0;
-  bool zero = false;
+  // The value of each (block, code) pair, stored by every element of the
+  // pair (they are all equal) with no load to wait for; a masked element
+  // stores into the spare last slot instead. Values, not indices: gathering
+  // by index afterwards missed the cache on every pair.
+  std::vector<float> value(pairs + 1);
+  std::vector<uint8_t> present(pairs + 1, 0);
   const uint8_t code_mask = static_cast<uint8_t>(entries - 1);
   const float* values = reconstructed.data();
   const uint8_t* code = codes.data();
   const uint8_t* keep = mask ? mask->data() : nullptr;
+  float* v = value.data();
+  uint8_t* p = present.data();
   for_each_run([&](int64_t block, int64_t start, int64_t length) {
-    // Room for every element of the run, plus the store past the end.
-    if (out.size() < k + length + 1) out.resize(std::max<uint64_t>(2 * out.size(), k + length + 1));
-    // Branch-free (a block's first sight of a code is frequent and random):
-    // always store, advance past the first sight of each pair only. Locals:
-    // the byte stores could alias anything reached through a reference.
-    uint8_t* block_seen = seen.data() + static_cast<uint64_t>(block) * entries;
-    float* o = out.data();
-    uint64_t n = k;
-    uint8_t masked = 0;
+    const uint64_t base = static_cast<uint64_t>(block) * entries;
     for (int64_t i = start; i < start + length; ++i) {
-      const uint8_t kept = keep ? keep[i] != 0 : 1;
-      uint8_t& s = block_seen[code[i] & code_mask];
-      o[n] = values[i];
-      n += kept & (s ^ 1);
-      s |= kept;
-      masked |= kept ^ 1;
+      const uint64_t t = keep == nullptr || keep[i] ? base + (code[i] & code_mask) : pairs;
+      v[t] = values[i];
+      p[t] = 1;
     }
-    k = n;
-    zero |= masked != 0;
   });
+  std::vector<float> out(pairs + 2);
+  uint64_t k = 0;
+  for (uint64_t t = 0; t < pairs; ++t) {  // branch-free compaction
+    out[k] = v[t];
+    k += p[t];
+  }
+  if (p[pairs]) out[k++] = 0.0f;
   out.resize(k);
-  if (zero) out.push_back(0.0f);
   return out;
 }
 
