@@ -7,6 +7,7 @@
 #ifndef COREMLZ_ENGINE_CODED_VALUES_H_
 #define COREMLZ_ENGINE_CODED_VALUES_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -16,47 +17,70 @@
 namespace coremlz::engine {
 
 // `for_each_run(fn)` calls fn(block, first_element, length) over runs that
-// cover every element once. Elements whose `mask` (optional) byte is 0 count
-// as a +0.0. Nullopt when the (block, code) table would be larger than the
-// tensor: then the caller reads `reconstructed` itself.
+// cover every element once, each run inside one block, all of one length.
+// Elements whose `mask` (optional) byte is 0 count as a +0.0. Each run's
+// pairs are collected in a table of 2^bits entries (in L1), so a block
+// spread over several runs may give repeats. Nullopt when the runs are
+// shorter than the table (the caller then reads `reconstructed` itself).
 template <typename ForEachRun>
 std::optional<std::vector<float>> CodedValues(absl::Span<const float> reconstructed, absl::Span<const uint8_t> codes,
-                                              int bits, int64_t blocks, const std::vector<uint8_t>* mask,
-                                              ForEachRun&& for_each_run) {
-  const uint64_t entries = uint64_t{1} << bits;
-  const uint64_t pairs = static_cast<uint64_t>(blocks) * entries;
-  if (codes.size() != reconstructed.size() || (mask && mask->size() != reconstructed.size()) ||
-      pairs > reconstructed.size()) {
-    return std::nullopt;
-  }
-  // The value of each (block, code) pair, stored by every element of the
-  // pair (they are all equal) with no load to wait for; a masked element
-  // stores into the spare last slot instead. Values, not indices: gathering
-  // by index afterwards missed the cache on every pair.
-  std::vector<float> value(pairs + 1);
-  std::vector<uint8_t> present(pairs + 1, 0);
+                                              int bits, const std::vector<uint8_t>* mask, ForEachRun&& for_each_run) {
+  const int64_t entries = int64_t{1} << bits;
+  if (codes.size() != reconstructed.size() || (mask && mask->size() != reconstructed.size())) return std::nullopt;
+  // The value of each code in the run, stored by every element that has it
+  // (they are all equal) with no load to wait for; masked elements store
+  // into the spare last entry.
+  float value[257] = {};
+  uint8_t present[257] = {};
   const uint8_t code_mask = static_cast<uint8_t>(entries - 1);
   const float* values = reconstructed.data();
   const uint8_t* code = codes.data();
   const uint8_t* keep = mask ? mask->data() : nullptr;
-  float* v = value.data();
-  uint8_t* p = present.data();
-  for_each_run([&](int64_t block, int64_t start, int64_t length) {
-    const uint64_t base = static_cast<uint64_t>(block) * entries;
-    for (int64_t i = start; i < start + length; ++i) {
-      const uint64_t t = keep == nullptr || keep[i] ? base + (code[i] & code_mask) : pairs;
-      v[t] = values[i];
-      p[t] = 1;
-    }
-  });
-  std::vector<float> out(pairs + 2);
+  std::vector<float> out;
   uint64_t k = 0;
-  for (uint64_t t = 0; t < pairs; ++t) {  // branch-free compaction
-    out[k] = v[t];
-    k += p[t];
-  }
-  if (p[pairs]) out[k++] = 0.0f;
+  bool zero = false, short_runs = false;
+  for_each_run([&](int64_t, int64_t start, int64_t length) {
+    if (short_runs || length < entries) {
+      short_runs = true;
+      return;
+    }
+    // Everything in locals: the byte stores may alias whatever the lambda
+    // reaches through its captures, which would be reloaded every element.
+    const float* in = values + start;
+    const uint8_t* c = code + start;
+    float* v = value;
+    uint8_t* p = present;
+    const uint8_t m = code_mask;
+    if (keep == nullptr) {
+      for (int64_t i = 0; i < length; ++i) {
+        const int t = c[i] & m;
+        v[t] = in[i];
+        p[t] = 1;
+      }
+    } else {
+      const uint8_t* kept = keep + start;
+      const int spare = static_cast<int>(entries);
+      for (int64_t i = 0; i < length; ++i) {
+        const int t = kept[i] ? c[i] & m : spare;
+        v[t] = in[i];
+        p[t] = 1;
+      }
+    }
+    if (out.size() < k + entries) out.resize(std::max<uint64_t>(2 * out.size(), k + entries));
+    float* o = out.data();
+    uint64_t n = k;
+    for (int64_t t = 0; t < entries; ++t) {  // branch-free compaction
+      o[n] = v[t];
+      n += p[t];
+      p[t] = 0;
+    }
+    k = n;
+    zero |= p[entries] != 0;
+    p[entries] = 0;
+  });
+  if (short_runs) return std::nullopt;
   out.resize(k);
+  if (zero) out.push_back(0.0f);
   return out;
 }
 

@@ -254,7 +254,7 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float
     for (int a = 0; a < axis; ++a) outer *= task.shape[a];
     for (size_t a = axis + 1; a < task.shape.size(); ++a) inner *= task.shape[a];
     const int64_t dim = task.shape[axis], groups = p->lut_shape[axis], gs = dim / groups;
-    r.value_set = CodedValues(r.reconstructed, p->indices, p->bits, groups, sparse ? &sparse->mask : nullptr,
+    r.value_set = CodedValues(r.reconstructed, p->indices, p->bits, sparse ? &sparse->mask : nullptr,
                               [&](auto&& run) {
                                 for (int64_t o = 0; o < outer; ++o) {
                                   for (int64_t g = 0; g < groups; ++g) run(g, (o * dim + g * gs) * inner, gs * inner);

@@ -183,7 +183,7 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float>
   // Each value is its block's scale and offset applied to its code. fp32
   // only: the distinct count of fp16 values is a 65536-bit set already.
   if (task.dtype == ElementType::kFloat32) {
-    r.value_set = CodedValues(r.reconstructed, q.codes, c.bits, grid.num_blocks(), sparse ? &sparse->mask : nullptr,
+    r.value_set = CodedValues(r.reconstructed, q.codes, c.bits, sparse ? &sparse->mask : nullptr,
                               [&](auto&& run) { grid.ForEachRun(run); });
   }
   if (sparse) {
