@@ -24,14 +24,15 @@ ErrorMetrics CompareTensors(absl::Span<const float> original, absl::Span<const f
 // The same metrics over a tensor compared piece by piece, so that a caller
 // need not hold the whole original as floats beside its reconstruction
 // (LLM-sized weights). Pieces added in order give exactly CompareTensors
-// over their concatenation (the same sums in the same order).
+// over their concatenation (the same sums in the same order: four partial
+// sums by element index mod 4, combined at the end).
 class ErrorAccumulator {
  public:
   void Add(absl::Span<const float> original, absl::Span<const float> reconstructed);
   ErrorMetrics Result() const;
 
  private:
-  double signal_ = 0, peak_ = 0, noise_ = 0, max_err_ = 0;
+  double signal_[4] = {}, peak_[4] = {}, noise_[4] = {}, max_err_[4] = {};
   uint64_t count_ = 0;
 };
 

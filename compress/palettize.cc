@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "compress/float_sort.h"
 #include "compress/kmeans1d.h"
 #include "compress/reduce.h"
 #include "compress/vector_kmeans.h"
@@ -83,10 +84,12 @@ absl::StatusOr<Distinct> DistinctValues(absl::Span<const float> vals, Precision 
     }
     return d;
   }
-  // Sorted in interruptible pieces: an fp32 tensor of 10^8 values takes
-  // seconds to sort in one go.
+  // Radix-sorted (linear, polled): the order, and so which of 0.0 / -0.0
+  // comes first, is std::stable_sort's.
   std::vector<float> sorted(vals.begin(), vals.end());
-  if (!InterruptibleStableSort(sorted, std::less<float>(), cancel)) return CancelledStatus();
+  if (!StableSortFloats(sorted, cancel)) return CancelledStatus();
+  d.values.reserve(sorted.size());
+  d.counts.reserve(sorted.size());
   for (size_t i = 0; i < sorted.size(); ++i) {
     if ((i & 4095) == 0 && Stopped(cancel, 4096 * 32)) return CancelledStatus();
     const float v = sorted[i];
@@ -187,28 +190,39 @@ absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k, C
     for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) cluster[i] = r.cluster[b];
   }
   // Lloyd refinement on the exact values: recompute means, reassign by
-  // nearest centroid (contiguous in 1-D), until nothing moves.
+  // nearest centroid (contiguous in 1-D), until nothing moves. Clusters are
+  // runs of the sorted values (the DP's are, and the reassignment walk only
+  // moves forward), kept as run starts: each mean is summed over its run in
+  // index order in registers - the same sums as accumulating per element
+  // into an array, which went through memory every element.
   const int kc = static_cast<int>(r.centroids.size());
+  std::vector<size_t> start(kc + 1, 0), next(kc + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++start[cluster[i] + 1];
+  for (int j = 0; j < kc; ++j) start[j + 1] += start[j];
+  std::vector<double> c(kc);
+  const double* values = d.values.data();
+  const double* counts = d.counts.data();
   for (int iter = 0; iter < 100; ++iter) {
     if (Stopped(cancel, 2 * static_cast<int64_t>(n))) return CancelledStatus();
-    std::vector<double> sum(kc, 0), cnt(kc, 0);
-    for (size_t i = 0; i < n; ++i) {
-      sum[cluster[i]] += d.counts[i] * d.values[i];
-      cnt[cluster[i]] += d.counts[i];
-    }
-    std::vector<double> c(kc);
-    for (int j = 0; j < kc; ++j) c[j] = cnt[j] > 0 ? sum[j] / cnt[j] : 0;
-    bool moved = false;
-    int j = 0;
-    for (size_t i = 0; i < n; ++i) {
-      while (j + 1 < kc && std::fabs(d.values[i] - c[j + 1]) < std::fabs(d.values[i] - c[j])) ++j;
-      if (cluster[i] != j) {
-        cluster[i] = j;
-        moved = true;
+    for (int j = 0; j < kc; ++j) {
+      double sum = 0, cnt = 0;
+      for (size_t i = start[j]; i < start[j + 1]; ++i) {
+        sum += counts[i] * values[i];
+        cnt += counts[i];
       }
+      c[j] = cnt > 0 ? sum / cnt : 0;
     }
-    if (!moved) break;
+    int j = 0;
+    next[0] = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double v = values[i];
+      while (j + 1 < kc && std::fabs(v - c[j + 1]) < std::fabs(v - c[j])) next[++j] = i;
+    }
+    for (int t = j + 1; t <= kc; ++t) next[t] = n;
+    if (next == start) break;
+    start.swap(next);
   }
+  for (int j = 0; j < kc; ++j) std::fill(cluster.begin() + start[j], cluster.begin() + start[j + 1], j);
   return cluster;
 }
 

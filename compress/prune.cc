@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -50,6 +51,55 @@ bool HalfOrderStats(const std::vector<float>& values, size_t lo, double* a, doub
   return false;  // unreachable when lo + 1 < size
 }
 
+// The same for non-negative floats (magnitudes) of any precision: their bit
+// patterns order as their values, so two radix passes find both ranks - the
+// upper 16 bits by a histogram of every value, then the lower 16 bits by a
+// histogram of the values in the one or two buckets that hold the ranks.
+// False if some value is negative or NaN.
+bool RadixOrderStats(const std::vector<float>& values, size_t lo, double* a, double* b) {
+  std::vector<uint32_t> hist(65536, 0);
+  uint32_t bad = 0;
+  const size_t n = values.size();
+  const float* v = values.data();
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, v + i, 4);
+    bad |= u > 0x7f800000u;  // the sign bit, or a NaN
+    ++hist[u >> 16];
+  }
+  if (bad != 0) return false;
+  // Bucket and rank within it of the ranks lo and lo + 1.
+  uint32_t bucket[2] = {0, 0};
+  uint64_t rank[2] = {lo, lo + 1};
+  uint64_t seen = 0;
+  for (int r = 0, h = 0; r < 2; ++r) {
+    while (seen + hist[h] <= rank[r]) seen += hist[h++];
+    bucket[r] = static_cast<uint32_t>(h);
+    rank[r] -= seen;
+  }
+  std::vector<uint32_t> low[2] = {std::vector<uint32_t>(65536, 0), std::vector<uint32_t>()};
+  if (bucket[1] != bucket[0]) low[1].assign(65536, 0);
+  std::vector<uint32_t>& low_b = bucket[1] != bucket[0] ? low[1] : low[0];
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, v + i, 4);
+    if ((u >> 16) == bucket[0]) ++low[0][u & 0xffff];
+    if ((u >> 16) == bucket[1] && bucket[1] != bucket[0]) ++low_b[u & 0xffff];
+  }
+  double* out[2] = {a, b};
+  for (int r = 0; r < 2; ++r) {
+    const std::vector<uint32_t>& h = r == 0 ? low[0] : low_b;
+    uint64_t before = 0;
+    uint32_t l = 0;
+    while (before + h[l] <= rank[r]) before += h[l++];
+    const uint32_t bits = (bucket[r] << 16) | l;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    *out[r] = f;
+  }
+  return true;
+}
+
 double Percentile(const std::vector<float>& values, double target_sparsity) {
   const size_t n = values.size();
   const double quantile = (target_sparsity * 100.0) / 100.0;
@@ -59,7 +109,7 @@ double Percentile(const std::vector<float>& values, double target_sparsity) {
     return *std::max_element(values.begin(), values.end());
   }
   double a = 0, b = 0;
-  if (!HalfOrderStats(values, lo, &a, &b)) {
+  if (!HalfOrderStats(values, lo, &a, &b) && !RadixOrderStats(values, lo, &a, &b)) {
     std::vector<float> sorted = values;
     std::nth_element(sorted.begin(), sorted.begin() + lo, sorted.end());
     a = sorted[lo];

@@ -2,15 +2,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 #include "compress/metrics.h"
+#include "compress/reduce.h"
 #include "engine/config_resolution.h"
 #include "engine/function_index.h"
 #include "engine/op_spec.h"
+#include "format/fp16.h"
 #include "format/mil_program.h"
 #include "format/package.h"
 
@@ -92,10 +95,28 @@ format::TensorView FlatView(ElementType type, absl::string_view bytes, uint64_t 
 // second float copy (for LLM-sized weights that copy was the peak).
 absl::StatusOr<compress::ErrorMetrics> CompareToStored(const format::TensorView& stored,
                                                        absl::Span<const float> reconstructed) {
-  constexpr uint64_t kPiece = 1 << 16;
   const uint64_t count = reconstructed.size();
   const uint64_t width = format::BitWidth(stored.type) / 8;
   compress::ErrorAccumulator acc;
+  if (stored.type == ElementType::kFloat16 || stored.type == ElementType::kFloat32) {
+    if (stored.bytes.size() != count * width) return absl::InvalidArgumentError("tensor bytes do not match its shape");
+    // Widened into a buffer that stays in L1 (no allocation per piece).
+    constexpr uint64_t kPiece = 2048;
+    float piece[kPiece];
+    uint16_t halves[kPiece];
+    for (uint64_t i = 0; i < count; i += kPiece) {
+      const uint64_t n = std::min(kPiece, count - i);
+      if (stored.type == ElementType::kFloat16) {
+        std::memcpy(halves, stored.bytes.data() + 2 * i, 2 * n);
+        format::HalfToFloat(absl::MakeConstSpan(halves, n), absl::MakeSpan(piece, n));
+      } else {
+        std::memcpy(piece, stored.bytes.data() + 4 * i, 4 * n);
+      }
+      acc.Add(absl::MakeConstSpan(piece, n), reconstructed.subspan(i, n));
+    }
+    return acc.Result();
+  }
+  constexpr uint64_t kPiece = 1 << 16;
   for (uint64_t i = 0; i < count; i += kPiece) {
     const uint64_t n = std::min(kPiece, count - i);
     ASSIGN_OR_RETURN(std::vector<float> piece,
@@ -367,9 +388,15 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
   // A finite weight must stay finite: a model whose constants decode to
   // NaN or infinity is refused rather than written.
   const WeightResult& result = *c.result;
-  c.finite = CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary, task.weight.primary_source,
-                                task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
-                                task.weight.dtype == ElementType::kFloat16, result.reconstructed);
+  // The value set holds every value the reconstruction does: finite there,
+  // finite everywhere (the full pass only to say where, on failure).
+  if (result.value_set && compress::AllFinite(*result.value_set)) {
+    c.finite = absl::OkStatus();
+  } else {
+    c.finite = CheckDecodedFinite(task.weight.name, result.technique, task.weight.primary, task.weight.primary_source,
+                                  task.weight.joint ? &*task.weight.joint : nullptr, task.weight.joint_source,
+                                  task.weight.dtype == ElementType::kFloat16, result.reconstructed);
+  }
   if (!c.finite.ok()) return c;
   absl::StatusOr<compress::ErrorMetrics> error = CompareToStored(source, result.reconstructed);
   if (!error.ok()) {
@@ -378,10 +405,12 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
   }
   c.error = *error;
   c.sparsity = compress::Sparsity(result.reconstructed);
-  c.distinct = compress::DistinctCount(result.reconstructed);
+  c.distinct = compress::DistinctCount(result.value_set ? absl::MakeConstSpan(*result.value_set)
+                                                         : absl::MakeConstSpan(result.reconstructed));
   // Apply needs only the packed ops: a pending blob's slot should not hold
   // the float reconstruction too.
   std::vector<float>().swap(c.result->reconstructed);
+  c.result->value_set.reset();
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "compress/palettize.h"
+#include "engine/coded_values.h"
 #include "engine/param_tensors.h"
 #include "engine/weight_technique.h"
 #include "format/fp16.h"
@@ -242,6 +243,25 @@ absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float
     for (size_t i = 0; i < r.reconstructed.size(); ++i) {
       r.reconstructed[i] = sparse->mask[i] ? r.reconstructed[i] : 0.0f;
     }
+  }
+  if (task.dtype == ElementType::kFloat32 && p->lut_shape.back() == 1 && p->scale.empty()) {
+    // Scalar palettes without scale: each value is its group's LUT entry
+    // (fp32 only: the distinct count of fp16 values is a 65536-bit set
+    // already). A group is gs channels of the channel axis, for every outer
+    // index.
+    const int axis = p->channel_axis;
+    int64_t outer = 1, inner = 1;
+    for (int a = 0; a < axis; ++a) outer *= task.shape[a];
+    for (size_t a = axis + 1; a < task.shape.size(); ++a) inner *= task.shape[a];
+    const int64_t dim = task.shape[axis], groups = p->lut_shape[axis], gs = dim / groups;
+    r.value_set = CodedValues(r.reconstructed, p->indices, p->bits, sparse ? &sparse->mask : nullptr,
+                              [&](auto&& run) {
+                                for (int64_t o = 0; o < outer; ++o) {
+                                  for (int64_t g = 0; g < groups; ++g) run(g, (o * dim + g * gs) * inner, gs * inner);
+                                }
+                              });
+  }
+  if (sparse) {
     EmitLutToSparse(task, *p, lut, *sparse, &r);
   } else if (!HasIos18Ops(target)) {
     EmitIos16LutToDense(task, *p, lut, &r);

@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "compress/block_grid.h"
 #include "compress/linear_quantize.h"
+#include "engine/coded_values.h"
 #include "engine/param_tensors.h"
 #include "engine/weight_technique.h"
 
@@ -178,6 +179,14 @@ absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float>
     for (size_t i = 0; i < r.reconstructed.size(); ++i) {
       r.reconstructed[i] = sparse->mask[i] ? r.reconstructed[i] : 0.0f;
     }
+  }
+  // Each value is its block's scale and offset applied to its code. fp32
+  // only: the distinct count of fp16 values is a 65536-bit set already.
+  if (task.dtype == ElementType::kFloat32) {
+    r.value_set = CodedValues(r.reconstructed, q.codes, c.bits, sparse ? &sparse->mask : nullptr,
+                              [&](auto&& run) { grid.ForEachRun(run); });
+  }
+  if (sparse) {
     EmitSparseShiftScale(task, data_type, q.codes, scale, offset, *sparse, &r);
     return r;
   }

@@ -81,7 +81,7 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
     std::vector<float> pruned = values;
     ASSIGN_OR_RETURN(std::string reason, Prune(task, primary, &pruned, cancel));
     if (!reason.empty()) return Skip(reason);
-    const Sparse sparse = SparseOf(pruned);
+    Sparse sparse = SparseOf(pruned);
     if (task.joint) {
       if (!HasIos18Ops(target)) return Unsupported(task, target, "joint compression");
       const std::string joint_params = DescribeParams(*task.joint);
@@ -107,6 +107,11 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
     r.params = params;
     SetOps(&r, SparseToDense(task, target, sparse));
     r.final_output = r.ops[0].name;
+    // The kept values and a zero are every value there is: the report's
+    // distinct count reads those (half the elements at 50 % sparsity).
+    const bool pruned_some = sparse.nonzero.size() < pruned.size();
+    r.value_set = std::move(sparse.nonzero);
+    if (pruned_some) r.value_set->push_back(0.0f);
     r.reconstructed = std::move(pruned);
     for (float& v : r.reconstructed) v = v == 0.0f ? 0.0f : v;  // the dense op fills +0.0
     return r;

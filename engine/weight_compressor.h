@@ -4,6 +4,7 @@
 #ifndef COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
 #define COREMLZ_ENGINE_WEIGHT_COMPRESSOR_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct WeightResult {
   std::vector<OpSpec> ops;  // empty when skipped
   std::string final_output;  // what the consumers now read
   std::vector<float> reconstructed;  // dense values the ops decompress to
+  // When the technique knows them (engine/coded_values.h): every value of
+  // `reconstructed` and no other, repeats allowed, usually far fewer.
+  std::optional<std::vector<float>> value_set;
   std::string technique;
   std::string params;
   std::string skipped_reason;  // the technique does not apply to this tensor

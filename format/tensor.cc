@@ -291,11 +291,20 @@ absl::StatusOr<std::vector<float>> ToFloats(const TensorView& t) {
     }
     return out;
   }
+  if (t.type == ElementType::kFloat32) {
+    // Appended from an L1 buffer, like fp16 above: never zero-filled first.
+    std::vector<float> out;
+    out.reserve(count);
+    float chunk[2048];
+    for (uint64_t i = 0; i < count; i += 2048) {
+      const uint64_t n = std::min<uint64_t>(2048, count - i);
+      std::memcpy(chunk, p + 4 * i, 4 * n);
+      out.insert(out.end(), chunk, chunk + n);
+    }
+    return out;
+  }
   std::vector<float> out(count);
   switch (t.type) {
-    case ElementType::kFloat32:
-      std::memcpy(out.data(), p, 4 * count);
-      return out;
     case ElementType::kBFloat16:
       for (uint64_t i = 0; i < count; ++i) {
         uint32_t bits = (static_cast<uint32_t>(static_cast<unsigned char>(p[2 * i])) |

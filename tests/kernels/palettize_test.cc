@@ -5,10 +5,12 @@
 // palettes checked by exact round trips, and the per-channel scale and the
 // custom palette checked against their definitions.
 #include "compress/palettize.h"
+#include "compress/kmeans1d.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -607,6 +609,98 @@ TEST(PalettizeTest, KMeansFp32ManyDistinctValues) {
     ASSERT_TRUE(k.ok()) << k.status();
     CheckShapes(*k, shape, 0, 1, bits, 1);
     CheckKMeans(*k, w, shape, 0, 7, bits, Prec::k32);
+  }
+}
+
+// The bucketed path written out plainly, as it was before it was made
+// fast (a comparison sort; Lloyd with a cluster per value, summed through
+// an array): the kernel must give the same palette and indices bit for bit.
+struct PlainBucketed {
+  std::vector<float> lut;
+  std::vector<uint8_t> idx;
+};
+
+PlainBucketed PlainBucketedKMeans(const std::vector<float>& w, int bits) {
+  std::vector<float> sorted = w;
+  std::stable_sort(sorted.begin(), sorted.end(), std::less<float>());
+  std::vector<double> values, counts;
+  for (float v : sorted) {
+    if (!values.empty() && values.back() == v) {
+      counts.back() += 1;
+    } else {
+      values.push_back(v);
+      counts.push_back(1);
+    }
+  }
+  const size_t n = values.size(), buckets = 65536;
+  std::vector<double> bv(buckets), bw(buckets);
+  std::vector<size_t> begin(buckets + 1);
+  for (size_t b = 0; b <= buckets; ++b) begin[b] = b * n / buckets;
+  for (size_t b = 0; b < buckets; ++b) {
+    double wsum = 0, s = 0;
+    for (size_t i = begin[b]; i < begin[b + 1]; ++i) {
+      wsum += counts[i];
+      s += counts[i] * values[i];
+    }
+    bw[b] = wsum;
+    bv[b] = s / wsum;
+  }
+  auto r = OptimalKMeans1D(bv, bw, 1 << bits);
+  EXPECT_TRUE(r.ok());
+  std::vector<int32_t> cluster(n);
+  for (size_t b = 0; b < buckets; ++b) {
+    for (size_t i = begin[b]; i < begin[b + 1]; ++i) cluster[i] = r->cluster[b];
+  }
+  const int kc = static_cast<int>(r->centroids.size());
+  for (int iter = 0; iter < 100; ++iter) {
+    std::vector<double> sum(kc, 0), cnt(kc, 0);
+    for (size_t i = 0; i < n; ++i) {
+      sum[cluster[i]] += counts[i] * values[i];
+      cnt[cluster[i]] += counts[i];
+    }
+    std::vector<double> c(kc);
+    for (int j = 0; j < kc; ++j) c[j] = cnt[j] > 0 ? sum[j] / cnt[j] : 0;
+    bool moved = false;
+    int j = 0;
+    for (size_t i = 0; i < n; ++i) {
+      while (j + 1 < kc && std::fabs(values[i] - c[j + 1]) < std::fabs(values[i] - c[j])) ++j;
+      if (cluster[i] != j) {
+        cluster[i] = j;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  PlainBucketed out;
+  out.lut.assign(size_t{1} << bits, 0.0f);
+  for (int j = 0; j <= cluster.back(); ++j) {
+    double mean = 0, total = 0;  // Core ML tools' running mean
+    for (size_t i = 0; i < n; ++i) {
+      if (cluster[i] != j) continue;
+      total += counts[i];
+      mean += (values[i] - mean) * counts[i] / total;
+    }
+    out.lut[j] = static_cast<float>(mean);
+  }
+  for (float v : w) {
+    const size_t at = std::lower_bound(values.begin(), values.end(), static_cast<double>(v)) - values.begin();
+    out.idx.push_back(static_cast<uint8_t>(cluster[at]));
+  }
+  return out;
+}
+
+TEST(PalettizeTest, KMeansFp32BucketedPathEqualsPlainLloyd) {
+  std::mt19937_64 rng(22);
+  const Shape shape = {9, 10000};
+  auto w = kernel_test::RandomTensor(rng, NumElements(shape), Dist::kNormal, Prec::k32);
+  for (size_t i = 0; i < w.size(); i += 97) w[i] = (i / 97) % 2 ? 0.0f : -0.0f;  // both zeros
+  for (int bits : {1, 4, 6}) {
+    SCOPED_TRACE(bits);
+    auto k = Palettize(w, shape, Opts(PaletteMode::kKMeans, bits, 0, 0, Prec::k32));
+    ASSERT_TRUE(k.ok()) << k.status();
+    const PlainBucketed want = PlainBucketedKMeans(w, bits);
+    EXPECT_EQ(k->lut, want.lut);
+    EXPECT_EQ(k->indices, want.idx);
   }
 }
 
