@@ -227,6 +227,38 @@ TEST(StreamingUploadTest, TheUploadsErrorWinsOverTheJobsOwn) {
   EXPECT_EQ(ArtifactMessages(outcome), 0);
 }
 
+TEST(StreamingUploadTest, ACacheHitKnownAtTheEndWinsOverTheStartedJob) {
+  ScratchDir cache;
+  api::ServerOptions options = Eager(2);
+  options.cache_dir = cache.path();
+  TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+  Upload u = UploadOf(Mobilenet(), kPalettize4);
+  const size_t half = u.first_weight_chunk + u.weight_chunks / 2;
+  Sending how;
+  how.pause = half;
+  how.resume = Compressing;
+  // The first call computes and stores; the second starts its own job on
+  // half the upload, then finds the entry once the upload is complete.
+  auto first = Send(server, u.msgs, how);
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  for (int i = 0; i < 250 && MetricValue(server.ScrapeMetrics(), "coremlz_cache_entries") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  auto second = Send(server, u.msgs, how);
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_GT(std::count_if(second.responses.begin(), second.responses.end(),
+                          [](const CompressResponse& r) { return Compressing(&r); }),
+            0)
+      << "the second job had started";
+  EXPECT_EQ(Artifact(second), Artifact(first));
+  EXPECT_EQ(Artifact(second), InProcess(Mobilenet(), kPalettize4));
+  const std::string scrape = server.ScrapeMetrics();
+  EXPECT_EQ(MetricValue(scrape, "coremlz_cache_requests_total{outcome=\"hit\"}"), 1) << scrape;
+  EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 2) << scrape;
+  for (int i = 0; i < 250 && server.server()->pool()->busy() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(server.server()->pool()->busy(), 0) << "the discarded job stopped";
+}
+
 TEST(StreamingUploadTest, ASlowClientHoldsNoWorkerWhileAnotherCallersJobRuns) {
   // One worker, the default rate estimate: a client trickling its upload
   // is spooled; another caller's job takes the worker meanwhile.
