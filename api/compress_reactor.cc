@@ -14,7 +14,9 @@
 #include "api/job_call.h"
 #include "api/job_labels.h"
 #include "api/result_store.h"
+#include "api/stream_admission.h"
 #include "api/transfer.h"
+#include "api/upload_arrival.h"
 #include "api/upload_call.h"
 #include "api/upload_stream.h"
 #include "api/validator.h"
@@ -75,7 +77,19 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
   void JobDoneLocked(absl::StatusOr<engine::CompressionReport> report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     job_running_ = false;
     service_->UpdateWorkerGauges();
+    if (arrival_) service_->metrics()->StreamWait(absl::ToDoubleSeconds(arrival_->waited()));
     if (finished_) return;
+    if (job_discarded_) {  // a cached result answers the call
+      PumpLocked();
+      return;
+    }
+    if (!report.ok() && arrival_ && stream_.phase() != UploadStream::Phase::kDone && !cancelled_ &&
+        absl::Now() <= deadline_) {
+      // Bytes that fail the job may yet fail the upload's checks, whose
+      // error is then the call's: the job's waits for the upload's end.
+      held_error_ = report.status();
+      return;
+    }
     if (!report.ok()) {
       absl::Status s = report.status();
       if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
@@ -103,6 +117,15 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
   // A verified hit: the artifact is placed in this job's output directory and
   // streamed exactly as a computed one would be.
   void OnCacheHitLocked(ResultStore::Hit hit) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (arrival_) {
+      // A job started while the upload arrived: the hit wins unless the
+      // job's own result is already answering (an identical call's result,
+      // looked up again after it finished).
+      if (!job_running_ || report_ready()) return;
+      job_discarded_ = true;
+      arrival_->Fail(absl::CancelledError("a cached result answered the call"));  // it never commits
+      control_->Cancel();
+    }
     if (!hit.artifact_path.empty()) output_path_ = hit.artifact_path;
     std::vector<v1::WeightReport> rows(hit.report.weights().begin(), hit.report.weights().end());
     report_ = ReportFrom(rows, hit.report.summary());
@@ -159,6 +182,7 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     if (ResultStore* cache = service_->cache(); cache != nullptr && !header.validation().enabled()) {
       UseCacheLocked(cache->KeyFor(header, ToProto(config_)), header.no_cache());
     }
+    upload_start_ = absl::Now();
     JobUploadOptions upload;
     upload.work_dir = service_->options().work_dir;
     upload.pool = service_->pool();
@@ -179,20 +203,72 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     return absl::OkStatus();
   }
 
-  // Upload complete, and the result is not cached: the job.
+  // A chunk arrived. The job may start now, before the rest of the upload
+  // (api/stream_admission.h): a package whose Manifest.json and spec are in
+  // (the memory estimate is known), on a pool that reads arriving input,
+  // once the upload outpaces the estimated compression rate. Otherwise it
+  // starts when the upload is complete, as it always did.
+  void OnChunkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    UploadSession& session = stream_.session();
+    if (arrival_) {
+      arrival_->Update(session.list(0));
+      return;
+    }
+    const ServerOptions& options = service_->options();
+    if (job_submitted_ || no_early_start_ || options.stream_rate_bytes_per_second <= 0 || !service_->pool()->reads_arriving_input() ||
+        !session.is_package() || session.lists() != 1) {
+      return;
+    }
+    // The spec is in (the estimate is known) and the file after it has
+    // begun, so the directories the manifest names exist.
+    const std::optional<uint64_t> estimate = session.EarlyMemoryEstimate();
+    if (!estimate || session.list(0).current_file_bytes() == 0) return;
+    if (!StartWhileUploading(session.bytes_received(), session.bytes_declared(), absl::Now() - upload_start_,
+                             options.stream_rate_bytes_per_second, options.stream_min_bytes)) {
+      return;
+    }
+    arrival_ = std::make_shared<UploadArrival>(session.list(0));
+    SubmitJobLocked(*estimate);
+  }
+
+  // The upload is complete and checked: a job that failed meanwhile ends
+  // the call with its own error now.
+  void OnUploadCheckedLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (!held_error_.ok()) FinishLocked(ToGrpcStatus(held_error_));
+  }
+
+  // Upload complete, and the result is not cached: the job (or, when it
+  // started early, the rest of it: the input is complete).
   void OnUploadedLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (arrival_) {
+      arrival_->Complete();
+      return;
+    }
+    auto estimate = stream_.session().MemoryEstimate();
+    if (!estimate.ok()) {
+      FinishLocked(ToGrpcStatus(estimate.status()));
+      return;
+    }
+    SubmitJobLocked(*estimate);
+  }
+
+  // An identical call leads: a job already running finishes on its own
+  // (its worker is not held waiting for the other call).
+  bool ComputesWhileIdenticalLeadsLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (!arrival_) return false;
+    arrival_->Complete();
+    return true;
+  }
+
+  void SubmitJobLocked(uint64_t memory_estimate) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     control_ = std::make_shared<CallControl>(state_, deadline_);
     engine::CompressJob job;
     job.input_path = input_path_;
     job.output_path = output_path_;
     job.config = config_;
     job.options = options_;
-    auto estimate = stream_.session().MemoryEstimate();
-    if (!estimate.ok()) {
-      FinishLocked(ToGrpcStatus(estimate.status()));
-      return;
-    }
-    job.memory_estimate = *estimate;
+    job.memory_estimate = memory_estimate;
+    job.arriving = arrival_;
     if (service_->options().wait_for_worker) job.admission_deadline = deadline_;
     job.deadline = deadline_;
     job.control = control_;
@@ -218,11 +294,21 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     job_running_ = true;
     job_submitted_ = true;
     absl::Status s = service_->pool()->Submit(std::move(job));
+    if (!s.ok() && arrival_ && s.code() == absl::StatusCode::kResourceExhausted) {
+      // No room now: the job is submitted again once the upload is complete,
+      // as it would have been without the early start.
+      job_running_ = job_submitted_ = false;
+      arrival_.reset();
+      control_.reset();
+      no_early_start_ = true;
+      return;
+    }
     if (!s.ok()) {
       job_running_ = false;
       FinishLocked(ToGrpcStatus(s));
       return;
     }
+    if (arrival_) service_->metrics()->StreamedJob();
     service_->UpdateWorkerGauges();
     QueueQueuedLocked(service_->pool()->queue_depth());
   }
@@ -278,13 +364,17 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
   }
 
   void StopWorkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (arrival_) arrival_->Fail(absl::CancelledError("the call ended"));
     if (control_) control_->Cancel();
     if (validation_control_) validation_control_->Cancel();
   }
 
   void OnDoneLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    if (job_submitted_) service_->metrics()->Job(technique_, OutcomeLabel(final_status_), seconds);
+    // A streamed job whose client cancelled mid-upload ended with the
+    // upload's status (the stream's end); it was cancelled all the same.
+    const std::string outcome = arrival_ && cancelled_ ? "cancelled" : OutcomeLabel(final_status_);
+    if (job_submitted_) service_->metrics()->Job(technique_, outcome, seconds);
   }
 
   bool report_ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return !report_.model_kind.empty(); }
@@ -302,6 +392,12 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
   std::string output_path_ ABSL_GUARDED_BY(state_->mu);
 
   std::shared_ptr<CallControl> control_ ABSL_GUARDED_BY(state_->mu);
+  // Set when the job started while the upload arrived (OnChunkLocked).
+  std::shared_ptr<UploadArrival> arrival_ ABSL_GUARDED_BY(state_->mu);
+  absl::Time upload_start_ ABSL_GUARDED_BY(state_->mu);
+  bool job_discarded_ ABSL_GUARDED_BY(state_->mu) = false;  // a cache hit answered instead
+  bool no_early_start_ ABSL_GUARDED_BY(state_->mu) = false;  // the queue had no room for it
+  absl::Status held_error_ ABSL_GUARDED_BY(state_->mu);     // the early job's, until the upload ends
   bool job_running_ ABSL_GUARDED_BY(state_->mu) = false;
   bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;
   engine::CompressionReport report_ ABSL_GUARDED_BY(state_->mu);

@@ -38,7 +38,7 @@ const std::set<std::string>& ServerValueFlags() {
       "runners", "runners-file", "grace-seconds", "worker-concurrency", "runner-probe-seconds", "peer-tls-ca",
       "peer-tls-cert", "peer-tls-key", "peer-token-file", "test-job-delay-ms", "header-timeout-seconds",
       "idle-timeout-seconds", "keepalive-seconds", "connection-idle-seconds", "connection-age-seconds",
-      "max-streams-per-connection", "cache-dir", "cache-max-bytes"};
+      "max-streams-per-connection", "cache-dir", "cache-max-bytes", "stream-rate-mb"};
   return flags;
 }
 
@@ -76,6 +76,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const Args& args) {
   RETURN_IF_ERROR(SetInt(args, "max-calls", 1, &n));
   o.max_concurrent_calls = static_cast<int>(n);
   if (auto v = args.Value("work-dir")) o.work_dir = *v;
+  n = static_cast<int64_t>(o.stream_rate_bytes_per_second / 1e6);
+  RETURN_IF_ERROR(SetInt(args, "stream-rate-mb", 0, &n));
+  o.stream_rate_bytes_per_second = static_cast<double>(std::min<int64_t>(n, int64_t{1} << 30)) * 1e6;
   if (auto v = args.Value("tls-cert")) o.tls.cert = *v;
   if (auto v = args.Value("tls-key")) o.tls.key = *v;
   if (auto v = args.Value("tls-client-ca")) o.tls.client_ca = *v;

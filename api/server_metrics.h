@@ -46,6 +46,10 @@ class ServerMetrics {
   void ArtifactBytes(uint64_t bytes) { artifact_bytes_->Increment(static_cast<double>(bytes)); }
   void Job(const std::string& technique, const std::string& outcome, double seconds);
   void CompressionRatio(double ratio) { ratio_->Observe(ratio); }
+  // A job submitted before its upload was complete; how long its worker
+  // waited for the upload's bytes (a worker held idle).
+  void StreamedJob() { streamed_jobs_->Increment(); }
+  void StreamWait(double seconds) { stream_wait_seconds_->Increment(seconds); }
   void SetWorkers(int busy, int queued) {
     workers_busy_->Set(busy);
     queue_depth_->Set(queued);
@@ -67,6 +71,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* msg_sent_;
   prometheus::Counter* upload_bytes_;
   prometheus::Counter* artifact_bytes_;
+  prometheus::Counter* streamed_jobs_;
+  prometheus::Counter* stream_wait_seconds_;
   prometheus::Family<prometheus::Counter>* jobs_;
   prometheus::Family<prometheus::Histogram>* job_seconds_;
   prometheus::Histogram* ratio_;

@@ -26,6 +26,13 @@ struct ServerOptions {
   int max_concurrent_calls = 64;  // Compress + Inspect calls in flight
   TransferLimits limits;      // upload size, files, chunk size
   std::string work_dir;            // private job directories live here (default $TMPDIR)
+  // Compress starts a package's job while its weights still arrive when the
+  // upload outpaces a worker compressing at this rate (bytes/s; an estimate
+  // at the fast end: int8 runs at ~400 MB/s per core, docs/performance.md)
+  // - api/stream_admission.h. 0: every job waits for its whole upload.
+  double stream_rate_bytes_per_second = 500e6;
+  // Bytes that must have arrived before the upload's rate is trusted.
+  uint64_t stream_min_bytes = uint64_t{4} << 20;
   TlsFiles tls;
   std::string token_file;          // bearer tokens; empty: no authentication
   bool reflection = true;

@@ -200,6 +200,10 @@ absl::Status FileReceiver::Add(const v1::FileChunk& chunk) {
   if (std::fwrite(chunk.data().data(), 1, chunk.data().size(), out_) != chunk.data().size()) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot store \"", f.path(), "\": ", std::strerror(errno)));
   }
+  // Flushed, so that a job reading the upload as it arrives sees it.
+  if (std::fflush(out_) != 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot store \"", f.path(), "\": ", std::strerror(errno)));
+  }
   hash_->Update(chunk.data());
   current_bytes_ += chunk.data().size();
   received_total_ += chunk.data().size();

@@ -72,6 +72,11 @@ class FileReceiver {
   uint64_t bytes_received() const { return received_total_; }
   uint64_t bytes_declared() const { return declared_total_; }
   const std::vector<v1::FileInfo>& files() const { return files_; }
+  // Files received whole (in declaration order), and the bytes of the next
+  // one so far: what a reader of the directory may read while the upload
+  // arrives (every accepted byte is flushed to its file).
+  size_t files_complete() const { return current_; }
+  uint64_t current_file_bytes() const { return current_bytes_; }
   // Whether the file `path` has arrived whole (digest checked).
   bool IsComplete(const std::string& path) const;
   // The declared size of `path`; NOT_FOUND if it was not declared.

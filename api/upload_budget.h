@@ -34,6 +34,9 @@ class UploadBudget {
   absl::Status AfterChunk();
   // The job's estimate once the upload is complete.
   absl::StatusOr<uint64_t> Estimate();
+  // The estimate made while the upload arrives, once the spec is in (unset
+  // before, and for a spec that could not be read).
+  std::optional<uint64_t> early_estimate() const { return estimate_; }
 
  private:
   engine::WorkerPool* pool_;

@@ -70,8 +70,11 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
         CheckStallLocked();  // the upload's idle limit replaces the header's
         break;
       case UploadStream::Arrival::kChunk:
+        OnChunkLocked();
+        if (finished_) return;
         break;
       case UploadStream::Arrival::kDone:
+        OnUploadCheckedLocked();
         StartLocked();
         if (finished_) return;
         break;
@@ -178,9 +181,18 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
 
   // The header arrived: check it and declare its files (stream().session()).
   virtual absl::Status OnHeaderLocked(const Header& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) = 0;
+  // A chunk arrived and was stored; more are due (work may start early).
+  virtual void OnChunkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {}
+  // Every file arrived and was checked: called before the result cache is
+  // consulted (may end the call).
+  virtual void OnUploadCheckedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {}
   // Every file arrived and was checked, and the result is not cached:
   // start the work.
   virtual void OnUploadedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) = 0;
+  // An identical call computes this result: true when this call computes
+  // it anyway (its work started before the upload was complete), false to
+  // wait for that call's result.
+  virtual bool ComputesWhileIdenticalLeadsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return false; }
   // The result cache holds this call's result (after UseCacheLocked): answer
   // with it as with a computed one.
   virtual void OnCacheHitLocked(ResultStore::Hit hit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) = 0;
@@ -360,6 +372,7 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
         OnCacheHitLocked(std::move(hit));
         return;
       case CacheSlot::Turn::kWait: {
+        if (ComputesWhileIdenticalLeadsLocked()) return;
         Response r;
         r.mutable_progress()->set_phase(ProgressOf<Response>::QUEUED);
         r.mutable_progress()->set_current("waiting for an identical call in flight");

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,11 @@ class UploadSession {
   const std::string& model_path() const { return model_path_; }
   bool is_package() const { return !lists_.empty() && model_path_ == lists_.front()->dir(); }
   absl::StatusOr<uint64_t> MemoryEstimate() { return budget_->Estimate(); }
+  // The same while the upload still arrives: known once a package's spec is
+  // in (unset before).
+  std::optional<uint64_t> EarlyMemoryEstimate() const {
+    return budget_ ? budget_->early_estimate() : std::nullopt;
+  }
 
  private:
   TransferLimits limits_;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/arriving_input.h"
 #include "engine/config.h"
 #include "engine/job_control.h"
 #include "engine/ml_program_compressor.h"
@@ -30,6 +31,9 @@ struct CompressJob {
   // The caller's deadline (remote pools pass it on to the worker's call).
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<JobControl> control;  // progress, cancellation (required)
+  // Set when the job starts before its upload is complete: the input is read
+  // as it arrives (only pools whose reads_arriving_input() is true get one).
+  std::shared_ptr<ArrivingInput> arriving;
   // When set, the pool runs this instead of compressing (Inspect: the same
   // admission, budget, queue and cancellation as a compression); `done`
   // then gets an empty report or the task's error. Remote pools run it in

@@ -1,5 +1,9 @@
 #include "engine/compress_model.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -75,10 +79,37 @@ absl::StatusOr<CompressionReport> CompressNeuralNetworkPackage(format::MlPackage
   return report;
 }
 
+// Reads `size` bytes at the current position of `fd`.
+absl::Status ReadFully(int fd, char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    const ssize_t got = ::read(fd, data, size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return absl::InternalError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+    if (got == 0) return absl::DataLossError(absl::StrCat(path, ": the file ended early"));
+    data += got;
+    size -= static_cast<size_t>(got);
+  }
+  return absl::OkStatus();
+}
+
+// The package of an upload that is still arriving, once it can be read in
+// order: Manifest.json and the spec complete, and an ML Program (a
+// NeuralNetwork's weights are in its spec). Otherwise the job waits for the
+// whole upload (`*arriving` becomes null) and opens it as any package.
+absl::StatusOr<std::unique_ptr<format::MlPackage>> OpenPackage(const std::string& input, const CompressOptions& options,
+                                                              JobControl* control, ArrivingInput** arriving) {
+  absl::StatusOr<std::unique_ptr<format::MlPackage>> pkg = format::MlPackage::Open(input, options.max_manifest_bytes);
+  if (*arriving == nullptr) return pkg;
+  if (pkg.ok() && (*pkg)->model().has_mlprogram()) return pkg;
+  RETURN_IF_ERROR((*arriving)->WaitComplete(control));
+  *arriving = nullptr;
+  return format::MlPackage::Open(input, options.max_manifest_bytes);
+}
+
 absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, format::OutputTarget output,
                                                   const CompressionConfig& config, const CompressOptions& options,
-                                                  JobControl* control) {
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(input, options.max_manifest_bytes));
+                                                  JobControl* control, ArrivingInput* arriving) {
+  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, OpenPackage(input, options, control, &arriving));
   if (format::HasNeuralNetwork(pkg->model())) {
     return CompressNeuralNetworkPackage(pkg.get(), std::move(output), config, options, control);
   }
@@ -90,13 +121,25 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, form
   uint64_t bytes_before = 0, bytes_after = 0;
   std::vector<std::string> orphan_warnings;
   std::set<std::string> rewritten = {pkg->layout().model_path};
+  if (arriving != nullptr) {
+    // A weight file the upload does not declare is reported as it would be
+    // from a complete package.
+    for (const auto& needs : compressor->weight_files()) {
+      absl::StatusOr<std::string> rel = pkg->layout().ResolveBlobFile(needs.file_name);
+      if (needs.exists && (!rel.ok() || !arriving->DeclaredSize(*rel).ok())) {
+        RETURN_IF_ERROR(arriving->WaitComplete(control));
+        arriving = nullptr;
+        break;
+      }
+    }
+  }
   for (const auto& needs : compressor->weight_files()) {
     ASSIGN_OR_RETURN(std::string rel, pkg->layout().ResolveBlobFile(needs.file_name));
     rewritten.insert(rel);
     ASSIGN_OR_RETURN(std::string staging, writer.StagingPath(rel));
     ASSIGN_OR_RETURN(std::unique_ptr<FileSink> sink, FileSink::Create(staging, writer.DestinationPath(rel)));
     RETURN_IF_ERROR(compressor->BeginWeightFile(needs.file_name, sink.get()));
-    if (needs.exists && !PathExists(pkg->PathOf(rel))) {
+    if (needs.exists && arriving == nullptr && !PathExists(pkg->PathOf(rel))) {
       return absl::InvalidArgumentError(absl::StrCat(
           "\"", compressor->BlobOwner(needs.file_name, needs.offsets.empty() ? 0 : needs.offsets[0]), "\" reads ",
           needs.file_name, ", but the package has no ", rel));
@@ -105,29 +148,42 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, form
       // Read in slices rather than mapped: the reader validates every record
       // against the size and copies out only the blobs the program uses, so
       // the job holds one slice and one blob, not the whole file in its RSS.
+      // A file still arriving is read slice by slice as its bytes land.
       const std::string path = pkg->PathOf(rel);
-      ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
+      ASSIGN_OR_RETURN(uint64_t size, arriving != nullptr ? arriving->DeclaredSize(rel) : FileSize(path));
       bytes_before += size;
       compressor->report().weight_bytes_before += size;
       format::BlobStreamReader reader(needs.offsets, size, path,
                                       [&](const format::BlobMetadata& m, absl::string_view data) {
                                         return compressor->OnBlob(m, data, control);
                                       });
-      std::FILE* file = std::fopen(path.c_str(), "rbe");
-      if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+      if (arriving != nullptr) RETURN_IF_ERROR(arriving->WaitForBytes(rel, 0, control).status());  // it exists
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
       constexpr size_t kSlice = 4 << 20;
       std::string slice(kSlice, '\0');
       absl::Status read;
       for (uint64_t pos = 0; pos < size && read.ok();) {
-        const size_t got = std::fread(slice.data(), 1, kSlice, file);
-        if (got == 0) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(kSlice, size - pos));
+        if (arriving != nullptr) {
+          // Whatever has arrived beyond `pos`, up to a slice: blobs are
+          // compressed as soon as their bytes are in.
+          absl::StatusOr<uint64_t> arrived = arriving->WaitForBytes(rel, pos + 1, control);
+          if (!arrived.ok()) {  // the upload's error or the job's stop, not the file's
+            ::close(fd);
+            return arrived.status();
+          }
+          want = static_cast<size_t>(std::min<uint64_t>(want, *arrived - pos));
+        }
+        read = ReadFully(fd, slice.data(), want, path);
+        if (!read.ok()) {
           read = absl::DataLossError(absl::StrCat(path, ": read ", pos, " of ", size, " bytes"));
           break;
         }
-        read = reader.Feed(absl::string_view(slice.data(), got));
-        pos += got;
+        read = reader.Feed(absl::string_view(slice.data(), want));
+        pos += want;
       }
-      std::fclose(file);
+      ::close(fd);
       if (read.ok()) read = reader.Finish();
       // Blobs no op reads are not carried over (coremltools drops them too
       // when it saves a program); say so rather than lose them silently.
@@ -153,8 +209,14 @@ absl::StatusOr<CompressionReport> CompressPackage(const std::string& input, form
   RETURN_IF_ERROR(writer.WriteFile(pkg->layout().model_path, model_bytes));
   bytes_before += pkg->model_bytes().size();
   bytes_after += model_bytes.size();
-  // Everything else (Manifest.json, extra items) is copied byte for byte.
-  for (const std::string& rel : pkg->files()) {
+  // Everything else (Manifest.json, extra items) is copied byte for byte,
+  // from the complete, checked upload.
+  std::vector<std::string> files = pkg->files();
+  if (arriving != nullptr) {
+    RETURN_IF_ERROR(arriving->WaitComplete(control));
+    ASSIGN_OR_RETURN(files, format::ListPackageFiles(input));
+  }
+  for (const std::string& rel : files) {
     if (rewritten.count(rel)) continue;
     RETURN_IF_ERROR(writer.CopyFile(pkg->PathOf(rel), rel));
     ASSIGN_OR_RETURN(uint64_t size, FileSize(pkg->PathOf(rel)));
@@ -195,17 +257,22 @@ absl::StatusOr<CompressionReport> CompressSpecFile(const std::string& input, for
 
 absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, const std::string& output,
                                                     const CompressionConfig& config, const CompressOptions& options,
-                                                    const WriteOptions& write, JobControl* control) {
+                                                    const WriteOptions& write, JobControl* control,
+                                                    ArrivingInput* arriving) {
   ASSIGN_OR_RETURN(format::OutputTarget target, format::OutputTarget::Check(output, input, write.overwrite));
-  return CompressModelPath(input, std::move(target), config, options, control);
+  return CompressModelPath(input, std::move(target), config, options, control, arriving);
 }
 
 absl::StatusOr<CompressionReport> CompressModelPath(const std::string& input, format::OutputTarget output,
                                                     const CompressionConfig& config, const CompressOptions& options,
-                                                    JobControl* control) {
+                                                    JobControl* control, ArrivingInput* arriving) {
   const auto start = std::chrono::steady_clock::now();
+  if (arriving != nullptr && !IsDirectory(input)) {  // a spec file is read whole
+    RETURN_IF_ERROR(arriving->WaitComplete(control));
+    arriving = nullptr;
+  }
   absl::StatusOr<CompressionReport> report =
-      IsDirectory(input) ? CompressPackage(input, std::move(output), config, options, control)
+      IsDirectory(input) ? CompressPackage(input, std::move(output), config, options, control, arriving)
                          : CompressSpecFile(input, std::move(output), config, options, control);
   if (report.ok()) {
     report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

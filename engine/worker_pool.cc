@@ -36,6 +36,7 @@ class LocalWorkerPool : public WorkerPool {
   int busy() const override { return queue_.running(); }
   int queue_depth() const override { return queue_.waiting(); }
   int threads() const override { return options_.threads; }
+  bool reads_arriving_input() const override { return true; }
 
   absl::Status CheckMemory(uint64_t estimate) const override {
     if (estimate <= options_.memory_budget) return absl::OkStatus();
@@ -91,7 +92,8 @@ class LocalWorkerPool : public WorkerPool {
       return CompressionReport();
     }
     absl::StatusOr<CompressionReport> report = CompressModelPath(job.input_path, job.output_path, job.config,
-                                                                 job.options, WriteOptions{true}, job.control.get());
+                                                                 job.options, WriteOptions{true}, job.control.get(),
+                                                                 job.arriving.get());
     if (report.ok() && job.after) {
       job.after(&*report, job.control.get());
       if (job.control->Cancelled()) return absl::CancelledError("the job was cancelled");
@@ -130,6 +132,7 @@ class DelayingWorkerPool : public WorkerPool {
   int queue_depth() const override { return inner_->queue_depth(); }
   int threads() const override { return inner_->threads(); }
   absl::Status CheckMemory(uint64_t estimate) const override { return inner_->CheckMemory(estimate); }
+  bool reads_arriving_input() const override { return inner_->reads_arriving_input(); }
   void Shutdown(absl::Duration grace) override { inner_->Shutdown(grace); }
 
  private:

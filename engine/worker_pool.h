@@ -30,6 +30,10 @@ class WorkerPool {
   // Whether a job of this estimate could ever run here (the memory budget);
   // lets a caller refuse a model before the rest of its upload arrives.
   virtual absl::Status CheckMemory(uint64_t memory_estimate) const { return absl::OkStatus(); }
+  // Whether a job may be submitted before its input is complete (with
+  // CompressJob::arriving): threads in this process read the upload's files
+  // as they arrive; remote workers need the complete upload.
+  virtual bool reads_arriving_input() const { return false; }
   // Refuses new jobs, lets running ones finish within `grace`, cancels what
   // is left and waits for every `done` to have been called.
   virtual void Shutdown(absl::Duration grace) = 0;

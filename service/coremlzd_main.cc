@@ -30,6 +30,9 @@ usage: coremlzd [options]
   --max-manifest-kb N        largest Manifest.json of an uploaded package (default 1024)
   --max-calls N              Compress/Inspect calls in flight (default 64)
   --work-dir DIR             private job directories (default $TMPDIR)
+  --stream-rate-mb N         start a package's job while its weights still arrive once the
+                             upload is fast enough that a worker compressing at N MB/s would
+                             not catch up with it (default 500; 0: only after the upload)
   --cache-dir DIR            cache results by content: an identical call (same files, normalised
                              config, target, report-only, coremlz version) is answered from disk,
                              re-verified by SHA-256; identical calls in flight compress once

@@ -7,6 +7,7 @@
 #include "api/transfer.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "service/result_cache.h"
 #include "tests/testing/http_get.h"
 
 namespace coremlz::testing {
@@ -17,7 +18,18 @@ TestServer::TestServer(api::ServerOptions options, std::unique_ptr<engine::Worke
   options.metrics_address = metrics ? "127.0.0.1:0" : "";
   options.work_dir = work_.path();
   if (options.worker_threads == 0) options.worker_threads = 2;
-  auto server = api::JobServer::Start(options, {std::move(pool), std::move(validator)});
+  api::JobServerParts parts;
+  parts.pool = std::move(pool);
+  parts.validator = std::move(validator);
+  if (!options.cache_dir.empty()) {  // as coremlzd --cache-dir opens it
+    const service::ResultCacheOptions cache{options.cache_dir, options.cache_max_bytes};
+    parts.open_result_store = [cache](api::ServerMetrics* metrics) -> absl::StatusOr<std::unique_ptr<api::ResultStore>> {
+      auto opened = service::ResultCache::Open(cache, metrics->registry().get());
+      if (!opened.ok()) return opened.status();
+      return std::unique_ptr<api::ResultStore>(std::move(*opened));
+    };
+  }
+  auto server = api::JobServer::Start(options, std::move(parts));
   EXPECT_TRUE(server.ok()) << server.status();
   if (server.ok()) server_ = std::move(*server);
 }

@@ -20,6 +20,7 @@ namespace coremlz::testing {
 // directories under a scratch work dir (so tests can see leftovers).
 class TestServer {
  public:
+  // options.cache_dir set: a result cache there, as coremlzd --cache-dir.
   // The /metrics endpoint is off unless `metrics`: prometheus-cpp's HTTP
   // server takes two seconds to stop, which adds up over many tests.
   explicit TestServer(api::ServerOptions options = {}, std::unique_ptr<engine::WorkerPool> pool = nullptr,
