@@ -151,7 +151,9 @@ void CheckModel(const std::string& model, const std::string& function = "") {
     auto got = ex.RunReplacing(*kept, replacements, &stats);
     ASSERT_TRUE(got.ok()) << got.status();
     ExpectSameOutputs(want, *got);
-    if (k == 2) EXPECT_LT(stats.ops_run, full_ops) << "the last weight's trial reran the whole model";
+    if (k == 2) {
+      EXPECT_LT(stats.ops_run, full_ops) << "the last weight's trial reran the whole model";
+    }
     auto got_bare = ex.RunReplacing(*bare, replacements, &stats);
     ASSERT_TRUE(got_bare.ok());
     ExpectSameOutputs(want, *got_bare);
