@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "execute/broadcast.h"
+#include "execute/element_index.h"
 #include "execute/nn_layer.h"
 
 namespace coremlz::execute {
@@ -84,20 +85,13 @@ absl::StatusOr<NnKernel> BuildTile(const NnLayerSpec& spec) {
       RETURN_IF_ERROR(CheckShape({x.dim(d), reps[d]}));
       out[d] = x.dim(d) * reps[d];
     }
-    ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, out));
-    const int64_t r = x.rank();
-    std::vector<int64_t> idx(r, 0), stride(r, 1);
-    for (int64_t d = r - 1; d > 0; --d) stride[d - 1] = stride[d] * x.dim(d);
-    for (int64_t i = 0; i < y.size(); ++i) {
+    RETURN_IF_ERROR(CheckShape(out));
+    const std::vector<int64_t> stride = RowMajorStrides(x.shape());
+    return Outputs(TakeEach(x, out, [&](const std::vector<int64_t>& idx, int64_t) {
       int64_t src = 0;
-      for (int64_t d = 0; d < r; ++d) src += (idx[d] % x.dim(d)) * stride[d];
-      y.mutable_floats()[i] = x.floats()[src];
-      for (int64_t d = r; d-- > 0;) {
-        if (++idx[d] < out[d]) break;
-        idx[d] = 0;
-      }
-    }
-    return Outputs(std::move(y));
+      for (int64_t d = 0; d < x.rank(); ++d) src += (idx[d] % x.dim(d)) * stride[d];
+      return src;
+    }));
   });
 }
 
@@ -197,16 +191,11 @@ absl::StatusOr<NnKernel> BuildWhereBroadcastable(const NnLayerSpec& spec) {
     const size_t r = out->size();
     const std::vector<int64_t> sc = BroadcastStrides(in[0]->shape(), *out), sa = BroadcastStrides(in[1]->shape(), *out),
                                sb = BroadcastStrides(in[2]->shape(), *out);
-    std::vector<int64_t> idx(r, 0);
-    for (int64_t i = 0; i < y.size(); ++i) {
+    ForEachIndex(*out, [&](const std::vector<int64_t>& idx, int64_t i) {
       int64_t c = 0, ia = 0, ib = 0;
       for (size_t d = 0; d < r; ++d) c += idx[d] * sc[d], ia += idx[d] * sa[d], ib += idx[d] * sb[d];
       y.mutable_floats()[i] = in[0]->floats()[c] != 0 ? in[1]->floats()[ia] : in[2]->floats()[ib];
-      for (size_t d = r; d-- > 0;) {
-        if (++idx[d] < (*out)[d]) break;
-        idx[d] = 0;
-      }
-    }
+    });
     return Outputs(std::move(y));
   });
 }
@@ -220,19 +209,12 @@ absl::StatusOr<NnKernel> BuildReverse(const NnLayerSpec& spec) {
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
     if (static_cast<int64_t>(flags.size()) != r) return label.Invalid("needs one reverseDim flag per axis");
-    Tensor y = Tensor::Zeros(DType::kFloat32, x.shape());
-    std::vector<int64_t> idx(r, 0), stride(r, 1);
-    for (int64_t d = r - 1; d > 0; --d) stride[d - 1] = stride[d] * x.dim(d);
-    for (int64_t i = 0; i < x.size(); ++i) {
+    const std::vector<int64_t> stride = RowMajorStrides(x.shape());
+    return Outputs(TakeEach(x, x.shape(), [&](const std::vector<int64_t>& idx, int64_t) {
       int64_t src = 0;
       for (int64_t d = 0; d < r; ++d) src += (flags[d] ? x.dim(d) - 1 - idx[d] : idx[d]) * stride[d];
-      y.mutable_floats()[i] = x.floats()[src];
-      for (int64_t d = r; d-- > 0;) {
-        if (++idx[d] < x.dim(d)) break;
-        idx[d] = 0;
-      }
-    }
-    return Outputs(std::move(y));
+      return src;
+    }));
   });
 }
 
@@ -361,17 +343,12 @@ absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec) {
     }
     ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, out));
     std::fill(y.mutable_floats().begin(), y.mutable_floats().end(), value);
-    std::vector<int64_t> idx(r, 0), stride(r, 1);
-    for (int64_t d = r - 1; d > 0; --d) stride[d - 1] = stride[d] * out[d];
-    for (int64_t i = 0; i < x.size(); ++i) {
+    const std::vector<int64_t> stride = RowMajorStrides(out);
+    ForEachIndex(x.shape(), [&](const std::vector<int64_t>& idx, int64_t i) {
       int64_t at = 0;
       for (int64_t d = 0; d < r; ++d) at += (idx[d] + before[d]) * stride[d];
       y.mutable_floats()[at] = x.floats()[i];
-      for (int64_t d = r; d-- > 0;) {
-        if (++idx[d] < x.dim(d)) break;
-        idx[d] = 0;
-      }
-    }
+    });
     return Outputs(std::move(y));
   });
 }
