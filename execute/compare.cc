@@ -33,6 +33,25 @@ std::vector<double> LogSoftmax(absl::Span<const float> row) {
   return out;
 }
 
+// Whether a row already is a probability distribution (a classifier's
+// probabilities, a softmax output): non-negative, summing to 1.
+bool IsDistribution(absl::Span<const float> row) {
+  double sum = 0;
+  for (float v : row) {
+    if (!(v >= 0 && v <= 1)) return false;  // NaN fails too
+    sum += v;
+  }
+  return std::fabs(sum - 1) <= 1e-3;
+}
+
+// Log-probabilities of a distribution row; a zero becomes a tiny floor so
+// that a class the compressed model rules out costs a large, finite KL.
+std::vector<double> LogOf(absl::Span<const float> row) {
+  std::vector<double> out(row.size());
+  for (size_t i = 0; i < row.size(); ++i) out[i] = std::log(std::max(static_cast<double>(row[i]), 1e-30));
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<OutputComparison> CompareOutputs(absl::Span<const float> reference, absl::Span<const float> actual) {
@@ -78,9 +97,16 @@ absl::StatusOr<ClassComparison> CompareClassScores(absl::Span<const float> refer
     int64_t common = 0;
     for (int64_t i : tr) common += std::count(ta.begin(), ta.end(), i);
     c.top5_overlap += static_cast<double>(common) / k;
-    const std::vector<double> lp = LogSoftmax(ref), lq = LogSoftmax(act);
+    // Probabilities are compared as they are; softmax of them would flatten
+    // both distributions and understate the divergence.
+    const bool probabilities = IsDistribution(ref) && IsDistribution(act);
+    const std::vector<double> lp = probabilities ? LogOf(ref) : LogSoftmax(ref);
+    const std::vector<double> lq = probabilities ? LogOf(act) : LogSoftmax(act);
     double kl = 0;
-    for (int64_t i = 0; i < classes; ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
+    for (int64_t i = 0; i < classes; ++i) {
+      const double p = probabilities ? ref[i] : std::exp(lp[i]);
+      if (p > 0) kl += p * (lp[i] - lq[i]);
+    }
     c.mean_kl += kl;
   }
   if (c.rows > 0) {

@@ -31,7 +31,10 @@ struct ClassComparison {
   int64_t rows = 0;
   double top1_agreement = 0;  // fraction of rows whose arg max agrees
   double top5_overlap = 0;    // mean |top5(ref) ∩ top5(out)| / 5 (k = classes when fewer)
-  double mean_kl = 0;         // mean KL(softmax(ref) || softmax(out)), nats
+  // Mean KL(ref || out) in nats, of the rows themselves when both are
+  // probability distributions (non-negative, summing to 1 within 1e-3),
+  // else of their softmax.
+  double mean_kl = 0;
 };
 
 // Scores as rows of `classes` logits (the last dim of a [..., classes]

@@ -78,5 +78,30 @@ TEST(CompareClassScores, TopKAndKl) {
   EXPECT_DOUBLE_EQ(few->top5_overlap, 1);  // k = 2 classes
 }
 
+// Rows that already are probabilities (a classifier's, a softmax output's)
+// are compared as they are, not through another softmax.
+TEST(CompareClassScores, ProbabilitiesAreComparedAsTheyAre) {
+  const std::vector<float> ref = {0.7f, 0.2f, 0.1f, 0.0f}, out = {0.6f, 0.3f, 0.05f, 0.05f};
+  auto c = CompareClassScores(ref, out, 4);
+  ASSERT_TRUE(c.ok());
+  double kl = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (ref[i] > 0) kl += double(ref[i]) * std::log(double(ref[i]) / double(out[i]));
+  }
+  EXPECT_NEAR(c->mean_kl, kl, 1e-9);
+  EXPECT_GT(c->mean_kl, 0.05);  // softmax of these rows would give ~0.003
+  // A class the compressed model rules out costs a large, finite divergence.
+  auto ruled_out = CompareClassScores(std::vector<float>{0.5f, 0.5f}, std::vector<float>{1.0f, 0.0f}, 2);
+  ASSERT_TRUE(ruled_out.ok());
+  EXPECT_GT(ruled_out->mean_kl, 10);
+  EXPECT_TRUE(std::isfinite(ruled_out->mean_kl));
+  // Logits that only look like a distribution in one of the two rows still
+  // go through softmax (both rows are treated alike).
+  auto mixed = CompareClassScores(std::vector<float>{0.5f, 0.5f}, std::vector<float>{2.0f, -1.0f}, 2);
+  ASSERT_TRUE(mixed.ok());
+  const double p0 = 0.5, q0 = std::exp(2.0) / (std::exp(2.0) + std::exp(-1.0));
+  EXPECT_NEAR(mixed->mean_kl, p0 * std::log(p0 / q0) + p0 * std::log(p0 / (1 - q0)), 1e-9);
+}
+
 }  // namespace
 }  // namespace coremlz::execute
