@@ -1,5 +1,6 @@
 #include "clients/plan_command.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -8,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "clients/exit_codes.h"
 #include "api/plan_convert.h"
 #include "clients/plan_html.h"
@@ -128,6 +130,12 @@ void PrintTable(const plan::PlanResult& p) {
               p.measured.bits_per_weight, Db(p.measured.psnr_db).c_str());
   std::printf("(%d round(s); measured: the plan compressed and run by the reference CPU executor, not Core ML)\n",
               static_cast<int>(p.rounds.size()));
+  // What "output PSNR" covers: a stateful function's states count too.
+  constexpr size_t kShown = 6;
+  std::vector<std::string> shown(p.measured_outputs.begin(),
+                                 p.measured_outputs.begin() + std::min(kShown, p.measured_outputs.size()));
+  if (p.measured_outputs.size() > kShown) shown.push_back(absl::StrCat(p.measured_outputs.size() - kShown, " more"));
+  if (!shown.empty()) std::printf("(output PSNR: the worst over the samples of %s)\n", absl::StrJoin(shown, ", ").c_str());
 }
 
 // The side files (--config, --report, --pareto, --html), each written

@@ -145,6 +145,21 @@ TEST(PlanEndToEndTest, ConfigRoundTripsToTheBytesOfApply) {
   EXPECT_TRUE(absl::StrContains(svg, "output PSNR")) << "y axis label";
 }
 
+// A stateful function through the CLI: planned, and the table says its
+// state is measured beside its output.
+TEST(PlanEndToEndTest, AStatefulFunctionIsPlannedOnItsOutputsAndState) {
+  testing::ScratchDir scratch;
+  const std::string model = testing::GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage";
+  auto p = RunProgram({Cli(), "plan", model, "--function", "prefill", "--bits", "5", "--samples", "2", "--report",
+                       scratch.Join("plan.json")},
+                      absl::Seconds(600));
+  ASSERT_EQ(p.exit_code, 0) << p.out << p.err;
+  EXPECT_TRUE(absl::StrContains(p.out, "(output PSNR: the worst over the samples of logits, state:cache)")) << p.out;
+  const std::string report = Slurp(scratch.Join("plan.json"));
+  EXPECT_TRUE(absl::StrContains(report, R"("function": "prefill")")) << report.substr(0, 400);
+  EXPECT_TRUE(absl::StrContains(report, "state:cache")) << report.substr(0, 400);
+}
+
 TEST(PlanEndToEndTest, BadTargetsAreInvalidInput) {
   testing::ScratchDir scratch;
   const std::string model = Transformer();
