@@ -88,8 +88,12 @@ std::string RenderPlanHtml(const plan::PlanResult& p, const std::string& config_
 
   absl::StrAppend(&html,
                   "<h2>Predicted and measured</h2><div class=\"sub\">Output PSNR is the lowest over outputs and "
-                  "samples, as <code>coremlz compare</code> reports it. Measured: the model run by coremlz's "
-                  "reference CPU executor (float32), not by Core ML.</div>"
+                  "samples, as <code>coremlz compare</code> reports it",
+                  p.measured_outputs.empty()
+                      ? std::string()
+                      : absl::StrCat(" (outputs: <code>", HtmlEscape(absl::StrJoin(p.measured_outputs, ", ")),
+                                     "</code>; <code>state:NAME</code> is what a stateful function leaves in a state)"),
+                  ". Measured: the model run by coremlz's reference CPU executor (float32), not by Core ML.</div>"
                   "<table><thead><tr><th></th><th>model size</th><th>planned weights</th><th>bits/weight</th>"
                   "<th>output PSNR</th><th>how</th></tr></thead><tbody>\n",
                   "<tr><td>original</td><td class=\"num\">", HtmlEscape(HumanBytes(p.original_model_bytes)),

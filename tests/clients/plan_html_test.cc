@@ -49,6 +49,7 @@ plan::PlanResult SamplePlan() {
   p.candidates = {"palettize4", "int8", "keep"};
   p.samples = 2;
   p.original_model_bytes = 300000;
+  p.measured_outputs = {"logits<b>", "state:cache"};
   for (int i = 0; i < 2; ++i) {
     plan::WeightPlan w;
     w.name = i == 0 ? "conv_<script>alert(1)</script>_weight&x" : "linear_weight";
@@ -83,6 +84,8 @@ TEST(PlanHtmlTest, HoldsTargetPsnrsCandidatesAndConfig) {
   EXPECT_NE(html.find("35.8 dB"), std::string::npos) << "measured";
   EXPECT_NE(html.find("reference CPU executor"), std::string::npos);
   EXPECT_NE(html.find("not by Core ML"), std::string::npos);
+  EXPECT_NE(html.find("(outputs: <code>logits&lt;b&gt;, state:cache</code>"), std::string::npos)
+      << "what the PSNR covers, escaped";
   EXPECT_NE(html.find("<svg xmlns="), std::string::npos) << "the Pareto plot, inline";
   EXPECT_NE(html.find("config_type: OpPalettizerConfig"), std::string::npos);
   // One row per weight, one cell per candidate, one chosen per row.
