@@ -19,6 +19,12 @@ absl::Status NnLayerLabel::Invalid(const std::string& what) const {
   return absl::InvalidArgumentError(absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what));
 }
 
+absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label) {
+  const int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) return label.Invalid(absl::StrCat("axis ", axis, " is out of range for rank ", rank));
+  return a;
+}
+
 absl::Status NnLayerLabel::Unimplemented(const std::string& what) const {
   return absl::UnimplementedError(absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what,
                                                " is not implemented by the reference executor"));

@@ -33,6 +33,10 @@ struct NnLayerLabel {
   absl::Status Unimplemented(const std::string& what) const;
 };
 
+// `axis` (negative counts from the end) as an index into `rank` dims, or
+// INVALID_ARGUMENT naming the layer.
+absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label);
+
 struct NnLayerSpec : NnLayerLabel {
   WireMessage params;  // the layer's parameter message
   int input_count = 0;

@@ -13,12 +13,6 @@
 namespace coremlz::execute {
 namespace {
 
-absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label) {
-  const int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) return label.Invalid(absl::StrCat("axis ", axis, " is out of range for rank ", rank));
-  return a;
-}
-
 Tensor Reshaped(const Tensor& x, Shape shape) {
   Tensor y = x;
   y.Reshape(std::move(shape));

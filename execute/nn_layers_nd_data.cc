@@ -17,12 +17,6 @@
 namespace coremlz::execute {
 namespace {
 
-absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label) {
-  const int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) return label.Invalid(absl::StrCat("axis ", axis, " is out of range for rank ", rank));
-  return a;
-}
-
 absl::Status Floats(const std::vector<const Tensor*>& in, const NnLayerLabel& label) {
   for (const Tensor* t : in) {
     if (!t->is_float()) return label.Invalid("expects float inputs");

@@ -19,12 +19,6 @@ namespace {
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label) {
-  const int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) return label.Invalid(absl::StrCat("axis ", axis, " is out of range for rank ", rank));
-  return a;
-}
-
 absl::Status FloatInput(const Tensor& x, const NnLayerLabel& label) {
   if (!x.is_float() || x.rank() < 1) return label.Invalid("expects a float input of rank >= 1");
   return absl::OkStatus();
