@@ -1,8 +1,12 @@
 #include "execute/loaded_model.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "engine/decompress.h"
+#include "execute/label_scores.h"
 #include "execute/nn_executor.h"
 #include "format/neural_network_weights.h"
 
@@ -21,7 +25,8 @@ absl::StatusOr<std::unique_ptr<ModelExecutor>> LoadNeuralNetwork(const CoreML::S
 
 }  // namespace
 
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function) {
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function,
+                                      bool with_label_scores) {
   LoadedModel m;
   if (!IsDirectory(path)) {
     if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
@@ -43,6 +48,22 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
     return m;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(m.package.get(), function));
+  if (with_label_scores) {
+    const auto& mil = m.package->model().mlprogram();
+    ASSIGN_OR_RETURN(auto scores, ScoresOfLabelOutputs(mil, program->function()));
+    if (!scores.empty()) {
+      const std::vector<std::string>& outputs = program->output_names();
+      for (const auto& [output, value] : scores) {
+        if (std::find(outputs.begin(), outputs.end(), value) == outputs.end()) {
+          m.exposed_scores.emplace(value, kScoresLabelPrefix + output);
+        }
+      }
+      ASSIGN_OR_RETURN(auto extended, WithExtraOutputs(mil, program->function(), scores));
+      m.label_scores = std::move(scores);
+      engine::PackageValueReader reader(m.package.get());
+      ASSIGN_OR_RETURN(program, ProgramExecutor::Load(extended, &reader, program->function()));
+    }
+  }
   m.executor = std::make_unique<ProgramModelExecutor>(std::move(program));
   return m;
 }

@@ -5,6 +5,7 @@
 #ifndef COREMLZ_EXECUTE_LOADED_MODEL_H_
 #define COREMLZ_EXECUTE_LOADED_MODEL_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,11 @@ struct LoadedModel {
   std::unique_ptr<format::MlPackage> package;                // null for an .mlmodel file
   std::unique_ptr<CoreML::Specification::Model> file_model;  // an .mlmodel file's spec
   std::unique_ptr<ModelExecutor> executor;
+  // With with_label_scores (execute/label_scores.h): each label output and
+  // the float value it is the arg max of; and the values among those that
+  // the function returns only for that, each with its label "scores:OUTPUT".
+  std::map<std::string, std::string> label_scores;
+  std::map<std::string, std::string> exposed_scores;
 
   const CoreML::Specification::Model& model() const { return package ? package->model() : *file_model; }
   // The ML Program function behind `executor`, for what only programs offer
@@ -32,7 +38,10 @@ struct LoadedModel {
 // `path`: an .mlpackage directory (an ML Program, or a NeuralNetwork that
 // its manifest names) or an .mlmodel file (a NeuralNetwork). NOT_FOUND when
 // it does not exist. A NeuralNetwork has one function, "main".
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function);
+// `with_label_scores`: an ML Program function also returns the scores its
+// label outputs are the arg max of (exposed_scores).
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function,
+                                      bool with_label_scores = false);
 
 }  // namespace coremlz::execute
 

@@ -24,8 +24,9 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
   if (options.samples < 1 || options.samples > 10000) {
     return absl::InvalidArgumentError(absl::StrCat("the output check takes 1..10000 samples, not ", options.samples));
   }
-  ASSIGN_OR_RETURN(LoadedModel a, LoadModel(original, options.function));
-  ASSIGN_OR_RETURN(LoadedModel b, LoadModel(compressed, options.function));
+  // Label outputs are measured on their scores (label_scores.h).
+  ASSIGN_OR_RETURN(LoadedModel a, LoadModel(original, options.function, /*with_label_scores=*/true));
+  ASSIGN_OR_RETURN(LoadedModel b, LoadModel(compressed, options.function, /*with_label_scores=*/true));
   ASSIGN_OR_RETURN(std::vector<InputSpec> specs, DescribeInputs(a.model(), *a.executor));
   struct Acc {
     engine::OutputCheck check;
@@ -51,9 +52,11 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       // scores they are chosen from are measured.
       if (!r.is_float()) continue;
       ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
-      Acc& x = acc[name];
+      auto exposed = a.exposed_scores.find(name);
+      const std::string& label = exposed == a.exposed_scores.end() ? name : exposed->second;
+      Acc& x = acc[label];
       if (i == 0) {
-        x.check.name = name;
+        x.check.name = label;
         x.check.psnr_db = std::numeric_limits<double>::infinity();
         x.check.cosine = 1;
       }

@@ -15,7 +15,8 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
   }
   std::unique_ptr<StudyBaseline> b(new StudyBaseline);
   b->model_path_ = model_path;
-  ASSIGN_OR_RETURN(b->original_, execute::LoadModel(model_path, options.function));
+  // Label outputs are measured on their scores, as the output check does.
+  ASSIGN_OR_RETURN(b->original_, execute::LoadModel(model_path, options.function, /*with_label_scores=*/true));
   if (b->original_.program() == nullptr) {
     return absl::UnimplementedError(
         "planning a NeuralNetwork model is not supported yet: the executor runs it, but trials rely on an ML "
@@ -37,15 +38,19 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
     }
     b->kept_bytes_ += kept.bytes;
     ASSIGN_OR_RETURN(auto reference, original.RunReplacing(kept, {}));
-    for (const auto& [name, t] : reference) {
-      if (!t.is_float()) {
-        return absl::UnimplementedError(absl::StrCat("output '", name, "' is ", execute::DTypeName(t.dtype()),
-                                                     ": the planner measures outputs by PSNR, which needs floating-point "
-                                                     "outputs (labels such as an arg max are not measured)"));
-      }
-    }
     if (i == 0) {
-      for (const auto& [name, t] : reference) b->output_names_.push_back(name);
+      for (const auto& [name, t] : reference) {
+        if (t.is_float()) {
+          b->output_names_.push_back(name);
+          auto exposed = b->original_.exposed_scores.find(name);
+          b->output_labels_.push_back(exposed == b->original_.exposed_scores.end() ? name : exposed->second);
+        } else if (!b->original_.label_scores.count(name)) {
+          return absl::UnimplementedError(absl::StrCat(
+              "output '", name, "' is ", execute::DTypeName(t.dtype()),
+              ": the planner measures outputs by PSNR, which needs floating-point outputs (a label output is measured "
+              "on its scores only when it is the arg max or arg min of a float value)"));
+        }
+      }
     }
     b->kept_.push_back(std::move(kept));
     b->references_.push_back(std::move(reference));

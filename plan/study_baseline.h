@@ -51,7 +51,10 @@ class StudyBaseline {
   const std::string& model_path() const { return model_path_; }
   const execute::ProgramExecutor& program() const { return *original_.program(); }
   const std::string& function() const { return program().function(); }
-  const std::vector<std::string>& output_names() const { return output_names_; }
+  // What is measured, as plans name it: float outputs, "scores:OUTPUT" for a
+  // label output (execute/label_scores.h), "state:NAME" for what a stateful
+  // function leaves in a state.
+  const std::vector<std::string>& output_names() const { return output_labels_; }
   int samples() const { return static_cast<int>(kept_.size()); }
   bool keeps_activations() const { return keeps_activations_; }
   int64_t kept_bytes() const { return kept_bytes_; }
@@ -79,7 +82,8 @@ class StudyBaseline {
   execute::LoadedModel original_;
   std::vector<execute::ProgramExecutor::KeptRun> kept_;
   std::vector<std::map<std::string, execute::Tensor>> references_;
-  std::vector<std::string> output_names_;
+  std::vector<std::string> output_names_;   // the executor's results measured
+  std::vector<std::string> output_labels_;  // the same, as plans name them
   bool keeps_activations_ = true;
   int64_t kept_bytes_ = 0;
 };

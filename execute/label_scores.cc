@@ -1,0 +1,82 @@
+#include "execute/label_scores.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace coremlz::execute {
+namespace {
+
+namespace MIL = CoreML::Specification::MILSpec;
+
+// The key of the block the executor runs: the function's opset's, else its only one.
+absl::StatusOr<std::string> BlockKey(const MIL::Program& program, const std::string& function) {
+  auto fit = program.functions().find(function);
+  if (fit == program.functions().end()) {
+    return absl::InvalidArgumentError(absl::StrCat("the program has no function '", function, "'"));
+  }
+  const MIL::Function& fn = fit->second;
+  if (fn.block_specializations().count(fn.opset())) return fn.opset();
+  if (fn.block_specializations().size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("function '", function, "' has no block for its opset"));
+  }
+  return fn.block_specializations().begin()->first;
+}
+
+// The single named value bound to `input` of `op`, "" if it is not one name.
+std::string NamedArgument(const MIL::Operation& op, const std::string& input) {
+  auto it = op.inputs().find(input);
+  if (it == op.inputs().end() || it->second.arguments_size() != 1) return "";
+  const MIL::Argument::Binding& b = it->second.arguments(0);
+  return b.binding_case() == MIL::Argument::Binding::kName ? b.name() : "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(const MIL::Program& program,
+                                                                         const std::string& function) {
+  auto key = BlockKey(program, function);
+  if (!key.ok()) return key.status();
+  const MIL::Block& block = program.functions().at(function).block_specializations().at(*key);
+  std::map<std::string, const MIL::Operation*> producer;
+  for (const MIL::Operation& op : block.operations()) {
+    for (const MIL::NamedValueType& o : op.outputs()) producer[o.name()] = &op;
+  }
+  std::map<std::string, std::string> scores;
+  for (const std::string& output : block.outputs()) {
+    std::string value = output;
+    // A cast chain is at most as long as the block; the bound guards a cycle
+    // in a malformed program.
+    for (int hops = 0; hops <= block.operations_size(); ++hops) {
+      auto it = producer.find(value);
+      if (it == producer.end()) break;
+      const MIL::Operation& op = *it->second;
+      if (op.type() == "cast") {
+        value = NamedArgument(op, "x");
+        if (value.empty()) break;
+        continue;
+      }
+      if (op.type() == "reduce_argmax" || op.type() == "reduce_argmin") {
+        const std::string x = NamedArgument(op, "x");
+        if (!x.empty()) scores[output] = x;
+      }
+      break;
+    }
+  }
+  return scores;
+}
+
+absl::StatusOr<MIL::Program> WithExtraOutputs(const MIL::Program& program, const std::string& function,
+                                              const std::map<std::string, std::string>& values) {
+  auto key = BlockKey(program, function);
+  if (!key.ok()) return key.status();
+  MIL::Program copy = program;
+  auto* outputs =
+      (*copy.mutable_functions())[function].mutable_block_specializations()->at(*key).mutable_outputs();
+  for (const auto& [output, value] : values) {
+    if (std::find(outputs->begin(), outputs->end(), value) == outputs->end()) *outputs->Add() = value;
+  }
+  return copy;
+}
+
+}  // namespace coremlz::execute
