@@ -117,7 +117,11 @@ void PrintTable(const plan::PlanResult& p) {
   std::printf("%-44s %-14s %12s %12s %14s\n", "weight", "chosen", "bytes before", "bytes after", "alone: PSNR");
   for (const plan::WeightPlan& w : p.weights) {
     const plan::CandidateOutcome& o = w.outcomes[w.chosen];
-    std::printf("%-44s %-14s %12llu %12llu %14s\n", w.name.c_str(), p.candidates[w.chosen].c_str(),
+    // A name longer than its column stands whole on a line of its own (to be
+    // copied), and its row follows, aligned.
+    const bool long_name = w.name.size() > 44;
+    if (long_name) std::printf("%s\n", w.name.c_str());
+    std::printf("%-44s %-14s %12llu %12llu %14s\n", long_name ? "" : w.name.c_str(), p.candidates[w.chosen].c_str(),
                 static_cast<unsigned long long>(w.bytes_before), static_cast<unsigned long long>(o.bytes),
                 Db(o.output_psnr_db).c_str());
   }
@@ -173,7 +177,16 @@ int PlanOnServer(const Args& args, const std::string& input, const plan::PlanOpt
   header.set_weight_threshold(options.weight_threshold);
   header.set_no_cache(args.Bool("no-cache"));
   const std::string where = apply ? apply->path() : "";
-  absl::StatusOr<RemotePlanOutputs> out = RemotePlan(args, input, std::move(header), apply);
+  // Ctrl-C cancels the call (the server stops the plan); the staged --apply
+  // output is removed with its target, nothing else is touched.
+  ProgressBar::InstallInterruptHandler();
+  ProgressBar interrupt(false);
+  absl::StatusOr<RemotePlanOutputs> out =
+      RemotePlan(args, input, std::move(header), apply, [&interrupt] { return interrupt.Cancelled(); });
+  if (!out.ok() && interrupt.Cancelled()) {
+    std::fprintf(stderr, "coremlz: interrupted\n");
+    return kExitCancelled;
+  }
   if (!out.ok()) {
     PrintError(out.status());
     return ExitCodeFor(out.status());

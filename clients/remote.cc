@@ -29,6 +29,13 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
   return status;
 }
 
+absl::Status StreamedCallStatus(const grpc::Status& call, const api::ArtifactReceiver* artifact,
+                                const absl::Status& upload, const std::string& server) {
+  if (artifact && !artifact->status().ok()) return artifact->status();
+  if (!call.ok()) return FromGrpc(call, server);
+  return upload;
+}
+
 absl::StatusOr<Connection> Connect(const Args& args) {
   Connection c;
   c.server = *args.Value("server");
@@ -174,10 +181,7 @@ absl::StatusOr<engine::CompressionReport> RemoteCompress(const Args& args, const
     if (artifact && !artifact->status().ok()) ctx.TryCancel();
   }
   writer.join();
-  grpc::Status status = stream->Finish();
-  if (artifact && !artifact->status().ok()) return artifact->status();
-  if (!status.ok()) return FromGrpc(status, conn.server);
-  RETURN_IF_ERROR(upload_status);
+  RETURN_IF_ERROR(StreamedCallStatus(stream->Finish(), artifact.get(), upload_status, conn.server));
   if (!have_summary) return absl::DataLossError("the server ended the call without a summary");
   engine::CompressionReport report = api::ReportFrom(rows, summary);
   for (const auto& v : validations) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "api/artifact_receiver.h"
 #include "common/arg_parser.h"
 #include "clients/progress.h"
 #include "engine/config.h"
@@ -31,6 +32,12 @@ absl::StatusOr<Connection> Connect(const Args& args);
 void Prepare(const Connection& c, grpc::ClientContext* ctx);
 // A call's status; UNAVAILABLE names the server.
 absl::Status FromGrpc(const grpc::Status& s, const std::string& server);
+// How a call that uploaded a model and streamed an artifact back ended, the
+// cause first: the artifact's own failure (a digest mismatch, a full disk;
+// the reader cancelled the call for it), else the call's status, else the
+// upload's (a file that changed while it was read).
+absl::Status StreamedCallStatus(const grpc::Status& call, const api::ArtifactReceiver* artifact,
+                                const absl::Status& upload, const std::string& server);
 
 // `output` is null for --report-only; else checked by the caller, and
 // committed only once every artifact file passed its size and digest check.

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "api/artifact_receiver.h"
+#include "api/client_call.h"
 #include "api/plan_convert.h"
 #include "api/transfer.h"
 #include "clients/remote.h"
@@ -13,7 +14,7 @@
 namespace coremlz::cli {
 
 absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string& input, v1::PlanHeader header,
-                                             format::OutputTarget* apply) {
+                                             format::OutputTarget* apply, std::function<bool()> cancelled) {
   ASSIGN_OR_RETURN(Connection conn, Connect(args));
   std::string root;
   ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
@@ -33,6 +34,7 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
   auto stub = v1::Compressor::NewStub(conn.channel);
   grpc::ClientContext ctx;
   Prepare(conn, &ctx);
+  api::CallCanceller canceller(&ctx, cancelled, absl::Milliseconds(50));  // Ctrl-C cancels the plan on the server
   std::unique_ptr<grpc::ClientReaderWriter<v1::PlanRequest, v1::PlanResponse>> stream = stub->Plan(&ctx);
   absl::Status upload_status;
   std::thread writer([&] {
@@ -63,10 +65,7 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
     if (artifact && !artifact->status().ok()) ctx.TryCancel();
   }
   writer.join();
-  grpc::Status status = stream->Finish();
-  if (artifact && !artifact->status().ok()) return artifact->status();
-  if (!status.ok()) return FromGrpc(status, conn.server);
-  RETURN_IF_ERROR(upload_status);
+  RETURN_IF_ERROR(StreamedCallStatus(stream->Finish(), artifact.get(), upload_status, conn.server));
   if (!have_outputs) return absl::DataLossError("the server ended the plan without its outputs");
   RemotePlanOutputs out;
   ASSIGN_OR_RETURN(out.result, api::FromProto(outputs.result()));

@@ -3,6 +3,7 @@
 #ifndef COREMLZ_CLIENTS_REMOTE_PLAN_H_
 #define COREMLZ_CLIENTS_REMOTE_PLAN_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,9 +22,10 @@ struct RemotePlanOutputs {
 
 // `header` carries the plan's request (target, candidates, ...); its files
 // and model name are filled in here. `apply` (null: none) is committed only
-// once every artifact file passed its size and digest check.
+// once every artifact file passed its size and digest check. `cancelled`
+// (optional, polled) cancels the call: the server stops the plan.
 absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string& input, v1::PlanHeader header,
-                                             format::OutputTarget* apply);
+                                             format::OutputTarget* apply, std::function<bool()> cancelled = nullptr);
 
 }  // namespace coremlz::cli
 

@@ -3,7 +3,10 @@
 // SVG, table and applied model as the embedded command; the planner's
 // INVALID_ARGUMENT reaches the client unchanged; a deadline stops a plan
 // promptly; the trials are counted in /metrics.
+#include <signal.h>
+
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <regex>
 #include <string>
@@ -199,6 +202,38 @@ TEST(PlanService, DeadlineStopsThePlan) {
   EXPECT_EQ(MetricValue(scrape, "coremlz_plans_total{outcome=\"cancelled\"}"), 1) << scrape;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20)
       << "the job stopped within seconds of the deadline";
+}
+
+// Ctrl-C in `coremlz plan --server`: the client cancels its call and exits
+// 130 without writing anything (its staged --apply output is gone, a file
+// of the user's is untouched), and the server stops the plan.
+TEST(PlanService, CtrlCCancelsTheServersPlan) {
+  auto front = StartFront();
+  ASSERT_TRUE(front->ok());
+  ScratchDir scratch;
+  const std::string out = scratch.Join("out");
+  ASSERT_TRUE(MakeDirectories(out).ok());
+  ASSERT_TRUE(WriteFileAtomically(out + "/plan.json", "before").ok());
+  // Many samples: the plan would run for minutes.
+  Daemon plan({Cli(), "plan", Transformer(), "--bits", "4", "--samples", "300", "--report", out + "/plan.json",
+               "--apply", out + "/model.mlpackage", "--server", absl::StrCat("127.0.0.1:", front->port())},
+              "a marker never printed ", absl::ZeroDuration());
+  ASSERT_GT(plan.pid(), 0);
+  // Let the upload end and the study begin (300 samples take far longer).
+  absl::SleepFor(absl::Seconds(3));
+  std::string scrape;
+  EXPECT_EQ(plan.Stop(SIGINT, absl::Seconds(30)), 130) << plan.log();
+  EXPECT_NE(plan.log().find("interrupted"), std::string::npos) << plan.log();
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(out)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"plan.json"}) << "no --apply output or staging directory is left";
+  EXPECT_EQ(ReadFile(out + "/plan.json").value_or(""), "before");
+  for (int i = 0; i < 200; ++i) {
+    scrape = HttpGet(front->NumberAfter("metrics on port "), "/metrics");
+    if (MetricValue(scrape, "coremlz_plans_total{outcome=\"cancelled\"}") >= 1) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(MetricValue(scrape, "coremlz_plans_total{outcome=\"cancelled\"}"), 1) << scrape;
 }
 
 }  // namespace
