@@ -15,15 +15,22 @@ namespace {
 
 // Left-aligned text columns sized to their widest cell. With a width limit
 // (the terminal's), the last column - the free-text note - is cut to fit
-// rather than let every line wrap.
+// rather than let every line wrap. A first cell (a weight's name) longer
+// than kLongName does not widen the column: it stands on a line of its own,
+// whole so it can be copied, and its row follows on the next line.
 class Table {
  public:
+  static constexpr size_t kLongName = 64;
+
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
   void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   std::string Render(size_t max_width = 0) const {
     std::vector<size_t> width(rows_[0].size(), 0);
     for (const auto& r : rows_)
-      for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+      for (size_t c = 0; c < r.size(); ++c) {
+        if (c == 0 && r.size() > 1 && r[c].size() > kLongName) continue;
+        width[c] = std::max(width[c], r[c].size());
+      }
     size_t total = 0;
     for (size_t w : width) total += w + 2;
     total -= 2;
@@ -39,6 +46,10 @@ class Table {
       std::string line;
       for (size_t c = 0; c < rows_[i].size(); ++c) {
         std::string cell = rows_[i][c];
+        if (c == 0 && rows_[i].size() > 1 && cell.size() > width[0]) {
+          out += cell + "\n";  // whole, on its own line
+          cell.clear();
+        }
         if (cell.size() > width[c]) cell = cell.substr(0, width[c] - 3) + "...";
         line += cell;
         if (c + 1 < rows_[i].size()) line += std::string(width[c] - cell.size() + 2, ' ');

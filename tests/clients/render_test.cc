@@ -57,6 +57,32 @@ TEST(RenderTest, AnOverlongSingleConsumerIsShortened) {
   EXPECT_NE(table.find("+1 more"), std::string::npos) << table;
 }
 
+// A very long weight name (Mosaic has 163-character ones) stands whole on a
+// line of its own; the table's columns keep the width of the other names.
+TEST(RenderTest, AnOverlongNameGetsItsOwnLineAndTheTableStaysNarrow) {
+  engine::Inventory inv = OneWeight({"conv"});
+  const std::string long_name = "spatial_pyramid_pooling_" + std::string(140, 'k') + "_weight_0_to_fp16";
+  engine::InventoryEntry e = inv.weights[0];
+  e.name = long_name;
+  inv.weights.push_back(e);
+  const std::string table = RenderInventoryTable(inv);
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  size_t at = lines.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i] == long_name) at = i;
+  }
+  ASSERT_LT(at + 1, lines.size()) << "the name alone on its line, whole:\n" << table;
+  // Its row follows with an empty name cell, aligned with the short name's row.
+  const std::string& row = lines[at + 1];
+  const std::string& short_row = lines[at - 1];
+  EXPECT_EQ(row.find_first_not_of(' '), short_row.find("const")) << table;
+  size_t widest_row = 0;
+  for (const auto& l : lines) {
+    if (l != long_name) widest_row = std::max(widest_row, l.size());
+  }
+  EXPECT_LT(widest_row, 110u) << table;
+}
+
 // A weight two functions share is one entry naming both; a weight of one
 // function names only that one.
 TEST(RenderTest, ReportJsonListsTheFunctionsOfASharedWeight) {
