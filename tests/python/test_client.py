@@ -352,3 +352,37 @@ def test_plan_size_units():
     for bad in ("", "MB", "1X", "-3M", True):
         with pytest.raises(coremlz.CoremlzError):
             _byte_size(bad)
+
+
+def test_a_file_changing_during_upload_is_the_error(server, scratch, monkeypatch):
+    """A model file cut short while it is sent: inspect and compress raise the
+    client's own DATA_LOSS naming the file, not the server's view of a short
+    upload, and compress writes nothing."""
+    model = copy_model(demo_model(), scratch)
+    weights = os.path.join(model, "Data", "com.apple.CoreML", "weights", "weight.bin")
+    real_chunks = cz_files.chunks
+
+    def truncating_chunks(root, files):
+        for index, offset, data in real_chunks(root, files):
+            if files[index][0].endswith("weight.bin") and offset == 0:
+                with open(weights, "r+b") as f:
+                    f.truncate(len(data))  # the rest of the file is gone
+            yield index, offset, data
+
+    monkeypatch.setattr(cz_files, "chunks", truncating_chunks)
+    monkeypatch.setattr(cz_files, "CHUNK_BYTES", 1 << 16)  # several chunks of the demo's weights
+    original = open(weights, "rb").read()
+    assert len(original) > 2 * cz_files.CHUNK_BYTES
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.inspect(model, server=server.address)
+    assert e.value.code == grpc.StatusCode.DATA_LOSS, e.value
+    assert "weight.bin changed while being sent" in str(e.value)
+
+    with open(weights, "wb") as f:
+        f.write(original)
+    out = os.path.join(scratch, "out.mlpackage")
+    with pytest.raises(coremlz.CoremlzError) as e:
+        coremlz.compress(model, out, server=server.address, palettize=4)
+    assert e.value.code == grpc.StatusCode.DATA_LOSS, e.value
+    assert "weight.bin changed while being sent" in str(e.value)
+    assert not os.path.exists(out)

@@ -364,24 +364,26 @@ class Client:
                           job_id=job_id)
 
     # -- Inspect ----------------------------------------------------------
-    def inspect(self, model: str, *, min_elements: int = 10, statistics: bool = True) -> Dict[str, Any]:
+    def inspect(self, model: str, *, min_elements: int = 10, statistics: bool = True,
+                progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
         """The model's weights inventory (like coremltools' get_weights_metadata),
-        as a dict: path, kind, inputs, outputs, weights [...], weight_bytes."""
+        as a dict: path, kind, inputs, outputs, weights [...], weight_bytes.
+        ``progress(phase, done, total, detail)`` hears the upload."""
         root, files = _files.describe_model(model)
         header = compressor_pb2.InspectHeader(min_elements=min_elements, skip_statistics=not statistics)
         for rel, size, sha in files:
             header.files.add(path=rel, size=size, sha256=sha)
-
-        def requests():
-            yield compressor_pb2.InspectRequest(header=header)
-            for index, offset, data in _files.chunks(root, files):
-                yield compressor_pb2.InspectRequest(
-                    chunk=compressor_pb2.FileChunk(file_index=index, offset=offset, data=data))
-
+        upload_error: List[BaseException] = []
+        requests = _upload(compressor_pb2.InspectRequest, header, root, files, progress, upload_error)
         try:
-            response = self._stub.Inspect(requests(), timeout=self.timeout, metadata=self._metadata)
+            response = self._stub.Inspect(requests, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
+            # A file that changed while it was read is the cause of whatever the server said.
+            if upload_error:
+                raise upload_error[0] from None
             raise CoremlzError.from_rpc(e, self.server) from None
+        if upload_error:
+            raise upload_error[0]
         inventory = _dict(response.inventory)
         inventory["path"] = model
         return inventory
