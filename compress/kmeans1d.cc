@@ -11,9 +11,12 @@
 // D[m-1][a] + cost(b, j); blocks whose bound exceeds the best value found
 // are skipped. Together these make a layer cost a few n evaluations.
 //
-// One file of ~570 lines on purpose: the argument above and the code it
-// justifies (the recursion, the bounds, the pruning) stay side by side; the
-// reference implementation it is tested against is in the test.
+// One file of ~950 lines on purpose: the argument above and the code it
+// justifies stay side by side, and the parts - the recursion, the block
+// pruning, the Lagrangian bounds that skip rows which cannot be on an
+// optimal path, the precision fallbacks - all read and write one Solver's
+// tables. The double-double arithmetic is in double_double.h; the reference
+// implementation the solver is tested against is in the test.
 //
 // Precision. cost = dS2 - dS1^2 / dW from prefix sums cancels badly for tight
 // runs far from the centre of the data (e.g. values spanning 1e-6..1e4). So:
@@ -46,9 +49,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "compress/double_double.h"
 
 namespace coremlz::compress {
 namespace {
+
+using namespace dd;  // NOLINT: the arithmetic the DP is written in
 
 constexpr double kUnitRoundoff = 0x1p-53;
 
@@ -72,72 +78,6 @@ constexpr int kLambdaPasses = 8;
 // two to five of them) cost about what the full DP's k layers do, so every
 // row is computed.
 constexpr int kBoundedFromK = 8;
-
-// ---- double-double arithmetic (error-free transformations) ----
-
-struct DD {
-  double hi = 0;
-  double lo = 0;
-};
-
-inline DD TwoSum(double a, double b) {
-  const double s = a + b;
-  const double bb = s - a;
-  return {s, (a - (s - bb)) + (b - bb)};
-}
-
-inline DD FastTwoSum(double a, double b) {  // requires |a| >= |b| or a == 0
-  const double s = a + b;
-  return {s, b - (s - a)};
-}
-
-inline DD TwoProd(double a, double b) {
-  const double p = a * b;
-#if defined(__FMA__) || defined(__aarch64__)
-  return {p, std::fma(a, b, -p)};
-#else
-  // Dekker's split: without hardware FMA std::fma is a slow library call.
-  // Operands here are scaled to modest magnitudes, far below the 2^996 at
-  // which the split overflows. Both paths give the same, exact result.
-  constexpr double kSplitter = 134217729.0;  // 2^27 + 1
-  const double ta = kSplitter * a, tb = kSplitter * b;
-  const double ah = ta - (ta - a), al = a - ah;
-  const double bh = tb - (tb - b), bl = b - bh;
-  return {p, ((ah * bh - p) + ah * bl + al * bh) + al * bl};
-#endif
-}
-
-inline DD Add(DD a, DD b) {
-  DD s = TwoSum(a.hi, b.hi);
-  const DD t = TwoSum(a.lo, b.lo);
-  s.lo += t.hi;
-  s = FastTwoSum(s.hi, s.lo);
-  s.lo += t.lo;
-  return FastTwoSum(s.hi, s.lo);
-}
-
-inline DD Sub(DD a, DD b) { return Add(a, DD{-b.hi, -b.lo}); }
-
-inline DD Mul(DD a, double b) {
-  DD p = TwoProd(a.hi, b);
-  p.lo += a.lo * b;
-  return FastTwoSum(p.hi, p.lo);
-}
-
-inline DD Mul(DD a, DD b) {
-  DD p = TwoProd(a.hi, b.hi);
-  p.lo += a.hi * b.lo + a.lo * b.hi;
-  return FastTwoSum(p.hi, p.lo);
-}
-
-inline DD Div(DD a, DD b) {
-  const double q1 = a.hi / b.hi;
-  DD r = Sub(a, Mul(b, q1));
-  const double q2 = r.hi / b.hi;
-  r = Sub(r, Mul(b, q2));
-  const double q3 = r.hi / b.hi;
-  return Add(FastTwoSum(q1, q2), DD{q3, 0});
-}
 
 // ---- validation ----
 

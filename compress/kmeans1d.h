@@ -7,7 +7,7 @@
 // partition exactly. fp16 weights have at most 65536 distinct values, so the
 // cost does not grow with the tensor size once a histogram is built.
 //
-// kmeans1d.cc is ~600 lines because the algorithm is explained where it
+// kmeans1d.cc is ~950 lines because the algorithm is explained where it
 // lives (the DP, its pruned divide-and-conquer, the numerics of the cost
 // evaluation, the cancellation points) - see docs/performance.md for why
 // SMAWK was measured and not kept.

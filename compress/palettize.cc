@@ -1,4 +1,4 @@
-// One file of ~620 lines: Palettize is one entry point over five palette
+// One file of ~640 lines: Palettize is one entry point over five palette
 // builders (k-means, uniform, unique, custom, vector) that share the same
 // group walk, distinct-value pass and result type; they are file-local so
 // that the kernel's whole contract is the one in palettize.h.

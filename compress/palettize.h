@@ -6,7 +6,7 @@
 // axis, .., 2^n, cluster_dim], and indices have the weight's shape with the
 // channel axis divided by cluster_dim.
 //
-// palettize.cc is ~580 lines: one entry point per mode that Core ML can
+// palettize.cc is ~640 lines: one entry point per mode that Core ML can
 // express (per tensor, grouped channels, per-channel scale, vectors, custom
 // and unique palettes) sharing the index packing; splitting the modes apart
 // would scatter the one layout contract above.

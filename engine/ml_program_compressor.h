@@ -12,7 +12,7 @@
 //   3. FinishModel() rewrites the program (new constexpr ops, rewired
 //      consumers, moved blob offsets) and returns the new model.mlmodel.
 //
-// ml_program_compressor.cc is ~630 lines: planning, the blob stream, weights
+// ml_program_compressor.cc is ~660 lines: planning, the blob stream, weights
 // shared across functions, and the threaded compute/apply split all read and
 // write the one plan (tasks by blob, remaining references, new offsets); the
 // independent parts are already elsewhere (weight_compressor, op_spec,
