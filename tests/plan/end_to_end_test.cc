@@ -30,6 +30,8 @@ std::string Transformer() {
   return testing::ModelsDir() + "/transformer_encoder_randinit/transformer_encoder_randinit.mlpackage";
 }
 std::string MobileNet() { return testing::ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage"; }
+// A segmenter whose only output is an arg max: planned on its scores.
+std::string Mosaic() { return testing::ModelsDir() + "/mosaic_mlcommons/Mosaic.mlpackage"; }
 
 // Few candidates and samples keep the test short without weakening it: the
 // plan may still spend bits where the outputs need them.
@@ -108,6 +110,7 @@ void BeatsUniform4Bit(const std::string& model, const char* label) {
 
 TEST(PlanEndToEndTest, MobileNetV2BeatsUniform4BitAtItsSize) { BeatsUniform4Bit(MobileNet(), "MobileNetV2"); }
 TEST(PlanEndToEndTest, TransformerBeatsUniform4BitAtItsSize) { BeatsUniform4Bit(Transformer(), "transformer"); }
+TEST(PlanEndToEndTest, MosaicBeatsUniform4BitAtItsSize) { BeatsUniform4Bit(Mosaic(), "Mosaic"); }
 
 TEST(PlanEndToEndTest, ConfigRoundTripsToTheBytesOfApply) {
   testing::ScratchDir scratch;
