@@ -26,20 +26,39 @@ int ProgramExecutor::ConstantSlot(const std::string& name) const {
 }
 
 std::vector<ProgramExecutor::ArgumentRef> ProgramExecutor::UsesOf(int slot) const {
-  std::vector<ArgumentRef> uses;
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    for (const auto& [name, slots] : steps_[i].args) {
+  std::vector<ArgumentRef> uses, nested_uses;
+  // Depth-first through the bodies; `path` leads from steps_[top] to `step`.
+  std::vector<std::pair<int, int>> path;
+  std::function<void(int, const Step&)> visit = [&](int top, const Step& step) {
+    for (const auto& [name, slots] : step.args) {
       for (size_t k = 0; k < slots.size(); ++k) {
-        if (slots[k] == slot) uses.push_back({static_cast<int>(i), name, static_cast<int>(k)});
+        if (slots[k] != slot) continue;
+        (path.empty() ? uses : nested_uses).push_back({top, name, static_cast<int>(k), path});
       }
     }
-  }
+    for (size_t b = 0; b < step.blocks.size(); ++b) {
+      for (size_t j = 0; j < step.blocks[b].steps.size(); ++j) {
+        path.emplace_back(static_cast<int>(b), static_cast<int>(j));
+        visit(top, step.blocks[b].steps[j]);
+        path.pop_back();
+      }
+    }
+  };
+  for (size_t i = 0; i < steps_.size(); ++i) visit(static_cast<int>(i), steps_[i]);
+  uses.insert(uses.end(), nested_uses.begin(), nested_uses.end());
   return uses;
 }
 
 std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use) const {
   if (use.op < 0 || use.op >= static_cast<int>(steps_.size())) return nullptr;
-  for (const auto& [name, slots] : steps_[use.op].args) {
+  const Step* step = &steps_[use.op];
+  for (const auto& [b, j] : use.nested) {
+    if (b < 0 || b >= static_cast<int>(step->blocks.size())) return nullptr;
+    const Block& block = step->blocks[b];
+    if (j < 0 || j >= static_cast<int>(block.steps.size())) return nullptr;
+    step = &block.steps[j];
+  }
+  for (const auto& [name, slots] : step->args) {
     if (name == use.input && use.position >= 0 && use.position < static_cast<int>(slots.size())) {
       return constants_[slots[use.position]];
     }

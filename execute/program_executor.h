@@ -131,14 +131,19 @@ class ProgramExecutor {
   int ConstantSlot(const std::string& name) const;
   // Where an op reads a value: the op's index among the non-constant ops
   // (the same in a model and its compressed form, which differ only in their
-  // constant ops), the input's name and the position within it.
+  // constant ops), the input's name and the position within it. An op
+  // inside a loop or branch body is reached from its top-level op through
+  // `nested`: (block index, op index among that block's non-constant ops)
+  // pairs, outermost first.
   struct ArgumentRef {
     int op = -1;
     std::string input;
     int position = 0;
+    std::vector<std::pair<int, int>> nested;
   };
-  // Top-level ops only: a constant read only inside a loop or branch body
-  // has no uses here (RunReplacing still reruns such a loop when it changes).
+  // Every read of `slot`, top-level ops first, then those inside bodies (a
+  // weight an LSTM's while_loop reads is used only there; RunReplacing
+  // reruns such a loop when the weight changes).
   std::vector<ArgumentRef> UsesOf(int slot) const;
   // The constant bound at `use`; nullptr when that argument is not a constant.
   std::shared_ptr<const Tensor> ConstantAt(const ArgumentRef& use) const;

@@ -1,9 +1,11 @@
 // Trials recompute only what lies downstream of the weight they change: that
 // must give exactly the outputs of running the model compressed that way.
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/compress_model.h"
 #include "execute/loaded_model.h"
 #include "execute/synthetic_inputs.h"
@@ -23,6 +25,8 @@ std::string Transformer() {
 }
 std::string LlmLike() { return testing::GoldenDir() + "/llm_like/llm_like_multifunction.mlpackage"; }
 std::string MobileNet() { return testing::ModelsDir() + "/mobilenetv2_randinit/mobilenetv2_randinit.mlpackage"; }
+// An echo canceller whose LSTM weights are read only inside while_loop bodies.
+std::string Dtln() { return testing::ModelsDir() + "/dtln_aec_128_part1/DTLN_AEC_128_Part1.mlpackage"; }
 
 engine::OpConfig Palettize(int bits) {
   engine::PalettizerConfig p;
@@ -164,6 +168,52 @@ void CheckModel(const std::string& model, const std::string& function = "") {
     // kept (a weight after it: the state is what the kept run wrote).
     EXPECT_GE(states_changed, 1);
     EXPECT_GE(states_kept, 1);
+  }
+}
+
+// Weights a while_loop's body reads (and nothing at top level): their uses
+// are found inside the body, the candidate's decoded value is found at the
+// same place, and replacing them reruns the loop - exactly a full run of the
+// model compressed that way.
+TEST(IncrementalRunTest, WeightsReadOnlyInsideLoopBodiesMatchFullRuns) {
+  testing::ScratchDir scratch;
+  auto original = execute::LoadModel(Dtln(), "");
+  ASSERT_TRUE(original.ok()) << original.status();
+  const ProgramExecutor& ex = *original->program();
+  std::vector<std::string> body_only;
+  for (const std::string& n : CompressibleWeights(Dtln(), scratch.path())) {
+    const int slot = ex.ConstantSlot(n);
+    if (slot < 0) continue;
+    const auto uses = ex.UsesOf(slot);
+    if (!uses.empty() && std::all_of(uses.begin(), uses.end(), [](const auto& u) { return !u.nested.empty(); })) {
+      body_only.push_back(n);
+    }
+  }
+  ASSERT_GE(body_only.size(), 2u) << "DTLN's LSTM kernels are read inside its loops";
+  auto specs = execute::DescribeInputs(original->package->model(), ex);
+  ASSERT_TRUE(specs.ok());
+  const auto inputs = execute::SyntheticInputs(*specs, 3, 0);
+  auto kept = ex.RunKeeping(inputs);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const auto full = FullRun(ex, inputs);
+  for (const std::vector<std::string>& names : {std::vector<std::string>{body_only.front()}, body_only}) {
+    const std::string path = CompressOnly(Dtln(), names, scratch.Join(absl::StrCat("loop", names.size(), ".mlpackage")));
+    auto compressed = execute::LoadModel(path, "");
+    ASSERT_TRUE(compressed.ok()) << compressed.status();
+    const auto want = FullRun(*compressed->program(), inputs);
+    ExpectDiffer(full, want);
+    std::vector<ProgramExecutor::Replacement> replacements;
+    for (const std::string& n : names) {
+      const int slot = ex.ConstantSlot(n);
+      const auto uses = ex.UsesOf(slot);
+      auto decoded = compressed->program()->ConstantAt(uses[0]);
+      ASSERT_NE(decoded, nullptr) << n;
+      EXPECT_EQ(decoded->shape(), ex.ConstantAt(uses[0])->shape()) << n;
+      replacements.push_back({slot, decoded});
+    }
+    auto got = ex.RunReplacing(*kept, replacements);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectSameOutputs(want, *got);
   }
 }
 
