@@ -44,7 +44,13 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
     if (!out.ok()) return absl::Status(out.status().code(), absl::StrCat(compressed, ": ", out.status().message()));
     for (const auto& [name, r] : *ref) {
       auto it = out->find(name);
+      auto exposed = a.exposed_scores.find(name);
       if (it == out->end() || it->second.shape() != r.shape() || it->second.dtype() != r.dtype()) {
+        if (exposed != a.exposed_scores.end()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the scores of ", exposed->second.substr(exposed->second.find(':') + 1), " (the value '", name,
+              "' its arg max reads) differ in name, shape or type between the two models"));
+        }
         return absl::InvalidArgumentError(
             absl::StrCat("output '", name, "' differs in name, shape or type between the two models"));
       }
@@ -52,7 +58,6 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       // scores they are chosen from are measured.
       if (!r.is_float()) continue;
       ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
-      auto exposed = a.exposed_scores.find(name);
       const std::string& label = exposed == a.exposed_scores.end() ? name : exposed->second;
       Acc& x = acc[label];
       if (i == 0) {

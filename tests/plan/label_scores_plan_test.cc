@@ -30,12 +30,12 @@ format::Tensor Int32Scalar(int32_t v) {
 enum class Tail { kArgmax, kArgmaxAndScores, kShapeOnly };
 
 // x[1, 64] -> linear 64x128 -> relu -> linear 128x10 = logits, then the tail.
-void WriteClassifier(const std::string& dir, Tail tail) {
+void WriteClassifier(const std::string& dir, Tail tail, const std::string& scores = "fc2") {
   testing::ProgramBuilder b(7);
   b.AddInput("x", ElementType::kFloat32, {1, 64});
   std::string h = b.Linear("fc1", "x", 64, 128, {1, 64}, ElementType::kFloat32, 11);
   h = b.Op("relu", {{"x", h}}, "fc1_relu", ElementType::kFloat32, {1, 128});
-  const std::string logits = b.Linear("fc2", h, 128, 10, {1, 128}, ElementType::kFloat32, 13);
+  const std::string logits = b.Linear(scores, h, 128, 10, {1, 128}, ElementType::kFloat32, 13);
   if (tail == Tail::kShapeOnly) {
     b.AddOutput(b.Op("shape", {{"x", logits}}, "logits_shape", ElementType::kInt32, {2}), ElementType::kInt32, {2});
     ASSERT_TRUE(b.WritePackage(dir).ok());
@@ -153,6 +153,20 @@ TEST(LabelScoresTest, AnotherIntegerOutputIsRefusedByName) {
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_TRUE(absl::StrContains(plan.status().message(), "'logits_shape' is int32")) << plan.status();
+}
+
+// Two models whose arg max reads differently named scores cannot be compared
+// on them: the error names the label output and the value.
+TEST(LabelScoresTest, ScoresThatDoNotLineUpAreNamedInTheError) {
+  testing::ScratchDir scratch;
+  WriteClassifier(scratch.Join("a.mlpackage"), Tail::kArgmax);
+  WriteClassifier(scratch.Join("b.mlpackage"), Tail::kArgmax, "head");
+  execute::OutputCheckOptions check;
+  auto checks = execute::CheckOutputs(scratch.Join("a.mlpackage"), scratch.Join("b.mlpackage"), check);
+  ASSERT_FALSE(checks.ok());
+  EXPECT_EQ(checks.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(checks.status().message(), "the scores of label (the value 'fc2'"))
+      << checks.status();
 }
 
 }  // namespace
