@@ -7,7 +7,10 @@
 #   MODEL=path.mlpackage MAX_WORKERS=2 TARGET="--bits 4.5" bench/plan_workers.sh
 #   FRONT_CPUS=0 WORKER_CPUS=1 bench/plan_workers.sh   # pinned with taskset (front / workers)
 # Prints per setting: wall seconds of the call, the plan's trials phase and
-# whole-plan seconds (from its report).
+# whole-plan seconds (from its report), and each process's CPU seconds. On a
+# machine with fewer cores than processes the wall time cannot show the
+# scale-out; the CPU split can: the busiest process's CPU seconds bound the
+# wall time on dedicated cores from below (a projection, labelled as one).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
@@ -62,6 +65,22 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]} remote worker(s): call {float(sys.argv[4]) - float(sys.argv[3]):.1f} s, plan {r['seconds']:.1f} s "
       f"(study {r['phase_seconds']['study']:.1f}, trials {r['phase_seconds']['trials']:.1f}), {r['trials_run']} trials")
+PY
+  # CPU seconds of the front and each worker (utime + stime from /proc).
+  ticks=$(getconf CLK_TCK)
+  cpus=()
+  for p in "${pids[@]}"; do
+    cpus+=("$(awk -v t="$ticks" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$p/stat" 2>/dev/null || echo 0)")
+  done
+  # pids: the workers first, the front last.
+  python3 - "$n" "${cpus[@]}" <<'PY'
+import sys
+n, cpu = int(sys.argv[1]), [float(x) for x in sys.argv[2:]]
+front, workers = cpu[-1], cpu[:-1]
+total, busiest = sum(cpu), max(cpu)
+print(f"  CPU s: front {front:.1f}" + (", workers " + " / ".join(f"{w:.1f}" for w in workers) if workers else "")
+      + f"; total {total:.1f}, busiest process {busiest:.1f} "
+      f"(projection, not a measurement: at best {total / busiest:.2f}x on dedicated cores)")
 PY
   if [ -z "$first" ]; then first="$out/plan$n.yaml"; else cmp -s "$first" "$out/plan$n.yaml" || { echo "the plan changed with $n workers" >&2; exit 1; }; fi
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
