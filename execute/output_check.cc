@@ -1,5 +1,6 @@
 #include "execute/output_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -16,6 +17,23 @@ namespace {
 // Outputs shaped like class scores: one row (or a batch of rows) of two or
 // more logits.
 bool LooksLikeClassScores(const Tensor& t) { return t.rank() >= 1 && t.rank() <= 2 && t.shape().back() >= 2; }
+
+// The scores a label output is the arg max of are class scores along that
+// arg max's axis. When it is the last axis - checked: every label is the
+// first maximum of its row - they get the class-score metrics too, and top-1
+// agreement is then how many labels (a segmentation's pixels) stay the same.
+bool LabelsAreLastAxisArgMax(const Tensor& scores, const Tensor& labels) {
+  if (scores.rank() < 1 || !labels.is_integer_storage()) return false;
+  const int64_t classes = scores.shape().back();
+  if (classes < 2 || labels.size() * classes != scores.size()) return false;
+  const absl::Span<const float> s = scores.floats();
+  const absl::Span<const int32_t> l = labels.ints();
+  for (int64_t row = 0; row < labels.size(); ++row) {
+    const float* first = s.data() + row * classes;
+    if (std::max_element(first, first + classes) - first != l[row]) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -72,7 +90,12 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       }
       x.check.cosine = std::min(x.check.cosine, c.cosine);
       x.check.max_abs_error = std::max(x.check.max_abs_error, c.max_abs_error);
-      if (LooksLikeClassScores(r)) {
+      bool class_scores = LooksLikeClassScores(r);
+      if (!class_scores && exposed != a.exposed_scores.end()) {
+        auto labels = ref->find(exposed->second.substr(exposed->second.find(':') + 1));
+        class_scores = labels != ref->end() && LabelsAreLastAxisArgMax(r, labels->second);
+      }
+      if (class_scores) {
         absl::StatusOr<ClassComparison> k = CompareClassScores(r.floats(), it->second.floats(), r.shape().back());
         if (k.ok()) {
           x.check.class_scores = true;

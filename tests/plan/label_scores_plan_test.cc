@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "engine/compress_model.h"
 #include "execute/output_check.h"
+#include "execute/synthetic_inputs.h"
 #include "format/tensor.h"
 #include "gtest/gtest.h"
 #include "plan/planner.h"
@@ -30,7 +31,8 @@ format::Tensor Int32Scalar(int32_t v) {
 enum class Tail { kArgmax, kArgmaxAndScores, kShapeOnly };
 
 // x[1, 64] -> linear 64x128 -> relu -> linear 128x10 = logits, then the tail.
-void WriteClassifier(const std::string& dir, Tail tail, const std::string& scores = "fc2") {
+void WriteClassifier(const std::string& dir, Tail tail, const std::string& scores = "fc2", int axis = -1,
+                     bool rank3 = false) {
   testing::ProgramBuilder b(7);
   b.AddInput("x", ElementType::kFloat32, {1, 64});
   std::string h = b.Linear("fc1", "x", 64, 128, {1, 64}, ElementType::kFloat32, 11);
@@ -41,9 +43,18 @@ void WriteClassifier(const std::string& dir, Tail tail, const std::string& score
     ASSERT_TRUE(b.WritePackage(dir).ok());
     return;
   }
-  const std::string axis = b.Const("axis", Int32Scalar(-1));
-  std::string label = b.Op("reduce_argmax", {{"x", logits}, {"axis", axis}}, "label", ElementType::kInt32, {1});
-  b.AddOutput(label, ElementType::kInt32, {1});
+  const std::string axis_value = b.Const("axis", Int32Scalar(axis));
+  // Over axis 0 (or with rank3) the scores are first made [1, 1, 10], not
+  // shaped like class scores by their rank alone.
+  std::string scored = logits;
+  if (axis == 0 || rank3) {
+    const std::string axes = b.Const("axes", *format::MakeTensor(ElementType::kInt32, {1}, std::string(4, '\0')));
+    scored = b.Op("expand_dims", {{"x", logits}, {"axes", axes}}, "logits3", ElementType::kFloat32, {1, 1, 10});
+  }
+  const format::Shape label_shape = axis == 0 ? format::Shape{1, 10} : rank3 ? format::Shape{1, 1} : format::Shape{1};
+  std::string label =
+      b.Op("reduce_argmax", {{"x", scored}, {"axis", axis_value}}, "label", ElementType::kInt32, label_shape);
+  b.AddOutput(label, ElementType::kInt32, label_shape);
   if (tail == Tail::kArgmaxAndScores) b.AddOutput(logits, ElementType::kFloat32, {1, 10});
   ASSERT_TRUE(b.WritePackage(dir).ok());
 }
@@ -136,8 +147,20 @@ TEST(LabelScoresTest, ALabelOutputIsPlannedOnItsScores) {
   label_checks = execute::CheckOutputs(labels, scratch.Join("labels_applied.mlpackage"), check);
   ASSERT_TRUE(label_checks.ok()) << label_checks.status();
   ASSERT_EQ(label_checks->size(), 1u);
-  EXPECT_EQ(label_checks->at(0).name, "scores:label");
-  EXPECT_DOUBLE_EQ(label_checks->at(0).psnr_db, plan->measured.psnr_db);
+  const engine::OutputCheck& scored = label_checks->at(0);
+  EXPECT_EQ(scored.name, "scores:label");
+  EXPECT_DOUBLE_EQ(scored.psnr_db, plan->measured.psnr_db);
+  // The arg max is over the last axis, so the scores are class scores: the
+  // same metrics as the twin's declared scores output, top-1 agreement being
+  // how often the label stays.
+  for (const engine::OutputCheck& c : *checks) {
+    if (c.name != "fc2") continue;
+    ASSERT_TRUE(c.class_scores);
+    EXPECT_TRUE(scored.class_scores);
+    EXPECT_DOUBLE_EQ(scored.top1_agreement, c.top1_agreement);
+    EXPECT_DOUBLE_EQ(scored.top5_overlap, c.top5_overlap);
+    EXPECT_DOUBLE_EQ(scored.kl_divergence, c.kl_divergence);
+  }
 
   // A floor holds on the measured scores.
   auto floored = MakePlan(labels, Options(PlanTarget::Kind::kMinPsnr, plan->measured.psnr_db + 5));
@@ -167,6 +190,68 @@ TEST(LabelScoresTest, ScoresThatDoNotLineUpAreNamedInTheError) {
   EXPECT_EQ(checks.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(checks.status().message(), "the scores of label (the value 'fc2'"))
       << checks.status();
+}
+
+// An arg max over another axis than the last: the scores are compared as a
+// signal, without class-score metrics (the rows would not be its classes).
+TEST(LabelScoresTest, AnArgMaxOverAnotherAxisGetsNoClassMetrics) {
+  testing::ScratchDir scratch;
+  const std::string model = scratch.Join("axis0.mlpackage");
+  WriteClassifier(model, Tail::kArgmax, "fc2", /*axis=*/0);
+  engine::CompressionConfig config;
+  config.passes.push_back({});
+  engine::PalettizerConfig p;
+  p.nbits = 2;
+  config.passes[0].config.global = p;
+  ASSERT_TRUE(engine::CompressModelPath(model, scratch.Join("c.mlpackage"), config, engine::CompressOptions{},
+                                        engine::WriteOptions{})
+                  .ok());
+  execute::OutputCheckOptions check;
+  auto checks = execute::CheckOutputs(model, scratch.Join("c.mlpackage"), check);
+  ASSERT_TRUE(checks.ok()) << checks.status();
+  ASSERT_EQ(checks->size(), 1u);
+  EXPECT_EQ(checks->at(0).name, "scores:label");
+  EXPECT_FALSE(checks->at(0).class_scores);
+  EXPECT_LT(checks->at(0).psnr_db, 100.0) << "2-bit palettes change the scores";
+}
+
+// Scores of rank 3 whose last axis the arg max takes: class scores, found by
+// checking the labels; top-1 agreement is the share of labels that stay, as
+// counted here from the two models' own label outputs.
+TEST(LabelScoresTest, LastAxisScoresOfAnyRankGetClassMetrics) {
+  testing::ScratchDir scratch;
+  const std::string model = scratch.Join("rank3.mlpackage");
+  WriteClassifier(model, Tail::kArgmax, "fc2", -1, /*rank3=*/true);
+  engine::CompressionConfig config;
+  config.passes.push_back({});
+  engine::PalettizerConfig p;
+  p.nbits = 1;
+  config.passes[0].config.global = p;
+  const std::string compressed = scratch.Join("c.mlpackage");
+  ASSERT_TRUE(engine::CompressModelPath(model, compressed, config, engine::CompressOptions{}, engine::WriteOptions{}).ok());
+  execute::OutputCheckOptions check;
+  check.samples = 16;
+  auto checks = execute::CheckOutputs(model, compressed, check);
+  ASSERT_TRUE(checks.ok()) << checks.status();
+  ASSERT_EQ(checks->size(), 1u);
+  EXPECT_TRUE(checks->at(0).class_scores);
+
+  auto a = execute::LoadModel(model, "");
+  auto b = execute::LoadModel(compressed, "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto specs = execute::DescribeInputs(a->model(), *a->executor);
+  ASSERT_TRUE(specs.ok());
+  int same = 0;
+  for (int i = 0; i < check.samples; ++i) {
+    const auto inputs = execute::SyntheticInputs(*specs, check.seed, i);
+    auto ra = a->executor->Run(inputs);
+    auto rb = b->executor->Run(inputs);
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    same += ra->at("label").ints()[0] == rb->at("label").ints()[0];
+  }
+  EXPECT_LT(same, check.samples) << "1-bit palettes move some labels (else this tests nothing)";
+  EXPECT_GT(same, 0);
+  EXPECT_NEAR(checks->at(0).top1_agreement, static_cast<double>(same) / check.samples, 1e-12);
 }
 
 }  // namespace
