@@ -67,14 +67,17 @@ absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(const MI
 }
 
 absl::StatusOr<MIL::Program> WithExtraOutputs(const MIL::Program& program, const std::string& function,
-                                              const std::map<std::string, std::string>& values) {
+                                              const std::map<std::string, std::string>& values,
+                                              std::vector<std::string>* appended) {
   auto key = BlockKey(program, function);
   if (!key.ok()) return key.status();
   MIL::Program copy = program;
   auto* outputs =
       (*copy.mutable_functions())[function].mutable_block_specializations()->at(*key).mutable_outputs();
   for (const auto& [output, value] : values) {
-    if (std::find(outputs->begin(), outputs->end(), value) == outputs->end()) *outputs->Add() = value;
+    if (std::find(outputs->begin(), outputs->end(), value) != outputs->end()) continue;
+    *outputs->Add() = value;
+    if (appended) appended->push_back(value);
   }
   return copy;
 }

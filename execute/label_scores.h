@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "coreml/mil.pb.h"
@@ -26,10 +27,11 @@ absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(
     const CoreML::Specification::MILSpec::Program& program, const std::string& function);
 
 // A copy of `program` whose `function` also returns `values` (appended to
-// its block's outputs, those it already returns not repeated).
+// its block's outputs, those it already returns not repeated; `appended`,
+// optional, gets the ones added).
 absl::StatusOr<CoreML::Specification::MILSpec::Program> WithExtraOutputs(
     const CoreML::Specification::MILSpec::Program& program, const std::string& function,
-    const std::map<std::string, std::string>& values);
+    const std::map<std::string, std::string>& values, std::vector<std::string>* appended = nullptr);
 
 }  // namespace coremlz::execute
 

@@ -47,23 +47,29 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
     ASSIGN_OR_RETURN(m.executor, LoadNeuralNetwork(m.package->model(), function));
     return m;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(m.package.get(), function));
   if (with_label_scores) {
+    // The scores join the function's outputs before the program is loaded
+    // (loading decodes every weight: once, not twice). A function that does
+    // not exist is left for the plain load below to report.
     const auto& mil = m.package->model().mlprogram();
-    ASSIGN_OR_RETURN(auto scores, ScoresOfLabelOutputs(mil, program->function()));
-    if (!scores.empty()) {
-      const std::vector<std::string>& outputs = program->output_names();
-      for (const auto& [output, value] : scores) {
-        if (std::find(outputs.begin(), outputs.end(), value) == outputs.end()) {
+    const std::string resolved = function.empty() ? DefaultFunction(m.package->model()) : function;
+    absl::StatusOr<std::map<std::string, std::string>> scores = ScoresOfLabelOutputs(mil, resolved);
+    if (scores.ok() && !scores->empty()) {
+      std::vector<std::string> appended;
+      ASSIGN_OR_RETURN(auto extended, WithExtraOutputs(mil, resolved, *scores, &appended));
+      engine::PackageValueReader reader(m.package.get());
+      ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(extended, &reader, resolved));
+      for (const auto& [output, value] : *scores) {
+        if (std::find(appended.begin(), appended.end(), value) != appended.end()) {
           m.exposed_scores.emplace(value, kScoresLabelPrefix + output);
         }
       }
-      ASSIGN_OR_RETURN(auto extended, WithExtraOutputs(mil, program->function(), scores));
-      m.label_scores = std::move(scores);
-      engine::PackageValueReader reader(m.package.get());
-      ASSIGN_OR_RETURN(program, ProgramExecutor::Load(extended, &reader, program->function()));
+      m.label_scores = *std::move(scores);
+      m.executor = std::make_unique<ProgramModelExecutor>(std::move(program));
+      return m;
     }
   }
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(m.package.get(), function));
   m.executor = std::make_unique<ProgramModelExecutor>(std::move(program));
   return m;
 }
