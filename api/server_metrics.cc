@@ -129,6 +129,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                      .Register(*registry_);
   // Every label value exists from the start, so the set is closed and a scrape shows zeros.
   for (const char* outcome : {"measured", "pruned", "failed", "rerun"}) plan_trials_[outcome] = &trials.Add({{"outcome", outcome}});
+  plan_shared_builds_ = &BuildCounter()
+                             .Name("coremlz_plan_shared_builds_total")
+                             .Help("Candidates a remote worker built again to take trials another party's build left.")
+                             .Register(*registry_)
+                             .Add({});
   plans_ = &BuildCounter().Name("coremlz_plans_total").Help("Plan calls by outcome.").Register(*registry_);
   plan_seconds_ = &BuildHistogram().Name("coremlz_plan_seconds").Help("Plan duration, from its job's start.").Register(*registry_);
 }

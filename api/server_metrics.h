@@ -59,6 +59,8 @@ class ServerMetrics {
   // Plan series. `outcome` of trials: "measured", "pruned", "failed" or
   // "rerun" (anything else is not counted); of plans: OutcomeLabel's.
   void PlanTrials(const std::string& outcome, int count);
+  // A candidate a remote worker built again to share another party's trials.
+  void PlanSharedBuild() { plan_shared_builds_->Increment(); }
   void Plan(const std::string& outcome, double seconds);
 
  private:
@@ -82,6 +84,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* validation_seconds_;
   prometheus::Family<prometheus::Gauge>* runner_up_;
   std::map<std::string, prometheus::Counter*> plan_trials_;
+  prometheus::Counter* plan_shared_builds_;
   prometheus::Family<prometheus::Counter>* plans_;
   prometheus::Family<prometheus::Histogram>* plan_seconds_;
 };

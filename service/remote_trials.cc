@@ -73,6 +73,14 @@ class WorkBoard {
     }
   }
 
+  // How many items wait in each group `key` puts them in.
+  std::map<int, int> CountPending(const std::function<int(size_t)>& key) {
+    absl::MutexLock lock(&mu_);
+    std::map<int, int> count;
+    for (size_t i : pending_) ++count[key(i)];
+    return count;
+  }
+
   void Complete(size_t i, Result r) {
     {
       absl::MutexLock lock(&mu_);
@@ -373,7 +381,7 @@ class FanOut {
  private:
   std::set<std::string> HeldRemotely() {
     absl::MutexLock lock(&mu_);
-    return held_;
+    return std::set<std::string>(held_.begin(), held_.end());
   }
 
   bool PhaseOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -447,10 +455,12 @@ class FanOut {
     api::PrepareCall(&ctx, request_.deadline, options_.token);
     Liveness live;
     std::atomic<bool> in_trials{false};
+    std::atomic<bool> sharing{false};  // a build during the trials: a build's patience
     api::CallCanceller canceller(
         &ctx,
         [&] {
-          return ShouldStop() || live.Hung(in_trials ? trial_patience_.Limit() : build_patience_.Limit());
+          return ShouldStop() ||
+                 live.Hung(in_trials && !sharing ? trial_patience_.Limit() : build_patience_.Limit());
         },
         absl::Milliseconds(50));
     auto stream = stub->Trials(&ctx);
@@ -547,15 +557,78 @@ class FanOut {
         study = study_;
         trials = trials_;
       }
-      if (built.empty()) return absl::OkStatus();  // nothing here to run trials with
       const size_t noise_entries = static_cast<size_t>(study->samples()) * study->output_names().size();
       const WorkBoard<plan::TrialResult>::Filter mine = [&](size_t i) {
         return built.count(study->candidates()[(*trials)[i].candidate].name) > 0;
       };
+      // With nothing of its own left, a worker builds the candidate with the
+      // most trials still waiting (another party built it) and takes a share
+      // of them: a build costs a few trials' time, and the trials are the
+      // same bits wherever they run. At least twice the window must wait.
+      const int share_at_least = 2 * std::max(1, options_.window);
+      std::set<std::string> refused;  // candidates this worker could not build
+      auto share = [&]() -> absl::StatusOr<bool> {
+        const std::map<int, int> waiting = board->CountPending([&](size_t i) { return (*trials)[i].candidate; });
+        int best = -1, most = 0;
+        for (const auto& [c, n] : waiting) {
+          const plan::Candidate& candidate = study->candidates()[c];
+          if (!candidate.config || built.count(candidate.name) || refused.count(candidate.name)) continue;
+          if (n > most) {
+            best = c;
+            most = n;
+          }
+        }
+        if (best < 0 || most < share_at_least) return false;
+        const std::string name = study->candidates()[best].name;
+        // The worker numbers candidates as the request listed them, before
+        // the study dropped what the target cannot express.
+        int index = -1;
+        {
+          absl::MutexLock lock(&mu_);
+          for (size_t k = 0; shape_ && k < shape_->candidates.size(); ++k) {
+            if (shape_->candidates[k] == name) index = static_cast<int>(k);
+          }
+        }
+        if (index < 0) return false;
+        v1::TrialsRequest r;
+        r.mutable_build()->set_candidate(index);
+        r.mutable_build()->set_name(name);
+        r.mutable_build()->set_keep_only(true);
+        sharing = true;
+        what = "shared build";
+        live.Owe(true);
+        if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a build");
+        v1::TrialsResponse answer;
+        if (!stream->Read(&answer)) return absl::UnavailableError("the stream ended during a build");
+        live.Answered();
+        live.Owe(false);
+        sharing = false;
+        what = "trials";
+        if (!answer.has_built() || answer.built().candidate().candidate() != index) {
+          return absl::InternalError("an unexpected answer to a build");
+        }
+        if (answer.built().code() != 0) {
+          refused.insert(name);
+          return false;
+        }
+        built.insert(name);
+        {
+          absl::MutexLock lock(&mu_);
+          held_.insert(name);
+        }
+        if (request_.metrics != nullptr) request_.metrics->PlanSharedBuild();
+        return true;
+      };
       std::map<size_t, Clock::time_point> sent_at;
       while (true) {
         while (outstanding.size() < static_cast<size_t>(std::max(1, options_.window))) {
-          std::optional<size_t> i = board->Take(outstanding.empty(), mine);
+          std::optional<size_t> i = board->Take(false, mine);
+          if (!i && outstanding.empty()) {
+            absl::StatusOr<bool> shared = share();
+            if (!shared.ok()) return shared.status();
+            if (*shared) continue;
+            i = board->Take(true, mine);  // wait for one of its own (put back by a lost party) or the end
+          }
           if (!i) break;
           const plan::Trial& t = (*trials)[*i];
           v1::TrialsRequest r;
@@ -595,7 +668,9 @@ class FanOut {
     settle();
     {
       absl::MutexLock lock(&mu_);
-      for (const std::string& c : built) held_.erase(c);
+      for (const std::string& c : built) {
+        if (auto it = held_.find(c); it != held_.end()) held_.erase(it);
+      }
     }
     const bool hung = live.hung();
     if (board != nullptr && !outstanding.empty()) {
@@ -630,7 +705,7 @@ class FanOut {
   WorkBoard<plan::CandidateRun>* builds_ ABSL_GUARDED_BY(mu_) = nullptr;
   int building_ ABSL_GUARDED_BY(mu_) = 0;  // streams holding builds_
   size_t settled_ ABSL_GUARDED_BY(mu_) = 0;  // streams past their first build (TestAwaitsWorkers)
-  std::set<std::string> held_ ABSL_GUARDED_BY(mu_);  // candidates live workers built
+  std::multiset<std::string> held_ ABSL_GUARDED_BY(mu_);  // candidates live workers built, once per worker
   WorkBoard<plan::TrialResult>* trial_board_ ABSL_GUARDED_BY(mu_) = nullptr;
   const plan::ModelStudy* study_ ABSL_GUARDED_BY(mu_) = nullptr;
   const std::vector<plan::Trial>* trials_ ABSL_GUARDED_BY(mu_) = nullptr;

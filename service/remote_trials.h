@@ -8,10 +8,13 @@
 // expensive half of a study - are shared out: local threads and the streams
 // take them from one queue, a worker sends each package it built back (the
 // front needs every candidate for its allocation and Pareto curve) and keeps
-// it. Then the trials: a worker takes only trials of candidates it built, a
-// few at a time; the front's threads take any, those of candidates no worker
-// holds first. So no process compresses a candidate twice and a worker
-// holds only what its trials need.
+// it. Then the trials: a worker takes trials of candidates it built, a few
+// at a time; the front's threads take any, those of candidates no worker
+// holds first. A worker whose own trials are done builds the candidate with
+// the most trials still waiting (a build costs a few trials' time) and takes
+// a share of those (coremlz_plan_shared_builds_total), so the trials do not
+// pile up on whoever built the most; a worker holds only what its trials
+// need.
 //
 // A worker that fails or disconnects, or says nothing for longer than its
 // patience (derived from the baseline's time, the slowest build or trial

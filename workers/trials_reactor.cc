@@ -294,7 +294,7 @@ class TrialsReactor final : public grpc::ServerBidiReactor<v1::TrialsRequest, v1
             *b->mutable_summary() = api::SummaryOf(built->report);
             std::string root;
             std::vector<v1::FileInfo> files;
-            if (built->status.ok()) {
+            if (built->status.ok() && !item->candidate.keep_only()) {
               absl::StatusOr<std::vector<v1::FileInfo>> described = api::DescribeModelFiles(built->package, &root);
               if (!described.ok()) return fail(described.status());
               files = *std::move(described);
