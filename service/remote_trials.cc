@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -435,6 +436,11 @@ class FanOut {
       RETURN_IF_ERROR(files.Add(response.chunk()));
     }
     RETURN_IF_ERROR(files.Finish());
+    // A NeuralNetwork's candidate is one .mlmodel file, sent under its own name.
+    if (absl::EndsWith(job.package, ".mlmodel")) {
+      if (built.files_size() != 1) return absl::InternalError("a build's .mlmodel came as several files");
+      return plan::LoadCandidate(JoinPath(staging, built.files(0).path()), function, std::move(report));
+    }
     return plan::LoadCandidate(staging, function, std::move(report));
   }
 
