@@ -17,6 +17,7 @@
 #include "execute/loaded_model.h"
 #include "execute/output_check.h"
 #include "execute/synthetic_inputs.h"
+#include "format/manifest.h"
 #include "format/package.h"
 #include "gtest/gtest.h"
 #include "plan/planner.h"
@@ -187,6 +188,31 @@ TEST_F(NnPlanTest, TrialNoiseEqualsAFullRunMeasurement) {
     }
   }
   EXPECT_GE(checked, 8);
+}
+
+// The same network wrapped in an .mlpackage, as Xcode keeps .mlmodel
+// files: the same plan, applied as a package.
+TEST_F(NnPlanTest, PackagedNetworkGetsTheSamePlan) {
+  const std::string pkg = scratch_.Join("Wrapped.mlpackage");
+  format::Manifest m;
+  m.items = {{"1A2B3C4D-0000-4000-8000-000000000003", "com.apple.CoreML", "CoreML Model Specification",
+              "Wrapped.mlmodel", "com.apple.CoreML/Wrapped.mlmodel"}};
+  m.root_model_identifier = m.items[0].identifier;
+  ASSERT_TRUE(MakeDirectories(pkg + "/Data/com.apple.CoreML").ok());
+  ASSERT_TRUE(WriteFileAtomically(pkg + "/Manifest.json", m.Serialize()).ok());
+  ASSERT_TRUE(WriteFileAtomically(pkg + "/Data/com.apple.CoreML/Wrapped.mlmodel", Slurp(model_)).ok());
+  auto bare = MakePlan(model_, Options(PlanTarget::Kind::kBits, 4));
+  auto wrapped = MakePlan(pkg, Options(PlanTarget::Kind::kBits, 4));
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  ASSERT_EQ(bare->weights.size(), wrapped->weights.size());
+  for (size_t w = 0; w < bare->weights.size(); ++w) EXPECT_EQ(bare->weights[w].chosen, wrapped->weights[w].chosen);
+  EXPECT_EQ(bare->measured.psnr_db, wrapped->measured.psnr_db);
+  EXPECT_EQ(bare->measured.bits_per_weight, wrapped->measured.bits_per_weight);
+  const std::string applied = scratch_.Join("applied.mlpackage");
+  ASSERT_TRUE(engine::CompressModelPath(pkg, applied, wrapped->config, {}, {}).ok());
+  EXPECT_TRUE(IsDirectory(applied));
+  EXPECT_DOUBLE_EQ(WorstPsnr(pkg, applied), wrapped->measured.psnr_db);
 }
 
 TEST_F(NnPlanTest, ConfigRoundTripsToTheBytesOfApply) {
