@@ -56,6 +56,7 @@ v1::PlanResult ToProto(const plan::PlanResult& r) {
   *p.mutable_target() = ToProto(r.target);
   for (const std::string& c : r.candidates) p.add_candidates(c);
   for (const std::string& c : r.dropped_candidates) p.add_dropped_candidates(c);
+  for (const std::string& w : r.left_out_weights) p.add_left_out_weights(w);
   p.set_samples(r.samples);
   p.set_seed(r.seed);
   p.set_function(r.function);
@@ -111,6 +112,7 @@ absl::StatusOr<plan::PlanResult> FromProto(const v1::PlanResult& p) {
   r.target = *target;
   r.candidates.assign(p.candidates().begin(), p.candidates().end());
   r.dropped_candidates.assign(p.dropped_candidates().begin(), p.dropped_candidates().end());
+  r.left_out_weights.assign(p.left_out_weights().begin(), p.left_out_weights().end());
   r.samples = p.samples();
   r.seed = p.seed();
   r.function = p.function();

@@ -31,8 +31,8 @@ constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --m
              [--config OUT.yaml] [--report OUT.json|-] [--pareto OUT.svg] [--html OUT.html]
              [--apply OUT [--force]] [--server HOST:PORT [--deadline S] [--no-cache] [TLS/token flags]]
 
-Chooses a compression for every weight of an ML Program (.mlpackage) to meet
-one target, from measured sensitivity: each weight is compressed alone by
+Chooses a compression for every weight of an ML Program (.mlpackage) or a
+NeuralNetwork (.mlmodel, or an .mlpackage holding one) to meet one target, from measured sensitivity: each weight is compressed alone by
 each candidate (exact bytes from the engine) and the model's outputs are
 compared with the original's on N seeded synthetic inputs (reference CPU
 executor, float32; not Core ML). A knapsack allocation then picks one
@@ -48,7 +48,8 @@ Targets (exactly one):
   --candidates LIST comma-separated, default: palettize8,palettize6,palettize4,
                     palettize3 (iOS18+),palettize2,int8,int4-block32 (iOS18+),keep
                     (palettizeN: k-means per tensor; intN: linear symmetric per
-                    channel; intN-blockB: per block of B; keep: unchanged)
+                    channel; intN-blockB: per block of B; keep: unchanged); a
+                    NeuralNetwork takes palettize3 and drops int4-block32
   --samples N       synthetic input samples per measurement (default 4)
   --seed S          seed of the synthetic inputs (default 0)
   --function F      the function of a multifunction package (default: its default)
@@ -66,7 +67,7 @@ Outputs:
   --html FILE       the plan as one self-contained web page: target, predicted and
                     measured size and PSNR, the Pareto curve, per weight every
                     candidate's output PSNR and the choice, the config
-  --apply OUT       write the compressed model (as `compress --config` would; an .mlpackage)
+  --apply OUT       write the compressed model (as `compress --config` would; of the input's kind)
   --force           let --apply replace an existing model at OUT
 
 Server (the same outputs, computed by coremlzd's Plan call; its trials run on

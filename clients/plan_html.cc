@@ -156,6 +156,10 @@ std::string RenderPlanHtml(const plan::PlanResult& p, const std::string& config_
     absl::StrAppend(&html, "<div class=\"sub\">Not tried (the model's target cannot hold them): ",
                     HtmlEscape(absl::StrJoin(p.dropped_candidates, ", ")), "</div>\n");
   }
+  if (!p.left_out_weights.empty()) {
+    absl::StrAppend(&html, "<div class=\"sub\">Kept as they are (the executor cannot measure them): ",
+                    HtmlEscape(absl::StrJoin(p.left_out_weights, "; ")), "</div>\n");
+  }
   if (!config_yaml.empty()) absl::StrAppend(&html, "<h2>Config</h2><pre>", HtmlEscape(config_yaml), "</pre>\n");
   absl::StrAppend(&html, "<p class=\"sub\">Made by coremlz plan. Sizes are bytes on disk (MB = 10^6 bytes).</p>",
                   HtmlPageEnd());

@@ -19,10 +19,19 @@ using format::WeightStorage;
 
 namespace {
 
-// `source` says where the config came from, for messages.
+// `source` says where the config came from, for messages. As for an ML
+// Program, the weight's own name ("layer.field", as the report names it)
+// comes first, then the name of the layer that reads it, its type, the
+// global config: the planner sets weights one by one.
 std::optional<OpConfig> ResolveLayer(const OptimizationConfig& oc, const NeuralNetworkWeight& w, size_t pass,
                                      size_t passes, ConfigUsage* usage, std::string* source) {
   const std::string pass_note = passes > 1 ? absl::StrCat(" (pass ", pass + 1, ")") : "";
+  const std::string weight = w.layer + "." + w.field;
+  if (auto it = oc.op_name_configs.find(weight); it != oc.op_name_configs.end()) {
+    usage->MatchedName(pass, weight);
+    *source = absl::StrCat("op_name_configs[\"", weight, "\"]", pass_note);
+    return it->second;
+  }
   if (auto it = oc.op_name_configs.find(w.layer); it != oc.op_name_configs.end()) {
     usage->MatchedName(pass, w.layer);
     *source = absl::StrCat("op_name_configs[\"", w.layer, "\"]", pass_note);
@@ -50,8 +59,9 @@ void ClearValues(spec::WeightParams* wp) {
 absl::Status LinearQuantizeLayer(const NeuralNetworkWeight& w, const std::vector<float>& values,
                                  const LinearQuantizerConfig& c) {
   if (c.granularity == Granularity::kPerBlock) {
-    return absl::InvalidArgumentError(absl::StrCat("layer \"", w.layer, "\": NeuralNetwork weights support "
-                                                   "per_tensor or per_channel quantization, not per_block"));
+    // Per-block scales are iOS18 ML Program ops: not expressible here.
+    return absl::FailedPreconditionError(absl::StrCat("layer \"", w.layer, "\": NeuralNetwork weights support "
+                                                      "per_tensor or per_channel quantization, not per_block"));
   }
   const bool per_channel = c.granularity == Granularity::kPerChannel && w.shape.size() >= 2;
   const int64_t channels = per_channel ? w.shape[w.output_axis] : 1;
@@ -100,9 +110,9 @@ absl::Status LinearQuantizeLayer(const NeuralNetworkWeight& w, const std::vector
 absl::StatusOr<std::string> PalettizeLayer(const NeuralNetworkWeight& w, const std::vector<float>& values,
                                            const PalettizerConfig& c, compress::CancelCheck* cancel) {
   if (c.granularity != Granularity::kPerTensor || c.cluster_dim != 1 || c.enable_per_channel_scale) {
-    return absl::InvalidArgumentError(absl::StrCat("layer \"", w.layer, "\": NeuralNetwork look-up tables are per "
-                                                   "tensor, scalar and unscaled; use an ML Program for grouped, vector "
-                                                   "or scaled palettes"));
+    return absl::FailedPreconditionError(absl::StrCat("layer \"", w.layer, "\": NeuralNetwork look-up tables are per "
+                                                      "tensor, scalar and unscaled; use an ML Program for grouped, vector "
+                                                      "or scaled palettes"));
   }
   compress::PalettizeOptions o;
   o.mode = ToPaletteMode(c.mode);
@@ -161,7 +171,7 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
     std::string source;
     for (size_t p = 0; p < config.passes.size(); ++p) {
       if (config.passes[p].joint_compression && cfg) {
-        return absl::InvalidArgumentError("joint compression needs an ML Program (iOS18)");
+        return absl::FailedPreconditionError("joint compression needs an ML Program (iOS18)");
       }
       // Every pass is consulted so that its keys count as used.
       std::string from;
@@ -199,8 +209,8 @@ absl::StatusOr<CompressionReport> CompressNeuralNetwork(spec::Model* model, cons
     row.technique = TechniqueName(*cfg);
     row.params = DescribeParams(*cfg);
     if (std::holds_alternative<ThresholdPrunerConfig>(*cfg) || std::holds_alternative<MagnitudePrunerConfig>(*cfg)) {
-      return absl::InvalidArgumentError(absl::StrCat("layer \"", w.layer, "\": pruning needs an ML Program; the "
-                                                     "NeuralNetwork format has no sparse weights"));
+      return absl::FailedPreconditionError(absl::StrCat("layer \"", w.layer, "\": pruning needs an ML Program; the "
+                                                        "NeuralNetwork format has no sparse weights"));
     }
     if (std::holds_alternative<Fp16Config>(*cfg)) {
       if (w.storage == WeightStorage::kFloat16) {

@@ -163,11 +163,25 @@ absl::StatusOr<std::unique_ptr<NnExecutor>> NnExecutor::Load(const Spec::Model& 
     Step step;
     step.label = spec;
     step.kernel = std::move(kernel);
+    if (!spec.weights.empty()) {
+      const int at = static_cast<int>(e->steps_.size());
+      for (const auto& [field, value] : spec.weights) {
+        const std::string weight = absl::StrCat(spec.name, ".", field);
+        auto [it, fresh] = e->weight_slots_.emplace(weight, static_cast<int>(e->weight_refs_.size()));
+        if (fresh) {
+          e->weight_refs_.push_back({at, field});
+        } else {
+          it->second = -1;
+        }
+      }
+      step.builder = builder->second;
+    }
     for (const std::string& name : layer.input()) {
       auto s = slots.find(name);
       if (s == slots.end()) return spec.Invalid(absl::StrCat("reads '", name, "', which nothing before it produces"));
       step.inputs.push_back(s->second);
     }
+    if (step.builder != nullptr) step.spec = std::make_shared<const NnLayerSpec>(std::move(spec));
     for (const std::string& name : layer.output()) step.outputs.push_back(new_slot(name));
     e->steps_.push_back(std::move(step));
   }
@@ -254,14 +268,9 @@ absl::StatusOr<Tensor> NnExecutor::ClassifierOutput(const Output& o, const Tenso
   return Tensor::Int({}, {static_cast<int32_t>(int_labels_[best])});
 }
 
-absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std::string, Tensor>& inputs,
-                                                              RunStats* stats) const {
-  std::vector<Tensor> values(slot_count_);
-  std::vector<bool> present(slot_count_, false);
-  // Blobs the layers made, for the peak (inputs are not counted, as for
-  // ML Programs).
-  std::vector<bool> counted(slot_count_, false);
-  int64_t live = 0, live_bytes = 0, peak = 0, peak_bytes = 0;
+absl::StatusOr<std::vector<std::pair<int, Tensor>>> NnExecutor::BindInputs(
+    const std::map<std::string, Tensor>& inputs) const {
+  std::vector<std::pair<int, Tensor>> bound;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const InputDecl& decl = inputs_[i];
     const Input& bind = input_bindings_[i];
@@ -283,8 +292,31 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     }
     x.Reshape(bind.network_shape);
     if (bind.image) RETURN_IF_ERROR(ApplyImagePreprocess(bind.preprocess, &x));
-    values[bind.slot] = std::move(x);
-    present[bind.slot] = true;
+    bound.emplace_back(bind.slot, std::move(x));
+  }
+  return bound;
+}
+
+absl::StatusOr<Tensor> NnExecutor::OutputValue(size_t i, Tensor* blob, bool last) const {
+  const Output& o = outputs_[i];
+  if (o.kind != Output::kBlob) return ClassifierOutput(o, *blob, output_names_[i]);
+  Tensor t = last ? std::move(*blob) : *blob;
+  if (!o.described.empty() && NumElements(o.described) == t.size()) t.Reshape(o.described);
+  return t;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std::string, Tensor>& inputs,
+                                                              RunStats* stats) const {
+  std::vector<Tensor> values(slot_count_);
+  std::vector<bool> present(slot_count_, false);
+  // Blobs the layers made, for the peak (inputs are not counted, as for
+  // ML Programs).
+  std::vector<bool> counted(slot_count_, false);
+  int64_t live = 0, live_bytes = 0, peak = 0, peak_bytes = 0;
+  ASSIGN_OR_RETURN(auto bound, BindInputs(inputs));
+  for (auto& [slot, x] : bound) {
+    values[slot] = std::move(x);
+    present[slot] = true;
   }
   RunStats intermediates;  // only the largest-two tracking is used
   std::vector<const Tensor*> args;
@@ -323,16 +355,10 @@ absl::StatusOr<std::map<std::string, Tensor>> NnExecutor::Run(const std::map<std
     if (!present[o.slot]) {
       return absl::InvalidArgumentError(absl::StrCat("output '", output_names_[i], "' was not computed"));
     }
-    if (o.kind != Output::kBlob) {
-      ASSIGN_OR_RETURN(out[output_names_[i]], ClassifierOutput(o, values[o.slot], output_names_[i]));
-      continue;
-    }
     // Moved out unless a later output reads the same blob.
     bool again = false;
     for (size_t j = i + 1; j < outputs_.size(); ++j) again = again || outputs_[j].slot == o.slot;
-    Tensor t = again ? values[o.slot] : std::move(values[o.slot]);
-    if (!o.described.empty() && NumElements(o.described) == t.size()) t.Reshape(o.described);
-    out[output_names_[i]] = std::move(t);
+    ASSIGN_OR_RETURN(out[output_names_[i]], OutputValue(i, &values[o.slot], !again));
   }
   if (stats != nullptr) {
     stats->ops_run = static_cast<int64_t>(steps_.size());

@@ -23,6 +23,13 @@
 // scores are the blob labelProbabilityLayerName names, else the blob named
 // as the probabilities output, else the last layer's output.
 //
+// Incremental runs (ModelExecutor): a weight is "layer.field" as the
+// engine's report names it ("conv1.weights"); RunReplacing rebuilds the
+// kernel of each layer whose weight is replaced from the layer's parameters
+// and the new value (each layer with weights keeps them for that), reruns it
+// and every layer that reads a blob recomputed, and reuses the kept blobs
+// for the rest.
+//
 // Errors: a layer type or parameter without a kernel is UNIMPLEMENTED at
 // load, naming the layer type, the layer and its index; a malformed network
 // or bad inputs are INVALID_ARGUMENT.
@@ -30,6 +37,7 @@
 #define COREMLZ_EXECUTE_NN_EXECUTOR_H_
 
 #include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +60,15 @@ class NnExecutor : public ModelExecutor {
   absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs,
                                                     RunStats* stats = nullptr) const override;
 
+  absl::StatusOr<int> WeightSlot(const std::string& weight) const override;
+  using ModelExecutor::WeightValue;
+  std::shared_ptr<const Tensor> WeightValue(int slot, const ModelExecutor& same_model) const override;
+  absl::StatusOr<std::unique_ptr<KeptRun>> RunKeeping(const std::map<std::string, Tensor>& inputs,
+                                                      bool keep_intermediates = true) const override;
+  absl::StatusOr<std::map<std::string, Tensor>> RunReplacing(const KeptRun& kept,
+                                                             const std::vector<WeightReplacement>& replacements,
+                                                             RunStats* stats = nullptr) const override;
+
  private:
   struct Input {
     Shape network_shape;  // as the first layer sees it
@@ -64,6 +81,15 @@ class NnExecutor : public ModelExecutor {
     NnKernel kernel;
     std::vector<int> inputs, outputs;
     std::vector<int> last_uses;  // blobs freed after this step
+    // A layer with weights: what its kernel was built from and by, to
+    // rebuild it with a replaced weight.
+    std::shared_ptr<const NnLayerSpec> spec;
+    NnLayerBuilder builder = nullptr;
+  };
+  // A weight incremental runs can replace: a layer's field.
+  struct WeightRef {
+    int step = 0;
+    std::string field;
   };
   struct Output {
     enum Kind { kBlob, kLabel, kScores } kind = kBlob;  // the last two: a classifier's
@@ -72,6 +98,10 @@ class NnExecutor : public ModelExecutor {
   };
   NnExecutor() = default;
   absl::StatusOr<Tensor> ClassifierOutput(const Output& o, const Tensor& scores, const std::string& name) const;
+  // The inputs as the network sees them (reshaped, images preprocessed), by slot.
+  absl::StatusOr<std::vector<std::pair<int, Tensor>>> BindInputs(const std::map<std::string, Tensor>& inputs) const;
+  // Output `i` from its blob (moved when `last`).
+  absl::StatusOr<Tensor> OutputValue(size_t i, Tensor* blob, bool last) const;
 
   std::string function_ = "main";
   std::vector<InputDecl> inputs_;
@@ -80,6 +110,8 @@ class NnExecutor : public ModelExecutor {
   std::vector<Output> outputs_;
   std::vector<Step> steps_;
   int slot_count_ = 0;
+  std::vector<WeightRef> weight_refs_;     // by weight slot
+  std::map<std::string, int> weight_slots_;  // "layer.field" -> slot; -1: ambiguous (two layers share the name)
   std::vector<std::string> string_labels_;  // a classifier's labels, one kind
   std::vector<int64_t> int_labels_;
 };

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/job_control.h"
 
@@ -21,6 +23,10 @@ class CancelHook : public engine::JobControl {
 };
 
 }  // namespace
+
+std::string CandidatePath(const std::string& work_dir, const std::string& name, const std::string& model_path) {
+  return JoinPath(work_dir, absl::StrCat("candidate-", name, IsDirectory(model_path) ? ".mlpackage" : ".mlmodel"));
+}
 
 CandidateRun BuildCandidate(const std::string& model_path, const CandidateJob& job, const std::string& function,
                             const std::function<bool()>& cancelled) {

@@ -36,6 +36,11 @@ struct CandidateRun {
   execute::LoadedModel model;  // `function` of the compressed package
 };
 
+// Where candidate `name` of a plan of `model_path` is written in
+// `work_dir`: a model of the input's kind (an .mlpackage directory, or an
+// .mlmodel file), as the engine writes nothing else.
+std::string CandidatePath(const std::string& work_dir, const std::string& name, const std::string& model_path);
+
 // Compresses `job` with the engine into job.package and loads it.
 // `cancelled` (optional) is polled inside the weights.
 CandidateRun BuildCandidate(const std::string& model_path, const CandidateJob& job, const std::string& function,

@@ -21,7 +21,7 @@ absl::StatusOr<CandidateTrials::Built> CandidateTrials::Build(int index) {
     return absl::InvalidArgumentError(absl::StrCat("no candidate ", index, " to build in this study"));
   }
   const Candidate& c = candidates_[index];
-  CandidateJob job{index, c, JoinPath(work_dir_, absl::StrCat("candidate-", c.name, ".mlpackage"))};
+  CandidateJob job{index, c, CandidatePath(work_dir_, c.name, model_path_)};
   {
     absl::MutexLock lock(&mu_);
     if (runs_.count(c.name)) return absl::FailedPreconditionError(absl::StrCat("candidate ", c.name, " was built already"));

@@ -16,6 +16,8 @@ bool Compressed(const engine::WeightReport& row) { return row.technique != "none
 }  // namespace
 
 bool ReadByFunction(const engine::WeightReport& row, const std::string& function) {
+  // A NeuralNetwork's rows name no function: it has one.
+  if (row.function.empty() && row.functions.empty()) return true;
   return row.function == function || std::find(row.functions.begin(), row.functions.end(), function) != row.functions.end();
 }
 
@@ -54,8 +56,7 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
   std::vector<CandidateJob> jobs;
   for (size_t i = 0; i < candidates.size(); ++i) {
     if (!candidates[i].config) continue;
-    jobs.push_back({static_cast<int>(i), candidates[i],
-                    JoinPath(work_dir, absl::StrCat("candidate-", candidates[i].name, ".mlpackage"))});
+    jobs.push_back({static_cast<int>(i), candidates[i], CandidatePath(work_dir, candidates[i].name, model_path)});
   }
   const std::string function = baseline.function();
   const CandidateBuilder local = [&](const CandidateJob& job) {
@@ -129,7 +130,13 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
     w.consumers = row.consumers;
     w.elements = execute::NumElements(row.shape);
     w.bytes_before = row.bytes_before;
-    w.slot = baseline.SlotOf(row.name);
+    absl::StatusOr<int> slot = baseline.SlotOf(row.name);
+    if (!slot.ok()) {
+      // Never measured wrongly: left as it is, and the plan says why.
+      study->left_out_.push_back(absl::StrCat(row.name, ": ", slot.status().message()));
+      continue;
+    }
+    w.slot = *slot;
     if (w.slot < 0) continue;  // not a value of the executed function, or unused in it
     for (size_t c = 0; c < cands.size(); ++c) {
       CandidateWeight o;
@@ -163,7 +170,7 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
 }
 
 absl::StatusOr<OutputNoise> ModelStudy::Measure(const std::vector<std::pair<int, int>>& choice) const {
-  std::vector<execute::ProgramExecutor::Replacement> replacements;
+  std::vector<execute::ModelExecutor::WeightReplacement> replacements;
   for (const auto& [w, c] : choice) {
     if (w < 0 || w >= static_cast<int>(weights_.size()) || c < 0 || c >= static_cast<int>(candidates_.size())) {
       return absl::InvalidArgumentError(absl::StrCat("no weight ", w, " or candidate ", c));

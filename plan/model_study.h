@@ -66,6 +66,9 @@ class ModelStudy : public TrialRunner {
   const std::vector<Candidate>& candidates() const { return candidates_; }
   const std::vector<StudiedWeight>& weights() const { return weights_; }
   const std::vector<std::string>& dropped() const { return dropped_; }  // "int4-block32: why"
+  // Weights the candidates compress that the executor cannot replace (left
+  // as they are): "NAME: why".
+  const std::vector<std::string>& left_out() const { return left_out_; }
   const std::vector<std::string>& output_names() const { return baseline_->output_names(); }
   int samples() const { return baseline_->samples(); }
   bool keeps_activations() const { return baseline_->keeps_activations(); }
@@ -89,6 +92,7 @@ class ModelStudy : public TrialRunner {
   std::unique_ptr<StudyBaseline> baseline_;
   std::vector<Candidate> candidates_;
   std::vector<std::string> dropped_;
+  std::vector<std::string> left_out_;
   std::vector<StudiedWeight> weights_;
   std::vector<double> overhead_;
   uint64_t model_bytes_ = 0;

@@ -87,6 +87,9 @@ std::string PlanReportJson(const PlanResult& plan) {
   w.Key("dropped_candidates").BeginArray();
   for (const std::string& c : plan.dropped_candidates) w.String(c);
   w.EndArray();
+  w.Key("left_out_weights").BeginArray();
+  for (const std::string& l : plan.left_out_weights) w.String(l);
+  w.EndArray();
   w.Key("original_model_bytes").Uint(plan.original_model_bytes);
   w.Key("trials_run").Int(plan.trials_run);
   w.Key("trials_pruned").Int(plan.trials_pruned);

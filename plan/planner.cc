@@ -16,6 +16,7 @@
 #include "engine/job_control.h"
 #include "execute/loaded_model.h"
 #include "execute/output_check.h"
+#include "format/neural_network_weights.h"
 #include "format/package.h"
 #include "plan/knapsack.h"
 
@@ -273,12 +274,29 @@ class Planner {
   std::vector<std::vector<int>> choice_candidate_;
 };
 
+// The model's specification: a package's root spec or an .mlmodel file.
+absl::StatusOr<CoreML::Specification::Model> ReadSpec(const std::string& model_path) {
+  if (IsDirectory(model_path)) {
+    ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(model_path));
+    return pkg->model();
+  }
+  if (!PathExists(model_path)) return absl::NotFoundError(absl::StrCat(model_path, " does not exist"));
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(model_path, uint64_t{2} << 30));
+  return format::ParseModelSpec(bytes, model_path);
+}
+
 // No candidates given: the defaults for the model's deployment target, those
-// it cannot express dropped (and noted) rather than refused.
+// it cannot express dropped (and noted) rather than refused. A
+// NeuralNetwork has no ML Program target: it is offered the whole list, and
+// the engine refuses what its format cannot hold (per-block scales) with
+// FAILED_PRECONDITION, which drops it.
 absl::Status ResolveCandidates(const std::string& model_path, PlanOptions* opts) {
   if (!opts->candidates.empty()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::unique_ptr<format::MlPackage> pkg, format::MlPackage::Open(model_path));
-  ASSIGN_OR_RETURN(engine::Target model_target, engine::TargetFromSpecVersion(pkg->model().specificationversion()));
+  ASSIGN_OR_RETURN(CoreML::Specification::Model spec, ReadSpec(model_path));
+  engine::Target model_target = engine::Target::kIOS18;
+  if (!format::HasNeuralNetwork(spec)) {
+    ASSIGN_OR_RETURN(model_target, engine::TargetFromSpecVersion(spec.specificationversion()));
+  }
   opts->candidates = DefaultCandidates(model_target, opts->weight_threshold);
   opts->study.drop_inexpressible = true;
   return absl::OkStatus();
@@ -288,7 +306,6 @@ absl::Status ResolveCandidates(const std::string& model_path, PlanOptions* opts)
 
 absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& model_path, const PlanOptions& options,
                                                          const std::string& work_dir) {
-  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
   PlanOptions opts = options;
   RETURN_IF_ERROR(ResolveCandidates(model_path, &opts));
   return ModelStudy::Create(model_path, opts.candidates, opts.study, work_dir);
@@ -296,7 +313,6 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> StudyForPlan(const std::string& mode
 
 absl::StatusOr<std::unique_ptr<CandidateTrials>> TrialsForPlan(const std::string& model_path,
                                                                const PlanOptions& options, const std::string& work_dir) {
-  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
   PlanOptions opts = options;
   RETURN_IF_ERROR(ResolveCandidates(model_path, &opts));
   ASSIGN_OR_RETURN(std::unique_ptr<StudyBaseline> baseline, StudyBaseline::Create(model_path, opts.study));
@@ -326,8 +342,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   if (!std::isfinite(target.value) || target.value <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("the target must be positive: ", DescribeTarget(target)));
   }
-  // Only ML Programs run here; LoadModel says so for anything else without loading it.
-  if (!IsDirectory(model_path)) return execute::LoadModel(model_path, options.study.function).status();
+  if (!PathExists(model_path)) return absl::NotFoundError(absl::StrCat(model_path, " does not exist"));
   const uint64_t original_bytes = DirectoryBytes(model_path);
   if (target.kind == PlanTarget::Kind::kSize && target.value > static_cast<double>(original_bytes)) {
     return absl::InvalidArgumentError(absl::StrCat("--size ", static_cast<uint64_t>(target.value),
@@ -349,6 +364,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.target = target;
   for (const Candidate& c : study->candidates()) result.candidates.push_back(c.name);
   result.dropped_candidates = study->dropped();
+  result.left_out_weights = study->left_out();
   result.samples = study->samples();
   result.seed = opts.study.seed;
   result.function = study->function();
@@ -400,7 +416,8 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   ASSIGN_OR_RETURN(Knapsack knapsack, planner.Solver(size_target));
 
   // Solve, apply, measure, correct.
-  const std::string applied = JoinPath(work.path, "plan.mlpackage");
+  // Of the input's kind: the engine writes nothing else.
+  const std::string applied = JoinPath(work.path, IsDirectory(model_path) ? "plan.mlpackage" : "plan.mlmodel");
   double budget = 0;  // size and bits: the knapsack's budget in its bytes
   if (target.kind == PlanTarget::Kind::kSize) {
     budget = target.value - static_cast<double>(planner.fixed_bytes());

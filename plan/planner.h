@@ -121,6 +121,9 @@ struct PlanResult {
   PlanTarget target;
   std::vector<std::string> candidates;
   std::vector<std::string> dropped_candidates;
+  // Weights the candidates compress but the executor cannot replace, kept
+  // as they are: "NAME: why".
+  std::vector<std::string> left_out_weights;
   int samples = 0;
   uint64_t seed = 0;
   std::string function;

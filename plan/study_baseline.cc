@@ -17,27 +17,22 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
   b->model_path_ = model_path;
   // Label outputs are measured on their scores, as the output check does.
   ASSIGN_OR_RETURN(b->original_, execute::LoadModel(model_path, options.function, /*with_label_scores=*/true));
-  if (b->original_.program() == nullptr) {
-    return absl::UnimplementedError(
-        "planning a NeuralNetwork model is not supported yet: the executor runs it, but trials rely on an ML "
-        "Program's incremental runs");
-  }
   // A stateful function is measured from zeroed states, on its outputs and
   // on what it leaves in each state (see ProgramExecutor::RunReplacing).
-  const execute::ProgramExecutor& original = *b->original_.program();
+  const execute::ModelExecutor& original = *b->original_.executor;
   // The original on every sample, keeping its activations if they fit.
-  ASSIGN_OR_RETURN(std::vector<execute::InputSpec> specs,
-                   execute::DescribeInputs(b->original_.package->model(), original));
+  ASSIGN_OR_RETURN(std::vector<execute::InputSpec> specs, execute::DescribeInputs(b->original_.model(), original));
   for (int i = 0; i < options.samples; ++i) {
     if (options.cancelled && options.cancelled()) return absl::CancelledError("the plan was cancelled");
     const auto inputs = execute::SyntheticInputs(specs, options.seed, i);
-    ASSIGN_OR_RETURN(execute::ProgramExecutor::KeptRun kept, original.RunKeeping(inputs, b->keeps_activations_));
-    if (i == 0 && kept.bytes * options.samples > options.max_kept_bytes) {
+    ASSIGN_OR_RETURN(std::unique_ptr<execute::ModelExecutor::KeptRun> kept,
+                     original.RunKeeping(inputs, b->keeps_activations_));
+    if (i == 0 && kept->bytes * options.samples > options.max_kept_bytes) {
       b->keeps_activations_ = false;
       ASSIGN_OR_RETURN(kept, original.RunKeeping(inputs, false));
     }
-    b->kept_bytes_ += kept.bytes;
-    ASSIGN_OR_RETURN(auto reference, original.RunReplacing(kept, {}));
+    b->kept_bytes_ += kept->bytes;
+    ASSIGN_OR_RETURN(auto reference, original.RunReplacing(*kept, {}));
     if (i == 0) {
       for (const auto& [name, t] : reference) {
         if (t.is_float()) {
@@ -58,22 +53,16 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
   return b;
 }
 
-int StudyBaseline::SlotOf(const std::string& weight) const {
-  const int slot = program().ConstantSlot(weight);
-  if (slot < 0 || program().UsesOf(slot).empty()) return -1;
-  return slot;
-}
+absl::StatusOr<int> StudyBaseline::SlotOf(const std::string& weight) const { return executor().WeightSlot(weight); }
 
 absl::StatusOr<StudyBaseline::WeightSlot> StudyBaseline::DecodedIn(const execute::LoadedModel& candidate_model,
                                                                   const std::string& weight,
                                                                   const std::string& candidate_name) const {
   WeightSlot w;
-  w.slot = SlotOf(weight);
+  ASSIGN_OR_RETURN(w.slot, SlotOf(weight));
   if (w.slot < 0) return w;
-  const std::vector<execute::ProgramExecutor::ArgumentRef> uses = program().UsesOf(w.slot);
-  const execute::ProgramExecutor* candidate = candidate_model.program();
-  w.decoded = candidate ? candidate->ConstantAt(uses[0]) : nullptr;
-  const auto original_value = program().ConstantAt(uses[0]);
+  w.decoded = candidate_model.executor ? executor().WeightValue(w.slot, *candidate_model.executor) : nullptr;
+  const auto original_value = executor().WeightValue(w.slot);
   if (!w.decoded || !original_value || w.decoded->shape() != original_value->shape() ||
       w.decoded->dtype() != original_value->dtype()) {
     return absl::InternalError(absl::StrCat("weight \"", weight, "\": candidate ", candidate_name,
@@ -83,11 +72,11 @@ absl::StatusOr<StudyBaseline::WeightSlot> StudyBaseline::DecodedIn(const execute
 }
 
 absl::StatusOr<OutputNoise> StudyBaseline::Measure(
-    const std::vector<execute::ProgramExecutor::Replacement>& replacements) const {
+    const std::vector<execute::ModelExecutor::WeightReplacement>& replacements) const {
   OutputNoise noise;
   noise.reserve(kept_.size() * output_names_.size());
   for (size_t s = 0; s < kept_.size(); ++s) {
-    ASSIGN_OR_RETURN(auto outputs, program().RunReplacing(kept_[s], replacements));
+    ASSIGN_OR_RETURN(auto outputs, executor().RunReplacing(*kept_[s], replacements));
     for (const std::string& name : output_names_) {
       const execute::Tensor& ref = references_[s].at(name);
       ASSIGN_OR_RETURN(execute::OutputComparison c, execute::CompareOutputs(ref.floats(), outputs.at(name).floats()));

@@ -43,14 +43,16 @@ struct StudyOptions {
 
 class StudyBaseline {
  public:
-  // UNIMPLEMENTED for what the planner cannot measure (NeuralNetworks,
-  // non-float outputs or states); CANCELLED when `cancelled` says so.
+  // An ML Program function or a NeuralNetwork, measured through the
+  // executor's incremental runs (execute/model_executor.h). UNIMPLEMENTED
+  // for what the planner cannot measure (non-float outputs or states);
+  // CANCELLED when `cancelled` says so.
   static absl::StatusOr<std::unique_ptr<StudyBaseline>> Create(const std::string& model_path,
                                                                const StudyOptions& options);
 
   const std::string& model_path() const { return model_path_; }
-  const execute::ProgramExecutor& program() const { return *original_.program(); }
-  const std::string& function() const { return program().function(); }
+  const execute::ModelExecutor& executor() const { return *original_.executor; }
+  const std::string& function() const { return executor().function(); }
   // What is measured, as plans name it: float outputs, "scores:OUTPUT" for a
   // label output (execute/label_scores.h), "state:NAME" for what a stateful
   // function leaves in a state.
@@ -60,27 +62,29 @@ class StudyBaseline {
   int64_t kept_bytes() const { return kept_bytes_; }
 
   // The value every consumer of `weight` reads in `candidate_model` (the same
-  // model compressed), checked to line up with the original's; null when the
-  // weight is no value of the executed function or has no use in it.
+  // model compressed), checked to line up with the original's; slot -1 and
+  // null when the weight is no value of the executed function or has no use
+  // in it; FAILED_PRECONDITION when the executor cannot replace it.
   struct WeightSlot {
     int slot = -1;
     std::shared_ptr<const execute::Tensor> decoded;
   };
   absl::StatusOr<WeightSlot> DecodedIn(const execute::LoadedModel& candidate_model, const std::string& weight,
                                        const std::string& candidate_name) const;
-  // Where `weight` lives in the original, -1 if it is not used here.
-  int SlotOf(const std::string& weight) const;
+  // Where `weight` lives in the original, -1 if it is not used here;
+  // FAILED_PRECONDITION (the reason) when the executor cannot replace it.
+  absl::StatusOr<int> SlotOf(const std::string& weight) const;
 
   // The outputs' noise with the given constants replaced (only the ops
   // depending on them are run).
-  absl::StatusOr<OutputNoise> Measure(const std::vector<execute::ProgramExecutor::Replacement>& replacements) const;
+  absl::StatusOr<OutputNoise> Measure(const std::vector<execute::ModelExecutor::WeightReplacement>& replacements) const;
 
  private:
   StudyBaseline() = default;
 
   std::string model_path_;
   execute::LoadedModel original_;
-  std::vector<execute::ProgramExecutor::KeptRun> kept_;
+  std::vector<std::unique_ptr<execute::ModelExecutor::KeptRun>> kept_;
   std::vector<std::map<std::string, execute::Tensor>> references_;
   std::vector<std::string> output_names_;   // the executor's results measured
   std::vector<std::string> output_labels_;  // the same, as plans name them

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -433,6 +434,13 @@ class FanOut {
       run.report = std::move(report);
       return run;
     }
+    // A NeuralNetwork's candidate is one .mlmodel file, sent under its own
+    // name (taken now: reading the chunks reuses `response`, `built` with it).
+    std::string loaded = staging;
+    if (absl::EndsWith(job.package, ".mlmodel")) {
+      if (built.files_size() != 1) return absl::InternalError("a build's .mlmodel did not come as one file");
+      loaded = JoinPath(staging, built.files(0).path());
+    }
     RETURN_IF_ERROR(MakeDirectories(staging));
     api::FileReceiver files(staging, api::TransferLimits{});
     RETURN_IF_ERROR(files.DeclareAll(built.files()));
@@ -443,7 +451,7 @@ class FanOut {
       RETURN_IF_ERROR(files.Add(response.chunk()));
     }
     RETURN_IF_ERROR(files.Finish());
-    return plan::LoadCandidate(staging, function, std::move(report));
+    return plan::LoadCandidate(loaded, function, std::move(report));
   }
 
   // One worker's share: upload and baseline, builds, then the trials of the

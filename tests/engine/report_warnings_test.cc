@@ -1,6 +1,7 @@
 // Report warnings: config keys that match nothing, configs that compress
 // nothing, blobs no op reads. Run through whole-model compression so keys are
 // looked up the way real jobs look them up.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,27 @@ op_type_configs:
   EXPECT_THAT(r.warnings, Contains(HasSubstr("op_type_configs[\"linear\"]")));
   EXPECT_THAT(r.warnings, Not(Contains(HasSubstr("[\"conv1\"]"))));
   EXPECT_THAT(r.warnings, Not(Contains(HasSubstr("[\"innerProduct\"]"))));
+}
+
+// A NeuralNetwork weight's own name (LAYER.FIELD, as the report names it)
+// comes before its layer's, as a const's name does before its op's.
+TEST_F(ReportWarningsTest, NeuralNetworkWeightNamesComeBeforeLayerNames) {
+  CompressionReport r = Compress(nn_model_, R"(
+config_type: OpPalettizerConfig
+op_name_configs:
+  conv1: {nbits: 4, weight_threshold: 16}
+  conv1.bias: null
+  fc1.weights: {nbits: 2}
+  fc1.weigths: {nbits: 2}
+)");
+  std::map<std::string, std::string> params;  // compressed rows
+  for (const WeightReport& w : r.weights) {
+    if (w.technique != "none" && w.skipped_reason.empty()) params[w.name] = w.params;
+  }
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_THAT(params["conv1.weights"], HasSubstr("nbits=4"));
+  EXPECT_THAT(params["fc1.weights"], HasSubstr("nbits=2"));
+  EXPECT_THAT(r.warnings, ElementsAre(HasSubstr("op_name_configs[\"fc1.weigths\"]")));
 }
 
 TEST_F(ReportWarningsTest, BlobsThatNoOpReads) {

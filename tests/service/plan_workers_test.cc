@@ -215,6 +215,35 @@ TEST(PlanWorkers, TwoWorkersPlanAsEmbedded) {
   EXPECT_EQ(Metric(*front, "coremlz_plan_trials_total{outcome=\"rerun\"}"), 0);
 }
 
+// A NeuralNetwork (.mlmodel): the workers build candidates as .mlmodel
+// files and send them back as one file each; the plan is the embedded one.
+TEST(PlanWorkers, ANeuralNetworkPlansAsEmbedded) {
+  ScratchDir scratch;
+  const std::string model = ModelsDir() + "/tiny_drawing_embedding/TinyDrawingEmbedding.mlmodel";
+  auto plan = [&](const std::string& dir, const std::string& server) {
+    std::vector<std::string> argv = {Cli(), "plan", model, "--bits", "4", "--samples", "2", "--config",
+                                     dir + "/plan.yaml", "--report", dir + "/plan.json", "--apply",
+                                     dir + "/applied.mlmodel"};
+    if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+    EXPECT_TRUE(MakeDirectories(dir).ok());
+    auto r = RunProgram(argv, absl::Seconds(300));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Outputs{Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+  };
+  const Outputs embedded = plan(scratch.Join("embedded"), "");
+  ASSERT_FALSE(embedded.yaml.empty());
+  auto w1 = StartWorker();
+  auto w2 = StartWorker();
+  auto front = StartFront({w1.get(), w2.get()});
+  ASSERT_TRUE(front->ok());
+  const Outputs remote = plan(scratch.Join("remote"), absl::StrCat("127.0.0.1:", front->port()));
+  EXPECT_EQ(remote.yaml, embedded.yaml);
+  EXPECT_EQ(remote.report, embedded.report);
+  EXPECT_EQ(Slurp(scratch.Join("remote/applied.mlmodel")), Slurp(scratch.Join("embedded/applied.mlmodel")));
+  EXPECT_EQ(front->log().find("stopped"), std::string::npos) << front->log();
+  EXPECT_EQ(Metric(*front, "coremlz_plan_trials_total{outcome=\"rerun\"}"), 0);
+}
+
 TEST(PlanWorkers, AWorkerKilledMidPlanChangesNothing) {
   ScratchDir scratch;
   constexpr int kSamples = 24;  // slow trials, so that the kill lands mid-plan

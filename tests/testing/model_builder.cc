@@ -267,4 +267,10 @@ spec::Model BuildNeuralNetworkModel(bool fp16, uint32_t seed) {
   return model;
 }
 
+spec::Model BuildRunnableNeuralNetworkModel(bool fp16, uint32_t seed) {
+  spec::Model model = BuildNeuralNetworkModel(fp16, seed);
+  model.mutable_neuralnetwork()->mutable_layers(0)->mutable_convolution()->set_same("");
+  return model;
+}
+
 }  // namespace coremlz::testing

@@ -65,6 +65,10 @@ absl::Status WriteMixedTestPackage(const std::string& dir, format::ElementType w
 // A NeuralNetwork .mlmodel with conv + innerProduct (+ batchnorm, embedding)
 // layers whose weights are fp32 (floatValue) or fp16 (float16Value).
 CoreML::Specification::Model BuildNeuralNetworkModel(bool fp16, uint32_t seed);
+// The same network with 'same' padding on the convolution, so that its
+// shapes line up and the executor runs it ([16, 8, 8] in, [64] out): for
+// the planner's tests, which measure outputs.
+CoreML::Specification::Model BuildRunnableNeuralNetworkModel(bool fp16, uint32_t seed);
 
 }  // namespace coremlz::testing
 
