@@ -160,6 +160,16 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
       {"cumSum", BuildCumSum},
       {"dot", BuildDot},
       {"clampedReLU", BuildClampedRelu},
+      {"resizeBilinear", BuildResizeBilinear},
+      {"cropResize", BuildCropResize},
+      {"gatherND", BuildGatherND},
+      {"scatter", BuildScatter},
+      {"scatterND", BuildScatter},
+      {"scatterAlongAxis", BuildScatter},
+      {"sliceDynamic", BuildSliceDynamic},
+      {"sliceBySize", BuildSliceBySize},
+      {"reverseSeq", BuildReverseSeq},
+      {"slidingWindows", BuildSlidingWindows},
   };
   return *builders;
 }
@@ -195,6 +205,10 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
       {"dot", {2, 2}},              {"reshapeLike", {2, 2}},
       {"reshapeDynamic", {2, 2}},   {"broadcastToDynamic", {2, 2}},
       {"rangeDynamic", {1, 3}},
+      {"cropResize", {2, 2}},       {"gatherND", {2, 2}},
+      {"scatter", {3, 3}},          {"scatterND", {3, 3}},
+      {"scatterAlongAxis", {3, 3}}, {"sliceDynamic", {2, 7}},
+      {"sliceBySize", {2, 2}},      {"reverseSeq", {2, 2}},
   };
   auto it = arity->find(spec.type);
   const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
@@ -362,6 +376,7 @@ std::string NnLayerTypeName(int number) {
       {1455, "cumSum"},
       {1460, "clampedReLU"},
       {1461, "argSort"},
+      {1470, "sliceBySize"},
       {1471, "convolution3d"},
   };
   auto it = names->find(number);

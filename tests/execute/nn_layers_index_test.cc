@@ -1,0 +1,587 @@
+// The NeuralNetwork resampling and indexing layers that Apple's gallery and
+// older converter output use: resizeBilinear, cropResize, gatherND,
+// scatter / scatterND / scatterAlongAxis, sliceDynamic, sliceBySize,
+// reverseSeq and slidingWindows, each against a slow reference written in
+// the test from NeuralNetwork.proto's definitions (element by element, with
+// no code shared with the kernels), over every mode the layer has; malformed
+// parameters or inputs are INVALID_ARGUMENT and forms the executor does not
+// run are UNIMPLEMENTED naming the layer.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <tuple>
+
+#include "absl/strings/match.h"
+#include "coreml/model.pb.h"
+#include "execute/nn_executor.h"
+#include "execute/nn_layer.h"
+#include "gtest/gtest.h"
+#include "tests/execute/nn_test_util.h"
+
+namespace coremlz::execute {
+namespace {
+
+using testing::Random;
+using testing::RunLayer;
+using testing::Wire;
+
+void ExpectClose(const absl::StatusOr<Tensor>& got, const Tensor& want, double tol = 1e-5) {
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->shape(), want.shape());
+  for (int64_t i = 0; i < want.size(); ++i) {
+    ASSERT_NEAR(got->floats()[i], want.floats()[i], tol * std::max(1.0f, std::fabs(want.floats()[i]))) << "element " << i;
+  }
+}
+
+absl::StatusCode Code(const absl::StatusOr<Tensor>& t) { return t.status().code(); }
+
+// True when `t` failed UNIMPLEMENTED with a message naming the test layer.
+bool UnimplementedNamingLayer(const absl::StatusOr<Tensor>& t, const std::string& type) {
+  return t.status().code() == absl::StatusCode::kUnimplemented &&
+         absl::StrContains(t.status().message(), "'test_layer' (" + type + ")");
+}
+
+std::vector<int64_t> Unravel(int64_t i, const Shape& s) {
+  std::vector<int64_t> idx(s.size());
+  for (size_t d = s.size(); d-- > 0;) idx[d] = i % s[d], i /= s[d];
+  return idx;
+}
+
+int64_t Ravel(const std::vector<int64_t>& idx, const Shape& s) {
+  int64_t at = 0;
+  for (size_t d = 0; d < s.size(); ++d) at = at * s[d] + idx[d];
+  return at;
+}
+
+Tensor Floats(Shape shape, std::vector<float> v) { return Tensor::Float(std::move(shape), std::move(v)); }
+
+// Whole-number indices in [-n, n) as floats.
+Tensor RandomIndices(std::mt19937& rng, Shape shape, int64_t n) {
+  std::uniform_int_distribution<int64_t> u(-n, n - 1);
+  std::vector<float> v(NumElements(shape));
+  for (float& x : v) x = static_cast<float>(u(rng));
+  return Tensor::Float(std::move(shape), std::move(v));
+}
+
+int64_t Wrap(float v, int64_t n) { return v < 0 ? static_cast<int64_t>(v) + n : static_cast<int64_t>(v); }
+
+// ---- bilinear sampling references ----
+
+// numpy.linspace(start, end, n) (start alone for n = 1).
+std::vector<double> Linspace(double start, double end, int64_t n) {
+  std::vector<double> p;
+  for (int64_t i = 0; i < n; ++i) p.push_back(n == 1 ? start : start + (end - start) * i / (n - 1));
+  return p;
+}
+
+// SamplingMode's grid of n points over [0, x - 1], as the proto words it.
+std::vector<double> ProtoGrid(int mode, int64_t x, int64_t n) {
+  std::vector<double> p;
+  const double X = static_cast<double>(x), N = static_cast<double>(n);
+  if (mode == 0) {
+    p = Linspace(0, X - 1, n);
+  } else if (mode == 1) {
+    p = n == 1 ? std::vector<double>{(X - 1) / 2} : Linspace(0, X - 1, n);
+  } else if (mode == 2) {
+    p = Linspace(0, X - X / N, n);
+  } else {
+    const double spacing = std::max(1.0, X - 1) / N, start = 0.5 * spacing;
+    p = Linspace(start, start + (N - 1) * spacing, n);
+  }
+  for (double& v : p) v = std::min(X - 1, std::max(0.0, v));
+  return p;
+}
+
+// Plane (h x w at `src`) at (y, x): the four neighbours weighted by their
+// distances; 0 outside the plane.
+double Sample(const float* src, int64_t h, int64_t w, double y, double x) {
+  if (y < 0 || x < 0 || y > h - 1 || x > w - 1) return 0;
+  double sum = 0;
+  for (int64_t r = 0; r < h; ++r)
+    for (int64_t c = 0; c < w; ++c) {
+      const double wy = std::max(0.0, 1 - std::fabs(y - r)), wx = std::max(0.0, 1 - std::fabs(x - c));
+      sum += wy * wx * src[r * w + c];
+    }
+  return sum;
+}
+
+Wire Mode(int m) { return Wire().Varint(1, m); }
+
+TEST(NnResizeBilinear, EveryModeMatchesTheProtoGrids) {
+  std::mt19937 rng(11);
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 1, 2, 1, 6}, Shape{3, 1, 1}}) {
+    const Tensor x = Random(rng, shape);
+    const int64_t r = x.rank(), h = x.dim(r - 2), w = x.dim(r - 1), planes = x.size() / (h * w);
+    for (int mode = 0; mode < 4; ++mode)
+      for (auto [oh, ow] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {8, 2}, {h, w}}) {
+        SCOPED_TRACE(::testing::Message() << "shape rank " << r << " mode " << mode << " " << oh << "x" << ow);
+        Shape out_shape = shape;
+        out_shape[r - 2] = oh, out_shape[r - 1] = ow;
+        std::vector<float> want;
+        const std::vector<double> gy = ProtoGrid(mode, h, oh), gx = ProtoGrid(mode, w, ow);
+        for (int64_t p = 0; p < planes; ++p)
+          for (double yy : gy)
+            for (double xx : gx) want.push_back(static_cast<float>(Sample(x.floats().data() + p * h * w, h, w, yy, xx)));
+        ExpectClose(RunLayer("resizeBilinear", Wire().Ints(1, {oh, ow}).Message(2, Mode(mode)), {x}),
+                    Floats(out_shape, want));
+      }
+  }
+  // No targetSize is [1, 1]; no mode is STRICT_ALIGN_ENDPOINTS (the corner).
+  const Tensor x = Random(rng, {2, 3, 3});
+  ExpectClose(RunLayer("resizeBilinear", Wire(), {x}), Floats({2, 1, 1}, {x.floats()[0], x.floats()[9]}));
+}
+
+TEST(NnResizeBilinear, MalformedIsInvalid) {
+  const Tensor x = Tensor::Zeros(DType::kFloat32, {1, 4, 4});
+  EXPECT_EQ(Code(RunLayer("resizeBilinear", Wire().Ints(1, {2, 2, 2}), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("resizeBilinear", Wire().Ints(1, {0, 2}), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("resizeBilinear", Wire().Ints(1, {2, 2}).Message(2, Mode(4)), {x})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("resizeBilinear", Wire().Ints(1, {2, 2}), {Tensor::Zeros(DType::kFloat32, {4, 4})})),
+            absl::StatusCode::kInvalidArgument);  // rank < 3
+  EXPECT_EQ(Code(RunLayer("resizeBilinear", Wire().Ints(1, {1 << 20, 1 << 20}), {x})),
+            absl::StatusCode::kResourceExhausted);  // past the tensor size limit
+}
+
+// A box in the proto's four BoxCoordinatesMode layouts.
+std::vector<float> BoxIn(int mode, double y0, double x0, double y1, double x1) {
+  switch (mode) {
+    case 0: return {float(y0), float(x0), float(y1), float(x1)};
+    case 1: return {float(x0), float(y0), float(x1), float(y1)};
+    case 2: return {float((y0 + y1) / 2), float((x0 + x1) / 2), float(y1 - y0), float(x1 - x0)};
+    default: return {float((x0 + x1) / 2), float((y0 + y1) / 2), float(x1 - x0), float(y1 - y0)};
+  }
+}
+
+TEST(NnCropResize, EveryBoxModeNormalizationAndSamplingMode) {
+  std::mt19937 rng(12);
+  const int64_t b = 2, c = 3, h = 5, w = 6;
+  const Tensor x = Random(rng, {1, b, c, h, w});
+  // Corners (height first) in pixels; the last box reaches past the image.
+  const std::vector<std::array<double, 4>> corners = {{0, 0, 4, 5}, {1, 0.5, 3.5, 2}, {2, 3, 2, 3}, {-1, 4, 4.5, 7}};
+  for (int box_mode = 0; box_mode < 4; ++box_mode)
+    for (bool normalized : {false, true})
+      for (int sampling : {0, 1})
+        for (int64_t k : {4, 5})
+          for (double scale : {1.0, 0.5})
+            for (auto [th, tw] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 4}}) {
+              SCOPED_TRACE(::testing::Message() << "boxMode " << box_mode << " normalized " << normalized << " mode "
+                                                << sampling << " k " << k << " scale " << scale << " " << th << "x" << tw);
+              const int64_t n = static_cast<int64_t>(corners.size());
+              std::vector<float> roi;
+              for (int64_t i = 0; i < n; ++i) {
+                auto [y0, x0, y1, x1] = corners[i];
+                if (normalized) y0 /= h - 1, y1 /= h - 1, x0 /= w - 1, x1 /= w - 1;
+                if (k == 5) roi.push_back(static_cast<float>(i % b));
+                for (float v : BoxIn(box_mode, y0, x0, y1, x1)) roi.push_back(v);
+              }
+              std::vector<float> want;
+              for (int64_t i = 0; i < n; ++i) {
+                // The box as the kernel reads it back (float), scaled to pixels.
+                const std::vector<float> v(roi.begin() + i * k + (k - 4), roi.begin() + (i + 1) * k);
+                double y0, x0, y1, x1;
+                if (box_mode == 0) y0 = v[0], x0 = v[1], y1 = v[2], x1 = v[3];
+                if (box_mode == 1) x0 = v[0], y0 = v[1], x1 = v[2], y1 = v[3];
+                if (box_mode == 2) y0 = v[0] - v[2] / 2.0, y1 = v[0] + v[2] / 2.0, x0 = v[1] - v[3] / 2.0, x1 = v[1] + v[3] / 2.0;
+                if (box_mode == 3) x0 = v[0] - v[2] / 2.0, x1 = v[0] + v[2] / 2.0, y0 = v[1] - v[3] / 2.0, y1 = v[1] + v[3] / 2.0;
+                const double sy = scale * (normalized ? h - 1 : 1), sx = scale * (normalized ? w - 1 : 1);
+                std::vector<double> py = Linspace(y0 * sy, y1 * sy, th), px = Linspace(x0 * sx, x1 * sx, tw);
+                if (sampling == 1 && th == 1) py = {(y0 + y1) / 2 * sy};
+                if (sampling == 1 && tw == 1) px = {(x0 + x1) / 2 * sx};
+                for (int64_t image = 0; image < b; ++image) {
+                  if (k == 5 && image != i % b) continue;
+                  for (int64_t ch = 0; ch < c; ++ch)
+                    for (double yy : py)
+                      for (double xx : px)
+                        want.push_back(static_cast<float>(Sample(x.floats().data() + (image * c + ch) * h * w, h, w, yy, xx)));
+                }
+              }
+              Wire params = Wire().Ints(1, {th, tw}).Varint(2, normalized).Message(3, Mode(sampling)).Message(4, Mode(box_mode));
+              if (scale != 1.0) params.Float(5, static_cast<float>(scale));
+              ExpectClose(RunLayer("cropResize", params, {x, Floats({n, 1, k, 1, 1}, roi)}),
+                          Floats({n, k == 5 ? 1 : b, c, th, tw}, want));
+            }
+}
+
+TEST(NnCropResize, MalformedIsInvalidAndOtherSamplingUnimplemented) {
+  const Tensor x = Tensor::Zeros(DType::kFloat32, {1, 2, 1, 4, 4});
+  const Tensor roi = Floats({1, 1, 4, 1, 1}, {0, 0, 3, 3});
+  const Wire ok = Wire().Ints(1, {2, 2});
+  ASSERT_TRUE(RunLayer("cropResize", ok, {x, roi}).ok());
+  EXPECT_TRUE(UnimplementedNamingLayer(RunLayer("cropResize", Wire().Message(3, Mode(2)), {x, roi}), "cropResize"));
+  EXPECT_TRUE(UnimplementedNamingLayer(RunLayer("cropResize", Wire().Message(3, Mode(3)), {x, roi}), "cropResize"));
+  EXPECT_EQ(Code(RunLayer("cropResize", Wire().Message(3, Mode(5)), {x, roi})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", Wire().Message(4, Mode(4)), {x, roi})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", Wire().Ints(1, {2}), {x, roi})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {Tensor::Zeros(DType::kFloat32, {2, 1, 4, 4}), roi})),
+            absl::StatusCode::kInvalidArgument);  // image not rank 5
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 3, 1, 1}, {0, 0, 3})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 4}, {0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
+  // The batch index must name an image.
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {2, 0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {0.5, 0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 4, 1, 1}, {0, 0, NAN, 3})})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- gatherND ----
+
+TEST(NnGatherND, TheProtoExamplesAgainstAnElementLoop) {
+  std::mt19937 rng(13);
+  for (auto [xs, is] : std::vector<std::pair<Shape, Shape>>{{{4, 2, 3, 4}, {6, 2}}, {{3, 3, 3, 4, 7}, {3, 5}}, {{5, 3, 2, 5}, {2, 7, 3, 2}}, {{5}, {1}}}) {
+    const Tensor x = Random(rng, xs);
+    const int64_t k = is.back();
+    // Each index column its own axis' range.
+    Tensor ids = Tensor::Zeros(DType::kFloat32, is);
+    for (int64_t i = 0; i < ids.size(); ++i) {
+      const int64_t n = xs[i % k];
+      ids.mutable_floats()[i] = RandomIndices(rng, {1}, n).floats()[0];
+    }
+    Shape out(is.begin(), is.end() - 1);
+    out.insert(out.end(), xs.begin() + k, xs.end());
+    if (out.empty()) out = {1};
+    std::vector<float> want(NumElements(out));
+    const Shape lead(is.begin(), is.end() - 1), tail(xs.begin() + k, xs.end());
+    for (int64_t o = 0; o < static_cast<int64_t>(want.size()); ++o) {
+      const int64_t l = o / NumElements(tail), t = o % NumElements(tail);
+      std::vector<int64_t> at;
+      for (int64_t j = 0; j < k; ++j) at.push_back(Wrap(ids.floats()[l * k + j], xs[j]));
+      for (int64_t v : Unravel(t, tail)) at.push_back(v);
+      want[o] = x.floats()[Ravel(at, xs)];
+    }
+    ExpectClose(RunLayer("gatherND", Wire(), {x, ids}), Floats(out, want), 0);
+  }
+  const Tensor x = Tensor::Zeros(DType::kFloat32, {3, 2});
+  EXPECT_EQ(Code(RunLayer("gatherND", Wire(), {x, Floats({1, 2}, {3, 0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("gatherND", Wire(), {x, Floats({1, 2}, {0, 0.5})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("gatherND", Wire(), {x, Floats({1, 3}, {0, 0, 0})})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- the scatter family ----
+
+float ApplyMode(int mode, float o, float u) {
+  switch (mode) {
+    case 0: return u;
+    case 1: return o + u;
+    case 2: return o - u;
+    case 3: return o * u;
+    case 4: return o / u;
+    case 5: return std::max(o, u);
+    default: return std::min(o, u);
+  }
+}
+
+// Updates in [0.9, 1.1), near 1 so that a thousand SCATTER_MULs or DIVs
+// into one element stay finite.
+Tensor Updates(std::mt19937& rng, Shape shape) {
+  Tensor u = Random(rng, std::move(shape));
+  for (float& v : u.mutable_floats()) v = 1 + v / 10;
+  return u;
+}
+
+// Scatters `updates` into `data` in updates' row-major order, each update
+// element to the data index `target` maps its index to.
+Tensor ScatterReference(const Tensor& data, const Tensor& updates, int mode,
+                        const std::function<std::vector<int64_t>(const std::vector<int64_t>&)>& target) {
+  Tensor out = data;
+  for (int64_t i = 0; i < updates.size(); ++i) {
+    float& o = out.mutable_floats()[Ravel(target(Unravel(i, updates.shape())), data.shape())];
+    o = ApplyMode(mode, o, updates.floats()[i]);
+  }
+  return out;
+}
+
+TEST(NnScatter, EveryModeAlongAnAxisAgainstAnElementLoop) {
+  std::mt19937 rng(14);
+  struct Case {
+    Shape data, indices;
+    int64_t axis;
+  };
+  // The proto's examples, indices repeating (so modes accumulate).
+  for (const Case& cs : {Case{{4, 3}, {5, 2, 3}, 1}, Case{{4, 4, 3}, {6}, -2}, Case{{5}, {5, 7, 5, 6}, -1}, Case{{3, 4}, {2}, 0}})
+    for (int mode = 0; mode < 7; ++mode) {
+      SCOPED_TRACE(::testing::Message() << "axis " << cs.axis << " mode " << mode);
+      const int64_t r = static_cast<int64_t>(cs.data.size()), a = cs.axis < 0 ? cs.axis + r : cs.axis;
+      const int64_t ir = static_cast<int64_t>(cs.indices.size());
+      const Tensor data = Random(rng, cs.data), ids = RandomIndices(rng, cs.indices, cs.data[a]);
+      Shape us(cs.data.begin(), cs.data.begin() + a);
+      us.insert(us.end(), cs.indices.begin(), cs.indices.end());
+      us.insert(us.end(), cs.data.begin() + a + 1, cs.data.end());
+      const Tensor updates = Updates(rng, us);
+      const Tensor want = ScatterReference(data, updates, mode, [&](const std::vector<int64_t>& u) {
+        std::vector<int64_t> at(u.begin(), u.begin() + a);
+        const std::vector<int64_t> which(u.begin() + a, u.begin() + a + ir);
+        at.push_back(Wrap(ids.floats()[Ravel(which, cs.indices)], cs.data[a]));
+        at.insert(at.end(), u.begin() + a + ir, u.end());
+        return at;
+      });
+      ExpectClose(RunLayer("scatter", Wire().Varint(1, cs.axis).Varint(2, mode), {data, ids, updates}), want);
+    }
+  const Tensor data = Tensor::Zeros(DType::kFloat32, {3, 2});
+  const Tensor u = Tensor::Zeros(DType::kFloat32, {1, 2});
+  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(2, 7), {data, Floats({1}, {0}), u})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatter", Wire(), {data, Floats({1}, {3}), u})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatter", Wire(), {data, Floats({1}, {0}), Tensor::Zeros(DType::kFloat32, {2, 2})})),
+            absl::StatusCode::kInvalidArgument);  // updates of the wrong shape
+  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(1, 2), {data, Floats({1}, {0}), u})), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NnScatterND, EveryModeAgainstAnElementLoop) {
+  std::mt19937 rng(15);
+  for (auto [ds, is] : std::vector<std::pair<Shape, Shape>>{{{3, 2}, {4, 2}}, {{7, 6}, {4, 7, 2, 5, 1}}, {{2, 3, 4}, {5, 2}}})
+    for (int mode = 0; mode < 7; ++mode) {
+      SCOPED_TRACE(mode);
+      const int64_t k = is.back();
+      const Tensor data = Random(rng, ds);
+      Tensor ids = Tensor::Zeros(DType::kFloat32, is);
+      for (int64_t i = 0; i < ids.size(); ++i) ids.mutable_floats()[i] = RandomIndices(rng, {1}, ds[i % k]).floats()[0];
+      const Shape lead(is.begin(), is.end() - 1), tail(ds.begin() + k, ds.end());
+      Shape us = lead;
+      us.insert(us.end(), tail.begin(), tail.end());
+      const Tensor updates = Updates(rng, us);
+      const Tensor want = ScatterReference(data, updates, mode, [&](const std::vector<int64_t>& u) {
+        const int64_t l = Ravel(std::vector<int64_t>(u.begin(), u.begin() + lead.size()), lead);
+        std::vector<int64_t> at;
+        for (int64_t j = 0; j < k; ++j) at.push_back(Wrap(ids.floats()[l * k + j], ds[j]));
+        at.insert(at.end(), u.begin() + lead.size(), u.end());
+        return at;
+      });
+      ExpectClose(RunLayer("scatterND", Wire().Varint(1, mode), {data, ids, updates}), want);
+    }
+  const Tensor data = Tensor::Zeros(DType::kFloat32, {3, 2});
+  EXPECT_EQ(Code(RunLayer("scatterND", Wire(), {data, Floats({1, 2}, {0, 2}), Floats({1}, {1})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatterND", Wire(), {data, Floats({1, 2}, {0, 1}), Floats({2}, {1, 1})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatterND", Wire().Varint(1, 9), {data, Floats({1, 2}, {0, 1}), Floats({1}, {1})})),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NnScatterAlongAxis, EveryModeAgainstAnElementLoop) {
+  std::mt19937 rng(16);
+  for (auto [ds, is, axis] : std::vector<std::tuple<Shape, Shape, int64_t>>{{{2, 5, 6}, {2, 2, 6}, -2}, {{4, 3}, {7, 3}, 0}, {{3, 4}, {3, 9}, 1}})
+    for (int mode = 0; mode < 7; ++mode) {
+      SCOPED_TRACE(mode);
+      const int64_t a = axis < 0 ? axis + static_cast<int64_t>(ds.size()) : axis;
+      const Tensor data = Random(rng, ds), ids = RandomIndices(rng, is, ds[a]), updates = Updates(rng, is);
+      const Tensor want = ScatterReference(data, updates, mode, [&](const std::vector<int64_t>& u) {
+        std::vector<int64_t> at = u;
+        at[a] = Wrap(ids.floats()[Ravel(u, is)], ds[a]);
+        return at;
+      });
+      ExpectClose(RunLayer("scatterAlongAxis", Wire().Varint(1, axis).Varint(2, mode), {data, ids, updates}), want);
+    }
+  const Tensor data = Tensor::Zeros(DType::kFloat32, {3, 2});
+  EXPECT_EQ(Code(RunLayer("scatterAlongAxis", Wire(), {data, Floats({1, 3}, {0, 0, 0}), Floats({1, 3}, {1, 1, 1})})),
+            absl::StatusCode::kInvalidArgument);  // indices differ off the axis
+  EXPECT_EQ(Code(RunLayer("scatterAlongAxis", Wire(), {data, Floats({1, 2}, {0, 0}), Floats({1, 1}, {1})})),
+            absl::StatusCode::kInvalidArgument);  // updates not of indices' shape
+  EXPECT_EQ(Code(RunLayer("scatterAlongAxis", Wire(), {data, Floats({1, 2}, {0, -4}), Floats({1, 2}, {1, 1})})),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---- sliceDynamic, sliceBySize ----
+
+// The positions one axis of n keeps: Python's range over [b, e) by s after
+// NumPy's clamping, or the one element at b when squeezed.
+std::vector<int64_t> AxisPositions(int64_t n, int64_t b, int64_t e, int64_t s, bool bm, bool em, bool sq) {
+  if (sq) return {b < 0 ? b + n : b};
+  if (b < 0) b += n;
+  if (e < 0) e += n;
+  if (s > 0) {
+    b = bm ? 0 : std::clamp<int64_t>(b, 0, n);
+    e = em ? n : std::clamp<int64_t>(e, 0, n);
+  } else {
+    b = bm ? n - 1 : std::clamp<int64_t>(b, -1, n - 1);
+    e = em ? -1 : std::clamp<int64_t>(e, -1, n - 1);
+  }
+  std::vector<int64_t> p;
+  for (int64_t i = b; s > 0 ? i < e : i > e; i += s) p.push_back(i);
+  return p;
+}
+
+TEST(NnSliceDynamic, InputsOverrideParametersAgainstAnElementLoop) {
+  std::mt19937 rng(17);
+  const Tensor x = Random(rng, {4, 5, 6});
+  struct Case {
+    std::vector<int64_t> begin, end, strides, bmask, emask, squeeze;
+  };
+  const std::vector<Case> cases = {
+      {{0, 1, 2}, {4, 4, 6}, {1, 1, 2}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}},
+      {{-1, 3, 0}, {0, -6, 6}, {-1, -2, 3}, {0, 0, 1}, {1, 0, 0}, {0, 0, 0}},
+      {{2, 0, -2}, {3, 5, 6}, {1, 2, 1}, {0, 1, 0}, {0, 1, 0}, {1, 0, 0}},
+      {{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}},  // empty
+  };
+  auto vec = [](const std::vector<int64_t>& v) {
+    return Floats({static_cast<int64_t>(v.size())}, std::vector<float>(v.begin(), v.end()));
+  };
+  for (const Case& cs : cases) {
+    std::vector<std::vector<int64_t>> pos;
+    Shape full, out;
+    for (int d = 0; d < 3; ++d) {
+      pos.push_back(AxisPositions(x.dim(d), cs.begin[d], cs.end[d], cs.strides[d], cs.bmask[d], cs.emask[d], cs.squeeze[d]));
+      full.push_back(static_cast<int64_t>(pos.back().size()));
+      if (!cs.squeeze[d]) out.push_back(full.back());
+    }
+    std::vector<float> want;
+    for (int64_t i = 0; i < NumElements(full); ++i) {
+      const std::vector<int64_t> idx = Unravel(i, full);
+      want.push_back(x.floats()[Ravel({pos[0][idx[0]], pos[1][idx[1]], pos[2][idx[2]]}, x.shape())]);
+    }
+    const Tensor expected = Floats(out, want);
+    // Everything but begin as parameters, then more and more as inputs (the
+    // parameters then holding decoys).
+    const Wire params = Wire().Ints(2, cs.bmask).Ints(3, cs.end).Ints(4, cs.emask).Ints(5, cs.strides).Ints(6, cs.squeeze);
+    ExpectClose(RunLayer("sliceDynamic", params, {x, vec(cs.begin)}), expected, 0);
+    const Wire decoys = Wire().Ints(2, {1, 1, 1}).Ints(3, {0, 0, 0}).Ints(4, {1, 1, 1}).Ints(5, {3, 3, 3}).Ints(6, {1, 1, 1});
+    const std::vector<Tensor> all = {x, vec(cs.begin), vec(cs.end), vec(cs.strides), vec(cs.bmask), vec(cs.emask), vec(cs.squeeze)};
+    ExpectClose(RunLayer("sliceDynamic", decoys, all), expected, 0);
+    if (!std::count(cs.squeeze.begin(), cs.squeeze.end(), 1) && cs.bmask == std::vector<int64_t>{0, 0, 0} &&
+        cs.emask == std::vector<int64_t>{0, 0, 0}) {
+      ExpectClose(RunLayer("sliceDynamic", Wire(), {x, vec(cs.begin), vec(cs.end), vec(cs.strides)}), expected, 0);
+    }
+  }
+  // Strides default to 1 and masks to false when their parameters are empty.
+  ExpectClose(RunLayer("sliceDynamic", Wire(), {x, vec({1, 2, 3}), vec({3, 4, 5})}),
+              RunLayer("sliceStatic", Wire().Ints(1, {1, 2, 3}).Ints(3, {3, 4, 5}).Ints(5, {1, 1, 1}), {x}).value(), 0);
+  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0, 0})})), absl::StatusCode::kInvalidArgument);  // no endIds
+  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0}), vec({1, 1})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0, 0}), vec({1, 1, 1}), vec({1, 0, 1})})),
+            absl::StatusCode::kInvalidArgument);  // zero stride
+  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, Floats({3}, {0, 0.5, 0}), vec({1, 1, 1})})),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NnSliceBySize, AnyAxisAndBeginAgainstAnElementLoop) {
+  std::mt19937 rng(18);
+  const Tensor x = Random(rng, {3, 4, 5});
+  for (int64_t axis : {0, 1, 2, -1})
+    for (int64_t begin : {0, 1, -2})
+      for (int64_t size : {1, 2}) {
+        const int64_t a = axis < 0 ? axis + 3 : axis, start = begin < 0 ? begin + x.dim(a) : begin;
+        Shape out = x.shape();
+        out[a] = size;
+        std::vector<float> want;
+        for (int64_t i = 0; i < NumElements(out); ++i) {
+          std::vector<int64_t> idx = Unravel(i, out);
+          idx[a] += start;
+          want.push_back(x.floats()[Ravel(idx, x.shape())]);
+        }
+        ExpectClose(RunLayer("sliceBySize", Wire().Varint(2, size).Varint(3, axis), {x, Floats({1}, {float(begin)})}),
+                    Floats(out, want), 0);
+      }
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 0), {x, Floats({1}, {0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 3).Varint(3, 0), {x, Floats({1}, {1})})),
+            absl::StatusCode::kInvalidArgument);  // passes the end
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 1).Varint(3, 3), {x, Floats({1}, {0})})),
+            absl::StatusCode::kInvalidArgument);  // axis
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 1), {x, Floats({2}, {0, 0})})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- reverseSeq, slidingWindows ----
+
+TEST(NnReverseSeq, TheProtoExamplesAndAnElementLoop) {
+  // NeuralNetwork.proto's two examples.
+  ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {Floats({2, 4}, {0, 1, 2, 3, 4, 5, 6, 7}), Floats({2}, {3, 0})}),
+              Floats({2, 4}, {2, 1, 0, 3, 4, 5, 6, 7}), 0);
+  std::vector<float> v(12);
+  for (int i = 0; i < 12; ++i) v[i] = float(i);
+  ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {Floats({2, 3, 2}, v), Floats({2}, {2, 3})}),
+              Floats({2, 3, 2}, {2, 3, 0, 1, 4, 5, 10, 11, 8, 9, 6, 7}), 0);
+  std::mt19937 rng(19);
+  const Tensor x = Random(rng, {3, 4, 5});
+  for (auto [ba, sa] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {1, 2}, {0, -2}, {2, 0}}) {
+    const int64_t b = ba < 0 ? ba + 3 : ba, s = sa < 0 ? sa + 3 : sa;
+    std::vector<float> len;
+    for (int64_t i = 0; i < x.dim(b); ++i) len.push_back(static_cast<float>(rng() % (x.dim(s) + 1)));
+    std::vector<float> want(x.size());
+    for (int64_t i = 0; i < x.size(); ++i) {
+      std::vector<int64_t> idx = Unravel(i, x.shape());
+      const int64_t l = static_cast<int64_t>(len[idx[b]]);
+      if (idx[s] < l) idx[s] = l - 1 - idx[s];
+      want[i] = x.floats()[Ravel(idx, x.shape())];
+    }
+    ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, ba).Varint(2, sa), {x, Floats({x.dim(b)}, len)}), Floats(x.shape(), want), 0);
+  }
+  EXPECT_EQ(Code(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {x, Floats({3}, {1, 5, 1})})),
+            absl::StatusCode::kInvalidArgument);  // longer than the axis
+  EXPECT_EQ(Code(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {x, Floats({2}, {1, 1})})),
+            absl::StatusCode::kInvalidArgument);  // one length per batch item
+  EXPECT_EQ(Code(RunLayer("reverseSeq", Wire().Varint(1, 1).Varint(2, 1), {x, Floats({4}, {1, 1, 1, 1})})),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NnSlidingWindows, EveryAxisAgainstAnElementLoop) {
+  std::mt19937 rng(20);
+  const Tensor x = Random(rng, {3, 7, 2});
+  for (int64_t axis : {0, 1, -1})
+    for (int64_t window : {1, 2, 3})
+      for (int64_t step : {1, 2, 3}) {
+        const int64_t a = axis < 0 ? axis + 3 : axis, n = x.dim(a);
+        if (window > n) continue;
+        const int64_t m = (n - window) / step + 1;
+        Shape out(x.shape().begin(), x.shape().begin() + a);
+        out.push_back(m), out.push_back(window);
+        out.insert(out.end(), x.shape().begin() + a + 1, x.shape().end());
+        std::vector<float> want;
+        for (int64_t i = 0; i < NumElements(out); ++i) {
+          std::vector<int64_t> idx = Unravel(i, out);
+          idx[a] = idx[a] * step + idx[a + 1];
+          idx.erase(idx.begin() + a + 1);
+          want.push_back(x.floats()[Ravel(idx, x.shape())]);
+        }
+        ExpectClose(RunLayer("slidingWindows", Wire().Varint(1, axis).Varint(2, window).Varint(3, step), {x}), Floats(out, want), 0);
+      }
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 4).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 0).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 1).Varint(3, 0), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(1, 3).Varint(2, 1).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- through the executor ----
+
+namespace Spec = CoreML::Specification;
+
+// A network of one layer (oneof field `number`) on inputs "x" (and "k")
+// loads, names its type, and checks its input count.
+TEST(NnExecutorNewLayers, LoadByFieldNumberAndCheckInputCounts) {
+  auto model = [](int number, const std::vector<std::string>& inputs, const Wire& params) {
+    Spec::Model m;
+    m.set_specificationversion(4);
+    for (const char* name : {"x", "k", "u"}) {
+      auto* in = m.mutable_description()->add_input();
+      in->set_name(name);
+      for (int64_t d : {2, 3, 4}) in->mutable_type()->mutable_multiarraytype()->add_shape(d);
+    }
+    auto* out = m.mutable_description()->add_output();
+    out->set_name("y");
+    out->mutable_type()->mutable_multiarraytype();
+    auto* nn = m.mutable_neuralnetwork();
+    nn->set_arrayinputshapemapping(1);
+    testing::AddLayer(nn, "layer", inputs, "y", number, params);
+    return m;
+  };
+  std::mt19937 rng(21);
+  const Tensor x = Random(rng, {2, 3, 4});
+  auto ex = NnExecutor::Load(model(211, {"x"}, Wire().Ints(1, {5, 2}).Message(2, Mode(1))));
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  auto y = (*ex)->Run({{"x", x}, {"k", x}, {"u", x}});
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ(y->at("y").shape(), (Shape{2, 5, 2}));
+  ex = NnExecutor::Load(model(1470, {"x", "k"}, Wire().Varint(2, 1)));
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  // Too many inputs is a form the executor does not run; too few is invalid.
+  for (auto [number, type] : std::vector<std::pair<int, std::string>>{{212, "cropResize"}, {940, "gatherND"}, {965, "reverseSeq"}, {1470, "sliceBySize"}}) {
+    auto three = NnExecutor::Load(model(number, {"x", "k", "u"}, Wire()));
+    EXPECT_EQ(three.status().code(), absl::StatusCode::kUnimplemented) << type;
+    EXPECT_TRUE(absl::StrContains(three.status().message(), "'layer' (" + type + ")")) << three.status();
+    EXPECT_EQ(NnExecutor::Load(model(number, {"x"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument) << type;
+  }
+  for (int number : {935, 945, 954}) {
+    EXPECT_EQ(NnExecutor::Load(model(number, {"x", "k"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace coremlz::execute
