@@ -31,6 +31,8 @@ absl::StatusOr<std::pair<int64_t, int64_t>> TargetSize(const NnLayerSpec& spec) 
   for (int64_t s : size) {
     if (s < 1 || s > MaxTensorElements()) return spec.Invalid(absl::StrCat("targetSize ", s, " is out of range"));
   }
+  // Bounds the sampling grids even where the input is empty.
+  RETURN_IF_ERROR(CheckShape(size));
   return std::make_pair(size[0], size[1]);
 }
 
