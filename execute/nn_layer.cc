@@ -170,6 +170,7 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
       {"sliceBySize", BuildSliceBySize},
       {"reverseSeq", BuildReverseSeq},
       {"slidingWindows", BuildSlidingWindows},
+      {"categoricalDistribution", BuildCategoricalDistribution},
   };
   return *builders;
 }
@@ -209,6 +210,7 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
       {"scatter", {3, 3}},          {"scatterND", {3, 3}},
       {"scatterAlongAxis", {3, 3}}, {"sliceDynamic", {2, 7}},
       {"sliceBySize", {2, 2}},      {"reverseSeq", {2, 2}},
+      {"constantPad", {1, 2}},
   };
   auto it = arity->find(spec.type);
   const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
@@ -355,6 +357,7 @@ std::string NnLayerTypeName(int number) {
       {1140, "reshapeStatic"},
       {1145, "reshapeDynamic"},
       {1150, "rankPreservingReshape"},
+      {1230, "categoricalDistribution"},
       {1250, "reduceL1"},
       {1255, "reduceL2"},
       {1260, "reduceMax"},

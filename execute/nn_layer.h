@@ -182,6 +182,8 @@ absl::StatusOr<NnKernel> BuildSliceDynamic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildSliceBySize(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildReverseSeq(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildSlidingWindows(const NnLayerSpec& spec);
+// nn_layers_random.cc
+absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec);
 
 // The strided slice of sliceStatic and sliceDynamic (nn_layers_nd.cc): one
 // entry per axis of x in each vector.

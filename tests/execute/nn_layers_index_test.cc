@@ -1,7 +1,8 @@
 // The NeuralNetwork resampling and indexing layers that Apple's gallery and
 // older converter output use: resizeBilinear, cropResize, gatherND,
 // scatter / scatterND / scatterAlongAxis, sliceDynamic, sliceBySize,
-// reverseSeq and slidingWindows, each against a slow reference written in
+// reverseSeq, slidingWindows, constantPad's two-input form and
+// categoricalDistribution, each against a slow reference written in
 // the test from NeuralNetwork.proto's definitions (element by element, with
 // no code shared with the kernels), over every mode the layer has; malformed
 // parameters or inputs are INVALID_ARGUMENT and forms the executor does not
@@ -537,6 +538,97 @@ TEST(NnSlidingWindows, EveryAxisAgainstAnElementLoop) {
   EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 0).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 1).Varint(3, 0), {x})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(1, 3).Varint(2, 1).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- constantPad with the amounts as an input, categoricalDistribution ----
+
+TEST(NnConstantPad, AmountsFromTheSecondInputAgainstAnElementLoop) {
+  std::mt19937 rng(22);
+  const Tensor x = Random(rng, {2, 3, 4});
+  const std::vector<std::vector<int64_t>> cases = {{0, 1, 2, 0, 1, 3}, {0, 0, 0, 0, 0, 0}, {3, 0, 0, 2, 1, 1}};
+  for (const std::vector<int64_t>& pads : cases) {
+    Shape out;
+    for (int d = 0; d < 3; ++d) out.push_back(x.dim(d) + pads[2 * d] + pads[2 * d + 1]);
+    std::vector<float> want;
+    for (int64_t i = 0; i < NumElements(out); ++i) {
+      std::vector<int64_t> idx = Unravel(i, out);
+      bool inside = true;
+      for (int d = 0; d < 3; ++d) {
+        idx[d] -= pads[2 * d];
+        inside = inside && idx[d] >= 0 && idx[d] < x.dim(d);
+      }
+      want.push_back(inside ? x.floats()[Ravel(idx, x.shape())] : 7.f);
+    }
+    // As [2 * rank] or [rank, 2]; the parameter, a decoy, is ignored.
+    const std::vector<float> v(pads.begin(), pads.end());
+    const Wire params = Wire().Float(1, 7).Ints(2, {9, 9, 9, 9, 9, 9});
+    ExpectClose(RunLayer("constantPad", params, {x, Floats({6}, v)}), Floats(out, want), 0);
+    ExpectClose(RunLayer("constantPad", params, {x, Floats({3, 2}, v)}), Floats(out, want), 0);
+  }
+  // padToGivenOutputSizeMode reads the input's values as sizes too.
+  const auto to_size = RunLayer("constantPad", Wire().Varint(3, 1), {x, Floats({6}, {0, 0, 5, 0, 0, 4})});
+  ASSERT_TRUE(to_size.ok()) << to_size.status();
+  EXPECT_EQ(to_size->shape(), (Shape{2, 5, 4}));
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, -1, 0, 0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, 0.5, 0, 0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({7}, {0, 0, 0, 0, 0, 0, 0})})), absl::StatusCode::kInvalidArgument);
+  // Fewer amounts than axes may mean MIL's last-axes padding; not run.
+  EXPECT_TRUE(UnimplementedNamingLayer(RunLayer("constantPad", Wire(), {x, Floats({2}, {1, 1})}), "constantPad"));
+}
+
+TEST(NnCategoricalDistribution, DrawsFollowTheDistributionAndRepeatWithTheSeed) {
+  // Two rows: probabilities, and logits whose softmax (temperature 2) is known.
+  const std::vector<double> probs = {0.1, 0.0, 0.6, 0.3};
+  const std::vector<float> logits = {0, std::log(4.f) * 2, std::log(2.f) * 2, 0};  // / 2 -> weights 1, 4, 2, 1
+  const int64_t n = 20000;
+  struct Case {
+    bool is_logits;
+    float temperature;
+    std::vector<float> x;
+    std::vector<double> p;
+  };
+  for (const Case& cs : {Case{false, 0, {0.1f, 0.f, 0.6f, 0.3f}, probs},
+                         Case{false, 0, {1.f, 0.f, 6.f, 3.f}, probs},  // weights need not sum to 1
+                         Case{true, 2, logits, {1 / 8.0, 4 / 8.0, 2 / 8.0, 1 / 8.0}}}) {
+    const Tensor x = Floats({2, 4}, [&] {
+      std::vector<float> v = cs.x;
+      v.insert(v.end(), cs.x.begin(), cs.x.end());
+      return v;
+    }());
+    Wire params = Wire().Varint(1, 5).Varint(2, n).Varint(3, cs.is_logits);
+    if (cs.temperature != 0) params.Float(5, cs.temperature);
+    auto y = RunLayer("categoricalDistribution", params, {x});
+    ASSERT_TRUE(y.ok()) << y.status();
+    ASSERT_EQ(y->shape(), (Shape{2, n}));
+    for (int64_t r = 0; r < 2; ++r) {
+      std::vector<double> count(4, 0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float c = y->floats()[r * n + i];
+        ASSERT_TRUE(c == 0 || c == 1 || c == 2 || c == 3) << c;
+        count[static_cast<int>(c)] += 1;
+      }
+      // 5 standard deviations of a binomial frequency at n = 20000 is < 0.018.
+      for (int j = 0; j < 4; ++j) EXPECT_NEAR(count[j] / n, cs.p[j], 0.018) << "row " << r << " class " << j;
+    }
+    // The same seed draws the same samples; another seed other samples.
+    ExpectClose(RunLayer("categoricalDistribution", params, {x}), *y, 0);
+    Wire reseeded = Wire().Varint(1, 6).Varint(2, n).Varint(3, cs.is_logits);
+    if (cs.temperature != 0) reseeded.Float(5, cs.temperature);
+    auto other = RunLayer("categoricalDistribution", reseeded, {x});
+    ASSERT_TRUE(other.ok());
+    EXPECT_NE(std::vector<float>(other->floats().begin(), other->floats().end()),
+              std::vector<float>(y->floats().begin(), y->floats().end()));
+  }
+  const Tensor x = Floats({1, 2}, {0.5f, 0.5f});
+  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire(), {x})), absl::StatusCode::kInvalidArgument);  // numSamples 0
+  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire().Varint(2, 1), {Floats({1, 2}, {0.5f, -0.5f})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire().Varint(2, 1), {Floats({1, 2}, {0, 0})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire().Varint(2, 1).Varint(3, 1).Float(5, -1), {x})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(UnimplementedNamingLayer(RunLayer("categoricalDistribution", Wire().Varint(2, 1).Float(5, 2), {x}),
+                                       "categoricalDistribution"));
 }
 
 // ---- through the executor ----
