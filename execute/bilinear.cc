@@ -15,8 +15,10 @@ absl::StatusOr<std::vector<double>> ResizeGridPoints(const std::string& mode, in
   for (int64_t i = 0; i < out; ++i) {
     double p;
     if (mode == "STRICT_ALIGN_CORNERS" || mode == "ALIGN_CORNERS") {
-      if (out == 1) p = mode == "ALIGN_CORNERS" ? (xin - 1) / 2 : 0;
-      else p = i * (xin - 1) / (xout - 1);
+      if (out == 1)
+        p = mode == "ALIGN_CORNERS" ? (xin - 1) / 2 : 0;
+      else
+        p = i * (xin - 1) / (xout - 1);
     } else if (mode == "DEFAULT") {
       p = out == 1 ? 0 : i * (xin - xin / xout) / (xout - 1);
     } else if (mode == "OFFSET_CORNERS") {

@@ -179,10 +179,16 @@ absl::StatusOr<NnKernel> BuildSoftmaxND(const NnLayerSpec& spec) {
 // end, and squeezeMasks dropping an axis of the one element at `begin`
 // (NumPy / TensorFlow strided-slice semantics, as MIL's slice_by_index).
 absl::StatusOr<Tensor> NnStridedSlice(const Tensor& x, const NnSliceArgs& args, const NnLayerLabel& label) {
-  const std::vector<int64_t>&begin = args.begin, &end = args.end, &strides = args.strides;
-  const std::vector<int64_t>&begin_mask = args.begin_mask, &end_mask = args.end_mask, &squeeze = args.squeeze;
+  const std::vector<int64_t>& begin = args.begin;
+  const std::vector<int64_t>& end = args.end;
+  const std::vector<int64_t>& strides = args.strides;
+  const std::vector<int64_t>& begin_mask = args.begin_mask;
+  const std::vector<int64_t>& end_mask = args.end_mask;
+  const std::vector<int64_t>& squeeze = args.squeeze;
   const size_t r = begin.size();
-  if (!x.is_float() || x.rank() != static_cast<int64_t>(r)) return label.Invalid("expects a float input of the slice's rank");
+  if (!x.is_float() || x.rank() != static_cast<int64_t>(r)) {
+    return label.Invalid("expects a float input of the slice's rank");
+  }
   std::vector<int64_t> start(r), step(r), count(r);
   Shape out;
   for (size_t d = 0; d < r; ++d) {

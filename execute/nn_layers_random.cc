@@ -21,7 +21,9 @@ absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec) {
   const bool logits = spec.params.Bool(3);
   // An absent temperature (0) reads as coremltools' default, 1.
   const double temperature = spec.params.Float(5) == 0 ? 1.0 : spec.params.Float(5);
-  if (samples < 1 || samples > MaxTensorElements()) return spec.Invalid(absl::StrCat("numSamples ", samples, " is out of range"));
+  if (samples < 1 || samples > MaxTensorElements()) {
+    return spec.Invalid(absl::StrCat("numSamples ", samples, " is out of range"));
+  }
   if (!(temperature > 0) || !std::isfinite(temperature)) return spec.Invalid("temperature must be positive");
   if (!logits && temperature != 1.0) return spec.Unimplemented("a temperature for probabilities");
   const NnLayerLabel label = spec;

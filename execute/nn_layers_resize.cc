@@ -40,11 +40,16 @@ absl::StatusOr<std::pair<int64_t, int64_t>> TargetSize(const NnLayerSpec& spec) 
 absl::StatusOr<std::string> SamplingMode(const NnLayerSpec& spec, int field) {
   ASSIGN_OR_RETURN(WireMessage mode, spec.params.Message(field));
   switch (mode.Int(1)) {
-    case 0: return std::string("STRICT_ALIGN_CORNERS");
-    case 1: return std::string("ALIGN_CORNERS");
-    case 2: return std::string("DEFAULT");
-    case 3: return std::string("OFFSET_CORNERS");
-    default: return spec.Invalid(absl::StrCat("unknown samplingMethod ", mode.Int(1)));
+    case 0:
+      return std::string("STRICT_ALIGN_CORNERS");
+    case 1:
+      return std::string("ALIGN_CORNERS");
+    case 2:
+      return std::string("DEFAULT");
+    case 3:
+      return std::string("OFFSET_CORNERS");
+    default:
+      return spec.Invalid(absl::StrCat("unknown samplingMethod ", mode.Int(1)));
   }
 }
 
@@ -113,10 +118,18 @@ absl::StatusOr<NnKernel> BuildCropResize(const NnLayerSpec& spec) {
       const float* v = r + (k - 4);
       double y0, x0, y1, x1;  // corners, height first
       switch (box_mode) {
-        case 0: y0 = v[0], x0 = v[1], y1 = v[2], x1 = v[3]; break;
-        case 1: x0 = v[0], y0 = v[1], x1 = v[2], y1 = v[3]; break;
-        case 2: y0 = v[0] - v[2] / 2.0, x0 = v[1] - v[3] / 2.0, y1 = v[0] + v[2] / 2.0, x1 = v[1] + v[3] / 2.0; break;
-        default: x0 = v[0] - v[2] / 2.0, y0 = v[1] - v[3] / 2.0, x1 = v[0] + v[2] / 2.0, y1 = v[1] + v[3] / 2.0; break;
+        case 0:
+          y0 = v[0], x0 = v[1], y1 = v[2], x1 = v[3];
+          break;
+        case 1:
+          x0 = v[0], y0 = v[1], x1 = v[2], y1 = v[3];
+          break;
+        case 2:
+          y0 = v[0] - v[2] / 2.0, x0 = v[1] - v[3] / 2.0, y1 = v[0] + v[2] / 2.0, x1 = v[1] + v[3] / 2.0;
+          break;
+        default:
+          x0 = v[0] - v[2] / 2.0, y0 = v[1] - v[3] / 2.0, x1 = v[0] + v[2] / 2.0, y1 = v[1] + v[3] / 2.0;
+          break;
       }
       const std::vector<double> py = CropBoxPoints(y0 * sy, y1 * sy, size.first, strict);
       const std::vector<double> px = CropBoxPoints(x0 * sx, x1 * sx, size.second, strict);

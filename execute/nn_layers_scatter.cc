@@ -42,13 +42,27 @@ int64_t Product(const Shape& s, size_t begin, size_t end) {
 // ScatterMode: SCATTER_UPDATE, ADD, SUB, MUL, DIV, MAX, MIN.
 void Apply(int64_t mode, float u, float& o) {
   switch (mode) {
-    case 0: o = u; break;
-    case 1: o += u; break;
-    case 2: o -= u; break;
-    case 3: o *= u; break;
-    case 4: o /= u; break;
-    case 5: o = std::max(o, u); break;
-    default: o = std::min(o, u); break;
+    case 0:
+      o = u;
+      break;
+    case 1:
+      o += u;
+      break;
+    case 2:
+      o -= u;
+      break;
+    case 3:
+      o *= u;
+      break;
+    case 4:
+      o /= u;
+      break;
+    case 5:
+      o = std::max(o, u);
+      break;
+    default:
+      o = std::min(o, u);
+      break;
   }
 }
 
@@ -111,7 +125,9 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
     if (type == "scatterND") {
       if (ids.rank() < 1) return label.Invalid("indices must have rank >= 1");
       const int64_t k = ids.dim(ids.rank() - 1);
-      if (k < 1 || k > data.rank()) return label.Invalid(absl::StrCat("index depth ", k, " does not fit rank ", data.rank()));
+      if (k < 1 || k > data.rank()) {
+        return label.Invalid(absl::StrCat("index depth ", k, " does not fit rank ", data.rank()));
+      }
       Shape want(ids.shape().begin(), ids.shape().end() - 1);
       want.insert(want.end(), data.shape().begin() + k, data.shape().end());
       RETURN_IF_ERROR(CheckUpdates(updates, want, label));
@@ -128,7 +144,8 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
       return Outputs(std::move(out));
     }
     ASSIGN_OR_RETURN(int64_t a, Axis(axis, data.rank(), label));
-    const int64_t n = data.dim(a), outer = Product(data.shape(), 0, a), inner = Product(data.shape(), a + 1, data.rank());
+    const int64_t n = data.dim(a), outer = Product(data.shape(), 0, a),
+                  inner = Product(data.shape(), a + 1, data.rank());
     if (type == "scatter") {
       Shape want(data.shape().begin(), data.shape().begin() + a);
       want.insert(want.end(), ids.shape().begin(), ids.shape().end());

@@ -24,7 +24,9 @@ absl::StatusOr<std::vector<int64_t>> Whole(const Tensor& t, int64_t n, const std
   }
   std::vector<int64_t> v;
   for (float f : t.floats()) {
-    if (!(f == std::floor(f) && std::fabs(f) <= 9.0e15f)) return label.Invalid(absl::StrCat(what, " value ", f, " is not whole"));
+    if (!(f == std::floor(f) && std::fabs(f) <= 9.0e15f)) {
+      return label.Invalid(absl::StrCat(what, " value ", f, " is not whole"));
+    }
     v.push_back(static_cast<int64_t>(f));
   }
   return v;
@@ -47,7 +49,8 @@ absl::StatusOr<NnKernel> BuildSliceDynamic(const NnLayerSpec& spec) {
     const int64_t r = x.rank();
     if (!x.is_float() || r < 1) return label.Invalid("expects a float input of rank >= 1");
     NnSliceArgs args{{}, end, strides, begin_mask, end_mask, squeeze};
-    std::vector<int64_t>* slots[] = {&args.begin, &args.end, &args.strides, &args.begin_mask, &args.end_mask, &args.squeeze};
+    std::vector<int64_t>* slots[] = {&args.begin,      &args.end,      &args.strides,
+                                     &args.begin_mask, &args.end_mask, &args.squeeze};
     const char* names[] = {"beginIds", "endIds", "strides", "beginMasks", "endMasks", "squeezeMasks"};
     for (size_t i = 0; i < 6; ++i) {
       if (i + 1 < in.size()) {
@@ -81,7 +84,9 @@ absl::StatusOr<NnKernel> BuildSliceBySize(const NnLayerSpec& spec) {
       return label.Invalid(absl::StrCat("begin ", b, " is out of range for an axis of ", n));
     }
     const int64_t start = b < 0 ? static_cast<int64_t>(b) + n : static_cast<int64_t>(b);
-    if (size > n - start) return label.Invalid(absl::StrCat("begin ", start, " + size ", size, " passes the axis end ", n));
+    if (size > n - start) {
+      return label.Invalid(absl::StrCat("begin ", start, " + size ", size, " passes the axis end ", n));
+    }
     Shape out = x.shape();
     out[a] = size;
     const std::vector<int64_t> stride = RowMajorStrides(x.shape());

@@ -32,7 +32,8 @@ void ExpectClose(const absl::StatusOr<Tensor>& got, const Tensor& want, double t
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->shape(), want.shape());
   for (int64_t i = 0; i < want.size(); ++i) {
-    ASSERT_NEAR(got->floats()[i], want.floats()[i], tol * std::max(1.0f, std::fabs(want.floats()[i]))) << "element " << i;
+    ASSERT_NEAR(got->floats()[i], want.floats()[i], tol * std::max(1.0f, std::fabs(want.floats()[i])))
+        << "element " << i;
   }
 }
 
@@ -124,7 +125,8 @@ TEST(NnResizeBilinear, EveryModeMatchesTheProtoGrids) {
         const std::vector<double> gy = ProtoGrid(mode, h, oh), gx = ProtoGrid(mode, w, ow);
         for (int64_t p = 0; p < planes; ++p)
           for (double yy : gy)
-            for (double xx : gx) want.push_back(static_cast<float>(Sample(x.floats().data() + p * h * w, h, w, yy, xx)));
+            for (double xx : gx)
+              want.push_back(static_cast<float>(Sample(x.floats().data() + p * h * w, h, w, yy, xx)));
         ExpectClose(RunLayer("resizeBilinear", Wire().Ints(1, {oh, ow}).Message(2, Mode(mode)), {x}),
                     Floats(out_shape, want));
       }
@@ -149,11 +151,66 @@ TEST(NnResizeBilinear, MalformedIsInvalid) {
 // A box in the proto's four BoxCoordinatesMode layouts.
 std::vector<float> BoxIn(int mode, double y0, double x0, double y1, double x1) {
   switch (mode) {
-    case 0: return {float(y0), float(x0), float(y1), float(x1)};
-    case 1: return {float(x0), float(y0), float(x1), float(y1)};
-    case 2: return {float((y0 + y1) / 2), float((x0 + x1) / 2), float(y1 - y0), float(x1 - x0)};
-    default: return {float((x0 + x1) / 2), float((y0 + y1) / 2), float(x1 - x0), float(y1 - y0)};
+    case 0:
+      return {float(y0), float(x0), float(y1), float(x1)};
+    case 1:
+      return {float(x0), float(y0), float(x1), float(y1)};
+    case 2:
+      return {float((y0 + y1) / 2), float((x0 + x1) / 2), float(y1 - y0), float(x1 - x0)};
+    default:
+      return {float((x0 + x1) / 2), float((y0 + y1) / 2), float(x1 - x0), float(y1 - y0)};
   }
+}
+
+struct CropCase {
+  int box_mode, sampling;
+  bool normalized;
+  int64_t k;  // 4, or 5 with a batch index first
+  double scale;
+  int64_t th, tw;
+};
+
+// Box i's corners [y0, x0, y1, x1] read back from its row of `roi` in the
+// case's layout.
+std::array<double, 4> Corners(const CropCase& cs, const std::vector<float>& roi, int64_t i) {
+  const float* v = roi.data() + i * cs.k + (cs.k - 4);
+  switch (cs.box_mode) {
+    case 0:
+      return {v[0], v[1], v[2], v[3]};
+    case 1:
+      return {v[1], v[0], v[3], v[2]};
+    case 2:
+      return {v[0] - v[2] / 2.0, v[1] - v[3] / 2.0, v[0] + v[2] / 2.0, v[1] + v[3] / 2.0};
+    default:
+      return {v[1] - v[3] / 2.0, v[0] - v[2] / 2.0, v[1] + v[3] / 2.0, v[0] + v[2] / 2.0};
+  }
+}
+
+// cropResize of x [1, b, c, h, w] by `roi` as the proto words it: each
+// box's corners scaled to pixels, linspace over the box (its start under
+// STRICT_ALIGN_ENDPOINTS, its centre under ALIGN_ENDPOINTS for one point),
+// sampled bilinear with 0 outside the image.
+Tensor CropResizeReference(const Tensor& x, const std::vector<float>& roi, const CropCase& cs) {
+  const int64_t b = x.dim(1), c = x.dim(2), h = x.dim(3), w = x.dim(4);
+  const int64_t n = static_cast<int64_t>(roi.size()) / cs.k;
+  const double sy = cs.scale * (cs.normalized ? h - 1 : 1), sx = cs.scale * (cs.normalized ? w - 1 : 1);
+  std::vector<float> want;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto [y0, x0, y1, x1] = Corners(cs, roi, i);
+    std::vector<double> py = Linspace(y0 * sy, y1 * sy, cs.th), px = Linspace(x0 * sx, x1 * sx, cs.tw);
+    if (cs.sampling == 1 && cs.th == 1) py = {(y0 + y1) / 2 * sy};
+    if (cs.sampling == 1 && cs.tw == 1) px = {(x0 + x1) / 2 * sx};
+    for (int64_t image = 0; image < b; ++image) {
+      if (cs.k == 5 && image != static_cast<int64_t>(roi[i * cs.k])) continue;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* plane = x.floats().data() + (image * c + ch) * h * w;
+        for (double yy : py) {
+          for (double xx : px) want.push_back(static_cast<float>(Sample(plane, h, w, yy, xx)));
+        }
+      }
+    }
+  }
+  return Floats({n, cs.k == 5 ? 1 : b, c, cs.th, cs.tw}, want);
 }
 
 TEST(NnCropResize, EveryBoxModeNormalizationAndSamplingMode) {
@@ -162,48 +219,32 @@ TEST(NnCropResize, EveryBoxModeNormalizationAndSamplingMode) {
   const Tensor x = Random(rng, {1, b, c, h, w});
   // Corners (height first) in pixels; the last box reaches past the image.
   const std::vector<std::array<double, 4>> corners = {{0, 0, 4, 5}, {1, 0.5, 3.5, 2}, {2, 3, 2, 3}, {-1, 4, 4.5, 7}};
+  const int64_t n = static_cast<int64_t>(corners.size());
+  std::vector<CropCase> cases;
   for (int box_mode = 0; box_mode < 4; ++box_mode)
-    for (bool normalized : {false, true})
-      for (int sampling : {0, 1})
+    for (int sampling : {0, 1})
+      for (bool normalized : {false, true})
         for (int64_t k : {4, 5})
           for (double scale : {1.0, 0.5})
-            for (auto [th, tw] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 4}}) {
-              SCOPED_TRACE(::testing::Message() << "boxMode " << box_mode << " normalized " << normalized << " mode "
-                                                << sampling << " k " << k << " scale " << scale << " " << th << "x" << tw);
-              const int64_t n = static_cast<int64_t>(corners.size());
-              std::vector<float> roi;
-              for (int64_t i = 0; i < n; ++i) {
-                auto [y0, x0, y1, x1] = corners[i];
-                if (normalized) y0 /= h - 1, y1 /= h - 1, x0 /= w - 1, x1 /= w - 1;
-                if (k == 5) roi.push_back(static_cast<float>(i % b));
-                for (float v : BoxIn(box_mode, y0, x0, y1, x1)) roi.push_back(v);
-              }
-              std::vector<float> want;
-              for (int64_t i = 0; i < n; ++i) {
-                // The box as the kernel reads it back (float), scaled to pixels.
-                const std::vector<float> v(roi.begin() + i * k + (k - 4), roi.begin() + (i + 1) * k);
-                double y0, x0, y1, x1;
-                if (box_mode == 0) y0 = v[0], x0 = v[1], y1 = v[2], x1 = v[3];
-                if (box_mode == 1) x0 = v[0], y0 = v[1], x1 = v[2], y1 = v[3];
-                if (box_mode == 2) y0 = v[0] - v[2] / 2.0, y1 = v[0] + v[2] / 2.0, x0 = v[1] - v[3] / 2.0, x1 = v[1] + v[3] / 2.0;
-                if (box_mode == 3) x0 = v[0] - v[2] / 2.0, x1 = v[0] + v[2] / 2.0, y0 = v[1] - v[3] / 2.0, y1 = v[1] + v[3] / 2.0;
-                const double sy = scale * (normalized ? h - 1 : 1), sx = scale * (normalized ? w - 1 : 1);
-                std::vector<double> py = Linspace(y0 * sy, y1 * sy, th), px = Linspace(x0 * sx, x1 * sx, tw);
-                if (sampling == 1 && th == 1) py = {(y0 + y1) / 2 * sy};
-                if (sampling == 1 && tw == 1) px = {(x0 + x1) / 2 * sx};
-                for (int64_t image = 0; image < b; ++image) {
-                  if (k == 5 && image != i % b) continue;
-                  for (int64_t ch = 0; ch < c; ++ch)
-                    for (double yy : py)
-                      for (double xx : px)
-                        want.push_back(static_cast<float>(Sample(x.floats().data() + (image * c + ch) * h * w, h, w, yy, xx)));
-                }
-              }
-              Wire params = Wire().Ints(1, {th, tw}).Varint(2, normalized).Message(3, Mode(sampling)).Message(4, Mode(box_mode));
-              if (scale != 1.0) params.Float(5, static_cast<float>(scale));
-              ExpectClose(RunLayer("cropResize", params, {x, Floats({n, 1, k, 1, 1}, roi)}),
-                          Floats({n, k == 5 ? 1 : b, c, th, tw}, want));
-            }
+            for (int64_t size : {1, 3}) cases.push_back({box_mode, sampling, normalized, k, scale, size, size + 1});
+  for (const CropCase& cs : cases) {
+    SCOPED_TRACE(::testing::Message() << "boxMode " << cs.box_mode << " mode " << cs.sampling << " normalized "
+                                      << cs.normalized << " k " << cs.k << " scale " << cs.scale << " " << cs.th);
+    std::vector<float> roi;
+    for (int64_t i = 0; i < n; ++i) {
+      auto [y0, x0, y1, x1] = corners[i];
+      if (cs.normalized) y0 /= h - 1, y1 /= h - 1, x0 /= w - 1, x1 /= w - 1;
+      if (cs.k == 5) roi.push_back(static_cast<float>(i % b));
+      for (float v : BoxIn(cs.box_mode, y0, x0, y1, x1)) roi.push_back(v);
+    }
+    Wire params = Wire()
+                      .Ints(1, {cs.th, cs.tw})
+                      .Varint(2, cs.normalized)
+                      .Message(3, Mode(cs.sampling))
+                      .Message(4, Mode(cs.box_mode));
+    if (cs.scale != 1.0) params.Float(5, static_cast<float>(cs.scale));
+    ExpectClose(RunLayer("cropResize", params, {x, Floats({n, 1, cs.k, 1, 1}, roi)}), CropResizeReference(x, roi, cs));
+  }
 }
 
 TEST(NnCropResize, MalformedIsInvalidAndOtherSamplingUnimplemented) {
@@ -218,19 +259,24 @@ TEST(NnCropResize, MalformedIsInvalidAndOtherSamplingUnimplemented) {
   EXPECT_EQ(Code(RunLayer("cropResize", Wire().Ints(1, {2}), {x, roi})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("cropResize", ok, {Tensor::Zeros(DType::kFloat32, {2, 1, 4, 4}), roi})),
             absl::StatusCode::kInvalidArgument);  // image not rank 5
-  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 3, 1, 1}, {0, 0, 3})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 3, 1, 1}, {0, 0, 3})})),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 4}, {0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
   // The batch index must name an image.
-  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {2, 0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {0.5, 0, 0, 3, 3})})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 4, 1, 1}, {0, 0, NAN, 3})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {2, 0, 0, 3, 3})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 5, 1, 1}, {0.5, 0, 0, 3, 3})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("cropResize", ok, {x, Floats({1, 1, 4, 1, 1}, {0, 0, NAN, 3})})),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // ---- gatherND ----
 
 TEST(NnGatherND, TheProtoExamplesAgainstAnElementLoop) {
   std::mt19937 rng(13);
-  for (auto [xs, is] : std::vector<std::pair<Shape, Shape>>{{{4, 2, 3, 4}, {6, 2}}, {{3, 3, 3, 4, 7}, {3, 5}}, {{5, 3, 2, 5}, {2, 7, 3, 2}}, {{5}, {1}}}) {
+  for (auto [xs, is] : std::vector<std::pair<Shape, Shape>>{
+           {{4, 2, 3, 4}, {6, 2}}, {{3, 3, 3, 4, 7}, {3, 5}}, {{5, 3, 2, 5}, {2, 7, 3, 2}}, {{5}, {1}}}) {
     const Tensor x = Random(rng, xs);
     const int64_t k = is.back();
     // Each index column its own axis' range.
@@ -263,13 +309,20 @@ TEST(NnGatherND, TheProtoExamplesAgainstAnElementLoop) {
 
 float ApplyMode(int mode, float o, float u) {
   switch (mode) {
-    case 0: return u;
-    case 1: return o + u;
-    case 2: return o - u;
-    case 3: return o * u;
-    case 4: return o / u;
-    case 5: return std::max(o, u);
-    default: return std::min(o, u);
+    case 0:
+      return u;
+    case 1:
+      return o + u;
+    case 2:
+      return o - u;
+    case 3:
+      return o * u;
+    case 4:
+      return o / u;
+    case 5:
+      return std::max(o, u);
+    default:
+      return std::min(o, u);
   }
 }
 
@@ -300,7 +353,8 @@ TEST(NnScatter, EveryModeAlongAnAxisAgainstAnElementLoop) {
     int64_t axis;
   };
   // The proto's examples, indices repeating (so modes accumulate).
-  for (const Case& cs : {Case{{4, 3}, {5, 2, 3}, 1}, Case{{4, 4, 3}, {6}, -2}, Case{{5}, {5, 7, 5, 6}, -1}, Case{{3, 4}, {2}, 0}})
+  for (const Case& cs :
+       {Case{{4, 3}, {5, 2, 3}, 1}, Case{{4, 4, 3}, {6}, -2}, Case{{5}, {5, 7, 5, 6}, -1}, Case{{3, 4}, {2}, 0}})
     for (int mode = 0; mode < 7; ++mode) {
       SCOPED_TRACE(::testing::Message() << "axis " << cs.axis << " mode " << mode);
       const int64_t r = static_cast<int64_t>(cs.data.size()), a = cs.axis < 0 ? cs.axis + r : cs.axis;
@@ -321,16 +375,19 @@ TEST(NnScatter, EveryModeAlongAnAxisAgainstAnElementLoop) {
     }
   const Tensor data = Tensor::Zeros(DType::kFloat32, {3, 2});
   const Tensor u = Tensor::Zeros(DType::kFloat32, {1, 2});
-  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(2, 7), {data, Floats({1}, {0}), u})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(2, 7), {data, Floats({1}, {0}), u})),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("scatter", Wire(), {data, Floats({1}, {3}), u})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("scatter", Wire(), {data, Floats({1}, {0}), Tensor::Zeros(DType::kFloat32, {2, 2})})),
             absl::StatusCode::kInvalidArgument);  // updates of the wrong shape
-  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(1, 2), {data, Floats({1}, {0}), u})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("scatter", Wire().Varint(1, 2), {data, Floats({1}, {0}), u})),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(NnScatterND, EveryModeAgainstAnElementLoop) {
   std::mt19937 rng(15);
-  for (auto [ds, is] : std::vector<std::pair<Shape, Shape>>{{{3, 2}, {4, 2}}, {{7, 6}, {4, 7, 2, 5, 1}}, {{2, 3, 4}, {5, 2}}})
+  for (auto [ds, is] :
+       std::vector<std::pair<Shape, Shape>>{{{3, 2}, {4, 2}}, {{7, 6}, {4, 7, 2, 5, 1}}, {{2, 3, 4}, {5, 2}}})
     for (int mode = 0; mode < 7; ++mode) {
       SCOPED_TRACE(mode);
       const int64_t k = is.back();
@@ -361,7 +418,8 @@ TEST(NnScatterND, EveryModeAgainstAnElementLoop) {
 
 TEST(NnScatterAlongAxis, EveryModeAgainstAnElementLoop) {
   std::mt19937 rng(16);
-  for (auto [ds, is, axis] : std::vector<std::tuple<Shape, Shape, int64_t>>{{{2, 5, 6}, {2, 2, 6}, -2}, {{4, 3}, {7, 3}, 0}, {{3, 4}, {3, 9}, 1}})
+  for (auto [ds, is, axis] : std::vector<std::tuple<Shape, Shape, int64_t>>{
+           {{2, 5, 6}, {2, 2, 6}, -2}, {{4, 3}, {7, 3}, 0}, {{3, 4}, {3, 9}, 1}})
     for (int mode = 0; mode < 7; ++mode) {
       SCOPED_TRACE(mode);
       const int64_t a = axis < 0 ? axis + static_cast<int64_t>(ds.size()) : axis;
@@ -421,7 +479,8 @@ TEST(NnSliceDynamic, InputsOverrideParametersAgainstAnElementLoop) {
     std::vector<std::vector<int64_t>> pos;
     Shape full, out;
     for (int d = 0; d < 3; ++d) {
-      pos.push_back(AxisPositions(x.dim(d), cs.begin[d], cs.end[d], cs.strides[d], cs.bmask[d], cs.emask[d], cs.squeeze[d]));
+      pos.push_back(
+          AxisPositions(x.dim(d), cs.begin[d], cs.end[d], cs.strides[d], cs.bmask[d], cs.emask[d], cs.squeeze[d]));
       full.push_back(static_cast<int64_t>(pos.back().size()));
       if (!cs.squeeze[d]) out.push_back(full.back());
     }
@@ -433,10 +492,13 @@ TEST(NnSliceDynamic, InputsOverrideParametersAgainstAnElementLoop) {
     const Tensor expected = Floats(out, want);
     // Everything but begin as parameters, then more and more as inputs (the
     // parameters then holding decoys).
-    const Wire params = Wire().Ints(2, cs.bmask).Ints(3, cs.end).Ints(4, cs.emask).Ints(5, cs.strides).Ints(6, cs.squeeze);
+    const Wire params =
+        Wire().Ints(2, cs.bmask).Ints(3, cs.end).Ints(4, cs.emask).Ints(5, cs.strides).Ints(6, cs.squeeze);
     ExpectClose(RunLayer("sliceDynamic", params, {x, vec(cs.begin)}), expected, 0);
-    const Wire decoys = Wire().Ints(2, {1, 1, 1}).Ints(3, {0, 0, 0}).Ints(4, {1, 1, 1}).Ints(5, {3, 3, 3}).Ints(6, {1, 1, 1});
-    const std::vector<Tensor> all = {x, vec(cs.begin), vec(cs.end), vec(cs.strides), vec(cs.bmask), vec(cs.emask), vec(cs.squeeze)};
+    const Wire decoys =
+        Wire().Ints(2, {1, 1, 1}).Ints(3, {0, 0, 0}).Ints(4, {1, 1, 1}).Ints(5, {3, 3, 3}).Ints(6, {1, 1, 1});
+    const std::vector<Tensor> all = {
+        x, vec(cs.begin), vec(cs.end), vec(cs.strides), vec(cs.bmask), vec(cs.emask), vec(cs.squeeze)};
     ExpectClose(RunLayer("sliceDynamic", decoys, all), expected, 0);
     if (!std::count(cs.squeeze.begin(), cs.squeeze.end(), 1) && cs.bmask == std::vector<int64_t>{0, 0, 0} &&
         cs.emask == std::vector<int64_t>{0, 0, 0}) {
@@ -446,7 +508,8 @@ TEST(NnSliceDynamic, InputsOverrideParametersAgainstAnElementLoop) {
   // Strides default to 1 and masks to false when their parameters are empty.
   ExpectClose(RunLayer("sliceDynamic", Wire(), {x, vec({1, 2, 3}), vec({3, 4, 5})}),
               RunLayer("sliceStatic", Wire().Ints(1, {1, 2, 3}).Ints(3, {3, 4, 5}).Ints(5, {1, 1, 1}), {x}).value(), 0);
-  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0, 0})})), absl::StatusCode::kInvalidArgument);  // no endIds
+  EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0, 0})})),
+            absl::StatusCode::kInvalidArgument);  // no endIds
   EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0}), vec({1, 1})})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("sliceDynamic", Wire(), {x, vec({0, 0, 0}), vec({1, 1, 1}), vec({1, 0, 1})})),
             absl::StatusCode::kInvalidArgument);  // zero stride
@@ -472,19 +535,22 @@ TEST(NnSliceBySize, AnyAxisAndBeginAgainstAnElementLoop) {
         ExpectClose(RunLayer("sliceBySize", Wire().Varint(2, size).Varint(3, axis), {x, Floats({1}, {float(begin)})}),
                     Floats(out, want), 0);
       }
-  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 0), {x, Floats({1}, {0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 0), {x, Floats({1}, {0})})),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 3).Varint(3, 0), {x, Floats({1}, {1})})),
             absl::StatusCode::kInvalidArgument);  // passes the end
   EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 1).Varint(3, 3), {x, Floats({1}, {0})})),
             absl::StatusCode::kInvalidArgument);  // axis
-  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 1), {x, Floats({2}, {0, 0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("sliceBySize", Wire().Varint(2, 1), {x, Floats({2}, {0, 0})})),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // ---- reverseSeq, slidingWindows ----
 
 TEST(NnReverseSeq, TheProtoExamplesAndAnElementLoop) {
   // NeuralNetwork.proto's two examples.
-  ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {Floats({2, 4}, {0, 1, 2, 3, 4, 5, 6, 7}), Floats({2}, {3, 0})}),
+  ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1),
+                       {Floats({2, 4}, {0, 1, 2, 3, 4, 5, 6, 7}), Floats({2}, {3, 0})}),
               Floats({2, 4}, {2, 1, 0, 3, 4, 5, 6, 7}), 0);
   std::vector<float> v(12);
   for (int i = 0; i < 12; ++i) v[i] = float(i);
@@ -503,7 +569,8 @@ TEST(NnReverseSeq, TheProtoExamplesAndAnElementLoop) {
       if (idx[s] < l) idx[s] = l - 1 - idx[s];
       want[i] = x.floats()[Ravel(idx, x.shape())];
     }
-    ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, ba).Varint(2, sa), {x, Floats({x.dim(b)}, len)}), Floats(x.shape(), want), 0);
+    ExpectClose(RunLayer("reverseSeq", Wire().Varint(1, ba).Varint(2, sa), {x, Floats({x.dim(b)}, len)}),
+                Floats(x.shape(), want), 0);
   }
   EXPECT_EQ(Code(RunLayer("reverseSeq", Wire().Varint(1, 0).Varint(2, 1), {x, Floats({3}, {1, 5, 1})})),
             absl::StatusCode::kInvalidArgument);  // longer than the axis
@@ -532,12 +599,17 @@ TEST(NnSlidingWindows, EveryAxisAgainstAnElementLoop) {
           idx.erase(idx.begin() + a + 1);
           want.push_back(x.floats()[Ravel(idx, x.shape())]);
         }
-        ExpectClose(RunLayer("slidingWindows", Wire().Varint(1, axis).Varint(2, window).Varint(3, step), {x}), Floats(out, want), 0);
+        ExpectClose(RunLayer("slidingWindows", Wire().Varint(1, axis).Varint(2, window).Varint(3, step), {x}),
+                    Floats(out, want), 0);
       }
-  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 4).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 0).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 1).Varint(3, 0), {x})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(1, 3).Varint(2, 1).Varint(3, 1), {x})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 4).Varint(3, 1), {x})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 0).Varint(3, 1), {x})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(2, 1).Varint(3, 0), {x})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("slidingWindows", Wire().Varint(1, 3).Varint(2, 1).Varint(3, 1), {x})),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // ---- constantPad with the amounts as an input, categoricalDistribution ----
@@ -569,9 +641,12 @@ TEST(NnConstantPad, AmountsFromTheSecondInputAgainstAnElementLoop) {
   const auto to_size = RunLayer("constantPad", Wire().Varint(3, 1), {x, Floats({6}, {0, 0, 5, 0, 0, 4})});
   ASSERT_TRUE(to_size.ok()) << to_size.status();
   EXPECT_EQ(to_size->shape(), (Shape{2, 5, 4}));
-  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, -1, 0, 0})})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, 0.5, 0, 0})})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({7}, {0, 0, 0, 0, 0, 0, 0})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, -1, 0, 0})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({6}, {0, 1, 0, 0.5, 0, 0})})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("constantPad", Wire(), {x, Floats({7}, {0, 0, 0, 0, 0, 0, 0})})),
+            absl::StatusCode::kInvalidArgument);
   // Fewer amounts than axes may mean MIL's last-axes padding; not run.
   EXPECT_TRUE(UnimplementedNamingLayer(RunLayer("constantPad", Wire(), {x, Floats({2}, {1, 1})}), "constantPad"));
 }
@@ -620,7 +695,8 @@ TEST(NnCategoricalDistribution, DrawsFollowTheDistributionAndRepeatWithTheSeed) 
               std::vector<float>(y->floats().begin(), y->floats().end()));
   }
   const Tensor x = Floats({1, 2}, {0.5f, 0.5f});
-  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire(), {x})), absl::StatusCode::kInvalidArgument);  // numSamples 0
+  EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire(), {x})),
+            absl::StatusCode::kInvalidArgument);  // numSamples 0
   EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire().Varint(2, 1), {Floats({1, 2}, {0.5f, -0.5f})})),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Code(RunLayer("categoricalDistribution", Wire().Varint(2, 1), {Floats({1, 2}, {0, 0})})),
@@ -664,15 +740,68 @@ TEST(NnExecutorNewLayers, LoadByFieldNumberAndCheckInputCounts) {
   ex = NnExecutor::Load(model(1470, {"x", "k"}, Wire().Varint(2, 1)));
   ASSERT_TRUE(ex.ok()) << ex.status();
   // Too many inputs is a form the executor does not run; too few is invalid.
-  for (auto [number, type] : std::vector<std::pair<int, std::string>>{{212, "cropResize"}, {940, "gatherND"}, {965, "reverseSeq"}, {1470, "sliceBySize"}}) {
+  for (auto [number, type] : std::vector<std::pair<int, std::string>>{
+           {212, "cropResize"}, {940, "gatherND"}, {965, "reverseSeq"}, {1470, "sliceBySize"}}) {
     auto three = NnExecutor::Load(model(number, {"x", "k", "u"}, Wire()));
     EXPECT_EQ(three.status().code(), absl::StatusCode::kUnimplemented) << type;
     EXPECT_TRUE(absl::StrContains(three.status().message(), "'layer' (" + type + ")")) << three.status();
-    EXPECT_EQ(NnExecutor::Load(model(number, {"x"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument) << type;
+    EXPECT_EQ(NnExecutor::Load(model(number, {"x"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument)
+        << type;
   }
   for (int number : {935, 945, 954}) {
     EXPECT_EQ(NnExecutor::Load(model(number, {"x", "k"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// coremltools' own cropResize test (test_tf_numeric.py): a rank-5-mapped
+// image [C, H, W] and box [4, 1, 1] inputs, normalized corners, height
+// first, ALIGN_ENDPOINTS_MODE, against TensorFlow's crop_and_resize
+// (in_y = y1 (H - 1) + i (y2 - y1) (H - 1) / (crop_h - 1), the box centre
+// for crop_h = 1, extrapolation value 0).
+TEST(NnExecutorNewLayers, CropResizeAsCoremltoolsTestsItAgainstTensorFlowsFormula) {
+  const int64_t c = 2, h = 5, w = 6, crop_h = 3, crop_w = 1;
+  Spec::Model m;
+  m.set_specificationversion(4);
+  for (auto [name, shape] : std::vector<std::pair<std::string, Shape>>{{"data", {c, h, w}}, {"roi", {4, 1, 1}}}) {
+    auto* in = m.mutable_description()->add_input();
+    in->set_name(name);
+    for (int64_t d : shape) in->mutable_type()->mutable_multiarraytype()->add_shape(d);
+  }
+  auto* out = m.mutable_description()->add_output();
+  out->set_name("y");
+  out->mutable_type()->mutable_multiarraytype();
+  testing::AddLayer(m.mutable_neuralnetwork(), "resize", {"data", "roi"}, "y", 212,
+                    Wire().Ints(1, {crop_h, crop_w}).Varint(2, 1).Message(3, Mode(1)).Message(4, Mode(0)).Float(5, 1));
+  auto ex = NnExecutor::Load(m);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  std::mt19937 rng(23);
+  const Tensor data = Random(rng, {c, h, w});
+  const double y1 = 0.1, x1 = 0.2, y2 = 1.1, x2 = 0.7;  // past the bottom edge
+  auto y = (*ex)->Run({{"data", data}, {"roi", Floats({4, 1, 1}, {float(y1), float(x1), float(y2), float(x2)})}});
+  ASSERT_TRUE(y.ok()) << y.status();
+  const Tensor& got = y->at("y");
+  ASSERT_EQ(got.size(), c * crop_h * crop_w);
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t i = 0; i < crop_h; ++i)
+      for (int64_t j = 0; j < crop_w; ++j) {
+        // float boxes, as the kernel reads them
+        const double fy1 = float(y1), fy2 = float(y2), fx1 = float(x1), fx2 = float(x2);
+        const double in_y =
+            crop_h > 1 ? fy1 * (h - 1) + i * (fy2 - fy1) * (h - 1) / (crop_h - 1) : 0.5 * (fy1 + fy2) * (h - 1);
+        const double in_x =
+            crop_w > 1 ? fx1 * (w - 1) + j * (fx2 - fx1) * (w - 1) / (crop_w - 1) : 0.5 * (fx1 + fx2) * (w - 1);
+        double want = 0;
+        if (in_y >= 0 && in_y <= h - 1 && in_x >= 0 && in_x <= w - 1) {
+          const int64_t top = static_cast<int64_t>(std::floor(in_y)), left = static_cast<int64_t>(std::floor(in_x));
+          const int64_t bottom = std::min(top + 1, h - 1), right = std::min(left + 1, w - 1);
+          const double dy = in_y - top, dx = in_x - left;
+          auto at = [&](int64_t r, int64_t q) { return double(data.floats()[(ch * h + r) * w + q]); };
+          const double t = at(top, left) + (at(top, right) - at(top, left)) * dx;
+          const double b = at(bottom, left) + (at(bottom, right) - at(bottom, left)) * dx;
+          want = t + (b - t) * dy;
+        }
+        EXPECT_NEAR(got.floats()[(ch * crop_h + i) * crop_w + j], want, 1e-5) << ch << " " << i << " " << j;
+      }
 }
 
 }  // namespace
