@@ -171,6 +171,15 @@ const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {
       {"reverseSeq", BuildReverseSeq},
       {"slidingWindows", BuildSlidingWindows},
       {"categoricalDistribution", BuildCategoricalDistribution},
+      {"randomNormalLike", BuildRandomFill},
+      {"randomNormalStatic", BuildRandomFill},
+      {"randomNormalDynamic", BuildRandomFill},
+      {"randomUniformLike", BuildRandomFill},
+      {"randomUniformStatic", BuildRandomFill},
+      {"randomUniformDynamic", BuildRandomFill},
+      {"randomBernoulliLike", BuildRandomFill},
+      {"randomBernoulliStatic", BuildRandomFill},
+      {"randomBernoulliDynamic", BuildRandomFill},
   };
   return *builders;
 }
@@ -211,6 +220,8 @@ absl::Status CheckNnLayerInputs(const NnLayerSpec& spec) {
       {"scatterAlongAxis", {3, 3}}, {"sliceDynamic", {2, 7}},
       {"sliceBySize", {2, 2}},      {"reverseSeq", {2, 2}},
       {"constantPad", {1, 2}},
+      {"randomNormalStatic", {0, 0}}, {"randomUniformStatic", {0, 0}},
+      {"randomBernoulliStatic", {0, 0}},
   };
   auto it = arity->find(spec.type);
   const Arity a = it == arity->end() ? Arity{1, 1} : it->second;  // the rest read one input
@@ -357,6 +368,15 @@ std::string NnLayerTypeName(int number) {
       {1140, "reshapeStatic"},
       {1145, "reshapeDynamic"},
       {1150, "rankPreservingReshape"},
+      {1170, "randomNormalLike"},
+      {1175, "randomNormalStatic"},
+      {1180, "randomNormalDynamic"},
+      {1190, "randomUniformLike"},
+      {1195, "randomUniformStatic"},
+      {1200, "randomUniformDynamic"},
+      {1210, "randomBernoulliLike"},
+      {1215, "randomBernoulliStatic"},
+      {1220, "randomBernoulliDynamic"},
       {1230, "categoricalDistribution"},
       {1250, "reduceL1"},
       {1255, "reduceL2"},

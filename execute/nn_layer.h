@@ -184,6 +184,7 @@ absl::StatusOr<NnKernel> BuildReverseSeq(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildSlidingWindows(const NnLayerSpec& spec);
 // nn_layers_random.cc
 absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRandomFill(const NnLayerSpec& spec);  // randomNormal/Uniform/Bernoulli*
 
 // The strided slice of sliceStatic and sliceDynamic (nn_layers_nd.cc): one
 // entry per axis of x in each vector.

@@ -1,11 +1,14 @@
-// NeuralNetwork categoricalDistribution: numSamples class indices drawn
-// from each distribution along the last axis (the softmax of the input
-// divided by temperature when isLogits, else the input's values as weights).
-// The draws come from this executor's own stream (random_stream.h) seeded
-// from `seed` and the layer's name, NOT from Core ML's (which is not
-// specified): a run repeats, but does not match Core ML's samples. eps
-// (1e-10 by coremltools' default) is not read: the proto does not say what
-// it guards, and the weights are used as given.
+// NeuralNetwork random layers: categoricalDistribution (numSamples class
+// indices drawn from each distribution along the last axis: the softmax of
+// the input divided by temperature when isLogits, else the input's values
+// as weights) and randomNormal / randomUniform / randomBernoulli in their
+// Like (the input's shape), Static (outputShape) and Dynamic (the shape the
+// input holds) forms. The draws come from this executor's own stream
+// (random_stream.h) seeded from `seed` and the layer's name, NOT from Core
+// ML's (which is not specified): a run repeats, but does not match Core
+// ML's samples. categoricalDistribution's eps (1e-10 by coremltools'
+// default) is not read: the proto does not say what it guards, and the
+// weights are used as given.
 #include <algorithm>
 #include <cmath>
 
@@ -59,6 +62,70 @@ absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec) {
         const int64_t j = std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
         y.mutable_floats()[r * samples + i] = static_cast<float>(std::min(j, k - 1));
       }
+    }
+    return Outputs(std::move(y));
+  });
+}
+
+namespace {
+
+// A rank-1 float input holding a shape.
+absl::StatusOr<Shape> ShapeFrom(const Tensor& t, const NnLayerLabel& label) {
+  if (!t.is_float() || t.rank() != 1 || t.size() < 1 || t.size() > 64) {
+    return label.Invalid("the shape input must be a rank-1 float tensor of 1 to 64 dims");
+  }
+  Shape s;
+  for (float v : t.floats()) {
+    if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
+      return label.Invalid(absl::StrCat("shape value ", v, " is not a size"));
+    }
+    s.push_back(static_cast<int64_t>(v));
+  }
+  RETURN_IF_ERROR(CheckShape(s));
+  return s;
+}
+
+}  // namespace
+
+// randomNormal*, randomUniform*, randomBernoulli*: fields seed = 1, then
+// (mean, stdDev), (minVal, maxVal) or (prob), then the Static forms'
+// outputShape.
+absl::StatusOr<NnKernel> BuildRandomFill(const NnLayerSpec& spec) {
+  const std::string& t = spec.type;
+  const bool bernoulli = t.rfind("randomBernoulli", 0) == 0, uniform = t.rfind("randomUniform", 0) == 0;
+  const bool is_static = t.size() > 6 && t.compare(t.size() - 6, 6, "Static") == 0;
+  const bool dynamic = t.size() > 7 && t.compare(t.size() - 7, 7, "Dynamic") == 0;
+  const int64_t seed = spec.params.Int(1);
+  const double a = spec.params.Float(2), b = bernoulli ? 0 : spec.params.Float(3);
+  if (!std::isfinite(a) || !std::isfinite(b)) return spec.Invalid("needs finite parameters");
+  if (bernoulli && !(a >= 0 && a <= 1)) return spec.Invalid("prob must be in [0, 1]");
+  if (uniform && a > b) return spec.Invalid("minVal is greater than maxVal");
+  if (!bernoulli && !uniform && b < 0) return spec.Invalid("stdDev must not be negative");
+  Shape fixed;
+  if (is_static) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> shape, spec.params.Ints(bernoulli ? 3 : 4));
+    if (shape.empty()) return spec.Invalid("has no outputShape");
+    for (int64_t d : shape) {
+      if (d < 0) return spec.Invalid("outputShape has a negative size");
+    }
+    RETURN_IF_ERROR(CheckShape(shape));
+    fixed.assign(shape.begin(), shape.end());
+  }
+  const NnLayerLabel label = spec;
+  const std::string name = spec.name;
+  return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
+    Shape shape = fixed;
+    if (dynamic) {
+      ASSIGN_OR_RETURN(shape, ShapeFrom(*in[0], label));
+    } else if (!is_static) {
+      shape = in[0]->shape();
+    }
+    ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, shape));
+    RandomStream s(name, seed);
+    for (float& v : y.mutable_floats()) {
+      v = static_cast<float>(bernoulli ? (s.Uniform() < a ? 1 : 0)
+                             : uniform ? a + (b - a) * s.Uniform()
+                                       : a + b * s.Normal());
     }
     return Outputs(std::move(y));
   });

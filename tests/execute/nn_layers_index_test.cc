@@ -1,8 +1,9 @@
 // The NeuralNetwork resampling and indexing layers that Apple's gallery and
 // older converter output use: resizeBilinear, cropResize, gatherND,
 // scatter / scatterND / scatterAlongAxis, sliceDynamic, sliceBySize,
-// reverseSeq, slidingWindows, constantPad's two-input form and
-// categoricalDistribution, each against a slow reference written in
+// reverseSeq, slidingWindows, constantPad's two-input form,
+// categoricalDistribution and the random fills, each against a slow
+// reference written in
 // the test from NeuralNetwork.proto's definitions (element by element, with
 // no code shared with the kernels), over every mode the layer has; malformed
 // parameters or inputs are INVALID_ARGUMENT and forms the executor does not
@@ -707,6 +708,64 @@ TEST(NnCategoricalDistribution, DrawsFollowTheDistributionAndRepeatWithTheSeed) 
                                        "categoricalDistribution"));
 }
 
+TEST(NnRandomFill, EveryDistributionAndShapeFormDrawsItsMomentsAndRepeats) {
+  const int64_t n = 20000;
+  const Tensor like = Tensor::Zeros(DType::kFloat32, {4, n / 4});
+  const Tensor shape = Floats({2}, {4, n / 4});
+  struct Case {
+    std::string family;
+    float a, b;  // (mean, stdDev), (minVal, maxVal) or (prob)
+    double mean, sd;
+  };
+  const std::vector<Case> cases = {{"randomNormal", 2, 3, 2, 3},
+                                   {"randomUniform", -1, 3, 1, 4 / std::sqrt(12.0)},
+                                   {"randomBernoulli", 0.3f, 0, 0.3, std::sqrt(0.3 * 0.7)}};
+  for (const Case& cs : cases)
+    for (const std::string form : {"Like", "Static", "Dynamic"}) {
+      SCOPED_TRACE(cs.family + form);
+      const bool bernoulli = cs.family == "randomBernoulli";
+      auto params = [&](int seed) {
+        Wire w = Wire().Varint(1, seed).Float(2, cs.a);
+        if (!bernoulli) w.Float(3, cs.b);
+        if (form == "Static") w.Ints(bernoulli ? 3 : 4, {4, n / 4});
+        return w;
+      };
+      const std::vector<Tensor> in = form == "Like"      ? std::vector<Tensor>{like}
+                                     : form == "Dynamic" ? std::vector<Tensor>{shape}
+                                                         : std::vector<Tensor>{};
+      auto y = RunLayer(cs.family + form, params(7), in);
+      ASSERT_TRUE(y.ok()) << y.status();
+      ASSERT_EQ(y->shape(), (Shape{4, n / 4}));
+      double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+      for (float v : y->floats())
+        sum += v, sq += double(v) * v, lo = std::min(lo, double(v)), hi = std::max(hi, double(v));
+      const double mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+      // 5 standard errors of the mean; the spread within 3%.
+      EXPECT_NEAR(mean, cs.mean, 5 * cs.sd / std::sqrt(double(n)));
+      EXPECT_NEAR(sd, cs.sd, 0.03 * cs.sd);
+      if (bernoulli) {
+        for (float v : y->floats()) ASSERT_TRUE(v == 0 || v == 1) << v;
+      }
+      if (cs.family == "randomUniform") {
+        EXPECT_TRUE(lo >= cs.a && hi < cs.b) << lo << " " << hi;
+      }
+      ExpectClose(RunLayer(cs.family + form, params(7), in), *y, 0);  // the seed repeats the draws
+      auto other = RunLayer(cs.family + form, params(8), in);
+      ASSERT_TRUE(other.ok());
+      EXPECT_NE(std::vector<float>(other->floats().begin(), other->floats().end()),
+                std::vector<float>(y->floats().begin(), y->floats().end()));
+    }
+  EXPECT_EQ(Code(RunLayer("randomBernoulliLike", Wire().Float(2, 1.5), {like})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("randomUniformLike", Wire().Float(2, 2).Float(3, 1), {like})),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("randomNormalLike", Wire().Float(3, -1), {like})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("randomNormalStatic", Wire(), {})), absl::StatusCode::kInvalidArgument);  // no outputShape
+  EXPECT_EQ(Code(RunLayer("randomNormalDynamic", Wire(), {Floats({2}, {2, -1})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("randomNormalDynamic", Wire(), {Floats({2}, {2, 0.5})})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(RunLayer("randomUniformStatic", Wire().Float(3, 1).Ints(4, {1 << 20, 1 << 20}), {})),
+            absl::StatusCode::kResourceExhausted);
+}
+
 // ---- through the executor ----
 
 namespace Spec = CoreML::Specification;
@@ -751,6 +810,14 @@ TEST(NnExecutorNewLayers, LoadByFieldNumberAndCheckInputCounts) {
   for (int number : {935, 945, 954}) {
     EXPECT_EQ(NnExecutor::Load(model(number, {"x", "k"}, Wire())).status().code(), absl::StatusCode::kInvalidArgument);
   }
+  // randomNormalStatic reads no input.
+  const Wire normal = Wire().Float(3, 1).Ints(4, {3, 2});
+  ex = NnExecutor::Load(model(1175, {}, normal));
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  y = (*ex)->Run({{"x", x}, {"k", x}, {"u", x}});
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ(y->at("y").shape(), (Shape{3, 2}));
+  EXPECT_EQ(NnExecutor::Load(model(1175, {"x"}, normal)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // coremltools' own cropResize test (test_tf_numeric.py): a rank-5-mapped
