@@ -171,6 +171,27 @@ absl::StatusOr<NnKernel> BuildFillDynamic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildBroadcastToDynamic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildRangeDynamic(const NnLayerSpec& spec);
 absl::StatusOr<NnKernel> BuildRankPreservingReshape(const NnLayerSpec& spec);
+// nn_layers_resize.cc
+absl::StatusOr<NnKernel> BuildResizeBilinear(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildCropResize(const NnLayerSpec& spec);
+// nn_layers_scatter.cc
+absl::StatusOr<NnKernel> BuildGatherND(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec);  // scatter, scatterND, scatterAlongAxis
+// nn_layers_slice.cc
+absl::StatusOr<NnKernel> BuildSliceDynamic(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSliceBySize(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildReverseSeq(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildSlidingWindows(const NnLayerSpec& spec);
+// nn_layers_random.cc
+absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec);
+absl::StatusOr<NnKernel> BuildRandomFill(const NnLayerSpec& spec);  // randomNormal/Uniform/Bernoulli*
+
+// The strided slice of sliceStatic and sliceDynamic (nn_layers_nd.cc): one
+// entry per axis of x in each vector.
+struct NnSliceArgs {
+  std::vector<int64_t> begin, end, strides, begin_mask, end_mask, squeeze;
+};
+absl::StatusOr<Tensor> NnStridedSlice(const Tensor& x, const NnSliceArgs& args, const NnLayerLabel& label);
 
 }  // namespace coremlz::execute
 

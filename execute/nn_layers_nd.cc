@@ -174,10 +174,64 @@ absl::StatusOr<NnKernel> BuildSoftmaxND(const NnLayerSpec& spec) {
   });
 }
 
-// sliceStatic: per axis [begin, end) by stride (negative stride walks
-// back), masks taking the whole axis from its start or to its end, and
-// squeezeMasks dropping an axis of the one element at `begin` (NumPy /
-// TensorFlow strided-slice semantics, as MIL's slice_by_index).
+// sliceStatic and sliceDynamic: per axis [begin, end) by stride (negative
+// stride walks back), masks taking the whole axis from its start or to its
+// end, and squeezeMasks dropping an axis of the one element at `begin`
+// (NumPy / TensorFlow strided-slice semantics, as MIL's slice_by_index).
+absl::StatusOr<Tensor> NnStridedSlice(const Tensor& x, const NnSliceArgs& args, const NnLayerLabel& label) {
+  const std::vector<int64_t>& begin = args.begin;
+  const std::vector<int64_t>& end = args.end;
+  const std::vector<int64_t>& strides = args.strides;
+  const std::vector<int64_t>& begin_mask = args.begin_mask;
+  const std::vector<int64_t>& end_mask = args.end_mask;
+  const std::vector<int64_t>& squeeze = args.squeeze;
+  const size_t r = begin.size();
+  if (!x.is_float() || x.rank() != static_cast<int64_t>(r)) {
+    return label.Invalid("expects a float input of the slice's rank");
+  }
+  std::vector<int64_t> start(r), step(r), count(r);
+  Shape out;
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t n = x.dim(d), s = strides[d];
+    if (s == 0 || s == std::numeric_limits<int64_t>::min()) return label.Invalid("stride out of range");
+    if (squeeze[d]) {
+      const int64_t b = begin[d] < 0 ? begin[d] + n : begin[d];
+      if (b < 0 || b >= n) return label.Invalid("squeezed index out of range");
+      start[d] = b, step[d] = 1, count[d] = 1;
+      continue;
+    }
+    int64_t b, e;
+    if (s > 0) {
+      b = begin_mask[d] ? 0 : std::clamp<int64_t>(begin[d] < 0 ? begin[d] + n : begin[d], 0, n);
+      e = end_mask[d] ? n : std::clamp<int64_t>(end[d] < 0 ? end[d] + n : end[d], 0, n);
+      count[d] = e > b ? 1 + (e - b - 1) / s : 0;
+    } else {
+      b = begin_mask[d] ? n - 1 : std::clamp<int64_t>(begin[d] < 0 ? begin[d] + n : begin[d], -1, n - 1);
+      e = end_mask[d] ? -1 : std::clamp<int64_t>(end[d] < 0 ? end[d] + n : end[d], -1, n - 1);
+      count[d] = b > e ? 1 + (b - e - 1) / (-s) : 0;
+    }
+    start[d] = b, step[d] = s;
+    out.push_back(count[d]);
+  }
+  Shape full(count.begin(), count.end());
+  if (out.empty()) out = {1};
+  Tensor y = Tensor::Zeros(DType::kFloat32, full);
+  std::vector<int64_t> stride_in(r, 1), idx(r, 0);
+  for (size_t d = r - 1; d-- > 0;) stride_in[d] = stride_in[d + 1] * x.dim(d + 1);
+  float* o = y.mutable_floats().data();
+  for (int64_t i = 0; i < y.size(); ++i) {
+    int64_t off = 0;
+    for (size_t d = 0; d < r; ++d) off += (start[d] + idx[d] * step[d]) * stride_in[d];
+    o[i] = x.floats()[off];
+    for (size_t d = r; d-- > 0;) {
+      if (++idx[d] < count[d]) break;
+      idx[d] = 0;
+    }
+  }
+  y.Reshape(out);
+  return y;
+}
+
 absl::StatusOr<NnKernel> BuildSliceStatic(const NnLayerSpec& spec) {
   ASSIGN_OR_RETURN(std::vector<int64_t> begin, spec.params.Ints(1));
   ASSIGN_OR_RETURN(std::vector<int64_t> begin_mask, spec.params.Ints(2));
@@ -195,49 +249,9 @@ absl::StatusOr<NnKernel> BuildSliceStatic(const NnLayerSpec& spec) {
   if (end_mask.empty()) end_mask.assign(r, 0);
   if (squeeze.empty()) squeeze.assign(r, 0);
   const NnLayerLabel label = spec;
+  const NnSliceArgs args{begin, end, strides, begin_mask, end_mask, squeeze};
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    const Tensor& x = *in[0];
-    if (!x.is_float() || x.rank() != static_cast<int64_t>(r)) return label.Invalid("expects a float input of the slice's rank");
-    std::vector<int64_t> start(r), step(r), count(r);
-    Shape out;
-    for (size_t d = 0; d < r; ++d) {
-      const int64_t n = x.dim(d), s = strides[d];
-      if (s == 0 || s == std::numeric_limits<int64_t>::min()) return label.Invalid("stride out of range");
-      if (squeeze[d]) {
-        const int64_t b = begin[d] < 0 ? begin[d] + n : begin[d];
-        if (b < 0 || b >= n) return label.Invalid("squeezed index out of range");
-        start[d] = b, step[d] = 1, count[d] = 1;
-        continue;
-      }
-      int64_t b, e;
-      if (s > 0) {
-        b = begin_mask[d] ? 0 : std::clamp<int64_t>(begin[d] < 0 ? begin[d] + n : begin[d], 0, n);
-        e = end_mask[d] ? n : std::clamp<int64_t>(end[d] < 0 ? end[d] + n : end[d], 0, n);
-        count[d] = e > b ? 1 + (e - b - 1) / s : 0;
-      } else {
-        b = begin_mask[d] ? n - 1 : std::clamp<int64_t>(begin[d] < 0 ? begin[d] + n : begin[d], -1, n - 1);
-        e = end_mask[d] ? -1 : std::clamp<int64_t>(end[d] < 0 ? end[d] + n : end[d], -1, n - 1);
-        count[d] = b > e ? 1 + (b - e - 1) / (-s) : 0;
-      }
-      start[d] = b, step[d] = s;
-      out.push_back(count[d]);
-    }
-    Shape full(count.begin(), count.end());
-    if (out.empty()) out = {1};
-    Tensor y = Tensor::Zeros(DType::kFloat32, full);
-    std::vector<int64_t> stride_in(r, 1), idx(r, 0);
-    for (size_t d = r - 1; d-- > 0;) stride_in[d] = stride_in[d + 1] * x.dim(d + 1);
-    float* o = y.mutable_floats().data();
-    for (int64_t i = 0; i < y.size(); ++i) {
-      int64_t off = 0;
-      for (size_t d = 0; d < r; ++d) off += (start[d] + idx[d] * step[d]) * stride_in[d];
-      o[i] = x.floats()[off];
-      for (size_t d = r; d-- > 0;) {
-        if (++idx[d] < count[d]) break;
-        idx[d] = 0;
-      }
-    }
-    y.Reshape(out);
+    ASSIGN_OR_RETURN(Tensor y, NnStridedSlice(*in[0], args, label));
     return Outputs(std::move(y));
   });
 }

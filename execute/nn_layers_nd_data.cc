@@ -307,14 +307,15 @@ absl::StatusOr<NnKernel> BuildRangeStatic(const NnLayerSpec& spec) {
   });
 }
 
-// constantPad: padAmounts [before, after] per axis, or with
+// constantPad: padAmounts [before, after] per axis (from the parameter, or
+// the second input's values when there is one), or with
 // padToGivenOutputSizeMode the output size in whichever of the two is set
 // (the pad going on that side).
 absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec) {
   const float value = spec.params.Float(1);
-  ASSIGN_OR_RETURN(std::vector<int64_t> amounts, spec.params.Ints(2));
+  ASSIGN_OR_RETURN(std::vector<int64_t> param_amounts, spec.params.Ints(2));
   const bool to_size = spec.params.Bool(3);
-  for (int64_t a : amounts) {
+  for (int64_t a : param_amounts) {
     if (a < 0 || a > MaxTensorElements()) return spec.Invalid("padAmounts out of range");
   }
   const NnLayerLabel label = spec;
@@ -322,6 +323,22 @@ absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec) {
     RETURN_IF_ERROR(Floats(in, label));
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
+    std::vector<int64_t> amounts = param_amounts;
+    if (in.size() > 1) {
+      const Tensor& pads = *in[1];
+      // MIL's pad, which converts to this layer, may pad only the last axes;
+      // whether this layer reads a short second input that way is not said.
+      if (pads.size() < 2 * r && pads.size() % 2 == 0) {
+        return label.Unimplemented(absl::StrCat("a second input of ", pads.size(), " pad amounts for rank ", r));
+      }
+      amounts.clear();
+      for (float v : pads.floats()) {
+        if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
+          return label.Invalid(absl::StrCat("pad amount ", v, " is not a size"));
+        }
+        amounts.push_back(static_cast<int64_t>(v));
+      }
+    }
     if (static_cast<int64_t>(amounts.size()) != 2 * r) return label.Invalid("needs two padAmounts per axis");
     std::vector<int64_t> before(r), out(r);
     for (int64_t d = 0; d < r; ++d) {

@@ -1,45 +1,26 @@
 // The random ops (iOS15 random.py): random_uniform, random_normal,
 // random_bernoulli and random_categorical. They do NOT reproduce Core ML's
-// random stream (which is not specified); they draw from a stream of this
-// executor's own, deterministic so that a run can be repeated and a model
-// compared with its compressed form: a 64-bit Mersenne Twister seeded from
-// the op's `seed` and the name of its first output (so two ops with the
-// default seed -1 still draw different values), with the transforms written
-// here (uniform from 53 random bits, normal by Box-Muller, categorical by
-// the inverse CDF) rather than the standard library's implementation-defined
-// distributions. Outputs are float32 (categorical: the drawn class indices).
+// random stream (which is not specified); they draw from this executor's
+// own (random_stream.h), seeded from the op's `seed` and the name of its
+// first output (so two ops with the default seed -1 still draw different
+// values): uniform from 53 random bits, normal by Box-Muller, categorical by
+// the inverse CDF. Outputs are float32 (categorical: the drawn class indices).
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "execute/op_registry.h"
+#include "execute/random_stream.h"
 
 namespace coremlz::execute {
 namespace {
 
-class Stream {
- public:
-  Stream(const OpContext& ctx, int64_t seed) {
-    const std::string name = ctx.outputs().empty() ? "" : ctx.outputs()[0].name;
-    // FNV-1a: stable across builds and platforms, unlike absl::Hash.
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-    engine_.seed(h ^ static_cast<uint64_t>(seed) * 0x9e3779b97f4a7c15ull);
-  }
-  // Uniform in [0, 1).
-  double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-  double Normal() {
-    // Box-Muller; 1 - u keeps the log's argument in (0, 1].
-    const double u = 1 - Uniform(), v = Uniform();
-    return std::sqrt(-2 * std::log(u)) * std::cos(2 * M_PI * v);
-  }
-
- private:
-  std::mt19937_64 engine_;
-};
+// The op's stream: its seed and the name of its first output.
+RandomStream Stream(const OpContext& ctx, int64_t seed) {
+  return RandomStream(ctx.outputs().empty() ? "" : ctx.outputs()[0].name, seed);
+}
 
 // The output of a `shape`-input op, checked before allocating.
 absl::StatusOr<Tensor> Shaped(const OpContext& ctx) {
@@ -52,7 +33,7 @@ absl::StatusOr<std::vector<Tensor>> RandomUniform(const OpContext& ctx) {
   ASSIGN_OR_RETURN(double high, ctx.Float("high", 1));
   ASSIGN_OR_RETURN(int64_t seed, ctx.Int("seed", -1));
   ASSIGN_OR_RETURN(Tensor y, Shaped(ctx));
-  Stream s(ctx, seed);
+  RandomStream s = Stream(ctx, seed);
   for (float& v : y.mutable_floats()) v = static_cast<float>(low + (high - low) * s.Uniform());
   return Outputs(std::move(y));
 }
@@ -62,7 +43,7 @@ absl::StatusOr<std::vector<Tensor>> RandomNormal(const OpContext& ctx) {
   ASSIGN_OR_RETURN(double stddev, ctx.Float("stddev", 1));
   ASSIGN_OR_RETURN(int64_t seed, ctx.Int("seed", -1));
   ASSIGN_OR_RETURN(Tensor y, Shaped(ctx));
-  Stream s(ctx, seed);
+  RandomStream s = Stream(ctx, seed);
   for (float& v : y.mutable_floats()) v = static_cast<float>(mean + stddev * s.Normal());
   return Outputs(std::move(y));
 }
@@ -72,7 +53,7 @@ absl::StatusOr<std::vector<Tensor>> RandomBernoulli(const OpContext& ctx) {
   ASSIGN_OR_RETURN(int64_t seed, ctx.Int("seed", -1));
   if (!(prob >= 0 && prob <= 1)) return ctx.Invalid("prob must be in [0, 1]");
   ASSIGN_OR_RETURN(Tensor y, Shaped(ctx));
-  Stream s(ctx, seed);
+  RandomStream s = Stream(ctx, seed);
   for (float& v : y.mutable_floats()) v = s.Uniform() < prob ? 1.f : 0.f;
   return Outputs(std::move(y));
 }
@@ -93,7 +74,7 @@ absl::StatusOr<std::vector<Tensor>> RandomCategorical(const OpContext& ctx) {
   Shape shape = x->shape();
   shape.back() = size;
   ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, shape));
-  Stream s(ctx, seed);
+  RandomStream s = Stream(ctx, seed);
   std::vector<double> cdf(k);
   for (int64_t r = 0; r < rows; ++r) {
     const float* p = x->floats().data() + r * k;

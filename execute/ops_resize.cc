@@ -13,63 +13,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "execute/bilinear.h"
 #include "execute/op_registry.h"
 
 namespace coremlz::execute {
 namespace {
-
-// Input coordinate of each output position along one axis, or an error for
-// an unknown mode.
-absl::StatusOr<std::vector<double>> GridPoints(const std::string& mode, int64_t in, int64_t out) {
-  std::vector<double> g(out);
-  const double xin = static_cast<double>(in), xout = static_cast<double>(out);
-  for (int64_t i = 0; i < out; ++i) {
-    double p;
-    if (mode == "STRICT_ALIGN_CORNERS" || mode == "ALIGN_CORNERS") {
-      if (out == 1) p = mode == "ALIGN_CORNERS" ? (xin - 1) / 2 : 0;
-      else p = i * (xin - 1) / (xout - 1);
-    } else if (mode == "DEFAULT") {
-      p = out == 1 ? 0 : i * (xin - xin / xout) / (xout - 1);
-    } else if (mode == "OFFSET_CORNERS") {
-      const double delta = std::max(1.0, xin - 1) / xout;
-      p = 0.5 * delta + i * delta;
-    } else if (mode == "UNALIGN_CORNERS") {
-      const double spacing = xin / xout;
-      p = i * spacing + 0.5 * spacing - 0.5;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown sampling_mode '", mode, "'"));
-    }
-    g[i] = std::min(xin - 1, std::max(0.0, p));
-  }
-  return g;
-}
-
-// Bilinear interpolation of x's last two dims at the grid points gy x gx.
-absl::StatusOr<Tensor> Bilinear(const Tensor& x, const std::vector<double>& gy, const std::vector<double>& gx) {
-  const int64_t h = x.dim(x.rank() - 2), w = x.dim(x.rank() - 1);
-  const int64_t oh = static_cast<int64_t>(gy.size()), ow = static_cast<int64_t>(gx.size());
-  Shape out_shape = x.shape();
-  out_shape[x.rank() - 2] = oh;
-  out_shape[x.rank() - 1] = ow;
-  ASSIGN_OR_RETURN(Tensor out, Tensor::Allocate(DType::kFloat32, out_shape));
-  const int64_t planes = x.size() / (h * w);
-  float* o = out.mutable_floats().data();
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* src = x.floats().data() + p * h * w;
-    for (int64_t i = 0; i < oh; ++i) {
-      const int64_t y0 = static_cast<int64_t>(std::floor(gy[i])), y1 = std::min(y0 + 1, h - 1);
-      const double fy = gy[i] - y0;
-      for (int64_t j = 0; j < ow; ++j) {
-        const int64_t x0 = static_cast<int64_t>(std::floor(gx[j])), x1 = std::min(x0 + 1, w - 1);
-        const double fx = gx[j] - x0;
-        const double top = src[y0 * w + x0] * (1 - fx) + src[y0 * w + x1] * fx;
-        const double bottom = src[y1 * w + x0] * (1 - fx) + src[y1 * w + x1] * fx;
-        o[(p * oh + i) * ow + j] = static_cast<float>(top * (1 - fy) + bottom * fy);
-      }
-    }
-  }
-  return out;
-}
 
 absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
@@ -80,10 +28,10 @@ absl::StatusOr<std::vector<Tensor>> ResizeBilinear(const OpContext& ctx) {
   if (oh < 1 || ow < 1) return ctx.Invalid("target sizes must be positive");
   const int64_t h = x->dim(x->rank() - 2), w = x->dim(x->rank() - 1);
   if (h < 1 || w < 1) return ctx.Invalid("empty spatial dims");
-  auto gy = GridPoints(mode, h, oh);
+  auto gy = ResizeGridPoints(mode, h, oh);
   if (!gy.ok()) return ctx.Invalid(gy.status().message());
-  ASSIGN_OR_RETURN(std::vector<double> gx, GridPoints(mode, w, ow));
-  ASSIGN_OR_RETURN(Tensor out, Bilinear(*x, *gy, gx));
+  ASSIGN_OR_RETURN(std::vector<double> gx, ResizeGridPoints(mode, w, ow));
+  ASSIGN_OR_RETURN(Tensor out, BilinearResize(*x, *gy, gx));
   return Outputs(std::move(out));
 }
 
@@ -119,7 +67,7 @@ absl::StatusOr<std::vector<Tensor>> UpsampleBilinear(const OpContext& ctx) {
     return g;
   };
   RETURN_IF_ERROR(CheckShape({x->size() / (h * w), oh, ow}));
-  ASSIGN_OR_RETURN(Tensor out, Bilinear(*x, grid(h, oh), grid(w, ow)));
+  ASSIGN_OR_RETURN(Tensor out, BilinearResize(*x, grid(h, oh), grid(w, ow)));
   return Outputs(std::move(out));
 }
 
@@ -248,14 +196,14 @@ absl::StatusOr<std::vector<Tensor>> Resize(const OpContext& ctx) {
     if (!x->is_float()) {
       return absl::UnimplementedError("resize: LINEAR of an integer tensor is not implemented by the reference executor");
     }
-    ASSIGN_OR_RETURN(std::vector<double> gx, GridPoints(mode, w, ow));
+    ASSIGN_OR_RETURN(std::vector<double> gx, ResizeGridPoints(mode, w, ow));
     std::vector<double> gy = {0};
     if (dims == 2) {
-      ASSIGN_OR_RETURN(gy, GridPoints(mode, h, oh));
+      ASSIGN_OR_RETURN(gy, ResizeGridPoints(mode, h, oh));
     }
     Tensor view = *x;
     view.Reshape({x->size() / (h * w), h, w});
-    ASSIGN_OR_RETURN(Tensor out, Bilinear(view, gy, gx));
+    ASSIGN_OR_RETURN(Tensor out, BilinearResize(view, gy, gx));
     out.Reshape(out_shape);
     return Outputs(std::move(out));
   }

@@ -26,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "execute/bilinear.h"
 #include "execute/op_registry.h"
 
 namespace coremlz::execute {
@@ -195,15 +196,6 @@ absl::StatusOr<std::vector<Tensor>> Affine(const OpContext& ctx) {
   return Outputs(std::move(out));
 }
 
-// The sample points of one box axis [start, end] for `n` outputs.
-std::vector<double> BoxPoints(double start, double end, int64_t n, bool strict) {
-  std::vector<double> p(n);
-  for (int64_t i = 0; i < n; ++i) {
-    p[i] = n == 1 ? (strict ? start : (start + end) / 2) : start + i * (end - start) / (n - 1);
-  }
-  return p;
-}
-
 absl::StatusOr<std::vector<Tensor>> CropResize(const OpContext& ctx) {
   ASSIGN_OR_RETURN(const Tensor* x, ctx.Input("x"));
   ASSIGN_OR_RETURN(int64_t th, ctx.Int("target_height", 1));
@@ -287,7 +279,7 @@ absl::StatusOr<std::vector<Tensor>> CropResize(const OpContext& ctx) {
       x0 = v[0] - v[2] / 2, y0 = v[1] - v[3] / 2, x1 = v[0] + v[2] / 2, y1 = v[1] + v[3] / 2;
     }
     const double sy = scale * (normalized ? h - 1 : 1), sx = scale * (normalized ? w - 1 : 1);
-    const std::vector<double> py = BoxPoints(y0 * sy, y1 * sy, th, strict), px = BoxPoints(x0 * sx, x1 * sx, tw, strict);
+    const std::vector<double> py = CropBoxPoints(y0 * sy, y1 * sy, th, strict), px = CropBoxPoints(x0 * sx, x1 * sx, tw, strict);
     for (double p : py) {
       if (!std::isfinite(p)) return ctx.Invalid("box coordinates must be finite");
     }
@@ -300,17 +292,7 @@ absl::StatusOr<std::vector<Tensor>> CropResize(const OpContext& ctx) {
         const float* src = x->floats().data() + (image * c + ch) * h * w;
         for (int64_t i = 0; i < th; ++i)
           for (int64_t j = 0; j < tw; ++j) {
-            const double y = py[i], xx = px[j];
-            if (y < 0 || y > h - 1 || xx < 0 || xx > w - 1) {
-              *dst++ = static_cast<float>(pad_value);
-              continue;
-            }
-            const int64_t iy = static_cast<int64_t>(std::floor(y)), ix = static_cast<int64_t>(std::floor(xx));
-            const int64_t iy1 = std::min(iy + 1, h - 1), ix1 = std::min(ix + 1, w - 1);
-            const double dy = y - iy, dx = xx - ix;
-            const double top = src[iy * w + ix] * (1 - dx) + src[iy * w + ix1] * dx;
-            const double bottom = src[iy1 * w + ix] * (1 - dx) + src[iy1 * w + ix1] * dx;
-            *dst++ = static_cast<float>(top * (1 - dy) + bottom * dy);
+            *dst++ = static_cast<float>(BilinearOrPad(src, h, w, py[i], px[j], pad_value));
           }
       }
   }

@@ -689,10 +689,10 @@ TEST(NnExecutor, UnimplementedLayerIsNamedWithItsIndex) {
   AddArrayOutput(&m, "z", {3});
   auto* nn = m.mutable_neuralnetwork();
   testing::AddLayer(nn, "first", {"x"}, "y", 175, Wire());
-  testing::AddLayer(nn, "norm", {"y"}, "z", 1005, Wire());  // slidingWindows
+  testing::AddLayer(nn, "norm", {"y"}, "z", 340, Wire());  // sequenceRepeat
   auto ex = NnExecutor::Load(m);
   ASSERT_EQ(ex.status().code(), absl::StatusCode::kUnimplemented) << ex.status();
-  EXPECT_TRUE(absl::StrContains(ex.status().message(), "layer 1 'norm' (slidingWindows)")) << ex.status();
+  EXPECT_TRUE(absl::StrContains(ex.status().message(), "layer 1 'norm' (sequenceRepeat)")) << ex.status();
 }
 
 TEST(NnExecutor, ConvolutionWithWeightsAsASecondInputIsUnimplemented) {
