@@ -23,10 +23,23 @@ absl::StatusOr<std::unique_ptr<ModelExecutor>> LoadNeuralNetwork(const CoreML::S
   return std::unique_ptr<ModelExecutor>(std::move(nn));
 }
 
-}  // namespace
+// A classifier's label output (its predicted feature) is the arg max of its
+// probabilities output: measured by those.
+void AddClassifierLabel(const CoreML::Specification::Model& model, const ModelExecutor& executor,
+                        std::map<std::string, std::string>* label_scores) {
+  const std::string& label = model.description().predictedfeaturename();
+  const std::string& probabilities = model.description().predictedprobabilitiesname();
+  if (label.empty() || probabilities.empty()) return;
+  const std::vector<std::string>& outputs = executor.output_names();
+  if (std::find(outputs.begin(), outputs.end(), label) == outputs.end() ||
+      std::find(outputs.begin(), outputs.end(), probabilities) == outputs.end()) {
+    return;
+  }
+  label_scores->emplace(label, probabilities);
+}
 
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function,
-                                      bool with_label_scores) {
+absl::StatusOr<LoadedModel> LoadAny(const std::string& path, const std::string& function,
+                                    bool with_label_scores) {
   LoadedModel m;
   if (!IsDirectory(path)) {
     if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
@@ -71,6 +84,15 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(m.package.get(), function));
   m.executor = std::make_unique<ProgramModelExecutor>(std::move(program));
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& function,
+                                      bool with_label_scores) {
+  ASSIGN_OR_RETURN(LoadedModel m, LoadAny(path, function, with_label_scores));
+  if (with_label_scores) AddClassifierLabel(m.model(), *m.executor, &m.label_scores);
   return m;
 }
 

@@ -21,8 +21,9 @@ struct LoadedModel {
   std::unique_ptr<CoreML::Specification::Model> file_model;  // an .mlmodel file's spec
   std::unique_ptr<ModelExecutor> executor;
   // With with_label_scores (execute/label_scores.h): each label output and
-  // the float value it is the arg max of; and the values among those that
-  // the function returns only for that, each with its label "scores:OUTPUT".
+  // the float value it is the arg max of (a classifier's label: its
+  // probabilities output); and the values among those that the function
+  // returns only for that, each with its label "scores:OUTPUT".
   std::map<std::string, std::string> label_scores;
   std::map<std::string, std::string> exposed_scores;
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "execute/compare.h"
@@ -21,6 +22,7 @@
 #include "format/package.h"
 #include "gtest/gtest.h"
 #include "plan/planner.h"
+#include "tests/execute/nn_test_util.h"
 #include "tests/testing/model_builder.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
@@ -235,6 +237,37 @@ TEST_F(NnPlanTest, ConfigRoundTripsToTheBytesOfApply) {
   const std::string json = Slurp(scratch_.Join("plan.json"));
   EXPECT_TRUE(absl::StrContains(json, "\"left_out_weights\"")) << json;
   EXPECT_TRUE(absl::StrContains(json, "int4-block32: ")) << json;
+}
+
+// A NeuralNetworkClassifier: its label output is the arg max of its
+// probabilities, so the plan measures the probabilities and leaves the label
+// (a string) alone instead of refusing the model.
+TEST_F(NnPlanTest, AClassifierIsPlannedOnItsProbabilities) {
+  namespace spec = CoreML::Specification;
+  spec::Model net = testing::BuildRunnableNeuralNetworkModel(/*fp16=*/false, 9);
+  spec::Model c = net;
+  c.clear_neuralnetwork();
+  auto* classifier = c.mutable_neuralnetworkclassifier();
+  *classifier->mutable_layers() = net.neuralnetwork().layers();
+  execute::testing::AddLayer(classifier, "softmax", {"output"}, "probs", 175, execute::testing::Wire());
+  for (int i = 0; i < 64; ++i) classifier->mutable_stringclasslabels()->add_vector(absl::StrCat("class", i));
+  c.mutable_description()->clear_output();
+  auto* label = c.mutable_description()->add_output();
+  label->set_name("label");
+  label->mutable_type()->mutable_stringtype();
+  auto* probs = c.mutable_description()->add_output();
+  probs->set_name("probs");
+  probs->mutable_type()->mutable_dictionarytype()->mutable_stringkeytype();
+  c.mutable_description()->set_predictedfeaturename("label");
+  c.mutable_description()->set_predictedprobabilitiesname("probs");
+  const std::string model = scratch_.Join("classifier.mlmodel");
+  ASSERT_TRUE(WriteFileAtomically(model, format::SerializeModelSpec(c)).ok());
+
+  auto plan = MakePlan(model, Options(PlanTarget::Kind::kBits, 4.0));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->measured_outputs, std::vector<std::string>{"probs"});
+  EXPECT_LE(plan->measured.bits_per_weight, 4.0 + 1e-9);
+  EXPECT_TRUE(std::isfinite(plan->measured.psnr_db));
 }
 
 }  // namespace
