@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   using coremlz::format::ElementType;
-  if (argc < 2 || argc > 5) {
+  if (argc < 2 || argc > 5 || argv[1][0] == '-') {  // -h / --help, never an output path
     std::fprintf(stderr, "usage: %s OUT.mlpackage [fp16|fp32] [LAYERS=6] [WIDTH=2048]\n", argv[0]);
     return 1;
   }
