@@ -1,5 +1,7 @@
 #include "execute/nn_layer.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace coremlz::execute {
@@ -23,6 +25,37 @@ absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& lab
   const int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) return label.Invalid(absl::StrCat("axis ", axis, " is out of range for rank ", rank));
   return a;
+}
+
+absl::Status NnFloatInputs(const std::vector<const Tensor*>& in, const NnLayerLabel& label) {
+  for (const Tensor* t : in) {
+    if (!t->is_float()) return label.Invalid("expects float inputs");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> NnFloatIndex(float v, int64_t n, const NnLayerLabel& label) {
+  if (!(v == std::floor(v)) || v < -static_cast<float>(n) || v >= static_cast<float>(n)) {
+    return label.Invalid(absl::StrCat("index ", v, " is out of range for an axis of ", n));
+  }
+  const int64_t i = static_cast<int64_t>(v);
+  return i < 0 ? i + n : i;
+}
+
+absl::StatusOr<Shape> NnShapeInput(const Tensor& t, const NnLayerLabel& label) {
+  if (!t.is_float() || t.rank() != 1 || t.size() < 1 || t.size() > 64) {
+    return label.Invalid("the shape input must be a rank-1 float tensor of 1 to 64 dims");
+  }
+  Shape s;
+  for (float v : t.floats()) {
+    if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
+      return label.Invalid(absl::StrCat("shape value ", v, " is not a size"));
+    }
+    s.push_back(static_cast<int64_t>(v));
+  }
+  absl::Status ok = CheckShape(s);
+  if (!ok.ok()) return label.Invalid(std::string(ok.message()));
+  return s;
 }
 
 absl::Status NnLayerLabel::Unimplemented(const std::string& what) const {

@@ -36,6 +36,13 @@ struct NnLayerLabel {
 // `axis` (negative counts from the end) as an index into `rank` dims, or
 // INVALID_ARGUMENT naming the layer.
 absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label);
+// Every input is float (INVALID_ARGUMENT naming the layer otherwise).
+absl::Status NnFloatInputs(const std::vector<const Tensor*>& in, const NnLayerLabel& label);
+// An index held as a float, in [-n, n); a negative one counts from the end.
+absl::StatusOr<int64_t> NnFloatIndex(float v, int64_t n, const NnLayerLabel& label);
+// The shape a rank-1 float input holds: 1 to 64 dims, each a size, within
+// the tensor limit.
+absl::StatusOr<Shape> NnShapeInput(const Tensor& t, const NnLayerLabel& label);
 
 struct NnLayerSpec : NnLayerLabel {
   WireMessage params;  // the layer's parameter message

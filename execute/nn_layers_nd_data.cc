@@ -17,21 +17,6 @@
 namespace coremlz::execute {
 namespace {
 
-absl::Status Floats(const std::vector<const Tensor*>& in, const NnLayerLabel& label) {
-  for (const Tensor* t : in) {
-    if (!t->is_float()) return label.Invalid("expects float inputs");
-  }
-  return absl::OkStatus();
-}
-
-// An index held as a float, in [-n, n) when negative ones are allowed.
-absl::StatusOr<int64_t> Index(float v, int64_t n, const NnLayerLabel& label) {
-  if (!(v == std::floor(v)) || v < -static_cast<float>(n) || v >= static_cast<float>(n)) {
-    return label.Invalid(absl::StrCat("index ", v, " is out of range for an axis of ", n));
-  }
-  const int64_t i = static_cast<int64_t>(v);
-  return i < 0 ? i + n : i;
-}
 
 // x broadcast to `out` (which x's shape must broadcast to).
 absl::StatusOr<Tensor> BroadcastTo(const Tensor& x, const Shape& out, const NnLayerLabel& label) {
@@ -71,7 +56,7 @@ absl::StatusOr<NnKernel> BuildTile(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     const Tensor& x = *in[0];
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     if (static_cast<int64_t>(reps.size()) != x.rank()) return label.Invalid("needs one rep per input axis");
     Shape out(x.rank());
     for (int64_t d = 0; d < x.rank(); ++d) {
@@ -94,7 +79,7 @@ absl::StatusOr<NnKernel> BuildStack(const NnLayerSpec& spec) {
   const int64_t axis = spec.params.Int(1);
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Shape& s = in[0]->shape();
     for (const Tensor* t : in) {
       if (t->shape() != s) return label.Invalid("inputs differ in shape");
@@ -120,7 +105,7 @@ absl::StatusOr<NnKernel> BuildGather(const NnLayerSpec& spec) {
   const int64_t axis = spec.params.Int(1);
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor &x = *in[0], &ids = *in[1];
     ASSIGN_OR_RETURN(int64_t a, Axis(axis, x.rank(), label));
     Shape out(x.shape().begin(), x.shape().begin() + a);
@@ -135,7 +120,7 @@ absl::StatusOr<NnKernel> BuildGather(const NnLayerSpec& spec) {
     float* dst = y.mutable_floats().data();
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t k = 0; k < ids.size(); ++k) {
-        ASSIGN_OR_RETURN(int64_t i, Index(ids.floats()[k], n, label));
+        ASSIGN_OR_RETURN(int64_t i, NnFloatIndex(ids.floats()[k], n, label));
         dst = std::copy_n(x.floats().data() + (o * n + i) * inner, inner, dst);
       }
     }
@@ -149,7 +134,7 @@ absl::StatusOr<NnKernel> BuildGatherAlongAxis(const NnLayerSpec& spec) {
   const int64_t axis = spec.params.Int(1);
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor &x = *in[0], &ids = *in[1];
     ASSIGN_OR_RETURN(int64_t a, Axis(axis, x.rank(), label));
     if (ids.rank() != x.rank()) return label.Invalid("indices must have data's rank");
@@ -165,7 +150,7 @@ absl::StatusOr<NnKernel> BuildGatherAlongAxis(const NnLayerSpec& spec) {
       for (int64_t k = 0; k < m; ++k)
         for (int64_t i = 0; i < inner; ++i) {
           const int64_t at = (o * m + k) * inner + i;
-          ASSIGN_OR_RETURN(int64_t j, Index(ids.floats()[at], n, label));
+          ASSIGN_OR_RETURN(int64_t j, NnFloatIndex(ids.floats()[at], n, label));
           y.mutable_floats()[at] = x.floats()[(o * n + j) * inner + i];
         }
     return Outputs(std::move(y));
@@ -176,7 +161,7 @@ absl::StatusOr<NnKernel> BuildGatherAlongAxis(const NnLayerSpec& spec) {
 absl::StatusOr<NnKernel> BuildWhereBroadcastable(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     absl::StatusOr<Shape> ab = BroadcastShapes(in[1]->shape(), in[2]->shape());
     if (!ab.ok()) return label.Invalid(std::string(ab.status().message()));
     absl::StatusOr<Shape> out = BroadcastShapes(in[0]->shape(), *ab);
@@ -199,7 +184,7 @@ absl::StatusOr<NnKernel> BuildReverse(const NnLayerSpec& spec) {
   ASSIGN_OR_RETURN(std::vector<int64_t> flags, spec.params.Ints(1));
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
     if (static_cast<int64_t>(flags.size()) != r) return label.Invalid("needs one reverseDim flag per axis");
@@ -230,7 +215,7 @@ absl::StatusOr<NnKernel> BuildTriangular(const NnLayerSpec& spec) {
   }
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor& x = *in[0];
     if (x.rank() < 2) return label.Invalid("expects rank >= 2");
     const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
@@ -275,7 +260,7 @@ absl::StatusOr<NnKernel> BuildFillStatic(const NnLayerSpec& spec) {
 absl::StatusOr<NnKernel> BuildBroadcastToLike(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats({in[0]}, label));
+    RETURN_IF_ERROR(NnFloatInputs({in[0]}, label));
     ASSIGN_OR_RETURN(Tensor y, BroadcastTo(*in[0], in[1]->shape(), label));
     return Outputs(std::move(y));
   });
@@ -285,7 +270,7 @@ absl::StatusOr<NnKernel> BuildBroadcastToStatic(const NnLayerSpec& spec) {
   ASSIGN_OR_RETURN(Shape target, TargetShape(spec, 1));
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     ASSIGN_OR_RETURN(Tensor y, BroadcastTo(*in[0], target, label));
     return Outputs(std::move(y));
   });
@@ -320,7 +305,7 @@ absl::StatusOr<NnKernel> BuildConstantPad(const NnLayerSpec& spec) {
   }
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
     std::vector<int64_t> amounts = param_amounts;
@@ -372,7 +357,7 @@ absl::StatusOr<NnKernel> BuildOneHot(const NnLayerSpec& spec) {
   const float on = spec.params.Float(3), off = spec.params.Float(4);
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor& x = *in[0];
     int64_t size = size_param;
     if (in.size() > 1) {
@@ -404,7 +389,7 @@ absl::StatusOr<NnKernel> BuildOneHot(const NnLayerSpec& spec) {
 absl::StatusOr<NnKernel> BuildWhereNonZero(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
     std::vector<float> v;

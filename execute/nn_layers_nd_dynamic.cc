@@ -14,22 +14,6 @@
 namespace coremlz::execute {
 namespace {
 
-// The shape a rank-1 float tensor holds.
-absl::StatusOr<Shape> ShapeFrom(const Tensor& t, const NnLayerLabel& label) {
-  if (!t.is_float() || t.rank() != 1 || t.size() < 1 || t.size() > 64) {
-    return label.Invalid("the shape input must be a rank-1 float tensor of 1 to 64 dims");
-  }
-  Shape s;
-  for (float v : t.floats()) {
-    if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
-      return label.Invalid(absl::StrCat("shape value ", v, " is not a size"));
-    }
-    s.push_back(static_cast<int64_t>(v));
-  }
-  absl::Status ok = CheckShape(s);
-  if (!ok.ok()) return label.Invalid(std::string(ok.message()));
-  return s;
-}
 
 absl::StatusOr<std::vector<Tensor>> Reshaped(const Tensor& x, Shape shape, const NnLayerLabel& label) {
   if (NumElements(shape) != x.size()) return label.Invalid("the new shape does not hold the input's elements");
@@ -54,7 +38,7 @@ absl::StatusOr<NnKernel> BuildReshapeLike(const NnLayerSpec& spec) {
 absl::StatusOr<NnKernel> BuildReshapeDynamic(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    ASSIGN_OR_RETURN(Shape shape, ShapeFrom(*in[1], label));
+    ASSIGN_OR_RETURN(Shape shape, NnShapeInput(*in[1], label));
     return Reshaped(*in[0], std::move(shape), label);
   });
 }
@@ -63,7 +47,7 @@ absl::StatusOr<NnKernel> BuildFillDynamic(const NnLayerSpec& spec) {
   const float value = spec.params.Float(1);
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    ASSIGN_OR_RETURN(Shape shape, ShapeFrom(*in[0], label));
+    ASSIGN_OR_RETURN(Shape shape, NnShapeInput(*in[0], label));
     ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, shape));
     std::fill(y.mutable_floats().begin(), y.mutable_floats().end(), value);
     return Outputs(std::move(y));
@@ -75,7 +59,7 @@ absl::StatusOr<NnKernel> BuildBroadcastToDynamic(const NnLayerSpec& spec) {
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     const Tensor& x = *in[0];
     if (!x.is_float()) return label.Invalid("expects a float input");
-    ASSIGN_OR_RETURN(Shape target, ShapeFrom(*in[1], label));
+    ASSIGN_OR_RETURN(Shape target, NnShapeInput(*in[1], label));
     absl::StatusOr<Shape> shape = BroadcastShapes(x.shape(), target);
     if (!shape.ok()) return label.Invalid(std::string(shape.status().message()));
     if (*shape != target) return label.Invalid("the input does not broadcast to the target shape");

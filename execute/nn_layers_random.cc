@@ -69,21 +69,6 @@ absl::StatusOr<NnKernel> BuildCategoricalDistribution(const NnLayerSpec& spec) {
 
 namespace {
 
-// A rank-1 float input holding a shape.
-absl::StatusOr<Shape> ShapeFrom(const Tensor& t, const NnLayerLabel& label) {
-  if (!t.is_float() || t.rank() != 1 || t.size() < 1 || t.size() > 64) {
-    return label.Invalid("the shape input must be a rank-1 float tensor of 1 to 64 dims");
-  }
-  Shape s;
-  for (float v : t.floats()) {
-    if (!(v >= 0 && v == std::floor(v) && v <= static_cast<float>(MaxTensorElements()))) {
-      return label.Invalid(absl::StrCat("shape value ", v, " is not a size"));
-    }
-    s.push_back(static_cast<int64_t>(v));
-  }
-  RETURN_IF_ERROR(CheckShape(s));
-  return s;
-}
 
 }  // namespace
 
@@ -116,7 +101,7 @@ absl::StatusOr<NnKernel> BuildRandomFill(const NnLayerSpec& spec) {
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
     Shape shape = fixed;
     if (dynamic) {
-      ASSIGN_OR_RETURN(shape, ShapeFrom(*in[0], label));
+      ASSIGN_OR_RETURN(shape, NnShapeInput(*in[0], label));
     } else if (!is_static) {
       shape = in[0]->shape();
     }

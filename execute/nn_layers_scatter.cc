@@ -18,20 +18,6 @@
 namespace coremlz::execute {
 namespace {
 
-absl::Status Floats(const std::vector<const Tensor*>& in, const NnLayerLabel& label) {
-  for (const Tensor* t : in) {
-    if (!t->is_float()) return label.Invalid("expects float inputs");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> Index(float v, int64_t n, const NnLayerLabel& label) {
-  if (!(v == std::floor(v)) || v < -static_cast<float>(n) || v >= static_cast<float>(n)) {
-    return label.Invalid(absl::StrCat("index ", v, " is out of range for an axis of ", n));
-  }
-  const int64_t i = static_cast<int64_t>(v);
-  return i < 0 ? i + n : i;
-}
 
 int64_t Product(const Shape& s, size_t begin, size_t end) {
   int64_t p = 1;
@@ -80,7 +66,7 @@ absl::Status CheckUpdates(const Tensor& updates, const Shape& want, const NnLaye
 absl::StatusOr<NnKernel> BuildGatherND(const NnLayerSpec& spec) {
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor &x = *in[0], &ids = *in[1];
     if (ids.rank() < 1) return label.Invalid("indices must have rank >= 1");
     const int64_t k = ids.dim(ids.rank() - 1);
@@ -96,7 +82,7 @@ absl::StatusOr<NnKernel> BuildGatherND(const NnLayerSpec& spec) {
     for (int64_t l = 0; l < lookups; ++l) {
       int64_t at = 0;
       for (int64_t j = 0; j < k; ++j) {
-        ASSIGN_OR_RETURN(int64_t i, Index(ids.floats()[l * k + j], x.dim(j), label));
+        ASSIGN_OR_RETURN(int64_t i, NnFloatIndex(ids.floats()[l * k + j], x.dim(j), label));
         at += i * strides[j];
       }
       dst = std::copy_n(x.floats().data() + at, inner, dst);
@@ -117,7 +103,7 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
   const std::string type = spec.type;
   const NnLayerLabel label = spec;
   return NnKernel([=](const std::vector<const Tensor*>& in) -> absl::StatusOr<std::vector<Tensor>> {
-    RETURN_IF_ERROR(Floats(in, label));
+    RETURN_IF_ERROR(NnFloatInputs(in, label));
     const Tensor &data = *in[0], &ids = *in[1], &updates = *in[2];
     Tensor out = data;
     float* o = out.mutable_floats().data();
@@ -136,7 +122,7 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
       for (int64_t l = 0; l < lookups; ++l) {
         int64_t at = 0;
         for (int64_t j = 0; j < k; ++j) {
-          ASSIGN_OR_RETURN(int64_t i, Index(ids.floats()[l * k + j], data.dim(j), label));
+          ASSIGN_OR_RETURN(int64_t i, NnFloatIndex(ids.floats()[l * k + j], data.dim(j), label));
           at += i * strides[j];
         }
         for (int64_t e = 0; e < inner; ++e) Apply(mode, u[l * inner + e], o[at + e]);
@@ -154,7 +140,7 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
       const int64_t m = ids.size();
       for (int64_t b = 0; b < outer; ++b)
         for (int64_t k = 0; k < m; ++k) {
-          ASSIGN_OR_RETURN(int64_t i, Index(ids.floats()[k], n, label));
+          ASSIGN_OR_RETURN(int64_t i, NnFloatIndex(ids.floats()[k], n, label));
           for (int64_t e = 0; e < inner; ++e) Apply(mode, u[(b * m + k) * inner + e], o[(b * n + i) * inner + e]);
         }
       return Outputs(std::move(out));
@@ -170,7 +156,7 @@ absl::StatusOr<NnKernel> BuildScatter(const NnLayerSpec& spec) {
       for (int64_t k = 0; k < m; ++k)
         for (int64_t e = 0; e < inner; ++e) {
           const int64_t at = (b * m + k) * inner + e;
-          ASSIGN_OR_RETURN(int64_t i, Index(ids.floats()[at], n, label));
+          ASSIGN_OR_RETURN(int64_t i, NnFloatIndex(ids.floats()[at], n, label));
           Apply(mode, u[at], o[(b * n + i) * inner + e]);
         }
     return Outputs(std::move(out));
