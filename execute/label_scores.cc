@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "execute/nn_wire.h"
 
 namespace coremlz::execute {
 namespace {
@@ -61,6 +62,26 @@ absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(const MI
         if (!x.empty()) scores[output] = x;
       }
       break;
+    }
+  }
+  return scores;
+}
+
+std::map<std::string, std::string> NnScoresOfLabelOutputs(const CoreML::Specification::Model& model) {
+  const google::protobuf::RepeatedPtrField<CoreML::Specification::NeuralNetworkLayer>* layers = nullptr;
+  if (model.has_neuralnetwork()) layers = &model.neuralnetwork().layers();
+  if (model.has_neuralnetworkclassifier()) layers = &model.neuralnetworkclassifier().layers();
+  if (model.has_neuralnetworkregressor()) layers = &model.neuralnetworkregressor().layers();
+  std::map<std::string, std::string> scores;
+  if (layers == nullptr) return scores;
+  constexpr int kArgMaxField = 1025;  // NeuralNetworkLayer's `argMax` member
+  for (const auto& output : model.description().output()) {
+    for (const auto& layer : *layers) {
+      if (layer.output_size() != 1 || layer.output(0) != output.name() || layer.input_size() < 1) continue;
+      absl::StatusOr<WireMessage> whole = WireMessage::Parse(layer.SerializeAsString());
+      if (!whole.ok()) continue;  // the executor's load reports a malformed layer
+      const std::vector<int> members = whole->LengthDelimitedIn(100, 1 << 20);
+      if (!members.empty() && members.back() == kArgMaxField) scores[output.name()] = layer.input(0);
     }
   }
   return scores;

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "coreml/mil.pb.h"
+#include "coreml/model.pb.h"
 
 namespace coremlz::execute {
 
@@ -25,6 +26,10 @@ inline constexpr char kScoresLabelPrefix[] = "scores:";
 // INVALID_ARGUMENT if the program has no such function.
 absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(
     const CoreML::Specification::MILSpec::Program& program, const std::string& function);
+
+// The same for a NeuralNetwork (plain, classifier or regressor): each
+// described output an argMax layer produces -> the blob that layer reads.
+std::map<std::string, std::string> NnScoresOfLabelOutputs(const CoreML::Specification::Model& model);
 
 // A copy of `program` whose `function` also returns `values` (appended to
 // its block's outputs, those it already returns not repeated; `appended`,

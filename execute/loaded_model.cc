@@ -38,6 +38,27 @@ void AddClassifierLabel(const CoreML::Specification::Model& model, const ModelEx
   label_scores->emplace(label, probabilities);
 }
 
+// A NeuralNetwork whose argMax layers' inputs are described outputs too
+// (NnScoresOfLabelOutputs), so that the executor returns them.
+absl::StatusOr<std::unique_ptr<ModelExecutor>> LoadNeuralNetworkWithScores(const CoreML::Specification::Model& model,
+                                                                           const std::string& function,
+                                                                           LoadedModel* m) {
+  std::map<std::string, std::string> scores = NnScoresOfLabelOutputs(model);
+  if (scores.empty()) return LoadNeuralNetwork(model, function);
+  CoreML::Specification::Model extended = model;
+  for (const auto& [output, blob] : scores) {
+    bool described = false;
+    for (const auto& o : extended.description().output()) described = described || o.name() == blob;
+    if (described) continue;
+    auto* d = extended.mutable_description()->add_output();
+    d->set_name(blob);
+    d->mutable_type()->mutable_multiarraytype()->set_datatype(CoreML::Specification::ArrayFeatureType::FLOAT32);
+    m->exposed_scores.emplace(blob, kScoresLabelPrefix + output);
+  }
+  m->label_scores = std::move(scores);
+  return LoadNeuralNetwork(extended, function);
+}
+
 absl::StatusOr<LoadedModel> LoadAny(const std::string& path, const std::string& function,
                                     bool with_label_scores) {
   LoadedModel m;
@@ -52,12 +73,14 @@ absl::StatusOr<LoadedModel> LoadAny(const std::string& path, const std::string& 
           "holds neither a NeuralNetwork nor a package's ML Program"));
     }
     m.file_model = std::make_unique<CoreML::Specification::Model>(std::move(spec));
-    ASSIGN_OR_RETURN(m.executor, LoadNeuralNetwork(*m.file_model, function));
+    ASSIGN_OR_RETURN(m.executor, with_label_scores ? LoadNeuralNetworkWithScores(*m.file_model, function, &m)
+                                                   : LoadNeuralNetwork(*m.file_model, function));
     return m;
   }
   ASSIGN_OR_RETURN(m.package, format::MlPackage::Open(path));
   if (format::HasNeuralNetwork(m.package->model())) {
-    ASSIGN_OR_RETURN(m.executor, LoadNeuralNetwork(m.package->model(), function));
+    ASSIGN_OR_RETURN(m.executor, with_label_scores ? LoadNeuralNetworkWithScores(m.package->model(), function, &m)
+                                                   : LoadNeuralNetwork(m.package->model(), function));
     return m;
   }
   if (with_label_scores) {

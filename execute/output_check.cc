@@ -23,14 +23,15 @@ bool LooksLikeClassScores(const Tensor& t) { return t.rank() >= 1 && t.rank() <=
 // first maximum of its row - they get the class-score metrics too, and top-1
 // agreement is then how many labels (a segmentation's pixels) stay the same.
 bool LabelsAreLastAxisArgMax(const Tensor& scores, const Tensor& labels) {
-  if (scores.rank() < 1 || !labels.is_integer_storage()) return false;
+  if (scores.rank() < 1 || !(labels.is_integer_storage() || labels.is_float())) return false;
   const int64_t classes = scores.shape().back();
   if (classes < 2 || labels.size() * classes != scores.size()) return false;
   const absl::Span<const float> s = scores.floats();
-  const absl::Span<const int32_t> l = labels.ints();
   for (int64_t row = 0; row < labels.size(); ++row) {
+    // A NeuralNetwork's argMax gives its indices as floats.
+    const double label = labels.is_float() ? labels.floats()[row] : labels.ints()[row];
     const float* first = s.data() + row * classes;
-    if (std::max_element(first, first + classes) - first != l[row]) return false;
+    if (static_cast<double>(std::max_element(first, first + classes) - first) != label) return false;
   }
   return true;
 }
@@ -72,9 +73,10 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
         return absl::InvalidArgumentError(
             absl::StrCat("output '", name, "' differs in name, shape or type between the two models"));
       }
-      // Labels (a classifier's class label, an arg max) are not signals; the
-      // scores they are chosen from are measured.
-      if (!r.is_float()) continue;
+      // Labels (a classifier's class label, an arg max - float in a
+      // NeuralNetwork) are not signals; the scores they are chosen from are
+      // measured.
+      if (!r.is_float() || a.label_scores.count(name)) continue;
       ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
       const std::string& label = exposed == a.exposed_scores.end() ? name : exposed->second;
       Acc& x = acc[label];

@@ -35,11 +35,12 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
     ASSIGN_OR_RETURN(auto reference, original.RunReplacing(*kept, {}));
     if (i == 0) {
       for (const auto& [name, t] : reference) {
+        if (b->original_.label_scores.count(name)) continue;  // measured on its scores
         if (t.is_float()) {
           b->output_names_.push_back(name);
           auto exposed = b->original_.exposed_scores.find(name);
           b->output_labels_.push_back(exposed == b->original_.exposed_scores.end() ? name : exposed->second);
-        } else if (!b->original_.label_scores.count(name)) {
+        } else {
           return absl::UnimplementedError(absl::StrCat(
               "output '", name, "' is ", execute::DTypeName(t.dtype()),
               ": the planner measures outputs by PSNR, which needs floating-point outputs (a label output is measured "

@@ -270,5 +270,31 @@ TEST_F(NnPlanTest, AClassifierIsPlannedOnItsProbabilities) {
   EXPECT_TRUE(std::isfinite(plan->measured.psnr_db));
 }
 
+// An argMax layer's output (floats holding indices, as NeuralNetwork blobs
+// are) is a label: the output check and the plan measure the scores it
+// reads, named "scores:label", never the indices themselves.
+TEST_F(NnPlanTest, AnArgMaxOutputIsMeasuredOnItsScores) {
+  namespace spec = CoreML::Specification;
+  spec::Model m = testing::BuildRunnableNeuralNetworkModel(/*fp16=*/false, 11);
+  execute::testing::AddLayer(m.mutable_neuralnetwork(), "argmax", {"output"}, "label", 1025,
+                             execute::testing::Wire().Varint(1, static_cast<uint64_t>(int64_t{-1})));
+  m.mutable_description()->mutable_output(0)->set_name("label");
+  const std::string model = scratch_.Join("argmax.mlmodel");
+  ASSERT_TRUE(WriteFileAtomically(model, format::SerializeModelSpec(m)).ok());
+
+  auto plan = MakePlan(model, Options(PlanTarget::Kind::kBits, 4.0));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->measured_outputs, std::vector<std::string>{"scores:label"});
+  const std::string applied = scratch_.Join("argmax_applied.mlmodel");
+  ASSERT_TRUE(engine::CompressModelPath(model, applied, plan->config, {}, {}).ok());
+  execute::OutputCheckOptions check;
+  check.samples = kSamples;
+  auto checks = execute::CheckOutputs(model, applied, check);
+  ASSERT_TRUE(checks.ok()) << checks.status();
+  ASSERT_EQ(checks->size(), 1u);
+  EXPECT_EQ(checks->at(0).name, "scores:label");
+  EXPECT_DOUBLE_EQ(checks->at(0).psnr_db, plan->measured.psnr_db);
+}
+
 }  // namespace
 }  // namespace coremlz::plan
