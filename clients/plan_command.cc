@@ -32,12 +32,14 @@ constexpr char kPlanHelp[] = R"(coremlz plan MODEL (--size SIZE | --bits B | --m
              [--apply OUT [--force]] [--server HOST:PORT [--deadline S] [--no-cache] [TLS/token flags]]
 
 Chooses a compression for every weight of an ML Program (.mlpackage) or a
-NeuralNetwork (.mlmodel, or an .mlpackage holding one) to meet one target, from measured sensitivity: each weight is compressed alone by
-each candidate (exact bytes from the engine) and the model's outputs are
-compared with the original's on N seeded synthetic inputs (reference CPU
-executor, float32; not Core ML). A knapsack allocation then picks one
-candidate per weight; the whole plan is compressed and measured, and
-re-solved with the measured gap until the target holds.
+NeuralNetwork (.mlmodel, or an .mlpackage holding one) to meet one target,
+from measured sensitivity: each weight is compressed alone by each candidate
+(exact bytes from the engine) and the model's outputs are compared with the
+original's on N seeded synthetic inputs (reference CPU executor, float32;
+not Core ML; a label output is measured on the scores it is the arg max of).
+A knapsack allocation then picks one candidate per weight; the whole plan is
+compressed and measured, and re-solved with the measured gap until the
+target holds.
 
 Targets (exactly one):
   --size SIZE       the compressed model's size on disk (512K, 20M, 1.5G, bytes)
