@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -485,23 +486,43 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.round_seconds = lap();
 
   // The Pareto curve: the knapsack's optimum at evenly spaced budgets, each
-  // measured by running the executor with its decoded weights.
+  // measured by running the executor with its decoded weights. The points
+  // are independent (the study is read-only), so they are measured on the
+  // study's threads; their order is the budgets' whatever the thread count.
   const int points = std::max(2, opts.pareto_points);
   std::set<std::vector<int>> seen;
+  std::vector<std::vector<int>> distinct;
   Report(opts, PlanProgress::Phase::kPareto, 0);
   for (int i = 0; i < points; ++i) {
-    RETURN_IF_ERROR(CheckCancelled(opts));
     const uint64_t b = knapsack.min_bytes() + (knapsack.max_bytes() - knapsack.min_bytes()) * i / (points - 1);
     std::optional<KnapsackSolution> s = knapsack.MinCostWithin(b);
     if (!s) continue;
-    const std::vector<int> picks = planner.Picks(*s);
-    if (!seen.insert(picks).second) continue;
-    std::vector<std::pair<int, int>> choice;
-    for (size_t w = 0; w < picks.size(); ++w) choice.emplace_back(static_cast<int>(w), picks[w]);
+    std::vector<int> picks = planner.Picks(*s);
+    if (seen.insert(picks).second) distinct.push_back(std::move(picks));
+  }
+  std::vector<absl::StatusOr<OutputNoise>> noises(distinct.size(), absl::UnknownError("not measured"));
+  std::atomic<size_t> next{0};
+  auto measure = [&] {
+    for (size_t k; (k = next++) < distinct.size();) {
+      if (opts.study.cancelled && opts.study.cancelled()) return;
+      std::vector<std::pair<int, int>> choice;
+      for (size_t w = 0; w < distinct[k].size(); ++w) choice.emplace_back(static_cast<int>(w), distinct[k][w]);
+      noises[k] = study->Measure(choice);
+    }
+  };
+  {
+    std::vector<std::thread> helpers;
+    const size_t threads = std::min<size_t>(distinct.size(), static_cast<size_t>(std::max(1, opts.study.threads)));
+    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(measure);
+    measure();
+    for (std::thread& t : helpers) t.join();
+  }
+  RETURN_IF_ERROR(CheckCancelled(opts));
+  for (size_t k = 0; k < distinct.size(); ++k) {
+    if (!noises[k].ok()) return noises[k].status();
     ParetoPoint p;
-    p.predicted = planner.Predict(picks);
-    ASSIGN_OR_RETURN(OutputNoise noise, study->Measure(choice));
-    p.measured_psnr_db = WorstPsnr(noise);
+    p.predicted = planner.Predict(distinct[k]);
+    p.measured_psnr_db = WorstPsnr(*noises[k]);
     result.pareto.push_back(p);
   }
   std::sort(result.pareto.begin(), result.pareto.end(),
