@@ -3,26 +3,14 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "execute/nn_layer.h"
 #include "execute/nn_wire.h"
+#include "execute/program_executor.h"
 
 namespace coremlz::execute {
 namespace {
 
 namespace MIL = CoreML::Specification::MILSpec;
-
-// The key of the block the executor runs: the function's opset's, else its only one.
-absl::StatusOr<std::string> BlockKey(const MIL::Program& program, const std::string& function) {
-  auto fit = program.functions().find(function);
-  if (fit == program.functions().end()) {
-    return absl::InvalidArgumentError(absl::StrCat("the program has no function '", function, "'"));
-  }
-  const MIL::Function& fn = fit->second;
-  if (fn.block_specializations().count(fn.opset())) return fn.opset();
-  if (fn.block_specializations().size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("function '", function, "' has no block for its opset"));
-  }
-  return fn.block_specializations().begin()->first;
-}
 
 // The single named value bound to `input` of `op`, "" if it is not one name.
 std::string NamedArgument(const MIL::Operation& op, const std::string& input) {
@@ -36,9 +24,9 @@ std::string NamedArgument(const MIL::Operation& op, const std::string& input) {
 
 absl::StatusOr<std::map<std::string, std::string>> ScoresOfLabelOutputs(const MIL::Program& program,
                                                                          const std::string& function) {
-  auto key = BlockKey(program, function);
-  if (!key.ok()) return key.status();
-  const MIL::Block& block = program.functions().at(function).block_specializations().at(*key);
+  auto executed = FindExecutedBlock(program, function);
+  if (!executed.ok()) return executed.status();
+  const MIL::Block& block = *executed->block;
   std::map<std::string, const MIL::Operation*> producer;
   for (const MIL::Operation& op : block.operations()) {
     for (const MIL::NamedValueType& o : op.outputs()) producer[o.name()] = &op;
@@ -74,14 +62,13 @@ std::map<std::string, std::string> NnScoresOfLabelOutputs(const CoreML::Specific
   if (model.has_neuralnetworkregressor()) layers = &model.neuralnetworkregressor().layers();
   std::map<std::string, std::string> scores;
   if (layers == nullptr) return scores;
-  constexpr int kArgMaxField = 1025;  // NeuralNetworkLayer's `argMax` member
   for (const auto& output : model.description().output()) {
     for (const auto& layer : *layers) {
       if (layer.output_size() != 1 || layer.output(0) != output.name() || layer.input_size() < 1) continue;
       absl::StatusOr<WireMessage> whole = WireMessage::Parse(layer.SerializeAsString());
       if (!whole.ok()) continue;  // the executor's load reports a malformed layer
       const std::vector<int> members = whole->LengthDelimitedIn(100, 1 << 20);
-      if (!members.empty() && members.back() == kArgMaxField) scores[output.name()] = layer.input(0);
+      if (!members.empty() && NnLayerTypeName(members.back()) == "argMax") scores[output.name()] = layer.input(0);
     }
   }
   return scores;
@@ -90,11 +77,11 @@ std::map<std::string, std::string> NnScoresOfLabelOutputs(const CoreML::Specific
 absl::StatusOr<MIL::Program> WithExtraOutputs(const MIL::Program& program, const std::string& function,
                                               const std::map<std::string, std::string>& values,
                                               std::vector<std::string>* appended) {
-  auto key = BlockKey(program, function);
-  if (!key.ok()) return key.status();
+  auto executed = FindExecutedBlock(program, function);
+  if (!executed.ok()) return executed.status();
   MIL::Program copy = program;
   auto* outputs =
-      (*copy.mutable_functions())[function].mutable_block_specializations()->at(*key).mutable_outputs();
+      (*copy.mutable_functions())[function].mutable_block_specializations()->at(executed->key).mutable_outputs();
   for (const auto& [output, value] : values) {
     if (std::find(outputs->begin(), outputs->end(), value) != outputs->end()) continue;
     *outputs->Add() = value;

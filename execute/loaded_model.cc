@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<ModelExecutor>> LoadNeuralNetworkWithScores(const
     auto* d = extended.mutable_description()->add_output();
     d->set_name(blob);
     d->mutable_type()->mutable_multiarraytype()->set_datatype(CoreML::Specification::ArrayFeatureType::FLOAT32);
-    m->exposed_scores.emplace(blob, kScoresLabelPrefix + output);
+    m->exposed_scores.emplace(blob, output);
   }
   m->label_scores = std::move(scores);
   return LoadNeuralNetwork(extended, function);
@@ -97,7 +97,7 @@ absl::StatusOr<LoadedModel> LoadAny(const std::string& path, const std::string& 
       ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> program, ProgramExecutor::Load(extended, &reader, resolved));
       for (const auto& [output, value] : *scores) {
         if (std::find(appended.begin(), appended.end(), value) != appended.end()) {
-          m.exposed_scores.emplace(value, kScoresLabelPrefix + output);
+          m.exposed_scores.emplace(value, output);
         }
       }
       m.label_scores = *std::move(scores);

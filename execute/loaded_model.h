@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "coreml/model.pb.h"
+#include "execute/label_scores.h"
 #include "execute/model_executor.h"
 #include "format/package.h"
 
@@ -22,10 +23,17 @@ struct LoadedModel {
   std::unique_ptr<ModelExecutor> executor;
   // With with_label_scores (execute/label_scores.h): each label output and
   // the float value it is the arg max of (a classifier's label: its
-  // probabilities output); and the values among those that the function
-  // returns only for that, each with its label "scores:OUTPUT".
+  // probabilities output); and, for the values among those that the
+  // function returns only for that, the label output each is the scores of.
   std::map<std::string, std::string> label_scores;
   std::map<std::string, std::string> exposed_scores;
+
+  // How checks and plans name a returned value: "scores:OUTPUT" for the
+  // exposed scores of label OUTPUT, else the value's own name.
+  std::string MeasuredName(const std::string& value) const {
+    auto it = exposed_scores.find(value);
+    return it == exposed_scores.end() ? value : kScoresLabelPrefix + it->second;
+  }
 
   const CoreML::Specification::Model& model() const { return package ? package->model() : *file_model; }
   // The ML Program function behind `executor`, for what only programs offer

@@ -66,9 +66,9 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       auto exposed = a.exposed_scores.find(name);
       if (it == out->end() || it->second.shape() != r.shape() || it->second.dtype() != r.dtype()) {
         if (exposed != a.exposed_scores.end()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the scores of ", exposed->second.substr(exposed->second.find(':') + 1), " (the value '", name,
-              "' its arg max reads) differ in name, shape or type between the two models"));
+          return absl::InvalidArgumentError(absl::StrCat("the scores of ", exposed->second, " (the value '", name,
+                                                         "' its arg max reads) differ in name, shape or type between "
+                                                         "the two models"));
         }
         return absl::InvalidArgumentError(
             absl::StrCat("output '", name, "' differs in name, shape or type between the two models"));
@@ -78,7 +78,7 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       // measured.
       if (!r.is_float() || a.label_scores.count(name)) continue;
       ASSIGN_OR_RETURN(OutputComparison c, CompareOutputs(r.floats(), it->second.floats()));
-      const std::string& label = exposed == a.exposed_scores.end() ? name : exposed->second;
+      const std::string label = a.MeasuredName(name);
       Acc& x = acc[label];
       if (i == 0) {
         x.check.name = label;
@@ -94,7 +94,7 @@ absl::StatusOr<std::vector<engine::OutputCheck>> CheckOutputs(const std::string&
       x.check.max_abs_error = std::max(x.check.max_abs_error, c.max_abs_error);
       bool class_scores = LooksLikeClassScores(r);
       if (!class_scores && exposed != a.exposed_scores.end()) {
-        auto labels = ref->find(exposed->second.substr(exposed->second.find(':') + 1));
+        auto labels = ref->find(exposed->second);
         class_scores = labels != ref->end() && LabelsAreLastAxisArgMax(r, labels->second);
       }
       if (class_scores) {

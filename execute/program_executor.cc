@@ -126,9 +126,7 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(format::M
   return Load(model.mlprogram(), &reader, function.empty() ? DefaultFunction(model) : function);
 }
 
-absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL::Program& program,
-                                                                       engine::ValueReader* reader,
-                                                                       const std::string& function) {
+absl::StatusOr<ExecutedBlock> FindExecutedBlock(const MIL::Program& program, const std::string& function) {
   auto fit = program.functions().find(function);
   if (fit == program.functions().end()) {
     std::vector<std::string> names;
@@ -137,16 +135,23 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
                                                    absl::StrJoin(names, ", "), ")"));
   }
   const MIL::Function& fn = fit->second;
-  std::string block_key = fn.opset();
-  auto bit = fn.block_specializations().find(block_key);
+  auto bit = fn.block_specializations().find(fn.opset());
   if (bit == fn.block_specializations().end()) {
     if (fn.block_specializations().size() != 1) {
       return absl::InvalidArgumentError(absl::StrCat("function '", function, "' has no block for its opset '", fn.opset(), "'"));
     }
     bit = fn.block_specializations().begin();
-    block_key = bit->first;
   }
-  const MIL::Block& block = bit->second;
+  return ExecutedBlock{&fn, bit->first, &bit->second};
+}
+
+absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL::Program& program,
+                                                                       engine::ValueReader* reader,
+                                                                       const std::string& function) {
+  ASSIGN_OR_RETURN(ExecutedBlock executed, FindExecutedBlock(program, function));
+  const MIL::Function& fn = *executed.function;
+  const std::string& block_key = executed.key;
+  const MIL::Block& block = *executed.block;
   const int opset = OpsetVersion(block_key);
 
   std::unique_ptr<ProgramExecutor> ex(new ProgramExecutor);

@@ -181,6 +181,17 @@ class ProgramExecutor {
 // Which function Load picks for a model when none is named.
 std::string DefaultFunction(const CoreML::Specification::Model& model);
 
+// The block of `function` that Load runs - its opset's specialization, else
+// its only one - and that block's key. INVALID_ARGUMENT naming the functions
+// the program has, or the opset without a block.
+struct ExecutedBlock {
+  const CoreML::Specification::MILSpec::Function* function = nullptr;
+  std::string key;
+  const CoreML::Specification::MILSpec::Block* block = nullptr;
+};
+absl::StatusOr<ExecutedBlock> FindExecutedBlock(const CoreML::Specification::MILSpec::Program& program,
+                                               const std::string& function);
+
 }  // namespace coremlz::execute
 
 #endif  // COREMLZ_EXECUTE_PROGRAM_EXECUTOR_H_

@@ -38,8 +38,7 @@ absl::StatusOr<std::unique_ptr<StudyBaseline>> StudyBaseline::Create(const std::
         if (b->original_.label_scores.count(name)) continue;  // measured on its scores
         if (t.is_float()) {
           b->output_names_.push_back(name);
-          auto exposed = b->original_.exposed_scores.find(name);
-          b->output_labels_.push_back(exposed == b->original_.exposed_scores.end() ? name : exposed->second);
+          b->output_labels_.push_back(b->original_.MeasuredName(name));
         } else {
           return absl::UnimplementedError(absl::StrCat(
               "output '", name, "' is ", execute::DTypeName(t.dtype()),
