@@ -23,6 +23,20 @@ plan::PlanQuantities FromProto(const v1::PlanQuantities& p) {
   return q;
 }
 
+v1::PlanParetoPoint ToProto(const plan::ParetoPoint& pt) {
+  v1::PlanParetoPoint p;
+  *p.mutable_predicted() = ToProto(pt.predicted);
+  p.set_measured_psnr_db(pt.measured_psnr_db);
+  return p;
+}
+
+plan::ParetoPoint FromProto(const v1::PlanParetoPoint& p) {
+  plan::ParetoPoint pt;
+  pt.predicted = FromProto(p.predicted());
+  pt.measured_psnr_db = p.measured_psnr_db();
+  return pt;
+}
+
 }  // namespace
 
 v1::PlanTarget ToProto(const plan::PlanTarget& target) {
@@ -91,10 +105,15 @@ v1::PlanResult ToProto(const plan::PlanResult& r) {
   }
   *p.mutable_predicted() = ToProto(r.predicted);
   *p.mutable_measured() = ToProto(r.measured);
-  for (const plan::ParetoPoint& pt : r.pareto) {
-    v1::PlanParetoPoint* pp = p.add_pareto();
-    *pp->mutable_predicted() = ToProto(pt.predicted);
-    pp->set_measured_psnr_db(pt.measured_psnr_db);
+  for (const plan::ParetoPoint& pt : r.pareto) *p.add_pareto() = ToProto(pt);
+  for (const plan::UniformComparison& u : r.uniform) {
+    v1::PlanUniformComparison* pu = p.add_uniform();
+    pu->set_candidate(u.candidate);
+    pu->set_weights_kept(u.weights_kept);
+    *pu->mutable_uniform() = ToProto(u.uniform);
+    *pu->mutable_plan() = ToProto(u.plan);
+    pu->set_alone_psnr_lo_db(u.alone_psnr_lo_db);
+    pu->set_alone_psnr_hi_db(u.alone_psnr_hi_db);
   }
   p.set_seconds(r.seconds);
   p.set_study_seconds(r.study_seconds);
@@ -155,11 +174,16 @@ absl::StatusOr<plan::PlanResult> FromProto(const v1::PlanResult& p) {
   }
   r.predicted = FromProto(p.predicted());
   r.measured = FromProto(p.measured());
-  for (const v1::PlanParetoPoint& pp : p.pareto()) {
-    plan::ParetoPoint pt;
-    pt.predicted = FromProto(pp.predicted());
-    pt.measured_psnr_db = pp.measured_psnr_db();
-    r.pareto.push_back(pt);
+  for (const v1::PlanParetoPoint& pp : p.pareto()) r.pareto.push_back(FromProto(pp));
+  for (const v1::PlanUniformComparison& pu : p.uniform()) {
+    plan::UniformComparison u;
+    u.candidate = pu.candidate();
+    u.weights_kept = pu.weights_kept();
+    u.uniform = FromProto(pu.uniform());
+    u.plan = FromProto(pu.plan());
+    u.alone_psnr_lo_db = pu.alone_psnr_lo_db();
+    u.alone_psnr_hi_db = pu.alone_psnr_hi_db();
+    r.uniform.push_back(std::move(u));
   }
   r.seconds = p.seconds();
   r.study_seconds = p.study_seconds();

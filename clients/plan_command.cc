@@ -64,7 +64,9 @@ Outputs:
                     `coremlz compress --config`
   --report FILE     the JSON plan report (- for stdout): per weight the
                     sensitivity to every candidate, the choice and its bytes;
-                    predicted and measured size and PSNR; the Pareto curve
+                    predicted and measured size and PSNR; the Pareto curve;
+                    each candidate applied uniformly against the plan within
+                    its bytes (also printed at the end)
   --pareto FILE     the Pareto curve (output PSNR vs size) as an SVG
   --html FILE       the plan as one self-contained web page: target, predicted and
                     measured size and PSNR, the Pareto curve, per weight every
@@ -143,6 +145,27 @@ void PrintTable(const plan::PlanResult& p) {
                                  p.measured_outputs.begin() + std::min(kShown, p.measured_outputs.size()));
   if (p.measured_outputs.size() > kShown) shown.push_back(absl::StrCat(p.measured_outputs.size() - kShown, " more"));
   if (!shown.empty()) std::printf("(output PSNR: the worst over the samples of %s)\n", absl::StrJoin(shown, ", ").c_str());
+  if (p.uniform.empty()) return;
+  // What planning bought: each candidate applied uniformly against the
+  // allocation within the same bytes.
+  std::printf("\nagainst one candidate on every weight (the plan: the allocation within the same bytes):\n");
+  std::printf("%-16s %12s %10s %10s %10s %10s %22s\n", "uniform", "model bytes", "uniform", "plan", "gain",
+              "predicted", "alone: PSNR range");
+  auto gain_text = [](double g) {
+    return std::isnan(g) ? std::string("-") : std::isfinite(g) ? absl::StrFormat("%+.2f dB", g) : std::string("exact");
+  };
+  for (const plan::UniformComparison& u : p.uniform) {
+    const std::string range = std::isnan(u.alone_psnr_lo_db)
+                                  ? "-"
+                                  : absl::StrFormat("%s..%s", Db(u.alone_psnr_lo_db), Db(u.alone_psnr_hi_db));
+    std::printf("%-16s %12llu %10s %10s %10s %10s %22s\n", u.candidate.c_str(),
+                static_cast<unsigned long long>(u.uniform.predicted.model_bytes), Db(u.uniform.measured_psnr_db).c_str(),
+                Db(u.plan.measured_psnr_db).c_str(), gain_text(plan::UniformGainDb(u)).c_str(),
+                gain_text(plan::PredictedUniformGainDb(u)).c_str(), range.c_str());
+  }
+  std::printf("(PSNRs and gain measured: the executor run with the decoded weights; model bytes predicted;\n"
+              " predicted: the gain the additive model allows; alone: each weight compressed by the candidate\n"
+              " by itself - weights alike in sensitivity leave the allocation little to trade)\n");
 }
 
 // The side files (--config, --report, --pareto, --html), each written

@@ -63,6 +63,13 @@ std::string QuantityRow(absl::string_view label, absl::string_view how, const pl
                       HtmlEscape(HtmlDb(q.psnr_db)), "</td><td><small>", HtmlEscape(how), "</small></td></tr>\n");
 }
 
+// A gain in dB: signed; "exact" for an exact plan against a lossy uniform
+// compression; a dash when there is none.
+std::string GainText(double db) {
+  if (std::isnan(db)) return "&ndash;";
+  return std::isfinite(db) ? absl::StrFormat("%+.2f dB", db) : "exact";
+}
+
 }  // namespace
 
 std::string RenderPlanHtml(const plan::PlanResult& p, const std::string& config_yaml) {
@@ -117,6 +124,33 @@ std::string RenderPlanHtml(const plan::PlanResult& p, const std::string& config_
 
   // The plot is plan_outputs' own SVG, inline: one drawing for --pareto and here.
   absl::StrAppend(&html, "<h2>Pareto curve</h2><div class=\"pareto\">", plan::ParetoSvg(p), "</div>\n");
+
+  if (!p.uniform.empty()) {
+    absl::StrAppend(&html,
+                    "<h2>Against uniform compression</h2><div class=\"sub\">Each candidate on every planned weight it "
+                    "applies to (the rest kept), beside the allocation's optimum within the same bytes; both measured "
+                    "by running the executor with the decoded weights. <em>Alone</em>: the output PSNR range of single "
+                    "weights compressed by the candidate by themselves; weights alike in sensitivity leave the "
+                    "allocation little to trade.</div>"
+                    "<table><thead><tr><th>candidate</th><th>model size</th><th>uniform</th><th>plan</th>"
+                    "<th>gain</th><th>predicted gain</th><th>alone</th></tr></thead><tbody>\n");
+    for (const plan::UniformComparison& u : p.uniform) {
+      const double gain = plan::UniformGainDb(u);
+      absl::StrAppend(
+          &html, "<tr><td><code>", HtmlEscape(u.candidate), "</code>",
+          u.weights_kept ? absl::StrCat(" <small>(", u.weights_kept, " kept)</small>") : std::string(),
+          "</td><td class=\"num\">", HtmlEscape(HumanBytes(u.uniform.predicted.model_bytes)), "</td><td class=\"num\">",
+          HtmlEscape(HtmlDb(u.uniform.measured_psnr_db)), "</td><td class=\"num\">",
+          HtmlEscape(HtmlDb(u.plan.measured_psnr_db)), "</td><td class=\"num\">",
+          GainText(gain), "</td><td class=\"num\">", GainText(plan::PredictedUniformGainDb(u)),
+          "</td><td class=\"num\">",
+          std::isnan(u.alone_psnr_lo_db)
+              ? std::string("&ndash;")
+              : HtmlEscape(absl::StrCat(HtmlDb(u.alone_psnr_lo_db), " .. ", HtmlDb(u.alone_psnr_hi_db))),
+          "</td></tr>\n");
+    }
+    absl::StrAppend(&html, "</tbody></table>\n");
+  }
 
   std::vector<const plan::WeightPlan*> weights;
   uint64_t scale = 0;

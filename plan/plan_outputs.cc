@@ -166,8 +166,72 @@ std::string PlanReportJson(const PlanResult& plan) {
   }
   w.EndArray();
   w.EndObject();
+  w.Key("uniform").BeginObject();
+  w.Key("how").String(
+      "each compressing candidate on every planned weight it applies to (the rest kept), beside the allocation's "
+      "optimum no larger than it (predicted bytes); both measured like the Pareto points; gain = plan - uniform, "
+      "measured; predicted_gain_db: the same from the additive model (absent when a trial of the uniform one was pruned): what the exact allocation can gain under the measured sensitivities. alone_output_psnr_db: the lowest and highest output PSNR of one weight compressed alone by the "
+      "candidate; weights alike in sensitivity leave the allocation little to gain");
+  w.Key("comparisons").BeginArray();
+  for (const UniformComparison& u : plan.uniform) {
+    w.BeginObject();
+    w.Key("candidate").String(u.candidate);
+    w.Key("weights_kept").Int(u.weights_kept);
+    w.Key("uniform").BeginObject();
+    w.Key("predicted_model_bytes").Uint(u.uniform.predicted.model_bytes);
+    w.Key("weight_bytes").Uint(u.uniform.predicted.weight_bytes);
+    w.Key("bits_per_weight").Double(u.uniform.predicted.bits_per_weight);
+    if (!std::isnan(u.uniform.predicted.psnr_db)) {
+      w.Key("predicted_output_psnr_db");
+      Db(w, u.uniform.predicted.psnr_db);
+    }
+    w.Key("measured_output_psnr_db");
+    Db(w, u.uniform.measured_psnr_db);
+    w.EndObject();
+    w.Key("plan").BeginObject();
+    w.Key("predicted_model_bytes").Uint(u.plan.predicted.model_bytes);
+    w.Key("weight_bytes").Uint(u.plan.predicted.weight_bytes);
+    w.Key("bits_per_weight").Double(u.plan.predicted.bits_per_weight);
+    w.Key("predicted_output_psnr_db");
+    Db(w, u.plan.predicted.psnr_db);
+    w.Key("measured_output_psnr_db");
+    Db(w, u.plan.measured_psnr_db);
+    w.EndObject();
+    w.Key("measured_gain_db");
+    Db(w, UniformGainDb(u));
+    if (const double g = PredictedUniformGainDb(u); !std::isnan(g)) {
+      w.Key("predicted_gain_db");
+      Db(w, g);
+    }
+    if (!std::isnan(u.alone_psnr_lo_db)) {
+      w.Key("alone_output_psnr_db").BeginArray();
+      Db(w, u.alone_psnr_lo_db);
+      Db(w, u.alone_psnr_hi_db);
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
   w.EndObject();
   return w.str();
+}
+
+namespace {
+
+double GainDb(double plan, double uniform) {
+  // Both exact (nothing compressed) is no gain; an exact plan against a
+  // lossy uniform is an unbounded one.
+  if (std::isinf(plan) && std::isinf(uniform)) return 0;
+  return plan - uniform;
+}
+
+}  // namespace
+
+double UniformGainDb(const UniformComparison& u) { return GainDb(u.plan.measured_psnr_db, u.uniform.measured_psnr_db); }
+
+double PredictedUniformGainDb(const UniformComparison& u) {
+  return GainDb(u.plan.predicted.psnr_db, u.uniform.predicted.psnr_db);
 }
 
 std::string ParetoSvg(const PlanResult& plan) {
@@ -186,6 +250,7 @@ std::string ParetoSvg(const PlanResult& plan) {
     extend(p.predicted.model_bytes, p.predicted.psnr_db);
     extend(p.predicted.model_bytes, p.measured_psnr_db);
   }
+  for (const UniformComparison& u : plan.uniform) extend(u.uniform.predicted.model_bytes, u.uniform.measured_psnr_db);
   extend(plan.measured.model_bytes, plan.measured.psnr_db);
   if (plan.target.kind == PlanTarget::Kind::kMinPsnr) extend(x_lo, plan.target.value);
   if (!std::isfinite(y_lo)) y_lo = 0, y_hi = 100;
@@ -248,6 +313,14 @@ std::string ParetoSvg(const PlanResult& plan) {
   }
   absl::StrAppendFormat(&s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/>\n",
                         X(plan.measured.model_bytes), Y(plan.measured.psnr_db));
+  // The uniform compressions: a cross each, named.
+  for (const UniformComparison& u : plan.uniform) {
+    const double x = X(u.uniform.predicted.model_bytes), y = Y(u.uniform.measured_psnr_db);
+    absl::StrAppendFormat(&s,
+                          "<path d=\"M%.1f %.1fl8 8m0 -8l-8 8\" stroke=\"#d9822b\" stroke-width=\"2\"/>"
+                          "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b5651d\" font-size=\"10\">%s</text>\n",
+                          x - 4, y - 4, x + 6, y + 14, Xml(u.candidate));
+  }
   // Legend.
   const double lx = width - right - 280, ly = top + 10;
   absl::StrAppendFormat(&s, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>"
@@ -259,7 +332,10 @@ std::string ParetoSvg(const PlanResult& plan) {
   absl::StrAppendFormat(&s, "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"6\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/>"
                             "<text x=\"%.0f\" y=\"%.0f\">the plan, compressed and measured</text>\n",
                         lx + 12, ly + 36, lx + 30, ly + 40);
-  absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#c33\">target: %s</text>\n", lx + 30, ly + 58,
+  absl::StrAppendFormat(&s, "<path d=\"M%.0f %.0fl8 8m0 -8l-8 8\" stroke=\"#d9822b\" stroke-width=\"2\"/>"
+                            "<text x=\"%.0f\" y=\"%.0f\">one candidate on every weight (measured)</text>\n",
+                        lx + 8, ly + 50, lx + 30, ly + 58);
+  absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#c33\">target: %s</text>\n", lx + 30, ly + 76,
                         Xml(DescribeTarget(plan.target)));
   s += "</svg>\n";
   return s;

@@ -22,8 +22,17 @@ absl::StatusOr<std::string> PlanConfigYaml(const engine::CompressionConfig& conf
 // the reference executor).
 std::string PlanReportJson(const PlanResult& plan);
 
+// What the plan gains over `u`'s uniform compression, measured, in dB
+// (+infinity when the plan is exact and the uniform one is not).
+double UniformGainDb(const UniformComparison& u);
+// The same gain predicted by the additive model: what the exact allocation
+// can gain under the measured per-weight sensitivities. NaN when the
+// uniform compression has no prediction (a trial of it was pruned).
+double PredictedUniformGainDb(const UniformComparison& u);
+
 // Output PSNR against model size: the Pareto curve (predicted and measured,
-// drawn apart), the plan's measured point and the target.
+// drawn apart), the uniform compressions (measured), the plan's measured
+// point and the target.
 std::string ParetoSvg(const PlanResult& plan);
 
 }  // namespace coremlz::plan

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -247,6 +249,29 @@ class Planner {
     return q;
   }
 
+  // Candidate c on every weight it is available for, keep elsewhere; nullopt
+  // when it applies to no weight, or a weight has neither it nor keep.
+  std::optional<std::vector<int>> UniformPicks(int c) const {
+    int keep = -1;
+    for (size_t d = 0; d < study_.candidates().size(); ++d) {
+      if (!study_.candidates()[d].config) keep = static_cast<int>(d);
+    }
+    std::vector<int> picks;
+    bool applies = false;
+    for (const StudiedWeight& w : study_.weights()) {
+      if (w.options[c].available) {
+        picks.push_back(c);
+        applies = true;
+      } else if (keep >= 0) {
+        picks.push_back(keep);
+      } else {
+        return std::nullopt;
+      }
+    }
+    if (!applies) return std::nullopt;
+    return picks;
+  }
+
   uint64_t fixed_bytes() const { return fixed_bytes_; }
   int64_t elements() const { return elements_; }
   const std::vector<std::vector<OutputNoise>>& noise() const { return noise_; }
@@ -486,20 +511,66 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.round_seconds = lap();
 
   // The Pareto curve: the knapsack's optimum at evenly spaced budgets, each
-  // measured by running the executor with its decoded weights. The points
-  // are independent (the study is read-only), so they are measured on the
-  // study's threads; their order is the budgets' whatever the thread count.
-  const int points = std::max(2, opts.pareto_points);
-  std::set<std::vector<int>> seen;
-  std::vector<std::vector<int>> distinct;
+  // measured by running the executor with its decoded weights. Beside it,
+  // every compressing candidate applied uniformly and the knapsack's optimum
+  // within the same bytes, measured the same way. The selections are
+  // independent (the study is read-only), so they are measured once each on
+  // the study's threads; the results do not depend on the thread count.
   Report(opts, PlanProgress::Phase::kPareto, 0);
+  std::map<std::vector<int>, size_t> index_of;
+  std::vector<std::vector<int>> distinct;
+  auto selection = [&](std::vector<int> picks) {
+    auto [it, added] = index_of.emplace(std::move(picks), distinct.size());
+    if (added) distinct.push_back(it->first);
+    return it->second;
+  };
+  const int points = std::max(2, opts.pareto_points);
+  std::vector<size_t> pareto_at;
   for (int i = 0; i < points; ++i) {
     const uint64_t b = knapsack.min_bytes() + (knapsack.max_bytes() - knapsack.min_bytes()) * i / (points - 1);
     std::optional<KnapsackSolution> s = knapsack.MinCostWithin(b);
     if (!s) continue;
-    std::vector<int> picks = planner.Picks(*s);
-    if (seen.insert(picks).second) distinct.push_back(std::move(picks));
+    const size_t k = selection(planner.Picks(*s));
+    if (std::find(pareto_at.begin(), pareto_at.end(), k) == pareto_at.end()) pareto_at.push_back(k);
   }
+  struct UniformAt {
+    size_t uniform = 0, plan = 0;  // into `distinct`
+  };
+  std::vector<UniformAt> uniform_at;
+  for (size_t c = 0; c < study->candidates().size(); ++c) {
+    if (!study->candidates()[c].config) continue;
+    std::optional<std::vector<int>> picks = planner.UniformPicks(static_cast<int>(c));
+    if (!picks) continue;
+    UniformComparison u;
+    u.candidate = study->candidates()[c].name;
+    u.uniform.predicted = planner.Predict(*picks);
+    const uint64_t same_bytes =
+        size_target ? u.uniform.predicted.model_bytes - planner.fixed_bytes() : u.uniform.predicted.weight_bytes;
+    std::optional<KnapsackSolution> s = knapsack.MinCostWithin(same_bytes);
+    if (!s) continue;  // below the grid's rounding of the smallest selection
+    std::vector<int> plan_picks = planner.Picks(*s);
+    u.plan.predicted = planner.Predict(plan_picks);
+    u.alone_psnr_lo_db = u.alone_psnr_hi_db = std::numeric_limits<double>::quiet_NaN();
+    bool every_trial = true;
+    for (size_t w = 0; w < picks->size(); ++w) {
+      const CandidateOutcome& o = result.weights[w].outcomes[(*picks)[w]];
+      if (static_cast<size_t>((*picks)[w]) != c) {
+        ++u.weights_kept;
+        continue;
+      }
+      if (!o.measured) {
+        every_trial = false;
+        continue;
+      }
+      u.alone_psnr_lo_db = std::isnan(u.alone_psnr_lo_db) ? o.output_psnr_db : std::min(u.alone_psnr_lo_db, o.output_psnr_db);
+      u.alone_psnr_hi_db = std::isnan(u.alone_psnr_hi_db) ? o.output_psnr_db : std::max(u.alone_psnr_hi_db, o.output_psnr_db);
+    }
+    // A pruned trial has no noise to add up: no prediction then.
+    if (!every_trial) u.uniform.predicted.psnr_db = std::numeric_limits<double>::quiet_NaN();
+    result.uniform.push_back(std::move(u));
+    uniform_at.push_back({selection(std::move(*picks)), selection(std::move(plan_picks))});
+  }
+
   std::vector<absl::StatusOr<OutputNoise>> noises(distinct.size(), absl::UnknownError("not measured"));
   std::atomic<size_t> next{0};
   auto measure = [&] {
@@ -518,8 +589,10 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
     for (std::thread& t : helpers) t.join();
   }
   RETURN_IF_ERROR(CheckCancelled(opts));
-  for (size_t k = 0; k < distinct.size(); ++k) {
-    if (!noises[k].ok()) return noises[k].status();
+  for (const absl::StatusOr<OutputNoise>& n : noises) {
+    if (!n.ok()) return n.status();
+  }
+  for (size_t k : pareto_at) {
     ParetoPoint p;
     p.predicted = planner.Predict(distinct[k]);
     p.measured_psnr_db = WorstPsnr(*noises[k]);
@@ -527,6 +600,10 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   }
   std::sort(result.pareto.begin(), result.pareto.end(),
             [](const ParetoPoint& a, const ParetoPoint& b) { return a.predicted.model_bytes < b.predicted.model_bytes; });
+  for (size_t i = 0; i < uniform_at.size(); ++i) {
+    result.uniform[i].uniform.measured_psnr_db = WorstPsnr(*noises[uniform_at[i].uniform]);
+    result.uniform[i].plan.measured_psnr_db = WorstPsnr(*noises[uniform_at[i].plan]);
+  }
   result.pareto_seconds = lap();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

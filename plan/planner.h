@@ -116,6 +116,22 @@ struct ParetoPoint {
   double measured_psnr_db = 0;
 };
 
+// One candidate on every planned weight (kept as it is where the candidate
+// is unavailable), beside the allocation's optimum no larger than it: what
+// the plan gains over simply compressing uniformly at the same size. Both
+// points are measured the way Pareto points are.
+struct UniformComparison {
+  std::string candidate;
+  int weights_kept = 0;  // planned weights the candidate does not apply to
+  ParetoPoint uniform;   // its predicted quantities; the prediction's PSNR only when every trial ran, else NaN
+  ParetoPoint plan;      // the allocation's optimum within uniform's predicted bytes
+  // Why the gain is what it is: the measured output PSNR of each weight
+  // compressed alone by this candidate, lowest and highest. Weights that
+  // are alike in sensitivity leave the allocation little to trade. NaN when
+  // no trial of this candidate ran.
+  double alone_psnr_lo_db = 0, alone_psnr_hi_db = 0;
+};
+
 struct PlanResult {
   std::string model;
   PlanTarget target;
@@ -140,9 +156,12 @@ struct PlanResult {
   PlanQuantities measured;
   engine::CompressionConfig config;  // one pass, op_name_configs per weight
   std::vector<ParetoPoint> pareto;
+  // Per candidate that compresses (not keep), in candidate order.
+  std::vector<UniformComparison> uniform;
   double seconds = 0;
   // Wall time by phase: candidates compressed and activations kept; trials;
-  // solve-apply-measure rounds; the Pareto curve's measurements.
+  // solve-apply-measure rounds; the Pareto curve's and the uniform
+  // comparisons' measurements.
   double study_seconds = 0, trial_seconds = 0, round_seconds = 0, pareto_seconds = 0;
 };
 

@@ -71,6 +71,18 @@ plan::PlanResult SamplePlan() {
   p.predicted = round.predicted;
   p.measured = round.measured;
   p.pareto = {{{100000, 65536, 4.0, 21.0}, 21.5}, {{140000, 131072, 8.0, 47.0}, 46.0}};
+  plan::UniformComparison u;
+  u.candidate = "palettize<4>";
+  u.weights_kept = 1;
+  u.uniform = {{100000, 65536, 4.0, 19.0}, 18.25};
+  u.plan = {{99990, 65536, 4.0, 22.0}, 23.5};
+  u.alone_psnr_lo_db = 22.0;
+  u.alone_psnr_hi_db = 48.0;
+  plan::UniformComparison pruned = u;
+  pruned.candidate = "int8";
+  pruned.uniform.predicted.psnr_db = NAN;  // a trial of it was pruned: no prediction
+  pruned.alone_psnr_lo_db = pruned.alone_psnr_hi_db = NAN;
+  p.uniform = {u, pruned};
   return p;
 }
 
@@ -94,6 +106,14 @@ TEST(PlanHtmlTest, HoldsTargetPsnrsCandidatesAndConfig) {
   EXPECT_EQ(Count(html, "<td class=\"cand chosen\""), 2u);
   EXPECT_EQ(Count(html, ">pruned<"), 2u);
   EXPECT_NE(html.find("61.0 dB"), std::string::npos);
+  // The uniform comparison: the measured gain (23.5 - 18.25), the predicted
+  // one (22 - 19), and dashes where there is no prediction or trial.
+  EXPECT_NE(html.find("Against uniform compression"), std::string::npos);
+  EXPECT_NE(html.find("<code>palettize&lt;4&gt;</code> <small>(1 kept)</small>"), std::string::npos);
+  EXPECT_EQ(Count(html, "+5.25 dB"), 2u) << "each row's measured gain";
+  EXPECT_EQ(Count(html, "+3.00 dB"), 1u) << "the predicted gain, only where predicted";
+  EXPECT_NE(html.find("22.0 dB .. 48.0 dB"), std::string::npos) << "alone range";
+  EXPECT_EQ(Count(html, "&ndash;"), 2u) << "int8: no prediction, no trial";
   // A damaged output is drawn red, a good one green.
   EXPECT_NE(html.find("#c62828"), std::string::npos);
   EXPECT_NE(html.find("#2e7d32"), std::string::npos);

@@ -97,6 +97,30 @@ void BeatsUniform4Bit(const std::string& model, const char* label) {
   EXPECT_DOUBLE_EQ(WorstPsnr(model, applied), plan->measured.psnr_db);
   EXPECT_FALSE(plan->pareto.empty());
 
+  // The report's own comparison with uniform 4-bit measures the same model
+  // the CLI wrote (decoded weights substituted, here a file decoded), and
+  // its plan is no larger than it.
+  const UniformComparison* u4 = nullptr;
+  for (const UniformComparison& u : plan->uniform) {
+    if (u.candidate == "palettize4") u4 = &u;
+    EXPECT_LE(u.plan.predicted.model_bytes, u.uniform.predicted.model_bytes) << u.candidate;
+    if (!std::isnan(u.uniform.predicted.psnr_db)) {
+      EXPECT_GE(u.plan.predicted.psnr_db, u.uniform.predicted.psnr_db - 0.05) << u.candidate << ": near the optimum";
+    }
+  }
+  EXPECT_EQ(plan->uniform.size(), 4u) << "one per compressing candidate";
+  ASSERT_NE(u4, nullptr);
+  EXPECT_NEAR(u4->uniform.measured_psnr_db, uniform_psnr, 1e-6);
+  EXPECT_LE(u4->uniform.predicted.model_bytes, size);
+  EXPECT_GE(u4->uniform.predicted.model_bytes, size - size / 100) << "container overhead is estimated, not guessed";
+  EXPECT_EQ(u4->weights_kept, 0);
+  EXPECT_LE(u4->alone_psnr_lo_db, u4->alone_psnr_hi_db);
+  std::printf("[%s] the report: uniform 4-bit %.2f dB, plan %.2f dB within its bytes (gain %+.2f measured, %+.2f "
+              "predicted; alone %.2f..%.2f dB)\n",
+              label, u4->uniform.measured_psnr_db, u4->plan.measured_psnr_db,
+              u4->plan.measured_psnr_db - u4->uniform.measured_psnr_db,
+              u4->plan.predicted.psnr_db - u4->uniform.predicted.psnr_db, u4->alone_psnr_lo_db, u4->alone_psnr_hi_db);
+
   // A floor: 6 dB above uniform 4-bit, reached by spending more bytes.
   const double floor = uniform_psnr + 6;
   auto floored = MakePlan(model, Options(PlanTarget::Kind::kMinPsnr, floor));

@@ -87,6 +87,7 @@ TEST(PlanService, ServerGivesTheEmbeddedOutputs) {
   ASSERT_NE(report.find("\"phase_seconds\""), std::string::npos) << "the timing fields the comparison drops";
   EXPECT_NE(WithoutTimes(report), report);
   EXPECT_EQ(WithoutTimes(Slurp(remote + "/plan.json")), WithoutTimes(report));
+  EXPECT_NE(report.find("\"measured_gain_db\""), std::string::npos) << "the uniform comparisons travel too";
   EXPECT_EQ(Slurp(remote + "/plan.svg"), Slurp(embedded + "/plan.svg"));
   // The applied models, file for file, and the messages around them.
   const auto tree = ReadTree(embedded + "/out.mlpackage");
