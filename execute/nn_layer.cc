@@ -17,8 +17,12 @@ const Tensor* NnLayerSpec::OptionalWeight(const std::string& field) const {
   return it == weights.end() ? nullptr : &it->second;
 }
 
+std::string NnLayerLabel::Describe() const {
+  return absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, ")");
+}
+
 absl::Status NnLayerLabel::Invalid(const std::string& what) const {
-  return absl::InvalidArgumentError(absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what));
+  return absl::InvalidArgumentError(absl::StrCat(Describe(), ": ", what));
 }
 
 absl::StatusOr<int64_t> Axis(int64_t axis, int64_t rank, const NnLayerLabel& label) {
@@ -59,8 +63,7 @@ absl::StatusOr<Shape> NnShapeInput(const Tensor& t, const NnLayerLabel& label) {
 }
 
 absl::Status NnLayerLabel::Unimplemented(const std::string& what) const {
-  return absl::UnimplementedError(absl::StrCat("NeuralNetwork layer ", index, " '", name, "' (", type, "): ", what,
-                                               " is not implemented by the reference executor"));
+  return absl::UnimplementedError(absl::StrCat(Describe(), ": ", what, " is not implemented by the reference executor"));
 }
 
 const std::map<std::string, NnLayerBuilder>& NnLayerBuilders() {

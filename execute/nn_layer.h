@@ -28,6 +28,8 @@ struct NnLayerLabel {
   std::string type;  // the oneof member's name, e.g. "innerProduct"
   int index = 0;     // position in the network
 
+  // "NeuralNetwork layer 3 'name' (type)", for messages.
+  std::string Describe() const;
   // An INVALID_ARGUMENT / UNIMPLEMENTED status naming the layer.
   absl::Status Invalid(const std::string& what) const;
   absl::Status Unimplemented(const std::string& what) const;

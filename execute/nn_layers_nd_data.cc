@@ -283,7 +283,7 @@ absl::StatusOr<NnKernel> BuildRangeStatic(const NnLayerSpec& spec) {
     return spec.Invalid("needs a finite range and a nonzero step");
   }
   const double count = std::max(0.0, std::ceil((end - start) / step));
-  if (count > static_cast<double>(MaxTensorElements())) return spec.Invalid("the range has too many elements");
+  RETURN_IF_ERROR(CheckElementCount(count, absl::StrCat(spec.Describe(), ": the range")));
   const int64_t n = static_cast<int64_t>(count);
   return NnKernel([=](const std::vector<const Tensor*>&) -> absl::StatusOr<std::vector<Tensor>> {
     ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, {n}));

@@ -88,7 +88,7 @@ absl::StatusOr<NnKernel> BuildRangeDynamic(const NnLayerSpec& spec) {
       return label.Invalid("needs a finite range and a nonzero step");
     }
     const double count = std::max(0.0, std::ceil((end - start) / step));
-    if (count > static_cast<double>(MaxTensorElements())) return label.Invalid("the range has too many elements");
+    RETURN_IF_ERROR(CheckElementCount(count, absl::StrCat(label.Describe(), ": the range")));
     const int64_t n = static_cast<int64_t>(count);
     ASSIGN_OR_RETURN(Tensor y, Tensor::Allocate(DType::kFloat32, {n}));
     for (int64_t i = 0; i < n; ++i) y.mutable_floats()[i] = static_cast<float>(start + i * step);

@@ -245,7 +245,7 @@ absl::StatusOr<std::vector<Tensor>> Range1d(const OpContext& ctx) {
   if (st == 0 || !std::isfinite(s) || !std::isfinite(e) || !std::isfinite(st)) return ctx.Invalid("step 0 or a non-finite bound");
   const double count = std::ceil((e - s) / st);
   // Checked as a double first: casting an out-of-range double is undefined.
-  if (count > static_cast<double>(MaxTensorElements())) RETURN_IF_ERROR(CheckShape({MaxTensorElements(), 2}));
+  RETURN_IF_ERROR(CheckElementCount(count, "the range"));
   const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
   if (start->is_float() || end->is_float() || step->is_float()) {
     std::vector<float> v(n);

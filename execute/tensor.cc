@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
@@ -52,6 +53,13 @@ absl::Status CheckShape(absl::Span<const int64_t> shape) {
     n *= d;
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckElementCount(double count, absl::string_view what) {
+  const int64_t limit = MaxTensorElements();
+  if (!(count > static_cast<double>(limit))) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, " has ", absl::StrFormat("%.0f", count), " elements, over the executor's limit of ", limit));
 }
 
 absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, Shape shape) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "format/tensor.h"
 
@@ -41,6 +42,10 @@ int64_t MaxTensorElements();
 // INVALID_ARGUMENT for a negative dim, RESOURCE_EXHAUSTED for more elements
 // than MaxTensorElements() (overflow-safe).
 absl::Status CheckShape(absl::Span<const int64_t> shape);
+// RESOURCE_EXHAUSTED, as CheckShape, when `count` elements (a double: a
+// computed count may exceed any integer) are over the limit; `what` names
+// them in the message.
+absl::Status CheckElementCount(double count, absl::string_view what);
 
 class Tensor {
  public:

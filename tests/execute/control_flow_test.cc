@@ -256,7 +256,9 @@ TEST(Dtln, RunsWithItsLoopsAndLists) {
   auto specs = DescribeInputs((*package)->model(), **ex);
   ASSERT_TRUE(specs.ok()) << specs.status();
   for (const InputSpec& s : *specs) {
-    if (absl::StrContains(s.name, "magnitude")) EXPECT_TRUE(s.non_negative) << s.name;
+    if (absl::StrContains(s.name, "magnitude")) {
+      EXPECT_TRUE(s.non_negative) << s.name;
+    }
   }
   auto inputs = SyntheticInputs(*specs, 3, 0);
   auto out = (*ex)->Run(inputs);

@@ -483,8 +483,11 @@ TEST(NnNdData, ShapesFillsBroadcastsAndRanges) {
   Expect(RunLayer("rangeStatic", Wire().Float(1, 2).Float(2, -1).Float(3, 0.75f), {}), {4}, {-1, -0.25, 0.5, 1.25});
   Expect(RunLayer("rangeStatic", Wire().Float(1, 0).Float(2, 3).Float(3, -1), {}), {3}, {3, 2, 1});
   EXPECT_EQ(Code(RunLayer("rangeStatic", Wire().Float(1, 1).Float(3, 0), {})), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Code(RunLayer("rangeStatic", Wire().Float(1, 1e30f).Float(3, 1e-30f), {})),
-            absl::StatusCode::kInvalidArgument);
+  // Too many elements is a resource bound, as for every tensor (and range_1d).
+  const auto huge = RunLayer("rangeStatic", Wire().Float(1, 1e30f).Float(3, 1e-30f), {});
+  EXPECT_EQ(Code(huge), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(huge.status().message().find("'test_layer' (rangeStatic): the range has 1"), std::string::npos)
+      << huge.status();
   Expect(RunLayer("copy", Wire(), {x}), {2, 1, 3}, {0, 1, 2, 3, 4, 5});
 }
 
@@ -549,6 +552,8 @@ TEST(NnNdMore, ShapesFromInputs) {
   Expect(RunLayer("rangeDynamic", Wire().Float(3, 1), {Tensor::Float({1}, {3})}), {3}, {0, 1, 2});
   Expect(RunLayer("rangeDynamic", Wire(), {Tensor::Float({1}, {0}), Tensor::Float({1}, {2}), Tensor::Float({1}, {-0.5f})}),
          {4}, {2, 1.5, 1, 0.5});
+  EXPECT_EQ(Code(RunLayer("rangeDynamic", Wire().Float(3, 1e-30f), {Tensor::Float({1}, {1e30f})})),
+            absl::StatusCode::kResourceExhausted);
   // rankPreservingReshape: the proto's examples.
   auto shape_of = [](const absl::StatusOr<Tensor>& t) { return t.ok() ? t->shape() : Shape{-1}; };
   EXPECT_EQ(shape_of(RunLayer("rankPreservingReshape", Wire().Ints(1, {5, -1}), {Iota({20, 10})})), (Shape{5, 40}));
