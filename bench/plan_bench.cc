@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "plan/planner.h"
 
 namespace {
@@ -32,7 +33,12 @@ double CpuSeconds() {
 
 int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "mobilenetv2_randinit";
-  const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  int threads = 2;
+  // -h / --help and bad counts get the usage, never a plan of "--help".
+  if (argc > 3 || name.empty() || name[0] == '-' || (argc > 2 && (!absl::SimpleAtoi(argv[2], &threads) || threads < 1))) {
+    std::fprintf(stderr, "usage: plan_bench [SHARED_MODEL_NAME=mobilenetv2_randinit] [THREADS=2]\n");
+    return 2;
+  }
   const std::string model = SharedDir() + "/models/" + name + "/" + name + ".mlpackage";
   std::vector<int> settings = {1};
   if (threads > 1) settings.push_back(threads);

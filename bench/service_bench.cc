@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/transfer.h"
 #include "common/file_util.h"
@@ -115,11 +116,23 @@ RemoteTimes CompressRemote(v1::Compressor::Stub* stub, const std::string& model,
 int Run(int argc, char** argv) {
   std::string config = "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n";
   int layers = 4, repeat = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  // Every flag takes a value; anything else (--help included) gets the usage.
+  bool usage = argc % 2 == 0;
+  for (int i = 1; !usage && i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--config") config = argv[i + 1];
-    else if (flag == "--layers") layers = std::atoi(argv[i + 1]);
-    else if (flag == "--repeat") repeat = std::atoi(argv[i + 1]);
+    if (flag == "--config") {
+      config = argv[i + 1];
+    } else if (flag == "--layers") {
+      usage = !absl::SimpleAtoi(argv[i + 1], &layers) || layers < 1;
+    } else if (flag == "--repeat") {
+      usage = !absl::SimpleAtoi(argv[i + 1], &repeat) || repeat < 1;
+    } else {
+      usage = true;
+    }
+  }
+  if (usage) {
+    std::fprintf(stderr, "usage: service_bench [--config YAML] [--layers N=4] [--repeat N=3]\n");
+    return 2;
   }
   testing::ScratchDir scratch;
   const std::string model = scratch.Join("bench.mlpackage");
