@@ -21,6 +21,7 @@
 #include "api/upload_stream.h"
 #include "api/validator.h"
 #include "common/file_util.h"
+#include "engine/compress_cost.h"
 #include "engine/target.h"
 #include "engine/worker_pool.h"
 #include "execute/output_check.h"
@@ -223,8 +224,11 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     // begun, so the directories the manifest names exist.
     const std::optional<uint64_t> estimate = session.EarlyMemoryEstimate();
     if (!estimate || session.list(0).current_file_bytes() == 0) return;
+    // The flag's rate is int8's; a slower technique consumes the arriving
+    // bytes more slowly, so it may start sooner (engine/compress_cost.h).
+    const double compress_rate = options.stream_rate_bytes_per_second / engine::RelativeCost(config_);
     if (!StartWhileUploading(session.bytes_received(), session.bytes_declared(), absl::Now() - upload_start_,
-                             options.stream_rate_bytes_per_second, options.stream_min_bytes)) {
+                             compress_rate, options.stream_min_bytes)) {
       return;
     }
     arrival_ = std::make_shared<UploadArrival>(session.list(0));

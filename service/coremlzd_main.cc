@@ -32,7 +32,9 @@ usage: coremlzd [options]
   --work-dir DIR             private job directories (default $TMPDIR)
   --stream-rate-mb N         start a package's job while its weights still arrive once the
                              upload is fast enough that a worker compressing at N MB/s would
-                             not catch up with it (default 500; 0: only after the upload)
+                             not catch up with it (default 500; 0: only after the upload).
+                             N is int8's rate; slower techniques divide it by their measured
+                             relative cost (k-means 1.8, grouped or vector k-means 13)
   --cache-dir DIR            cache results by content: an identical call (same files, normalised
                              config, target, report-only, coremlz version) is answered from disk,
                              re-verified by SHA-256; identical calls in flight compress once

@@ -295,6 +295,34 @@ TEST(StreamingUploadTest, ASlowClientHoldsNoWorkerWhileAnotherCallersJobRuns) {
   EXPECT_EQ(Artifact(outcome), InProcess(Mobilenet(), kInt8));
 }
 
+TEST(StreamingUploadTest, ASlowTechniqueStartsSoonerThanInt8AtTheSamePace) {
+  // The flag's rate is int8's; grouped-channel k-means costs 13x as much
+  // per byte (engine/compress_cost.h), so an upload too slow for int8 to
+  // start early is fast enough for it. 50 MB/s for int8: a client at ~13
+  // MB/s is spooled past half its weights (int8 would need 25 MB/s there);
+  // grouped k-means is estimated at 3.8 MB/s, so its job starts at once.
+  const char kGrouped[] =
+      "config_type: OpPalettizerConfig\n"
+      "global_config: {nbits: 4, granularity: per_grouped_channel, group_size: 16}\n";
+  for (const char* yaml : {kInt8, kGrouped}) {
+    api::ServerOptions options;
+    options.worker_threads = 1;
+    options.stream_rate_bytes_per_second = 50e6;
+    options.stream_min_bytes = 0;
+    TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+    Upload upload = UploadOf(Transformer(), yaml);  // iOS18: grouped palettes allowed
+    double streamed_at_half = -1;
+    Sending how;
+    how.pause = upload.first_weight_chunk + upload.weight_chunks / 2;
+    how.pace = absl::Milliseconds(5);
+    how.at_pause = [&] { streamed_at_half = MetricValue(server.ScrapeMetrics(), "coremlz_jobs_streamed_total"); };
+    auto outcome = Send(server, upload.msgs, how);
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+    EXPECT_EQ(streamed_at_half, yaml == kInt8 ? 0 : 1) << yaml;
+    EXPECT_EQ(Artifact(outcome), InProcess(Transformer(), yaml)) << yaml;
+  }
+}
+
 TEST(StreamingUploadTest, CancelledMidUploadAndMidJobStopsTheJob) {
   TestServer server(Eager(), nullptr, nullptr, /*metrics=*/true);
   Upload u = UploadOf(Mobilenet(), kPalettize4);

@@ -1,0 +1,47 @@
+#include "engine/compress_cost.h"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <variant>
+
+namespace coremlz::engine {
+
+double RelativeCost(const OpConfig& config) {
+  return std::visit(
+      [](const auto& c) -> double {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, LinearQuantizerConfig>) {
+          return c.granularity == Granularity::kPerBlock ? 1.25 : 1.0;
+        } else if constexpr (std::is_same_v<T, PalettizerConfig>) {
+          if (c.mode != PalettizerConfig::Mode::kKMeans) return 1.0;  // a scan and a lookup, as int8
+          // Vector palettes are slower still than grouped ones (per-palette
+          // Lloyd); grouped's factor keeps the estimate low.
+          if (c.granularity == Granularity::kPerGroupedChannel || c.cluster_dim > 1) return 13.0;
+          return 1.8;
+        } else if constexpr (std::is_same_v<T, MagnitudePrunerConfig>) {
+          return 1.5;
+        } else {
+          return 1.0;  // threshold pruning, fp16: one pass over the values
+        }
+      },
+      config);
+}
+
+double RelativeCost(const CompressionConfig& config) {
+  double total = 0;
+  for (const CompressionPass& pass : config.passes) {
+    double cheapest = std::numeric_limits<double>::infinity();
+    auto consider = [&](const std::optional<OpConfig>& c) {
+      if (c) cheapest = std::min(cheapest, RelativeCost(*c));
+    };
+    consider(pass.config.global);
+    for (const auto& [name, c] : pass.config.op_type_configs) consider(c);
+    for (const auto& [name, c] : pass.config.op_name_configs) consider(c);
+    if (cheapest != std::numeric_limits<double>::infinity()) total += cheapest;
+  }
+  return std::max(1.0, total);
+}
+
+}  // namespace coremlz::engine
