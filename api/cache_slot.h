@@ -52,6 +52,22 @@ class CacheSlot {
     return Turn::kCompute;
   }
 
+  // A job could start while the upload still arrives (before Begin can
+  // look anything up): true when it may - nothing is stored under the key
+  // (or this call bypasses the cache) and this call now leads the key, so
+  // an identical call arriving meanwhile waits for it instead of computing
+  // too. False when a stored entry or an identical call in flight will
+  // probably answer this one: it then waits for its upload and Begin
+  // decides, so no CPU is spent on a result the cache already holds.
+  bool MayStartEarly() {
+    if (store_ == nullptr || leading_) return true;
+    if (!bypass_ && store_->Holds(key_)) return false;
+    // Refused: Begin registers the real retry once the upload is complete.
+    if (!store_->Lead(key_, [] {})) return false;
+    leading_ = true;
+    return true;
+  }
+
   // The leader's result: stored on `tasks` (storing links or copies the
   // artifact, `files` as the call described them), which then gives the
   // lead back. `keep` (the job directory) lives until

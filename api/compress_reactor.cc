@@ -231,6 +231,12 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
                              compress_rate, options.stream_min_bytes)) {
       return;
     }
+    // A result the cache holds, or an identical call computes, is not
+    // computed again: the call waits for its upload, as without streaming.
+    if (!MayStartEarlyLocked()) {
+      no_early_start_ = true;
+      return;
+    }
     arrival_ = std::make_shared<UploadArrival>(session.list(0));
     SubmitJobLocked(*estimate);
   }
@@ -400,7 +406,8 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
   std::shared_ptr<UploadArrival> arrival_ ABSL_GUARDED_BY(state_->mu);
   absl::Time upload_start_ ABSL_GUARDED_BY(state_->mu);
   bool job_discarded_ ABSL_GUARDED_BY(state_->mu) = false;  // a cache hit answered instead
-  bool no_early_start_ ABSL_GUARDED_BY(state_->mu) = false;  // the queue had no room for it
+  // The queue had no room for it, or the cache (or an identical call) will answer.
+  bool no_early_start_ ABSL_GUARDED_BY(state_->mu) = false;
   absl::Status held_error_ ABSL_GUARDED_BY(state_->mu);     // the early job's, until the upload ends
   bool job_running_ ABSL_GUARDED_BY(state_->mu) = false;
   bool job_submitted_ ABSL_GUARDED_BY(state_->mu) = false;

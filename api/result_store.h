@@ -56,6 +56,10 @@ class ResultStore {
   // no lock held) once it has released.
   virtual bool Lead(const std::string& key, std::function<void()> on_done) = 0;
   virtual void Release(const std::string& key) = 0;
+  // Whether an entry is indexed under `key`: a lookup will probably hit
+  // (it is not verified here). Cheap: for deciding whether work is worth
+  // starting before the lookup can be made.
+  virtual bool Holds(const std::string& key) const = 0;
   // Counts a call that computes although it may be cached (no_cache).
   virtual void CountBypass() = 0;
 };

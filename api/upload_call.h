@@ -217,6 +217,9 @@ class UploadCall : public grpc::ServerBidiReactor<Request, Response> {
   void UseCacheLocked(std::string key, bool bypass) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (service_->cache() != nullptr) cache_.Use(service_->cache(), std::move(key), bypass);
   }
+  // Before a job starts on a partial upload (CacheSlot::MayStartEarly):
+  // false when the cache or an identical call in flight will answer.
+  bool MayStartEarlyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return cache_.MayStartEarly(); }
   // A computed result, when this call leads its key: stored off this
   // thread, then the identical calls waiting for it look again.
   void StoreResultLocked(std::string artifact_path, std::vector<v1::FileInfo> files, v1::Report report,

@@ -403,6 +403,11 @@ bool ResultCache::Lead(const std::string& key, std::function<void()> on_done) {
   return false;
 }
 
+bool ResultCache::Holds(const std::string& key) const {
+  absl::MutexLock lock(&mu_);
+  return entries_.count(key) > 0;
+}
+
 void ResultCache::Release(const std::string& key) {
   std::vector<std::function<void()>> waiters;
   {

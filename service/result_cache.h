@@ -97,6 +97,7 @@ class ResultCache final : public api::ResultStore {
   // no cache lock held) once it has released, and the caller then looks up.
   bool Lead(const std::string& key, std::function<void()> on_done) override;
   void Release(const std::string& key) override;
+  bool Holds(const std::string& key) const override;
 
   // Identifies the build whose results are cached: the version plus a digest
   // of this executable, so a rebuilt server never serves an older build's

@@ -227,36 +227,77 @@ TEST(StreamingUploadTest, TheUploadsErrorWinsOverTheJobsOwn) {
   EXPECT_EQ(ArtifactMessages(outcome), 0);
 }
 
-TEST(StreamingUploadTest, ACacheHitKnownAtTheEndWinsOverTheStartedJob) {
+TEST(StreamingUploadTest, ACachedResultIsNotComputedAgainWhileItsUploadArrives) {
   ScratchDir cache;
   api::ServerOptions options = Eager(2);
   options.cache_dir = cache.path();
   TestServer server(options, nullptr, nullptr, /*metrics=*/true);
   Upload u = UploadOf(Mobilenet(), kPalettize4);
   const size_t half = u.first_weight_chunk + u.weight_chunks / 2;
-  Sending how;
-  how.pause = half;
-  how.resume = Compressing;
-  // The first call computes and stores; the second starts its own job on
-  // half the upload, then finds the entry once the upload is complete.
-  auto first = Send(server, u.msgs, how);
+  // The first call computes and stores (its job started half way).
+  Sending first_how;
+  first_how.pause = half;
+  first_how.resume = Compressing;
+  auto first = Send(server, u.msgs, first_how);
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
   for (int i = 0; i < 250 && MetricValue(server.ScrapeMetrics(), "coremlz_cache_entries") < 1; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  auto second = Send(server, u.msgs, how);
+  // The second, identical, would start early too; the cache holds its
+  // result, so it waits for its upload and is answered from the cache
+  // with no job at all. Half way, nothing is running.
+  int busy_at_half = -1;
+  Sending second_how;
+  second_how.pause = half;
+  second_how.at_pause = [&] {
+    absl::SleepFor(absl::Milliseconds(200));  // room for a job that should not start
+    busy_at_half = server.server()->pool()->busy();
+  };
+  auto second = Send(server, u.msgs, second_how);
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
-  EXPECT_GT(std::count_if(second.responses.begin(), second.responses.end(),
+  EXPECT_EQ(busy_at_half, 0) << "a job started for a cached result";
+  EXPECT_EQ(std::count_if(second.responses.begin(), second.responses.end(),
                           [](const CompressResponse& r) { return Compressing(&r); }),
-            0)
-      << "the second job had started";
+            0);
   EXPECT_EQ(Artifact(second), Artifact(first));
   EXPECT_EQ(Artifact(second), InProcess(Mobilenet(), kPalettize4));
   const std::string scrape = server.ScrapeMetrics();
   EXPECT_EQ(MetricValue(scrape, "coremlz_cache_requests_total{outcome=\"hit\"}"), 1) << scrape;
-  EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 2) << scrape;
-  for (int i = 0; i < 250 && server.server()->pool()->busy() > 0; ++i) absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_EQ(server.server()->pool()->busy(), 0) << "the discarded job stopped";
+  EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 1) << scrape;
+}
+
+TEST(StreamingUploadTest, TwoIdenticalStreamedCallsComputeOnce) {
+  ScratchDir cache;
+  api::ServerOptions options = Eager(2);
+  options.cache_dir = cache.path();
+  TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+  Upload u = UploadOf(Mobilenet(), kPalettize4);
+  const size_t half = u.first_weight_chunk + u.weight_chunks / 2;
+  // The first call's job runs on half its upload; meanwhile an identical
+  // call sends all of its own. It must wait for the first (which leads the
+  // key from its early start) and be answered with its result.
+  CompressOutcome second;
+  std::thread second_thread;
+  Sending how;
+  how.pause = half;
+  how.resume = Compressing;
+  how.at_pause = [&] {
+    second_thread = std::thread([&] { second = Send(server, u.msgs, Sending{}); });
+    absl::SleepFor(absl::Milliseconds(300));  // its upload arrives while the first's job waits for bytes
+  };
+  auto first = Send(server, u.msgs, how);
+  second_thread.join();
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(Artifact(second), Artifact(first));
+  EXPECT_EQ(Artifact(first), InProcess(Mobilenet(), kPalettize4));
+  const std::string scrape = server.ScrapeMetrics();
+  EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 1) << scrape;
+  EXPECT_EQ(MetricValue(scrape, "coremlz_cache_requests_total{outcome=\"hit\"}"), 1) << scrape;
+  EXPECT_EQ(std::count_if(second.responses.begin(), second.responses.end(),
+                          [](const CompressResponse& r) { return Compressing(&r); }),
+            0)
+      << "the second call computed too";
 }
 
 TEST(StreamingUploadTest, ASlowClientHoldsNoWorkerWhileAnotherCallersJobRuns) {
