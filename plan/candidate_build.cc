@@ -29,7 +29,7 @@ std::string CandidatePath(const std::string& work_dir, const std::string& name, 
 }
 
 CandidateRun BuildCandidate(const std::string& model_path, const CandidateJob& job, const std::string& function,
-                            const std::function<bool()>& cancelled) {
+                            const std::function<bool()>& cancelled, int compress_threads) {
   CandidateRun run;
   if (!job.candidate.config) {
     run.status = absl::InvalidArgumentError("keep has nothing to build");
@@ -43,8 +43,10 @@ CandidateRun BuildCandidate(const std::string& model_path, const CandidateJob& j
   engine::CompressionConfig config;
   config.passes.push_back({});
   config.passes[0].config.global = *job.candidate.config;
-  absl::StatusOr<engine::CompressionReport> report = engine::CompressModelPath(
-      model_path, job.package, config, engine::CompressOptions{}, engine::WriteOptions{}, &control);
+  engine::CompressOptions options;
+  options.threads = std::max(1, compress_threads);
+  absl::StatusOr<engine::CompressionReport> report =
+      engine::CompressModelPath(model_path, job.package, config, options, engine::WriteOptions{}, &control);
   if (!report.ok()) {
     run.status = report.status();
     return run;

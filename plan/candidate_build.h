@@ -42,9 +42,11 @@ struct CandidateRun {
 std::string CandidatePath(const std::string& work_dir, const std::string& name, const std::string& model_path);
 
 // Compresses `job` with the engine into job.package and loads it.
-// `cancelled` (optional) is polled inside the weights.
+// `cancelled` (optional) is polled inside the weights. `compress_threads`:
+// weights compressed at once within this build; the package is the same
+// whatever the number (the engine writes in blob order).
 CandidateRun BuildCandidate(const std::string& model_path, const CandidateJob& job, const std::string& function,
-                            const std::function<bool()>& cancelled);
+                            const std::function<bool()>& cancelled, int compress_threads = 1);
 // A package built elsewhere (its report came with it), loaded.
 CandidateRun LoadCandidate(const std::string& package, const std::string& function, engine::CompressionReport report);
 

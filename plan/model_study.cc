@@ -59,8 +59,12 @@ absl::StatusOr<std::unique_ptr<ModelStudy>> ModelStudy::Create(const std::string
     jobs.push_back({static_cast<int>(i), candidates[i], CandidatePath(work_dir, candidates[i].name, model_path)});
   }
   const std::string function = baseline.function();
+  // Builds run on the study's threads, and each build compresses its
+  // weights on as many: the slowest candidate (8-bit k-means) outlasts the
+  // others, and would otherwise finish on one core while the rest idle.
+  // The packages are the same either way.
   const CandidateBuilder local = [&](const CandidateJob& job) {
-    return BuildCandidate(model_path, job, function, options.cancelled);
+    return BuildCandidate(model_path, job, function, options.cancelled, options.threads);
   };
   StudyShape shape;
   for (const Candidate& c : candidates) shape.candidates.push_back(c.name);

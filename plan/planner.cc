@@ -224,8 +224,10 @@ class Planner {
   // Compresses the plan with the engine and measures the result.
   absl::StatusOr<PlanQuantities> ApplyAndMeasure(const std::vector<int>& picks, const std::string& out) {
     CancelHook control(options_.study.cancelled);
+    engine::CompressOptions compress;
+    compress.threads = std::max(1, options_.study.threads);  // the same bytes whatever the number
     ASSIGN_OR_RETURN(engine::CompressionReport report,
-                     engine::CompressModelPath(study_.model_path(), out, ConfigOf(picks), engine::CompressOptions{},
+                     engine::CompressModelPath(study_.model_path(), out, ConfigOf(picks), compress,
                                                engine::WriteOptions{}, &control));
     PlanQuantities q;
     q.model_bytes = report.model_bytes_after;
