@@ -148,8 +148,7 @@ absl::StatusOr<std::vector<Tensor>> Gather(const OpContext& ctx) {
   auto axis = NormalizeAxis(axis_in, x->rank());
   if (!axis.ok()) return ctx.Invalid(axis.status().message());
   const int64_t n = x->dim(*axis);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < *axis; ++d) outer *= x->dim(d);
+  int64_t inner = 1;
   for (int64_t d = *axis + 1; d < x->rank(); ++d) inner *= x->dim(d);
   Shape out_shape(x->shape().begin(), x->shape().begin() + *axis);
   out_shape.insert(out_shape.end(), indices->shape().begin(), indices->shape().end());

@@ -115,12 +115,16 @@ TEST_P(GoldenDecompressTest, StreamingWalkGivesTheSameOutputs) {
       ++repeats;
       EXPECT_TRUE(again) << out.name << " was skipped but repeats nothing";
       EXPECT_TRUE(first_bytes.count(out.key)) << out.name;
-      if (expected.count(original)) EXPECT_TRUE(first_bytes[out.key] == expected[original]->bytes) << out.name;
+      if (expected.count(original)) {
+        EXPECT_TRUE(first_bytes[out.key] == expected[original]->bytes) << out.name;
+      }
       return absl::OkStatus();
     }
     ++evaluated;
     EXPECT_FALSE(again) << out.name << " was evaluated again";
-    if (expected.count(original)) EXPECT_TRUE(out.dense->bytes == expected[original]->bytes) << out.name;
+    if (expected.count(original)) {
+      EXPECT_TRUE(out.dense->bytes == expected[original]->bytes) << out.name;
+    }
     first_bytes.emplace(out.key, out.dense->bytes);
     return absl::OkStatus();
   });

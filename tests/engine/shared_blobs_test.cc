@@ -119,10 +119,14 @@ TEST_P(LlmLikeTest, SameOpsInEveryFunctionAsTheReference) {
     auto ref_types = OpTypes(BlockOf(f));
     auto original_types = OpTypes(BlockOf(original_->model().mlprogram().functions().at(name)));
     for (const auto& [type, n] : ref_types) {
-      if (format::IsConstexprOp(type)) EXPECT_EQ(ours_types[type], n) << type;
+      if (format::IsConstexprOp(type)) {
+        EXPECT_EQ(ours_types[type], n) << type;
+      }
     }
     for (const auto& [type, n] : original_types) {
-      if (type != "const") EXPECT_EQ(ours_types[type], n) << type;
+      if (type != "const") {
+        EXPECT_EQ(ours_types[type], n) << type;
+      }
     }
     // Inputs, the state among them, unchanged.
     ASSERT_EQ(ours.at(name).inputs_size(), f.inputs_size());

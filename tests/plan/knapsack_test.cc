@@ -79,7 +79,9 @@ TEST(KnapsackTest, CoarseGridHonoursTheBudgetAndLosesAtMostOneCellPerItem) {
     const auto items = RandomItems(rng, n, 4, 1000000);
     auto k = Knapsack::Solve(items, /*max_cells=*/64);
     ASSERT_TRUE(k.ok());
-    if (k->max_bytes() - k->min_bytes() > 64) ASSERT_GT(k->quantum(), 1u);
+    if (k->max_bytes() - k->min_bytes() > 64) {
+      ASSERT_GT(k->quantum(), 1u);
+    }
     for (int step = 0; step <= 10; ++step) {
       const uint64_t budget = k->min_bytes() + (k->max_bytes() - k->min_bytes()) * step / 10;
       const auto got = k->MinCostWithin(budget);

@@ -65,7 +65,7 @@ Tensor Int32Tensor(Shape shape, const std::vector<int32_t>& values) {
 
 }  // namespace
 
-ProgramBuilder::ProgramBuilder(int spec_version) : spec_version_(spec_version) {
+ProgramBuilder::ProgramBuilder(int spec_version) {
   opset_ = absl::StrCat("CoreML", spec_version - 1);
   model_.set_specificationversion(spec_version);
   mil::Program* program = model_.mutable_mlprogram();

@@ -48,7 +48,6 @@ class ProgramBuilder {
   absl::Status WritePackage(const std::string& dir) const;
 
  private:
-  int spec_version_;
   std::string opset_;
   CoreML::Specification::Model model_;
   std::vector<format::Tensor> blobs_;  // in order of BlobFileValue offsets
