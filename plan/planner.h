@@ -25,6 +25,11 @@
 // every output. Targets that cannot make sense (not positive, above the
 // original, below the smallest the candidates reach) are INVALID_ARGUMENT
 // before any trial runs.
+//
+// planner.cc is ~615 lines: MakePlan and the Planner its phases share - the
+// rounds, the Pareto curve and the uniform comparisons read the same
+// per-weight noise and choice tables, so they stay beside each other; the
+// study, trials, knapsack and outputs are files of their own.
 #ifndef COREMLZ_PLAN_PLANNER_H_
 #define COREMLZ_PLAN_PLANNER_H_
 

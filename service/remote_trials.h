@@ -23,7 +23,7 @@
 // plan is the same bytes whatever the worker count and whichever worker is
 // lost or hangs. Cancelling the plan cancels every stream.
 //
-// remote_trials.cc is ~640 lines for a reason: it is one scheduler - the
+// remote_trials.cc is ~740 lines for a reason: it is one scheduler - the
 // queue of builds and trials, each worker's stream, the patience clock -
 // whose parts all read and write the queue's state under one mutex. What
 // stands alone lives elsewhere: plan/candidate_build, plan/candidate_trials
