@@ -35,6 +35,23 @@ void Quantities(JsonWriter& w, const PlanQuantities& q, bool with_bytes) {
   w.EndObject();
 }
 
+// A point measured with decoded weights (a Pareto point, or either side of
+// a uniform comparison): its predicted size, the predicted PSNR where there
+// is one (NaN: not predicted) and the measured PSNR.
+void Point(JsonWriter& w, const ParetoPoint& p) {
+  w.BeginObject();
+  w.Key("predicted_model_bytes").Uint(p.predicted.model_bytes);
+  w.Key("weight_bytes").Uint(p.predicted.weight_bytes);
+  w.Key("bits_per_weight").Double(p.predicted.bits_per_weight);
+  if (!std::isnan(p.predicted.psnr_db)) {
+    w.Key("predicted_output_psnr_db");
+    Db(w, p.predicted.psnr_db);
+  }
+  w.Key("measured_output_psnr_db");
+  Db(w, p.measured_psnr_db);
+  w.EndObject();
+}
+
 std::string Xml(absl::string_view s) {
   std::string out;
   for (char c : s) {
@@ -153,50 +170,26 @@ std::string PlanReportJson(const PlanResult& plan) {
       "the allocation's optimum at evenly spaced sizes; predicted: additive model; measured: the executor run with "
       "that point's decoded weights (the values its compressed model decodes to); model_bytes are predicted");
   w.Key("points").BeginArray();
-  for (const ParetoPoint& p : plan.pareto) {
-    w.BeginObject();
-    w.Key("predicted_model_bytes").Uint(p.predicted.model_bytes);
-    w.Key("weight_bytes").Uint(p.predicted.weight_bytes);
-    w.Key("bits_per_weight").Double(p.predicted.bits_per_weight);
-    w.Key("predicted_output_psnr_db");
-    Db(w, p.predicted.psnr_db);
-    w.Key("measured_output_psnr_db");
-    Db(w, p.measured_psnr_db);
-    w.EndObject();
-  }
+  for (const ParetoPoint& p : plan.pareto) Point(w, p);
   w.EndArray();
   w.EndObject();
   w.Key("uniform").BeginObject();
   w.Key("how").String(
       "each compressing candidate on every planned weight it applies to (the rest kept), beside the allocation's "
       "optimum no larger than it (predicted bytes); both measured like the Pareto points; gain = plan - uniform, "
-      "measured; predicted_gain_db: the same from the additive model (absent when a trial of the uniform one was pruned): what the exact allocation can gain under the measured sensitivities. alone_output_psnr_db: the lowest and highest output PSNR of one weight compressed alone by the "
-      "candidate; weights alike in sensitivity leave the allocation little to gain");
+      "measured; predicted_gain_db: the same from the additive model (absent when a trial of the uniform one was "
+      "pruned): what the exact allocation can gain under the measured sensitivities. alone_output_psnr_db: the "
+      "lowest and highest output PSNR of one weight compressed alone by the candidate; weights alike in sensitivity "
+      "leave the allocation little to gain");
   w.Key("comparisons").BeginArray();
   for (const UniformComparison& u : plan.uniform) {
     w.BeginObject();
     w.Key("candidate").String(u.candidate);
     w.Key("weights_kept").Int(u.weights_kept);
-    w.Key("uniform").BeginObject();
-    w.Key("predicted_model_bytes").Uint(u.uniform.predicted.model_bytes);
-    w.Key("weight_bytes").Uint(u.uniform.predicted.weight_bytes);
-    w.Key("bits_per_weight").Double(u.uniform.predicted.bits_per_weight);
-    if (!std::isnan(u.uniform.predicted.psnr_db)) {
-      w.Key("predicted_output_psnr_db");
-      Db(w, u.uniform.predicted.psnr_db);
-    }
-    w.Key("measured_output_psnr_db");
-    Db(w, u.uniform.measured_psnr_db);
-    w.EndObject();
-    w.Key("plan").BeginObject();
-    w.Key("predicted_model_bytes").Uint(u.plan.predicted.model_bytes);
-    w.Key("weight_bytes").Uint(u.plan.predicted.weight_bytes);
-    w.Key("bits_per_weight").Double(u.plan.predicted.bits_per_weight);
-    w.Key("predicted_output_psnr_db");
-    Db(w, u.plan.predicted.psnr_db);
-    w.Key("measured_output_psnr_db");
-    Db(w, u.plan.measured_psnr_db);
-    w.EndObject();
+    w.Key("uniform");
+    Point(w, u.uniform);
+    w.Key("plan");
+    Point(w, u.plan);
     w.Key("measured_gain_db");
     Db(w, UniformGainDb(u));
     if (const double g = PredictedUniformGainDb(u); !std::isnan(g)) {

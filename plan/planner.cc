@@ -552,21 +552,20 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
     if (!s) continue;  // below the grid's rounding of the smallest selection
     std::vector<int> plan_picks = planner.Picks(*s);
     u.plan.predicted = planner.Predict(plan_picks);
-    u.alone_psnr_lo_db = u.alone_psnr_hi_db = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> alone;  // the measured trials of candidate c
     bool every_trial = true;
     for (size_t w = 0; w < picks->size(); ++w) {
-      const CandidateOutcome& o = result.weights[w].outcomes[(*picks)[w]];
       if (static_cast<size_t>((*picks)[w]) != c) {
         ++u.weights_kept;
-        continue;
-      }
-      if (!o.measured) {
+      } else if (const CandidateOutcome& o = result.weights[w].outcomes[c]; o.measured) {
+        alone.push_back(o.output_psnr_db);
+      } else {
         every_trial = false;
-        continue;
       }
-      u.alone_psnr_lo_db = std::isnan(u.alone_psnr_lo_db) ? o.output_psnr_db : std::min(u.alone_psnr_lo_db, o.output_psnr_db);
-      u.alone_psnr_hi_db = std::isnan(u.alone_psnr_hi_db) ? o.output_psnr_db : std::max(u.alone_psnr_hi_db, o.output_psnr_db);
     }
+    const auto [lo, hi] = std::minmax_element(alone.begin(), alone.end());
+    u.alone_psnr_lo_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *lo;
+    u.alone_psnr_hi_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *hi;
     // A pruned trial has no noise to add up: no prediction then.
     if (!every_trial) u.uniform.predicted.psnr_db = std::numeric_limits<double>::quiet_NaN();
     result.uniform.push_back(std::move(u));

@@ -130,6 +130,19 @@ bool Compressing(const CompressResponse* r) {
   return r != nullptr && r->has_progress() && r->progress().phase() == v1::Progress::COMPRESS;
 }
 
+// Progress messages of the compress phase: the call ran a job.
+int CompressingMessages(const CompressOutcome& o) {
+  return static_cast<int>(std::count_if(o.responses.begin(), o.responses.end(),
+                                        [](const CompressResponse& r) { return Compressing(&r); }));
+}
+
+// Eager(2) with a result cache in `cache`.
+api::ServerOptions EagerCached(const ScratchDir& cache) {
+  api::ServerOptions options = Eager(2);
+  options.cache_dir = cache.path();
+  return options;
+}
+
 int ArtifactMessages(const CompressOutcome& o) {
   return o.Count(CompressResponse::kArtifactFile) + o.Count(CompressResponse::kArtifactChunk);
 }
@@ -188,10 +201,7 @@ TEST(StreamingUploadTest, ACorruptTailAfterTheJobStartedGetsTheUploadsError) {
   auto outcome = Send(server, u.msgs, how);
   EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::DATA_LOSS) << outcome.status.error_message();
   EXPECT_NE(outcome.status.error_message().find("SHA-256"), std::string::npos) << outcome.status.error_message();
-  EXPECT_GT(std::count_if(outcome.responses.begin(), outcome.responses.end(),
-                          [](const CompressResponse& r) { return Compressing(&r); }),
-            0)
-      << "the job had started";
+  EXPECT_GT(CompressingMessages(outcome), 0) << "the job had started";
   EXPECT_EQ(ArtifactMessages(outcome), 0);
   EXPECT_EQ(outcome.Count(CompressResponse::kSummary), 0);
   EXPECT_EQ(outcome.Count(CompressResponse::kWeight), 0);
@@ -229,9 +239,7 @@ TEST(StreamingUploadTest, TheUploadsErrorWinsOverTheJobsOwn) {
 
 TEST(StreamingUploadTest, ACachedResultIsNotComputedAgainWhileItsUploadArrives) {
   ScratchDir cache;
-  api::ServerOptions options = Eager(2);
-  options.cache_dir = cache.path();
-  TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+  TestServer server(EagerCached(cache), nullptr, nullptr, /*metrics=*/true);
   Upload u = UploadOf(Mobilenet(), kPalettize4);
   const size_t half = u.first_weight_chunk + u.weight_chunks / 2;
   // The first call computes and stores (its job started half way).
@@ -256,9 +264,7 @@ TEST(StreamingUploadTest, ACachedResultIsNotComputedAgainWhileItsUploadArrives) 
   auto second = Send(server, u.msgs, second_how);
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   EXPECT_EQ(busy_at_half, 0) << "a job started for a cached result";
-  EXPECT_EQ(std::count_if(second.responses.begin(), second.responses.end(),
-                          [](const CompressResponse& r) { return Compressing(&r); }),
-            0);
+  EXPECT_EQ(CompressingMessages(second), 0);
   EXPECT_EQ(Artifact(second), Artifact(first));
   EXPECT_EQ(Artifact(second), InProcess(Mobilenet(), kPalettize4));
   const std::string scrape = server.ScrapeMetrics();
@@ -268,9 +274,7 @@ TEST(StreamingUploadTest, ACachedResultIsNotComputedAgainWhileItsUploadArrives) 
 
 TEST(StreamingUploadTest, TwoIdenticalStreamedCallsComputeOnce) {
   ScratchDir cache;
-  api::ServerOptions options = Eager(2);
-  options.cache_dir = cache.path();
-  TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+  TestServer server(EagerCached(cache), nullptr, nullptr, /*metrics=*/true);
   Upload u = UploadOf(Mobilenet(), kPalettize4);
   const size_t half = u.first_weight_chunk + u.weight_chunks / 2;
   // The first call's job runs on half its upload; meanwhile an identical
@@ -294,10 +298,7 @@ TEST(StreamingUploadTest, TwoIdenticalStreamedCallsComputeOnce) {
   const std::string scrape = server.ScrapeMetrics();
   EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 1) << scrape;
   EXPECT_EQ(MetricValue(scrape, "coremlz_cache_requests_total{outcome=\"hit\"}"), 1) << scrape;
-  EXPECT_EQ(std::count_if(second.responses.begin(), second.responses.end(),
-                          [](const CompressResponse& r) { return Compressing(&r); }),
-            0)
-      << "the second call computed too";
+  EXPECT_EQ(CompressingMessages(second), 0) << "the second call computed too";
 }
 
 TEST(StreamingUploadTest, ASlowClientHoldsNoWorkerWhileAnotherCallersJobRuns) {
