@@ -1,6 +1,7 @@
 #include "api/plan_convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace coremlz::api {
 namespace {
@@ -35,6 +36,34 @@ plan::ParetoPoint FromProto(const v1::PlanParetoPoint& p) {
   pt.predicted = FromProto(p.predicted());
   pt.measured_psnr_db = p.measured_psnr_db();
   return pt;
+}
+
+v1::PlanUniformComparison ToProto(const plan::UniformComparison& u) {
+  v1::PlanUniformComparison p;
+  p.set_candidate(u.candidate);
+  p.set_candidate_index(u.candidate_index);
+  p.set_weights_kept(u.weights_kept);
+  *p.mutable_uniform() = ToProto(u.uniform);
+  *p.mutable_plan() = ToProto(u.plan);
+  p.set_alone_psnr_lo_db(u.alone_psnr_lo_db);
+  p.set_alone_psnr_hi_db(u.alone_psnr_hi_db);
+  return p;
+}
+
+absl::StatusOr<plan::UniformComparison> FromProto(const v1::PlanUniformComparison& p, int candidates) {
+  if (p.candidate_index() < 0 || p.candidate_index() >= candidates) {
+    return absl::InvalidArgumentError(absl::StrCat("the plan's uniform comparison of \"", p.candidate(),
+                                                   "\" names candidate ", p.candidate_index(), " of ", candidates));
+  }
+  plan::UniformComparison u;
+  u.candidate = p.candidate();
+  u.candidate_index = p.candidate_index();
+  u.weights_kept = p.weights_kept();
+  u.uniform = FromProto(p.uniform());
+  u.plan = FromProto(p.plan());
+  u.alone_psnr_lo_db = p.alone_psnr_lo_db();
+  u.alone_psnr_hi_db = p.alone_psnr_hi_db();
+  return u;
 }
 
 }  // namespace
@@ -106,18 +135,16 @@ v1::PlanResult ToProto(const plan::PlanResult& r) {
   *p.mutable_predicted() = ToProto(r.predicted);
   *p.mutable_measured() = ToProto(r.measured);
   for (const plan::ParetoPoint& pt : r.pareto) *p.add_pareto() = ToProto(pt);
-  for (const plan::UniformComparison& u : r.uniform) {
-    v1::PlanUniformComparison* pu = p.add_uniform();
-    pu->set_candidate(u.candidate);
-    pu->set_weights_kept(u.weights_kept);
-    *pu->mutable_uniform() = ToProto(u.uniform);
-    *pu->mutable_plan() = ToProto(u.plan);
-    pu->set_alone_psnr_lo_db(u.alone_psnr_lo_db);
-    pu->set_alone_psnr_hi_db(u.alone_psnr_hi_db);
+  for (const plan::UniformComparison& u : r.uniform) *p.add_uniform() = ToProto(u);
+  for (const plan::Readmission& a : r.readmitted) {
+    v1::PlanReadmission* pa = p.add_readmitted();
+    *pa->mutable_evidence() = ToProto(a.evidence);
+    pa->set_trials(a.trials);
   }
   p.set_seconds(r.seconds);
   p.set_study_seconds(r.study_seconds);
   p.set_trial_seconds(r.trial_seconds);
+  p.set_compare_seconds(r.compare_seconds);
   p.set_round_seconds(r.round_seconds);
   p.set_pareto_seconds(r.pareto_seconds);
   return p;
@@ -176,18 +203,19 @@ absl::StatusOr<plan::PlanResult> FromProto(const v1::PlanResult& p) {
   r.measured = FromProto(p.measured());
   for (const v1::PlanParetoPoint& pp : p.pareto()) r.pareto.push_back(FromProto(pp));
   for (const v1::PlanUniformComparison& pu : p.uniform()) {
-    plan::UniformComparison u;
-    u.candidate = pu.candidate();
-    u.weights_kept = pu.weights_kept();
-    u.uniform = FromProto(pu.uniform());
-    u.plan = FromProto(pu.plan());
-    u.alone_psnr_lo_db = pu.alone_psnr_lo_db();
-    u.alone_psnr_hi_db = pu.alone_psnr_hi_db();
+    ASSIGN_OR_RETURN(plan::UniformComparison u, FromProto(pu, p.candidates_size()));
     r.uniform.push_back(std::move(u));
+  }
+  for (const v1::PlanReadmission& pa : p.readmitted()) {
+    plan::Readmission a;
+    ASSIGN_OR_RETURN(a.evidence, FromProto(pa.evidence(), p.candidates_size()));
+    a.trials = pa.trials();
+    r.readmitted.push_back(std::move(a));
   }
   r.seconds = p.seconds();
   r.study_seconds = p.study_seconds();
   r.trial_seconds = p.trial_seconds();
+  r.compare_seconds = p.compare_seconds();
   r.round_seconds = p.round_seconds();
   r.pareto_seconds = p.pareto_seconds();
   return r;

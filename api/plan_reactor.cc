@@ -40,6 +40,7 @@ v1::PlanProgress::Phase PhaseOf(plan::PlanProgress::Phase phase) {
   switch (phase) {
     case plan::PlanProgress::Phase::kStudy: return v1::PlanProgress::STUDY;
     case plan::PlanProgress::Phase::kTrials: return v1::PlanProgress::TRIALS;
+    case plan::PlanProgress::Phase::kCompare: return v1::PlanProgress::COMPARE;
     case plan::PlanProgress::Phase::kRounds: return v1::PlanProgress::ROUNDS;
     case plan::PlanProgress::Phase::kPareto: return v1::PlanProgress::PARETO;
   }

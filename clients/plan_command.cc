@@ -166,6 +166,12 @@ void PrintTable(const plan::PlanResult& p) {
   std::printf("(PSNRs and gain measured: the executor run with the decoded weights; model bytes predicted;\n"
               " predicted: the gain the additive model allows; alone: each weight compressed by the candidate\n"
               " by itself - weights alike in sensitivity leave the allocation little to trade)\n");
+  for (const plan::Readmission& r : p.readmitted) {
+    std::printf("(re-admitted %s: weight SNR had pruned %d of its trials, but applied uniformly it measured %s\n"
+                " where the allocation within its bytes measured %s; those trials ran and the plan was solved again)\n",
+                r.evidence.candidate.c_str(), r.trials, Db(r.evidence.uniform.measured_psnr_db).c_str(),
+                Db(r.evidence.plan.measured_psnr_db).c_str());
+  }
 }
 
 // The side files (--config, --report, --pareto, --html), each written

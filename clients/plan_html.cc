@@ -151,6 +151,13 @@ std::string RenderPlanHtml(const plan::PlanResult& p, const std::string& config_
     }
     absl::StrAppend(&html, "</tbody></table>\n");
   }
+  for (const plan::Readmission& r : p.readmitted) {
+    absl::StrAppend(&html, "<div class=\"sub\">Re-admitted <code>", HtmlEscape(r.evidence.candidate),
+                    "</code>: weight SNR had pruned ", r.trials, " of its trials, but applied uniformly it measured ",
+                    HtmlEscape(HtmlDb(r.evidence.uniform.measured_psnr_db)),
+                    " where the allocation within its bytes measured ", HtmlEscape(HtmlDb(r.evidence.plan.measured_psnr_db)),
+                    "; those trials ran and the plan was solved again.</div>\n");
+  }
 
   std::vector<const plan::WeightPlan*> weights;
   uint64_t scale = 0;

@@ -66,6 +66,30 @@ std::string Xml(absl::string_view s) {
   return out;
 }
 
+// One uniform comparison: both points, the gains and the alone range.
+void Comparison(JsonWriter& w, const UniformComparison& u) {
+  w.BeginObject();
+  w.Key("candidate").String(u.candidate);
+  w.Key("weights_kept").Int(u.weights_kept);
+  w.Key("uniform");
+  Point(w, u.uniform);
+  w.Key("plan");
+  Point(w, u.plan);
+  w.Key("measured_gain_db");
+  Db(w, UniformGainDb(u));
+  if (const double g = PredictedUniformGainDb(u); !std::isnan(g)) {
+    w.Key("predicted_gain_db");
+    Db(w, g);
+  }
+  if (!std::isnan(u.alone_psnr_lo_db)) {
+    w.Key("alone_output_psnr_db").BeginArray();
+    Db(w, u.alone_psnr_lo_db);
+    Db(w, u.alone_psnr_hi_db);
+    w.EndArray();
+  }
+  w.EndObject();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> PlanConfigYaml(const engine::CompressionConfig& config) {
@@ -114,6 +138,7 @@ std::string PlanReportJson(const PlanResult& plan) {
   w.Key("seconds").Double(plan.seconds);
   w.Key("phase_seconds").BeginObject();
   w.Key("study").Double(plan.study_seconds).Key("trials").Double(plan.trial_seconds);
+  w.Key("compare").Double(plan.compare_seconds);
   w.Key("rounds").Double(plan.round_seconds).Key("pareto").Double(plan.pareto_seconds);
   w.EndObject();
   w.Key("predicted").BeginObject();
@@ -182,26 +207,19 @@ std::string PlanReportJson(const PlanResult& plan) {
       "lowest and highest output PSNR of one weight compressed alone by the candidate; weights alike in sensitivity "
       "leave the allocation little to gain");
   w.Key("comparisons").BeginArray();
-  for (const UniformComparison& u : plan.uniform) {
-    w.BeginObject();
-    w.Key("candidate").String(u.candidate);
-    w.Key("weights_kept").Int(u.weights_kept);
-    w.Key("uniform");
-    Point(w, u.uniform);
-    w.Key("plan");
-    Point(w, u.plan);
-    w.Key("measured_gain_db");
-    Db(w, UniformGainDb(u));
-    if (const double g = PredictedUniformGainDb(u); !std::isnan(g)) {
-      w.Key("predicted_gain_db");
-      Db(w, g);
-    }
-    if (!std::isnan(u.alone_psnr_lo_db)) {
-      w.Key("alone_output_psnr_db").BeginArray();
-      Db(w, u.alone_psnr_lo_db);
-      Db(w, u.alone_psnr_hi_db);
-      w.EndArray();
-    }
+  for (const UniformComparison& u : plan.uniform) Comparison(w, u);
+  w.EndArray();
+  w.EndObject();
+  w.Key("readmitted").BeginObject();
+  w.Key("how").String(
+      "candidates whose trials weight SNR had pruned on some weights but which, applied uniformly, measured better "
+      "than the allocation's optimum within their bytes: their pruned trials then ran and the allocation was solved "
+      "again. evidence: that comparison, as measured before the re-admission");
+  w.Key("candidates").BeginArray();
+  for (const Readmission& r : plan.readmitted) {
+    w.BeginObject().Key("candidate").String(r.evidence.candidate).Key("trials").Int(r.trials);
+    w.Key("evidence");
+    Comparison(w, r.evidence);
     w.EndObject();
   }
   w.EndArray();

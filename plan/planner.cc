@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
@@ -22,9 +23,13 @@
 #include "format/neural_network_weights.h"
 #include "format/package.h"
 #include "plan/knapsack.h"
+#include "plan/selection_measurements.h"
 
 namespace coremlz::plan {
 namespace {
+
+// The status of a trial that weight SNR pruned: "pruned: WHY".
+constexpr char kPruned[] = "pruned: ";
 
 uint64_t DirectoryBytes(const std::string& path) {
   std::error_code ec;
@@ -139,7 +144,7 @@ class Planner {
           out.output_psnr_db = std::numeric_limits<double>::infinity();
           noise_[w][c].assign(entries, 0.0);
         } else if (std::string by = DominatedBy(w, c); !by.empty()) {
-          out.status = absl::StrCat("pruned: ", by, " is smaller and has a higher weight SNR");
+          out.status = absl::StrCat(kPruned, by, " is smaller and has a higher weight SNR");
           ++result_->trials_pruned;
         } else {
           out.status = "measured";
@@ -149,35 +154,34 @@ class Planner {
       }
       result_->weights.push_back(std::move(wp));
     }
-    std::atomic<int> done{0};
-    const int total = static_cast<int>(trials.size());
-    auto report = [&](int n) {
-      if (!options_.progress) return;
-      PlanProgress p;
-      p.phase = PlanProgress::Phase::kTrials;
-      p.trials_done = n;
-      p.trials_total = total;
-      options_.progress(p);
-    };
-    report(0);
-    auto on_done = [&] { report(++done); };
-    absl::StatusOr<std::vector<TrialResult>> ran =
-        options_.fan_out ? options_.fan_out(study_, trials, on_done)
-                         : RunTrials(study_, trials, options_.study.threads, options_.study.cancelled, on_done);
-    if (!ran.ok()) return ran.status();
-    if (ran->size() != trials.size()) {
-      return absl::InternalError(absl::StrCat(ran->size(), " trial results for ", trials.size(), " trials"));
+    return RunAndFill(trials);
+  }
+
+  // The weights whose trial of candidate c was pruned.
+  std::vector<int> PrunedWeights(int c) const {
+    std::vector<int> pruned;
+    for (size_t w = 0; w < result_->weights.size(); ++w) {
+      if (absl::StartsWith(result_->weights[w].outcomes[c].status, kPruned)) pruned.push_back(static_cast<int>(w));
     }
-    std::vector<TrialResult>& results = *ran;
-    for (size_t i = 0; i < trials.size(); ++i) {
-      CandidateOutcome& out = result_->weights[trials[i].weight].outcomes[trials[i].candidate];
-      out.measured = true;
-      out.output_psnr_db = WorstPsnr(results[i].noise);
-      out.mean_noise = MeanNoise(results[i].noise);
-      noise_[trials[i].weight][trials[i].candidate] = std::move(results[i].noise);
+    return pruned;
+  }
+
+  // Runs the pruned trials of these candidates after all (a measurement
+  // showed the pruning wrong); returns how many ran per candidate.
+  absl::StatusOr<std::vector<int>> Readmit(const std::vector<int>& candidates) {
+    std::vector<Trial> trials;
+    std::vector<int> count;
+    for (int c : candidates) {
+      const std::vector<int> weights = PrunedWeights(c);
+      for (int w : weights) {
+        result_->weights[w].outcomes[c].status = "measured (re-admitted)";
+        trials.push_back({w, c});
+      }
+      count.push_back(static_cast<int>(weights.size()));
     }
-    result_->trials_run = static_cast<int>(trials.size());
-    return absl::OkStatus();
+    result_->trials_pruned -= static_cast<int>(trials.size());
+    RETURN_IF_ERROR(RunAndFill(trials));
+    return count;
   }
 
   absl::StatusOr<Knapsack> Solver(bool with_overhead) {
@@ -279,6 +283,40 @@ class Planner {
   const std::vector<std::vector<OutputNoise>>& noise() const { return noise_; }
 
  private:
+  // Runs a batch of trials where the options say (progress counted per
+  // batch) and stores their measurements.
+  absl::Status RunAndFill(const std::vector<Trial>& trials) {
+    std::atomic<int> done{0};
+    const int total = static_cast<int>(trials.size());
+    auto report = [&](int n) {
+      if (!options_.progress) return;
+      PlanProgress p;
+      p.phase = PlanProgress::Phase::kTrials;
+      p.trials_done = n;
+      p.trials_total = total;
+      options_.progress(p);
+    };
+    report(0);
+    auto on_done = [&] { report(++done); };
+    absl::StatusOr<std::vector<TrialResult>> ran =
+        options_.fan_out ? options_.fan_out(study_, trials, on_done)
+                         : RunTrials(study_, trials, options_.study.threads, options_.study.cancelled, on_done);
+    if (!ran.ok()) return ran.status();
+    if (ran->size() != trials.size()) {
+      return absl::InternalError(absl::StrCat(ran->size(), " trial results for ", trials.size(), " trials"));
+    }
+    std::vector<TrialResult>& results = *ran;
+    for (size_t i = 0; i < trials.size(); ++i) {
+      CandidateOutcome& out = result_->weights[trials[i].weight].outcomes[trials[i].candidate];
+      out.measured = true;
+      out.output_psnr_db = WorstPsnr(results[i].noise);
+      out.mean_noise = MeanNoise(results[i].noise);
+      noise_[trials[i].weight][trials[i].candidate] = std::move(results[i].noise);
+    }
+    result_->trials_run += static_cast<int>(trials.size());
+    return absl::OkStatus();
+  }
+
   // Another measured-or-measurable candidate of weight w that is no larger
   // and no further from the original weight, strictly better in one; "" if none.
   std::string DominatedBy(size_t w, size_t c) const {
@@ -301,6 +339,59 @@ class Planner {
   std::vector<std::vector<OutputNoise>> noise_;  // per weight, per candidate
   std::vector<std::vector<int>> choice_candidate_;
 };
+
+// Every compressing candidate applied uniformly (where it applies; keep
+// elsewhere) beside the allocation's optimum within the same predicted
+// bytes, both measured with the executor.
+absl::StatusOr<std::vector<UniformComparison>> CompareUniform(const Planner& planner, const ModelStudy& study,
+                                                              const Knapsack& knapsack, bool size_target,
+                                                              const PlanResult& result,
+                                                              SelectionMeasurements* measurements) {
+  std::vector<UniformComparison> out;
+  std::vector<std::vector<int>> uniform_picks, plan_picks;
+  for (size_t c = 0; c < study.candidates().size(); ++c) {
+    if (!study.candidates()[c].config) continue;
+    std::optional<std::vector<int>> picks = planner.UniformPicks(static_cast<int>(c));
+    if (!picks) continue;
+    UniformComparison u;
+    u.candidate = study.candidates()[c].name;
+    u.candidate_index = static_cast<int>(c);
+    u.uniform.predicted = planner.Predict(*picks);
+    const uint64_t same_bytes =
+        size_target ? u.uniform.predicted.model_bytes - planner.fixed_bytes() : u.uniform.predicted.weight_bytes;
+    std::optional<KnapsackSolution> s = knapsack.MinCostWithin(same_bytes);
+    if (!s) continue;  // below the grid's rounding of the smallest selection
+    std::vector<int> optimum = planner.Picks(*s);
+    u.plan.predicted = planner.Predict(optimum);
+    std::vector<double> alone;  // the measured trials of candidate c
+    bool every_trial = true;
+    for (size_t w = 0; w < picks->size(); ++w) {
+      if (static_cast<size_t>((*picks)[w]) != c) {
+        ++u.weights_kept;
+      } else if (const CandidateOutcome& o = result.weights[w].outcomes[c]; o.measured) {
+        alone.push_back(o.output_psnr_db);
+      } else {
+        every_trial = false;
+      }
+    }
+    const auto [lo, hi] = std::minmax_element(alone.begin(), alone.end());
+    u.alone_psnr_lo_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *lo;
+    u.alone_psnr_hi_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *hi;
+    // A pruned trial has no noise to add up: no prediction then.
+    if (!every_trial) u.uniform.predicted.psnr_db = std::numeric_limits<double>::quiet_NaN();
+    out.push_back(std::move(u));
+    uniform_picks.push_back(std::move(*picks));
+    plan_picks.push_back(std::move(optimum));
+  }
+  std::vector<std::vector<int>> all = uniform_picks;
+  all.insert(all.end(), plan_picks.begin(), plan_picks.end());
+  RETURN_IF_ERROR(measurements->MeasureAll(all));
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].uniform.measured_psnr_db = measurements->WorstPsnrOf(uniform_picks[i]);
+    out[i].plan.measured_psnr_db = measurements->WorstPsnrOf(plan_picks[i]);
+  }
+  return out;
+}
 
 // The model's specification: a package's root spec or an .mlmodel file.
 absl::StatusOr<CoreML::Specification::Model> ReadSpec(const std::string& model_path) {
@@ -443,6 +534,35 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.trial_seconds = lap();
   ASSIGN_OR_RETURN(Knapsack knapsack, planner.Solver(size_target));
 
+  // The pruning checked against measurements before anything is applied:
+  // each compressing candidate on every weight is measured beside the
+  // allocation's optimum within its bytes. A candidate that weight SNR kept
+  // out of the allocation (some of its trials pruned) but whose uniform
+  // application measures better than that optimum was pruned wrongly for
+  // this model - a per-tensor palette can beat per-channel scales on weight
+  // SNR yet lose at the outputs - so its pruned trials run after all and
+  // the allocation is solved again. Each pass re-admits at least one
+  // candidate for good, so this ends.
+  SelectionMeasurements measurements(*study, opts.study.threads, opts.study.cancelled);
+  while (true) {
+    Report(opts, PlanProgress::Phase::kCompare, 0);
+    ASSIGN_OR_RETURN(result.uniform, CompareUniform(planner, *study, knapsack, size_target, result, &measurements));
+    std::vector<int> refuted;
+    std::vector<const UniformComparison*> evidence;
+    for (const UniformComparison& u : result.uniform) {
+      if (planner.PrunedWeights(u.candidate_index).empty()) continue;
+      if (!(u.uniform.measured_psnr_db > u.plan.measured_psnr_db)) continue;
+      refuted.push_back(u.candidate_index);
+      evidence.push_back(&u);
+    }
+    result.compare_seconds += lap();
+    if (refuted.empty()) break;
+    ASSIGN_OR_RETURN(std::vector<int> ran, planner.Readmit(refuted));
+    for (size_t i = 0; i < refuted.size(); ++i) result.readmitted.push_back({*evidence[i], ran[i]});
+    result.trial_seconds += lap();
+    ASSIGN_OR_RETURN(knapsack, planner.Solver(size_target));
+  }
+
   // Solve, apply, measure, correct.
   // Of the input's kind: the engine writes nothing else.
   const std::string applied = JoinPath(work.path, IsDirectory(model_path) ? "plan.mlpackage" : "plan.mlmodel");
@@ -513,98 +633,27 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   result.round_seconds = lap();
 
   // The Pareto curve: the knapsack's optimum at evenly spaced budgets, each
-  // measured by running the executor with its decoded weights. Beside it,
-  // every compressing candidate applied uniformly and the knapsack's optimum
-  // within the same bytes, measured the same way. The selections are
-  // independent (the study is read-only), so they are measured once each on
-  // the study's threads; the results do not depend on the thread count.
+  // measured by running the executor with its decoded weights (selections
+  // the comparisons measured are not measured again).
   Report(opts, PlanProgress::Phase::kPareto, 0);
-  std::map<std::vector<int>, size_t> index_of;
-  std::vector<std::vector<int>> distinct;
-  auto selection = [&](std::vector<int> picks) {
-    auto [it, added] = index_of.emplace(std::move(picks), distinct.size());
-    if (added) distinct.push_back(it->first);
-    return it->second;
-  };
   const int points = std::max(2, opts.pareto_points);
-  std::vector<size_t> pareto_at;
+  std::vector<std::vector<int>> curve;
   for (int i = 0; i < points; ++i) {
     const uint64_t b = knapsack.min_bytes() + (knapsack.max_bytes() - knapsack.min_bytes()) * i / (points - 1);
     std::optional<KnapsackSolution> s = knapsack.MinCostWithin(b);
     if (!s) continue;
-    const size_t k = selection(planner.Picks(*s));
-    if (std::find(pareto_at.begin(), pareto_at.end(), k) == pareto_at.end()) pareto_at.push_back(k);
+    std::vector<int> picks = planner.Picks(*s);
+    if (std::find(curve.begin(), curve.end(), picks) == curve.end()) curve.push_back(std::move(picks));
   }
-  struct UniformAt {
-    size_t uniform = 0, plan = 0;  // into `distinct`
-  };
-  std::vector<UniformAt> uniform_at;
-  for (size_t c = 0; c < study->candidates().size(); ++c) {
-    if (!study->candidates()[c].config) continue;
-    std::optional<std::vector<int>> picks = planner.UniformPicks(static_cast<int>(c));
-    if (!picks) continue;
-    UniformComparison u;
-    u.candidate = study->candidates()[c].name;
-    u.uniform.predicted = planner.Predict(*picks);
-    const uint64_t same_bytes =
-        size_target ? u.uniform.predicted.model_bytes - planner.fixed_bytes() : u.uniform.predicted.weight_bytes;
-    std::optional<KnapsackSolution> s = knapsack.MinCostWithin(same_bytes);
-    if (!s) continue;  // below the grid's rounding of the smallest selection
-    std::vector<int> plan_picks = planner.Picks(*s);
-    u.plan.predicted = planner.Predict(plan_picks);
-    std::vector<double> alone;  // the measured trials of candidate c
-    bool every_trial = true;
-    for (size_t w = 0; w < picks->size(); ++w) {
-      if (static_cast<size_t>((*picks)[w]) != c) {
-        ++u.weights_kept;
-      } else if (const CandidateOutcome& o = result.weights[w].outcomes[c]; o.measured) {
-        alone.push_back(o.output_psnr_db);
-      } else {
-        every_trial = false;
-      }
-    }
-    const auto [lo, hi] = std::minmax_element(alone.begin(), alone.end());
-    u.alone_psnr_lo_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *lo;
-    u.alone_psnr_hi_db = alone.empty() ? std::numeric_limits<double>::quiet_NaN() : *hi;
-    // A pruned trial has no noise to add up: no prediction then.
-    if (!every_trial) u.uniform.predicted.psnr_db = std::numeric_limits<double>::quiet_NaN();
-    result.uniform.push_back(std::move(u));
-    uniform_at.push_back({selection(std::move(*picks)), selection(std::move(plan_picks))});
-  }
-
-  std::vector<absl::StatusOr<OutputNoise>> noises(distinct.size(), absl::UnknownError("not measured"));
-  std::atomic<size_t> next{0};
-  auto measure = [&] {
-    for (size_t k; (k = next++) < distinct.size();) {
-      if (opts.study.cancelled && opts.study.cancelled()) return;
-      std::vector<std::pair<int, int>> choice;
-      for (size_t w = 0; w < distinct[k].size(); ++w) choice.emplace_back(static_cast<int>(w), distinct[k][w]);
-      noises[k] = study->Measure(choice);
-    }
-  };
-  {
-    std::vector<std::thread> helpers;
-    const size_t threads = std::min<size_t>(distinct.size(), static_cast<size_t>(std::max(1, opts.study.threads)));
-    for (size_t t = 1; t < threads; ++t) helpers.emplace_back(measure);
-    measure();
-    for (std::thread& t : helpers) t.join();
-  }
-  RETURN_IF_ERROR(CheckCancelled(opts));
-  for (const absl::StatusOr<OutputNoise>& n : noises) {
-    if (!n.ok()) return n.status();
-  }
-  for (size_t k : pareto_at) {
+  RETURN_IF_ERROR(measurements.MeasureAll(curve));
+  for (const std::vector<int>& picks : curve) {
     ParetoPoint p;
-    p.predicted = planner.Predict(distinct[k]);
-    p.measured_psnr_db = WorstPsnr(*noises[k]);
+    p.predicted = planner.Predict(picks);
+    p.measured_psnr_db = measurements.WorstPsnrOf(picks);
     result.pareto.push_back(p);
   }
   std::sort(result.pareto.begin(), result.pareto.end(),
             [](const ParetoPoint& a, const ParetoPoint& b) { return a.predicted.model_bytes < b.predicted.model_bytes; });
-  for (size_t i = 0; i < uniform_at.size(); ++i) {
-    result.uniform[i].uniform.measured_psnr_db = WorstPsnr(*noises[uniform_at[i].uniform]);
-    result.uniform[i].plan.measured_psnr_db = WorstPsnr(*noises[uniform_at[i].plan]);
-  }
   result.pareto_seconds = lap();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -9,6 +9,12 @@
 //     SNR and bytes are both beaten by another candidate of the same weight
 //     is pruned without a trial (it could only be chosen over a candidate
 //     that is smaller and closer to the original weight).
+//  2b. The pruning checked: each compressing candidate on every weight is
+//     measured beside the allocation's optimum within its bytes (the report's
+//     uniform comparisons). A partly pruned candidate that measures better
+//     uniformly is re-admitted - its pruned trials run - and the allocation
+//     is solved again. Weight SNR ranks candidates of one kind well but not
+//     per-tensor palettes against per-channel scales.
 //  3. Allocation (Knapsack): per-weight output noise is modelled as additive:
 //     weights compressed together add independent errors, so their noise
 //     powers (mse relative to each output's peak) add. The allocation
@@ -57,7 +63,7 @@ std::string DescribeTarget(const PlanTarget& target);
 
 // Where a plan is, for progress displays (the Plan RPC streams it).
 struct PlanProgress {
-  enum class Phase { kStudy, kTrials, kRounds, kPareto };
+  enum class Phase { kStudy, kTrials, kCompare, kRounds, kPareto };
   Phase phase = Phase::kStudy;
   int trials_done = 0;
   int trials_total = 0;
@@ -127,6 +133,7 @@ struct ParetoPoint {
 // points are measured the way Pareto points are.
 struct UniformComparison {
   std::string candidate;
+  int candidate_index = 0;  // into the plan's candidates
   int weights_kept = 0;  // planned weights the candidate does not apply to
   ParetoPoint uniform;   // its predicted quantities; the prediction's PSNR only when every trial ran, else NaN
   ParetoPoint plan;      // the allocation's optimum within uniform's predicted bytes
@@ -135,6 +142,14 @@ struct UniformComparison {
   // are alike in sensitivity leave the allocation little to trade. NaN when
   // no trial of this candidate ran.
   double alone_psnr_lo_db = 0, alone_psnr_hi_db = 0;
+};
+
+// A candidate whose pruned trials ran after all: applied uniformly it
+// measured better than the allocation's optimum within its bytes, which
+// could not choose it where it was pruned.
+struct Readmission {
+  UniformComparison evidence;  // the comparison that showed it, before re-admission
+  int trials = 0;              // its pruned trials that then ran
 };
 
 struct PlanResult {
@@ -163,11 +178,13 @@ struct PlanResult {
   std::vector<ParetoPoint> pareto;
   // Per candidate that compresses (not keep), in candidate order.
   std::vector<UniformComparison> uniform;
+  // In the order re-admitted; empty when no pruning was refuted.
+  std::vector<Readmission> readmitted;
   double seconds = 0;
-  // Wall time by phase: candidates compressed and activations kept; trials;
-  // solve-apply-measure rounds; the Pareto curve's and the uniform
-  // comparisons' measurements.
-  double study_seconds = 0, trial_seconds = 0, round_seconds = 0, pareto_seconds = 0;
+  // Wall time by phase: candidates compressed and activations kept; trials
+  // (re-admitted ones included); the uniform comparisons' measurements;
+  // solve-apply-measure rounds; the Pareto curve's measurements.
+  double study_seconds = 0, trial_seconds = 0, compare_seconds = 0, round_seconds = 0, pareto_seconds = 0;
 };
 
 absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOptions& options);

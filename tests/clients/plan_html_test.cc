@@ -83,6 +83,13 @@ plan::PlanResult SamplePlan() {
   pruned.uniform.predicted.psnr_db = NAN;  // a trial of it was pruned: no prediction
   pruned.alone_psnr_lo_db = pruned.alone_psnr_hi_db = NAN;
   p.uniform = {u, pruned};
+  plan::Readmission again;
+  again.evidence = pruned;
+  again.evidence.candidate = "int<8>";
+  again.evidence.uniform.measured_psnr_db = 30.5;
+  again.evidence.plan.measured_psnr_db = 29.5;
+  again.trials = 3;
+  p.readmitted = {again};
   return p;
 }
 
@@ -114,6 +121,10 @@ TEST(PlanHtmlTest, HoldsTargetPsnrsCandidatesAndConfig) {
   EXPECT_EQ(Count(html, "+3.00 dB"), 1u) << "the predicted gain, only where predicted";
   EXPECT_NE(html.find("22.0 dB .. 48.0 dB"), std::string::npos) << "alone range";
   EXPECT_EQ(Count(html, "&ndash;"), 2u) << "int8: no prediction, no trial";
+  // A re-admission names the candidate (escaped) and its evidence.
+  EXPECT_NE(html.find("Re-admitted <code>int&lt;8&gt;</code>: weight SNR had pruned 3 of its trials"),
+            std::string::npos);
+  EXPECT_NE(html.find("measured 30.5 dB where the allocation within its bytes measured 29.5 dB"), std::string::npos);
   // A damaged output is drawn red, a good one green.
   EXPECT_NE(html.find("#c62828"), std::string::npos);
   EXPECT_NE(html.find("#2e7d32"), std::string::npos);
