@@ -13,6 +13,7 @@
 #include "clients/exit_codes.h"
 #include "api/plan_convert.h"
 #include "clients/plan_html.h"
+#include "clients/plan_progress.h"
 #include "clients/progress.h"
 #include "clients/remote_plan.h"
 #include "common/arg_parser.h"
@@ -212,10 +213,12 @@ int PlanOnServer(const Args& args, const std::string& input, const plan::PlanOpt
   // Ctrl-C cancels the call (the server stops the plan); the staged --apply
   // output is removed with its target, nothing else is touched.
   ProgressBar::InstallInterruptHandler();
-  ProgressBar interrupt(false);
-  absl::StatusOr<RemotePlanOutputs> out =
-      RemotePlan(args, input, std::move(header), apply, [&interrupt] { return interrupt.Cancelled(); });
-  if (!out.ok() && interrupt.Cancelled()) {
+  ProgressBar bar(ProgressBar::StderrIsTerminal());
+  absl::StatusOr<RemotePlanOutputs> out = RemotePlan(
+      args, input, std::move(header), apply, [&bar] { return bar.Cancelled(); },
+      [&bar](const v1::PlanProgress& p) { ShowPlanProgress(p, &bar); });
+  bar.Done();
+  if (!out.ok() && bar.Cancelled()) {
     std::fprintf(stderr, "coremlz: interrupted\n");
     return kExitCancelled;
   }
@@ -310,10 +313,12 @@ int Plan(const std::vector<std::string>& argv) {
   // and the rounds poll it); nothing was written yet but the plan's work
   // directory, which MakePlan removes on the way out.
   ProgressBar::InstallInterruptHandler();
-  ProgressBar interrupt(false);  // draws nothing: carries Ctrl-C into the plan
-  options.study.cancelled = [&interrupt] { return interrupt.Cancelled(); };
+  ProgressBar bar(ProgressBar::StderrIsTerminal());  // the phase on stderr; carries Ctrl-C into the plan
+  options.study.cancelled = [&bar] { return bar.Cancelled(); };
+  options.progress = [&bar](const plan::PlanProgress& p) { ShowPlanProgress(p, &bar); };
   absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
-  if (!result.ok() && interrupt.Cancelled()) {
+  bar.Done();
+  if (!result.ok() && bar.Cancelled()) {
     std::fprintf(stderr, "coremlz: interrupted\n");
     return kExitCancelled;
   }
@@ -334,7 +339,7 @@ int Plan(const std::vector<std::string>& argv) {
   for (const char* side : {"config", "report", "pareto", "html"}) {
     if (auto path = args->Value(side); path && *path != "-" && !PathExists(*path)) created.push_back(*path);
   }
-  if (interrupt.Cancelled()) {
+  if (bar.Cancelled()) {
     std::fprintf(stderr, "coremlz: interrupted\n");
     return kExitCancelled;
   }
@@ -345,8 +350,9 @@ int Plan(const std::vector<std::string>& argv) {
   if (apply) {
     const std::string where = apply->path();
     absl::StatusOr<engine::CompressionReport> report =
-        engine::CompressModelPath(input, *std::move(apply), result->config, engine::CompressOptions{}, &interrupt);
-    if (!report.ok() && interrupt.Cancelled()) {
+        engine::CompressModelPath(input, *std::move(apply), result->config, engine::CompressOptions{}, &bar);
+    bar.Done();
+    if (!report.ok() && bar.Cancelled()) {
       for (const std::string& path : created) (void)RemoveAll(path);
       std::fprintf(stderr, "coremlz: interrupted\n");
       return kExitCancelled;

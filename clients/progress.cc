@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -30,16 +31,22 @@ void ProgressBar::Draw(const std::string& label, double fraction, const std::str
   if (!enabled_) return;
   absl::MutexLock lock(&mu_);
   const auto now = std::chrono::steady_clock::now();
-  if (drawn_ && fraction < 1.0 && now - last_ < std::chrono::milliseconds(80)) return;
+  if (drawn_ && label == last_label_ && fraction < 1.0 && now - last_ < std::chrono::milliseconds(80)) return;
   last_ = now;
-  constexpr int kWidth = 30;
-  const int filled = static_cast<int>(fraction * kWidth + 0.5);
-  std::string bar(filled, '#');
-  bar.resize(kWidth, '.');
-  std::string text = absl::StrFormat("\r%-10s [%s] %3d%% %s", label, bar, static_cast<int>(fraction * 100), detail);
+  last_label_ = label;
+  std::string text;
+  if (fraction < 0) {
+    text = absl::StrFormat("\r%-10s %s", label, detail);
+  } else {
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(fraction * kWidth + 0.5);
+    std::string bar(filled, '#');
+    bar.resize(kWidth, '.');
+    text = absl::StrFormat("\r%-10s [%s] %3d%% %s", label, bar, static_cast<int>(fraction * 100), detail);
+  }
   if (text.size() > 110) text.resize(110);
-  std::fprintf(stderr, "%s\033[K", text.c_str());
-  std::fflush(stderr);
+  std::fprintf(out_, "%s\033[K", text.c_str());
+  std::fflush(out_);
   drawn_ = true;
 }
 
@@ -53,11 +60,15 @@ void ProgressBar::Bytes(const std::string& phase, uint64_t done, uint64_t total)
   Draw(phase, f, absl::StrFormat("%s / %s", HumanBytes(done), HumanBytes(total)));
 }
 
+void ProgressBar::Step(const std::string& phase, int64_t done, int64_t total, const std::string& detail) {
+  Draw(phase, total > 0 ? static_cast<double>(std::min(done, total)) / total : -1.0, detail);
+}
+
 void ProgressBar::Done() {
   absl::MutexLock lock(&mu_);
   if (enabled_ && drawn_) {
-    std::fprintf(stderr, "\r\033[K");
-    std::fflush(stderr);
+    std::fprintf(out_, "\r\033[K");
+    std::fflush(out_);
   }
   drawn_ = false;
 }

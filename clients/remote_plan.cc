@@ -14,7 +14,8 @@
 namespace coremlz::cli {
 
 absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string& input, v1::PlanHeader header,
-                                             format::OutputTarget* apply, std::function<bool()> cancelled) {
+                                             format::OutputTarget* apply, std::function<bool()> cancelled,
+                                             std::function<void(const v1::PlanProgress&)> progress) {
   ASSIGN_OR_RETURN(Connection conn, Connect(args));
   std::string root;
   ASSIGN_OR_RETURN(std::vector<v1::FileInfo> files, api::DescribeModelFiles(input, &root));
@@ -37,13 +38,27 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
   api::CallCanceller canceller(&ctx, cancelled, absl::Milliseconds(50));  // Ctrl-C cancels the plan on the server
   std::unique_ptr<grpc::ClientReaderWriter<v1::PlanRequest, v1::PlanResponse>> stream = stub->Plan(&ctx);
   absl::Status upload_status;
+  // The upload's progress is the client's own count (the server reports
+  // what it received only every few MiB), drawn from the writer's thread.
+  uint64_t upload_total = 0;
+  for (const auto& f : files) upload_total += f.size();
   std::thread writer([&] {
     if (!stream->Write(header_msg)) return;
-    upload_status = api::SendFiles(root, files, 0, [&](v1::FileChunk&& chunk) {
-      v1::PlanRequest r;
-      *r.mutable_chunk() = std::move(chunk);
-      return stream->Write(r);
-    });
+    upload_status = api::SendFiles(
+        root, files, 0,
+        [&](v1::FileChunk&& chunk) {
+          v1::PlanRequest r;
+          *r.mutable_chunk() = std::move(chunk);
+          return stream->Write(r);
+        },
+        [&](uint64_t sent) {
+          if (!progress) return;
+          v1::PlanProgress p;
+          p.set_phase(v1::PlanProgress::UPLOAD);
+          p.set_bytes_done(sent);
+          p.set_bytes_total(upload_total);
+          progress(p);
+        });
     stream->WritesDone();
   });
 
@@ -52,7 +67,9 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
   v1::PlanResponse response;
   v1::CompressResponse part;  // the artifact's messages, in the form ArtifactReceiver takes
   while (stream->Read(&response)) {
-    if (response.has_outputs()) {
+    if (response.has_progress()) {
+      if (progress && response.progress().phase() != v1::PlanProgress::UPLOAD) progress(response.progress());
+    } else if (response.has_outputs()) {
       outputs = std::move(*response.mutable_outputs());
       have_outputs = true;
     } else if (artifact && response.has_artifact_file()) {
@@ -61,6 +78,13 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
     } else if (artifact && response.has_artifact_chunk()) {
       part.mutable_artifact_chunk()->Swap(response.mutable_artifact_chunk());
       artifact->Receive(part).IgnoreError();
+    }
+    if (artifact && (response.has_artifact_file() || response.has_artifact_chunk()) && progress) {
+      v1::PlanProgress p;
+      p.set_phase(v1::PlanProgress::APPLY);
+      p.set_bytes_done(artifact->bytes_received());
+      p.set_bytes_total(artifact->bytes_declared());
+      progress(p);
     }
     if (artifact && !artifact->status().ok()) ctx.TryCancel();
   }

@@ -24,8 +24,12 @@ struct RemotePlanOutputs {
 // and model name are filled in here. `apply` (null: none) is committed only
 // once every artifact file passed its size and digest check. `cancelled`
 // (optional, polled) cancels the call: the server stops the plan.
+// `progress` (optional) gets the server's progress messages, the upload's
+// (UPLOAD, from the uploading thread: it must be thread-safe) and, as APPLY
+// with bytes, the artifact's download.
 absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string& input, v1::PlanHeader header,
-                                             format::OutputTarget* apply, std::function<bool()> cancelled = nullptr);
+                                             format::OutputTarget* apply, std::function<bool()> cancelled = nullptr,
+                                             std::function<void(const v1::PlanProgress&)> progress = nullptr);
 
 }  // namespace coremlz::cli
 

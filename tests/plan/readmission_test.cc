@@ -3,11 +3,12 @@
 // its bytes is re-admitted (its pruned trials run, the allocation is solved
 // again); where the measurements agree with the pruning, nothing reruns.
 //
-// The model makes per-tensor palettes and per-channel scales disagree: half
-// of the first weight's output channels are 1000x smaller than the rest and
-// are scaled back up before the next layer. One 8-bit palette for the whole
-// tensor has the higher weight SNR (and is smaller), but it cannot resolve
-// the small channels, which per-channel int8 keeps exact to 8 bits.
+// The model (testing::WriteSplitScalePackage) makes per-tensor palettes and
+// per-channel scales disagree: half of the first weight's output channels
+// are 1000x smaller than the rest and are scaled back up before the next
+// layer. One 8-bit palette for the whole tensor has the higher weight SNR
+// (and is smaller), but it cannot resolve the small channels, which
+// per-channel int8 keeps to 8 bits.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -21,29 +22,6 @@
 
 namespace coremlz::plan {
 namespace {
-
-using format::ElementType;
-
-// x[1, in] -> linear in x 512 (channels 256.. scaled by `small`) -> * 1/small
-// on those channels -> linear 512x64.
-void WriteModel(const std::string& dir, float small, int64_t in = 64) {
-  testing::ProgramBuilder b(7);
-  b.AddInput("x", ElementType::kFloat32, {1, in});
-  std::vector<float> w1 = testing::RandomWeights(512 * in, 3);
-  for (size_t i = 256 * in; i < w1.size(); ++i) w1[i] *= small;
-  const std::string weight = b.Const("fc1_weight", testing::FloatTensor(ElementType::kFloat32, {512, in}, w1));
-  const std::string bias =
-      b.Const("fc1_bias", testing::FloatTensor(ElementType::kFloat32, {512}, std::vector<float>(512, 0.0f)));
-  std::string h = b.Op("linear", {{"x", "x"}, {"weight", weight}, {"bias", bias}}, "fc1", ElementType::kFloat32,
-                       {1, 512});
-  std::vector<float> gain(512, 1.0f);
-  for (size_t i = 256; i < gain.size(); ++i) gain[i] = 1.0f / small;
-  const std::string scale = b.Const("gain", testing::FloatTensor(ElementType::kFloat32, {512}, gain));
-  h = b.Op("mul", {{"x", h}, {"y", scale}}, "rescaled", ElementType::kFloat32, {1, 512});
-  h = b.Linear("fc2", h, 512, 64, {1, 512}, ElementType::kFloat32, 5);
-  b.AddOutput(h, ElementType::kFloat32, {1, 64});
-  ASSERT_TRUE(b.WritePackage(dir).ok());
-}
 
 PlanOptions Options() {
   PlanOptions o;
@@ -72,7 +50,7 @@ int CandidateIndex(const PlanResult& p, const std::string& name) {
 TEST(ReadmissionTest, APruningTheOutputsRefuteIsUndone) {
   testing::ScratchDir scratch;
   const std::string model = scratch.Join("split.mlpackage");
-  WriteModel(model, 1e-3f);
+  ASSERT_TRUE(testing::WriteSplitScalePackage(model, 1e-3f).ok());
   absl::StatusOr<PlanResult> plan = MakePlan(model, Options());
   ASSERT_TRUE(plan.ok()) << plan.status();
   const int int8 = CandidateIndex(*plan, "int8");
@@ -124,7 +102,7 @@ TEST(ReadmissionTest, APruningTheOutputsConfirmStands) {
   const std::string model = scratch.Join("even.mlpackage");
   // Every channel alike, and rows long enough that their maxima cost int8
   // more weight SNR than one palette loses: pruned, and rightly.
-  WriteModel(model, 1.0f, 1024);
+  ASSERT_TRUE(testing::WriteSplitScalePackage(model, 1.0f, 1024).ok());
   absl::StatusOr<PlanResult> plan = MakePlan(model, Options());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_TRUE(plan->readmitted.empty());

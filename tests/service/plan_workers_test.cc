@@ -25,6 +25,7 @@
 #include "plan/candidate.h"
 #include "plan/planner.h"
 #include "tests/testing/http_get.h"
+#include "tests/testing/model_builder.h"
 #include "tests/testing/process.h"
 #include "tests/testing/server_fixture.h"
 #include "tests/testing/test_env.h"
@@ -242,6 +243,35 @@ TEST(PlanWorkers, ANeuralNetworkPlansAsEmbedded) {
   EXPECT_EQ(Slurp(scratch.Join("remote/applied.mlmodel")), Slurp(scratch.Join("embedded/applied.mlmodel")));
   EXPECT_EQ(front->log().find("stopped"), std::string::npos) << front->log();
   EXPECT_EQ(Metric(*front, "coremlz_plan_trials_total{outcome=\"rerun\"}"), 0);
+}
+
+// A plan that re-admits a pruned candidate runs a second batch of trials
+// after the workers' first: the same plan as embedded.
+TEST(PlanWorkers, AReadmittingPlanPlansAsEmbedded) {
+  ScratchDir scratch;
+  const std::string model = scratch.Join("split.mlpackage");
+  ASSERT_TRUE(WriteSplitScalePackage(model, 1e-3f).ok());
+  auto plan = [&](const std::string& dir, const std::string& server) {
+    std::vector<std::string> argv = {Cli(), "plan", model, "--bits", "8.5", "--candidates",
+                                     "palettize8,palettize4,int8,keep", "--samples", "2", "--config",
+                                     dir + "/plan.yaml", "--report", dir + "/plan.json"};
+    if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+    EXPECT_TRUE(MakeDirectories(dir).ok());
+    auto r = RunProgram(argv, absl::Seconds(300));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("(re-admitted int8:"), std::string::npos) << r.out;
+    return Outputs{Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+  };
+  const Outputs embedded = plan(scratch.Join("embedded"), "");
+  ASSERT_FALSE(embedded.yaml.empty());
+  auto w1 = StartWorker();
+  auto w2 = StartWorker();
+  auto front = StartFront({w1.get(), w2.get()});
+  ASSERT_TRUE(front->ok());
+  const Outputs remote = plan(scratch.Join("remote"), absl::StrCat("127.0.0.1:", front->port()));
+  EXPECT_EQ(remote.yaml, embedded.yaml);
+  EXPECT_EQ(remote.report, embedded.report);
+  EXPECT_EQ(front->log().find("stopped"), std::string::npos) << front->log();
 }
 
 TEST(PlanWorkers, AWorkerKilledMidPlanChangesNothing) {

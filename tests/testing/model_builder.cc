@@ -199,6 +199,24 @@ absl::Status WriteMixedTestPackage(const std::string& dir, ElementType wt, int s
   return b.WritePackage(dir);
 }
 
+absl::Status WriteSplitScalePackage(const std::string& dir, float small, int64_t in) {
+  ProgramBuilder b(7);
+  b.AddInput("x", ElementType::kFloat32, {1, in});
+  std::vector<float> w1 = RandomWeights(512 * in, 3);
+  for (size_t i = 256 * in; i < w1.size(); ++i) w1[i] *= small;
+  const std::string weight = b.Const("fc1_weight", FloatTensor(ElementType::kFloat32, {512, in}, w1));
+  const std::string bias = b.Const("fc1_bias", FloatTensor(ElementType::kFloat32, {512}, std::vector<float>(512, 0.0f)));
+  std::string h =
+      b.Op("linear", {{"x", "x"}, {"weight", weight}, {"bias", bias}}, "fc1", ElementType::kFloat32, {1, 512});
+  std::vector<float> gain(512, 1.0f);
+  for (size_t i = 256; i < gain.size(); ++i) gain[i] = 1.0f / small;
+  const std::string scale = b.Const("gain", FloatTensor(ElementType::kFloat32, {512}, gain));
+  h = b.Op("mul", {{"x", h}, {"y", scale}}, "rescaled", ElementType::kFloat32, {1, 512});
+  h = b.Linear("fc2", h, 512, 64, {1, 512}, ElementType::kFloat32, 5);
+  b.AddOutput(h, ElementType::kFloat32, {1, 64});
+  return b.WritePackage(dir);
+}
+
 spec::Model BuildNeuralNetworkModel(bool fp16, uint32_t seed) {
   spec::Model model;
   model.set_specificationversion(4);

@@ -61,6 +61,13 @@ class ProgramBuilder {
 absl::Status WriteMixedTestPackage(const std::string& dir, format::ElementType weight_type,
                                    int spec_version);
 
+// x[1, in] -> linear in x 512 whose output channels 256.. are scaled by
+// `small` -> those channels scaled back by 1 / small -> linear 512x64 (fp32,
+// iOS16). With a small `small`, one palette for the first weight has the
+// higher weight SNR yet loses at the outputs to per-channel scales: the
+// planner's pruning check (tests/plan/readmission_test.cc).
+absl::Status WriteSplitScalePackage(const std::string& dir, float small, int64_t in = 64);
+
 // A NeuralNetwork .mlmodel with conv + innerProduct (+ batchnorm, embedding)
 // layers whose weights are fp32 (floatValue) or fp16 (float16Value).
 CoreML::Specification::Model BuildNeuralNetworkModel(bool fp16, uint32_t seed);
