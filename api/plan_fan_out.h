@@ -32,10 +32,12 @@ struct PlanFanOutRequest {
 };
 
 // A plan's fan-out: where its candidates are built and where its trials run
-// (either null: on the job's own threads).
+// (either null: on the job's own threads); `finished` (optional) is
+// plan::PlanOptions::trials_finished - no more trials will come.
 struct PlanFanOut {
   plan::CandidateFanOut builds;
   plan::TrialFanOut trials;
+  std::function<void()> finished;
 };
 
 using PlanFanOutFactory = std::function<PlanFanOut(const PlanFanOutRequest&)>;

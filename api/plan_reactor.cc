@@ -220,10 +220,13 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
       PlanFanOut fan_out = factory ? factory(fan) : PlanFanOut{};
       options.fan_out = fan_out.trials ? std::move(fan_out.trials) : LocalPlanFanOut(fan);
       options.study.build_fan_out = std::move(fan_out.builds);
+      options.trials_finished = std::move(fan_out.finished);
       absl::StatusOr<plan::PlanResult> result = plan::MakePlan(input, options);
-      // Ends the remote workers' streams now, not when the job is destroyed.
+      // Ends the remote workers' streams now (when the plan failed before
+      // its trials were finished), not when the job is destroyed.
       options.fan_out = nullptr;
       options.study.build_fan_out = nullptr;
+      options.trials_finished = nullptr;
       if (!result.ok()) return result.status();
       metrics->PlanTrials("pruned", result->trials_pruned);
       result->model = model_name;

@@ -532,6 +532,13 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
   RETURN_IF_ERROR(CheckCancelled(opts));
   RETURN_IF_ERROR(planner.RunTrialsAndFill());
   result.trial_seconds = lap();
+  // Only a pruned trial can be asked for later (re-admitted).
+  bool trials_finished = false;
+  auto finish_trials = [&] {
+    if (!trials_finished && opts.trials_finished) opts.trials_finished();
+    trials_finished = true;
+  };
+  if (result.trials_pruned == 0) finish_trials();
   ASSIGN_OR_RETURN(Knapsack knapsack, planner.Solver(size_target));
 
   // The pruning checked against measurements before anything is applied:
@@ -562,6 +569,7 @@ absl::StatusOr<PlanResult> MakePlan(const std::string& model_path, const PlanOpt
     result.trial_seconds += lap();
     ASSIGN_OR_RETURN(knapsack, planner.Solver(size_target));
   }
+  finish_trials();
 
   // Solve, apply, measure, correct.
   // Of the input's kind: the engine writes nothing else.

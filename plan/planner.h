@@ -81,7 +81,14 @@ struct PlanOptions {
   // thread that finished it: must be thread-safe).
   std::function<void(const PlanProgress&)> progress;
   // Optional: where the trials run (default: RunTrials on study.threads).
+  // It may be called more than once: a re-admitted candidate's trials are a
+  // second batch.
   TrialFanOut fan_out;
+  // Optional: called once no more trials will be asked of fan_out (right
+  // after the trials when none was pruned, else once the uniform
+  // comparisons have settled the pruning), so that a fan-out can let its
+  // workers go before the rounds and the curve.
+  std::function<void()> trials_finished;
 };
 
 // One candidate for one weight, as the report shows it.

@@ -118,6 +118,11 @@ class WorkBoard {
     absl::MutexLock lock(&mu_);
     return StoppingLocked();
   }
+  // Whether the work ends without every item done: an error, or cancelled.
+  bool Failed() {
+    absl::MutexLock lock(&mu_);
+    return !error_.ok() || (cancelled_ && cancelled_());
+  }
 
   // The results; with `allow_missing`, items never done stay default.
   absl::StatusOr<std::vector<Result>> Results(bool allow_missing = false) {
@@ -263,7 +268,10 @@ class FanOut {
       threads_.emplace_back([this, address = addresses[i], i] { Serve(address, static_cast<int>(i)); });
     }
   }
-  ~FanOut() {
+  ~FanOut() { Close(); }
+
+  // No more trial batches: ends the workers' streams and waits for them.
+  void Close() {
     {
       absl::MutexLock lock(&mu_);
       closed_ = true;
@@ -335,6 +343,7 @@ class FanOut {
       study_ = study;
       trials_ = &trials;
       trial_board_ = &board;
+      ++batch_;
     }
     // The front prefers trials of candidates no worker holds, leaving the
     // workers theirs; it takes the rest once those are done.
@@ -362,14 +371,14 @@ class FanOut {
     for (int t = 1; t < request_.local_threads; ++t) locals.emplace_back(local_loop);
     local_loop();
     for (std::thread& t : locals) t.join();
-    // The streams end once the board stops; none may touch it afterwards.
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
+    // The streams stay for a later batch (Close ends them); each lets go of
+    // this board once it owes nothing, and none may touch it afterwards.
     {
       absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &FanOut::NoServersLocked));
       trial_board_ = nullptr;
-      closed_ = true;
+      study_ = nullptr;
+      trials_ = nullptr;
     }
     return board.Results();
   }
@@ -393,13 +402,28 @@ class FanOut {
     // Every stream settled, or as many took a build as there are.
     return closed_ || settled_ == threads_.size() || (jobs_ != nullptr && settled_ >= jobs_->size());
   }
-  bool TrialsOrClosedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || trial_board_ != nullptr; }
+  bool NoServersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return serving_ == 0; }
+  // A stream waiting for a trial batch after the one it served last.
+  struct NextBatch {
+    FanOut* fan;
+    int served;
+    // Evaluated by Await with mu_ held.
+    static bool ReadyOrClosed(NextBatch* n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return n->fan->closed_ || (n->fan->trial_board_ != nullptr && n->fan->batch_ > n->served);
+    }
+  };
 
+  // A finished batch is no reason to stop: the stream waits for the next.
   bool ShouldStop() {
     absl::MutexLock lock(&mu_);
     if (closed_) return true;
-    if (trial_board_ != nullptr) return trial_board_->Stopping();
+    if (trial_board_ != nullptr) return trial_board_->Failed();
     return request_.cancelled && request_.cancelled();
+  }
+  // The batch is over (a stream building a candidate for it can stop).
+  bool BatchDone() {
+    absl::MutexLock lock(&mu_);
+    return trial_board_ != nullptr && trial_board_->Stopping();
   }
 
   // Receives one build's answer (CandidateBuilt, then its package's chunks)
@@ -467,7 +491,7 @@ class FanOut {
     api::CallCanceller canceller(
         &ctx,
         [&] {
-          return ShouldStop() ||
+          return ShouldStop() || (sharing && BatchDone()) ||
                  live.Hung(in_trials && !sharing ? trial_patience_.Limit() : build_patience_.Limit());
         },
         absl::Milliseconds(50));
@@ -551,126 +575,138 @@ class FanOut {
       if (!build_status.ok()) return build_status;
       what = "trials";
       in_trials = true;
-      const plan::ModelStudy* study = nullptr;
-      const std::vector<plan::Trial>* trials = nullptr;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(this, &FanOut::TrialsOrClosedLocked));
-        if (trial_board_ == nullptr) return absl::OkStatus();  // the plan ended before its trials
-        if (builds == nullptr) {
-          if (!shape_) return absl::OkStatus();  // no study was built here to compare with
-          if (absl::Status same = SameStudy(ready, *shape_); !same.ok()) return same;
-        }
-        board = trial_board_;
-        study = study_;
-        trials = trials_;
-      }
-      const size_t noise_entries = static_cast<size_t>(study->samples()) * study->output_names().size();
-      const WorkBoard<plan::TrialResult>::Filter mine = [&](size_t i) {
-        return built.count(study->candidates()[(*trials)[i].candidate].name) > 0;
-      };
-      // With nothing of its own left, a worker builds the candidate with the
-      // most trials still waiting (another party built it) and takes a share
-      // of them: a build costs a few trials' time, and the trials are the
-      // same bits wherever they run. At least twice the window must wait.
-      const int share_at_least = 2 * std::max(1, options_.window);
+      // Trial batches (a plan re-admitting a pruned candidate asks for a
+      // second) until the plan closes the fan-out.
       std::set<std::string> refused;  // candidates this worker could not build
-      auto share = [&]() -> absl::StatusOr<bool> {
-        const std::map<int, int> waiting = board->CountPending([&](size_t i) { return (*trials)[i].candidate; });
-        int best = -1, most = 0;
-        for (const auto& [c, n] : waiting) {
-          const plan::Candidate& candidate = study->candidates()[c];
-          if (!candidate.config || built.count(candidate.name) || refused.count(candidate.name)) continue;
-          if (n > most) {
-            best = c;
-            most = n;
-          }
-        }
-        if (best < 0 || most < share_at_least) return false;
-        const std::string name = study->candidates()[best].name;
-        // The worker numbers candidates as the request listed them, before
-        // the study dropped what the target cannot express.
-        int index = -1;
+      bool study_checked = builds != nullptr;
+      for (int served = 0;;) {
+        const plan::ModelStudy* study = nullptr;
+        const std::vector<plan::Trial>* trials = nullptr;
         {
           absl::MutexLock lock(&mu_);
-          for (size_t k = 0; shape_ && k < shape_->candidates.size(); ++k) {
-            if (shape_->candidates[k] == name) index = static_cast<int>(k);
+          NextBatch next{this, served};
+          mu_.Await(absl::Condition(&NextBatch::ReadyOrClosed, &next));
+          if (closed_) return absl::OkStatus();  // no more trials (or the plan ended before them)
+          if (!study_checked) {
+            if (!shape_) return absl::OkStatus();  // no study was built here to compare with
+            if (absl::Status same = SameStudy(ready, *shape_); !same.ok()) return same;
+            study_checked = true;
           }
+          board = trial_board_;
+          study = study_;
+          trials = trials_;
+          served = batch_;
+          ++serving_;
         }
-        if (index < 0) return false;
-        v1::TrialsRequest r;
-        r.mutable_build()->set_candidate(index);
-        r.mutable_build()->set_name(name);
-        r.mutable_build()->set_keep_only(true);
-        sharing = true;
-        what = "shared build";
-        live.Owe(true);
-        if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a build");
-        v1::TrialsResponse answer;
-        if (!stream->Read(&answer)) return absl::UnavailableError("the stream ended during a build");
-        live.Answered();
-        live.Owe(false);
-        sharing = false;
-        what = "trials";
-        if (!answer.has_built() || answer.built().candidate().candidate() != index) {
-          return absl::InternalError("an unexpected answer to a build");
-        }
-        if (answer.built().code() != 0) {
-          refused.insert(name);
-          return false;
-        }
-        built.insert(name);
-        {
-          absl::MutexLock lock(&mu_);
-          held_.insert(name);
-        }
-        if (request_.metrics != nullptr) request_.metrics->PlanSharedBuild();
-        return true;
-      };
-      std::map<size_t, Clock::time_point> sent_at;
-      while (true) {
-        while (outstanding.size() < static_cast<size_t>(std::max(1, options_.window))) {
-          std::optional<size_t> i = board->Take(false, mine);
-          if (!i && outstanding.empty()) {
-            absl::StatusOr<bool> shared = share();
-            if (!shared.ok()) return shared.status();
-            if (*shared) continue;
-            i = board->Take(true, mine);  // wait for one of its own (put back by a lost party) or the end
+        const size_t noise_entries = static_cast<size_t>(study->samples()) * study->output_names().size();
+        const WorkBoard<plan::TrialResult>::Filter mine = [&](size_t i) {
+          return built.count(study->candidates()[(*trials)[i].candidate].name) > 0;
+        };
+        // With nothing of its own left, a worker builds the candidate with the
+        // most trials still waiting (another party built it) and takes a share
+        // of them: a build costs a few trials' time, and the trials are the
+        // same bits wherever they run. At least twice the window must wait.
+        const int share_at_least = 2 * std::max(1, options_.window);
+        auto share = [&]() -> absl::StatusOr<bool> {
+          const std::map<int, int> waiting = board->CountPending([&](size_t i) { return (*trials)[i].candidate; });
+          int best = -1, most = 0;
+          for (const auto& [c, n] : waiting) {
+            const plan::Candidate& candidate = study->candidates()[c];
+            if (!candidate.config || built.count(candidate.name) || refused.count(candidate.name)) continue;
+            if (n > most) {
+              best = c;
+              most = n;
+            }
           }
-          if (!i) break;
-          const plan::Trial& t = (*trials)[*i];
+          if (best < 0 || most < share_at_least) return false;
+          const std::string name = study->candidates()[best].name;
+          // The worker numbers candidates as the request listed them, before
+          // the study dropped what the target cannot express.
+          int index = -1;
+          {
+            absl::MutexLock lock(&mu_);
+            for (size_t k = 0; shape_ && k < shape_->candidates.size(); ++k) {
+              if (shape_->candidates[k] == name) index = static_cast<int>(k);
+            }
+          }
+          if (index < 0) return false;
           v1::TrialsRequest r;
-          r.mutable_trial()->set_weight(t.weight);
-          r.mutable_trial()->set_candidate(t.candidate);
-          r.mutable_trial()->set_weight_name(study->weights()[t.weight].name);
-          r.mutable_trial()->set_candidate_name(study->candidates()[t.candidate].name);
-          outstanding.insert(*i);
-          sent_at[*i] = Clock::now();
+          r.mutable_build()->set_candidate(index);
+          r.mutable_build()->set_name(name);
+          r.mutable_build()->set_keep_only(true);
+          sharing = true;
+          what = "shared build";
           live.Owe(true);
-          if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a trial");
+          if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a build");
+          v1::TrialsResponse answer;
+          if (!stream->Read(&answer)) return absl::UnavailableError("the stream ended during a build");
+          live.Answered();
+          live.Owe(false);
+          sharing = false;
+          what = "trials";
+          if (!answer.has_built() || answer.built().candidate().candidate() != index) {
+            return absl::InternalError("an unexpected answer to a build");
+          }
+          if (answer.built().code() != 0) {
+            refused.insert(name);
+            return false;
+          }
+          built.insert(name);
+          {
+            absl::MutexLock lock(&mu_);
+            held_.insert(name);
+          }
+          if (request_.metrics != nullptr) request_.metrics->PlanSharedBuild();
+          return true;
+        };
+        std::map<size_t, Clock::time_point> sent_at;
+        while (true) {
+          while (outstanding.size() < static_cast<size_t>(std::max(1, options_.window))) {
+            std::optional<size_t> i = board->Take(false, mine);
+            if (!i && outstanding.empty()) {
+              absl::StatusOr<bool> shared = share();
+              if (!shared.ok()) return shared.status();
+              if (*shared) continue;
+              i = board->Take(true, mine);  // wait for one of its own (put back by a lost party) or the end
+            }
+            if (!i) break;
+            const plan::Trial& t = (*trials)[*i];
+            v1::TrialsRequest r;
+            r.mutable_trial()->set_weight(t.weight);
+            r.mutable_trial()->set_candidate(t.candidate);
+            r.mutable_trial()->set_weight_name(study->weights()[t.weight].name);
+            r.mutable_trial()->set_candidate_name(study->candidates()[t.candidate].name);
+            outstanding.insert(*i);
+            sent_at[*i] = Clock::now();
+            live.Owe(true);
+            if (!stream->Write(r)) return absl::UnavailableError("the stream broke sending a trial");
+          }
+          if (outstanding.empty()) break;  // this batch is done
+          if (!stream->Read(&response)) return absl::UnavailableError("the stream ended with trials outstanding");
+          live.Answered();
+          if (!response.has_done()) return absl::InternalError("an unexpected message among the trials' results");
+          const v1::TrialDone& d = response.done();
+          size_t index = trials->size();
+          for (size_t o : outstanding) {
+            if ((*trials)[o].weight == d.trial().weight() && (*trials)[o].candidate == d.trial().candidate()) index = o;
+          }
+          if (index == trials->size() || static_cast<size_t>(d.noise_size()) != noise_entries) {
+            return absl::InternalError("a result for no trial sent, or of the wrong size");
+          }
+          plan::TrialResult result;
+          result.bytes = d.bytes();
+          result.noise.assign(d.noise().begin(), d.noise().end());
+          outstanding.erase(index);
+          if (outstanding.empty()) live.Owe(false);
+          // Answers come in order per worker thread: the time since it was sent
+          // bounds one trial's, generously.
+          trial_patience_.Saw(absl::FromChrono(Clock::now() - sent_at[index]) / options_.window);
+          sent_at.erase(index);
+          board->Complete(index, std::move(result));
         }
-        if (outstanding.empty()) return absl::OkStatus();  // nothing left to run
-        if (!stream->Read(&response)) return absl::UnavailableError("the stream ended with trials outstanding");
-        live.Answered();
-        if (!response.has_done()) return absl::InternalError("an unexpected message among the trials' results");
-        const v1::TrialDone& d = response.done();
-        size_t index = trials->size();
-        for (size_t o : outstanding) {
-          if ((*trials)[o].weight == d.trial().weight() && (*trials)[o].candidate == d.trial().candidate()) index = o;
-        }
-        if (index == trials->size() || static_cast<size_t>(d.noise_size()) != noise_entries) {
-          return absl::InternalError("a result for no trial sent, or of the wrong size");
-        }
-        plan::TrialResult result;
-        result.bytes = d.bytes();
-        result.noise.assign(d.noise().begin(), d.noise().end());
-        outstanding.erase(index);
-        if (outstanding.empty()) live.Owe(false);
-        // Answers come in order per worker thread: the time since it was sent
-        // bounds one trial's, generously.
-        trial_patience_.Saw(absl::FromChrono(Clock::now() - sent_at[index]) / options_.window);
-        sent_at.erase(index);
-        board->Complete(index, std::move(result));
+        absl::MutexLock lock(&mu_);
+        board = nullptr;
+        --serving_;
       }
     }();
     settle();
@@ -681,9 +717,13 @@ class FanOut {
       }
     }
     const bool hung = live.hung();
-    if (board != nullptr && !outstanding.empty()) {
-      const int n = board->PutBack(outstanding);
-      if (request_.metrics != nullptr) request_.metrics->PlanTrials("rerun", n);
+    if (board != nullptr) {  // stopped during a batch: what it owed goes back, then it lets go
+      if (!outstanding.empty()) {
+        const int n = board->PutBack(outstanding);
+        if (request_.metrics != nullptr) request_.metrics->PlanTrials("rerun", n);
+      }
+      absl::MutexLock lock(&mu_);
+      --serving_;
     }
     stream->WritesDone();
     if (!status.ok() || ShouldStop() || hung) ctx.TryCancel();
@@ -717,6 +757,8 @@ class FanOut {
   WorkBoard<plan::TrialResult>* trial_board_ ABSL_GUARDED_BY(mu_) = nullptr;
   const plan::ModelStudy* study_ ABSL_GUARDED_BY(mu_) = nullptr;
   const std::vector<plan::Trial>* trials_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int batch_ ABSL_GUARDED_BY(mu_) = 0;    // trial batches begun (Run calls)
+  int serving_ ABSL_GUARDED_BY(mu_) = 0;  // streams attached to the current batch's board
   std::vector<std::thread> threads_;
 };
 
@@ -731,6 +773,7 @@ api::PlanFanOutFactory MakeRemoteTrialsFanOut(const RemoteTrialsOptions& options
     out.builds = FanOut::Builds(fan);
     out.trials = [fan](const plan::TrialRunner& local, const std::vector<plan::Trial>& trials,
                        const std::function<void()>& on_done) { return fan->Run(local, trials, on_done); };
+    out.finished = [fan] { fan->Close(); };
     return out;
   };
 }

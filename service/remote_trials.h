@@ -14,7 +14,10 @@
 // the most trials still waiting (a build costs a few trials' time) and takes
 // a share of those (coremlz_plan_shared_builds_total), so the trials do not
 // pile up on whoever built the most; a worker holds only what its trials
-// need.
+// need. The trials may come in more than one batch (a candidate the plan
+// re-admits after its comparisons): a stream stays with the plan after a
+// batch, idle, and takes part in the next, until the plan says no trial can
+// follow (PlanFanOut::finished), which ends every stream.
 //
 // A worker that fails or disconnects, or says nothing for longer than its
 // patience (derived from the baseline's time, the slowest build or trial
@@ -23,7 +26,7 @@
 // plan is the same bytes whatever the worker count and whichever worker is
 // lost or hangs. Cancelling the plan cancels every stream.
 //
-// remote_trials.cc is ~740 lines for a reason: it is one scheduler - the
+// remote_trials.cc is ~780 lines for a reason: it is one scheduler - the
 // queue of builds and trials, each worker's stream, the patience clock -
 // whose parts all read and write the queue's state under one mutex. What
 // stands alone lives elsewhere: plan/candidate_build, plan/candidate_trials
