@@ -49,6 +49,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "compress/double_double.h"
 
 namespace coremlz::compress {
@@ -855,6 +856,17 @@ class Solver {
 // Centroids, assignment and SSE for the runs starting at `starts`, computed
 // on scaled values and weights so nothing overflows on the way; only an SSE
 // that is itself beyond the double range comes out as infinity.
+// cluster[i] for the runs starting at `starts`.
+std::vector<int32_t> ClustersOf(int n, const std::vector<int>& starts) {
+  std::vector<int32_t> cluster(n);
+  const int k = static_cast<int>(starts.size());
+  for (int c = 0; c < k; ++c) {
+    const int b = c + 1 < k ? starts[c + 1] : n;
+    std::fill(cluster.begin() + starts[c], cluster.begin() + b, c);
+  }
+  return cluster;
+}
+
 KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> weights,
                       Scales scales, const std::vector<int>& starts) {
   const int n = static_cast<int>(values.size());
@@ -862,7 +874,7 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
   const double xs = scales.value, ws = scales.weight;
   KMeans1DResult result;
   result.centroids.resize(k);
-  result.cluster.resize(n);
+  result.cluster = ClustersOf(n, starts);
   DD sse;
   for (int c = 0; c < k; ++c) {
     const int a = starts[c];
@@ -881,7 +893,6 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
         std::clamp(Add(DD{anchor, 0}, Div(swd, sw)).hi / xs, values[a], values[b - 1]);
     result.centroids[c] = centroid;
     for (int i = a; i < b; ++i) {
-      result.cluster[i] = c;
       const DD d = TwoSum(values[i] * xs, -centroid * xs);
       sse = Add(sse, Mul(Mul(d, d), weights[i] * ws));
     }
@@ -894,9 +905,9 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
 
 namespace {
 
-absl::StatusOr<KMeans1DResult> Solve(absl::Span<const double> values,
-                                     absl::Span<const double> weights, int k, CancelCheck* cancel,
-                                     bool bounded) {
+// The optimal runs' starts: every value its own run when n <= k.
+absl::StatusOr<std::vector<int>> Solve(absl::Span<const double> values, absl::Span<const double> weights, int k,
+                                       CancelCheck* cancel, bool bounded, Scales scales) {
   if (absl::Status status = Validate(values, weights, k); !status.ok()) return status;
   if (values.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(
@@ -904,14 +915,11 @@ absl::StatusOr<KMeans1DResult> Solve(absl::Span<const double> values,
   }
   const int n = static_cast<int>(values.size());
   if (n <= k) {
-    KMeans1DResult result;
-    result.centroids.assign(values.begin(), values.end());
-    result.cluster.resize(n);
-    for (int i = 0; i < n; ++i) result.cluster[i] = i;
-    return result;
+    std::vector<int> every(n);
+    for (int i = 0; i < n; ++i) every[i] = i;
+    return every;
   }
-  const Scales scales = ScalesFor(values, weights);
-  if (k == 1) return Finish(values, weights, scales, {0});
+  if (k == 1) return std::vector<int>{0};
   const int64_t entries = static_cast<int64_t>(k) * (n - k + 1);
   if (entries > kMaxSplitEntries) {
     return absl::ResourceExhaustedError(
@@ -928,7 +936,11 @@ absl::StatusOr<KMeans1DResult> Solve(absl::Span<const double> values,
   }
   ws.Trim();
   if (starts.empty()) return CancelledStatus();
-  return Finish(values, weights, scales, starts);
+  return starts;
+}
+
+bool BoundedRows(KMeans1DRows rows, int k) {
+  return rows == KMeans1DRows::kBounded || (rows == KMeans1DRows::kAuto && k >= kBoundedFromK);
 }
 
 }  // namespace
@@ -939,12 +951,28 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
   return OptimalKMeans1DWithRows(values, weights, k, KMeans1DRows::kAuto, cancel);
 }
 
+absl::StatusOr<std::vector<int32_t>> OptimalKMeans1DClusters(absl::Span<const double> values,
+                                                             absl::Span<const double> weights, int k,
+                                                             CancelCheck* cancel) {
+  const Scales scales = values.size() == weights.size() ? ScalesFor(values, weights) : Scales{};
+  ASSIGN_OR_RETURN(std::vector<int> starts,
+                   Solve(values, weights, k, cancel, BoundedRows(KMeans1DRows::kAuto, k), scales));
+  return ClustersOf(static_cast<int>(values.size()), starts);
+}
+
 absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
                                                        absl::Span<const double> weights, int k,
                                                        KMeans1DRows rows, CancelCheck* cancel) {
-  const bool bounded = rows == KMeans1DRows::kBounded ||
-                       (rows == KMeans1DRows::kAuto && k >= kBoundedFromK);
-  return Solve(values, weights, k, cancel, bounded);
+  const Scales scales = values.size() == weights.size() ? ScalesFor(values, weights) : Scales{};
+  ASSIGN_OR_RETURN(std::vector<int> starts, Solve(values, weights, k, cancel, BoundedRows(rows, k), scales));
+  const int n = static_cast<int>(values.size());
+  if (n <= k) {  // every value its own centroid, exactly
+    KMeans1DResult result;
+    result.centroids.assign(values.begin(), values.end());
+    result.cluster = ClustersOf(n, starts);
+    return result;
+  }
+  return Finish(values, weights, scales, starts);
 }
 
 }  // namespace coremlz::compress

@@ -46,6 +46,13 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
 // either way; tests and benchmarks force one or the other.
 enum class KMeans1DRows { kAuto, kEvery, kBounded };
 
+// The clusters alone (cluster[i] as OptimalKMeans1D's): palettization
+// computes its palette entries itself, so it skips the centroids and the
+// SSE, which in double-double cost about a tenth of a grouped palette.
+absl::StatusOr<std::vector<int32_t>> OptimalKMeans1DClusters(absl::Span<const double> values,
+                                                             absl::Span<const double> weights, int k,
+                                                             CancelCheck* cancel = nullptr);
+
 absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
                                                        absl::Span<const double> weights, int k,
                                                        KMeans1DRows rows,

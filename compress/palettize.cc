@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <numeric>
 
@@ -166,10 +167,7 @@ constexpr size_t kExactLimit = 65536;
 
 absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k, CancelCheck* cancel) {
   const size_t n = d.values.size();
-  if (n <= kExactLimit) {
-    ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(d.values, d.counts, k, cancel));
-    return std::move(r.cluster);
-  }
+  if (n <= kExactLimit) return OptimalKMeans1DClusters(d.values, d.counts, k, cancel);
   const size_t buckets = kExactLimit;
   if (Stopped(cancel, 8 * static_cast<int64_t>(n))) return CancelledStatus();
   std::vector<double> bv(buckets), bw(buckets);
@@ -184,10 +182,10 @@ absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k, C
     bw[b] = w;
     bv[b] = s / w;
   }
-  ASSIGN_OR_RETURN(KMeans1DResult r, OptimalKMeans1D(bv, bw, k, cancel));
+  ASSIGN_OR_RETURN(std::vector<int32_t> bucket_cluster, OptimalKMeans1DClusters(bv, bw, k, cancel));
   std::vector<int32_t> cluster(n);
   for (size_t b = 0; b < buckets; ++b) {
-    for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) cluster[i] = r.cluster[b];
+    for (size_t i = bucket_begin[b]; i < bucket_begin[b + 1]; ++i) cluster[i] = bucket_cluster[b];
   }
   // Lloyd refinement on the exact values: recompute means, reassign by
   // nearest centroid (contiguous in 1-D), until nothing moves. Clusters are
@@ -195,7 +193,7 @@ absl::StatusOr<std::vector<int32_t>> ClusterDistinct(const Distinct& d, int k, C
   // moves forward), kept as run starts: each mean is summed over its run in
   // index order in registers - the same sums as accumulating per element
   // into an array, which went through memory every element.
-  const int kc = static_cast<int>(r.centroids.size());
+  const int kc = bucket_cluster.back() + 1;  // the runs are 0, 1, ... in order
   std::vector<size_t> start(kc + 1, 0), next(kc + 1, 0);
   for (size_t i = 0; i < n; ++i) ++start[cluster[i] + 1];
   for (int j = 0; j < kc; ++j) start[j + 1] += start[j];
@@ -275,6 +273,9 @@ absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, 
     // is that of the last run starting at or below it: a search over at
     // most 256 run starts (in L1) instead of over millions of distinct
     // values (a cache miss per step, most of an fp32 tensor's time).
+    // The search is branch-free over a power-of-two table padded with
+    // +infinity (a value's run is unpredictable: a branchy search mispredicts
+    // about every other step).
     std::vector<double> run_start;
     std::vector<uint8_t> run_cluster;
     for (size_t i = 0; i < cluster.size(); ++i) {
@@ -283,12 +284,18 @@ absl::StatusOr<GroupResult> KMeansGroup(absl::Span<const float> vals, int bits, 
         run_cluster.push_back(static_cast<uint8_t>(cluster[i]));
       }
     }
+    size_t width = 1;
+    while (width < run_start.size()) width *= 2;
+    run_start.resize(width, std::numeric_limits<double>::infinity());
+    const double* starts = run_start.data();
     for (size_t i = 0; i < vals.size(); ++i) {
       if ((i & 4095) == 0 && Stopped(cancel, 4096 * 10)) return CancelledStatus();
-      // Every value is one of d.values, so at least run_start[0] <= it.
-      const size_t run = std::upper_bound(run_start.begin(), run_start.end(), static_cast<double>(vals[i])) -
-                         run_start.begin();
-      g.idx[i] = run_cluster[run - 1];
+      // The last run starting at or below the value; every value is one of
+      // d.values, so at least run 0 does.
+      const double v = vals[i];
+      size_t run = 0;
+      for (size_t step = width / 2; step > 0; step /= 2) run += starts[run + step] <= v ? step : 0;
+      g.idx[i] = run_cluster[run];
     }
   }
   return g;

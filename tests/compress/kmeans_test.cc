@@ -602,6 +602,30 @@ TEST(OptimalKMeans1DTest, BoundedRowsMatchEveryRowAndReference) {
   }
 }
 
+// The clusters alone are exactly the full result's, whatever k (one run,
+// every value its own run, more runs than values) and however the rows are
+// chosen.
+TEST(OptimalKMeans1DTest, ClustersAloneAreTheFullResults) {
+  std::mt19937_64 rng(5);
+  for (int family = 0; family < 28; ++family) {
+    const Data d = MakeData(family, 400, rng);
+    const int n = static_cast<int>(d.values.size());
+    for (int k : {1, 2, 4, 8, 16, 256, n - 1, n, n + 3}) {
+      if (k < 1) continue;
+      SCOPED_TRACE(testing::Message() << "family " << family << " n " << n << " k " << k);
+      auto full = OptimalKMeans1D(d.values, d.weights, k);
+      auto clusters = OptimalKMeans1DClusters(d.values, d.weights, k);
+      ASSERT_TRUE(full.ok()) << full.status();
+      ASSERT_TRUE(clusters.ok()) << clusters.status();
+      EXPECT_EQ(*clusters, full->cluster);
+    }
+  }
+  // The same errors for bad input.
+  EXPECT_EQ(OptimalKMeans1DClusters({1.0, 0.5}, {1.0, 1.0}, 2).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OptimalKMeans1DClusters({1.0}, {1.0, 1.0}, 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(OptimalKMeans1DTest, BoundedRowsOnTiesAndDuplicates) {
   // Integer grid, equal weights: many partitions tie exactly.
   for (int n : {10, 33, 100, 257, 1000}) {

@@ -603,7 +603,12 @@ TEST(ServiceTest, InspectTakesAWorkerLikeCompress) {
   ctx.TryCancel();
   writer.join();
   stream->Finish();
-  for (int i = 0; i < 200 && slow->finished.load() < 1; ++i) absl::SleepFor(absl::Milliseconds(10));
+  // The job's completion is seen (its done callback) a moment before the
+  // pool frees its worker: wait for both.
+  for (int i = 0; i < 500 && (slow->finished.load() < 1 || server.server()->pool()->busy() != 0); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(server.server()->pool()->busy(), 0);
   // With the worker free again, Inspect runs as a job of the pool.
   s = RunInspect(stub.get(), Golden16(), &response);
   EXPECT_TRUE(s.ok()) << s.error_message();
