@@ -11,6 +11,15 @@
 namespace coremlz::cli {
 namespace {
 
+// A scratch file that outlives the bar drawing on it (declared first, so
+// closed after the bar's destructor has cleared its line).
+struct Scratch {
+  std::FILE* f = std::tmpfile();
+  ~Scratch() {
+    if (f != nullptr) std::fclose(f);
+  }
+};
+
 // What the bar wrote so far.
 std::string Written(std::FILE* f) {
   std::fflush(f);
@@ -31,7 +40,8 @@ std::string LastLine(std::FILE* f) {
 }
 
 TEST(PlanProgressTest, EveryEmbeddedPhaseIsDrawnAtOnce) {
-  std::FILE* f = std::tmpfile();
+  Scratch scratch;
+  std::FILE* f = scratch.f;
   ASSERT_NE(f, nullptr);
   ProgressBar bar(true, f);
   plan::PlanProgress p;
@@ -58,11 +68,11 @@ TEST(PlanProgressTest, EveryEmbeddedPhaseIsDrawnAtOnce) {
   EXPECT_EQ(LastLine(f).substr(0, 6), "pareto");
   bar.Done();
   EXPECT_EQ(LastLine(f), "") << "cleared";
-  std::fclose(f);
 }
 
 TEST(PlanProgressTest, TheCallsOwnPhasesAreDrawn) {
-  std::FILE* f = std::tmpfile();
+  Scratch scratch;
+  std::FILE* f = scratch.f;
   ASSERT_NE(f, nullptr);
   ProgressBar bar(true, f);
   v1::PlanProgress p;
@@ -100,11 +110,11 @@ TEST(PlanProgressTest, TheCallsOwnPhasesAreDrawn) {
   p.set_phase(static_cast<v1::PlanProgress::Phase>(99));
   ShowPlanProgress(p, &bar);
   EXPECT_EQ(Written(f), before);
-  std::fclose(f);
 }
 
 TEST(PlanProgressTest, ADisabledBarWritesNothing) {
-  std::FILE* f = std::tmpfile();
+  Scratch scratch;
+  std::FILE* f = scratch.f;
   ASSERT_NE(f, nullptr);
   {
     ProgressBar bar(false, f);
@@ -114,7 +124,6 @@ TEST(PlanProgressTest, ADisabledBarWritesNothing) {
     ShowPlanProgress(p, &bar);
   }
   EXPECT_EQ(Written(f), "");
-  std::fclose(f);
 }
 
 }  // namespace
