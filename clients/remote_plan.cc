@@ -1,5 +1,6 @@
 #include "clients/remote_plan.h"
 
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -41,6 +42,7 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
   // The upload's progress is the client's own count (the server reports
   // what it received only every few MiB), drawn from the writer's thread.
   uint64_t upload_total = 0;
+  std::atomic<bool> server_spoke{false};
   for (const auto& f : files) upload_total += f.size();
   std::thread writer([&] {
     if (!stream->Write(header_msg)) return;
@@ -52,7 +54,9 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
           return stream->Write(r);
         },
         [&](uint64_t sent) {
-          if (!progress) return;
+          // Once the server reports a phase of its own, the upload's last
+          // count would draw over it.
+          if (!progress || server_spoke) return;
           v1::PlanProgress p;
           p.set_phase(v1::PlanProgress::UPLOAD);
           p.set_bytes_done(sent);
@@ -68,7 +72,10 @@ absl::StatusOr<RemotePlanOutputs> RemotePlan(const Args& args, const std::string
   v1::CompressResponse part;  // the artifact's messages, in the form ArtifactReceiver takes
   while (stream->Read(&response)) {
     if (response.has_progress()) {
-      if (progress && response.progress().phase() != v1::PlanProgress::UPLOAD) progress(response.progress());
+      if (progress && response.progress().phase() != v1::PlanProgress::UPLOAD) {
+        server_spoke = true;
+        progress(response.progress());
+      }
     } else if (response.has_outputs()) {
       outputs = std::move(*response.mutable_outputs());
       have_outputs = true;

@@ -853,9 +853,6 @@ class Solver {
   bool windowed_ = false;  // block pruning reads ws_.floor, not prev
 };
 
-// Centroids, assignment and SSE for the runs starting at `starts`, computed
-// on scaled values and weights so nothing overflows on the way; only an SSE
-// that is itself beyond the double range comes out as infinity.
 // cluster[i] for the runs starting at `starts`.
 std::vector<int32_t> ClustersOf(int n, const std::vector<int>& starts) {
   std::vector<int32_t> cluster(n);
@@ -867,6 +864,9 @@ std::vector<int32_t> ClustersOf(int n, const std::vector<int>& starts) {
   return cluster;
 }
 
+// Centroids, assignment and SSE for the runs starting at `starts`, computed
+// on scaled values and weights so nothing overflows on the way; only an SSE
+// that is itself beyond the double range comes out as infinity.
 KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> weights,
                       Scales scales, const std::vector<int>& starts) {
   const int n = static_cast<int>(values.size());

@@ -93,7 +93,7 @@ struct PlanOptions {
 
 // One candidate for one weight, as the report shows it.
 struct CandidateOutcome {
-  std::string status;  // "measured", "pruned: ...", "unavailable: ..."
+  std::string status;  // "measured", "measured (re-admitted)", "pruned: ...", "unavailable: ...", "keep"
   uint64_t bytes = 0;
   double weight_snr_db = 0;
   bool measured = false;

@@ -478,9 +478,10 @@ class FanOut {
     return plan::LoadCandidate(loaded, function, std::move(report));
   }
 
-  // One worker's share: upload and baseline, builds, then the trials of the
-  // candidates it built until none remain or the stream fails (or hangs:
-  // what it owes then goes back to the board).
+  // One worker's share: upload and baseline, builds, then batch after batch
+  // the trials of the candidates it built, until the plan closes the
+  // fan-out or the stream fails (or hangs: what it owes then goes back to
+  // the board).
   void Serve(const std::string& address, int number) {
     auto stub = v1::Worker::NewStub(api::OpenChannel(address, credentials_));
     grpc::ClientContext ctx;
@@ -488,10 +489,17 @@ class FanOut {
     Liveness live;
     std::atomic<bool> in_trials{false};
     std::atomic<bool> sharing{false};  // a build during the trials: a build's patience
+    // A shared build its batch no longer needs is cut short (the stream
+    // ends with it, and takes no later batch): not an error to report.
+    std::atomic<bool> cut{false};
     api::CallCanceller canceller(
         &ctx,
         [&] {
-          return ShouldStop() || (sharing && BatchDone()) ||
+          if (sharing && BatchDone()) {
+            cut = true;
+            return true;
+          }
+          return ShouldStop() ||
                  live.Hung(in_trials && !sharing ? trial_patience_.Limit() : build_patience_.Limit());
         },
         absl::Milliseconds(50));
@@ -608,6 +616,7 @@ class FanOut {
         // same bits wherever they run. At least twice the window must wait.
         const int share_at_least = 2 * std::max(1, options_.window);
         auto share = [&]() -> absl::StatusOr<bool> {
+          if (board->Stopping()) return false;  // the batch is over: nothing to share
           const std::map<int, int> waiting = board->CountPending([&](size_t i) { return (*trials)[i].candidate; });
           int best = -1, most = 0;
           for (const auto& [c, n] : waiting) {
@@ -733,7 +742,7 @@ class FanOut {
                    "coremlzd: worker %s did not answer its plan %s within %.1f s; what it owed goes to the others\n",
                    address.c_str(), what.c_str(),
                    absl::ToDoubleSeconds(what == "trials" ? trial_patience_.Limit() : build_patience_.Limit()));
-    } else if (!status.ok() && !ShouldStop()) {
+    } else if (!status.ok() && !ShouldStop() && !cut) {
       std::fprintf(stderr, "coremlzd: plan %s on worker %s stopped (%s%s%s); its work goes to the others\n",
                    what.c_str(), address.c_str(), std::string(status.message()).c_str(), finished.ok() ? "" : ": ",
                    finished.error_message().c_str());

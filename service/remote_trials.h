@@ -17,7 +17,11 @@
 // need. The trials may come in more than one batch (a candidate the plan
 // re-admits after its comparisons): a stream stays with the plan after a
 // batch, idle, and takes part in the next, until the plan says no trial can
-// follow (PlanFanOut::finished), which ends every stream.
+// follow (PlanFanOut::finished), which ends every stream. Meanwhile each
+// worker keeps its slot and its study (only when some trial was pruned:
+// while the plan's uniform comparisons run). A stream still building a
+// candidate to share when its batch ends is cut short and takes no later
+// batch.
 //
 // A worker that fails or disconnects, or says nothing for longer than its
 // patience (derived from the baseline's time, the slowest build or trial
