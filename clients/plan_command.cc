@@ -40,7 +40,7 @@ original's on N seeded synthetic inputs (reference CPU executor, float32;
 not Core ML; a label output is measured on the scores it is the arg max of).
 A knapsack allocation then picks one candidate per weight; the whole plan is
 compressed and measured, and re-solved with the measured gap until the
-target holds.
+target holds. On a terminal, stderr shows the phase and the trials done.
 
 Targets (exactly one):
   --size SIZE       the compressed model's size on disk (512K, 20M, 1.5G, bytes)
@@ -67,7 +67,8 @@ Outputs:
                     sensitivity to every candidate, the choice and its bytes;
                     predicted and measured size and PSNR; the Pareto curve;
                     each candidate applied uniformly against the plan within
-                    its bytes (also printed at the end)
+                    its bytes (also printed at the end); candidates whose
+                    weight-SNR pruning that comparison refuted, re-admitted
   --pareto FILE     the Pareto curve (output PSNR vs size) as an SVG
   --html FILE       the plan as one self-contained web page: target, predicted and
                     measured size and PSNR, the Pareto curve, per weight every

@@ -50,8 +50,18 @@ void Im2Col(const Conv2dShape& s, const float* x, int64_t channels, int64_t oy_b
             continue;
           }
           const float* src = x + (c * s.in_h + iy) * s.in_w;
+          const int64_t shift = kx * s.dilation_w - s.pad_left;  // ix = ox * stride + shift
+          if (s.stride_w == 1) {
+            // A contiguous run of the input row between zero borders: the
+            // usual 3x3 convolution's case, copied rather than tested per element.
+            const int64_t lo = std::clamp<int64_t>(-shift, 0, ow), hi = std::clamp<int64_t>(s.in_w - shift, lo, ow);
+            std::fill(drow, drow + lo, 0.0f);
+            std::copy(src + lo + shift, src + hi + shift, drow + lo);
+            std::fill(drow + hi, drow + ow, 0.0f);
+            continue;
+          }
           for (int64_t ox = 0; ox < ow; ++ox) {
-            const int64_t ix = ox * s.stride_w - s.pad_left + kx * s.dilation_w;
+            const int64_t ix = ox * s.stride_w + shift;
             drow[ox] = (ix < 0 || ix >= s.in_w) ? 0.0f : src[ix];
           }
         }
