@@ -63,6 +63,10 @@ TEST(ConvOp, MatchesSlowReference) {
       {1, 3, 11, 7, 4, 3, 2, 3, 2, 2, 1, 1, "custom", {0, 2, 3, 1}, true},  // asymmetric pad
       {1, 4, 5, 5, 4, 1, 1, 2, 2, 1, 1, 2, "valid", {}, false},             // strided 1x1, groups
       {0, 3, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, "valid", {}, true},              // empty batch
+      // Stride-1 rows copied between zero borders (im2col): dilated and
+      // grouped, and padding wider than the input itself.
+      {1, 4, 6, 7, 4, 3, 3, 1, 1, 2, 3, 2, "custom", {2, 1, 3, 4}, true},
+      {1, 2, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, "custom", {2, 2, 4, 4}, false},
   };
   for (const ConvCase& c : cases) {
     SCOPED_TRACE(::testing::Message() << c.pad_type << " k" << c.kh << "x" << c.kw << " s" << c.sh << " d" << c.dh
