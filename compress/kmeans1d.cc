@@ -905,21 +905,32 @@ KMeans1DResult Finish(absl::Span<const double> values, absl::Span<const double> 
 
 namespace {
 
-// The optimal runs' starts: every value its own run when n <= k.
-absl::StatusOr<std::vector<int>> Solve(absl::Span<const double> values, absl::Span<const double> weights, int k,
-                                       CancelCheck* cancel, bool bounded, Scales scales) {
+// The optimal runs of valid input: their starts (every value its own run
+// when n <= k) and the scales their costs were computed in.
+struct Runs {
+  std::vector<int> starts;
+  Scales scales;
+};
+
+absl::StatusOr<Runs> Solve(absl::Span<const double> values, absl::Span<const double> weights, int k,
+                           CancelCheck* cancel, bool bounded) {
   if (absl::Status status = Validate(values, weights, k); !status.ok()) return status;
   if (values.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(
         absl::StrCat("OptimalKMeans1D: too many values (", values.size(), ")"));
   }
   const int n = static_cast<int>(values.size());
+  Runs runs;
   if (n <= k) {
-    std::vector<int> every(n);
-    for (int i = 0; i < n; ++i) every[i] = i;
-    return every;
+    runs.starts.resize(n);
+    for (int i = 0; i < n; ++i) runs.starts[i] = i;
+    return runs;
   }
-  if (k == 1) return std::vector<int>{0};
+  runs.scales = ScalesFor(values, weights);
+  if (k == 1) {
+    runs.starts = {0};
+    return runs;
+  }
   const int64_t entries = static_cast<int64_t>(k) * (n - k + 1);
   if (entries > kMaxSplitEntries) {
     return absl::ResourceExhaustedError(
@@ -927,16 +938,15 @@ absl::StatusOr<std::vector<int>> Solve(absl::Span<const double> values, absl::Sp
                      " DP split entries; the limit is ", kMaxSplitEntries));
   }
   Workspace& ws = ThreadWorkspace();
-  Prefix prefix(values, weights, scales, &ws.nodes);
-  std::vector<int> starts;
+  Prefix prefix(values, weights, runs.scales, &ws.nodes);
   if (n <= 65536) {  // splits are < n, so 16 bits suffice: halves the table
-    starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run(bounded);
+    runs.starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run(bounded);
   } else {
-    starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run(bounded);
+    runs.starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run(bounded);
   }
   ws.Trim();
-  if (starts.empty()) return CancelledStatus();
-  return starts;
+  if (runs.starts.empty()) return CancelledStatus();
+  return runs;
 }
 
 bool BoundedRows(KMeans1DRows rows, int k) {
@@ -954,25 +964,22 @@ absl::StatusOr<KMeans1DResult> OptimalKMeans1D(absl::Span<const double> values,
 absl::StatusOr<std::vector<int32_t>> OptimalKMeans1DClusters(absl::Span<const double> values,
                                                              absl::Span<const double> weights, int k,
                                                              CancelCheck* cancel) {
-  const Scales scales = values.size() == weights.size() ? ScalesFor(values, weights) : Scales{};
-  ASSIGN_OR_RETURN(std::vector<int> starts,
-                   Solve(values, weights, k, cancel, BoundedRows(KMeans1DRows::kAuto, k), scales));
-  return ClustersOf(static_cast<int>(values.size()), starts);
+  ASSIGN_OR_RETURN(Runs runs, Solve(values, weights, k, cancel, BoundedRows(KMeans1DRows::kAuto, k)));
+  return ClustersOf(static_cast<int>(values.size()), runs.starts);
 }
 
 absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
                                                        absl::Span<const double> weights, int k,
                                                        KMeans1DRows rows, CancelCheck* cancel) {
-  const Scales scales = values.size() == weights.size() ? ScalesFor(values, weights) : Scales{};
-  ASSIGN_OR_RETURN(std::vector<int> starts, Solve(values, weights, k, cancel, BoundedRows(rows, k), scales));
+  ASSIGN_OR_RETURN(Runs runs, Solve(values, weights, k, cancel, BoundedRows(rows, k)));
   const int n = static_cast<int>(values.size());
   if (n <= k) {  // every value its own centroid, exactly
     KMeans1DResult result;
     result.centroids.assign(values.begin(), values.end());
-    result.cluster = ClustersOf(n, starts);
+    result.cluster = ClustersOf(n, runs.starts);
     return result;
   }
-  return Finish(values, weights, scales, starts);
+  return Finish(values, weights, runs.scales, runs.starts);
 }
 
 }  // namespace coremlz::compress

@@ -86,20 +86,31 @@ std::string WithoutTimes(const std::string& json) {
 }
 
 struct Outputs {
-  std::string yaml, report;
+  std::string yaml, report;  // the report without its times
+  std::string out;           // what the command printed
 };
 
+// `coremlz plan ARGS` writing its config and report into `dir`, embedded or
+// (with `server`) through coremlzd.
+Outputs PlanModel(const std::string& dir, const std::vector<std::string>& args, const std::string& server,
+                  absl::Duration limit = absl::Seconds(300)) {
+  std::vector<std::string> argv = {Cli(), "plan"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--config", dir + "/plan.yaml", "--report", dir + "/plan.json"});
+  if (!server.empty()) argv.insert(argv.end(), {"--server", server});
+  EXPECT_TRUE(MakeDirectories(dir).ok());
+  auto r = RunProgram(argv, limit);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return {Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json")), r.out};
+}
+
+// The transformer encoder at 5 bits.
 Outputs Plan(const std::string& dir, int samples, const std::string& server = "",
              const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv = {Cli(), "plan", Transformer(), "--bits", "5", "--candidates", kCandidates,
-                                   "--samples", std::to_string(samples), "--config", dir + "/plan.yaml",
-                                   "--report", dir + "/plan.json"};
-  if (!server.empty()) argv.insert(argv.end(), {"--server", server});
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  EXPECT_TRUE(MakeDirectories(dir).ok());
-  auto r = RunProgram(argv, absl::Seconds(600));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return {Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+  std::vector<std::string> args = {Transformer(), "--bits", "5", "--candidates", kCandidates,
+                                   "--samples", std::to_string(samples)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return PlanModel(dir, args, server, absl::Seconds(600));
 }
 
 v1::PlanHeader Header(int samples, std::string* root) {
@@ -222,14 +233,7 @@ TEST(PlanWorkers, ANeuralNetworkPlansAsEmbedded) {
   ScratchDir scratch;
   const std::string model = ModelsDir() + "/tiny_drawing_embedding/TinyDrawingEmbedding.mlmodel";
   auto plan = [&](const std::string& dir, const std::string& server) {
-    std::vector<std::string> argv = {Cli(), "plan", model, "--bits", "4", "--samples", "2", "--config",
-                                     dir + "/plan.yaml", "--report", dir + "/plan.json", "--apply",
-                                     dir + "/applied.mlmodel"};
-    if (!server.empty()) argv.insert(argv.end(), {"--server", server});
-    EXPECT_TRUE(MakeDirectories(dir).ok());
-    auto r = RunProgram(argv, absl::Seconds(300));
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Outputs{Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+    return PlanModel(dir, {model, "--bits", "4", "--samples", "2", "--apply", dir + "/applied.mlmodel"}, server);
   };
   const Outputs embedded = plan(scratch.Join("embedded"), "");
   ASSERT_FALSE(embedded.yaml.empty());
@@ -252,15 +256,10 @@ TEST(PlanWorkers, AReadmittingPlanPlansAsEmbedded) {
   const std::string model = scratch.Join("split.mlpackage");
   ASSERT_TRUE(WriteSplitScalePackage(model, 1e-3f).ok());
   auto plan = [&](const std::string& dir, const std::string& server) {
-    std::vector<std::string> argv = {Cli(), "plan", model, "--bits", "8.5", "--candidates",
-                                     "palettize8,palettize4,int8,keep", "--samples", "2", "--config",
-                                     dir + "/plan.yaml", "--report", dir + "/plan.json"};
-    if (!server.empty()) argv.insert(argv.end(), {"--server", server});
-    EXPECT_TRUE(MakeDirectories(dir).ok());
-    auto r = RunProgram(argv, absl::Seconds(300));
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("(re-admitted int8:"), std::string::npos) << r.out;
-    return Outputs{Slurp(dir + "/plan.yaml"), WithoutTimes(Slurp(dir + "/plan.json"))};
+    Outputs o = PlanModel(
+        dir, {model, "--bits", "8.5", "--candidates", "palettize8,palettize4,int8,keep", "--samples", "2"}, server);
+    EXPECT_NE(o.out.find("(re-admitted int8:"), std::string::npos) << o.out;
+    return o;
   };
   const Outputs embedded = plan(scratch.Join("embedded"), "");
   ASSERT_FALSE(embedded.yaml.empty());
