@@ -2,34 +2,38 @@
 //
 // The procedure is fully specified so that it is reproducible (and so tests
 // can mirror it):
-//  1. Distinct vectors: rows are stable-sorted lexicographically by value
-//     (-0 equals +0; the first occurrence's bits represent a group) and
-//     equal rows are merged; weight = multiplicity. Working on the sorted
-//     distinct set makes the result independent of row order.
-//  2. If there are at most k distinct vectors they are the centroids.
-//  3. k-means++ seeding with std::mt19937_64(seed). A draw is
-//     u = (rng() >> 11) * 2^-53 in [0, 1). The first centre is the first
-//     point i (in sorted order) whose running sum of weights exceeds
-//     u * total weight; each further centre is the first point whose running
-//     sum of w_i * D_i^2 exceeds u * sum(w * D^2), where D_i is the distance
-//     to the nearest centre so far (squared distances summed over dimensions
-//     in order, in double).
+//  1. Distinct vectors: rows are stable-sorted by the Morton code of their
+//     values (see Distinct below: a total order of the distinct rows, -0
+//     equal to +0) and equal rows are merged; weight = multiplicity.
+//     Working on the ordered distinct set makes the result independent of
+//     row order.
+//  2. If there are at most k distinct vectors they are the centroids, in
+//     lexicographic order of their values, each the bits of its first
+//     occurrence.
+//  3. k-means++ seeding with std::mt19937_64(seed), over the points in that
+//     Morton order. A draw is u = (rng() >> 11) * 2^-53 in [0, 1). The
+//     first centre is the first point i whose running sum of weights
+//     exceeds u * total weight; each further centre is the first point whose
+//     running sum of w_i * D_i^2 exceeds u * sum(w * D^2), where D_i is the
+//     distance to the nearest centre so far (squared distances summed over
+//     dimensions in order, in double).
 //  4. Lloyd iterations in double: assign each point to its nearest centroid
 //     (lowest index on ties), then move centroids to weighted means. A
 //     cluster left empty takes the point farthest from its own (updated)
-//     centroid among clusters that still have two or more points (lowest
-//     index on ties), which strictly lowers the SSE; then means are
-//     recomputed. Stop when no assignment changes, when the relative SSE
-//     improvement drops below `tolerance`, or after `max_iterations`.
+//     centroid among clusters that still have two or more points (the
+//     first in Morton order on ties), which strictly lowers the SSE; then
+//     means are recomputed. Stop when no assignment changes, when the
+//     relative SSE improvement drops below `tolerance`, or after
+//     `max_iterations`.
 //  5. Centroids are rounded to float, every vector is assigned to its nearest
-//     rounded centroid, and the SSE is measured against those, so the result
-//     is exactly self-consistent.
-// The assignment step skips the full search for a point whose current
-// centroid is provably the strictly nearest (Hamerly's bounds: half the gap
-// to the closest other centroid, and a lower bound on the distance to the
-// second-nearest centroid, loosened by how far centroids moved), so it
-// produces exactly the assignments of plain Lloyd at a fraction of the
-// O(points * k) cost once the clustering settles.
+//     rounded centroid, and the SSE is measured against those, point by
+//     point, so the result is exactly self-consistent.
+// The assignment step walks a k-d tree built on that Morton order
+// (compress/kmeans_tree.h) and so touches only the points near a boundary
+// between clusters; its assignments are exactly a full search's. Means and
+// the SSE that decides when to stop are summed per tree node, so their last
+// bits differ from a point-by-point sum; nothing depends on that beyond
+// rounding.
 #include "compress/vector_kmeans.h"
 
 #include <algorithm>
@@ -39,25 +43,17 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "compress/key_row_sort.h"
+#include "compress/kmeans_tree.h"
 
 namespace coremlz::compress {
 namespace {
-
-// Distinct points (row-major, double) with their multiplicities.
-struct Points {
-  int dim = 0;
-  // count x dim, as given (floats): half the memory traffic of each
-  // iteration's pass over the points; every use widens them exactly.
-  std::vector<float> x;
-  std::vector<double> weight;  // multiplicity
-  std::vector<size_t> first;   // a representative input row for each point
-  size_t size() const { return weight.size(); }
-  const float* row(size_t i) const { return x.data() + i * dim; }
-};
 
 // In double whatever the operands' types.
 template <typename A, typename B>
@@ -70,28 +66,16 @@ inline double SquaredDistance(const A* a, const B* b, int dim) {
   return sum;
 }
 
-// Merges runs of equal rows of `order` (rows sorted lexicographically,
-// equal rows in input order) into weighted points.
-template <typename Index, typename Less>
-bool DistinctFromOrder(absl::Span<const float> data, int dim, const std::vector<Index>& order, Less row_less,
-                       std::vector<int64_t>* row_to_point, CancelCheck* cancel, Points* out) {
-  const size_t count = order.size();
-  Points& points = *out;
-  points.dim = dim;
-  row_to_point->assign(count, -1);
-  for (size_t r = 0; r < count; ++r) {
-    if ((r & 4095) == 0 && Stopped(cancel, 4096 * 32)) return false;
-    const size_t row = order[r];
-    if (r == 0 || row_less(order[r - 1], row)) {
-      points.first.push_back(row);
-      points.weight.push_back(0);
-      for (int t = 0; t < dim; ++t) points.x.push_back(data[row * dim + t]);
-    }
-    points.weight.back() += 1;
-    (*row_to_point)[row] = static_cast<int64_t>(points.size() - 1);
-  }
-  return true;
-}
+// The distinct rows of a tensor in Morton order: the rows of point p are
+// sorted positions [start, start + multiplicity[p]) of `order`, start being
+// the sum of the earlier multiplicities.
+struct DistinctRows {
+  WeightedPoints points;
+  std::vector<uint32_t> codes;  // per point, code_words each (for the tree)
+  int code_words = 0;
+  std::vector<uint32_t> order;         // sorted position -> input row
+  std::vector<uint32_t> multiplicity;  // per point
+};
 
 // A float's bits as an unsigned key that sorts in the float's order, with
 // -0 and +0 one key (they are equal values).
@@ -102,52 +86,107 @@ inline uint32_t OrderKey(float v) {
   return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
 }
 
-// Row indices in lexicographic order of their values, equal rows in input
-// order: exactly a stable sort with the lexicographic comparison, done as an
-// LSD radix sort (16-bit digits, last dimension first), which is stable and
-// linear. False when cancelled.
-bool SortRows(absl::Span<const float> data, int dim, CancelCheck* cancel, std::vector<uint32_t>* order) {
-  const size_t count = data.size() / dim;
-  std::vector<uint32_t> keys(data.size());
-  for (size_t i = 0; i < data.size(); ++i) keys[i] = OrderKey(data[i]);
-  order->resize(count);
-  std::iota(order->begin(), order->end(), uint32_t{0});
-  std::vector<uint32_t> next(count);
-  std::vector<uint32_t> start(65537);
-  for (int t = dim - 1; t >= 0; --t) {
-    for (int shift : {0, 16}) {
-      if (Stopped(cancel, static_cast<int64_t>(count) * 8)) return false;
-      std::fill(start.begin(), start.end(), 0);
-      for (uint32_t r : *order) ++start[((keys[static_cast<size_t>(r) * dim + t] >> shift) & 0xffff) + 1];
-      // A digit every row shares leaves the order as it is.
-      if (*std::max_element(start.begin(), start.end()) == count) continue;
-      for (size_t d = 1; d < start.size(); ++d) start[d] += start[d - 1];
-      for (uint32_t r : *order) next[start[(keys[static_cast<size_t>(r) * dim + t] >> shift) & 0xffff]++] = r;
-      order->swap(next);
-    }
-  }
-  return true;
+// The low 32 bits of v on the even bits of the result.
+inline uint64_t SpreadBits(uint64_t v) {
+  v &= 0xffffffffULL;
+  v = (v | (v << 16)) & 0x0000ffff0000ffffULL;
+  v = (v | (v << 8)) & 0x00ff00ff00ff00ffULL;
+  v = (v | (v << 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  v = (v | (v << 2)) & 0x3333333333333333ULL;
+  v = (v | (v << 1)) & 0x5555555555555555ULL;
+  return v;
 }
 
-// Collapses equal rows; `row_to_point` maps every input row to its point.
-// False when cancelled.
-bool Distinct(absl::Span<const float> data, int dim, std::vector<int64_t>* row_to_point, CancelCheck* cancel,
-              Points* out) {
+// Sorts the rows by their Morton codes and collapses equal ones. A row's
+// code interleaves, bit by bit from the top (dimension 0 first), each
+// coordinate's order key with the bits that no row varies removed (common
+// trailing zeros shifted out, the minimum subtracted): order-preserving
+// per coordinate and exact, so equal codes are equal rows (-0 = +0) and
+// the order is a total order of the distinct rows, whatever the input's row
+// order. The sort is stable, so a group's first row represents it. Each row
+// carries its floats through the sort, so points are read in order rather
+// than gathered from the input. False when cancelled.
+bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, DistinctRows* out) {
   const size_t count = data.size() / dim;
-  const auto row_less = [&](size_t a, size_t b) {
-    return std::lexicographical_compare(data.begin() + a * dim, data.begin() + (a + 1) * dim,
-                                        data.begin() + b * dim, data.begin() + (b + 1) * dim);
-  };
-  std::vector<uint32_t> order;
-  if (count < (size_t{1} << 32)) {
-    if (!SortRows(data, dim, cancel, &order)) return false;
-  } else {  // beyond 32-bit row indices: the comparison sort
-    std::vector<size_t> wide(count);
-    std::iota(wide.begin(), wide.end(), size_t{0});
-    if (!InterruptibleStableSort(wide, row_less, cancel)) return false;
-    return DistinctFromOrder(data, dim, wide, row_less, row_to_point, cancel, out);
+  const size_t d = static_cast<size_t>(dim);
+  std::vector<uint32_t> low(d, ~uint32_t{0}), high(d, 0), seen(d, 0);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const uint32_t key = OrderKey(data[i]);
+    const size_t t = i % d;
+    low[t] = std::min(low[t], key);
+    high[t] = std::max(high[t], key);
+    seen[t] |= key;
   }
-  return DistinctFromOrder(data, dim, order, row_less, row_to_point, cancel, out);
+  std::vector<int> shift(d);
+  int bits = 1;
+  for (size_t t = 0; t < d; ++t) {
+    shift[t] = seen[t] == 0 ? 0 : __builtin_ctz(seen[t]);
+    const uint32_t span = (high[t] >> shift[t]) - (low[t] >> shift[t]);
+    if (span != 0) bits = std::max(bits, 32 - __builtin_clz(span));
+  }
+  const size_t total_bits = d * bits;
+  const size_t words = (total_bits + 31) / 32;
+  const size_t width = words + d;
+  if (Stopped(cancel, static_cast<int64_t>(data.size()) * 2)) return false;
+
+  std::vector<uint32_t> rows(count * width);
+  std::vector<uint32_t> cell(d);
+  for (size_t r = 0; r < count; ++r) {
+    uint32_t* row = &rows[r * width];
+    for (size_t t = 0; t < d; ++t) {
+      const float v = data[r * d + t];
+      cell[t] = (OrderKey(v) >> shift[t]) - (low[t] >> shift[t]);
+      std::memcpy(&row[words + t], &v, sizeof v);
+    }
+    if (d == 1) {
+      row[0] = cell[0];
+    } else if (d == 2) {
+      const uint64_t code = (SpreadBits(cell[0]) << 1) | SpreadBits(cell[1]);
+      if (words == 1) {
+        row[0] = static_cast<uint32_t>(code);
+      } else {
+        row[0] = static_cast<uint32_t>(code >> 32);
+        row[1] = static_cast<uint32_t>(code);
+      }
+    } else {
+      std::fill_n(row, words, 0);
+      size_t position = total_bits;  // bits still to place, counted from the code's least significant end
+      for (int b = bits - 1; b >= 0; --b) {
+        for (size_t t = 0; t < d; ++t) {
+          --position;
+          row[words - 1 - position / 32] |= ((cell[t] >> b) & 1) << (position % 32);
+        }
+      }
+    }
+  }
+  out->order.resize(count);
+  std::iota(out->order.begin(), out->order.end(), uint32_t{0});
+  if (!SortKeyRows(&rows, static_cast<int>(width), static_cast<int>(words), &out->order, cancel)) return false;
+
+  const auto same_code = [&](size_t a, size_t b) {
+    return std::equal(&rows[a * width], &rows[a * width] + words, &rows[b * width]);
+  };
+  size_t n = count == 0 ? 0 : 1;
+  for (size_t r = 1; r < count; ++r) n += same_code(r - 1, r) ? 0 : 1;
+  if (Stopped(cancel, static_cast<int64_t>(count) * 2)) return false;
+  WeightedPoints& points = out->points;
+  points.dim = dim;
+  points.x.resize(n * d);
+  points.weight.assign(n, 0);
+  out->multiplicity.assign(n, 0);
+  out->code_words = static_cast<int>(words);
+  out->codes.resize(n * words);
+  for (size_t r = 0, p = 0; r < count; ++r) {
+    if (r > 0 && !same_code(r - 1, r)) ++p;
+    if (out->multiplicity[p] == 0) {  // the group's first row
+      const uint32_t* row = &rows[r * width];
+      std::copy_n(row, words, &out->codes[p * words]);
+      std::memcpy(&points.x[p * d], row + words, sizeof(float) * d);
+    }
+    points.weight[p] += 1;
+    ++out->multiplicity[p];
+  }
+  return true;
 }
 
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
@@ -169,7 +208,7 @@ size_t Sample(const std::vector<double>& mass, double u) {
 }
 
 // Empty when cancelled.
-std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed, CancelCheck* cancel) {
+std::vector<double> SeedKMeansPlusPlus(const WeightedPoints& p, int k, uint64_t seed, CancelCheck* cancel) {
   const int dim = p.dim;
   if (Stopped(cancel, static_cast<int64_t>(p.size()) * (dim + 2))) return {};
   std::mt19937_64 rng(seed);
@@ -193,191 +232,29 @@ std::vector<double> SeedKMeansPlusPlus(const Points& p, int k, uint64_t seed, Ca
   return centroids;
 }
 
-// Weighted means of the clusters, accumulated point by point in index order
-// about each cluster's first point, so a one-point cluster reproduces that
-// point exactly. Fed by the assignment pass as it assigns (one pass over
-// the points per iteration instead of two), or by UpdateMeans.
-class MeanSums {
- public:
-  void Reset(int k, int dim) {
-    dim_ = dim;
-    members_.assign(k, 0);
-    anchor_.assign(k, -1);
-    sum_w_.assign(k, 0);
-    sum_wd_.assign(static_cast<size_t>(k) * dim, 0);
-  }
-  void Add(const Points& p, size_t i, int c) {
-    if (anchor_[c] < 0) anchor_[c] = static_cast<int64_t>(i);
-    ++members_[c];
-    sum_w_[c] += p.weight[i];
-    const float* a = p.row(anchor_[c]);
-    const float* x = p.row(i);
-    double* sum = &sum_wd_[static_cast<size_t>(c) * dim_];
-    for (int t = 0; t < dim_; ++t) sum[t] += p.weight[i] * (static_cast<double>(x[t]) - static_cast<double>(a[t]));
-  }
-  // Moves the centroids of non-empty clusters to their means; returns the
-  // number of points per cluster.
-  const std::vector<int64_t>& Finish(const Points& p, std::vector<double>* centroids) const {
-    const int k = static_cast<int>(members_.size());
-    for (int c = 0; c < k; ++c) {
-      if (members_[c] == 0) continue;  // left for the caller to re-seed
-      const float* a = p.row(anchor_[c]);
-      for (int t = 0; t < dim_; ++t) {
-        (*centroids)[static_cast<size_t>(c) * dim_ + t] =
-            static_cast<double>(a[t]) + sum_wd_[static_cast<size_t>(c) * dim_ + t] / sum_w_[c];
-      }
-    }
-    return members_;
-  }
-
- private:
-  int dim_ = 0;
-  std::vector<int64_t> members_;
-  std::vector<int64_t> anchor_;
-  std::vector<double> sum_w_, sum_wd_;
-};
-
-// Lloyd's assignment step with pruning. lower_[i] bounds from below the
-// distance from point i to every centroid other than its own.
-class Assigner {
- public:
-  Assigner(const Points& p, int k, CancelCheck* cancel)
-      : p_(p), k_(k), cancel_(cancel), lower_(p.size(), 0), half_gap_(k), moved_(k), row_(p.dim) {}
-
-  // Assigns every point by full search; returns the weighted SSE and counts
-  // changed assignments. Check cancelled() after each pass: a cancelled pass
-  // stops part way. `sums` (optional) receives the new clusters' sums.
-  double Full(const std::vector<double>& centroids, std::vector<int32_t>* assignment,
-              size_t* changed, MeanSums* sums) {
-    double sse = 0;
-    *changed = 0;
-    if (sums != nullptr) sums->Reset(k_, p_.dim);
-    for (size_t i = 0; i < p_.size(); ++i) {
-      sse += p_.weight[i] * Search(i, centroids, assignment, changed);
-      if (sums != nullptr) sums->Add(p_, i, (*assignment)[i]);
-      if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
-    }
-    return sse;
-  }
-
-  bool cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
-
-  // Same result as Full after the centroids moved from `before` to
-  // `centroids`. Points whose assignment was changed by hand must have had
-  // Invalidate() called.
-  double Step(const std::vector<double>& before, const std::vector<double>& centroids,
-              std::vector<int32_t>* assignment, size_t* changed, MeanSums* sums) {
-    const int dim = p_.dim;
-    // How far each centroid moved; the largest two, so a point's own
-    // centroid can be left out of the loosening of its lower bound.
-    double max1 = 0, max2 = 0;
-    int argmax1 = -1;
-    for (int c = 0; c < k_; ++c) {
-      const size_t o = static_cast<size_t>(c) * dim;
-      moved_[c] = std::sqrt(SquaredDistance(&before[o], &centroids[o], dim));
-      if (moved_[c] > max1) {
-        max2 = max1;
-        max1 = moved_[c];
-        argmax1 = c;
-      } else {
-        max2 = std::max(max2, moved_[c]);
-      }
-    }
-    // Half the distance from each centroid to its nearest other centroid: a
-    // point closer than that to its centroid is nearest to it.
-    std::fill(half_gap_.begin(), half_gap_.end(), std::numeric_limits<double>::infinity());
-    for (int a = 0; a < k_; ++a) {
-      for (int b = a + 1; b < k_; ++b) {
-        const double d = 0.5 * std::sqrt(SquaredDistance(&centroids[static_cast<size_t>(a) * dim],
-                                                         &centroids[static_cast<size_t>(b) * dim], dim));
-        half_gap_[a] = std::min(half_gap_[a], d);
-        half_gap_[b] = std::min(half_gap_[b], d);
-      }
-    }
-    double sse = 0;
-    *changed = 0;
-    if (sums != nullptr) sums->Reset(k_, dim);
-    for (size_t i = 0; i < p_.size(); ++i) {
-      const int a = (*assignment)[i];
-      lower_[i] -= a == argmax1 ? max2 : max1;
-      const double d2 = SquaredDistance(p_.row(i), &centroids[static_cast<size_t>(a) * dim], dim);
-      // The margins absorb rounding in distances and bounds, so a skipped
-      // point is strictly nearest to its centroid in exact arithmetic too.
-      // Compared squared (no square root per point); the margins cover the
-      // few ulps the squaring adds.
-      const double bound = std::max(half_gap_[a], lower_[i]) * (1 - kMargin);
-      if (bound > 0 && d2 * ((1 + kMargin) * (1 + kMargin)) < bound * bound) {
-        sse += p_.weight[i] * d2;
-      } else {
-        sse += p_.weight[i] * Search(i, centroids, assignment, changed);
-      }
-      if (sums != nullptr) sums->Add(p_, i, (*assignment)[i]);
-      // Charged as if every point were searched: a bound, not a count.
-      if ((i & kPollMask) == kPollMask && Stopped(cancel_, (kPollMask + 1) * k_ * p_.dim)) return sse;
-    }
-    return sse;
-  }
-
-  void Invalidate(size_t i) { lower_[i] = 0; }
-
- private:
-  static constexpr double kMargin = 1e-9;
-  // Cancellation is polled once per this many points + 1.
-  static constexpr size_t kPollMask = 1023;
-
-  // Full search for point i (lowest index on ties); sets its lower bound
-  // and returns its squared distance.
-  double Search(size_t i, const std::vector<double>& centroids, std::vector<int32_t>* assignment,
-                size_t* changed) {
-    const int dim = p_.dim;
-    // The point widened once, not once per centroid.
-    const float* row = p_.row(i);
-    for (int t = 0; t < dim; ++t) row_[t] = row[t];
-    int best = 0;
-    double best_d = std::numeric_limits<double>::infinity();
-    double second_d = std::numeric_limits<double>::infinity();
-    for (int c = 0; c < k_; ++c) {
-      const double d = SquaredDistance(row_.data(), &centroids[static_cast<size_t>(c) * dim], dim);
-      if (d < best_d) {
-        second_d = best_d;
-        best_d = d;
-        best = c;
-      } else {
-        second_d = std::min(second_d, d);
-      }
-    }
-    if ((*assignment)[i] != best) ++*changed;
-    (*assignment)[i] = best;
-    lower_[i] = std::sqrt(second_d);
-    return best_d;
-  }
-
-  const Points& p_;
-  const int k_;
-  CancelCheck* const cancel_;
-  std::vector<double> lower_;
-  std::vector<double> half_gap_;
-  std::vector<double> moved_;
-  std::vector<double> row_;  // Search's point, in double
-};
-
-// Weighted means of the clusters from scratch (after assignments were
-// changed by hand). Returns the number of points per cluster.
-std::vector<int64_t> UpdateMeans(const Points& p, const std::vector<int32_t>& assignment, int k,
+// Weighted means of the clusters from scratch, point by point in the tree's
+// order (after assignments were changed by hand). Returns the number of
+// points per cluster.
+std::vector<int64_t> UpdateMeans(const WeightedPoints& p, const std::vector<int32_t>& assignment, int k,
                                  std::vector<double>* centroids) {
-  MeanSums sums;
+  ClusterSums sums;
   sums.Reset(k, p.dim);
-  for (size_t i = 0; i < p.size(); ++i) sums.Add(p, i, assignment[i]);
-  return sums.Finish(p, centroids);
+  std::vector<double> row(p.dim);
+  for (size_t i = 0; i < p.size(); ++i) {
+    std::copy_n(p.row(i), p.dim, row.begin());
+    sums.Add(row.data(), p.weight[i], 1, assignment[i]);
+  }
+  return sums.Finish(centroids);
 }
 
 // Moves centroids to cluster means (`sums`, accumulated over the current
 // assignment), re-seeding empty clusters.
 // Returns early (centroids partly updated) when cancelled.
-void Update(const Points& p, int k, const MeanSums& sums, std::vector<int32_t>* assignment,
-            std::vector<double>* centroids, Assigner* assigner, CancelCheck* cancel) {
+void Update(KMeansTree& tree, int k, const ClusterSums& sums, std::vector<int32_t>* assignment,
+            std::vector<double>* centroids, CancelCheck* cancel) {
+  const WeightedPoints& p = tree.points();
   const int dim = p.dim;
-  std::vector<int64_t> members = sums.Finish(p, centroids);
+  std::vector<int64_t> members = sums.Finish(centroids);
   bool any_empty = false;
   for (int c = 0; c < k; ++c) any_empty |= members[c] == 0;
   if (!any_empty) return;
@@ -399,10 +276,10 @@ void Update(const Points& p, int k, const MeanSums& sums, std::vector<int32_t>* 
     }
     --members[(*assignment)[far]];
     (*assignment)[far] = e;
-    assigner->Invalidate(far);
     members[e] = 1;
     dist[far] = 0;
   }
+  tree.ForgetOwners();
   UpdateMeans(p, *assignment, k, centroids);
 }
 
@@ -437,40 +314,55 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
                                                 const VectorKMeansOptions& options) {
   if (absl::Status status = Validate(data, dim, k, options); !status.ok()) return status;
   CancelCheck* const cancel = options.cancel;
-  std::vector<int64_t> row_to_point;
-  Points points;
-  if (!Distinct(data, dim, &row_to_point, cancel, &points)) return CancelledStatus();
-  const size_t count = row_to_point.size();
+  const size_t count = data.size() / dim;
+  // 32-bit row and point indices halve the sort's traffic; no tensor that
+  // fits the engine's memory bounds comes near them.
+  if (count >= std::numeric_limits<uint32_t>::max()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("VectorKMeans: ", count, " vectors; at most 2^32 - 2 are supported"));
+  }
+  DistinctRows distinct;
+  if (!Distinct(data, dim, cancel, &distinct)) return CancelledStatus();
+  const size_t n = distinct.points.size();
 
   VectorKMeansResult result;
   result.assignment.resize(count);
-  if (points.size() <= static_cast<size_t>(k)) {
-    result.centroids.resize(points.size() * dim);
-    for (size_t i = 0; i < points.size(); ++i) {
-      const float* src = data.data() + points.first[i] * dim;
-      std::copy(src, src + dim, result.centroids.begin() + i * dim);
+  if (n <= static_cast<size_t>(k)) {
+    // The points themselves, listed in lexicographic order of their values.
+    const WeightedPoints& points = distinct.points;
+    std::vector<size_t> rank(n);
+    std::iota(rank.begin(), rank.end(), size_t{0});
+    std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
+      return std::lexicographical_compare(points.row(a), points.row(a) + dim, points.row(b), points.row(b) + dim);
+    });
+    std::vector<size_t> start(n + 1, 0);
+    for (size_t p = 0; p < n; ++p) start[p + 1] = start[p] + distinct.multiplicity[p];
+    result.centroids.resize(n * dim);
+    for (size_t j = 0; j < n; ++j) {
+      const size_t p = rank[j];
+      const float* src = data.data() + static_cast<size_t>(distinct.order[start[p]]) * dim;
+      std::copy(src, src + dim, result.centroids.begin() + j * dim);
+      for (size_t r = start[p]; r < start[p + 1]; ++r) result.assignment[distinct.order[r]] = static_cast<int32_t>(j);
     }
-    for (size_t r = 0; r < count; ++r) result.assignment[r] = static_cast<int32_t>(row_to_point[r]);
     return result;
   }
 
-  std::vector<double> centroids = SeedKMeansPlusPlus(points, k, options.seed, cancel);
+  std::vector<double> centroids = SeedKMeansPlusPlus(distinct.points, k, options.seed, cancel);
   if (centroids.empty()) return CancelledStatus();
-  std::vector<int32_t> assignment(points.size(), -1);
-  Assigner assigner(points, k, cancel);
+  ASSIGN_OR_RETURN(KMeansTree tree, KMeansTree::Build(std::move(distinct.points), std::move(distinct.codes),
+                                                      distinct.code_words, cancel));
+  std::vector<int32_t> assignment(n, -1);
   size_t changed = 0;
-  MeanSums sums;
-  double sse = assigner.Full(centroids, &assignment, &changed, &sums);
-  if (assigner.cancelled()) return CancelledStatus();
+  ClusterSums sums;
+  double sse = tree.Assign(centroids, k, &assignment, &changed, &sums);
+  if (tree.cancelled()) return CancelledStatus();
   int iterations = 0;
-  std::vector<double> before;
   while (iterations < options.max_iterations) {
-    before = centroids;
-    Update(points, k, sums, &assignment, &centroids, &assigner, cancel);
-    if (assigner.cancelled()) return CancelledStatus();
+    Update(tree, k, sums, &assignment, &centroids, cancel);
+    if (tree.cancelled()) return CancelledStatus();
     const double previous = sse;
-    sse = assigner.Step(before, centroids, &assignment, &changed, &sums);
-    if (assigner.cancelled()) return CancelledStatus();
+    sse = tree.Assign(centroids, k, &assignment, &changed, &sums);
+    if (tree.cancelled()) return CancelledStatus();
     ++iterations;
     if (changed == 0 || previous - sse <= options.tolerance * previous) break;
   }
@@ -479,14 +371,23 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   // returned; reassigning can only lower the SSE for these centroids.
   result.iterations = iterations;
   result.centroids.resize(static_cast<size_t>(k) * dim);
-  before = centroids;
   for (size_t i = 0; i < result.centroids.size(); ++i) {
     result.centroids[i] = static_cast<float>(centroids[i]);
     centroids[i] = result.centroids[i];
   }
-  result.sse = assigner.Step(before, centroids, &assignment, &changed, nullptr);
-  if (assigner.cancelled()) return CancelledStatus();
-  for (size_t r = 0; r < count; ++r) result.assignment[r] = assignment[row_to_point[r]];
+  tree.Assign(centroids, k, &assignment, &changed, nullptr);
+  if (tree.cancelled()) return CancelledStatus();
+  const WeightedPoints& points = tree.points();
+  result.sse = 0;
+  for (size_t j = 0; j < n; ++j) {
+    result.sse += points.weight[j] *
+                  SquaredDistance(points.row(j), &result.centroids[static_cast<size_t>(assignment[j]) * dim], dim);
+  }
+  for (size_t p = 0, r = 0; p < n; ++p) {
+    for (const size_t end = r + distinct.multiplicity[p]; r < end; ++r) {
+      result.assignment[distinct.order[r]] = assignment[p];
+    }
+  }
   return result;
 }
 

@@ -746,19 +746,61 @@ double CheckVectorResult(const std::vector<float>& data, int dim, const VectorKM
   return sse;
 }
 
-// The documented procedure, written plainly: distinct rows in lexicographic
-// order, weighted k-means++ with the documented draws, then Lloyd (an empty
-// cluster keeps its centroid), float centroids, nearest reassignment.
-double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uint64_t seed) {
-  std::map<std::vector<float>, double> distinct;
-  for (size_t i = 0; i < data.size(); i += dim) {
-    distinct[std::vector<float>(data.begin() + i, data.begin() + i + dim)] += 1;
+// The documented Morton order, spelled out bit by bit: per dimension the
+// order keys with the bits no row varies dropped (common trailing zeros
+// shifted out, the minimum subtracted), then one bit string with the top
+// bits of every dimension first, dimension 0 first. Strings compare as the
+// codes do.
+std::map<std::string, std::vector<float>> RowsByMortonCode(const std::vector<float>& data, int dim) {
+  const auto order_key = [](float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    if (v == 0) bits = 0;
+    return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+  };
+  std::vector<uint32_t> low(dim, ~0u), high(dim, 0), seen(dim, 0);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const uint32_t key = order_key(data[i]);
+    low[i % dim] = std::min(low[i % dim], key);
+    high[i % dim] = std::max(high[i % dim], key);
+    seen[i % dim] |= key;
   }
+  std::vector<int> shift(dim, 0);
+  int bits = 1;
+  for (int t = 0; t < dim; ++t) {
+    while (seen[t] != 0 && ((seen[t] >> shift[t]) & 1) == 0) ++shift[t];
+    const uint32_t span = (high[t] >> shift[t]) - (low[t] >> shift[t]);
+    while (bits < 32 && (span >> bits) != 0) ++bits;
+  }
+  std::map<std::string, std::vector<float>> rows;
+  for (size_t i = 0; i < data.size(); i += dim) {
+    std::string code;
+    for (int b = bits - 1; b >= 0; --b) {
+      for (int t = 0; t < dim; ++t) {
+        const uint32_t cell = (order_key(data[i + t]) >> shift[t]) - (low[t] >> shift[t]);
+        code.push_back(((cell >> b) & 1) != 0 ? '1' : '0');
+      }
+    }
+    rows.emplace(code, std::vector<float>(data.begin() + i, data.begin() + i + dim));
+  }
+  return rows;
+}
+
+// The documented procedure, written plainly: distinct rows in Morton order,
+// weighted k-means++ with the documented draws, then Lloyd (an empty cluster
+// keeps its centroid), float centroids, nearest reassignment.
+double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uint64_t seed) {
+  const std::map<std::string, std::vector<float>> by_code = RowsByMortonCode(data, dim);
+  std::map<std::vector<float>, double> count;
+  for (size_t i = 0; i < data.size(); i += dim) {
+    count[std::vector<float>(data.begin() + i, data.begin() + i + dim)] += 1;
+  }
+  EXPECT_EQ(by_code.size(), count.size()) << "equal codes must be equal rows";
   std::vector<std::vector<double>> p;
   std::vector<double> w;
-  for (const auto& [row, count] : distinct) {
+  for (const auto& [code, row] : by_code) {
     p.emplace_back(row.begin(), row.end());
-    w.push_back(count);
+    w.push_back(count[row]);
   }
   const size_t m = p.size();
   if (m <= static_cast<size_t>(k)) return 0;

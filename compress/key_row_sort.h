@@ -1,0 +1,97 @@
+// Sorting rows of 32-bit key words in linear time: a stable LSD radix sort
+// that moves each row's keys with it, so every pass reads its digits in
+// order instead of chasing indices into the keys (that gather was most of
+// vector k-means' row sort). Used for vector k-means' distinct rows and for
+// the Morton order of its k-d tree.
+#ifndef COREMLZ_COMPRESS_KEY_ROW_SORT_H_
+#define COREMLZ_COMPRESS_KEY_ROW_SORT_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "compress/cancel.h"
+
+namespace coremlz::compress {
+
+namespace internal {
+
+// One counting-sort pass by the 11-bit digit of word t at `shift`; `bucket`
+// holds each digit's first position. kWidth 0: rows of `width` words.
+template <int kWidth, typename Index>
+void ScatterRows(const std::vector<uint32_t>& keys, const std::vector<Index>& order, int t, int shift,
+                 size_t* bucket, std::vector<uint32_t>& next_keys, std::vector<Index>& next_order,
+                 size_t width = kWidth) {
+  const size_t w = kWidth > 0 ? kWidth : width;
+  const uint32_t* src = keys.data();
+  uint32_t* dst = next_keys.data();
+  const size_t count = order.size();
+  for (size_t r = 0; r < count; ++r) {
+    const size_t at = bucket[(src[r * w + t] >> shift) & 0x7ff]++;
+    for (size_t j = 0; j < w; ++j) dst[at * w + j] = src[r * w + j];
+    next_order[at] = order[r];
+  }
+}
+
+}  // namespace internal
+
+// `keys` holds order->size() rows of `width` words (row-major). Sorts the
+// rows lexicographically by their first `key_words` words (word 0 most
+// significant), stably: rows with equal keys keep their relative order. The
+// remaining words ride along (a payload that is then read in order rather
+// than gathered), and `order` is permuted with the rows (start it as
+// 0, 1, 2, ... to learn where each row came from). 11-bit digits; a digit
+// that every row shares costs one counting pass and no move. False when
+// cancelled (rows and `order` are then permuted alike, not sorted).
+template <typename Index>
+bool SortKeyRows(std::vector<uint32_t>* keys, int width, int key_words, std::vector<Index>* order,
+                 CancelCheck* cancel) {
+  constexpr int kDigitBits = 11;  // ScatterRows' mask
+  constexpr size_t kBuckets = size_t{1} << kDigitBits;
+  constexpr int kPasses = (32 + kDigitBits - 1) / kDigitBits;
+  const size_t count = order->size();
+  const size_t w = static_cast<size_t>(width);
+  std::vector<uint32_t> next_keys(keys->size());
+  std::vector<Index> next_order(count);
+  std::vector<size_t> start(kPasses * kBuckets);
+  for (int t = key_words - 1; t >= 0; --t) {
+    // Digit counts do not depend on the order: one pass counts all three.
+    if (Stopped(cancel, static_cast<int64_t>(count) * 4)) return false;
+    std::fill(start.begin(), start.end(), 0);
+    for (size_t r = 0; r < count; ++r) {
+      const uint32_t v = (*keys)[r * w + t];
+      for (int pass = 0; pass < kPasses; ++pass) {
+        ++start[pass * kBuckets + ((v >> (pass * kDigitBits)) & (kBuckets - 1))];
+      }
+    }
+    for (int pass = 0; pass < kPasses; ++pass) {
+      size_t* bucket = &start[pass * kBuckets];
+      if (*std::max_element(bucket, bucket + kBuckets) == count) continue;  // shared digit
+      if (Stopped(cancel, static_cast<int64_t>(count) * (width + 4))) return false;
+      size_t sum = 0;
+      for (size_t d = 0; d < kBuckets; ++d) {
+        const size_t n = bucket[d];
+        bucket[d] = sum;
+        sum += n;
+      }
+      const int shift = pass * kDigitBits;
+      // Rows of one or two words (vector k-means' usual rows, the Morton
+      // codes) are moved as fixed-size copies, not a memmove call per row.
+      if (width == 1) {
+        internal::ScatterRows<1>(*keys, *order, t, shift, bucket, next_keys, next_order);
+      } else if (width == 2) {
+        internal::ScatterRows<2>(*keys, *order, t, shift, bucket, next_keys, next_order);
+      } else {
+        internal::ScatterRows<0>(*keys, *order, t, shift, bucket, next_keys, next_order, w);
+      }
+      keys->swap(next_keys);
+      order->swap(next_order);
+    }
+  }
+  return true;
+}
+
+}  // namespace coremlz::compress
+
+#endif  // COREMLZ_COMPRESS_KEY_ROW_SORT_H_

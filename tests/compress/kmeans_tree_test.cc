@@ -1,0 +1,250 @@
+// KMeansTree's assignment pass against a full search, on the same
+// centroids: the assignments (lowest index on ties), the count of changes,
+// the SSE and the cluster means. The tree's correctness may not depend on
+// its codes (they only shape the cells), so every case also runs with codes
+// that make poor cells: all equal (every split by count) and random.
+#include "compress/kmeans_tree.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace coremlz::compress {
+namespace {
+
+double Dist2(const float* x, const double* c, int dim) {
+  double s = 0;
+  for (int t = 0; t < dim; ++t) s += (static_cast<double>(x[t]) - c[t]) * (static_cast<double>(x[t]) - c[t]);
+  return s;
+}
+
+struct Case {
+  std::string name;
+  WeightedPoints points;
+  std::vector<uint32_t> codes;  // one word per point, ascending
+};
+
+enum class Codes { kGrid, kEqual, kRandom };
+
+// A 16-bit grid code per point (interleaved for two dimensions, the first
+// dimension's cell otherwise), points sorted by it; or codes that carry no
+// geometry at all.
+Case MakeCase(std::string name, int dim, std::vector<float> x, std::vector<double> weight, Codes codes,
+              std::mt19937_64& rng) {
+  const size_t n = weight.size();
+  std::vector<uint32_t> code(n, 0);
+  if (codes == Codes::kGrid) {
+    std::vector<float> lo(dim, std::numeric_limits<float>::infinity()), hi(dim, -lo[0]);
+    for (size_t i = 0; i < n; ++i) {
+      for (int t = 0; t < dim; ++t) {
+        lo[t] = std::min(lo[t], x[i * dim + t]);
+        hi[t] = std::max(hi[t], x[i * dim + t]);
+      }
+    }
+    const auto cell = [&](size_t i, int t) -> uint32_t {
+      if (hi[t] <= lo[t]) return 0;
+      return std::min<uint32_t>(255, static_cast<uint32_t>((x[i * dim + t] - lo[t]) / (hi[t] - lo[t]) * 256));
+    };
+    for (size_t i = 0; i < n; ++i) {
+      for (int b = 7; b >= 0; --b) {
+        for (int t = 0; t < std::min(dim, 2); ++t) code[i] = (code[i] << 1) | ((cell(i, t) >> b) & 1);
+      }
+    }
+  } else if (codes == Codes::kRandom) {
+    for (uint32_t& c : code) c = static_cast<uint32_t>(rng() % 64);
+  }
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return code[a] < code[b]; });
+  Case c;
+  c.name = std::move(name);
+  c.points.dim = dim;
+  for (size_t i : order) {
+    c.points.x.insert(c.points.x.end(), x.begin() + i * dim, x.begin() + (i + 1) * dim);
+    c.points.weight.push_back(weight[i]);
+    c.codes.push_back(code[i]);
+  }
+  return c;
+}
+
+std::vector<Case> Cases(Codes codes) {
+  std::mt19937_64 rng(31);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<Case> cases;
+  for (int dim : {1, 2, 3, 4, 8}) {
+    // Blobs with unequal multiplicities.
+    std::vector<float> x;
+    std::vector<double> w;
+    for (int i = 0; i < 3000; ++i) {
+      const float centre = static_cast<float>(i % 7) * 3;
+      for (int t = 0; t < dim; ++t) x.push_back(centre + normal(rng));
+      w.push_back(1 + static_cast<double>(rng() % 5));
+    }
+    cases.push_back(MakeCase("blobs dim " + std::to_string(dim), dim, x, w, codes, rng));
+  }
+  {
+    // An integer lattice: centroids at lattice points and half-way between
+    // them put many points exactly on bisectors (ties).
+    std::vector<float> x;
+    for (int a = -20; a <= 20; ++a) {
+      for (int b = -20; b <= 20; ++b) {
+        x.push_back(static_cast<float>(a));
+        x.push_back(static_cast<float>(b));
+      }
+    }
+    cases.push_back(MakeCase("lattice", 2, x, std::vector<double>(x.size() / 2, 1), codes, rng));
+  }
+  {
+    // fp16-like weights far from the origin: rounding must not decide.
+    std::vector<float> x;
+    for (int i = 0; i < 4000; ++i) {
+      x.push_back(3e4f + 0.01f * normal(rng));
+      x.push_back(-7e3f + 0.002f * normal(rng));
+    }
+    cases.push_back(MakeCase("far from the origin", 2, x, std::vector<double>(x.size() / 2, 1), codes, rng));
+  }
+  return cases;
+}
+
+// Centroids that move: random points of the data, then steps towards
+// their clusters' means with jitter, so nodes change hands between passes.
+void CheckPasses(const Case& c, int k, uint64_t seed) {
+  SCOPED_TRACE(testing::Message() << c.name << ", k " << k << ", seed " << seed);
+  const int dim = c.points.dim;
+  const size_t n = c.points.size();
+  auto built = KMeansTree::Build(c.points, c.codes, 1, nullptr);
+  ASSERT_TRUE(built.ok()) << built.status();
+  KMeansTree& tree = *built;
+  ASSERT_EQ(tree.points().x, c.points.x);
+  std::mt19937_64 rng(seed);
+  std::vector<double> centroids(static_cast<size_t>(k) * dim);
+  for (int j = 0; j < k; ++j) {
+    const size_t i = rng() % n;
+    for (int t = 0; t < dim; ++t) centroids[j * dim + t] = c.points.row(i)[t];
+  }
+  if (c.name == "lattice") {
+    for (int j = 0; j < k; ++j) {  // lattice and half-lattice points
+      for (int t = 0; t < dim; ++t) centroids[j * dim + t] = 0.5 * static_cast<double>(static_cast<int>(rng() % 41) - 20);
+    }
+  }
+  std::vector<int32_t> assignment(n, -1), expected(n, -1);
+  for (int pass = 0; pass < 6; ++pass) {
+    SCOPED_TRACE(testing::Message() << "pass " << pass);
+    // The full search.
+    size_t expected_changes = 0;
+    double expected_sse = 0;
+    std::vector<double> sum_w(k, 0), sum_x(static_cast<size_t>(k) * dim, 0);
+    for (size_t i = 0; i < n; ++i) {
+      int best = 0;
+      for (int j = 1; j < k; ++j) {
+        if (Dist2(c.points.row(i), &centroids[j * dim], dim) < Dist2(c.points.row(i), &centroids[best * dim], dim)) {
+          best = j;
+        }
+      }
+      expected_changes += expected[i] != best;
+      expected[i] = best;
+      expected_sse += c.points.weight[i] * Dist2(c.points.row(i), &centroids[best * dim], dim);
+      sum_w[best] += c.points.weight[i];
+      for (int t = 0; t < dim; ++t) sum_x[best * dim + t] += c.points.weight[i] * c.points.row(i)[t];
+    }
+    size_t changed = 0;
+    ClusterSums sums;
+    const double sse = tree.Assign(centroids, k, &assignment, &changed, &sums);
+    ASSERT_EQ(assignment, expected);
+    EXPECT_EQ(changed, expected_changes);
+    EXPECT_NEAR(sse, expected_sse, 1e-9 * expected_sse);
+    std::vector<double> means = centroids;
+    const std::vector<int64_t>& members = sums.Finish(&means);
+    for (int j = 0; j < k; ++j) {
+      EXPECT_EQ(members[j], std::count(expected.begin(), expected.end(), j)) << "cluster " << j;
+      if (sum_w[j] == 0) continue;
+      for (int t = 0; t < dim; ++t) {
+        const double mean = sum_x[j * dim + t] / sum_w[j];
+        EXPECT_NEAR(means[j * dim + t], mean, 1e-9 * (std::fabs(mean) + 1)) << "cluster " << j;
+      }
+    }
+    // Next centroids: halfway to the means, jittered; now and then a point
+    // moved by hand, as re-seeding an empty cluster does.
+    for (size_t i = 0; i < centroids.size(); ++i) {
+      centroids[i] = 0.5 * (centroids[i] + means[i]) + 0.05 * (static_cast<double>(rng() % 1000) / 1000 - 0.5);
+    }
+    if (pass == 3) {
+      const size_t i = rng() % n;
+      assignment[i] = (assignment[i] + 1) % k;
+      expected[i] = assignment[i];
+      tree.ForgetOwners();
+    }
+  }
+}
+
+TEST(KMeansTreeTest, AssignsAsAFullSearch) {
+  for (Codes codes : {Codes::kGrid, Codes::kEqual, Codes::kRandom}) {
+    SCOPED_TRACE(testing::Message() << "codes " << static_cast<int>(codes));
+    for (const Case& c : Cases(codes)) {
+      for (int k : {1, 2, 5, 16, 64}) {
+        for (uint64_t seed : {1, 2}) CheckPasses(c, k, seed);
+      }
+    }
+  }
+}
+
+// Once the centroids sit in well separated blobs, a pass searches only a
+// small part of the points one by one: the filtering is what makes vector
+// k-means fast, and a tree that never prunes would still assign correctly.
+TEST(KMeansTreeTest, SettledClustersSkipMostPoints) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> x;
+  const int k = 4;
+  for (int i = 0; i < 20000; ++i) {
+    x.push_back(static_cast<float>(10 * (i % k)) + normal(rng));
+    x.push_back(normal(rng));
+  }
+  const Case c = MakeCase("separated", 2, x, std::vector<double>(x.size() / 2, 1), Codes::kGrid, rng);
+  auto tree = KMeansTree::Build(c.points, c.codes, 1, nullptr);
+  ASSERT_TRUE(tree.ok());
+  const std::vector<double> centroids = {0, 0, 10, 0, 20, 0, 30, 0};
+  std::vector<int32_t> assignment(c.points.size(), -1);
+  size_t changed = 0;
+  tree->Assign(centroids, k, &assignment, &changed, nullptr);
+  EXPECT_EQ(changed, c.points.size());
+  EXPECT_LT(tree->last_points_searched(), c.points.size() / 5);
+  EXPECT_GT(tree->node_count(), 1u);
+  tree->Assign(centroids, k, &assignment, &changed, nullptr);
+  EXPECT_EQ(changed, 0u);
+}
+
+TEST(KMeansTreeTest, RejectsCodesThatDoNotFit) {
+  WeightedPoints points;
+  points.dim = 2;
+  points.x = {1, 2, 3, 4};
+  points.weight = {1, 1};
+  auto bad = KMeansTree::Build(points, {0, 1, 2}, 1, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("3 code words for 2 points"), std::string::npos);
+}
+
+TEST(KMeansTreeTest, Cancels) {
+  std::mt19937_64 rng(6);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> x;
+  for (int i = 0; i < 5000; ++i) x.push_back(normal(rng));
+  const Case c = MakeCase("cancel", 1, x, std::vector<double>(x.size(), 1), Codes::kGrid, rng);
+  CancelCheck stop([] { return true; });
+  stop.Poll();
+  auto tree = KMeansTree::Build(c.points, c.codes, 1, &stop);
+  ASSERT_FALSE(tree.ok());
+  EXPECT_EQ(tree.status().code(), absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace coremlz::compress
