@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -50,6 +51,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "compress/key_row_sort.h"
+#include "compress/kmeans_bounds.h"
 #include "compress/kmeans_tree.h"
 
 namespace coremlz::compress {
@@ -97,36 +99,100 @@ inline uint64_t SpreadBits(uint64_t v) {
   return v;
 }
 
+// SpreadBits' inverse: the even bits of v, packed.
+inline uint32_t GatherBits(uint64_t v) {
+  v &= 0x5555555555555555ULL;
+  v = (v | (v >> 1)) & 0x3333333333333333ULL;
+  v = (v | (v >> 2)) & 0x0f0f0f0f0f0f0f0fULL;
+  v = (v | (v >> 4)) & 0x00ff00ff00ff00ffULL;
+  v = (v | (v >> 8)) & 0x0000ffff0000ffffULL;
+  v = (v | (v >> 16)) & 0x00000000ffffffffULL;
+  return static_cast<uint32_t>(v);
+}
+
+// OrderKey's inverse (a zero comes back as +0).
+inline float FromOrderKey(uint32_t key) {
+  const uint32_t bits = (key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key;
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// A coordinate's order keys re-encoded densely, order and equality kept:
+// the 9-bit sign-and-exponent prefix replaced by its rank among the
+// prefixes that occur, and the mantissa bits that no value varies dropped
+// (zeros under a positive key, ones under a negative one, which OrderKey
+// flips). fp16 weights widened to float take 16 bits or fewer instead of 32,
+// so a 2-D row's code is one word and the sort has fewer passes.
+class DenseKey {
+ public:
+  // Coordinate t of every row.
+  void Observe(absl::Span<const float> data, size_t dim, size_t t) {
+    uint32_t varied = 0;  // a local: no store-to-load chain through the member
+    for (size_t i = t; i < data.size(); i += dim) {
+      const uint32_t key = OrderKey(data[i]);
+      used_[key >> 23] = true;
+      // All ones under a negative key, zero under a positive one: the fill
+      // to compare against, without a branch.
+      const uint32_t fill = (key >> 31) - 1;
+      varied |= (key ^ fill) & kMantissa;
+    }
+    varied_ = varied;
+  }
+  // Returns the bits a key takes.
+  int Finish() {
+    shift_ = varied_ == 0 ? 23 : __builtin_ctz(varied_);
+    mantissa_bits_ = 23 - shift_;
+    for (uint32_t prefix = 0; prefix < 512; ++prefix) {
+      rank_[prefix] = static_cast<uint32_t>(prefixes_.size());
+      if (used_[prefix]) prefixes_.push_back(prefix);
+    }
+    int rank_bits = 0;
+    while ((size_t{1} << rank_bits) < prefixes_.size()) ++rank_bits;
+    return rank_bits + mantissa_bits_;
+  }
+  uint32_t Encode(uint32_t key) const {
+    return (rank_[key >> 23] << mantissa_bits_) | ((key & kMantissa) >> shift_);
+  }
+  uint32_t Decode(uint32_t code) const {
+    const uint32_t prefix = prefixes_[code >> mantissa_bits_];
+    uint32_t key = (prefix << 23) | ((code & ((uint32_t{1} << mantissa_bits_) - 1)) << shift_);
+    if ((key & 0x80000000u) == 0) key |= (uint32_t{1} << shift_) - 1;
+    return key;
+  }
+
+ private:
+  static constexpr uint32_t kMantissa = 0x7fffff;
+  bool used_[512] = {};
+  uint32_t varied_ = 0;
+  int shift_ = 0;
+  int mantissa_bits_ = 0;
+  uint32_t rank_[512] = {};
+  std::vector<uint32_t> prefixes_;
+};
+
 // Sorts the rows by their Morton codes and collapses equal ones. A row's
 // code interleaves, bit by bit from the top (dimension 0 first), each
-// coordinate's order key with the bits that no row varies removed (common
-// trailing zeros shifted out, the minimum subtracted): order-preserving
-// per coordinate and exact, so equal codes are equal rows (-0 = +0) and
+// coordinate's DenseKey (all padded to the widest): order-preserving per
+// coordinate and exact, so equal codes are equal rows (-0 = +0) and
 // the order is a total order of the distinct rows, whatever the input's row
-// order. The sort is stable, so a group's first row represents it. Each row
-// carries its floats through the sort, so points are read in order rather
-// than gathered from the input. False when cancelled.
+// order. The sort is stable, so a group's first row represents it. Points
+// are read in sorted order rather than gathered from the input: decoded
+// from the code (one or two dimensions; a zero comes back as +0, the same
+// value) or carried through the sort beside it. False when cancelled.
 bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, DistinctRows* out) {
   const size_t count = data.size() / dim;
   const size_t d = static_cast<size_t>(dim);
-  std::vector<uint32_t> low(d, ~uint32_t{0}), high(d, 0), seen(d, 0);
-  for (size_t i = 0; i < data.size(); ++i) {
-    const uint32_t key = OrderKey(data[i]);
-    const size_t t = i % d;
-    low[t] = std::min(low[t], key);
-    high[t] = std::max(high[t], key);
-    seen[t] |= key;
-  }
-  std::vector<int> shift(d);
+  std::vector<DenseKey> dense(d);
+  for (size_t t = 0; t < d; ++t) dense[t].Observe(data, d, t);
   int bits = 1;
-  for (size_t t = 0; t < d; ++t) {
-    shift[t] = seen[t] == 0 ? 0 : __builtin_ctz(seen[t]);
-    const uint32_t span = (high[t] >> shift[t]) - (low[t] >> shift[t]);
-    if (span != 0) bits = std::max(bits, 32 - __builtin_clz(span));
-  }
+  for (DenseKey& key : dense) bits = std::max(bits, key.Finish());
   const size_t total_bits = d * bits;
   const size_t words = (total_bits + 31) / 32;
-  const size_t width = words + d;
+  // One or two dimensions decode from the code cheaply, so only wider rows
+  // carry their floats through the sort (more words moved per pass).
+  const bool decode = d <= 2;
+  const size_t width = decode ? words : words + d;
   if (Stopped(cancel, static_cast<int64_t>(data.size()) * 2)) return false;
 
   std::vector<uint32_t> rows(count * width);
@@ -135,8 +201,8 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
     uint32_t* row = &rows[r * width];
     for (size_t t = 0; t < d; ++t) {
       const float v = data[r * d + t];
-      cell[t] = (OrderKey(v) >> shift[t]) - (low[t] >> shift[t]);
-      std::memcpy(&row[words + t], &v, sizeof v);
+      cell[t] = dense[t].Encode(OrderKey(v));
+      if (!decode) std::memcpy(&row[words + t], &v, sizeof v);
     }
     if (d == 1) {
       row[0] = cell[0];
@@ -164,6 +230,7 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
   if (!SortKeyRows(&rows, static_cast<int>(width), static_cast<int>(words), &out->order, cancel)) return false;
 
   const auto same_code = [&](size_t a, size_t b) {
+    if (words == 1) return rows[a * width] == rows[b * width];  // no memcmp call per row
     return std::equal(&rows[a * width], &rows[a * width] + words, &rows[b * width]);
   };
   size_t n = count == 0 ? 0 : 1;
@@ -181,7 +248,15 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
     if (out->multiplicity[p] == 0) {  // the group's first row
       const uint32_t* row = &rows[r * width];
       std::copy_n(row, words, &out->codes[p * words]);
-      std::memcpy(&points.x[p * d], row + words, sizeof(float) * d);
+      if (!decode) {
+        std::memcpy(&points.x[p * d], row + words, sizeof(float) * d);
+      } else {
+        const uint64_t code = words == 1 ? row[0] : (static_cast<uint64_t>(row[0]) << 32) | row[1];
+        for (size_t t = 0; t < d; ++t) {
+          const uint32_t cell = d == 1 ? static_cast<uint32_t>(code) : GatherBits(code >> (1 - t));
+          points.x[p * d + t] = FromOrderKey(dense[t].Decode(cell));
+        }
+      }
     }
     points.weight[p] += 1;
     ++out->multiplicity[p];
@@ -191,42 +266,52 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
 
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
 
-// First index whose running sum of mass exceeds u * total; falls back to the
-// last index with positive mass if rounding leaves the target unreached.
-size_t Sample(const std::vector<double>& mass, double u) {
-  double total = 0;
-  for (double m : mass) total += m;
+// The first index whose running sum of mass(i) exceeds u * total (`total`
+// being the sum of mass in index order); the last index with positive mass
+// if rounding leaves the target unreached.
+template <typename Mass>
+size_t Sample(size_t n, Mass mass, double total, double u) {
   const double target = u * total;
   double running = 0;
   size_t last_positive = 0;
-  for (size_t i = 0; i < mass.size(); ++i) {
-    if (mass[i] > 0) last_positive = i;
-    running += mass[i];
+  for (size_t i = 0; i < n; ++i) {
+    const double m = mass(i);
+    if (m > 0) last_positive = i;
+    running += m;
     if (running > target) return i;
   }
   return last_positive;
 }
 
-// Empty when cancelled.
+// Empty when cancelled. Two passes per centre: one that updates D^2 and
+// sums w * D^2, one that finds the drawn point.
 std::vector<double> SeedKMeansPlusPlus(const WeightedPoints& p, int k, uint64_t seed, CancelCheck* cancel) {
   const int dim = p.dim;
-  if (Stopped(cancel, static_cast<int64_t>(p.size()) * (dim + 2))) return {};
+  const size_t n = p.size();
+  if (Stopped(cancel, static_cast<int64_t>(n) * (dim + 2))) return {};
   std::mt19937_64 rng(seed);
   std::vector<double> centroids(static_cast<size_t>(k) * dim);
-  size_t pick = Sample(p.weight, Uniform01(rng));
+  double total = 0;
+  for (double w : p.weight) total += w;
+  size_t pick = Sample(n, [&](size_t i) { return p.weight[i]; }, total, Uniform01(rng));
   std::copy(p.row(pick), p.row(pick) + dim, centroids.begin());
-  std::vector<double> d2(p.size());
-  std::vector<double> mass(p.size());
-  for (size_t i = 0; i < p.size(); ++i) d2[i] = SquaredDistance(p.row(i), p.row(pick), dim);
+  std::vector<double> d2(n);
+  total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    d2[i] = SquaredDistance(p.row(i), p.row(pick), dim);
+    total += p.weight[i] * d2[i];
+  }
   for (int c = 1; c < k; ++c) {
-    if (Stopped(cancel, static_cast<int64_t>(p.size()) * (dim + 2))) return {};
-    for (size_t i = 0; i < p.size(); ++i) mass[i] = p.weight[i] * d2[i];
+    if (Stopped(cancel, static_cast<int64_t>(n) * (dim + 4))) return {};
     // There are more distinct points than k, so some point has D > 0 and
     // already chosen points (D = 0) are never chosen again.
-    pick = Sample(mass, Uniform01(rng));
+    pick = Sample(n, [&](size_t i) { return p.weight[i] * d2[i]; }, total, Uniform01(rng));
     std::copy(p.row(pick), p.row(pick) + dim, centroids.begin() + static_cast<size_t>(c) * dim);
-    for (size_t i = 0; i < p.size(); ++i) {
+    if (c + 1 == k) break;
+    total = 0;
+    for (size_t i = 0; i < n; ++i) {
       d2[i] = std::min(d2[i], SquaredDistance(p.row(i), p.row(pick), dim));
+      total += p.weight[i] * d2[i];
     }
   }
   return centroids;
@@ -247,12 +332,46 @@ std::vector<int64_t> UpdateMeans(const WeightedPoints& p, const std::vector<int3
   return sums.Finish(centroids);
 }
 
+// Lloyd's assignment step: KMeansTree, which prunes well in few dimensions,
+// until a pass has searched most points one by one anyway (boxes that
+// straddle most bisectors, as in 8 dimensions); from then on per-point
+// bounds (KMeansBounds), which skip more there. Both assign exactly as a
+// full search; the switch changes only the order of the sums.
+class Assigner {
+ public:
+  Assigner(KMeansTree tree, int k, CancelCheck* cancel) : tree_(std::move(tree)), k_(k), cancel_(cancel) {}
+
+  const WeightedPoints& points() const { return tree_.points(); }
+  bool cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
+
+  // `before`: the centroids of the previous call (unused by the first).
+  double Assign(const std::vector<double>& before, const std::vector<double>& centroids,
+                std::vector<int32_t>* assignment, size_t* changed, ClusterSums* sums) {
+    if (bounds_.has_value()) return bounds_->Assign(before, centroids, assignment, changed, sums);
+    const double sse = tree_.Assign(centroids, k_, assignment, changed, sums);
+    if (tree_.last_points_searched() * 2 > points().size()) bounds_.emplace(points(), k_, cancel_);
+    return sse;
+  }
+
+  // Point i's assignment was changed by hand.
+  void Moved(size_t i) {
+    tree_.ForgetOwners();
+    if (bounds_.has_value()) bounds_->Invalidate(i);
+  }
+
+ private:
+  KMeansTree tree_;
+  const int k_;
+  CancelCheck* const cancel_;
+  std::optional<KMeansBounds> bounds_;
+};
+
 // Moves centroids to cluster means (`sums`, accumulated over the current
 // assignment), re-seeding empty clusters.
 // Returns early (centroids partly updated) when cancelled.
-void Update(KMeansTree& tree, int k, const ClusterSums& sums, std::vector<int32_t>* assignment,
+void Update(Assigner& assigner, int k, const ClusterSums& sums, std::vector<int32_t>* assignment,
             std::vector<double>* centroids, CancelCheck* cancel) {
-  const WeightedPoints& p = tree.points();
+  const WeightedPoints& p = assigner.points();
   const int dim = p.dim;
   std::vector<int64_t> members = sums.Finish(centroids);
   bool any_empty = false;
@@ -276,10 +395,10 @@ void Update(KMeansTree& tree, int k, const ClusterSums& sums, std::vector<int32_
     }
     --members[(*assignment)[far]];
     (*assignment)[far] = e;
+    assigner.Moved(far);
     members[e] = 1;
     dist[far] = 0;
   }
-  tree.ForgetOwners();
   UpdateMeans(p, *assignment, k, centroids);
 }
 
@@ -351,18 +470,21 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   if (centroids.empty()) return CancelledStatus();
   ASSIGN_OR_RETURN(KMeansTree tree, KMeansTree::Build(std::move(distinct.points), std::move(distinct.codes),
                                                       distinct.code_words, cancel));
+  Assigner assigner(std::move(tree), k, cancel);
   std::vector<int32_t> assignment(n, -1);
   size_t changed = 0;
   ClusterSums sums;
-  double sse = tree.Assign(centroids, k, &assignment, &changed, &sums);
-  if (tree.cancelled()) return CancelledStatus();
+  std::vector<double> before = centroids;
+  double sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
+  if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
   while (iterations < options.max_iterations) {
-    Update(tree, k, sums, &assignment, &centroids, cancel);
-    if (tree.cancelled()) return CancelledStatus();
+    before = centroids;
+    Update(assigner, k, sums, &assignment, &centroids, cancel);
+    if (assigner.cancelled()) return CancelledStatus();
     const double previous = sse;
-    sse = tree.Assign(centroids, k, &assignment, &changed, &sums);
-    if (tree.cancelled()) return CancelledStatus();
+    sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
+    if (assigner.cancelled()) return CancelledStatus();
     ++iterations;
     if (changed == 0 || previous - sse <= options.tolerance * previous) break;
   }
@@ -371,13 +493,14 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   // returned; reassigning can only lower the SSE for these centroids.
   result.iterations = iterations;
   result.centroids.resize(static_cast<size_t>(k) * dim);
+  before = centroids;
   for (size_t i = 0; i < result.centroids.size(); ++i) {
     result.centroids[i] = static_cast<float>(centroids[i]);
     centroids[i] = result.centroids[i];
   }
-  tree.Assign(centroids, k, &assignment, &changed, nullptr);
-  if (tree.cancelled()) return CancelledStatus();
-  const WeightedPoints& points = tree.points();
+  assigner.Assign(before, centroids, &assignment, &changed, nullptr);
+  if (assigner.cancelled()) return CancelledStatus();
+  const WeightedPoints& points = assigner.points();
   result.sse = 0;
   for (size_t j = 0; j < n; ++j) {
     result.sse += points.weight[j] *

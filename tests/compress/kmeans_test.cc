@@ -10,6 +10,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -746,11 +747,13 @@ double CheckVectorResult(const std::vector<float>& data, int dim, const VectorKM
   return sse;
 }
 
-// The documented Morton order, spelled out bit by bit: per dimension the
-// order keys with the bits no row varies dropped (common trailing zeros
-// shifted out, the minimum subtracted), then one bit string with the top
-// bits of every dimension first, dimension 0 first. Strings compare as the
-// codes do.
+// The documented Morton order, spelled out bit by bit. Per dimension each
+// order key is re-encoded: its top 9 bits (sign and exponent) by their rank
+// among those that occur in that dimension, then its low 23 bits with the
+// trailing bits that no value varies dropped (zeros under keys with the top
+// bit set, ones under the others). Then one bit string, the top bits of
+// every dimension first, dimension 0 first, each dimension padded to the
+// widest. Strings compare as the codes do.
 std::map<std::string, std::vector<float>> RowsByMortonCode(const std::vector<float>& data, int dim) {
   const auto order_key = [](float v) {
     uint32_t bits;
@@ -758,28 +761,34 @@ std::map<std::string, std::vector<float>> RowsByMortonCode(const std::vector<flo
     if (v == 0) bits = 0;
     return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
   };
-  std::vector<uint32_t> low(dim, ~0u), high(dim, 0), seen(dim, 0);
+  std::vector<std::set<uint32_t>> prefixes(dim);
+  std::vector<int> drop(dim, 23);
   for (size_t i = 0; i < data.size(); ++i) {
     const uint32_t key = order_key(data[i]);
-    low[i % dim] = std::min(low[i % dim], key);
-    high[i % dim] = std::max(high[i % dim], key);
-    seen[i % dim] |= key;
+    prefixes[i % dim].insert(key >> 23);
+    const bool positive = (key >> 31) != 0;
+    int constant = 0;  // trailing bits equal to the constant fill
+    while (constant < 23 && ((key >> constant) & 1) == (positive ? 0u : 1u)) ++constant;
+    drop[i % dim] = std::min(drop[i % dim], constant);
   }
-  std::vector<int> shift(dim, 0);
+  std::vector<int> width(dim);
   int bits = 1;
   for (int t = 0; t < dim; ++t) {
-    while (seen[t] != 0 && ((seen[t] >> shift[t]) & 1) == 0) ++shift[t];
-    const uint32_t span = (high[t] >> shift[t]) - (low[t] >> shift[t]);
-    while (bits < 32 && (span >> bits) != 0) ++bits;
+    int rank_bits = 0;
+    while ((size_t{1} << rank_bits) < prefixes[t].size()) ++rank_bits;
+    width[t] = rank_bits + 23 - drop[t];
+    bits = std::max(bits, width[t]);
   }
+  const auto encode = [&](float v, int t) -> uint64_t {
+    const uint32_t key = order_key(v);
+    const uint64_t rank = std::distance(prefixes[t].begin(), prefixes[t].find(key >> 23));
+    return (rank << (23 - drop[t])) | ((key & 0x7fffff) >> drop[t]);
+  };
   std::map<std::string, std::vector<float>> rows;
   for (size_t i = 0; i < data.size(); i += dim) {
     std::string code;
     for (int b = bits - 1; b >= 0; --b) {
-      for (int t = 0; t < dim; ++t) {
-        const uint32_t cell = (order_key(data[i + t]) >> shift[t]) - (low[t] >> shift[t]);
-        code.push_back(((cell >> b) & 1) != 0 ? '1' : '0');
-      }
+      for (int t = 0; t < dim; ++t) code.push_back(((encode(data[i + t], t) >> b) & 1) != 0 ? '1' : '0');
     }
     rows.emplace(code, std::vector<float>(data.begin() + i, data.begin() + i + dim));
   }
@@ -789,7 +798,15 @@ std::map<std::string, std::vector<float>> RowsByMortonCode(const std::vector<flo
 // The documented procedure, written plainly: distinct rows in Morton order,
 // weighted k-means++ with the documented draws, then Lloyd (an empty cluster
 // keeps its centroid), float centroids, nearest reassignment.
-double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uint64_t seed) {
+// The distinct rows in Morton order with their counts, and the k-means++
+// seeds drawn from them (empty when there are no more rows than k).
+struct ReferenceSeeding {
+  std::vector<std::vector<double>> points;
+  std::vector<double> weights;
+  std::vector<std::vector<double>> seeds;
+};
+
+ReferenceSeeding ReferenceSeeds(const std::vector<float>& data, int dim, int k, uint64_t seed) {
   const std::map<std::string, std::vector<float>> by_code = RowsByMortonCode(data, dim);
   std::map<std::vector<float>, double> count;
   for (size_t i = 0; i < data.size(); i += dim) {
@@ -803,7 +820,7 @@ double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uin
     w.push_back(count[row]);
   }
   const size_t m = p.size();
-  if (m <= static_cast<size_t>(k)) return 0;
+  if (m <= static_cast<size_t>(k)) return {p, w, {}};
   auto d2 = [dim](const std::vector<double>& a, const std::vector<double>& b) {
     double s = 0;
     for (int t = 0; t < dim; ++t) s += (a[t] - b[t]) * (a[t] - b[t]);
@@ -832,6 +849,21 @@ double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uin
     c.push_back(p[pick(mass)]);
     for (size_t i = 0; i < m; ++i) near[i] = std::min(near[i], d2(p[i], c.back()));
   }
+  return {p, w, c};
+}
+
+double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uint64_t seed) {
+  ReferenceSeeding seeding = ReferenceSeeds(data, dim, k, seed);
+  if (seeding.seeds.empty()) return 0;
+  const std::vector<std::vector<double>>& p = seeding.points;
+  const std::vector<double>& w = seeding.weights;
+  std::vector<std::vector<double>> c = seeding.seeds;
+  const size_t m = p.size();
+  auto d2 = [dim](const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (int t = 0; t < dim; ++t) s += (a[t] - b[t]) * (a[t] - b[t]);
+    return s;
+  };
   std::vector<int> assign(m, -1);
   for (int iter = 0; iter < 1000; ++iter) {
     bool changed = false;
@@ -1003,6 +1035,9 @@ TEST(VectorKMeansTest, NoWorseThanReferenceLloydFromTheSameSeeding) {
     }
     sets.push_back({data, 2});
   }
+  // Many dimensions: the tree's boxes straddle most bisectors, and the
+  // passes switch to per-point bounds.
+  sets.push_back({Blobs(1000, 16, 4, 3.0f, rng), 16});
   for (const Set& s : sets) {
     for (int k : {2, 5, 16}) {
       for (uint64_t seed : {0, 1, 12345}) {
@@ -1017,6 +1052,70 @@ TEST(VectorKMeansTest, NoWorseThanReferenceLloydFromTheSameSeeding) {
         EXPECT_EQ(r->centroids.size(), static_cast<size_t>(k * s.dim));
         const double ref = ReferenceVectorKMeans(s.data, s.dim, k, seed);
         EXPECT_LE(sse, ref * (1 + 1e-6) + 1e-9);
+      }
+    }
+  }
+}
+
+// With no iterations the centroids are the seeds, which depend on the
+// documented order of the distinct rows: every draw must land on the row the
+// plain reference draws. Rows with both signs, zeros of both signs, fp16
+// values, wide ranges and heavy duplicates, in 1 to 8 dimensions.
+TEST(VectorKMeansTest, SeedsFollowTheDocumentedOrder) {
+  std::mt19937_64 rng(21);
+  std::normal_distribution<float> normal(0, 1);
+  struct Set {
+    std::vector<float> data;
+    int dim;
+  };
+  std::vector<Set> sets;
+  for (int dim : {1, 2, 3, 8}) {
+    std::vector<float> data;
+    for (int i = 0; i < 600 * dim; ++i) {
+      const float x = 0.02f * normal(rng);
+      switch (rng() % 6) {
+        case 0:
+          data.push_back(format::HalfToFloat(format::FloatToHalf(x)));
+          break;
+        case 1:
+          data.push_back(rng() % 2 == 0 ? 0.0f : -0.0f);
+          break;
+        case 2:
+          data.push_back(x * 1e6f);
+          break;
+        default:
+          data.push_back(x);
+      }
+    }
+    sets.push_back({data, dim});
+  }
+  {
+    std::vector<float> data;  // fp16 values only, many repeated rows
+    for (int i = 0; i < 3000; ++i) {
+      const float x = static_cast<float>(static_cast<int>(rng() % 9) - 4) * 0.25f;
+      data.push_back(format::HalfToFloat(format::FloatToHalf(x)));
+      data.push_back(format::HalfToFloat(format::FloatToHalf(0.02f * normal(rng))));
+    }
+    sets.push_back({data, 2});
+  }
+  for (const Set& s : sets) {
+    for (int k : {2, 7, 32}) {
+      for (uint64_t seed : {0, 3}) {
+        SCOPED_TRACE(testing::Message() << "dim " << s.dim << " k " << k << " seed " << seed);
+        VectorKMeansOptions options;
+        options.seed = seed;
+        options.max_iterations = 0;
+        auto r = VectorKMeans(s.data, s.dim, k, options);
+        ASSERT_TRUE(r.ok()) << r.status();
+        const ReferenceSeeding expected = ReferenceSeeds(s.data, s.dim, k, seed);
+        ASSERT_EQ(expected.seeds.size(), static_cast<size_t>(k));
+        ASSERT_EQ(r->centroids.size(), static_cast<size_t>(k * s.dim));
+        for (int j = 0; j < k; ++j) {
+          for (int t = 0; t < s.dim; ++t) {
+            EXPECT_EQ(r->centroids[j * s.dim + t], static_cast<float>(expected.seeds[j][t])) << "seed " << j;
+          }
+        }
+        CheckVectorResult(s.data, s.dim, *r);
       }
     }
   }

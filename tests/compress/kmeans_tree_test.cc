@@ -1,8 +1,9 @@
-// KMeansTree's assignment pass against a full search, on the same
-// centroids: the assignments (lowest index on ties), the count of changes,
-// the SSE and the cluster means. The tree's correctness may not depend on
-// its codes (they only shape the cells), so every case also runs with codes
-// that make poor cells: all equal (every split by count) and random.
+// The two assignment passes of vector k-means, KMeansTree and KMeansBounds,
+// against a full search on the same centroids: the assignments (lowest
+// index on ties), the count of changes, the SSE and the cluster means. The
+// tree's correctness may not depend on its codes (they only shape the
+// cells), so every case also runs with codes that make poor cells: all
+// equal (every split by count) and random.
 #include "compress/kmeans_tree.h"
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "compress/kmeans_bounds.h"
 #include "gtest/gtest.h"
 
 namespace coremlz::compress {
@@ -135,7 +137,9 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
       for (int t = 0; t < dim; ++t) centroids[j * dim + t] = 0.5 * static_cast<double>(static_cast<int>(rng() % 41) - 20);
     }
   }
-  std::vector<int32_t> assignment(n, -1), expected(n, -1);
+  KMeansBounds bounds(c.points, k, nullptr);
+  std::vector<double> before;
+  std::vector<int32_t> assignment(n, -1), bounded(n, -1), expected(n, -1);
   for (int pass = 0; pass < 6; ++pass) {
     SCOPED_TRACE(testing::Message() << "pass " << pass);
     // The full search.
@@ -161,6 +165,15 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
     ASSERT_EQ(assignment, expected);
     EXPECT_EQ(changed, expected_changes);
     EXPECT_NEAR(sse, expected_sse, 1e-9 * expected_sse);
+    size_t bounded_changes = 0;
+    ClusterSums bounded_sums;
+    const double bounded_sse = bounds.Assign(before, centroids, &bounded, &bounded_changes, &bounded_sums);
+    before = centroids;
+    ASSERT_EQ(bounded, expected) << "KMeansBounds";
+    EXPECT_EQ(bounded_changes, expected_changes) << "KMeansBounds";
+    EXPECT_NEAR(bounded_sse, expected_sse, 1e-9 * expected_sse) << "KMeansBounds";
+    std::vector<double> bounded_means = centroids;
+    bounded_sums.Finish(&bounded_means);
     std::vector<double> means = centroids;
     const std::vector<int64_t>& members = sums.Finish(&means);
     for (int j = 0; j < k; ++j) {
@@ -169,6 +182,7 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
       for (int t = 0; t < dim; ++t) {
         const double mean = sum_x[j * dim + t] / sum_w[j];
         EXPECT_NEAR(means[j * dim + t], mean, 1e-9 * (std::fabs(mean) + 1)) << "cluster " << j;
+        EXPECT_NEAR(bounded_means[j * dim + t], mean, 1e-9 * (std::fabs(mean) + 1)) << "KMeansBounds, cluster " << j;
       }
     }
     // Next centroids: halfway to the means, jittered; now and then a point
@@ -180,12 +194,14 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
       const size_t i = rng() % n;
       assignment[i] = (assignment[i] + 1) % k;
       expected[i] = assignment[i];
+      bounded[i] = assignment[i];
       tree.ForgetOwners();
+      bounds.Invalidate(i);
     }
   }
 }
 
-TEST(KMeansTreeTest, AssignsAsAFullSearch) {
+TEST(KMeansTreeTest, BothPassesAssignAsAFullSearch) {
   for (Codes codes : {Codes::kGrid, Codes::kEqual, Codes::kRandom}) {
     SCOPED_TRACE(testing::Message() << "codes " << static_cast<int>(codes));
     for (const Case& c : Cases(codes)) {
