@@ -1,8 +1,8 @@
 // Sorting rows of 32-bit key words in linear time: a stable LSD radix sort
 // that moves each row's keys with it, so every pass reads its digits in
 // order instead of chasing indices into the keys (that gather was most of
-// vector k-means' row sort). Used for vector k-means' distinct rows and for
-// the Morton order of its k-d tree.
+// vector k-means' old row sort). Vector k-means sorts its rows by Morton
+// code with it, which both collapses equal rows and orders its k-d tree.
 #ifndef COREMLZ_COMPRESS_KEY_ROW_SORT_H_
 #define COREMLZ_COMPRESS_KEY_ROW_SORT_H_
 
@@ -17,6 +17,9 @@ namespace coremlz::compress {
 
 namespace internal {
 
+constexpr int kDigitBits = 11;
+constexpr uint32_t kDigitMask = (uint32_t{1} << kDigitBits) - 1;
+
 // One counting-sort pass by the 11-bit digit of word t at `shift`; `bucket`
 // holds each digit's first position. kWidth 0: rows of `width` words.
 template <int kWidth, typename Index>
@@ -28,7 +31,7 @@ void ScatterRows(const std::vector<uint32_t>& keys, const std::vector<Index>& or
   uint32_t* dst = next_keys.data();
   const size_t count = order.size();
   for (size_t r = 0; r < count; ++r) {
-    const size_t at = bucket[(src[r * w + t] >> shift) & 0x7ff]++;
+    const size_t at = bucket[(src[r * w + t] >> shift) & kDigitMask]++;
     for (size_t j = 0; j < w; ++j) dst[at * w + j] = src[r * w + j];
     next_order[at] = order[r];
   }
@@ -41,13 +44,14 @@ void ScatterRows(const std::vector<uint32_t>& keys, const std::vector<Index>& or
 // significant), stably: rows with equal keys keep their relative order. The
 // remaining words ride along (a payload that is then read in order rather
 // than gathered), and `order` is permuted with the rows (start it as
-// 0, 1, 2, ... to learn where each row came from). 11-bit digits; a digit
-// that every row shares costs one counting pass and no move. False when
-// cancelled (rows and `order` are then permuted alike, not sorted).
+// 0, 1, 2, ... to learn where each row came from). 11-bit digits, all of a
+// word's counted in one pass; a digit that every row shares is not moved.
+// False when cancelled (rows and `order` are then permuted alike, not
+// sorted).
 template <typename Index>
 bool SortKeyRows(std::vector<uint32_t>* keys, int width, int key_words, std::vector<Index>* order,
                  CancelCheck* cancel) {
-  constexpr int kDigitBits = 11;  // ScatterRows' mask
+  using internal::kDigitBits;
   constexpr size_t kBuckets = size_t{1} << kDigitBits;
   constexpr int kPasses = (32 + kDigitBits - 1) / kDigitBits;
   const size_t count = order->size();

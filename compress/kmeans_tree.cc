@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -14,8 +13,8 @@ namespace coremlz::compress {
 namespace {
 
 // Leaves this small keep the boundary's one-by-one searches short; the
-// nodes (~2 per 32 points) cost less memory than the points themselves
-// (leaves of 16 or 64 measured no faster).
+// nodes cost less memory than the points themselves (leaves of up to 16 or
+// 64 points measured no faster).
 constexpr uint32_t kLeafSize = 32;
 
 // In double whatever the operands' types.
@@ -32,8 +31,10 @@ inline double SquaredDistance(const A* a, const B* b, int dim) {
 // Whether centroid z is farther than centroid near from every point of the
 // box [lo, hi], by more than rounding could blur. |x - z|^2 - |x - near|^2
 // is linear in x, so its minimum over the box is at the corner that takes,
-// per dimension, lo where near_t > z_t and hi otherwise. The margin is
-// relative to a bound on every squared distance involved, so a pruned
+// per dimension, lo where near_t > z_t and hi otherwise. The margin bounds
+// the rounding of that sum and of a leaf's two computed distances for any x
+// in the box (each term is within `reach` of both centroids, and a leaf
+// subtracts a widened float from a double once per term), so a pruned
 // centroid also loses each point's computed comparison, never ties it.
 inline bool FartherOnWholeBox(const double* z, const double* near, const float* lo, const float* hi, int dim) {
   double least = 0;
@@ -42,11 +43,14 @@ inline bool FartherOnWholeBox(const double* z, const double* near, const float* 
     const double step = near[t] - z[t];
     const double corner = step > 0 ? lo[t] : hi[t];
     least += step * (2 * corner - z[t] - near[t]);
-    const double reach = std::max(std::fabs(static_cast<double>(lo[t])), std::fabs(static_cast<double>(hi[t]))) +
-                         std::max(std::fabs(z[t]), std::fabs(near[t]));
+    const double l = lo[t], h = hi[t];
+    const double reach = std::max(std::max(std::fabs(l - z[t]), std::fabs(h - z[t])),
+                                  std::max(std::fabs(l - near[t]), std::fabs(h - near[t])));
     scale += reach * reach;
   }
-  return least > 1e-12 * scale;
+  // A few ulps per term of the sums, with room to spare; grows with dim.
+  const double relative = 1e-12 + (16.0 * dim + 64) * std::numeric_limits<double>::epsilon();
+  return least > relative * scale;
 }
 
 }  // namespace
@@ -83,9 +87,17 @@ const std::vector<int64_t>& ClusterSums::Finish(std::vector<double>* centroids) 
 absl::StatusOr<KMeansTree> KMeansTree::Build(WeightedPoints points, std::vector<uint32_t> codes, int code_words,
                                              CancelCheck* cancel) {
   const size_t n = points.size();
-  if (n >= std::numeric_limits<uint32_t>::max()) {
+  // Up to 2n - 1 nodes, numbered in 32 bits.
+  if (n > (size_t{1} << 31) - 1) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("vector k-means: ", n, " distinct vectors; at most 2^32 - 2 are supported"));
+        absl::StrCat("vector k-means: ", n, " distinct vectors; at most 2^31 - 1 are supported"));
+  }
+  if (points.dim < 1 || points.x.size() != n * static_cast<size_t>(points.dim)) {
+    return absl::InvalidArgumentError(absl::StrCat("KMeansTree: ", points.x.size(), " coordinates for ", n,
+                                                   " points of dimension ", points.dim));
+  }
+  for (double w : points.weight) {
+    if (!(w > 0) || !std::isfinite(w)) return absl::InvalidArgumentError(absl::StrCat("KMeansTree: weight ", w));
   }
   if (code_words < 1 || codes.size() != n * static_cast<size_t>(code_words)) {
     return absl::InvalidArgumentError(absl::StrCat("KMeansTree: ", codes.size(), " code words for ", n,

@@ -53,16 +53,17 @@ class KMeansTree {
   // monotone encodings of the coordinates, so that splitting a run of
   // points at the highest bit in which its codes differ halves a cell along
   // one dimension and leaves the halves ordered along it. A node is such a
-  // run; a run of one code is halved by count. CANCELLED when `cancel` says
-  // so; RESOURCE_EXHAUSTED past 2^32 - 2 points (32-bit indices keep the
+  // run; a run of one code is halved by count. INVALID_ARGUMENT when the
+  // sizes disagree or a weight is not positive; CANCELLED when `cancel` says
+  // so; RESOURCE_EXHAUSTED past 2^31 - 1 points (32-bit indices keep the
   // tree half the size).
   static absl::StatusOr<KMeansTree> Build(WeightedPoints points, std::vector<uint32_t> codes, int code_words,
                                           CancelCheck* cancel);
 
   const WeightedPoints& points() const { return points_; }
 
-  // Assigns every point to its nearest centroid (`centroids`:
-  // k x dim), lowest index on ties, exactly as a full search would, counting
+  // Assigns every point to its nearest centroid (`centroids`: k x dim;
+  // `assignment`: one per point, -1 for none yet), lowest index on ties, exactly as a full search would, counting
   // changes in `changed`. `sums` (optional) receives the clusters' sums.
   // Returns the weighted SSE, summed per node (rounding differs from a
   // point-by-point sum in the last bits). A cancelled pass stops part way:

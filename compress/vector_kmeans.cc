@@ -30,9 +30,11 @@
 //     point, so the result is exactly self-consistent.
 // The assignment step walks a k-d tree built on that Morton order
 // (compress/kmeans_tree.h) and so touches only the points near a boundary
-// between clusters; its assignments are exactly a full search's. Means and
-// the SSE that decides when to stop are summed per tree node, so their last
-// bits differ from a point-by-point sum; nothing depends on that beyond
+// between clusters; where that prunes poorly (many dimensions) per-point
+// bounds take over (compress/kmeans_bounds.h). Either way the assignments
+// are exactly a full search's. Means and the SSE that decides when to stop
+// are summed per tree node (per point after the switch), so their last bits
+// differ from a plain point-by-point sum; nothing depends on that beyond
 // rounding.
 #include "compress/vector_kmeans.h"
 
@@ -202,7 +204,10 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
     for (size_t t = 0; t < d; ++t) {
       const float v = data[r * d + t];
       cell[t] = dense[t].Encode(OrderKey(v));
-      if (!decode) std::memcpy(&row[words + t], &v, sizeof v);
+      if (!decode) {
+        const float value = v == 0 ? 0.0f : v;  // +0, as a decoded point: no bit depends on row order
+        std::memcpy(&row[words + t], &value, sizeof value);
+      }
     }
     if (d == 1) {
       row[0] = cell[0];
@@ -340,6 +345,9 @@ std::vector<int64_t> UpdateMeans(const WeightedPoints& p, const std::vector<int3
 class Assigner {
  public:
   Assigner(KMeansTree tree, int k, CancelCheck* cancel) : tree_(std::move(tree)), k_(k), cancel_(cancel) {}
+  // bounds_ refers to tree_'s points.
+  Assigner(const Assigner&) = delete;
+  Assigner& operator=(const Assigner&) = delete;
 
   const WeightedPoints& points() const { return tree_.points(); }
   bool cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }

@@ -368,8 +368,19 @@ class FanOut {
       }
     };
     std::vector<std::thread> locals;
-    for (int t = 1; t < request_.local_threads; ++t) locals.emplace_back(local_loop);
-    local_loop();
+    if (TestTrialsOnWorkersOnly()) {
+      const auto give_up = Clock::now() + std::chrono::seconds(kTestTrialsOnWorkersPatienceSeconds);
+      while (!board.Stopping()) {
+        if (Clock::now() > give_up) {
+          board.Fail(absl::DeadlineExceededError("COREMLZ_TEST_TRIALS_ON_WORKERS: the workers did not run the trials"));
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+    } else {
+      for (int t = 1; t < request_.local_threads; ++t) locals.emplace_back(local_loop);
+      local_loop();
+    }
     for (std::thread& t : locals) t.join();
     // The streams stay for a later batch (Close ends them); each lets go of
     // this board once it owes nothing, and none may touch it afterwards.
@@ -613,8 +624,9 @@ class FanOut {
         // With nothing of its own left, a worker builds the candidate with the
         // most trials still waiting (another party built it) and takes a share
         // of them: a build costs a few trials' time, and the trials are the
-        // same bits wherever they run. At least twice the window must wait.
-        const int share_at_least = 2 * std::max(1, options_.window);
+        // same bits wherever they run. At least twice the window must wait
+        // (one, when the test knob leaves every trial to the workers).
+        const int share_at_least = TestTrialsOnWorkersOnly() ? 1 : 2 * std::max(1, options_.window);
         auto share = [&]() -> absl::StatusOr<bool> {
           if (board->Stopping()) return false;  // the batch is over: nothing to share
           const std::map<int, int> waiting = board->CountPending([&](size_t i) { return (*trials)[i].candidate; });

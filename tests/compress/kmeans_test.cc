@@ -795,9 +795,6 @@ std::map<std::string, std::vector<float>> RowsByMortonCode(const std::vector<flo
   return rows;
 }
 
-// The documented procedure, written plainly: distinct rows in Morton order,
-// weighted k-means++ with the documented draws, then Lloyd (an empty cluster
-// keeps its centroid), float centroids, nearest reassignment.
 // The distinct rows in Morton order with their counts, and the k-means++
 // seeds drawn from them (empty when there are no more rows than k).
 struct ReferenceSeeding {
@@ -852,6 +849,9 @@ ReferenceSeeding ReferenceSeeds(const std::vector<float>& data, int dim, int k, 
   return {p, w, c};
 }
 
+// The documented procedure, written plainly: distinct rows in Morton order,
+// weighted k-means++ with the documented draws, then Lloyd (an empty cluster
+// keeps its centroid), float centroids, nearest reassignment.
 double ReferenceVectorKMeans(const std::vector<float>& data, int dim, int k, uint64_t seed) {
   ReferenceSeeding seeding = ReferenceSeeds(data, dim, k, seed);
   if (seeding.seeds.empty()) return 0;

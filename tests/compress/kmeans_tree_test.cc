@@ -31,19 +31,21 @@ double Dist2(const float* x, const double* c, int dim) {
 struct Case {
   std::string name;
   WeightedPoints points;
-  std::vector<uint32_t> codes;  // one word per point, ascending
+  std::vector<uint32_t> codes;  // code_words per point, ascending
+  int code_words = 1;
 };
 
-enum class Codes { kGrid, kEqual, kRandom };
+enum class Codes { kGrid, kGridTwoWords, kEqual, kRandom };
 
-// A 16-bit grid code per point (interleaved for two dimensions, the first
-// dimension's cell otherwise), points sorted by it; or codes that carry no
+// An 8-bit grid cell per dimension, the first two dimensions' interleaved
+// (one dimension: its cell), points sorted by it; the same split over two
+// code words (so a split may fall in either); or codes that carry no
 // geometry at all.
 Case MakeCase(std::string name, int dim, std::vector<float> x, std::vector<double> weight, Codes codes,
               std::mt19937_64& rng) {
   const size_t n = weight.size();
   std::vector<uint32_t> code(n, 0);
-  if (codes == Codes::kGrid) {
+  if (codes == Codes::kGrid || codes == Codes::kGridTwoWords) {
     std::vector<float> lo(dim, std::numeric_limits<float>::infinity()), hi(dim, -lo[0]);
     for (size_t i = 0; i < n; ++i) {
       for (int t = 0; t < dim; ++t) {
@@ -69,10 +71,16 @@ Case MakeCase(std::string name, int dim, std::vector<float> x, std::vector<doubl
   Case c;
   c.name = std::move(name);
   c.points.dim = dim;
+  c.code_words = codes == Codes::kGridTwoWords ? 2 : 1;
   for (size_t i : order) {
     c.points.x.insert(c.points.x.end(), x.begin() + i * dim, x.begin() + (i + 1) * dim);
     c.points.weight.push_back(weight[i]);
-    c.codes.push_back(code[i]);
+    if (c.code_words == 2) {
+      c.codes.push_back(code[i] >> 7);  // the top bits, then the low 7
+      c.codes.push_back(code[i] & 0x7f);
+    } else {
+      c.codes.push_back(code[i]);
+    }
   }
   return c;
 }
@@ -122,7 +130,7 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
   SCOPED_TRACE(testing::Message() << c.name << ", k " << k << ", seed " << seed);
   const int dim = c.points.dim;
   const size_t n = c.points.size();
-  auto built = KMeansTree::Build(c.points, c.codes, 1, nullptr);
+  auto built = KMeansTree::Build(c.points, c.codes, c.code_words, nullptr);
   ASSERT_TRUE(built.ok()) << built.status();
   KMeansTree& tree = *built;
   ASSERT_EQ(tree.points().x, c.points.x);
@@ -173,11 +181,12 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
     EXPECT_EQ(bounded_changes, expected_changes) << "KMeansBounds";
     EXPECT_NEAR(bounded_sse, expected_sse, 1e-9 * expected_sse) << "KMeansBounds";
     std::vector<double> bounded_means = centroids;
-    bounded_sums.Finish(&bounded_means);
+    const std::vector<int64_t> bounded_members = bounded_sums.Finish(&bounded_means);
     std::vector<double> means = centroids;
     const std::vector<int64_t>& members = sums.Finish(&means);
     for (int j = 0; j < k; ++j) {
       EXPECT_EQ(members[j], std::count(expected.begin(), expected.end(), j)) << "cluster " << j;
+      EXPECT_EQ(bounded_members[j], members[j]) << "KMeansBounds, cluster " << j;
       if (sum_w[j] == 0) continue;
       for (int t = 0; t < dim; ++t) {
         const double mean = sum_x[j * dim + t] / sum_w[j];
@@ -202,7 +211,7 @@ void CheckPasses(const Case& c, int k, uint64_t seed) {
 }
 
 TEST(KMeansTreeTest, BothPassesAssignAsAFullSearch) {
-  for (Codes codes : {Codes::kGrid, Codes::kEqual, Codes::kRandom}) {
+  for (Codes codes : {Codes::kGrid, Codes::kGridTwoWords, Codes::kEqual, Codes::kRandom}) {
     SCOPED_TRACE(testing::Message() << "codes " << static_cast<int>(codes));
     for (const Case& c : Cases(codes)) {
       for (int k : {1, 2, 5, 16, 64}) {
@@ -238,15 +247,61 @@ TEST(KMeansTreeTest, SettledClustersSkipMostPoints) {
   EXPECT_EQ(changed, 0u);
 }
 
-TEST(KMeansTreeTest, RejectsCodesThatDoNotFit) {
+TEST(KMeansTreeTest, RejectsPointsAndCodesThatDoNotFit) {
   WeightedPoints points;
   points.dim = 2;
   points.x = {1, 2, 3, 4};
   points.weight = {1, 1};
-  auto bad = KMeansTree::Build(points, {0, 1, 2}, 1, nullptr);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(std::string(bad.status().message()).find("3 code words for 2 points"), std::string::npos);
+  const auto expect_invalid = [](const absl::StatusOr<KMeansTree>& r, const std::string& message) {
+    ASSERT_FALSE(r.ok()) << message;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(r.status().message()).find(message), std::string::npos) << r.status();
+  };
+  expect_invalid(KMeansTree::Build(points, {0, 1, 2}, 1, nullptr), "3 code words for 2 points");
+  WeightedPoints short_x = points;
+  short_x.x.pop_back();
+  expect_invalid(KMeansTree::Build(short_x, {0, 1}, 1, nullptr), "3 coordinates for 2 points of dimension 2");
+  WeightedPoints zero_weight = points;
+  zero_weight.weight[1] = 0;
+  expect_invalid(KMeansTree::Build(zero_weight, {0, 1}, 1, nullptr), "weight 0");
+  EXPECT_TRUE(KMeansTree::Build(points, {0, 1}, 1, nullptr).ok());
+}
+
+// A pass stopped part way says so: the hook answers "go on" a few times,
+// then "stop", and each pass sees it well before the end of its points.
+TEST(KMeansTreeTest, PassesStopWhenCancelled) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> x;
+  for (int i = 0; i < 2000000; ++i) x.push_back(normal(rng));
+  const Case c = MakeCase("cancel mid-pass", 2, x, std::vector<double>(x.size() / 2, 1), Codes::kGrid, rng);
+  int polls = 0;
+  CancelCheck stop([&polls] { return ++polls > 2; });
+  auto tree = KMeansTree::Build(c.points, c.codes, 1, nullptr);
+  ASSERT_TRUE(tree.ok());
+  // 64 centroids spread over the data: every pass has work for many polls.
+  std::vector<double> centroids;
+  for (int j = 0; j < 64; ++j) {
+    centroids.push_back(c.points.row(j * 15013)[0]);
+    centroids.push_back(c.points.row(j * 15013)[1]);
+  }
+  KMeansBounds bounds(tree->points(), 64, &stop);
+  std::vector<int32_t> assignment(c.points.size(), -1);
+  size_t changed = 0;
+  bounds.Assign(centroids, centroids, &assignment, &changed, nullptr);
+  EXPECT_TRUE(bounds.cancelled());
+  EXPECT_GT(std::count(assignment.begin(), assignment.end(), -1), 0) << "the pass ran to its end";
+  // The tree's pass does much less work (that is its point): the first
+  // poll of the pass stops it.
+  bool armed = false;
+  CancelCheck stop_tree([&armed] { return armed; });
+  auto cancellable = KMeansTree::Build(c.points, c.codes, 1, &stop_tree);
+  ASSERT_TRUE(cancellable.ok()) << cancellable.status();
+  armed = true;
+  std::fill(assignment.begin(), assignment.end(), -1);
+  cancellable->Assign(centroids, 64, &assignment, &changed, nullptr);
+  EXPECT_TRUE(cancellable->cancelled());
+  EXPECT_GT(std::count(assignment.begin(), assignment.end(), -1), 0) << "the pass ran to its end";
 }
 
 TEST(KMeansTreeTest, Cancels) {

@@ -54,8 +54,11 @@ std::unique_ptr<Daemon> StartWorker(bool hangs = false) {
 // Every worker takes part in the builds (see service/test_await_workers.h):
 // on a loaded machine a worker slow to get ready might otherwise find them all
 // done, and then a test of what its hang or death changes tests nothing.
-std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers, const std::string& cache_dir = "") {
+// `trials_on_workers`: the front runs no trial itself (the other knob there).
+std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers, const std::string& cache_dir = "",
+                                   bool trials_on_workers = false) {
   setenv("COREMLZ_TEST_AWAIT_WORKERS", "1", 1);
+  if (trials_on_workers) setenv("COREMLZ_TEST_TRIALS_ON_WORKERS", "1", 1);
   std::string list;
   for (const Daemon* w : workers) absl::StrAppend(&list, list.empty() ? "" : ",", "127.0.0.1:", w->port());
   std::vector<std::string> argv = {BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address",
@@ -63,6 +66,7 @@ std::unique_ptr<Daemon> StartFront(const std::vector<const Daemon*>& workers, co
   if (!cache_dir.empty()) argv.insert(argv.end(), {"--cache-dir", cache_dir});
   auto d = std::make_unique<Daemon>(argv, "serving gRPC on port ");
   unsetenv("COREMLZ_TEST_AWAIT_WORKERS");
+  unsetenv("COREMLZ_TEST_TRIALS_ON_WORKERS");
   EXPECT_TRUE(d->ok()) << d->log();
   return d;
 }
@@ -265,12 +269,15 @@ TEST(PlanWorkers, AReadmittingPlanPlansAsEmbedded) {
   ASSERT_FALSE(embedded.yaml.empty());
   auto w1 = StartWorker();
   auto w2 = StartWorker();
-  auto front = StartFront({w1.get(), w2.get()});
+  // The front runs no trial: the plan completes only if the workers ran
+  // every trial, the re-admitted candidate's second batch included.
+  auto front = StartFront({w1.get(), w2.get()}, "", /*trials_on_workers=*/true);
   ASSERT_TRUE(front->ok());
   const Outputs remote = plan(scratch.Join("remote"), absl::StrCat("127.0.0.1:", front->port()));
   EXPECT_EQ(remote.yaml, embedded.yaml);
   EXPECT_EQ(remote.report, embedded.report);
   EXPECT_EQ(front->log().find("stopped"), std::string::npos) << front->log();
+  EXPECT_EQ(front->log().find("COREMLZ_TEST_TRIALS_ON_WORKERS"), std::string::npos) << front->log();
 }
 
 TEST(PlanWorkers, AWorkerKilledMidPlanChangesNothing) {
