@@ -233,6 +233,7 @@ double KMeansTree::Assign(const std::vector<double>& centroids, int k, std::vect
   pass.row.resize(dim);
   pass.centre.resize(dim);
   points_searched_ = 0;
+  distances_ = 0;
   if (sums != nullptr) sums->Reset(k, dim);
   candidates_.assign(static_cast<size_t>(max_depth_ + 2) * k, 0);
   std::iota(candidates_.begin(), candidates_.begin() + k, 0);
@@ -257,6 +258,7 @@ void KMeansTree::Visit(Pass& pass, uint32_t id, int depth, int candidates) {
   if (candidates > 1) {
     for (int t = 0; t < dim; ++t) pass.centre[t] = 0.5 * (static_cast<double>(lo[t]) + static_cast<double>(hi[t]));
     double best = std::numeric_limits<double>::infinity();
+    distances_ += 2 * static_cast<size_t>(candidates);  // the centre's, and the box tests
     for (int j = 0; j < candidates; ++j) {
       const double d = SquaredDistance(pass.centre.data(), pass.centroids + static_cast<size_t>(list[j]) * dim, dim);
       if (d < best) {
@@ -286,6 +288,7 @@ void KMeansTree::Visit(Pass& pass, uint32_t id, int depth, int candidates) {
   // A leaf across a boundary: search its points among the kept candidates,
   // in index order so that ties go to the lowest index.
   points_searched_ += node.end - node.begin;
+  distances_ += static_cast<size_t>(node.end - node.begin) * count;
   for (uint32_t i = node.begin; i < node.end; ++i) {
     const float* x = points_.row(i);
     for (int t = 0; t < dim; ++t) pass.row[t] = x[t];

@@ -78,10 +78,13 @@ class KMeansTree {
 
   bool cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
 
-  // For tests and benchmarks: nodes, and points searched one by one in the
-  // last Assign.
+  // For tests, benchmarks and the choice between this and KMeansBounds:
+  // nodes, and points searched one by one in the last Assign.
   size_t node_count() const { return nodes_.size(); }
   size_t last_points_searched() const { return points_searched_; }
+  // Distances (and box tests, as many) the last Assign computed: a full
+  // search computes points x k.
+  size_t last_distances() const { return distances_; }
 
  private:
   struct Node {
@@ -111,6 +114,7 @@ class KMeansTree {
   int max_depth_ = 0;
   CancelCheck* cancel_ = nullptr;
   size_t points_searched_ = 0;
+  size_t distances_ = 0;
 };
 
 }  // namespace coremlz::compress

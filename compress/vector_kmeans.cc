@@ -338,10 +338,13 @@ std::vector<int64_t> UpdateMeans(const WeightedPoints& p, const std::vector<int3
 }
 
 // Lloyd's assignment step: KMeansTree, which prunes well in few dimensions,
-// until a pass has searched most points one by one anyway (boxes that
-// straddle most bisectors, as in 8 dimensions); from then on per-point
-// bounds (KMeansBounds), which skip more there. Both assign exactly as a
-// full search; the switch changes only the order of the sums.
+// until a pass has computed more than half the distances of a full search
+// (boxes that straddle most bisectors, as in 8 dimensions: 76 %); from then
+// on per-point bounds (KMeansBounds), which skip more there. Distances, not
+// points searched: in 4 dimensions with k = 256 the tree searches 92 % of
+// the points but among a few kept centroids each (4 % of the distances).
+// Both assign exactly as a full search; the switch changes only the order
+// of the sums.
 class Assigner {
  public:
   Assigner(KMeansTree tree, int k, CancelCheck* cancel) : tree_(std::move(tree)), k_(k), cancel_(cancel) {}
@@ -357,7 +360,7 @@ class Assigner {
                 std::vector<int32_t>* assignment, size_t* changed, ClusterSums* sums) {
     if (bounds_.has_value()) return bounds_->Assign(before, centroids, assignment, changed, sums);
     const double sse = tree_.Assign(centroids, k_, assignment, changed, sums);
-    if (tree_.last_points_searched() * 2 > points().size()) bounds_.emplace(points(), k_, cancel_);
+    if (tree_.last_distances() * 2 > points().size() * static_cast<size_t>(k_)) bounds_.emplace(points(), k_, cancel_);
     return sse;
   }
 
