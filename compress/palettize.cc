@@ -398,6 +398,9 @@ absl::StatusOr<GroupResult> VectorGroup(absl::Span<const float> vecs, int cd, in
   if (mode == PaletteMode::kKMeans) {
     VectorKMeansOptions options;
     options.cancel = cancel;
+    // coremltools stops its vector k-means (scikit-learn's KMeans, tol=1e-2)
+    // once the centroids barely move; so does this.
+    options.shift_tolerance = 1e-2;
     ASSIGN_OR_RETURN(VectorKMeansResult r, VectorKMeans(vecs, cd, k, options));
     for (size_t i = 0; i < r.centroids.size(); ++i) g.lut[i] = ToWeightType(r.centroids[i], p);
     for (size_t v = 0; v < count; ++v) g.idx[v] = static_cast<uint8_t>(r.assignment[v]);

@@ -22,9 +22,11 @@
 //     cluster left empty takes the point farthest from its own (updated)
 //     centroid among clusters that still have two or more points (the
 //     first in Morton order on ties), which strictly lowers the SSE; then
-//     means are recomputed. Stop when no assignment changes, when the
-//     relative SSE improvement drops below `tolerance`, or after
-//     `max_iterations`.
+//     means are recomputed. Stop when an update moved the centroids by at
+//     most `shift_tolerance` times the points' mean per-dimension variance
+//     (squared distances summed over centroids; weighted variance), when no
+//     assignment changes, when the relative SSE improvement drops below
+//     `tolerance`, or after `max_iterations`.
 //  5. Centroids are rounded to float, every vector is assigned to its nearest
 //     rounded centroid, and the SSE is measured against those, point by
 //     point, so the result is exactly self-consistent.
@@ -322,6 +324,30 @@ std::vector<double> SeedKMeansPlusPlus(const WeightedPoints& p, int k, uint64_t 
   return centroids;
 }
 
+// The weighted variance of each coordinate, averaged over coordinates
+// (about the first point, then corrected: no cancellation far from zero).
+double MeanVariance(const WeightedPoints& p) {
+  const int dim = p.dim;
+  double total_weight = 0;
+  std::vector<double> sum(dim, 0), sum_sq(dim, 0);
+  const float* anchor = p.row(0);
+  for (size_t i = 0; i < p.size(); ++i) {
+    const float* x = p.row(i);
+    total_weight += p.weight[i];
+    for (int t = 0; t < dim; ++t) {
+      const double d = static_cast<double>(x[t]) - static_cast<double>(anchor[t]);
+      sum[t] += p.weight[i] * d;
+      sum_sq[t] += p.weight[i] * d * d;
+    }
+  }
+  double mean_variance = 0;
+  for (int t = 0; t < dim; ++t) {
+    const double mean = sum[t] / total_weight;
+    mean_variance += std::max(0.0, sum_sq[t] / total_weight - mean * mean);
+  }
+  return mean_variance / dim;
+}
+
 // Weighted means of the clusters from scratch, point by point in the tree's
 // order (after assignments were changed by hand). Returns the number of
 // points per cluster.
@@ -429,6 +455,10 @@ absl::Status Validate(absl::Span<const float> data, int dim, int k,
     return absl::InvalidArgumentError(absl::StrCat(
         "VectorKMeans: tolerance must be finite and >= 0, got ", options.tolerance));
   }
+  if (!(options.shift_tolerance >= 0) || !std::isfinite(options.shift_tolerance)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VectorKMeans: shift_tolerance must be finite and >= 0, got ", options.shift_tolerance));
+  }
   for (size_t i = 0; i < data.size(); ++i) {
     if (!std::isfinite(data[i])) {
       return absl::InvalidArgumentError(absl::StrCat("VectorKMeans: data[", i, "] (row ", i / dim,
@@ -489,10 +519,17 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   double sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
   if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
+  const double shift_limit =
+      options.shift_tolerance > 0 ? options.shift_tolerance * MeanVariance(assigner.points()) : -1;
   while (iterations < options.max_iterations) {
     before = centroids;
     Update(assigner, k, sums, &assignment, &centroids, cancel);
     if (assigner.cancelled()) return CancelledStatus();
+    if (shift_limit >= 0 && SquaredDistance(before.data(), centroids.data(), static_cast<int>(centroids.size())) <=
+                                shift_limit) {
+      ++iterations;  // settled: the final assignment below is against these
+      break;
+    }
     const double previous = sse;
     sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
     if (assigner.cancelled()) return CancelledStatus();

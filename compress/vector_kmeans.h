@@ -18,6 +18,11 @@ struct VectorKMeansOptions {
   // Stop when no assignment changes, or when the relative SSE improvement of
   // an iteration falls below this.
   double tolerance = 1e-6;
+  // Also stop when an update moves the centroids by at most this times the
+  // data's mean per-dimension variance, in total squared distance:
+  // scikit-learn's KMeans rule, which coremltools runs with 1e-2 for vector
+  // palettes (palettize.cc does the same). 0: off.
+  double shift_tolerance = 0;
   uint64_t seed = 0;
   // Optional: polled throughout (sorting, seeding, every assignment pass);
   // when it says stop, VectorKMeans returns CANCELLED.

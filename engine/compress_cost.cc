@@ -16,11 +16,11 @@ double RelativeCost(const OpConfig& config) {
           return c.granularity == Granularity::kPerBlock ? 1.25 : 1.0;
         } else if constexpr (std::is_same_v<T, PalettizerConfig>) {
           if (c.mode != PalettizerConfig::Mode::kKMeans) return 1.0;  // a scan and a lookup, as int8
-          // 2-D vector palettes (k-means over a k-d tree) measured 4.1 at
-          // 2 bits and 10 at 4; wider vectors ~43 at 3-4 bits, where the
-          // grouped factor keeps the estimate low.
-          if (c.cluster_dim == 2) return c.nbits.value_or(8) <= 2 ? 4.0 : 10.0;
-          if (c.granularity == Granularity::kPerGroupedChannel || c.cluster_dim > 1) return 13.0;
+          // Vector palettes measured 4.1 (2-bit 2-D), 6.6 (4-bit 2-D), 9.4
+          // (4-bit 4-D) and 8.4 (3-bit 8-D); the lowest of the last three
+          // keeps the estimate low for all of them.
+          if (c.cluster_dim > 1) return c.cluster_dim == 2 && c.nbits.value_or(8) <= 2 ? 4.0 : 6.5;
+          if (c.granularity == Granularity::kPerGroupedChannel) return 13.0;
           return 1.8;
         } else if constexpr (std::is_same_v<T, MagnitudePrunerConfig>) {
           return 1.5;

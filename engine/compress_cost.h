@@ -6,7 +6,7 @@
 // The factors are whole-model CPU-time ratios measured on the fp16 bench
 // model (bench/issue14_bench.sh; docs/performance.md): per-block int4 1.25,
 // magnitude pruning 1.5, per-tensor k-means 1.8, grouped-channel k-means 13,
-// 2-D vector k-means 4 (2 bits) and 10 (more).
+// vector k-means 4 (2-bit 2-D) and 6.5 (the rest).
 // Techniques not measured there take the factor of a measured one they are
 // at least as slow as. A wrong factor costs only overlap or idle time,
 // never a result, so the estimate leans low: an underestimated cost starts

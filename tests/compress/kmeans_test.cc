@@ -1247,6 +1247,63 @@ TEST(VectorKMeansTest, IterationLimitAndTolerance) {
   EXPECT_LE(full->sse, seeded->sse);
 }
 
+// scikit-learn's rule, as coremltools uses it for vector palettes: stop at
+// the first update that moves the centroids, in total squared distance, by
+// at most shift_tolerance times the rows' mean per-dimension variance. The
+// centroids after each update come from runs capped at that many
+// iterations (the same path, cut short).
+TEST(VectorKMeansTest, StopsWhenTheCentroidsSettle) {
+  std::mt19937_64 rng(13);
+  const int dim = 3, k = 8;
+  const std::vector<float> data = Blobs(3000, dim, 12, 1.5f, rng);
+  const size_t rows = data.size() / dim;
+  double variance = 0;
+  for (int t = 0; t < dim; ++t) {
+    double mean = 0, sq = 0;
+    for (size_t r = 0; r < rows; ++r) mean += data[r * dim + t];
+    mean /= rows;
+    for (size_t r = 0; r < rows; ++r) sq += (data[r * dim + t] - mean) * (data[r * dim + t] - mean);
+    variance += sq / rows;
+  }
+  variance /= dim;
+  const double tolerance = 1e-2;
+  const double limit = tolerance * variance;
+  const auto centroids_after = [&](int iterations) {
+    VectorKMeansOptions options;
+    options.tolerance = 0;
+    options.max_iterations = iterations;
+    auto r = VectorKMeans(data, dim, k, options);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->centroids : std::vector<float>();
+  };
+  VectorKMeansOptions options;
+  options.tolerance = 0;
+  options.shift_tolerance = tolerance;
+  auto settled = VectorKMeans(data, dim, k, options);
+  ASSERT_TRUE(settled.ok()) << settled.status();
+  const int stop = settled->iterations;
+  ASSERT_GT(stop, 1);
+  CheckVectorResult(data, dim, *settled);
+  std::vector<float> previous = centroids_after(0);
+  for (int m = 1; m <= stop; ++m) {
+    const std::vector<float> current = centroids_after(m);
+    double shift = 0;
+    for (size_t i = 0; i < current.size(); ++i) shift += (current[i] - previous[i]) * (current[i] - previous[i]);
+    if (m < stop) {
+      EXPECT_GT(shift, limit * (1 - 1e-4)) << "update " << m << " had settled already";
+    } else {
+      EXPECT_LE(shift, limit * (1 + 1e-4)) << "update " << m << " had not settled";
+      EXPECT_EQ(current, settled->centroids);
+    }
+    previous = current;
+  }
+  // Without the rule the same run goes on, to a lower SSE.
+  auto full = VectorKMeans(data, dim, k, VectorKMeansOptions{});
+  ASSERT_TRUE(full.ok());
+  EXPECT_GT(full->iterations, stop);
+  EXPECT_LE(full->sse, settled->sse);
+}
+
 TEST(VectorKMeansTest, RejectsInvalidInput) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
@@ -1269,6 +1326,11 @@ TEST(VectorKMeansTest, RejectsInvalidInput) {
   expect_invalid(VectorKMeans(ok, 2, 2, bad_tol), "tolerance must be finite and >= 0");
   bad_tol.tolerance = std::nan("");
   expect_invalid(VectorKMeans(ok, 2, 2, bad_tol), "tolerance must be finite and >= 0");
+  VectorKMeansOptions bad_shift;
+  bad_shift.shift_tolerance = -1;
+  expect_invalid(VectorKMeans(ok, 2, 2, bad_shift), "shift_tolerance must be finite and >= 0, got -1");
+  bad_shift.shift_tolerance = std::numeric_limits<double>::infinity();
+  expect_invalid(VectorKMeans(ok, 2, 2, bad_shift), "shift_tolerance must be finite and >= 0, got inf");
 }
 
 }  // namespace

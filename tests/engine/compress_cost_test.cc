@@ -27,8 +27,8 @@ TEST(CompressCostTest, EachTechniqueHasItsMeasuredFactor) {
                           "per_grouped_channel, group_size: 16}\n"),
                    13.0);
   EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 2, cluster_dim: 2}\n"), 4.0);
-  EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, cluster_dim: 2}\n"), 10.0);
-  EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, cluster_dim: 4}\n"), 13.0);
+  EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, cluster_dim: 2}\n"), 6.5);
+  EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, cluster_dim: 4}\n"), 6.5);
   EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, mode: uniform}\n"), 1.0);
   EXPECT_DOUBLE_EQ(CostOf("config_type: OpMagnitudePrunerConfig\nglobal_config: {target_sparsity: 0.5}\n"), 1.5);
   EXPECT_DOUBLE_EQ(CostOf("config_type: OpThresholdPrunerConfig\nglobal_config: {threshold: 0.01}\n"), 1.0);
