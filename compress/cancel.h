@@ -7,12 +7,9 @@
 #ifndef COREMLZ_COMPRESS_CANCEL_H_
 #define COREMLZ_COMPRESS_CANCEL_H_
 
-#include <algorithm>
-#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <utility>
-#include <vector>
 
 #include "absl/status/status.h"
 
@@ -57,34 +54,6 @@ inline absl::Status CancelledStatus() { return absl::CancelledError("stopped: th
 
 // For kernels whose hook is optional.
 inline bool Stopped(CancelCheck* cancel, int64_t work) { return cancel != nullptr && cancel->Charge(work); }
-
-// std::stable_sort in pieces that can be interrupted: runs of kSortRun
-// elements are sorted, then merged pairwise, polling between pieces, so the
-// longest uninterrupted step is one linear merge. The result is exactly
-// std::stable_sort's, with or without a hook. False (and `v` only permuted)
-// when cancelled.
-// A comparison is charged kCompareUnits: comparators that chase indices
-// into a large array (the vector k-means row sort) miss the cache on most
-// comparisons, and such a miss is tens of units.
-template <typename T, typename Less>
-bool InterruptibleStableSort(std::vector<T>& v, Less less, CancelCheck* cancel) {
-  constexpr size_t kSortRun = size_t{1} << 12;
-  constexpr int64_t kCompareUnits = 16;
-  const size_t n = v.size();
-  for (size_t a = 0; a < n; a += kSortRun) {
-    const size_t b = std::min(n, a + kSortRun);
-    std::stable_sort(v.begin() + a, v.begin() + b, less);
-    if (Stopped(cancel, static_cast<int64_t>(b - a) * 12 * kCompareUnits)) return false;  // log2(kSortRun)
-  }
-  for (size_t width = kSortRun; width < n; width *= 2) {
-    for (size_t a = 0; a + width < n; a += 2 * width) {
-      const size_t b = std::min(n, a + 2 * width);
-      std::inplace_merge(v.begin() + a, v.begin() + a + width, v.begin() + b, less);
-      if (Stopped(cancel, static_cast<int64_t>(b - a) * kCompareUnits)) return false;
-    }
-  }
-  return true;
-}
 
 }  // namespace coremlz::compress
 

@@ -38,7 +38,9 @@ struct VectorKMeansResult {
 
 // `data` holds count x dim floats (row-major). Exact duplicates are collapsed
 // (weighted) before seeding, so a tensor with fewer distinct vectors than k
-// gets exactly those vectors as centroids.
+// gets exactly those vectors as centroids. INVALID_ARGUMENT for bad options
+// or non-finite data; RESOURCE_EXHAUSTED past 2^32 - 2 vectors or 2^31 - 1
+// distinct ones (32-bit indices); CANCELLED when the hook says so.
 absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, int dim, int k,
                                                 const VectorKMeansOptions& options = {});
 

@@ -65,24 +65,6 @@ TEST(CancelCheckTest, PollsOncePerIntervalAndStaysCancelled) {
   EXPECT_FALSE(Stopped(nullptr, 1 << 30));
 }
 
-TEST(CancelCheckTest, InterruptibleSortIsStableSort) {
-  std::mt19937 rng(5);
-  std::vector<std::pair<int, int>> v(100000);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = {static_cast<int>(rng() % 500), static_cast<int>(i)};
-  auto expected = v;
-  const auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
-  std::stable_sort(expected.begin(), expected.end(), by_key);
-  auto plain = v;
-  ASSERT_TRUE(InterruptibleStableSort(plain, by_key, nullptr));
-  EXPECT_EQ(plain, expected);
-  CancelCheck never([] { return false; });
-  ASSERT_TRUE(InterruptibleStableSort(v, by_key, &never));
-  EXPECT_EQ(v, expected);
-  CancelCheck stop = Stopping();
-  std::vector<float> f = Normal(1 << 20, 1);
-  EXPECT_FALSE(InterruptibleStableSort(f, std::less<float>(), &stop));
-}
-
 // Every kernel, with a hook that stops at once.
 TEST(KernelCancelTest, AStoppingHookStopsEveryKernel) {
   const std::vector<int64_t> shape = {512, 512};
