@@ -515,23 +515,25 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   std::vector<int32_t> assignment(n, -1);
   size_t changed = 0;
   ClusterSums sums;
-  std::vector<double> before = centroids;
-  double sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
+  // The centroids of the last assignment: the bounds loosen by how far the
+  // centroids moved since then, however many updates ago.
+  std::vector<double> assigned_with = centroids;
+  double sse = assigner.Assign(assigned_with, centroids, &assignment, &changed, &sums);
   if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
   const double shift_limit =
       options.shift_tolerance > 0 ? options.shift_tolerance * MeanVariance(assigner.points()) : -1;
   while (iterations < options.max_iterations) {
-    before = centroids;
     Update(assigner, k, sums, &assignment, &centroids, cancel);
     if (assigner.cancelled()) return CancelledStatus();
-    if (shift_limit >= 0 && SquaredDistance(before.data(), centroids.data(), static_cast<int>(centroids.size())) <=
-                                shift_limit) {
+    if (shift_limit >= 0 && SquaredDistance(assigned_with.data(), centroids.data(),
+                                            static_cast<int>(centroids.size())) <= shift_limit) {
       ++iterations;  // settled: the final assignment below is against these
       break;
     }
     const double previous = sse;
-    sse = assigner.Assign(before, centroids, &assignment, &changed, &sums);
+    sse = assigner.Assign(assigned_with, centroids, &assignment, &changed, &sums);
+    assigned_with = centroids;
     if (assigner.cancelled()) return CancelledStatus();
     ++iterations;
     if (changed == 0 || previous - sse <= options.tolerance * previous) break;
@@ -541,12 +543,11 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   // returned; reassigning can only lower the SSE for these centroids.
   result.iterations = iterations;
   result.centroids.resize(static_cast<size_t>(k) * dim);
-  before = centroids;
   for (size_t i = 0; i < result.centroids.size(); ++i) {
     result.centroids[i] = static_cast<float>(centroids[i]);
     centroids[i] = result.centroids[i];
   }
-  assigner.Assign(before, centroids, &assignment, &changed, nullptr);
+  assigner.Assign(assigned_with, centroids, &assignment, &changed, nullptr);
   if (assigner.cancelled()) return CancelledStatus();
   const WeightedPoints& points = assigner.points();
   result.sse = 0;

@@ -1302,6 +1302,18 @@ TEST(VectorKMeansTest, StopsWhenTheCentroidsSettle) {
   ASSERT_TRUE(full.ok());
   EXPECT_GT(full->iterations, stop);
   EXPECT_LE(full->sse, settled->sse);
+  // Settling in many dimensions, where the passes run on per-point bounds:
+  // the last update's move must still loosen them before the final
+  // assignment, or points keep a centroid that is no longer nearest.
+  for (uint64_t seed : {1, 2, 3}) {
+    const std::vector<float> wide = Blobs(2000, 16, 6, 4.0f, rng);
+    VectorKMeansOptions wide_options;
+    wide_options.shift_tolerance = tolerance;
+    wide_options.seed = seed;
+    auto r = VectorKMeans(wide, 16, 16, wide_options);
+    ASSERT_TRUE(r.ok()) << r.status();
+    CheckVectorResult(wide, 16, *r);
+  }
 }
 
 TEST(VectorKMeansTest, RejectsInvalidInput) {
