@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "compress/squared_distance.h"
+
 namespace coremlz::compress {
 namespace {
 
@@ -12,16 +14,6 @@ namespace {
 constexpr double kMargin = 1e-9;
 // Cancellation is polled once per this many points + 1.
 constexpr size_t kPollMask = 1023;
-
-template <typename A, typename B>
-inline double SquaredDistance(const A* a, const B* b, int dim) {
-  double sum = 0;
-  for (int t = 0; t < dim; ++t) {
-    const double d = static_cast<double>(a[t]) - static_cast<double>(b[t]);
-    sum += d * d;
-  }
-  return sum;
-}
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "compress/squared_distance.h"
 
 namespace coremlz::compress {
 namespace {
@@ -16,17 +17,6 @@ namespace {
 // nodes cost less memory than the points themselves (leaves of up to 16 or
 // 64 points measured no faster).
 constexpr uint32_t kLeafSize = 32;
-
-// In double whatever the operands' types.
-template <typename A, typename B>
-inline double SquaredDistance(const A* a, const B* b, int dim) {
-  double sum = 0;
-  for (int t = 0; t < dim; ++t) {
-    const double d = static_cast<double>(a[t]) - static_cast<double>(b[t]);
-    sum += d * d;
-  }
-  return sum;
-}
 
 // Whether centroid z is farther than centroid near from every point of the
 // box [lo, hi], by more than rounding could blur. |x - z|^2 - |x - near|^2

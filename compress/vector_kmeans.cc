@@ -57,30 +57,20 @@
 #include "compress/key_row_sort.h"
 #include "compress/kmeans_bounds.h"
 #include "compress/kmeans_tree.h"
+#include "compress/squared_distance.h"
 
 namespace coremlz::compress {
 namespace {
 
-// In double whatever the operands' types.
-template <typename A, typename B>
-inline double SquaredDistance(const A* a, const B* b, int dim) {
-  double sum = 0;
-  for (int t = 0; t < dim; ++t) {
-    const double d = static_cast<double>(a[t]) - static_cast<double>(b[t]);
-    sum += d * d;
-  }
-  return sum;
-}
-
 // The distinct rows of a tensor in Morton order: the rows of point p are
-// sorted positions [start, start + multiplicity[p]) of `order`, start being
-// the sum of the earlier multiplicities.
+// sorted positions [start, start + points.weight[p]) of `order`, start
+// being the sum of the earlier weights (the points' multiplicities; the
+// k-d tree keeps the points in this order).
 struct DistinctRows {
   WeightedPoints points;
   std::vector<uint32_t> codes;  // per point, code_words each (for the tree)
   int code_words = 0;
   std::vector<uint32_t> order;         // sorted position -> input row
-  std::vector<uint32_t> multiplicity;  // per point
 };
 
 // A float's bits as an unsigned key that sorts in the float's order, with
@@ -247,12 +237,11 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
   points.dim = dim;
   points.x.resize(n * d);
   points.weight.assign(n, 0);
-  out->multiplicity.assign(n, 0);
   out->code_words = static_cast<int>(words);
   out->codes.resize(n * words);
   for (size_t r = 0, p = 0; r < count; ++r) {
     if (r > 0 && !same_code(r - 1, r)) ++p;
-    if (out->multiplicity[p] == 0) {  // the group's first row
+    if (points.weight[p] == 0) {  // the group's first row
       const uint32_t* row = &rows[r * width];
       std::copy_n(row, words, &out->codes[p * words]);
       if (!decode) {
@@ -266,7 +255,6 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
       }
     }
     points.weight[p] += 1;
-    ++out->multiplicity[p];
   }
   return true;
 }
@@ -496,7 +484,7 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
       return std::lexicographical_compare(points.row(a), points.row(a) + dim, points.row(b), points.row(b) + dim);
     });
     std::vector<size_t> start(n + 1, 0);
-    for (size_t p = 0; p < n; ++p) start[p + 1] = start[p] + distinct.multiplicity[p];
+    for (size_t p = 0; p < n; ++p) start[p + 1] = start[p] + static_cast<size_t>(points.weight[p]);
     result.centroids.resize(n * dim);
     for (size_t j = 0; j < n; ++j) {
       const size_t p = rank[j];
@@ -556,7 +544,7 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
                   SquaredDistance(points.row(j), &result.centroids[static_cast<size_t>(assignment[j]) * dim], dim);
   }
   for (size_t p = 0, r = 0; p < n; ++p) {
-    for (const size_t end = r + distinct.multiplicity[p]; r < end; ++r) {
+    for (const size_t end = r + static_cast<size_t>(points.weight[p]); r < end; ++r) {
       result.assignment[distinct.order[r]] = assignment[p];
     }
   }
