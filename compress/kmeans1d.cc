@@ -143,6 +143,13 @@ struct alignas(64) Node {
   double dp[2];  // previous / current layer, alternating
 };
 
+// One position's prefix sums rounded to double, and the value the
+// penalised pass computed there: what that pass reads per candidate, two
+// positions per cache line instead of a 64-byte Node and a separate value.
+struct Moment {
+  double w, s1, s2, value;
+};
+
 struct FastCost {
   double cost;
   double error;  // |cost - exact cost| <= error
@@ -171,6 +178,8 @@ struct Workspace {
   std::vector<double> prefix_value, prefix_error, suffix_value, suffix_error, floor;
   std::vector<int32_t> arg, runs;
   std::vector<std::pair<int, int>> queue;
+  // The penalised passes' view of the prefix sums (see Prefix::Moment).
+  std::vector<Moment> moments;
   std::vector<int> starts;
   std::vector<std::pair<double, int>> best_cut;
   struct Interval {
@@ -222,6 +231,44 @@ class Prefix {
     return {c > 0 ? c : 0, (16 * kUnitRoundoff) * std::fabs(d2) + tiny_error_};
   }
 
+  // A bound on the error of CompactCost for any run, or infinity where the
+  // weights span too wide a range for it (then the passes use Fast).
+  double CompactError() const { return compact_error_; }
+
+  // cost(s, j) from prefix sums rounded to double: a third of Fast's
+  // arithmetic and loads, for the penalised passes, whose bounds already
+  // allow an absolute error on the scale of the whole array's S2. With
+  // every stored sum within 2u of its magnitude's bound (the rounded
+  // double-double and the subtraction), dW, dS1 and dS2 are within
+  //   dw_err = 4u W, d1_err = 4u A1, d2_err = 4u S2
+  // (W, S2 the totals, A1 = sum |w d|). For the run mean m (|m| <= the
+  // largest |d|) the error of dS1^2 / dW is, to first order,
+  //   2 |m| d1_err + m^2 dw_err,
+  // plus d1_err^2 / dW and a relative (1 + dw_err / dW)^-1 that stay tiny
+  // as long as no run's weight is below 2^20 dw_err, which the constructor
+  // checks (every run weighs at least the smallest weight). The rounding of
+  // the three operations adds at most 4u S2.
+  static double CompactCost(const Moment& j, const Moment& s) {
+    const double dw = j.w - s.w;
+    const double d1 = j.s1 - s.s1;
+    const double d2 = j.s2 - s.s2;
+    const double c = d2 - d1 * d1 / dw;
+    return c > 0 ? c : 0;
+  }
+
+  // The moments of positions 0..n, or of the mirrored order (position t
+  // standing for index n - t, negated so that later minus earlier is still
+  // the run's sums); `value` is left for the pass.
+  void Moments(bool mirror, std::vector<Moment>* out) const {
+    const int n = static_cast<int>(nodes_.size()) - 1;
+    out->resize(n + 1);
+    for (int t = 0; t <= n; ++t) {
+      const Node& a = nodes_[mirror ? n - t : t];
+      const double sign = mirror ? -1.0 : 1.0;
+      (*out)[t] = Moment{sign * a.wh, sign * a.s1h, sign * a.s2h, 0};
+    }
+  }
+
   // An upper bound on Fast's error for any run: dS2 <= the whole array's S2.
   double MaxFastError() const {
     const Node& last = nodes_.back();
@@ -264,6 +311,7 @@ class Prefix {
   // Allowance for errors of second order in u: the prefix sums' own
   // accumulated error and the lo parts.
   double tiny_error_ = 0;
+  double compact_error_ = std::numeric_limits<double>::infinity();
 };
 
 Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights,
@@ -285,7 +333,7 @@ Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights
 
   nodes_.assign(n + 1, Node{0, 0, 0, 0, 0, 0, {0, 0}});
   DD acc_w, acc_1, acc_2;
-  double abs_1 = 0, max_dev = 0;
+  double abs_1 = 0, max_dev = 0, min_w = std::numeric_limits<double>::infinity();
   for (int i = 0; i < n; ++i) {
     const double w = weights[i] * ws;
     // d = x - centre kept exactly (double-double): rounding it would move
@@ -298,12 +346,24 @@ Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights
     nodes_[i + 1] = Node{acc_w.hi, acc_w.lo, acc_1.hi, acc_1.lo, acc_2.hi, acc_2.lo, {0, 0}};
     abs_1 += std::fabs(wd.hi);
     max_dev = std::max(max_dev, std::fabs(d.hi));
+    min_w = std::min(min_w, w);
   }
   // Each stored sum is within ~n u^2 of the sum of its terms' magnitudes;
   // these errors reach the fast cost through dS2, through dS1^2/dW (at most
   // max_dev times the dS1 error) and through dW (max_dev^2 times).
   const double scale = acc_2.hi + max_dev * abs_1 + max_dev * max_dev * acc_w.hi;
   tiny_error_ = 64.0 * (n + 16) * kUnitRoundoff * kUnitRoundoff * scale;
+
+  // CompactCost's bound (see there); 1.001 covers the second-order terms,
+  // the sums' own rounding and max_dev, abs_1 being rounded themselves.
+  const double dw_err = 4 * kUnitRoundoff * acc_w.hi;
+  const double d1_err = 4 * kUnitRoundoff * abs_1;
+  const double d2_err = 4 * kUnitRoundoff * acc_2.hi;
+  if (n > 0 && min_w >= 0x1p20 * dw_err) {
+    compact_error_ = 1.001 * (d2_err + 2 * max_dev * d1_err + max_dev * max_dev * dw_err +
+                              d1_err * d1_err / min_w + 4 * kUnitRoundoff * acc_2.hi) +
+                     tiny_error_;
+  }
 }
 
 // ---- DP ----
@@ -398,25 +458,46 @@ class Solver {
   // position beats it at every later position: a queue of candidates, each
   // owning an interval of positions, found by binary search (the
   // "1D/1D" method; take-over points found by galloping from the previous
-  // one). error[j] bounds value[j] - (true minimum): each
-  // decision errs by at most two fast-cost errors when the comparison is
-  // wrong, plus the cost's own error and the sum's rounding. Returns the
-  // runs of the solution at n; -1 when cancelled.
-  int Penalised(bool mirror, double lambda, double fast_error, std::vector<double>& value,
-                std::vector<double>& error) {
-    std::vector<int32_t>& arg = ws_.arg;
-    std::vector<int32_t>& runs = ws_.runs;
-    std::vector<std::pair<int, int>>& queue = ws_.queue;
+  // one). Costs are CompactCost's where the weights allow, else Fast's.
+  // error[j] bounds value[j] - (true minimum): each decision errs by at
+  // most two cost errors when the comparison is wrong, plus the cost's own
+  // error and the sum's rounding. Returns the runs of the solution at n;
+  // -1 when cancelled.
+  int Penalised(bool mirror, double lambda, std::vector<double>& value, std::vector<double>& error) {
     value.resize(n_ + 1);
     error.resize(n_ + 1);
-    arg.resize(n_ + 1);
-    runs.resize(n_ + 1);
     const int n = n_;
+    const double compact_error = p_.CompactError();
+    if (std::isfinite(compact_error)) {
+      std::vector<Moment>& m = ws_.moments;
+      p_.Moments(mirror, &m);
+      auto candidate = [&m](int s, int j) { return m[s].value + Prefix::CompactCost(m[j], m[s]); };
+      auto store = [&](int j, double v) {
+        value[j] = v;
+        m[j].value = v;
+      };
+      return PenalisedPass(lambda, compact_error, candidate, store, error);
+    }
     auto cost = [&](int s, int j) {
       return mirror ? p_.Fast(p_[n - s], p_[n - j]).cost : p_.Fast(p_[j], p_[s]).cost;
     };
     auto candidate = [&](int s, int j) { return value[s] + cost(s, j); };
-    value[0] = 0;
+    auto store = [&](int j, double v) { value[j] = v; };
+    return PenalisedPass(lambda, p_.MaxFastError(), candidate, store, error);
+  }
+
+  // The pass itself over candidate(s, j) = value[s] + cost(s, j), each
+  // within cost_error of its exact value; store(j, v) records value[j].
+  template <typename CandidateFn, typename StoreFn>
+  int PenalisedPass(double lambda, double cost_error, const CandidateFn& candidate,
+                    const StoreFn& store, std::vector<double>& error) {
+    std::vector<int32_t>& arg = ws_.arg;
+    std::vector<int32_t>& runs = ws_.runs;
+    std::vector<std::pair<int, int>>& queue = ws_.queue;
+    arg.resize(n_ + 1);
+    runs.resize(n_ + 1);
+    const int n = n_;
+    store(0, 0.0);
     error[0] = 0;
     runs[0] = 0;
     queue.clear();
@@ -427,8 +508,8 @@ class Solver {
       while (head + 1 < queue.size() && queue[head + 1].second <= j) ++head;
       const int s = queue[head].first;
       const double v = candidate(s, j) + lambda;
-      value[j] = v;
-      error[j] = error[s] + 4 * fast_error + (4 * kUnitRoundoff) * v;
+      store(j, v);
+      error[j] = error[s] + 4 * cost_error + (4 * kUnitRoundoff) * v;
       arg[j] = s;
       runs[j] = runs[s] + 1;
       if (j == n) break;
@@ -518,7 +599,7 @@ class Solver {
     double upper = std::numeric_limits<double>::infinity();  // U
     const int passes = std::clamp(k / 4, 2, kLambdaPasses);
     for (int pass = 0; pass < passes; ++pass) {
-      const int runs = Penalised(false, lambda, fast_error, pre, pre_err);
+      const int runs = Penalised(false, lambda, pre, pre_err);
       if (runs < 0) return Outcome::kCancelled;
       if (runs <= k) upper = std::min(upper, FeasibleCost());
       if (runs == k) break;
@@ -545,7 +626,7 @@ class Solver {
 
     std::vector<double>& suf = ws_.suffix_value;
     std::vector<double>& suf_err = ws_.suffix_error;
-    if (Penalised(true, lambda, fast_error, suf, suf_err) < 0) return Outcome::kCancelled;
+    if (Penalised(true, lambda, suf, suf_err) < 0) return Outcome::kCancelled;
     auto pre_low = [&](int j) { return pre[j] - pre_err[j]; };
     auto suf_low = [&](int j) { return suf[n - j] - suf_err[n - j]; };
 
