@@ -371,8 +371,8 @@ Prefix::Prefix(absl::Span<const double> values, absl::Span<const double> weights
 template <typename SplitT>
 class Solver {
  public:
-  Solver(Prefix& prefix, int n, int k, CancelCheck* cancel, Workspace& ws)
-      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel),
+  Solver(Prefix& prefix, int n, int k, CancelCheck* cancel, Workspace& ws, KMeans1DStats& stats)
+      : p_(prefix), n_(n), k_(k), width_(n - k + 1), cancel_(cancel), stats_(stats),
         splits_(SplitTable<SplitT>(ws)), block_lower_(ws.block_lower), scanned_(ws.scanned),
         ws_(ws) {
     // Every entry is written before it is read except layer 1's (a single
@@ -388,7 +388,9 @@ class Solver {
   std::vector<int> Run(bool bounded) {
     if (bounded && k_ >= 3) {
       switch (BoundedRun()) {
-        case Outcome::kDone: return Backtrack();
+        case Outcome::kDone:
+          stats_.bounded = true;
+          return Backtrack();
         case Outcome::kCancelled: return {};
         case Outcome::kFallBack: break;
       }
@@ -468,6 +470,8 @@ class Solver {
     error.resize(n_ + 1);
     const int n = n_;
     const double compact_error = p_.CompactError();
+    ++stats_.penalised_passes;
+    stats_.compact_moments = std::isfinite(compact_error);
     if (std::isfinite(compact_error)) {
       std::vector<Moment>& m = ws_.moments;
       p_.Moments(mirror, &m);
@@ -855,6 +859,7 @@ class Solver {
   // argmin over s in [lo, hi] of prev[s] + cost(s, j) and its value;
   // leftmost on ties.
   std::pair<int, double> BestSplit(int j, int lo, int hi) {
+    ++stats_.rows;
     const Node nj = p_[j];
     Best best;
     scanned_.clear();
@@ -925,6 +930,7 @@ class Solver {
   const int k_;
   const int width_;  // rows per layer: j in [m, m + width_ - 1]
   CancelCheck* const cancel_;
+  KMeans1DStats& stats_;
   int prev_ = 0;  // which Node::dp slot holds the previous layer
   std::vector<SplitT>& splits_;
   // Scratch for BestSplit.
@@ -994,7 +1000,10 @@ struct Runs {
 };
 
 absl::StatusOr<Runs> Solve(absl::Span<const double> values, absl::Span<const double> weights, int k,
-                           CancelCheck* cancel, bool bounded) {
+                           CancelCheck* cancel, bool bounded, KMeans1DStats* stats = nullptr) {
+  KMeans1DStats unused;
+  if (stats == nullptr) stats = &unused;
+  *stats = {};
   if (absl::Status status = Validate(values, weights, k); !status.ok()) return status;
   if (values.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError(
@@ -1021,9 +1030,9 @@ absl::StatusOr<Runs> Solve(absl::Span<const double> values, absl::Span<const dou
   Workspace& ws = ThreadWorkspace();
   Prefix prefix(values, weights, runs.scales, &ws.nodes);
   if (n <= 65536) {  // splits are < n, so 16 bits suffice: halves the table
-    runs.starts = Solver<uint16_t>(prefix, n, k, cancel, ws).Run(bounded);
+    runs.starts = Solver<uint16_t>(prefix, n, k, cancel, ws, *stats).Run(bounded);
   } else {
-    runs.starts = Solver<int32_t>(prefix, n, k, cancel, ws).Run(bounded);
+    runs.starts = Solver<int32_t>(prefix, n, k, cancel, ws, *stats).Run(bounded);
   }
   ws.Trim();
   if (runs.starts.empty()) return CancelledStatus();
@@ -1051,8 +1060,9 @@ absl::StatusOr<std::vector<int32_t>> OptimalKMeans1DClusters(absl::Span<const do
 
 absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
                                                        absl::Span<const double> weights, int k,
-                                                       KMeans1DRows rows, CancelCheck* cancel) {
-  ASSIGN_OR_RETURN(Runs runs, Solve(values, weights, k, cancel, BoundedRows(rows, k)));
+                                                       KMeans1DRows rows, CancelCheck* cancel,
+                                                       KMeans1DStats* stats) {
+  ASSIGN_OR_RETURN(Runs runs, Solve(values, weights, k, cancel, BoundedRows(rows, k), stats));
   const int n = static_cast<int>(values.size());
   if (n <= k) {  // every value its own centroid, exactly
     KMeans1DResult result;

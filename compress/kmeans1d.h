@@ -53,10 +53,20 @@ absl::StatusOr<std::vector<int32_t>> OptimalKMeans1DClusters(absl::Span<const do
                                                              absl::Span<const double> weights, int k,
                                                              CancelCheck* cancel = nullptr);
 
+// What one solve did, for tests and benchmarks: the result does not depend
+// on it, so only it can show that the bounds stayed tight.
+struct KMeans1DStats {
+  int64_t rows = 0;              // DP rows computed (a row: one layer, one end point)
+  int penalised_passes = 0;      // the bounds' passes, prefix and suffix
+  bool bounded = false;          // the bounds were set up and used to the end
+  bool compact_moments = false;  // the passes read rounded prefix sums (CompactCost)
+};
+
 absl::StatusOr<KMeans1DResult> OptimalKMeans1DWithRows(absl::Span<const double> values,
                                                        absl::Span<const double> weights, int k,
                                                        KMeans1DRows rows,
-                                                       CancelCheck* cancel = nullptr);
+                                                       CancelCheck* cancel = nullptr,
+                                                       KMeans1DStats* stats = nullptr);
 
 }  // namespace coremlz::compress
 
