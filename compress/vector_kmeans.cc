@@ -41,6 +41,7 @@
 #include "compress/vector_kmeans.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <cmath>
 #include <cstdint>
@@ -70,7 +71,7 @@ struct DistinctRows {
   WeightedPoints points;
   std::vector<uint32_t> codes;  // per point, code_words each (for the tree)
   int code_words = 0;
-  std::vector<uint32_t> order;         // sorted position -> input row
+  std::vector<uint32_t> order;         // sorted position -> input row (when kept)
 };
 
 // A float's bits as an unsigned key that sorts in the float's order, with
@@ -78,8 +79,11 @@ struct DistinctRows {
 inline uint32_t OrderKey(float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
-  if (v == 0) bits = 0;
-  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+  // Integer selects, no float compare: the loops over every value
+  // vectorise and do not branch on the data.
+  bits &= (bits << 1) != 0 ? ~uint32_t{0} : 0u;  // -0 -> +0
+  const uint32_t negative = 0u - (bits >> 31);  // all ones if the sign is set
+  return bits ^ (negative | 0x80000000u);
 }
 
 // The low 32 bits of v on the even bits of the result.
@@ -102,6 +106,53 @@ inline uint32_t GatherBits(uint64_t v) {
   v = (v | (v >> 8)) & 0x0000ffff0000ffffULL;
   v = (v | (v >> 16)) & 0x00000000ffffffffULL;
   return static_cast<uint32_t>(v);
+}
+
+// Byte-wise tables for codes of two coordinates of at most 16 bits each:
+// kSpread8[b] is b's bits on the even bits of 16, kGather8[b] packs b's
+// even bits into the low nibble and its odd bits into the high one. A
+// lookup per byte is a few times cheaper than the shift-and-mask ladders
+// above, on the hot 2-D path (pdep/pext would be cheaper still but are
+// microcoded and slow on some x86 CPUs).
+constexpr auto kSpread8 = [] {
+  std::array<uint16_t, 256> table{};
+  for (uint32_t b = 0; b < 256; ++b) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= ((b >> i) & 1u) << (2 * i);
+    table[b] = static_cast<uint16_t>(v);
+  }
+  return table;
+}();
+constexpr auto kGather8 = [] {
+  std::array<uint8_t, 256> table{};
+  for (uint32_t b = 0; b < 256; ++b) {
+    uint32_t even = 0, odd = 0;
+    for (int i = 0; i < 4; ++i) {
+      even |= ((b >> (2 * i)) & 1u) << i;
+      odd |= ((b >> (2 * i + 1)) & 1u) << i;
+    }
+    table[b] = static_cast<uint8_t>(even | (odd << 4));
+  }
+  return table;
+}();
+
+// (SpreadBits(a) << 1) | SpreadBits(b) for a, b < 2^16.
+inline uint32_t Interleave16(uint32_t a, uint32_t b) {
+  const uint32_t sa = kSpread8[a & 255] | (uint32_t{kSpread8[a >> 8]} << 16);
+  const uint32_t sb = kSpread8[b & 255] | (uint32_t{kSpread8[b >> 8]} << 16);
+  return (sa << 1) | sb;
+}
+
+// Interleave16's inverse: a from the odd bits of code, b from the even.
+inline void Deinterleave16(uint32_t code, uint32_t* a, uint32_t* b) {
+  uint32_t even = 0, odd = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t g = kGather8[(code >> (8 * i)) & 255];
+    even |= (g & 15u) << (4 * i);
+    odd |= (g >> 4) << (4 * i);
+  }
+  *a = odd;
+  *b = even;
 }
 
 // OrderKey's inverse (a zero comes back as +0).
@@ -133,6 +184,19 @@ class DenseKey {
     }
     varied_ = varied;
   }
+  // Coordinates 0 and 1 of 2-D rows into a and b: one pass over the data.
+  static void ObservePair(absl::Span<const float> data, DenseKey& a, DenseKey& b) {
+    uint32_t varied_a = 0, varied_b = 0;
+    for (size_t i = 0; i + 1 < data.size(); i += 2) {
+      const uint32_t ka = OrderKey(data[i]), kb = OrderKey(data[i + 1]);
+      a.used_[ka >> 23] = true;
+      b.used_[kb >> 23] = true;
+      varied_a |= (ka ^ ((ka >> 31) - 1)) & kMantissa;
+      varied_b |= (kb ^ ((kb >> 31) - 1)) & kMantissa;
+    }
+    a.varied_ = varied_a;
+    b.varied_ = varied_b;
+  }
   // Returns the bits a key takes.
   int Finish() {
     shift_ = varied_ == 0 ? 23 : __builtin_ctz(varied_);
@@ -147,6 +211,12 @@ class DenseKey {
   }
   uint32_t Encode(uint32_t key) const {
     return (rank_[key >> 23] << mantissa_bits_) | ((key & kMantissa) >> shift_);
+  }
+  // Every code's value (codes < 2^16 only): a lookup instead of Decode.
+  std::vector<float> ValueTable() const {
+    std::vector<float> table(prefixes_.size() << mantissa_bits_);
+    for (uint32_t code = 0; code < table.size(); ++code) table[code] = FromOrderKey(Decode(code));
+    return table;
   }
   uint32_t Decode(uint32_t code) const {
     const uint32_t prefix = prefixes_[code >> mantissa_bits_];
@@ -173,12 +243,19 @@ class DenseKey {
 // order. The sort is stable, so a group's first row represents it. Points
 // are read in sorted order rather than gathered from the input: decoded
 // from the code (one or two dimensions; a zero comes back as +0, the same
-// value) or carried through the sort beside it. False when cancelled.
-bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, DistinctRows* out) {
+// value) or carried through the sort beside it. `keep_order`: record which
+// input row each sorted position came from (else out->order stays empty
+// and the sort moves less). False when cancelled.
+bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelCheck* cancel,
+              DistinctRows* out) {
   const size_t count = data.size() / dim;
   const size_t d = static_cast<size_t>(dim);
   std::vector<DenseKey> dense(d);
-  for (size_t t = 0; t < d; ++t) dense[t].Observe(data, d, t);
+  if (d == 2) {
+    DenseKey::ObservePair(data, dense[0], dense[1]);
+  } else {
+    for (size_t t = 0; t < d; ++t) dense[t].Observe(data, d, t);
+  }
   int bits = 1;
   for (DenseKey& key : dense) bits = std::max(bits, key.Finish());
   const size_t total_bits = d * bits;
@@ -191,7 +268,14 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
 
   std::vector<uint32_t> rows(count * width);
   std::vector<uint32_t> cell(d);
-  for (size_t r = 0; r < count; ++r) {
+  // fp16 weights as 2-D vectors: every row one word, built by tables.
+  const bool pair16 = d == 2 && bits <= 16;
+  if (pair16) {
+    for (size_t r = 0; r < count; ++r) {
+      rows[r] = Interleave16(dense[0].Encode(OrderKey(data[2 * r])), dense[1].Encode(OrderKey(data[2 * r + 1])));
+    }
+  }
+  for (size_t r = 0; r < (pair16 ? 0 : count); ++r) {
     uint32_t* row = &rows[r * width];
     for (size_t t = 0; t < d; ++t) {
       const float v = data[r * d + t];
@@ -222,9 +306,15 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
       }
     }
   }
-  out->order.resize(count);
-  std::iota(out->order.begin(), out->order.end(), uint32_t{0});
-  if (!SortKeyRows(&rows, static_cast<int>(width), static_cast<int>(words), &out->order, cancel)) return false;
+  out->order.clear();
+  if (keep_order) {
+    out->order.resize(count);
+    std::iota(out->order.begin(), out->order.end(), uint32_t{0});
+  }
+  if (!SortKeyRows<uint32_t>(&rows, static_cast<int>(width), static_cast<int>(words),
+                             keep_order ? &out->order : nullptr, cancel)) {
+    return false;
+  }
 
   const auto same_code = [&](size_t a, size_t b) {
     if (words == 1) return rows[a * width] == rows[b * width];  // no memcmp call per row
@@ -239,6 +329,21 @@ bool Distinct(absl::Span<const float> data, int dim, CancelCheck* cancel, Distin
   points.weight.assign(n, 0);
   out->code_words = static_cast<int>(words);
   out->codes.resize(n * words);
+  if (pair16) {
+    const std::vector<float> value0 = dense[0].ValueTable(), value1 = dense[1].ValueTable();
+    for (size_t r = 0, p = 0; r < count; ++r) {
+      if (r > 0 && rows[r - 1] != rows[r]) ++p;
+      if (points.weight[p] == 0) {
+        uint32_t c0, c1;
+        Deinterleave16(rows[r], &c0, &c1);
+        out->codes[p] = rows[r];
+        points.x[2 * p] = value0[c0];
+        points.x[2 * p + 1] = value1[c1];
+      }
+      points.weight[p] += 1;
+    }
+    return true;
+  }
   for (size_t r = 0, p = 0; r < count; ++r) {
     if (r > 0 && !same_code(r - 1, r)) ++p;
     if (points.weight[p] == 0) {  // the group's first row
@@ -427,6 +532,56 @@ void Update(Assigner& assigner, int k, const ClusterSums& sums, std::vector<int3
   UpdateMeans(p, *assignment, k, centroids);
 }
 
+// Up to this many centroids (of at most two dimensions) a row's search is
+// cheaper than carrying its index through the sort.
+constexpr int kRowSearchMaxK = 16;
+
+// The index of the centroid nearest to `row`, the lowest on ties.
+int32_t NearestCentroid(const float* row, const double* centroids, int k, int dim) {
+  int32_t best = 0;
+  double best_distance = SquaredDistance(row, centroids, dim);
+  for (int c = 1; c < k; ++c) {
+    const double distance = SquaredDistance(row, centroids + static_cast<size_t>(c) * dim, dim);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = c;
+    }
+  }
+  return best;
+}
+
+// No more distinct rows than centroids, found without the sort's order:
+// the centroids are the distinct rows in lexicographic order, each with
+// the bits of its first occurrence, and every row goes to the one it
+// equals.
+absl::StatusOr<VectorKMeansResult> FewDistinctRows(absl::Span<const float> data, int dim,
+                                                   const WeightedPoints& points, CancelCheck* cancel) {
+  const size_t n = points.size(), count = data.size() / dim;
+  std::vector<size_t> rank(n);
+  std::iota(rank.begin(), rank.end(), size_t{0});
+  std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
+    return std::lexicographical_compare(points.row(a), points.row(a) + dim, points.row(b), points.row(b) + dim);
+  });
+  std::vector<float> listed(n * dim);  // the points in that order
+  for (size_t j = 0; j < n; ++j) std::copy_n(points.row(rank[j]), dim, &listed[j * dim]);
+  VectorKMeansResult result;
+  result.assignment.resize(count);
+  result.centroids.resize(n * dim);
+  std::vector<bool> seen(n, false);
+  for (size_t r = 0; r < count; ++r) {
+    const float* row = &data[r * dim];
+    size_t j = 0;
+    while (j + 1 < n && !std::equal(row, row + dim, &listed[j * dim])) ++j;  // == : -0 equals +0
+    result.assignment[r] = static_cast<int32_t>(j);
+    if (!seen[j]) {
+      seen[j] = true;
+      std::copy_n(row, dim, &result.centroids[j * dim]);
+    }
+    if ((r & 0xffff) == 0 && Stopped(cancel, 0x10000 * static_cast<int64_t>(n))) return CancelledStatus();
+  }
+  return result;
+}
+
 absl::Status Validate(absl::Span<const float> data, int dim, int k,
                       const VectorKMeansOptions& options) {
   if (dim < 1) return absl::InvalidArgumentError(absl::StrCat("VectorKMeans: dim must be >= 1, got ", dim));
@@ -469,12 +624,20 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
     return absl::ResourceExhaustedError(
         absl::StrCat("VectorKMeans: ", count, " vectors; at most 2^32 - 2 are supported"));
   }
+  // Where a row's nearest centroid costs only a few distances, rows find
+  // their clusters themselves at the end instead of through the sort's
+  // record of where each came from: a sort pass then moves 4 bytes a row
+  // instead of 8, and the final scatter's random writes go.
+  const bool rows_search = dim <= 2 && k <= kRowSearchMaxK;
   DistinctRows distinct;
-  if (!Distinct(data, dim, cancel, &distinct)) return CancelledStatus();
+  if (!Distinct(data, dim, !rows_search, cancel, &distinct)) return CancelledStatus();
   const size_t n = distinct.points.size();
 
   VectorKMeansResult result;
   result.assignment.resize(count);
+  if (n <= static_cast<size_t>(k) && rows_search) {
+    return FewDistinctRows(data, dim, distinct.points, cancel);
+  }
   if (n <= static_cast<size_t>(k)) {
     // The points themselves, listed in lexicographic order of their values.
     const WeightedPoints& points = distinct.points;
@@ -542,6 +705,15 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   for (size_t j = 0; j < n; ++j) {
     result.sse += points.weight[j] *
                   SquaredDistance(points.row(j), &result.centroids[static_cast<size_t>(assignment[j]) * dim], dim);
+  }
+  if (rows_search) {
+    // The same nearest centroid as the point equal to the row (the same
+    // values, and -0 squares as +0), lowest index on ties.
+    for (size_t r = 0; r < count; ++r) {
+      result.assignment[r] = NearestCentroid(&data[r * dim], centroids.data(), k, dim);
+      if ((r & 0xffff) == 0 && Stopped(cancel, 0x10000 * k)) return CancelledStatus();
+    }
+    return result;
   }
   for (size_t p = 0, r = 0; p < n; ++p) {
     for (const size_t end = r + static_cast<size_t>(points.weight[p]); r < end; ++r) {

@@ -1000,14 +1000,21 @@ TEST(VectorKMeansTest, FewerDistinctVectorsThanKReturnsThem) {
 // represented by its first occurrence's bits. Compared with
 // std::stable_sort under the lexicographic comparison, bit for bit, on rows
 // that share leading values, differ in sign, zero's sign, subnormals and
-// magnitude, and repeat.
+// magnitude, and repeat. Both ways of finding them: through the sort's
+// record of each row's origin (k > 16 or more than two dimensions) and by
+// each row's own search (k <= 16, one or two dimensions).
 TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
   std::mt19937_64 rng(11);
   const float palette[] = {-0.0f, 0.0f, -1.5f, 1.5f, 3e-41f, -3e-41f, 65504.0f, -1e30f, 2.0f, 0.25f, -0.25f};
-  for (int dim : {1, 2, 3}) {
+  struct Case {
+    int dim, values, k;
+  };
+  for (const Case& c : {Case{1, 11, 256}, Case{1, 11, 16}, Case{2, 11, 256}, Case{2, 4, 16}, Case{2, 5, 16},
+                        Case{3, 11, 256}}) {
+    const int dim = c.dim;
     std::vector<float> data;
     for (int i = 0; i < 200; ++i) {
-      for (int t = 0; t < dim; ++t) data.push_back(palette[rng() % std::size(palette)]);
+      for (int t = 0; t < dim; ++t) data.push_back(palette[rng() % c.values]);
     }
     const size_t count = data.size() / dim;
     std::vector<size_t> order(count);
@@ -1022,9 +1029,10 @@ TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
       if (r > 0 && !less(order[r - 1], order[r])) continue;
       expected.insert(expected.end(), data.begin() + order[r] * dim, data.begin() + (order[r] + 1) * dim);
     }
-    SCOPED_TRACE(testing::Message() << "dim " << dim << ", " << expected.size() / dim << " distinct rows");
-    ASSERT_LE(expected.size() / dim, 256u);
-    auto r = VectorKMeans(data, dim, 256);
+    SCOPED_TRACE(testing::Message() << "dim " << dim << ", k " << c.k << ", " << expected.size() / dim
+                                    << " distinct rows");
+    ASSERT_LE(expected.size() / dim, static_cast<size_t>(c.k));
+    auto r = VectorKMeans(data, dim, c.k);
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(r->centroids.size(), expected.size());
     EXPECT_EQ(std::memcmp(r->centroids.data(), expected.data(), expected.size() * sizeof(float)), 0);
@@ -1036,8 +1044,9 @@ TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
 }
 
 TEST(VectorKMeansTest, DeterministicAndIndependentOfRowOrder) {
+  for (int dim : {2, 3}) {  // each row's own search for its cluster, and the sort's record
+  SCOPED_TRACE(testing::Message() << "dim " << dim);
   std::mt19937_64 rng(8);
-  const int dim = 3;
   std::vector<float> data = Blobs(2000, dim, 12, 0.7f, rng);
   VectorKMeansOptions options;
   options.seed = 42;
@@ -1060,6 +1069,7 @@ TEST(VectorKMeansTest, DeterministicAndIndependentOfRowOrder) {
   EXPECT_EQ(a->centroids, c->centroids);
   const size_t count = data.size() / dim;
   for (size_t i = 0; i < count; ++i) EXPECT_EQ(a->assignment[i], c->assignment[count - 1 - i]);
+  }
 }
 
 TEST(VectorKMeansTest, NoWorseThanReferenceLloydFromTheSameSeeding) {
