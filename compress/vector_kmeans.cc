@@ -49,6 +49,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -366,52 +367,93 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
 
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
 
-// The first index whose running sum of mass(i) exceeds u * total (`total`
-// being the sum of mass in index order); the last index with positive mass
-// if rounding leaves the target unreached.
-template <typename Mass>
-size_t Sample(size_t n, Mass mass, double total, double u) {
-  const double target = u * total;
-  double running = 0;
-  size_t last_positive = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double m = mass(i);
-    if (m > 0) last_positive = i;
-    running += m;
-    if (running > target) return i;
+// The running sum of a pass's masses m_0, m_1, ... (each >= 0, summed in
+// index order), with checkpoints from which a draw is found without a
+// second pass: the first index whose running sum exceeds u * total. The
+// running sum is a fixed sequence of roundings, so resuming it from the
+// checkpoint before that index reproduces it bit for bit; a draw costs a
+// binary search and at most one block.
+class RunningSum {
+ public:
+  void Start(size_t n) {
+    checkpoints_.clear();
+    checkpoints_.reserve(n / kBlock + 1);
+    total_ = 0;
+    last_positive_ = 0;
   }
-  return last_positive;
-}
+  void Add(size_t i, double m) {
+    if ((i & (kBlock - 1)) == 0) checkpoints_.push_back(total_);
+    last_positive_ = m > 0 ? i : last_positive_;
+    total_ += m;
+  }
+  double total() const { return total_; }
 
-// Empty when cancelled. Two passes per centre: one that updates D^2 and
-// sums w * D^2, one that finds the drawn point.
+  // The first index whose running sum exceeds u * total; the last index
+  // with positive mass if rounding leaves the target unreached. `mass(i)`
+  // must give the m_i that were added.
+  template <typename Mass>
+  size_t Draw(size_t n, Mass mass, double u) const {
+    const double target = u * total_;
+    // Blocks end at the next checkpoint (the last at the total); running
+    // sums never decrease, so the first block ending above the target
+    // holds the index.
+    const size_t blocks = checkpoints_.size();
+    size_t lo = 0, hi = blocks;  // first block b in [lo, hi) with end(b) > target
+    auto end_of = [&](size_t b) { return b + 1 < blocks ? checkpoints_[b + 1] : total_; };
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (end_of(mid) > target) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    if (lo == blocks) return last_positive_;
+    double running = checkpoints_[lo];
+    for (size_t i = lo * kBlock, end = std::min(n, (lo + 1) * kBlock); i < end; ++i) {
+      running += mass(i);
+      if (running > target) return i;
+    }
+    return last_positive_;  // unreachable: the block ends above the target
+  }
+
+ private:
+  static constexpr size_t kBlock = 256;
+  std::vector<double> checkpoints_;  // the running sum before each block
+  double total_ = 0;
+  size_t last_positive_ = 0;
+};
+
+// Empty when cancelled. One pass per centre: it updates D^2 and sums
+// w * D^2, and the next centre is drawn from its checkpoints.
 std::vector<double> SeedKMeansPlusPlus(const WeightedPoints& p, int k, uint64_t seed, CancelCheck* cancel) {
   const int dim = p.dim;
   const size_t n = p.size();
   if (Stopped(cancel, static_cast<int64_t>(n) * (dim + 2))) return {};
   std::mt19937_64 rng(seed);
   std::vector<double> centroids(static_cast<size_t>(k) * dim);
-  double total = 0;
-  for (double w : p.weight) total += w;
-  size_t pick = Sample(n, [&](size_t i) { return p.weight[i]; }, total, Uniform01(rng));
+  RunningSum sum;
+  sum.Start(n);
+  for (size_t i = 0; i < n; ++i) sum.Add(i, p.weight[i]);
+  size_t pick = sum.Draw(n, [&](size_t i) { return p.weight[i]; }, Uniform01(rng));
   std::copy(p.row(pick), p.row(pick) + dim, centroids.begin());
   std::vector<double> d2(n);
-  total = 0;
+  sum.Start(n);
   for (size_t i = 0; i < n; ++i) {
     d2[i] = SquaredDistance(p.row(i), p.row(pick), dim);
-    total += p.weight[i] * d2[i];
+    sum.Add(i, p.weight[i] * d2[i]);
   }
   for (int c = 1; c < k; ++c) {
     if (Stopped(cancel, static_cast<int64_t>(n) * (dim + 4))) return {};
     // There are more distinct points than k, so some point has D > 0 and
     // already chosen points (D = 0) are never chosen again.
-    pick = Sample(n, [&](size_t i) { return p.weight[i] * d2[i]; }, total, Uniform01(rng));
+    pick = sum.Draw(n, [&](size_t i) { return p.weight[i] * d2[i]; }, Uniform01(rng));
     std::copy(p.row(pick), p.row(pick) + dim, centroids.begin() + static_cast<size_t>(c) * dim);
     if (c + 1 == k) break;
-    total = 0;
+    sum.Start(n);
     for (size_t i = 0; i < n; ++i) {
       d2[i] = std::min(d2[i], SquaredDistance(p.row(i), p.row(pick), dim));
-      total += p.weight[i] * d2[i];
+      sum.Add(i, p.weight[i] * d2[i]);
     }
   }
   return centroids;
@@ -419,10 +461,19 @@ std::vector<double> SeedKMeansPlusPlus(const WeightedPoints& p, int k, uint64_t 
 
 // The weighted variance of each coordinate, averaged over coordinates
 // (about the first point, then corrected: no cancellation far from zero).
+// kDim > 0: points of that many coordinates, the sums in registers (the
+// same sums in the same order as with kDim = 0, which keeps them in
+// memory).
+template <int kDim>
 double MeanVariance(const WeightedPoints& p) {
-  const int dim = p.dim;
+  const int dim = kDim > 0 ? kDim : p.dim;
+  std::conditional_t<(kDim > 0), std::array<double, (kDim > 0 ? kDim : 1)>, std::vector<double>> sum{},
+      sum_sq{};
+  if constexpr (kDim == 0) {
+    sum.assign(dim, 0);
+    sum_sq.assign(dim, 0);
+  }
   double total_weight = 0;
-  std::vector<double> sum(dim, 0), sum_sq(dim, 0);
   const float* anchor = p.row(0);
   for (size_t i = 0; i < p.size(); ++i) {
     const float* x = p.row(i);
@@ -536,18 +587,29 @@ void Update(Assigner& assigner, int k, const ClusterSums& sums, std::vector<int3
 // cheaper than carrying its index through the sort.
 constexpr int kRowSearchMaxK = 16;
 
-// The index of the centroid nearest to `row`, the lowest on ties.
-int32_t NearestCentroid(const float* row, const double* centroids, int k, int dim) {
-  int32_t best = 0;
-  double best_distance = SquaredDistance(row, centroids, dim);
-  for (int c = 1; c < k; ++c) {
-    const double distance = SquaredDistance(row, centroids + static_cast<size_t>(c) * dim, dim);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = c;
+// Each row's nearest centroid, the lowest index on ties. kDim > 0: rows of
+// that many coordinates (the loop unrolls), else `dim`. False when
+// cancelled.
+template <int kDim>
+bool NearestCentroids(absl::Span<const float> data, int dim, const double* centroids, int k,
+                      CancelCheck* cancel, std::vector<int32_t>* assignment) {
+  const int d = kDim > 0 ? kDim : dim;
+  const size_t count = data.size() / d;
+  for (size_t r = 0; r < count; ++r) {
+    const float* row = &data[r * d];
+    int32_t best = 0;
+    double best_distance = SquaredDistance(row, centroids, d);
+    for (int c = 1; c < k; ++c) {
+      const double distance = SquaredDistance(row, centroids + static_cast<size_t>(c) * d, d);
+      if (distance < best_distance) {
+        best_distance = distance;
+        best = c;
+      }
     }
+    (*assignment)[r] = best;
+    if ((r & 0xffff) == 0 && Stopped(cancel, int64_t{0x10000} * k)) return false;
   }
-  return best;
+  return true;
 }
 
 // No more distinct rows than centroids, found without the sort's order:
@@ -673,7 +735,10 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   if (assigner.cancelled()) return CancelledStatus();
   int iterations = 0;
   const double shift_limit =
-      options.shift_tolerance > 0 ? options.shift_tolerance * MeanVariance(assigner.points()) : -1;
+      options.shift_tolerance > 0
+          ? options.shift_tolerance *
+                (dim == 2 ? MeanVariance<2>(assigner.points()) : MeanVariance<0>(assigner.points()))
+          : -1;
   while (iterations < options.max_iterations) {
     Update(assigner, k, sums, &assignment, &centroids, cancel);
     if (assigner.cancelled()) return CancelledStatus();
@@ -701,18 +766,19 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   assigner.Assign(assigned_with, centroids, &assignment, &changed, nullptr);
   if (assigner.cancelled()) return CancelledStatus();
   const WeightedPoints& points = assigner.points();
-  result.sse = 0;
+  double sse_total = 0;  // a local: the sum stays in a register
   for (size_t j = 0; j < n; ++j) {
-    result.sse += points.weight[j] *
-                  SquaredDistance(points.row(j), &result.centroids[static_cast<size_t>(assignment[j]) * dim], dim);
+    sse_total += points.weight[j] *
+                 SquaredDistance(points.row(j), &result.centroids[static_cast<size_t>(assignment[j]) * dim], dim);
   }
+  result.sse = sse_total;
   if (rows_search) {
     // The same nearest centroid as the point equal to the row (the same
     // values, and -0 squares as +0), lowest index on ties.
-    for (size_t r = 0; r < count; ++r) {
-      result.assignment[r] = NearestCentroid(&data[r * dim], centroids.data(), k, dim);
-      if ((r & 0xffff) == 0 && Stopped(cancel, 0x10000 * k)) return CancelledStatus();
-    }
+    const bool done =
+        dim == 2 ? NearestCentroids<2>(data, dim, centroids.data(), k, cancel, &result.assignment)
+                 : NearestCentroids<0>(data, dim, centroids.data(), k, cancel, &result.assignment);
+    if (!done) return CancelledStatus();
     return result;
   }
   for (size_t p = 0, r = 0; p < n; ++p) {
