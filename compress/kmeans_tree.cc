@@ -158,12 +158,35 @@ void KMeansTree::LeafStatistics(uint32_t id) {
   float* lo = &lo_[static_cast<size_t>(id) * dim];
   float* hi = &hi_[static_cast<size_t>(id) * dim];
   double* mean = &mean_[static_cast<size_t>(id) * dim];
-  const float* first = points_.row(node.begin);
+  double weight, scatter;
+  if (dim == 2) {
+    SummariseLeaf<2>(node.begin, node.end, dim, lo, hi, mean, &weight, &scatter);
+  } else {
+    SummariseLeaf<0>(node.begin, node.end, dim, lo, hi, mean, &weight, &scatter);
+  }
+  node.weight = weight;
+  node.scatter = scatter;
+  Stopped(cancel_, static_cast<int64_t>(node.end - node.begin) * dim * 4);
+}
+
+// kDim > 0: points of that many coordinates, box and sums in registers
+// (the same sums in the same order as kDim = 0, which works in the
+// node's arrays).
+template <int kDim>
+void KMeansTree::SummariseLeaf(uint32_t begin, uint32_t end, int dim_in, float* lo_out, float* hi_out,
+                               double* mean_out, double* weight_out, double* scatter_out) const {
+  const int dim = kDim > 0 ? kDim : dim_in;
+  float lo_local[kDim > 0 ? kDim : 1], hi_local[kDim > 0 ? kDim : 1];
+  double mean_local[kDim > 0 ? kDim : 1];
+  float* const lo = kDim > 0 ? lo_local : lo_out;
+  float* const hi = kDim > 0 ? hi_local : hi_out;
+  double* const mean = kDim > 0 ? mean_local : mean_out;
+  const float* first = points_.row(begin);
   std::copy_n(first, dim, lo);
   std::copy_n(first, dim, hi);
   std::fill_n(mean, dim, 0.0);
   double weight = 0;
-  for (uint32_t i = node.begin; i < node.end; ++i) {
+  for (uint32_t i = begin; i < end; ++i) {
     const float* x = points_.row(i);
     const double w = points_.weight[i];
     weight += w;
@@ -175,10 +198,14 @@ void KMeansTree::LeafStatistics(uint32_t id) {
   }
   for (int t = 0; t < dim; ++t) mean[t] = static_cast<double>(first[t]) + mean[t] / weight;
   double scatter = 0;
-  for (uint32_t i = node.begin; i < node.end; ++i) scatter += points_.weight[i] * SquaredDistance(points_.row(i), mean, dim);
-  node.weight = weight;
-  node.scatter = scatter;
-  Stopped(cancel_, static_cast<int64_t>(node.end - node.begin) * dim * 4);
+  for (uint32_t i = begin; i < end; ++i) scatter += points_.weight[i] * SquaredDistance(points_.row(i), mean, dim);
+  if constexpr (kDim > 0) {
+    std::copy_n(lo, dim, lo_out);
+    std::copy_n(hi, dim, hi_out);
+    std::copy_n(mean, dim, mean_out);
+  }
+  *weight_out = weight;
+  *scatter_out = scatter;
 }
 
 void KMeansTree::Combine(uint32_t id, uint32_t left, uint32_t right) {

@@ -99,6 +99,9 @@ class KMeansTree {
   KMeansTree() = default;
   uint32_t BuildNode(uint32_t begin, uint32_t end, int depth);
   void LeafStatistics(uint32_t id);
+  template <int kDim>
+  void SummariseLeaf(uint32_t begin, uint32_t end, int dim, float* lo, float* hi, double* mean, double* weight,
+                     double* scatter) const;
   void Combine(uint32_t id, uint32_t left, uint32_t right);
   void Visit(Pass& pass, uint32_t id, int depth, int candidates);
   void Own(Pass& pass, uint32_t id, int cluster);
