@@ -42,6 +42,18 @@ class CancelCheck {
 
   bool cancelled() const { return cancelled_; }
 
+  // A check with the same hook, for one piece of a kernel call that runs
+  // pieces on several threads at once (a check is not shared between
+  // threads; the hook must be safe to call from them all). It polls at its
+  // first charge: a fresh budget per piece would let a call of many small
+  // pieces run to the end without a single poll.
+  CancelCheck Fork() const {
+    CancelCheck fork(hook_);
+    fork.cancelled_ = cancelled_;
+    fork.budget_ = 0;
+    return fork;
+  }
+
  private:
   std::function<bool()> hook_;
   int64_t budget_ = kPollInterval;

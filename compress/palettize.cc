@@ -535,19 +535,20 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     return vals;
   };
   // A group's values: the weights themselves when they are one contiguous
-  // run (per-tensor, or groups along the outermost axis), else a copy.
+  // run (per-tensor, or groups along the outermost axis), else a copy in
+  // `copy`.
   std::vector<float> group_copy;
-  auto group_values = [&](int64_t g) -> absl::Span<const float> {
+  auto group_values = [&](int64_t g, std::vector<float>* copy) -> absl::Span<const float> {
     if (cd == 1 && (view.outer == 1 || groups == 1)) return w.subspan(g * gs * view.inner, view.outer * gs * view.inner);
-    group_copy = gather(g);
-    return group_copy;
+    *copy = gather(g);
+    return *copy;
   };
 
   if (o.mode == PaletteMode::kUnique) {
     // One bit width for the whole tensor: the widest any group needs.
     size_t most = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      absl::Span<const float> vals = group_values(g);
+      absl::Span<const float> vals = group_values(g, &group_copy);
       if (cd == 1) {
         ASSIGN_OR_RETURN(Distinct d, DistinctValues(vals, o.precision, o.cancel));
         most = std::max(most, d.values.size());
@@ -582,28 +583,31 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   std::vector<float> custom = o.custom_palette;
   for (float& v : custom) v = R(o.precision, v);
 
-  for (int64_t g = 0; g < groups; ++g) {
+  // One group's palette and indices, written to its own part of `out`
+  // (so groups may run at once). `copy`: the caller's scratch for values
+  // that are not one contiguous run.
+  auto palettize_group = [&](int64_t g, CancelCheck* cancel, std::vector<float>* copy) -> absl::Status {
     // Also covers the linear-time steps (gathering, uniform palettes).
-    if (Stopped(o.cancel, view.outer * gs * view.inner)) return CancelledStatus();
-    absl::Span<const float> vals = group_values(g);
+    if (Stopped(cancel, view.outer * gs * view.inner)) return CancelledStatus();
+    absl::Span<const float> vals = group_values(g, copy);
     GroupResult r;
     if (cd > 1) {
-      ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision, o.cancel));
+      ASSIGN_OR_RETURN(r, VectorGroup(vals, cd, bits, o.mode, custom, o.precision, cancel));
     } else {
       switch (o.mode) {
         case PaletteMode::kKMeans: {
-          ASSIGN_OR_RETURN(r, KMeansGroup(vals, bits, o.precision, o.cancel));
+          ASSIGN_OR_RETURN(r, KMeansGroup(vals, bits, o.precision, cancel));
           break;
         }
         case PaletteMode::kUniform:
           r = UniformGroup(vals, bits, o.precision);
           break;
         case PaletteMode::kUnique: {
-          ASSIGN_OR_RETURN(r, UniqueGroup(vals, bits, o.precision, o.cancel));
+          ASSIGN_OR_RETURN(r, UniqueGroup(vals, bits, o.precision, cancel));
           break;
         }
         case PaletteMode::kCustom: {
-          ASSIGN_OR_RETURN(r, CustomGroup(vals, custom, o.cancel));
+          ASSIGN_OR_RETURN(r, CustomGroup(vals, custom, cancel));
           break;
         }
       }
@@ -615,6 +619,30 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     for (int64_t oo = 0; oo < view.outer; ++oo) {
       std::memcpy(out.indices.data() + (oo * idim + g * (gs / cd)) * view.inner, r.idx.data() + oo * run, run);
     }
+    return absl::OkStatus();
+  };
+
+  if (o.parallel == nullptr || groups < 2) {
+    for (int64_t g = 0; g < groups; ++g) RETURN_IF_ERROR(palettize_group(g, o.cancel, &group_copy));
+    return out;
+  }
+  // Side by side: every group runs (one failing does not stop the others),
+  // and the lowest failing group's error is returned, as one after the
+  // other would.
+  std::vector<absl::Status> status(groups);
+  o.parallel->Run(groups, [&](int64_t g) {
+    std::vector<float> copy;
+    if (o.cancel == nullptr) {
+      status[g] = palettize_group(g, nullptr, &copy);
+      return;
+    }
+    CancelCheck fork = o.cancel->Fork();
+    status[g] = palettize_group(g, &fork, &copy);
+  });
+  for (const absl::Status& s : status) {
+    if (s.ok()) continue;
+    if (o.cancel != nullptr && absl::IsCancelled(s)) o.cancel->Poll();  // the caller reads its check
+    return s;
   }
   return out;
 }

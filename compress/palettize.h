@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "compress/cancel.h"
+#include "compress/parallel_for.h"
 #include "compress/precision.h"
 
 namespace coremlz::compress {
@@ -44,6 +45,10 @@ struct PalettizeOptions {
   // Optional: polled inside the long steps (k-means, sorting, nearest-entry
   // search); when it says stop, Palettize returns CANCELLED.
   CancelCheck* cancel = nullptr;
+  // Optional: with more than one group (group_size > 0), the groups'
+  // palettes are solved through it, side by side (each with a fork of
+  // `cancel`). The result is the same either way.
+  const ParallelFor* parallel = nullptr;
 };
 
 struct Palettized {

@@ -164,7 +164,10 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
   c->model_ = std::move(model);
   RETURN_IF_ERROR(c->Plan(config));
   c->threads_ = std::max(1, options.threads);
-  if (c->threads_ > 1) c->pool_ = std::make_unique<TaskPool>(c->threads_);
+  if (c->threads_ > 1) {
+    c->pool_ = std::make_unique<TaskPool>(c->threads_);
+    c->parallel_ = std::make_unique<PoolParallelFor>(c->pool_.get(), c->threads_ - 1);
+  }
   return c;
 }
 
@@ -368,11 +371,12 @@ void MlProgramCompressor::ReportProgress(const Task& task, JobControl* control) 
 
 absl::Status MlProgramCompressor::RunTask(Task& task, const format::TensorView& source, JobControl* control) {
   ReportProgress(task, control);
-  return Apply(task, Compute(task, source, target_, control), control);
+  return Apply(task, Compute(task, source, target_, control, parallel_.get()), control);
 }
 
 MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, const format::TensorView& source,
-                                                           Target target, JobControl* control) {
+                                                           Target target, JobControl* control,
+                                                           const compress::ParallelFor* parallel) {
   Computed c;
   absl::StatusOr<std::vector<float>> values = format::ToFloats(source);
   if (!values.ok()) {
@@ -382,7 +386,7 @@ MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, con
   compress::CancelCheck cancel;
   if (control) cancel = control->KernelCheck();
   // Moved in: the kernels turn the values into the reconstruction in place.
-  c.result = CompressWeight(task.weight, *std::move(values), target, &cancel);
+  c.result = CompressWeight(task.weight, *std::move(values), target, &cancel, parallel);
   c.cancelled = cancel.cancelled();
   if (!c.result.ok() || !c.result->skipped_reason.empty()) return c;
   // A finite weight must stay finite: a model whose constants decode to
@@ -541,8 +545,9 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
         slot->task = task;
         p->slots.push_back(slot);
         if (task->same_as != nullptr) continue;  // nothing to compute: Drain copies the outcome
-        pool_->Submit([slot, data = p->data, meta, target = target_, control] {
-          slot->computed = Compute(*slot->task, FlatView(meta.type, *data, meta.element_count()), target, control);
+        pool_->Submit([slot, data = p->data, meta, target = target_, control, parallel = parallel_.get()] {
+          slot->computed =
+              Compute(*slot->task, FlatView(meta.type, *data, meta.element_count()), target, control, parallel);
           slot->done.Notify();
         });
       }

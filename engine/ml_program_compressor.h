@@ -34,6 +34,7 @@
 #include "engine/config.h"
 #include "engine/config_usage.h"
 #include "engine/job_control.h"
+#include "engine/pool_parallel_for.h"
 #include "engine/report.h"
 #include "engine/target.h"
 #include "engine/task_pool.h"
@@ -110,7 +111,8 @@ class MlProgramCompressor {
   // touches no member), then the report and the writer (in blob order).
   // The stored values are widened inside Compute and moved into the
   // kernels, so a weight is never held as two float copies.
-  static Computed Compute(const Task& task, const format::TensorView& source, Target target, JobControl* control);
+  static Computed Compute(const Task& task, const format::TensorView& source, Target target, JobControl* control,
+                          const compress::ParallelFor* parallel);
   absl::Status Apply(Task& task, Computed computed, JobControl* control);
   void ReportProgress(const Task& task, JobControl* control) const;
   // With threads > 1: finishes pending blobs, oldest first, until at most
@@ -162,6 +164,9 @@ class MlProgramCompressor {
   uint64_t pending_elements_ = 0;
   uint64_t pending_element_limit_ = 0;
   JobControl* drain_control_ = nullptr;  // the control of the blobs pending
+  // Lends the pool's idle threads to one weight's groups; outlives the pool
+  // (declared before it), whose tasks point to it.
+  std::unique_ptr<PoolParallelFor> parallel_;
   // Last: destroyed first, so its threads finish before what they read goes.
   std::unique_ptr<TaskPool> pool_;
 };

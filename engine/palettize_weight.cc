@@ -203,11 +203,13 @@ void EmitScaledLutToDense(const WeightTask& task, Target target, const compress:
 }  // namespace
 
 absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float> values, const PalettizerConfig& c,
-                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel) {
+                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel,
+                                       const compress::ParallelFor* parallel) {
   std::string reason;
   ASSIGN_OR_RETURN(std::optional<compress::PalettizeOptions> plan, PlanPalettization(task, c, target, &reason));
   if (!plan) return Skip(reason);
   plan->cancel = cancel;
+  plan->parallel = parallel;
   if (c.mode == PalettizerConfig::Mode::kCustom && task.dtype == ElementType::kFloat16) {
     // The palette is stored in the weight's dtype: an entry beyond fp16's
     // range would be an infinity in the model.

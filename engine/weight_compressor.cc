@@ -67,7 +67,7 @@ compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode) {
 }
 
 absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target,
-                                            compress::CancelCheck* cancel) {
+                                            compress::CancelCheck* cancel, const compress::ParallelFor* parallel) {
   if (!compress::AllFinite(values)) {
     // Core ML tools skip such weights with a warning; a silent skip would
     // hide a broken model, so say so in the report.
@@ -91,7 +91,7 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
         if (quantize) {
           ASSIGN_OR_RETURN(r, Quantize(task, pruned, std::get<LinearQuantizerConfig>(*task.joint), target, &sparse, cancel));
         } else if (auto* pc = std::get_if<PalettizerConfig>(&*task.joint)) {
-          ASSIGN_OR_RETURN(r, Palettize(task, pruned, *pc, target, &sparse, cancel));
+          ASSIGN_OR_RETURN(r, Palettize(task, pruned, *pc, target, &sparse, cancel, parallel));
         } else {
           return absl::InvalidArgumentError("joint compression after pruning must palettize or linear_quantize");
         }
@@ -124,7 +124,7 @@ absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<
   if (auto* q = std::get_if<LinearQuantizerConfig>(&primary)) {
     ASSIGN_OR_RETURN(r, Quantize(task, std::move(values), *q, target, nullptr, cancel));
   } else if (auto* p = std::get_if<PalettizerConfig>(&primary)) {
-    ASSIGN_OR_RETURN(r, Palettize(task, std::move(values), *p, target, nullptr, cancel));
+    ASSIGN_OR_RETURN(r, Palettize(task, std::move(values), *p, target, nullptr, cancel, parallel));
   } else {  // fp16
     if (task.dtype == ElementType::kFloat16) return Skip("already fp16");
     r = CastToFp16(task, std::move(values));

@@ -61,9 +61,12 @@ struct WeightResult {
 compress::PaletteMode ToPaletteMode(PalettizerConfig::Mode mode);
 
 // `cancel` (optional) is polled inside the kernels; a cancelled weight
-// returns CANCELLED.
+// returns CANCELLED. `parallel` (optional): how a kernel may split this one
+// weight's independent pieces (grouped palettes) over idle threads; the
+// result is the same without it.
 absl::StatusOr<WeightResult> CompressWeight(const WeightTask& task, std::vector<float> values, Target target,
-                                            compress::CancelCheck* cancel = nullptr);
+                                            compress::CancelCheck* cancel = nullptr,
+                                            const compress::ParallelFor* parallel = nullptr);
 
 // INVALID_ARGUMENT when `decoded`, what the new ops of `task` decompress to,
 // holds NaN or infinity (the input was finite: non-finite weights are

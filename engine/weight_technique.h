@@ -62,7 +62,8 @@ OpSpec JointSparseToDense(const WeightTask& task, const std::string& producer, P
 absl::StatusOr<WeightResult> Quantize(const WeightTask& task, std::vector<float> values, const LinearQuantizerConfig& c,
                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel);
 absl::StatusOr<WeightResult> Palettize(const WeightTask& task, std::vector<float> values, const PalettizerConfig& c,
-                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel);
+                                       Target target, const Sparse* sparse, compress::CancelCheck* cancel,
+                                       const compress::ParallelFor* parallel = nullptr);
 
 }  // namespace coremlz::engine
 

@@ -28,6 +28,14 @@ std::string Mobilenet() { return testing::ModelsDir() + "/mobilenetv2_randinit/m
 const char* kPal4 = "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4}\n";
 const char* kGrouped = "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, granularity: per_grouped_channel, group_size: 16}\n";
 const char* kVector = "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, cluster_dim: 2}\n";
+// With threads, a weight's groups are also solved side by side
+// (engine/pool_parallel_for.h): scalar, vector and scaled palettes.
+const char* kGroupedVector =
+    "config_type: OpPalettizerConfig\nglobal_config: {nbits: 2, cluster_dim: 2, granularity: per_grouped_channel, "
+    "group_size: 16}\n";
+const char* kGroupedScaled =
+    "config_type: OpPalettizerConfig\nglobal_config: {nbits: 3, granularity: per_grouped_channel, group_size: 8, "
+    "enable_per_channel_scale: true}\n";
 const char* kInt8 = "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n";
 const char* kInt4Block = "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int4, granularity: per_block, block_size: 32}\n";
 const char* kPrune = "config_type: OpMagnitudePrunerConfig\nglobal_config: {target_sparsity: 0.5}\n";
@@ -50,7 +58,8 @@ TEST(ParallelCompressTest, ThreadsGiveTheSameBytesAndReport) {
       {Transformer(), kPal4},   {Transformer(), kGrouped}, {Transformer(), kVector}, {Transformer(), kInt4Block},
       {Transformer(), kJoint},  {Transformer(), kPrune},   {Mobilenet(), kPal4},     {Mobilenet(), kInt8},
       {fp32, kPal4},            {fp32, kInt8},             {fp32, kGrouped},    {LlmLike(), kInt4Block},
-      {LlmLike(), kPal4},
+      {LlmLike(), kPal4},       {LlmLike(), kGrouped},     {Transformer(), kGroupedVector},
+      {Transformer(), kGroupedScaled},
   };
   int n = 0;
   for (const auto& [model, yaml] : cases) {

@@ -1,0 +1,37 @@
+// compress::ParallelFor over the embedded engine's TaskPool: the threads
+// that --threads gives and the rule on weights in flight leaves idle (a
+// model of equal large weights compresses one at a time, so its memory stays
+// that of one weight) help with the groups of the weight being compressed.
+//
+// The calling thread works through the pieces itself; helpers queued on the
+// pool join in if and when a pool thread is free. Run never waits for a
+// helper that has not started, so it cannot deadlock when every pool thread
+// is busy (the caller is usually one of them), and it returns once the
+// pieces are done and every helper that joined has left.
+#ifndef COREMLZ_ENGINE_POOL_PARALLEL_FOR_H_
+#define COREMLZ_ENGINE_POOL_PARALLEL_FOR_H_
+
+#include <cstdint>
+
+#include "absl/functional/function_ref.h"
+#include "compress/parallel_for.h"
+#include "engine/task_pool.h"
+
+namespace coremlz::engine {
+
+class PoolParallelFor : public compress::ParallelFor {
+ public:
+  // `helpers`: how many pool tasks to offer per Run (the pool's threads
+  // less the caller's own, typically).
+  PoolParallelFor(TaskPool* pool, int helpers) : pool_(pool), helpers_(helpers) {}
+
+  void Run(int64_t count, absl::FunctionRef<void(int64_t)> body) const override;
+
+ private:
+  TaskPool* const pool_;
+  const int helpers_;
+};
+
+}  // namespace coremlz::engine
+
+#endif  // COREMLZ_ENGINE_POOL_PARALLEL_FOR_H_

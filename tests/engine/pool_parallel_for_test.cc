@@ -1,0 +1,153 @@
+// PoolParallelFor (engine/pool_parallel_for.h) and the grouped palettes it
+// splits: every piece runs exactly once, on the pool's idle threads as well
+// as the caller's; a pool whose threads are all busy cannot hold a Run up;
+// Palettize gives the same result through it as without it, and a
+// cancelled check still cancels.
+#include "engine/pool_parallel_for.h"
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "compress/palettize.h"
+#include "engine/task_pool.h"
+#include "gtest/gtest.h"
+
+namespace coremlz::engine {
+namespace {
+
+TEST(PoolParallelForTest, EveryPieceOnceOnSeveralThreads) {
+  TaskPool pool(3);
+  PoolParallelFor parallel(&pool, 3);
+  for (int64_t count : {0, 1, 2, 7, 1000}) {
+    std::vector<std::atomic<int>> runs(count);
+    absl::Mutex mu;
+    std::set<std::thread::id> threads;
+    parallel.Run(count, [&](int64_t i) {
+      runs[i].fetch_add(1);
+      // Long enough that the helpers get pieces too.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      absl::MutexLock lock(&mu);
+      threads.insert(std::this_thread::get_id());
+    });
+    for (int64_t i = 0; i < count; ++i) EXPECT_EQ(runs[i].load(), 1) << "piece " << i << " of " << count;
+    if (count >= 1000) {
+      EXPECT_GE(threads.size(), 2u) << "the pool's threads never joined in";
+    }
+  }
+}
+
+// The caller is usually a pool thread itself: with every pool thread busy
+// the helpers cannot start, and Run must finish on the caller alone rather
+// than wait for them. They start later, find the Run over, and leave.
+TEST(PoolParallelForTest, BusyPoolDoesNotHoldARunUp) {
+  TaskPool pool(1);
+  absl::Notification release, blocked;
+  pool.Submit([&] {
+    blocked.Notify();
+    release.WaitForNotification();
+  });
+  blocked.WaitForNotification();
+  PoolParallelFor parallel(&pool, 4);
+  std::atomic<int64_t> sum{0};
+  std::set<std::thread::id> threads;
+  absl::Mutex mu;
+  parallel.Run(100, [&](int64_t i) {
+    sum += i;
+    absl::MutexLock lock(&mu);
+    threads.insert(std::this_thread::get_id());
+  });
+  EXPECT_EQ(sum.load(), 4950);
+  EXPECT_EQ(threads, std::set<std::thread::id>{std::this_thread::get_id()});
+  release.Notify();  // the stale helpers now run and must touch nothing
+}
+
+std::vector<float> Normal(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 0.02f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+TEST(PoolParallelForTest, GroupedPalettesAreTheSameSideBySide) {
+  TaskPool pool(3);
+  PoolParallelFor parallel(&pool, 3);
+  struct Case {
+    std::vector<int64_t> shape;
+    compress::PalettizeOptions options;
+  };
+  auto options = [](compress::PaletteMode mode, int bits, int axis, int64_t group, int cluster_dim, bool scale) {
+    compress::PalettizeOptions o;
+    o.mode = mode;
+    o.bits = bits;
+    o.channel_axis = axis;
+    o.group_size = group;
+    o.cluster_dim = cluster_dim;
+    o.per_channel_scale = scale;
+    return o;
+  };
+  using M = compress::PaletteMode;
+  const std::vector<Case> cases = {
+      {{256, 96}, options(M::kKMeans, 4, 0, 16, 1, false)},
+      {{64, 32, 3, 3}, options(M::kKMeans, 3, 0, 8, 1, false)},
+      {{96, 256}, options(M::kKMeans, 4, 1, 32, 1, false)},  // groups not contiguous: gathered per piece
+      {{256, 96}, options(M::kKMeans, 2, 0, 16, 2, false)},  // vectors
+      {{256, 96}, options(M::kKMeans, 4, 0, 16, 1, true)},   // per-channel scale
+      {{256, 96}, options(M::kUniform, 4, 0, 16, 1, false)},
+  };
+  for (const Case& c : cases) {
+    int64_t n = 1;
+    for (int64_t d : c.shape) n *= d;
+    const std::vector<float> w = Normal(n, 7);
+    auto alone = compress::Palettize(w, c.shape, c.options);
+    compress::PalettizeOptions with = c.options;
+    with.parallel = &parallel;
+    auto side_by_side = compress::Palettize(w, c.shape, with);
+    ASSERT_TRUE(alone.ok() && side_by_side.ok()) << alone.status() << side_by_side.status();
+    EXPECT_EQ(alone->bits, side_by_side->bits);
+    EXPECT_EQ(alone->lut, side_by_side->lut);
+    EXPECT_EQ(alone->indices, side_by_side->indices);
+    EXPECT_EQ(alone->scale, side_by_side->scale);
+  }
+}
+
+TEST(PoolParallelForTest, ACancelledCheckCancelsEveryGroup) {
+  TaskPool pool(2);
+  PoolParallelFor parallel(&pool, 2);
+  // Already stopped: every group's fork stops at its first charge.
+  {
+    const std::vector<float> w = Normal(256 * 256, 3);
+    compress::CancelCheck check([] { return true; });
+    check.Poll();
+    compress::PalettizeOptions o;
+    o.bits = 4;
+    o.group_size = 16;
+    o.cancel = &check;
+    o.parallel = &parallel;
+    auto r = compress::Palettize(w, {256, 256}, o);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  }
+  // Stopping part way (from the hook's third poll, made by whichever
+  // groups' forks get there): the call is CANCELLED and the caller's own
+  // check, which the forks never touched, says so too.
+  const std::vector<float> w = Normal(2048 * 2048, 3);
+  std::atomic<int> polls{0};
+  compress::CancelCheck check([&] { return polls.fetch_add(1) >= 2; });
+  compress::PalettizeOptions o;
+  o.bits = 4;
+  o.group_size = 16;
+  o.cancel = &check;
+  o.parallel = &parallel;
+  auto r = compress::Palettize(w, {2048, 2048}, o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status() << " after " << polls.load() << " polls";
+  EXPECT_TRUE(check.cancelled()) << "the caller's check must say so too";
+}
+
+}  // namespace
+}  // namespace coremlz::engine
