@@ -117,35 +117,33 @@ TEST(PoolParallelForTest, GroupedPalettesAreTheSameSideBySide) {
   }
 }
 
+// 4-bit grouped palettization of an n x n normal weight in groups of 16,
+// through `parallel`, checked by `check`.
+absl::Status PalettizeGrouped(int64_t n, compress::CancelCheck* check, const PoolParallelFor* parallel) {
+  const std::vector<float> w = Normal(n * n, 3);
+  compress::PalettizeOptions o;
+  o.bits = 4;
+  o.group_size = 16;
+  o.cancel = check;
+  o.parallel = parallel;
+  return compress::Palettize(w, {n, n}, o).status();
+}
+
 TEST(PoolParallelForTest, ACancelledCheckCancelsEveryGroup) {
   TaskPool pool(2);
   PoolParallelFor parallel(&pool, 2);
   // Already stopped: every group's fork stops at its first charge.
-  {
-    const std::vector<float> w = Normal(256 * 256, 3);
-    compress::CancelCheck check([] { return true; });
-    check.Poll();
-    compress::PalettizeOptions o;
-    o.bits = 4;
-    o.group_size = 16;
-    o.cancel = &check;
-    o.parallel = &parallel;
-    auto r = compress::Palettize(w, {256, 256}, o);
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
-  }
+  compress::CancelCheck stopped([] { return true; });
+  stopped.Poll();
+  const absl::Status early = PalettizeGrouped(256, &stopped, &parallel);
+  EXPECT_EQ(early.code(), absl::StatusCode::kCancelled) << early;
   // Stopping part way (from the hook's third poll, made by whichever
   // groups' forks get there): the call is CANCELLED and the caller's own
   // check, which the forks never touched, says so too.
-  const std::vector<float> w = Normal(2048 * 2048, 3);
   std::atomic<int> polls{0};
   compress::CancelCheck check([&] { return polls.fetch_add(1) >= 2; });
-  compress::PalettizeOptions o;
-  o.bits = 4;
-  o.group_size = 16;
-  o.cancel = &check;
-  o.parallel = &parallel;
-  auto r = compress::Palettize(w, {2048, 2048}, o);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status() << " after " << polls.load() << " polls";
+  const absl::Status late = PalettizeGrouped(2048, &check, &parallel);
+  EXPECT_EQ(late.code(), absl::StatusCode::kCancelled) << late << " after " << polls.load() << " polls";
   EXPECT_TRUE(check.cancelled()) << "the caller's check must say so too";
 }
 
