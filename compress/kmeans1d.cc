@@ -231,8 +231,8 @@ class Prefix {
     return {c > 0 ? c : 0, (16 * kUnitRoundoff) * std::fabs(d2) + tiny_error_};
   }
 
-  // A bound on the error of CompactCost for any run, or infinity where the
-  // weights span too wide a range for it (then the passes use Fast).
+  // A bound on the error of CompactCost for any run, or infinity where a
+  // weight is below 2^-31 of the total (then the passes use Fast).
   double CompactError() const { return compact_error_; }
 
   // cost(s, j) from prefix sums rounded to double: a third of Fast's

@@ -5,6 +5,7 @@
 #include "compress/palettize.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -622,22 +623,31 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     return absl::OkStatus();
   };
 
-  if (o.parallel == nullptr || groups < 2) {
+  // Groups run side by side only while each is small: every group in flight
+  // holds its copy and its k-means scratch (a few times its values), and
+  // the engine's memory bound allows one weight, not one per thread.
+  constexpr int64_t kMaxSideBySideGroupValues = int64_t{1} << 22;
+  if (o.parallel == nullptr || groups < 2 || view.outer * gs * view.inner > kMaxSideBySideGroupValues) {
     for (int64_t g = 0; g < groups; ++g) RETURN_IF_ERROR(palettize_group(g, o.cancel, &group_copy));
     return out;
   }
-  // Side by side: every group runs (one failing does not stop the others),
-  // and the lowest failing group's error is returned, as one after the
-  // other would.
+  // Side by side. The lowest failing group's error is returned, as one
+  // after the other would; groups above a failed one are skipped.
   std::vector<absl::Status> status(groups);
+  std::atomic<int64_t> first_failed{groups};
   o.parallel->Run(groups, [&](int64_t g) {
+    if (g > first_failed.load(std::memory_order_relaxed)) return;
     std::vector<float> copy;
     if (o.cancel == nullptr) {
       status[g] = palettize_group(g, nullptr, &copy);
-      return;
+    } else {
+      CancelCheck fork = o.cancel->Fork();
+      status[g] = palettize_group(g, &fork, &copy);
     }
-    CancelCheck fork = o.cancel->Fork();
-    status[g] = palettize_group(g, &fork, &copy);
+    if (status[g].ok()) return;
+    int64_t seen = first_failed.load();
+    while (g < seen && !first_failed.compare_exchange_weak(seen, g)) {
+    }
   });
   for (const absl::Status& s : status) {
     if (s.ok()) continue;

@@ -213,6 +213,8 @@ class DenseKey {
   uint32_t Encode(uint32_t key) const {
     return (rank_[key >> 23] << mantissa_bits_) | ((key & kMantissa) >> shift_);
   }
+  // How many codes there are (ValueTable's size).
+  size_t Codes() const { return prefixes_.size() << mantissa_bits_; }
   // Every code's value (codes < 2^16 only): a lookup instead of Decode.
   std::vector<float> ValueTable() const {
     std::vector<float> table(prefixes_.size() << mantissa_bits_);
@@ -330,7 +332,9 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
   points.weight.assign(n, 0);
   out->code_words = static_cast<int>(words);
   out->codes.resize(n * words);
-  if (pair16) {
+  // The decode tables pay for themselves only over many more rows than
+  // entries (a small group decodes its points directly, below).
+  if (pair16 && count >= 4 * (dense[0].Codes() + dense[1].Codes())) {
     const std::vector<float> value0 = dense[0].ValueTable(), value1 = dense[1].ValueTable();
     for (size_t r = 0, p = 0; r < count; ++r) {
       if (r > 0 && rows[r - 1] != rows[r]) ++p;
@@ -695,11 +699,11 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   if (!Distinct(data, dim, !rows_search, cancel, &distinct)) return CancelledStatus();
   const size_t n = distinct.points.size();
 
-  VectorKMeansResult result;
-  result.assignment.resize(count);
   if (n <= static_cast<size_t>(k) && rows_search) {
     return FewDistinctRows(data, dim, distinct.points, cancel);
   }
+  VectorKMeansResult result;
+  result.assignment.resize(count);
   if (n <= static_cast<size_t>(k)) {
     // The points themselves, listed in lexicographic order of their values.
     const WeightedPoints& points = distinct.points;

@@ -6,6 +6,7 @@
 #include "engine/pool_parallel_for.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <set>
@@ -46,8 +47,8 @@ TEST(PoolParallelForTest, EveryPieceOnceOnSeveralThreads) {
 // the helpers cannot start, and Run must finish on the caller alone rather
 // than wait for them. They start later, find the Run over, and leave.
 TEST(PoolParallelForTest, BusyPoolDoesNotHoldARunUp) {
+  absl::Notification release, blocked;  // outlive the pool, whose thread waits on them
   TaskPool pool(1);
-  absl::Notification release, blocked;
   pool.Submit([&] {
     blocked.Notify();
     release.WaitForNotification();
@@ -100,11 +101,19 @@ TEST(PoolParallelForTest, GroupedPalettesAreTheSameSideBySide) {
       {{256, 96}, options(M::kKMeans, 2, 0, 16, 2, false)},  // vectors
       {{256, 96}, options(M::kKMeans, 4, 0, 16, 1, true)},   // per-channel scale
       {{256, 96}, options(M::kUniform, 4, 0, 16, 1, false)},
+      {{256, 96}, options(M::kUnique, 0, 0, 16, 1, false)},
+      {{256, 96}, options(M::kCustom, 4, 0, 16, 1, false)},
   };
-  for (const Case& c : cases) {
+  for (Case c : cases) {
     int64_t n = 1;
     for (int64_t d : c.shape) n *= d;
-    const std::vector<float> w = Normal(n, 7);
+    std::vector<float> w = Normal(n, 7);
+    if (c.options.mode == M::kUnique) {
+      for (float& x : w) x = std::round(x * 256) / 256;  // a few dozen distinct values
+    }
+    if (c.options.mode == M::kCustom) {
+      for (int e = 0; e < 16; ++e) c.options.custom_palette.push_back(0.005f * (e - 8));
+    }
     auto alone = compress::Palettize(w, c.shape, c.options);
     compress::PalettizeOptions with = c.options;
     with.parallel = &parallel;
