@@ -638,12 +638,8 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   o.parallel->Run(groups, [&](int64_t g) {
     if (g > first_failed.load(std::memory_order_relaxed)) return;
     std::vector<float> copy;
-    if (o.cancel == nullptr) {
-      status[g] = palettize_group(g, nullptr, &copy);
-    } else {
-      CancelCheck fork = o.cancel->Fork();
-      status[g] = palettize_group(g, &fork, &copy);
-    }
+    CancelCheck fork = o.cancel != nullptr ? o.cancel->Fork() : CancelCheck();
+    status[g] = palettize_group(g, o.cancel != nullptr ? &fork : nullptr, &copy);
     if (status[g].ok()) return;
     int64_t seen = first_failed.load();
     while (g < seen && !first_failed.compare_exchange_weak(seen, g)) {

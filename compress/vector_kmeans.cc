@@ -175,25 +175,15 @@ class DenseKey {
   // Coordinate t of every row.
   void Observe(absl::Span<const float> data, size_t dim, size_t t) {
     uint32_t varied = 0;  // a local: no store-to-load chain through the member
-    for (size_t i = t; i < data.size(); i += dim) {
-      const uint32_t key = OrderKey(data[i]);
-      used_[key >> 23] = true;
-      // All ones under a negative key, zero under a positive one: the fill
-      // to compare against, without a branch.
-      const uint32_t fill = (key >> 31) - 1;
-      varied |= (key ^ fill) & kMantissa;
-    }
+    for (size_t i = t; i < data.size(); i += dim) Note(OrderKey(data[i]), &varied);
     varied_ = varied;
   }
   // Coordinates 0 and 1 of 2-D rows into a and b: one pass over the data.
   static void ObservePair(absl::Span<const float> data, DenseKey& a, DenseKey& b) {
     uint32_t varied_a = 0, varied_b = 0;
     for (size_t i = 0; i + 1 < data.size(); i += 2) {
-      const uint32_t ka = OrderKey(data[i]), kb = OrderKey(data[i + 1]);
-      a.used_[ka >> 23] = true;
-      b.used_[kb >> 23] = true;
-      varied_a |= (ka ^ ((ka >> 31) - 1)) & kMantissa;
-      varied_b |= (kb ^ ((kb >> 31) - 1)) & kMantissa;
+      a.Note(OrderKey(data[i]), &varied_a);
+      b.Note(OrderKey(data[i + 1]), &varied_b);
     }
     a.varied_ = varied_a;
     b.varied_ = varied_b;
@@ -230,6 +220,15 @@ class DenseKey {
 
  private:
   static constexpr uint32_t kMantissa = 0x7fffff;
+
+  // Records a key's prefix, and in `varied` the mantissa bits it does not
+  // share with the fill (all ones under a negative key, zero under a
+  // positive one: compared without a branch).
+  void Note(uint32_t key, uint32_t* varied) {
+    used_[key >> 23] = true;
+    *varied |= (key ^ ((key >> 31) - 1)) & kMantissa;
+  }
+
   bool used_[512] = {};
   uint32_t varied_ = 0;
   int shift_ = 0;
@@ -332,22 +331,13 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
   points.weight.assign(n, 0);
   out->code_words = static_cast<int>(words);
   out->codes.resize(n * words);
-  // The decode tables pay for themselves only over many more rows than
-  // entries (a small group decodes its points directly, below).
-  if (pair16 && count >= 4 * (dense[0].Codes() + dense[1].Codes())) {
-    const std::vector<float> value0 = dense[0].ValueTable(), value1 = dense[1].ValueTable();
-    for (size_t r = 0, p = 0; r < count; ++r) {
-      if (r > 0 && rows[r - 1] != rows[r]) ++p;
-      if (points.weight[p] == 0) {
-        uint32_t c0, c1;
-        Deinterleave16(rows[r], &c0, &c1);
-        out->codes[p] = rows[r];
-        points.x[2 * p] = value0[c0];
-        points.x[2 * p + 1] = value1[c1];
-      }
-      points.weight[p] += 1;
-    }
-    return true;
+  // fp16-width 2-D codes decode by tables, which pay for themselves only
+  // over many more rows than entries (a small group decodes directly).
+  const bool tables = pair16 && count >= 4 * (dense[0].Codes() + dense[1].Codes());
+  std::vector<float> value0, value1;
+  if (tables) {
+    value0 = dense[0].ValueTable();
+    value1 = dense[1].ValueTable();
   }
   for (size_t r = 0, p = 0; r < count; ++r) {
     if (r > 0 && !same_code(r - 1, r)) ++p;
@@ -356,6 +346,11 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
       std::copy_n(row, words, &out->codes[p * words]);
       if (!decode) {
         std::memcpy(&points.x[p * d], row + words, sizeof(float) * d);
+      } else if (tables) {
+        uint32_t c0, c1;
+        Deinterleave16(row[0], &c0, &c1);
+        points.x[2 * p] = value0[c0];
+        points.x[2 * p + 1] = value1[c1];
       } else {
         const uint64_t code = words == 1 ? row[0] : (static_cast<uint64_t>(row[0]) << 32) | row[1];
         for (size_t t = 0; t < d; ++t) {
@@ -616,18 +611,19 @@ bool NearestCentroids(absl::Span<const float> data, int dim, const double* centr
   return true;
 }
 
-// No more distinct rows than centroids, found without the sort's order:
-// the centroids are the distinct rows in lexicographic order, each with
-// the bits of its first occurrence, and every row goes to the one it
-// equals.
+// No more distinct rows than centroids: the centroids are the distinct
+// rows in lexicographic order, each with the bits of its first occurrence,
+// and every row goes to the one it equals (found by binary search, so
+// without the sort's record of where rows came from).
 absl::StatusOr<VectorKMeansResult> FewDistinctRows(absl::Span<const float> data, int dim,
                                                    const WeightedPoints& points, CancelCheck* cancel) {
   const size_t n = points.size(), count = data.size() / dim;
+  const auto less = [dim](const float* a, const float* b) {  // < : -0 equals +0
+    return std::lexicographical_compare(a, a + dim, b, b + dim);
+  };
   std::vector<size_t> rank(n);
   std::iota(rank.begin(), rank.end(), size_t{0});
-  std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
-    return std::lexicographical_compare(points.row(a), points.row(a) + dim, points.row(b), points.row(b) + dim);
-  });
+  std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) { return less(points.row(a), points.row(b)); });
   std::vector<float> listed(n * dim);  // the points in that order
   for (size_t j = 0; j < n; ++j) std::copy_n(points.row(rank[j]), dim, &listed[j * dim]);
   VectorKMeansResult result;
@@ -636,8 +632,16 @@ absl::StatusOr<VectorKMeansResult> FewDistinctRows(absl::Span<const float> data,
   std::vector<bool> seen(n, false);
   for (size_t r = 0; r < count; ++r) {
     const float* row = &data[r * dim];
-    size_t j = 0;
-    while (j + 1 < n && !std::equal(row, row + dim, &listed[j * dim])) ++j;  // == : -0 equals +0
+    size_t lo = 0, hi = n - 1;  // the listed row equal to `row` is in [lo, hi]
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (less(&listed[mid * dim], row)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    const size_t j = lo;
     result.assignment[r] = static_cast<int32_t>(j);
     if (!seen[j]) {
       seen[j] = true;
@@ -699,30 +703,9 @@ absl::StatusOr<VectorKMeansResult> VectorKMeans(absl::Span<const float> data, in
   if (!Distinct(data, dim, !rows_search, cancel, &distinct)) return CancelledStatus();
   const size_t n = distinct.points.size();
 
-  if (n <= static_cast<size_t>(k) && rows_search) {
-    return FewDistinctRows(data, dim, distinct.points, cancel);
-  }
+  if (n <= static_cast<size_t>(k)) return FewDistinctRows(data, dim, distinct.points, cancel);
   VectorKMeansResult result;
   result.assignment.resize(count);
-  if (n <= static_cast<size_t>(k)) {
-    // The points themselves, listed in lexicographic order of their values.
-    const WeightedPoints& points = distinct.points;
-    std::vector<size_t> rank(n);
-    std::iota(rank.begin(), rank.end(), size_t{0});
-    std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
-      return std::lexicographical_compare(points.row(a), points.row(a) + dim, points.row(b), points.row(b) + dim);
-    });
-    std::vector<size_t> start(n + 1, 0);
-    for (size_t p = 0; p < n; ++p) start[p + 1] = start[p] + static_cast<size_t>(points.weight[p]);
-    result.centroids.resize(n * dim);
-    for (size_t j = 0; j < n; ++j) {
-      const size_t p = rank[j];
-      const float* src = data.data() + static_cast<size_t>(distinct.order[start[p]]) * dim;
-      std::copy(src, src + dim, result.centroids.begin() + j * dim);
-      for (size_t r = start[p]; r < start[p + 1]; ++r) result.assignment[distinct.order[r]] = static_cast<int32_t>(j);
-    }
-    return result;
-  }
 
   std::vector<double> centroids = SeedKMeansPlusPlus(distinct.points, k, options.seed, cancel);
   if (centroids.empty()) return CancelledStatus();

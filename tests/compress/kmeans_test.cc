@@ -1000,9 +1000,8 @@ TEST(VectorKMeansTest, FewerDistinctVectorsThanKReturnsThem) {
 // represented by its first occurrence's bits. Compared with
 // std::stable_sort under the lexicographic comparison, bit for bit, on rows
 // that share leading values, differ in sign, zero's sign, subnormals and
-// magnitude, and repeat. Both ways of finding them: through the sort's
-// record of each row's origin (k > 16 or more than two dimensions) and by
-// each row's own search (k <= 16, one or two dimensions).
+// magnitude, and repeat; for k up to 16 in one or two dimensions (where the
+// sort keeps no record of each row's origin) and beyond.
 TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
   std::mt19937_64 rng(11);
   const float palette[] = {-0.0f, 0.0f, -1.5f, 1.5f, 3e-41f, -3e-41f, 65504.0f, -1e30f, 2.0f, 0.25f, -0.25f};
