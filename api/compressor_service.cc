@@ -79,6 +79,6 @@ bool CompressorService::WaitIdle(absl::Time deadline) {
   return true;
 }
 
-void CompressorService::UpdateWorkerGauges() { metrics_->SetWorkers(pool_->busy(), pool_->queue_depth()); }
+void CompressorService::UpdateWorkerGauges() { metrics_->SetWorkers(pool_->busy(), pool_->queue_depth(), pool_->slots_lent()); }
 
 }  // namespace coremlz::api

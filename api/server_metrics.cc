@@ -120,6 +120,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   ratio_ = &BuildHistogram().Name("coremlz_compression_ratio").Help("Weight bytes before / after.").Register(*registry_).Add({}, kRatio);
   workers_busy_ = &BuildGauge().Name("coremlz_workers_busy").Help("Workers running a job.").Register(*registry_).Add({});
   queue_depth_ = &BuildGauge().Name("coremlz_queue_depth").Help("Jobs waiting for a worker.").Register(*registry_).Add({});
+  slots_lent_ = &BuildCounter()
+                     .Name("coremlz_worker_slots_lent_total")
+                     .Help("Pieces of a job's weights (grouped palettes) run on a worker slot no job was using.")
+                     .Register(*registry_)
+                     .Add({});
   validations_ = &BuildCounter().Name("coremlz_validation_jobs_total").Help("On-device validations by device and outcome.").Register(*registry_);
   validation_seconds_ = &BuildHistogram().Name("coremlz_validation_seconds").Help("On-device validation duration.").Register(*registry_);
   runner_up_ = &BuildGauge().Name("coremlz_runner_up").Help("1 if a device runner is healthy.").Register(*registry_);

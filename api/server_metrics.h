@@ -5,11 +5,14 @@
 #ifndef COREMLZ_API_SERVER_METRICS_H_
 #define COREMLZ_API_SERVER_METRICS_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -50,9 +53,16 @@ class ServerMetrics {
   // waited for the upload's bytes (a worker held idle).
   void StreamedJob() { streamed_jobs_->Increment(); }
   void StreamWait(double seconds) { stream_wait_seconds_->Increment(seconds); }
-  void SetWorkers(int busy, int queued) {
+  // `slots_lent`: the pool's running count of idle worker slots lent to a
+  // job's groups (WorkerPool::slots_lent); the counter follows it.
+  void SetWorkers(int busy, int queued, int64_t slots_lent = 0) {
     workers_busy_->Set(busy);
     queue_depth_->Set(queued);
+    absl::MutexLock lock(&slots_lent_mu_);
+    if (slots_lent > slots_lent_seen_) {
+      slots_lent_->Increment(static_cast<double>(slots_lent - slots_lent_seen_));
+      slots_lent_seen_ = slots_lent;
+    }
   }
   void Validation(const std::string& device, const std::string& outcome, double seconds);
   void RunnerUp(const std::string& runner, bool up);
@@ -80,6 +90,9 @@ class ServerMetrics {
   prometheus::Histogram* ratio_;
   prometheus::Gauge* workers_busy_;
   prometheus::Gauge* queue_depth_;
+  prometheus::Counter* slots_lent_;
+  absl::Mutex slots_lent_mu_;
+  int64_t slots_lent_seen_ ABSL_GUARDED_BY(slots_lent_mu_) = 0;
   prometheus::Family<prometheus::Counter>* validations_;
   prometheus::Family<prometheus::Histogram>* validation_seconds_;
   prometheus::Family<prometheus::Gauge>* runner_up_;

@@ -3,7 +3,14 @@
 // process on loopback (upload, job, artifact download), and reports the
 // ratio, the upload rate and the server's peak RSS.
 //
-//   build/bench/service_bench [--config YAML] [--layers N] [--repeat N]
+//   build/bench/service_bench [--config YAML] [--layers N] [--repeat N] [--workers N]
+//                         [--spec-version N]
+//
+// --spec-version: the model's specification version, 7 (iOS16, default) to
+// 9 (iOS18: grouped-channel and vector palettes, per-block int4).
+// --workers: coremlzd's worker slots (default 1). With more than one, a lone
+// job's grouped palettes are also solved on the idle slots; the in-process
+// run then gets as many threads (--threads), for a like-for-like ratio.
 //
 // Numbers and the machine they came from: docs/performance.md.
 #include <chrono>
@@ -36,8 +43,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::d
 
 // Transformer-shaped weights: per layer q, k, v, o (d x d) and the two FFN
 // projections (d x 4d, 4d x d) in fp16. d = 1024: 24 MB per layer.
-absl::Status WriteModel(const std::string& dir, int layers) {
-  testing::ProgramBuilder b(7);
+absl::Status WriteModel(const std::string& dir, int layers, int spec_version) {
+  testing::ProgramBuilder b(spec_version);
   const int64_t d = 1024, t = 16;
   b.AddInput("x", ElementType::kFloat16, {1, t, d});
   std::string h = "x";
@@ -115,7 +122,7 @@ RemoteTimes CompressRemote(v1::Compressor::Stub* stub, const std::string& model,
 
 int Run(int argc, char** argv) {
   std::string config = "config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n";
-  int layers = 4, repeat = 3;
+  int layers = 4, repeat = 3, workers = 1, spec_version = 7;
   // Every flag takes a value; anything else (--help included) gets the usage.
   bool usage = argc % 2 == 0;
   for (int i = 1; !usage && i + 1 < argc; i += 2) {
@@ -126,17 +133,21 @@ int Run(int argc, char** argv) {
       usage = !absl::SimpleAtoi(argv[i + 1], &layers) || layers < 1;
     } else if (flag == "--repeat") {
       usage = !absl::SimpleAtoi(argv[i + 1], &repeat) || repeat < 1;
+    } else if (flag == "--spec-version") {
+      usage = !absl::SimpleAtoi(argv[i + 1], &spec_version) || spec_version < 7 || spec_version > 9;
+    } else if (flag == "--workers") {
+      usage = !absl::SimpleAtoi(argv[i + 1], &workers) || workers < 1 || workers > 256;
     } else {
       usage = true;
     }
   }
   if (usage) {
-    std::fprintf(stderr, "usage: service_bench [--config YAML] [--layers N=4] [--repeat N=3]\n");
+    std::fprintf(stderr, "usage: service_bench [--config YAML] [--layers N=4] [--repeat N=3] [--workers N=1] [--spec-version 7..9]\n");
     return 2;
   }
   testing::ScratchDir scratch;
   const std::string model = scratch.Join("bench.mlpackage");
-  if (absl::Status s = WriteModel(model, layers); !s.ok()) {
+  if (absl::Status s = WriteModel(model, layers, spec_version); !s.ok()) {
     std::fprintf(stderr, "service_bench: %s\n", std::string(s.message()).c_str());
     return 1;
   }
@@ -153,13 +164,16 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "service_bench: %s\n", std::string(parsed.status().message()).c_str());
     return 1;
   }
-  std::printf("model: %d layers, %.1f MB; config: %s\n", layers, bytes / 1e6, config.c_str());
+  std::printf("model: %d layers, %.1f MB; %d worker(s) / thread(s); config: %s\n", layers, bytes / 1e6, workers,
+              config.c_str());
 
   double best_local = 1e9;
   for (int r = 0; r < repeat; ++r) {
     const std::string out = scratch.Join(absl::StrCat("local", r, ".mlpackage"));
     const auto start = Clock::now();
-    auto report = engine::CompressModelPath(model, out, *parsed, {}, {});
+    engine::CompressOptions options;
+    options.threads = workers;
+    auto report = engine::CompressModelPath(model, out, *parsed, options, {});
     const double t = Seconds(start, Clock::now());
     if (!report.ok()) {
       std::fprintf(stderr, "service_bench: %s\n", std::string(report.status().message()).c_str());
@@ -180,7 +194,7 @@ int Run(int argc, char** argv) {
   // while it arrives (the default), one server each, same model.
   for (const char* rate : {"0", "500"}) {
     testing::Daemon server({testing::BinaryPath("service/coremlzd"), "--address", "127.0.0.1:0", "--metrics-address",
-                            "", "--work-dir", scratch.path(), "--workers", "1", "--stream-rate-mb", rate},
+                            "", "--work-dir", scratch.path(), "--workers", absl::StrCat(workers), "--stream-rate-mb", rate},
                            "serving gRPC on port ");
     if (!server.ok()) {
       std::fprintf(stderr, "service_bench: coremlzd did not start:\n%s\n", server.log().c_str());

@@ -623,10 +623,6 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
     return absl::OkStatus();
   };
 
-  // Groups run side by side only while each is small: every group in flight
-  // holds its copy and its k-means scratch (a few times its values), and
-  // the engine's memory bound allows one weight, not one per thread.
-  constexpr int64_t kMaxSideBySideGroupValues = int64_t{1} << 22;
   if (o.parallel == nullptr || groups < 2 || view.outer * gs * view.inner > kMaxSideBySideGroupValues) {
     for (int64_t g = 0; g < groups; ++g) RETURN_IF_ERROR(palettize_group(g, o.cancel, &group_copy));
     return out;

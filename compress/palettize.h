@@ -51,6 +51,12 @@ struct PalettizeOptions {
   const ParallelFor* parallel = nullptr;
 };
 
+// Groups run side by side only while each holds at most this many values:
+// every group in flight holds its copy and its k-means scratch (a few times
+// its values), and a caller's memory bound allows one weight, not one per
+// thread. Larger groups run one after another.
+inline constexpr int64_t kMaxSideBySideGroupValues = int64_t{1} << 22;
+
 struct Palettized {
   int bits = 0;
   std::vector<int64_t> lut_shape;  // rank R + 2

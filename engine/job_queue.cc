@@ -76,6 +76,31 @@ void JobQueue::SetSlots(int slots) {
   cv_.SignalAll();
 }
 
+bool JobQueue::TryLend(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || !waiting_.empty()) return false;
+  if (static_cast<int>(running_controls_.size()) + lent_ >= slots_) return false;
+  if (options_.memory_budget && bytes > *options_.memory_budget - memory_in_use_) return false;
+  ++lent_;
+  ++lends_;
+  memory_in_use_ += bytes;
+  return true;
+}
+
+void JobQueue::EndLend(uint64_t bytes) {
+  {
+    absl::MutexLock lock(&mu_);
+    --lent_;
+    memory_in_use_ -= bytes;
+  }
+  cv_.SignalAll();  // a job may have waited for the memory
+}
+
+int64_t JobQueue::lends() const {
+  absl::MutexLock lock(&mu_);
+  return lends_;
+}
+
 int JobQueue::slots() const {
   absl::MutexLock lock(&mu_);
   return slots_;

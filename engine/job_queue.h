@@ -75,6 +75,16 @@ class JobQueue {
   // Changes the number of slots (a remote pool following its worker count).
   void SetSlots(int slots);
 
+  // Lends an idle slot to a helper of a running job (one piece of a weight
+  // on a worker thread no job is using): only while no job waits, running
+  // jobs and lent slots together leave a slot free, and `bytes` (what the
+  // piece may hold) fit the memory budget. Jobs never wait for a lent slot:
+  // one that arrives starts at once, and the helper hands the slot back
+  // after its piece with EndLend(bytes).
+  bool TryLend(uint64_t bytes);
+  void EndLend(uint64_t bytes);
+  int64_t lends() const;  // slots lent so far
+
   int slots() const;
   int running() const;
   int waiting() const;
@@ -98,7 +108,9 @@ class JobQueue {
   int slots_ ABSL_GUARDED_BY(mu_);
   std::deque<CompressJob> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<JobControl*> running_controls_ ABSL_GUARDED_BY(mu_);
-  uint64_t memory_in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t memory_in_use_ ABSL_GUARDED_BY(mu_) = 0;  // running jobs' estimates and lent bytes
+  int lent_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t lends_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread expiry_;
 };

@@ -166,7 +166,10 @@ absl::StatusOr<std::unique_ptr<MlProgramCompressor>> MlProgramCompressor::Create
   c->threads_ = std::max(1, options.threads);
   if (c->threads_ > 1) {
     c->pool_ = std::make_unique<TaskPool>(c->threads_);
-    c->parallel_ = std::make_unique<PoolParallelFor>(c->pool_.get(), c->threads_ - 1);
+    c->own_parallel_ = std::make_unique<PoolParallelFor>(c->pool_.get(), c->threads_ - 1);
+    c->parallel_ = c->own_parallel_.get();
+  } else {
+    c->parallel_ = options.parallel;
   }
   return c;
 }
@@ -371,7 +374,7 @@ void MlProgramCompressor::ReportProgress(const Task& task, JobControl* control) 
 
 absl::Status MlProgramCompressor::RunTask(Task& task, const format::TensorView& source, JobControl* control) {
   ReportProgress(task, control);
-  return Apply(task, Compute(task, source, target_, control, parallel_.get()), control);
+  return Apply(task, Compute(task, source, target_, control, parallel_), control);
 }
 
 MlProgramCompressor::Computed MlProgramCompressor::Compute(const Task& task, const format::TensorView& source,
@@ -545,7 +548,7 @@ absl::Status MlProgramCompressor::OnBlob(const format::BlobMetadata& meta, absl:
         slot->task = task;
         p->slots.push_back(slot);
         if (task->same_as != nullptr) continue;  // nothing to compute: Drain copies the outcome
-        pool_->Submit([slot, data = p->data, meta, target = target_, control, parallel = parallel_.get()] {
+        pool_->Submit([slot, data = p->data, meta, target = target_, control, parallel = parallel_] {
           slot->computed =
               Compute(*slot->task, FlatView(meta.type, *data, meta.element_count()), target, control, parallel);
           slot->done.Notify();

@@ -60,6 +60,11 @@ struct CompressOptions {
   // is the same whatever the number: results are written in blob order.
   // coremlzd leaves it at 1 and runs jobs in parallel instead.
   int threads = 1;
+  // With threads == 1: lent by the caller (coremlzd's worker pool, from its
+  // idle worker threads) to solve one weight's groups side by side; must
+  // outlive the compression. Ignored with threads > 1, where the
+  // compressor's own pool lends its idle threads.
+  const compress::ParallelFor* parallel = nullptr;
 };
 
 class MlProgramCompressor {
@@ -166,7 +171,9 @@ class MlProgramCompressor {
   JobControl* drain_control_ = nullptr;  // the control of the blobs pending
   // Lends the pool's idle threads to one weight's groups; outlives the pool
   // (declared before it), whose tasks point to it.
-  std::unique_ptr<PoolParallelFor> parallel_;
+  std::unique_ptr<PoolParallelFor> own_parallel_;
+  // own_parallel_, or CompressOptions::parallel without a pool of our own.
+  const compress::ParallelFor* parallel_ = nullptr;
   // Last: destroyed first, so its threads finish before what they read goes.
   std::unique_ptr<TaskPool> pool_;
 };

@@ -25,6 +25,17 @@ struct Pieces {
   void Work(absl::FunctionRef<void(int64_t)> run) {
     for (int64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) run(i);
   }
+
+  // A helper's loop: the gate is asked before each piece, and a piece is
+  // claimed only once it said yes.
+  void WorkGated(absl::FunctionRef<void(int64_t)> run, HelperGate* gate) {
+    while (next.load(std::memory_order_relaxed) < count && gate->Enter()) {
+      const int64_t i = next.fetch_add(1);
+      if (i < count) run(i);
+      gate->Leave();
+      if (i >= count) return;
+    }
+  }
 };
 
 }  // namespace
@@ -43,7 +54,7 @@ void PoolParallelFor::Run(int64_t count, absl::FunctionRef<void(int64_t)> body) 
     pieces->body = &body;
   }
   for (int h = 0; h < helpers; ++h) {
-    pool_->Submit([pieces] {
+    pool_->Submit([pieces, gate = gate_] {
       const absl::FunctionRef<void(int64_t)>* run = nullptr;
       {
         absl::MutexLock lock(&pieces->mu);
@@ -51,7 +62,11 @@ void PoolParallelFor::Run(int64_t count, absl::FunctionRef<void(int64_t)> body) 
         ++pieces->active;
         run = pieces->body;
       }
-      pieces->Work(*run);
+      if (gate != nullptr) {
+        pieces->WorkGated(*run, gate);
+      } else {
+        pieces->Work(*run);
+      }
       absl::MutexLock lock(&pieces->mu);
       --pieces->active;
     });

@@ -8,6 +8,11 @@
 // helper that has not started, so it cannot deadlock when every pool thread
 // is busy (the caller is usually one of them), and it returns once the
 // pieces are done and every helper that joined has left.
+//
+// coremlzd's workers lend it too (engine/worker_pool.cc), but there the
+// threads belong to whole jobs first: a HelperGate admits a helper to each
+// piece only while a worker slot (and the memory a piece may hold) is free,
+// so a job that arrives takes its slot back after the pieces in hand.
 #ifndef COREMLZ_ENGINE_POOL_PARALLEL_FOR_H_
 #define COREMLZ_ENGINE_POOL_PARALLEL_FOR_H_
 
@@ -19,17 +24,30 @@
 
 namespace coremlz::engine {
 
+// Whether a helper may take one more piece. Called from helper threads
+// only (the caller always works); must be thread-safe.
+class HelperGate {
+ public:
+  virtual ~HelperGate() = default;
+  // true: the helper runs one piece and then calls Leave(); false: it stops.
+  virtual bool Enter() = 0;
+  virtual void Leave() = 0;
+};
+
 class PoolParallelFor : public compress::ParallelFor {
  public:
   // `helpers`: how many pool tasks to offer per Run (the pool's threads
-  // less the caller's own, typically).
-  PoolParallelFor(TaskPool* pool, int helpers) : pool_(pool), helpers_(helpers) {}
+  // less the caller's own, typically). `gate` (optional, must outlive the
+  // pool's tasks): asked before every piece a helper takes.
+  PoolParallelFor(TaskPool* pool, int helpers, HelperGate* gate = nullptr)
+      : pool_(pool), helpers_(helpers), gate_(gate) {}
 
   void Run(int64_t count, absl::FunctionRef<void(int64_t)> body) const override;
 
  private:
   TaskPool* const pool_;
   const int helpers_;
+  HelperGate* const gate_;
 };
 
 }  // namespace coremlz::engine

@@ -11,8 +11,11 @@
 #include "common/file_util.h"
 #include "common/memory_release.h"
 #include "common/status_macros.h"
+#include "compress/palettize.h"
 #include "engine/compress_model.h"
 #include "engine/job_queue.h"
+#include "engine/pool_parallel_for.h"
+#include "engine/task_pool.h"
 #include "format/mil_program.h"
 #include "format/neural_network_weights.h"
 #include "format/package.h"
@@ -23,9 +26,31 @@ namespace {
 
 std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
+// Admits a job's helpers to the worker slots no job is using (JobQueue's
+// lending), each piece charged the most a side-by-side group may hold.
+class SlotLending : public HelperGate {
+ public:
+  static constexpr uint64_t kPieceBytes = compress::kMaxSideBySideGroupValues * kBytesPerElement;
+
+  explicit SlotLending(JobQueue* queue) : queue_(queue) {}
+  bool Enter() override { return queue_->TryLend(kPieceBytes); }
+  void Leave() override { queue_->EndLend(kPieceBytes); }
+
+ private:
+  JobQueue* const queue_;
+};
+
 class LocalWorkerPool : public WorkerPool {
  public:
-  explicit LocalWorkerPool(const LocalWorkerPoolOptions& o) : options_(Resolved(o)), queue_(QueueOptions()) {
+  explicit LocalWorkerPool(const LocalWorkerPoolOptions& o)
+      : options_(Resolved(o)), queue_(QueueOptions()), lending_(&queue_) {
+    // Idle worker slots help the running jobs with their weights' groups:
+    // one helper thread per slot beyond a job's own, which runs only while
+    // the queue lends it a free slot.
+    if (options_.threads > 1) {
+      helpers_ = std::make_unique<TaskPool>(options_.threads - 1);
+      parallel_ = std::make_unique<PoolParallelFor>(helpers_.get(), options_.threads - 1, &lending_);
+    }
     for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Loop(); });
   }
 
@@ -36,6 +61,7 @@ class LocalWorkerPool : public WorkerPool {
   int busy() const override { return queue_.running(); }
   int queue_depth() const override { return queue_.waiting(); }
   int threads() const override { return options_.threads; }
+  int64_t slots_lent() const override { return queue_.lends(); }
   bool reads_arriving_input() const override { return true; }
 
   absl::Status CheckMemory(uint64_t estimate) const override {
@@ -85,14 +111,16 @@ class LocalWorkerPool : public WorkerPool {
     }
   }
 
-  static absl::StatusOr<CompressionReport> RunJob(const CompressJob& job) {
+  absl::StatusOr<CompressionReport> RunJob(const CompressJob& job) const {
     if (job.control->Cancelled()) return absl::CancelledError("the job was cancelled");
     if (job.task) {
       RETURN_IF_ERROR(job.task(job.control.get()));
       return CompressionReport();
     }
+    CompressOptions options = job.options;
+    if (options.parallel == nullptr) options.parallel = parallel_.get();
     absl::StatusOr<CompressionReport> report = CompressModelPath(job.input_path, job.output_path, job.config,
-                                                                 job.options, WriteOptions{true}, job.control.get(),
+                                                                 options, WriteOptions{true}, job.control.get(),
                                                                  job.arriving.get());
     if (report.ok() && job.after) {
       job.after(&*report, job.control.get());
@@ -103,6 +131,12 @@ class LocalWorkerPool : public WorkerPool {
 
   const LocalWorkerPoolOptions options_;
   JobQueue queue_;
+  SlotLending lending_;
+  // Helpers point to lending_ and parallel_: declared after them, so the
+  // helper threads finish first. A job's Run waits for the helpers that
+  // joined it, so none outlives its job.
+  std::unique_ptr<TaskPool> helpers_;
+  std::unique_ptr<PoolParallelFor> parallel_;
   std::vector<std::thread> threads_;
 };
 

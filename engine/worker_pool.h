@@ -27,6 +27,9 @@ class WorkerPool {
   virtual int busy() const = 0;         // jobs running
   virtual int queue_depth() const = 0;  // jobs waiting
   virtual int threads() const = 0;
+  // Pieces of running jobs' weights (palettes of a grouped palettization)
+  // solved on worker slots no job was using, so far.
+  virtual int64_t slots_lent() const { return 0; }
   // Whether a job of this estimate could ever run here (the memory budget);
   // lets a caller refuse a model before the rest of its upload arrives.
   virtual absl::Status CheckMemory(uint64_t memory_estimate) const { return absl::OkStatus(); }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -250,6 +251,84 @@ TEST(JobQueue, MoreSlotsStartWaitingJobs) {
   EXPECT_EQ(queue.running(), 2);
   queue.Finish(*first);
   queue.Finish(*second);
+}
+
+// Idle slots are lent to running jobs' helpers, never taken from jobs: a
+// lend needs a slot no job or other lend holds, no job waiting, and room in
+// the memory budget; a job that arrives starts at once even while every
+// free slot is lent, and memory a lend held goes to the job that waited.
+TEST(JobQueue, LendsOnlyIdleSlotsAndMemory) {
+  JobQueueOptions o = Options(3, 3);
+  o.memory_budget = 100;
+  o.expiry_interval = absl::Hours(1);  // no periodic wake-up hides a missing signal
+  JobQueue queue(o);
+  // Jobs taken here are finished on every exit, so that a failed assertion
+  // cannot leave the queue's destructor waiting for them.
+  std::vector<CompressJob> taken;
+  struct FinishTaken {
+    JobQueue& queue;
+    std::vector<CompressJob>& jobs;
+    ~FinishTaken() {
+      for (const CompressJob& job : jobs) queue.Finish(job);
+    }
+  } finish_taken{queue, taken};
+
+  TrackedJob a = MakeJob(40);
+  ASSERT_TRUE(queue.Submit(a.job).ok());
+  std::optional<CompressJob> running = queue.Take();
+  ASSERT_TRUE(running.has_value());
+  taken.push_back(*running);
+  EXPECT_FALSE(queue.TryLend(61)) << "more memory than the budget leaves";
+  ASSERT_TRUE(queue.TryLend(30));
+  ASSERT_TRUE(queue.TryLend(30));
+  EXPECT_FALSE(queue.TryLend(0)) << "one job and two lends hold all three slots";
+  EXPECT_EQ(queue.lends(), 2);
+
+  // Lent slots do not count against jobs: this one starts at once. Its
+  // memory is also free (40 + 30 + 30 of 100 in use, it needs none).
+  TrackedJob b = MakeJob(0);
+  ASSERT_TRUE(queue.Submit(b.job).ok());
+  std::optional<CompressJob> second = queue.Take();
+  ASSERT_TRUE(second.has_value());
+  taken.push_back(*second);
+  EXPECT_EQ(second->control, b.control);
+  queue.EndLend(30);
+  EXPECT_FALSE(queue.TryLend(0)) << "two jobs and a lend hold all three slots";
+
+  // A job that waits for memory a lend holds starts when the lend ends,
+  // and no slot is lent while it waits.
+  TrackedJob c = MakeJob(60);
+  ASSERT_TRUE(queue.Submit(c.job).ok());
+  std::promise<const JobControl*> started;
+  std::thread taker([&] {
+    std::optional<CompressJob> next = queue.Take();
+    started.set_value(next ? next->control.get() : nullptr);
+    if (next) queue.Finish(*next);
+  });
+  auto future = started.get_future();
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  queue.Finish(taken.back());
+  taken.pop_back();
+  EXPECT_FALSE(queue.TryLend(0)) << "a job is waiting";
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "the job started while a lend held the memory it needs";
+  queue.EndLend(30);
+  const bool c_started = future.wait_for(kPatience) == std::future_status::ready;
+  if (!c_started) {  // release the taker: Shutdown ends its Take once no job runs
+    for (const CompressJob& job : taken) queue.Finish(job);
+    taken.clear();
+    queue.Shutdown(absl::ZeroDuration());
+  }
+  taker.join();
+  ASSERT_TRUE(c_started) << "the job never got the memory the lend gave back";
+  EXPECT_EQ(future.get(), c.control.get());
+  EXPECT_EQ(queue.lends(), 2);
+}
+
+TEST(JobQueue, LendsNothingWhileShuttingDown) {
+  JobQueue queue(Options(2, 1));
+  queue.Shutdown(absl::ZeroDuration());
+  EXPECT_FALSE(queue.TryLend(0));
 }
 
 TEST(JobQueue, ShutdownAnswersWaitingJobsAndCancelsRunningOnesAfterTheGrace) {

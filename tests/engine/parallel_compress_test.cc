@@ -1,12 +1,17 @@
 // CompressOptions::threads (the CLI's --threads): weights compressed on
 // several threads must give the same package, byte for byte, and the same
-// report as one thread, and stop when cancelled.
+// report as one thread, and stop when cancelled. coremlzd's worker pool,
+// which lends idle worker slots to a running job's groups, likewise.
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "absl/synchronization/notification.h"
 
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
+#include "engine/worker_pool.h"
 #include "gtest/gtest.h"
 #include "tests/testing/model_builder.h"
 #include "tests/testing/test_env.h"
@@ -124,6 +129,62 @@ TEST(ParallelCompressTest, CancelStopsAndWritesNothing) {
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kCancelled) << report.status();
   EXPECT_FALSE(PathExists(out));
+}
+
+// coremlzd's local pool runs each job on one thread, and lends the worker
+// slots no job is using to the running jobs' groups: one job alone on a
+// 3-slot pool gets help; jobs side by side still write exactly the bytes of
+// a one-thread compression, whoever solved which group.
+TEST(ParallelCompressTest, WorkerPoolLendsIdleSlotsWithTheSameBytes) {
+  testing::ScratchDir scratch;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {Transformer(), kGrouped}, {LlmLike(), kGrouped}, {Transformer(), kGroupedVector}};
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto config = ParseCompressionConfig(cases[i].second);
+    ASSERT_TRUE(config.ok()) << config.status();
+    expected.push_back(scratch.Join("expected" + std::to_string(i) + ".mlpackage"));
+    ASSERT_TRUE(CompressModelPath(cases[i].first, expected.back(), *config, CompressOptions{}, {}).ok());
+  }
+  LocalWorkerPoolOptions po;
+  po.threads = 3;
+  std::unique_ptr<WorkerPool> pool = MakeLocalWorkerPool(po);
+  // Alone first (so that slots are idle), then all three at once.
+  for (const std::vector<size_t>& batch : std::vector<std::vector<size_t>>{{0}, {0, 1, 2}}) {
+    std::vector<std::string> outs(batch.size());
+    std::vector<absl::Status> results(batch.size());
+    std::vector<std::unique_ptr<absl::Notification>> done(batch.size());
+    for (size_t b = 0; b < batch.size(); ++b) {
+      auto config = ParseCompressionConfig(cases[batch[b]].second);
+      ASSERT_TRUE(config.ok());
+      outs[b] = scratch.Join("pool" + std::to_string(batch.size()) + "-" + std::to_string(b) + ".mlpackage");
+      done[b] = std::make_unique<absl::Notification>();
+      CompressJob job;
+      job.input_path = cases[batch[b]].first;
+      job.output_path = outs[b];
+      job.config = *config;
+      job.control = std::make_shared<JobControl>();
+      job.done = [&results, &done, b](absl::StatusOr<CompressionReport> r) {
+        results[b] = r.status();
+        done[b]->Notify();
+      };
+      ASSERT_TRUE(pool->Submit(std::move(job)).ok());
+    }
+    for (size_t b = 0; b < batch.size(); ++b) {
+      done[b]->WaitForNotification();
+      SCOPED_TRACE(cases[batch[b]].first + "\n" + cases[batch[b]].second);
+      ASSERT_TRUE(results[b].ok()) << results[b];
+      ExpectSameFile(expected[batch[b]] + "/Data/com.apple.CoreML/model.mlmodel",
+                     outs[b] + "/Data/com.apple.CoreML/model.mlmodel");
+      ExpectSameFile(expected[batch[b]] + "/Data/com.apple.CoreML/weights/weight.bin",
+                     outs[b] + "/Data/com.apple.CoreML/weights/weight.bin");
+    }
+    // A job alone has two idle slots for each of its grouped weights.
+    if (batch.size() == 1) {
+      EXPECT_GT(pool->slots_lent(), 0) << "no idle slot helped the job";
+    }
+  }
+  pool->Shutdown(absl::ZeroDuration());
 }
 
 }  // namespace

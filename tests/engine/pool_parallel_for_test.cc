@@ -68,6 +68,77 @@ TEST(PoolParallelForTest, BusyPoolDoesNotHoldARunUp) {
   release.Notify();  // the stale helpers now run and must touch nothing
 }
 
+// A gate admitting at most `admit` pieces in all (coremlzd's worker pool
+// lends slots this way), counting what it let in.
+class CountingGate : public HelperGate {
+ public:
+  explicit CountingGate(int admit) : left_(admit) {}
+  bool Enter() override {
+    absl::MutexLock lock(&mu_);
+    if (left_ == 0) return false;
+    --left_;
+    ++inside_;
+    ++entered_;
+    return true;
+  }
+  void Leave() override {
+    absl::MutexLock lock(&mu_);
+    --inside_;
+  }
+  int entered() {
+    absl::MutexLock lock(&mu_);
+    return entered_;
+  }
+  int inside() {
+    absl::MutexLock lock(&mu_);
+    return inside_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int left_ ABSL_GUARDED_BY(mu_);
+  int inside_ ABSL_GUARDED_BY(mu_) = 0;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Helpers take a piece only when the gate lets them, and give every
+// admission back; the caller does what they may not.
+TEST(PoolParallelForTest, AGateAdmitsHelpersPieceByPiece) {
+  TaskPool pool(3);
+  for (int admit : {0, 5}) {
+    CountingGate gate(admit);
+    PoolParallelFor parallel(&pool, 3, &gate);
+    constexpr int64_t kCount = 400;
+    std::vector<std::atomic<int>> runs(kCount);
+    absl::Mutex mu;
+    int64_t by_helpers = 0;
+    const std::thread::id caller = std::this_thread::get_id();
+    absl::Notification helped;
+    parallel.Run(kCount, [&](int64_t i) {
+      runs[i].fetch_add(1);
+      if (std::this_thread::get_id() != caller) {
+        absl::MutexLock lock(&mu);
+        ++by_helpers;
+        if (!helped.HasBeenNotified()) helped.Notify();
+      } else if (i == 0 && admit > 0) {
+        // Hold the caller until a helper got a piece, so that the gate is
+        // exercised whatever the scheduling.
+        helped.WaitForNotificationWithTimeout(absl::Seconds(30));
+      }
+    });
+    for (int64_t i = 0; i < kCount; ++i) ASSERT_EQ(runs[i].load(), 1) << "piece " << i;
+    EXPECT_EQ(gate.inside(), 0) << "every admission was given back";
+    absl::MutexLock lock(&mu);
+    EXPECT_LE(by_helpers, gate.entered()) << "a helper ran a piece the gate did not admit";
+    if (admit == 0) {
+      EXPECT_EQ(by_helpers, 0);
+    } else {
+      EXPECT_GE(by_helpers, 1);
+      EXPECT_LE(by_helpers, admit);
+    }
+  }
+}
+
 std::vector<float> Normal(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.f, 0.02f);

@@ -171,6 +171,26 @@ TEST(StreamingUploadTest, ArtifactsAreByteIdenticalToTheInProcessEngine) {
   EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), calls) << scrape;
 }
 
+// A lone job on a two-worker server: the idle worker slot helps solve its
+// grouped palettes (engine/pool_parallel_for.h, lent by the job queue),
+// while the upload still arrives, and the artifact is still the in-process
+// engine's, byte for byte.
+TEST(StreamingUploadTest, AnIdleWorkerHelpsALoneJobWithTheSameBytes) {
+  TestServer server(Eager(2), nullptr, nullptr, /*metrics=*/true);
+  const char kGrouped[] =
+      "config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, granularity: per_grouped_channel, group_size: 8}\n";
+  Upload u = UploadOf(Transformer(), kGrouped);
+  Sending how;
+  how.pause = u.first_weight_chunk + u.weight_chunks / 2;
+  how.resume = Compressing;
+  auto outcome = Send(server, u.msgs, how);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(Artifact(outcome), InProcess(Transformer(), kGrouped));
+  const std::string scrape = server.ScrapeMetrics();
+  EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), 1) << scrape;
+  EXPECT_GT(MetricValue(scrape, "coremlz_worker_slots_lent_total"), 0) << scrape;
+}
+
 TEST(StreamingUploadTest, WeightsSentBeforeTheSpecWaitForTheWholeUpload) {
   TestServer server(Eager(), nullptr, nullptr, /*metrics=*/true);
   std::string root;
