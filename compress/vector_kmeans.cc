@@ -156,6 +156,78 @@ inline void Deinterleave16(uint32_t code, uint32_t* a, uint32_t* b) {
   *b = even;
 }
 
+// Codes of four or eight coordinates of at most 16 bits each (fp16 weights
+// as 4-D or 8-D vectors), as 64-bit halves: coordinate t's bit i sits at
+// bit i * dim + (dim - 1 - t) of the code, as Distinct's general loop puts
+// it. Shift-and-mask ladders spread a coordinate to every 4th (8th) bit and
+// gather it back.
+//
+// The low 16 bits of v on every 4th bit (0, 4, ..., 60).
+inline uint64_t Spread4(uint64_t v) {
+  v &= 0xffffULL;
+  v = (v | (v << 24)) & 0x000000ff000000ffULL;
+  v = (v | (v << 12)) & 0x000f000f000f000fULL;
+  v = (v | (v << 6)) & 0x0303030303030303ULL;
+  v = (v | (v << 3)) & 0x1111111111111111ULL;
+  return v;
+}
+// Spread4's inverse: bits 0, 4, ..., 60 of v, packed.
+inline uint32_t Gather4(uint64_t v) {
+  v &= 0x1111111111111111ULL;
+  v = (v | (v >> 3)) & 0x0303030303030303ULL;
+  v = (v | (v >> 6)) & 0x000f000f000f000fULL;
+  v = (v | (v >> 12)) & 0x000000ff000000ffULL;
+  v = (v | (v >> 24)) & 0xffffULL;
+  return static_cast<uint32_t>(v);
+}
+// The low 8 bits of v on every 8th bit (0, 8, ..., 56).
+inline uint64_t Spread8(uint64_t v) {
+  v &= 0xffULL;
+  v = (v | (v << 28)) & 0x0000000f0000000fULL;
+  v = (v | (v << 14)) & 0x0003000300030003ULL;
+  v = (v | (v << 7)) & 0x0101010101010101ULL;
+  return v;
+}
+// Spread8's inverse: bits 0, 8, ..., 56 of v, packed.
+inline uint32_t Gather8(uint64_t v) {
+  v &= 0x0101010101010101ULL;
+  v = (v | (v >> 7)) & 0x0003000300030003ULL;
+  v = (v | (v >> 14)) & 0x0000000f0000000fULL;
+  v = (v | (v >> 28)) & 0xffULL;
+  return static_cast<uint32_t>(v);
+}
+
+// The code of `cells` (4 or 8 of at most 16 bits): half[0] holds bits 0-63,
+// half[1] bits 64-127 (only 8 coordinates of more than 8 bits reach them).
+inline void InterleaveWide(const uint32_t* cells, size_t dim, uint64_t half[2]) {
+  half[0] = half[1] = 0;
+  if (dim == 4) {
+    for (size_t t = 0; t < 4; ++t) half[0] |= Spread4(cells[t]) << (3 - t);
+  } else {  // bit i of coordinate t: i * 8 + 7 - t, the top byte in the upper half
+    for (size_t t = 0; t < 8; ++t) {
+      half[0] |= Spread8(cells[t]) << (7 - t);
+      half[1] |= Spread8(cells[t] >> 8) << (7 - t);
+    }
+  }
+}
+// InterleaveWide's inverse.
+inline void DeinterleaveWide(const uint64_t half[2], size_t dim, uint32_t* cells) {
+  if (dim == 4) {
+    for (size_t t = 0; t < 4; ++t) cells[t] = Gather4(half[0] >> (3 - t));
+  } else {
+    for (size_t t = 0; t < 8; ++t) cells[t] = Gather8(half[0] >> (7 - t)) | (Gather8(half[1] >> (7 - t)) << 8);
+  }
+}
+// A code of `words` 32-bit words, most significant first (the sort's
+// layout), to and from its halves.
+inline void PutCode(const uint64_t half[2], size_t words, uint32_t* row) {
+  for (size_t w = 0; w < words; ++w) row[words - 1 - w] = static_cast<uint32_t>(half[w / 2] >> (32 * (w % 2)));
+}
+inline void GetCode(const uint32_t* row, size_t words, uint64_t half[2]) {
+  half[0] = half[1] = 0;
+  for (size_t w = 0; w < words; ++w) half[w / 2] |= static_cast<uint64_t>(row[words - 1 - w]) << (32 * (w % 2));
+}
+
 // OrderKey's inverse (a zero comes back as +0).
 inline float FromOrderKey(uint32_t key) {
   const uint32_t bits = (key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key;
@@ -262,9 +334,11 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
   for (DenseKey& key : dense) bits = std::max(bits, key.Finish());
   const size_t total_bits = d * bits;
   const size_t words = (total_bits + 31) / 32;
-  // One or two dimensions decode from the code cheaply, so only wider rows
-  // carry their floats through the sort (more words moved per pass).
-  const bool decode = d <= 2;
+  // One or two dimensions decode from the code cheaply, and so do four or
+  // eight of fp16 width (InterleaveWide); only other rows carry their
+  // floats through the sort (more words moved per pass).
+  const bool wide16 = (d == 4 || d == 8) && bits <= 16;
+  const bool decode = d <= 2 || wide16;
   const size_t width = decode ? words : words + d;
   if (Stopped(cancel, static_cast<int64_t>(data.size()) * 2)) return false;
 
@@ -277,7 +351,15 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
       rows[r] = Interleave16(dense[0].Encode(OrderKey(data[2 * r])), dense[1].Encode(OrderKey(data[2 * r + 1])));
     }
   }
-  for (size_t r = 0; r < (pair16 ? 0 : count); ++r) {
+  if (wide16) {
+    uint64_t half[2];
+    for (size_t r = 0; r < count; ++r) {
+      for (size_t t = 0; t < d; ++t) cell[t] = dense[t].Encode(OrderKey(data[r * d + t]));
+      InterleaveWide(cell.data(), d, half);
+      PutCode(half, words, &rows[r * width]);
+    }
+  }
+  for (size_t r = 0; r < (pair16 || wide16 ? 0 : count); ++r) {
     uint32_t* row = &rows[r * width];
     for (size_t t = 0; t < d; ++t) {
       const float v = data[r * d + t];
@@ -346,6 +428,11 @@ bool Distinct(absl::Span<const float> data, int dim, bool keep_order, CancelChec
       std::copy_n(row, words, &out->codes[p * words]);
       if (!decode) {
         std::memcpy(&points.x[p * d], row + words, sizeof(float) * d);
+      } else if (wide16) {
+        uint64_t half[2];
+        GetCode(row, words, half);
+        DeinterleaveWide(half, d, cell.data());
+        for (size_t t = 0; t < d; ++t) points.x[p * d + t] = FromOrderKey(dense[t].Decode(cell[t]));
       } else if (tables) {
         uint32_t c0, c1;
         Deinterleave16(row[0], &c0, &c1);

@@ -1009,7 +1009,7 @@ TEST(VectorKMeansTest, DistinctRowsInLexicographicOrder) {
     int dim, values, k;
   };
   for (const Case& c : {Case{1, 11, 256}, Case{1, 11, 16}, Case{2, 11, 256}, Case{2, 4, 16}, Case{2, 5, 16},
-                        Case{3, 11, 256}}) {
+                        Case{3, 11, 256}, Case{4, 4, 256}, Case{8, 3, 256}, Case{4, 11, 256}}) {
     const int dim = c.dim;
     std::vector<float> data;
     for (int i = 0; i < 200; ++i) {
@@ -1153,6 +1153,21 @@ TEST(VectorKMeansTest, SeedsFollowTheDocumentedOrder) {
       data.push_back(format::HalfToFloat(format::FloatToHalf(0.02f * normal(rng))));
     }
     sets.push_back({data, 2});
+  }
+  // fp16 values only as 4-D and 8-D rows: their codes are built and decoded
+  // by the 64-bit ladders (InterleaveWide). Normal values take more than 8
+  // bits a coordinate (8-D codes then reach the upper 64 bits); a few
+  // halves (zeros of both signs, a subnormal, the largest) fewer.
+  for (int dim : {4, 8}) {
+    for (bool few : {false, true}) {
+      const float few_values[] = {0.0f, -0.0f, 0.5f, -0.75f, format::HalfToFloat(1), 65504.0f, -2.0f};
+      std::vector<float> data;
+      for (int i = 0; i < 700 * dim; ++i) {
+        const float x = few ? few_values[rng() % 7] : 0.02f * normal(rng);
+        data.push_back(format::HalfToFloat(format::FloatToHalf(x)));
+      }
+      sets.push_back({data, dim});
+    }
   }
   for (const Set& s : sets) {
     for (int k : {2, 7, 32}) {
