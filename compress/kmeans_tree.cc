@@ -254,13 +254,28 @@ double KMeansTree::Assign(const std::vector<double>& centroids, int k, std::vect
   if (sums != nullptr) sums->Reset(k, dim);
   candidates_.assign(static_cast<size_t>(max_depth_ + 2) * k, 0);
   std::iota(candidates_.begin(), candidates_.begin() + k, 0);
-  if (!nodes_.empty()) Visit(pass, 0, 0, k);
+  if (!nodes_.empty()) {
+    switch (dim) {  // the usual vector sizes unrolled
+      case 2:
+        Visit<2>(pass, 0, 0, k);
+        break;
+      case 4:
+        Visit<4>(pass, 0, 0, k);
+        break;
+      case 8:
+        Visit<8>(pass, 0, 0, k);
+        break;
+      default:
+        Visit<0>(pass, 0, 0, k);
+    }
+  }
   *changed = pass.changed;
   return pass.sse;
 }
 
+template <int kDim>
 void KMeansTree::Visit(Pass& pass, uint32_t id, int depth, int candidates) {
-  const int dim = points_.dim;
+  const int dim = kDim > 0 ? kDim : points_.dim;
   const size_t k = pass.k;
   if (Stopped(cancel_, static_cast<int64_t>(candidates) * dim * 2)) return;
   const Node& node = nodes_[id];
@@ -298,21 +313,33 @@ void KMeansTree::Visit(Pass& pass, uint32_t id, int depth, int candidates) {
   }
   owner_[id] = -1;
   if (node.right != 0) {
-    Visit(pass, id + 1, depth + 1, count);
-    Visit(pass, node.right, depth + 1, count);
+    Visit<kDim>(pass, id + 1, depth + 1, count);
+    Visit<kDim>(pass, node.right, depth + 1, count);
     return;
   }
-  // A leaf across a boundary: search its points among the kept candidates,
-  // in index order so that ties go to the lowest index.
   points_searched_ += node.end - node.begin;
   distances_ += static_cast<size_t>(node.end - node.begin) * count;
+  SearchLeaf<kDim>(pass, node, kept, count);
+  Stopped(cancel_, static_cast<int64_t>(node.end - node.begin) * count * dim);
+}
+
+// The points are searched among the kept candidates in index order, so
+// that ties go to the lowest index.
+template <int kDim>
+void KMeansTree::SearchLeaf(Pass& pass, const Node& node, const int32_t* kept, int count) {
+  const int dim = kDim > 0 ? kDim : points_.dim;
+  double* const row = pass.row.data();
+  // Locals, so the stores to `row` cannot make them round-trip memory (the
+  // same additions in the same order as on `pass`).
+  double sse = pass.sse;
+  size_t changed = pass.changed;
   for (uint32_t i = node.begin; i < node.end; ++i) {
     const float* x = points_.row(i);
-    for (int t = 0; t < dim; ++t) pass.row[t] = x[t];
+    for (int t = 0; t < dim; ++t) row[t] = x[t];
     int32_t best = kept[0];
-    double best_d = SquaredDistance(pass.row.data(), pass.centroids + static_cast<size_t>(best) * dim, dim);
+    double best_d = SquaredDistance(row, pass.centroids + static_cast<size_t>(best) * dim, dim);
     for (int j = 1; j < count; ++j) {
-      const double d = SquaredDistance(pass.row.data(), pass.centroids + static_cast<size_t>(kept[j]) * dim, dim);
+      const double d = SquaredDistance(row, pass.centroids + static_cast<size_t>(kept[j]) * dim, dim);
       if (d < best_d) {
         best_d = d;
         best = kept[j];
@@ -320,14 +347,15 @@ void KMeansTree::Visit(Pass& pass, uint32_t id, int depth, int candidates) {
     }
     int32_t& assigned = (*pass.assignment)[i];
     if (assigned != best) {
-      ++pass.changed;
+      ++changed;
       assigned = best;
     }
     const double w = points_.weight[i];
-    pass.sse += w * best_d;
-    if (pass.sums != nullptr) pass.sums->Add(pass.row.data(), w, 1, best);
+    sse += w * best_d;
+    if (pass.sums != nullptr) pass.sums->AddPoint<kDim>(row, w, best);
   }
-  Stopped(cancel_, static_cast<int64_t>(node.end - node.begin) * count * dim);
+  pass.sse = sse;
+  pass.changed = changed;
 }
 
 void KMeansTree::Own(Pass& pass, uint32_t id, int cluster) {

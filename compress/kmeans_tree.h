@@ -10,6 +10,7 @@
 #define COREMLZ_COMPRESS_KMEANS_TREE_H_
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -36,6 +37,19 @@ class ClusterSums {
   void Reset(int k, int dim);
   // `members` points of total `weight` whose mean is `value` (dim doubles).
   void Add(const double* value, double weight, int64_t members, int cluster);
+  // Add(value, weight, 1, cluster) for a point of kDim coordinates (0:
+  // any), inline for the leaf searches: the same operations, in the same
+  // order.
+  template <int kDim>
+  void AddPoint(const double* value, double weight, int cluster) {
+    const int dim = kDim > 0 ? kDim : dim_;
+    double* anchor = &anchor_[static_cast<size_t>(cluster) * dim];
+    if (members_[cluster] == 0) std::copy(value, value + dim, anchor);
+    members_[cluster] += 1;
+    sum_w_[cluster] += weight;
+    double* sum = &sum_wd_[static_cast<size_t>(cluster) * dim];
+    for (int t = 0; t < dim; ++t) sum[t] += weight * (value[t] - anchor[t]);
+  }
   // Moves the centroids (k x dim) of non-empty clusters to their means;
   // returns the number of points per cluster (empty ones are the caller's).
   const std::vector<int64_t>& Finish(std::vector<double>* centroids) const;
@@ -103,7 +117,14 @@ class KMeansTree {
   void SummariseLeaf(uint32_t begin, uint32_t end, int dim, float* lo, float* hi, double* mean, double* weight,
                      double* scatter) const;
   void Combine(uint32_t id, uint32_t left, uint32_t right);
+  // kDim > 0: points of that many coordinates (the distances unroll); 0:
+  // any. The same operations either way.
+  template <int kDim>
   void Visit(Pass& pass, uint32_t id, int depth, int candidates);
+  // A leaf across a boundary: each point against the `count` kept
+  // candidates. kDim > 0: points of that many coordinates (unrolled).
+  template <int kDim>
+  void SearchLeaf(Pass& pass, const Node& node, const int32_t* kept, int count);
   void Own(Pass& pass, uint32_t id, int cluster);
 
   WeightedPoints points_;
