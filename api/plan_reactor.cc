@@ -262,6 +262,7 @@ class PlanReactor final : public UploadCall<PlanReactor, v1::PlanRequest, v1::Pl
         r->JobDoneLocked(report.status());
       }
     };
+    job.threads = options_.study.threads;  // no slot is lent to others' helpers on its cores
     job_running_ = true;
     job_submitted_ = true;
     job_start_ = std::chrono::steady_clock::now();

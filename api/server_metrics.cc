@@ -122,7 +122,7 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   queue_depth_ = &BuildGauge().Name("coremlz_queue_depth").Help("Jobs waiting for a worker.").Register(*registry_).Add({});
   slots_lent_ = &BuildCounter()
                      .Name("coremlz_worker_slots_lent_total")
-                     .Help("Pieces of a job's weights (grouped palettes) run on a worker slot no job was using.")
+                     .Help("Worker slots no job was using lent to a running job's helper, one palette group each.")
                      .Register(*registry_)
                      .Add({});
   validations_ = &BuildCounter().Name("coremlz_validation_jobs_total").Help("On-device validations by device and outcome.").Register(*registry_);

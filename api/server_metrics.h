@@ -55,7 +55,7 @@ class ServerMetrics {
   void StreamWait(double seconds) { stream_wait_seconds_->Increment(seconds); }
   // `slots_lent`: the pool's running count of idle worker slots lent to a
   // job's groups (WorkerPool::slots_lent); the counter follows it.
-  void SetWorkers(int busy, int queued, int64_t slots_lent = 0) {
+  void SetWorkers(int busy, int queued, int64_t slots_lent) {
     workers_busy_->Set(busy);
     queue_depth_->Set(queued);
     absl::MutexLock lock(&slots_lent_mu_);

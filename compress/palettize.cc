@@ -631,7 +631,8 @@ absl::StatusOr<Palettized> Palettize(absl::Span<const float> weights, absl::Span
   // after the other would; groups above a failed one are skipped.
   std::vector<absl::Status> status(groups);
   std::atomic<int64_t> first_failed{groups};
-  o.parallel->Run(groups, [&](int64_t g) {
+  const uint64_t piece_bytes = static_cast<uint64_t>(view.outer * gs * view.inner) * kSideBySideGroupBytesPerValue;
+  o.parallel->Run(groups, piece_bytes, [&](int64_t g) {
     if (g > first_failed.load(std::memory_order_relaxed)) return;
     std::vector<float> copy;
     CancelCheck fork = o.cancel != nullptr ? o.cancel->Fork() : CancelCheck();

@@ -17,8 +17,10 @@ class ParallelFor {
   virtual ~ParallelFor() = default;
   // Calls body(i) once for every i in [0, count), perhaps on several
   // threads at once and in any order; returns when every call has returned.
-  // body must be safe to run concurrently for distinct i.
-  virtual void Run(int64_t count, absl::FunctionRef<void(int64_t)> body) const = 0;
+  // body must be safe to run concurrently for distinct i. `piece_bytes`:
+  // the most memory one call of body holds (an implementation that runs
+  // pieces beside other work under a memory budget charges it).
+  virtual void Run(int64_t count, uint64_t piece_bytes, absl::FunctionRef<void(int64_t)> body) const = 0;
 };
 
 }  // namespace coremlz::compress

@@ -25,6 +25,10 @@ struct CompressJob {
   CompressionConfig config;
   CompressOptions options;
   uint64_t memory_estimate = 0;  // peak bytes the job may need
+  // Threads the job keeps busy while it runs in its one slot (a Plan's
+  // study uses several): the queue lends idle slots to other jobs' helpers
+  // only beyond them.
+  int threads = 1;
   // While the queue is full, wait for a slot until this time (then
   // RESOURCE_EXHAUSTED); unset: refuse at once.
   std::optional<absl::Time> admission_deadline;

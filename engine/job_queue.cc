@@ -48,6 +48,7 @@ std::optional<CompressJob> JobQueue::Take() {
     job = std::move(*it);
     waiting_.erase(it);
     if (options_.memory_budget) memory_in_use_ += job->memory_estimate;
+    running_threads_ += std::max(1, job->threads);
     running_controls_.push_back(job->control.get());
   }
   NotifyChange();
@@ -60,7 +61,10 @@ bool JobQueue::Finish(const CompressJob& job) {
     absl::MutexLock lock(&mu_);
     if (options_.memory_budget) memory_in_use_ -= job.memory_estimate;
     auto it = std::find(running_controls_.begin(), running_controls_.end(), job.control.get());
-    if (it != running_controls_.end()) running_controls_.erase(it);
+    if (it != running_controls_.end()) {
+      running_controls_.erase(it);
+      running_threads_ -= std::max(1, job.threads);
+    }
     idle = running_controls_.empty() && waiting_.empty();
   }
   cv_.SignalAll();
@@ -79,7 +83,7 @@ void JobQueue::SetSlots(int slots) {
 bool JobQueue::TryLend(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   if (stopping_ || !waiting_.empty()) return false;
-  if (static_cast<int>(running_controls_.size()) + lent_ >= slots_) return false;
+  if (running_threads_ + lent_ >= slots_) return false;
   if (options_.memory_budget && bytes > *options_.memory_budget - memory_in_use_) return false;
   ++lent_;
   ++lends_;
@@ -88,12 +92,14 @@ bool JobQueue::TryLend(uint64_t bytes) {
 }
 
 void JobQueue::EndLend(uint64_t bytes) {
+  bool waiting;
   {
     absl::MutexLock lock(&mu_);
     --lent_;
     memory_in_use_ -= bytes;
+    waiting = !waiting_.empty();
   }
-  cv_.SignalAll();  // a job may have waited for the memory
+  if (waiting) cv_.SignalAll();  // a job may have waited for the memory
 }
 
 int64_t JobQueue::lends() const {

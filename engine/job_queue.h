@@ -77,10 +77,11 @@ class JobQueue {
 
   // Lends an idle slot to a helper of a running job (one piece of a weight
   // on a worker thread no job is using): only while no job waits, running
-  // jobs and lent slots together leave a slot free, and `bytes` (what the
+  // jobs' threads and lent slots together leave a slot free, and `bytes` (what the
   // piece may hold) fit the memory budget. Jobs never wait for a lent slot:
-  // one that arrives starts at once, and the helper hands the slot back
-  // after its piece with EndLend(bytes).
+  // one that arrives starts at once, unless it needs memory a lend holds;
+  // then it waits, with nothing more lent meanwhile, until the helpers hand
+  // their pieces back (EndLend(bytes)).
   bool TryLend(uint64_t bytes);
   void EndLend(uint64_t bytes);
   int64_t lends() const;  // slots lent so far
@@ -109,6 +110,7 @@ class JobQueue {
   std::deque<CompressJob> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<JobControl*> running_controls_ ABSL_GUARDED_BY(mu_);
   uint64_t memory_in_use_ ABSL_GUARDED_BY(mu_) = 0;  // running jobs' estimates and lent bytes
+  int running_threads_ ABSL_GUARDED_BY(mu_) = 0;  // running jobs' CompressJob::threads
   int lent_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t lends_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

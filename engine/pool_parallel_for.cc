@@ -28,11 +28,11 @@ struct Pieces {
 
   // A helper's loop: the gate is asked before each piece, and a piece is
   // claimed only once it said yes.
-  void WorkGated(absl::FunctionRef<void(int64_t)> run, HelperGate* gate) {
-    while (next.load(std::memory_order_relaxed) < count && gate->Enter()) {
+  void WorkGated(absl::FunctionRef<void(int64_t)> run, HelperGate* gate, uint64_t bytes) {
+    while (next.load(std::memory_order_relaxed) < count && gate->Enter(bytes)) {
       const int64_t i = next.fetch_add(1);
       if (i < count) run(i);
-      gate->Leave();
+      gate->Leave(bytes);
       if (i >= count) return;
     }
   }
@@ -40,7 +40,7 @@ struct Pieces {
 
 }  // namespace
 
-void PoolParallelFor::Run(int64_t count, absl::FunctionRef<void(int64_t)> body) const {
+void PoolParallelFor::Run(int64_t count, uint64_t piece_bytes, absl::FunctionRef<void(int64_t)> body) const {
   if (count <= 0) return;
   const int helpers = static_cast<int>(std::min<int64_t>(helpers_, count - 1));
   if (pool_ == nullptr || helpers <= 0) {
@@ -54,7 +54,7 @@ void PoolParallelFor::Run(int64_t count, absl::FunctionRef<void(int64_t)> body) 
     pieces->body = &body;
   }
   for (int h = 0; h < helpers; ++h) {
-    pool_->Submit([pieces, gate = gate_] {
+    pool_->Submit([pieces, gate = gate_, piece_bytes] {
       const absl::FunctionRef<void(int64_t)>* run = nullptr;
       {
         absl::MutexLock lock(&pieces->mu);
@@ -63,7 +63,7 @@ void PoolParallelFor::Run(int64_t count, absl::FunctionRef<void(int64_t)> body) 
         run = pieces->body;
       }
       if (gate != nullptr) {
-        pieces->WorkGated(*run, gate);
+        pieces->WorkGated(*run, gate, piece_bytes);
       } else {
         pieces->Work(*run);
       }

@@ -29,20 +29,22 @@ namespace coremlz::engine {
 class HelperGate {
  public:
   virtual ~HelperGate() = default;
-  // true: the helper runs one piece and then calls Leave(); false: it stops.
-  virtual bool Enter() = 0;
-  virtual void Leave() = 0;
+  // true: the helper runs one piece, holding up to `bytes`, and then calls
+  // Leave(bytes); false: it stops.
+  virtual bool Enter(uint64_t bytes) = 0;
+  virtual void Leave(uint64_t bytes) = 0;
 };
 
 class PoolParallelFor : public compress::ParallelFor {
  public:
   // `helpers`: how many pool tasks to offer per Run (the pool's threads
-  // less the caller's own, typically). `gate` (optional, must outlive the
-  // pool's tasks): asked before every piece a helper takes.
+  // less the caller's own, typically). `gate` (optional, must outlive every
+  // Run: helpers that start after theirs returned leave without asking it):
+  // asked before every piece a helper takes.
   PoolParallelFor(TaskPool* pool, int helpers, HelperGate* gate = nullptr)
       : pool_(pool), helpers_(helpers), gate_(gate) {}
 
-  void Run(int64_t count, absl::FunctionRef<void(int64_t)> body) const override;
+  void Run(int64_t count, uint64_t piece_bytes, absl::FunctionRef<void(int64_t)> body) const override;
 
  private:
   TaskPool* const pool_;

@@ -11,7 +11,6 @@
 #include "common/file_util.h"
 #include "common/memory_release.h"
 #include "common/status_macros.h"
-#include "compress/palettize.h"
 #include "engine/compress_model.h"
 #include "engine/job_queue.h"
 #include "engine/pool_parallel_for.h"
@@ -27,14 +26,12 @@ namespace {
 std::string Mib(uint64_t bytes) { return absl::StrCat(bytes >> 20, " MiB"); }
 
 // Admits a job's helpers to the worker slots no job is using (JobQueue's
-// lending), each piece charged the most a side-by-side group may hold.
+// lending), each piece charged against the memory budget.
 class SlotLending : public HelperGate {
  public:
-  static constexpr uint64_t kPieceBytes = compress::kMaxSideBySideGroupValues * kBytesPerElement;
-
   explicit SlotLending(JobQueue* queue) : queue_(queue) {}
-  bool Enter() override { return queue_->TryLend(kPieceBytes); }
-  void Leave() override { queue_->EndLend(kPieceBytes); }
+  bool Enter(uint64_t bytes) override { return queue_->TryLend(bytes); }
+  void Leave(uint64_t bytes) override { queue_->EndLend(bytes); }
 
  private:
   JobQueue* const queue_;
@@ -131,10 +128,11 @@ class LocalWorkerPool : public WorkerPool {
 
   const LocalWorkerPoolOptions options_;
   JobQueue queue_;
+  // A job's Run waits for the helpers that joined it, so none outlives its
+  // job; a helper queued after its Run returned touches neither the gate
+  // nor the queue. The helper threads are joined before lending_ and
+  // queue_ go (declared after them).
   SlotLending lending_;
-  // Helpers point to lending_ and parallel_: declared after them, so the
-  // helper threads finish first. A job's Run waits for the helpers that
-  // joined it, so none outlives its job.
   std::unique_ptr<TaskPool> helpers_;
   std::unique_ptr<PoolParallelFor> parallel_;
   std::vector<std::thread> threads_;
@@ -165,6 +163,7 @@ class DelayingWorkerPool : public WorkerPool {
   int busy() const override { return inner_->busy(); }
   int queue_depth() const override { return inner_->queue_depth(); }
   int threads() const override { return inner_->threads(); }
+  int64_t slots_lent() const override { return inner_->slots_lent(); }
   absl::Status CheckMemory(uint64_t estimate) const override { return inner_->CheckMemory(estimate); }
   bool reads_arriving_input() const override { return inner_->reads_arriving_input(); }
   void Shutdown(absl::Duration grace) override { inner_->Shutdown(grace); }

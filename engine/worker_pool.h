@@ -27,8 +27,8 @@ class WorkerPool {
   virtual int busy() const = 0;         // jobs running
   virtual int queue_depth() const = 0;  // jobs waiting
   virtual int threads() const = 0;
-  // Pieces of running jobs' weights (palettes of a grouped palettization)
-  // solved on worker slots no job was using, so far.
+  // Times a worker slot no job was using was lent to a running job's
+  // helper (for one palette group of a grouped palettization), so far.
   virtual int64_t slots_lent() const { return 0; }
   // Whether a job of this estimate could ever run here (the memory budget);
   // lets a caller refuse a model before the rest of its upload arrives.

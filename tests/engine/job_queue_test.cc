@@ -6,9 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
-#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -323,6 +323,26 @@ TEST(JobQueue, LendsOnlyIdleSlotsAndMemory) {
   ASSERT_TRUE(c_started) << "the job never got the memory the lend gave back";
   EXPECT_EQ(future.get(), c.control.get());
   EXPECT_EQ(queue.lends(), 2);
+}
+
+// A job that keeps several threads busy (a Plan's study) holds that many
+// slots for lending's purposes, though it takes one for admission.
+TEST(JobQueue, AJobsThreadsAreNotLent) {
+  JobQueue queue(Options(3, 3));
+  TrackedJob plan = MakeJob();
+  plan.job.threads = 2;
+  ASSERT_TRUE(queue.Submit(plan.job).ok());
+  std::optional<CompressJob> running = queue.Take();
+  ASSERT_TRUE(running.has_value());
+  EXPECT_TRUE(queue.TryLend(0)) << "the third slot is idle";
+  EXPECT_FALSE(queue.TryLend(0)) << "the plan's two threads and one lend fill three slots";
+  queue.EndLend(0);
+  queue.Finish(*running);
+  EXPECT_TRUE(queue.TryLend(0));
+  EXPECT_TRUE(queue.TryLend(0));
+  EXPECT_TRUE(queue.TryLend(0));
+  EXPECT_FALSE(queue.TryLend(0));
+  for (int i = 0; i < 3; ++i) queue.EndLend(0);
 }
 
 TEST(JobQueue, LendsNothingWhileShuttingDown) {

@@ -29,7 +29,7 @@ TEST(PoolParallelForTest, EveryPieceOnceOnSeveralThreads) {
     std::vector<std::atomic<int>> runs(count);
     absl::Mutex mu;
     std::set<std::thread::id> threads;
-    parallel.Run(count, [&](int64_t i) {
+    parallel.Run(count, 0, [&](int64_t i) {
       runs[i].fetch_add(1);
       // Long enough that the helpers get pieces too.
       std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -58,7 +58,7 @@ TEST(PoolParallelForTest, BusyPoolDoesNotHoldARunUp) {
   std::atomic<int64_t> sum{0};
   std::set<std::thread::id> threads;
   absl::Mutex mu;
-  parallel.Run(100, [&](int64_t i) {
+  parallel.Run(100, 0, [&](int64_t i) {
     sum += i;
     absl::MutexLock lock(&mu);
     threads.insert(std::this_thread::get_id());
@@ -68,21 +68,25 @@ TEST(PoolParallelForTest, BusyPoolDoesNotHoldARunUp) {
   release.Notify();  // the stale helpers now run and must touch nothing
 }
 
+constexpr uint64_t kPieceBytes = 12345;
+
 // A gate admitting at most `admit` pieces in all (coremlzd's worker pool
 // lends slots this way), counting what it let in.
 class CountingGate : public HelperGate {
  public:
   explicit CountingGate(int admit) : left_(admit) {}
-  bool Enter() override {
+  bool Enter(uint64_t bytes) override {
     absl::MutexLock lock(&mu_);
+    EXPECT_EQ(bytes, kPieceBytes) << "the Run's piece size reaches the gate";
     if (left_ == 0) return false;
     --left_;
     ++inside_;
     ++entered_;
     return true;
   }
-  void Leave() override {
+  void Leave(uint64_t bytes) override {
     absl::MutexLock lock(&mu_);
+    EXPECT_EQ(bytes, kPieceBytes);
     --inside_;
   }
   int entered() {
@@ -114,7 +118,7 @@ TEST(PoolParallelForTest, AGateAdmitsHelpersPieceByPiece) {
     int64_t by_helpers = 0;
     const std::thread::id caller = std::this_thread::get_id();
     absl::Notification helped;
-    parallel.Run(kCount, [&](int64_t i) {
+    parallel.Run(kCount, kPieceBytes, [&](int64_t i) {
       runs[i].fetch_add(1);
       if (std::this_thread::get_id() != caller) {
         absl::MutexLock lock(&mu);

@@ -171,9 +171,9 @@ TEST(StreamingUploadTest, ArtifactsAreByteIdenticalToTheInProcessEngine) {
   EXPECT_EQ(MetricValue(scrape, "coremlz_jobs_streamed_total"), calls) << scrape;
 }
 
-// A lone job on a two-worker server: the idle worker slot helps solve its
-// grouped palettes (engine/pool_parallel_for.h, lent by the job queue),
-// while the upload still arrives, and the artifact is still the in-process
+// A lone streamed job on a two-worker server: the idle worker slot helps
+// solve its grouped palettes (engine/pool_parallel_for.h, lent by the job
+// queue; counted in the metric), and the artifact is still the in-process
 // engine's, byte for byte.
 TEST(StreamingUploadTest, AnIdleWorkerHelpsALoneJobWithTheSameBytes) {
   TestServer server(Eager(2), nullptr, nullptr, /*metrics=*/true);
