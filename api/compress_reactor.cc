@@ -91,6 +91,15 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
       held_error_ = report.status();
       return;
     }
+    if (report.ok() && !header_.report_only()) {
+      // What this job teaches the early start: its bytes over the time it
+      // compressed, less what it waited for upload bytes.
+      const absl::Duration waited = arrival_ ? arrival_->waited() : absl::ZeroDuration();
+      if (service_->stream_rate()->Observe(report->weight_bytes_before, engine::RelativeCost(config_),
+                                           absl::Seconds(report->seconds) - waited)) {
+        service_->metrics()->StreamRateLearned(service_->stream_rate()->Rate(1));
+      }
+    }
     if (!report.ok()) {
       absl::Status s = report.status();
       if (cancelled_ || (s.code() == absl::StatusCode::kCancelled && absl::Now() > deadline_)) {
@@ -225,8 +234,9 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
     const std::optional<uint64_t> estimate = session.EarlyMemoryEstimate();
     if (!estimate || session.list(0).current_file_bytes() == 0) return;
     // The flag's rate is int8's; a slower technique consumes the arriving
-    // bytes more slowly, so it may start sooner (engine/compress_cost.h).
-    const double compress_rate = options.stream_rate_bytes_per_second / engine::RelativeCost(config_);
+    // bytes more slowly, so it may start sooner (engine/compress_cost.h);
+    // both as learned from this server's completed jobs.
+    const double compress_rate = service_->stream_rate()->Rate(engine::RelativeCost(config_));
     if (!StartWhileUploading(session.bytes_received(), session.bytes_declared(), absl::Now() - upload_start_,
                              compress_rate, options.stream_min_bytes)) {
       return;

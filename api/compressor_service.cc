@@ -11,7 +11,16 @@ namespace coremlz::api {
 
 CompressorService::CompressorService(const ServerOptions& options, engine::WorkerPool* pool, ServerMetrics* metrics,
                                      std::shared_ptr<TokenAuth> auth, Validator* validator)
-    : options_(options), pool_(pool), metrics_(metrics), auth_(std::move(auth)), validator_(validator), tasks_(2) {}
+    : options_(options),
+      pool_(pool),
+      metrics_(metrics),
+      auth_(std::move(auth)),
+      validator_(validator),
+      tasks_(2),
+      stream_rate_(options.stream_rate_bytes_per_second, options.learn_stream_rate,
+                   options.stream_learn_min_bytes) {
+  if (metrics_ != nullptr) metrics_->StreamRateInt8(stream_rate_.Rate(1));
+}
 
 CompressorService::~CompressorService() = default;
 

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "api/credentials.h"
+#include "api/learned_stream_rate.h"
 #include "api/plan_fan_out.h"
 #include "api/result_store.h"
 #include "api/server_metrics.h"
@@ -47,6 +48,8 @@ class CompressorService final : public v1::Compressor::CallbackService {
   ServerMetrics* metrics() const { return metrics_; }
   Validator* validator() const { return validator_; }
   TaskRunner* tasks() { return &tasks_; }
+  // The compression rate a Compress job's early start assumes.
+  LearnedStreamRate* stream_rate() { return &stream_rate_; }
   const TokenAuth* auth() const { return auth_.get(); }
   // The result cache, or null when the server has none (--cache-dir).
   ResultStore* cache() const { return cache_; }
@@ -78,6 +81,7 @@ class CompressorService final : public v1::Compressor::CallbackService {
   std::atomic<int> active_calls_{0};
   std::atomic<bool> draining_{false};
   TaskRunner tasks_;
+  LearnedStreamRate stream_rate_;
 };
 
 }  // namespace coremlz::api

@@ -43,7 +43,8 @@ const std::set<std::string>& ServerValueFlags() {
 }
 
 const std::set<std::string>& ServerBoolFlags() {
-  static const std::set<std::string> flags = {"wait-for-worker", "no-reflection", "reflection-requires-token", "help"};
+  static const std::set<std::string> flags = {"wait-for-worker", "no-reflection", "reflection-requires-token",
+                                              "fixed-stream-rate", "help"};
   return flags;
 }
 
@@ -84,6 +85,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags(const Args& args) {
   if (auto v = args.Value("tls-client-ca")) o.tls.client_ca = *v;
   if (auto v = args.Value("token-file")) o.token_file = *v;
   o.wait_for_worker = args.Bool("wait-for-worker");
+  o.learn_stream_rate = !args.Bool("fixed-stream-rate");
   o.reflection = !args.Bool("no-reflection");
   o.reflection_requires_token = args.Bool("reflection-requires-token");
   if (o.reflection_requires_token && o.token_file.empty()) {

@@ -114,6 +114,8 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   upload_bytes_ = &BuildCounter().Name("coremlz_upload_bytes_total").Help("Model bytes received.").Register(*registry_).Add({});
   artifact_bytes_ = &BuildCounter().Name("coremlz_artifact_bytes_total").Help("Compressed model bytes sent.").Register(*registry_).Add({});
   streamed_jobs_ = &BuildCounter().Name("coremlz_jobs_streamed_total").Help("Jobs started while their upload still arrived.").Register(*registry_).Add({});
+  stream_rate_jobs_ = &BuildCounter().Name("coremlz_stream_rate_jobs_total").Help("Completed jobs the early start learned its compression rates from.").Register(*registry_).Add({});
+  stream_rate_int8_ = &BuildGauge().Name("coremlz_stream_rate_int8_bytes_per_second").Help("Compression rate the early start assumes for int8 (learned or the flag's).").Register(*registry_).Add({});
   stream_wait_seconds_ = &BuildCounter().Name("coremlz_stream_wait_seconds_total").Help("Seconds workers waited for upload bytes.").Register(*registry_).Add({});
   jobs_ = &BuildCounter().Name("coremlz_jobs_total").Help("Compression jobs by technique and outcome.").Register(*registry_);
   job_seconds_ = &BuildHistogram().Name("coremlz_job_seconds").Help("Compression job duration.").Register(*registry_);

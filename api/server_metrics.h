@@ -53,6 +53,13 @@ class ServerMetrics {
   // waited for the upload's bytes (a worker held idle).
   void StreamedJob() { streamed_jobs_->Increment(); }
   void StreamWait(double seconds) { stream_wait_seconds_->Increment(seconds); }
+  // A completed job the early start learned from, and the rate it now
+  // assumes for int8 (api/learned_stream_rate.h).
+  void StreamRateLearned(double int8_bytes_per_second) {
+    stream_rate_jobs_->Increment();
+    stream_rate_int8_->Set(int8_bytes_per_second);
+  }
+  void StreamRateInt8(double bytes_per_second) { stream_rate_int8_->Set(bytes_per_second); }
   // `slots_lent`: the pool's running count of idle worker slots lent to a
   // job's groups (WorkerPool::slots_lent); the counter follows it.
   void SetWorkers(int busy, int queued, int64_t slots_lent) {
@@ -85,6 +92,8 @@ class ServerMetrics {
   prometheus::Counter* artifact_bytes_;
   prometheus::Counter* streamed_jobs_;
   prometheus::Counter* stream_wait_seconds_;
+  prometheus::Counter* stream_rate_jobs_;
+  prometheus::Gauge* stream_rate_int8_;
   prometheus::Family<prometheus::Counter>* jobs_;
   prometheus::Family<prometheus::Histogram>* job_seconds_;
   prometheus::Histogram* ratio_;

@@ -31,6 +31,12 @@ struct ServerOptions {
   // at the fast end: int8 runs at ~400 MB/s per core, docs/performance.md)
   // - api/stream_admission.h. 0: every job waits for its whole upload.
   double stream_rate_bytes_per_second = 500e6;
+  // Learn that rate, per relative cost, from the jobs this server completed
+  // (api/learned_stream_rate.h); false keeps the flag's rate and the fixed
+  // factors.
+  bool learn_stream_rate = true;
+  // Jobs with fewer bytes of weights teach it nothing (fixed costs dominate).
+  uint64_t stream_learn_min_bytes = uint64_t{16} << 20;
   // Bytes that must have arrived before the upload's rate is trusted.
   uint64_t stream_min_bytes = uint64_t{4} << 20;
   TlsFiles tls;

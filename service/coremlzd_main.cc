@@ -34,7 +34,11 @@ usage: coremlzd [options]
                              upload is fast enough that a worker compressing at N MB/s would
                              not catch up with it (default 500; 0: only after the upload).
                              N is int8's rate; slower techniques divide it by their measured
-                             relative cost (k-means 1.8, grouped or vector k-means 13)
+                             relative cost (k-means 1.8, vector k-means 4-6.5, grouped 13).
+                             That is the prior: each relative cost's rate is then learned from
+                             the completed jobs of 16 MB or more (an upper quantile of its last
+                             16, within 4x of the prior)
+  --fixed-stream-rate        keep N and the fixed factors; learn nothing
   --cache-dir DIR            cache results by content: an identical call (same files, normalised
                              config, target, report-only, coremlz version) is answered from disk,
                              re-verified by SHA-256; identical calls in flight compress once

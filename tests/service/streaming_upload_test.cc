@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "api/learned_stream_rate.h"
 #include "common/file_util.h"
 #include "engine/compress_model.h"
 #include "engine/config_parse.h"
@@ -382,6 +383,40 @@ TEST(StreamingUploadTest, ASlowTechniqueStartsSoonerThanInt8AtTheSamePace) {
     ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
     EXPECT_EQ(streamed_at_half, yaml == kInt8 ? 0 : 1) << yaml;
     EXPECT_EQ(Artifact(outcome), InProcess(Transformer(), yaml)) << yaml;
+  }
+}
+
+TEST(StreamingUploadTest, CompletedJobsTeachTheEarlyStartItsRate) {
+  // Every completed job (here of any size) teaches the server the rate its
+  // early start assumes (api/learned_stream_rate.h); after kMinJobs int8
+  // jobs the int8 rate is theirs, within kMaxFactor of the flag's. With
+  // --fixed-stream-rate nothing is learned.
+  for (bool learn : {true, false}) {
+    SCOPED_TRACE(learn ? "learning" : "fixed");
+    api::ServerOptions options;
+    options.worker_threads = 1;
+    options.learn_stream_rate = learn;
+    options.stream_learn_min_bytes = 0;
+    const double prior = options.stream_rate_bytes_per_second;
+    TestServer server(options, nullptr, nullptr, /*metrics=*/true);
+    EXPECT_EQ(MetricValue(server.ScrapeMetrics(), "coremlz_stream_rate_int8_bytes_per_second"), prior);
+    for (int i = 0; i < api::LearnedStreamRate::kMinJobs; ++i) {
+      auto outcome = RunCompress(server.Stub().get(), UploadOf(Mobilenet(), kInt8).msgs, absl::Seconds(60));
+      ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+    }
+    const std::string scrape = server.ScrapeMetrics();
+    const double rate = MetricValue(scrape, "coremlz_stream_rate_int8_bytes_per_second");
+    if (learn) {
+      EXPECT_EQ(MetricValue(scrape, "coremlz_stream_rate_jobs_total"), api::LearnedStreamRate::kMinJobs) << scrape;
+      // MobileNetV2's 7 MB in a fraction of a second: not the flag's rate
+      // exactly, and within the bounds.
+      EXPECT_NE(rate, prior);
+      EXPECT_GE(rate, prior / api::LearnedStreamRate::kMaxFactor);
+      EXPECT_LE(rate, prior * api::LearnedStreamRate::kMaxFactor);
+    } else {
+      EXPECT_EQ(MetricValue(scrape, "coremlz_stream_rate_jobs_total"), 0) << scrape;
+      EXPECT_EQ(rate, prior);
+    }
   }
 }
 
