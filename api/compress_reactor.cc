@@ -91,7 +91,7 @@ class CompressReactor final : public UploadCall<CompressReactor, v1::CompressReq
       held_error_ = report.status();
       return;
     }
-    if (report.ok() && !header_.report_only()) {
+    if (report.ok() && !header_.report_only() && engine::HasOneCostPerPass(config_)) {
       // What this job teaches the early start: its bytes over the time it
       // compressed, less what it waited for upload bytes.
       const absl::Duration waited = arrival_ ? arrival_->waited() : absl::ZeroDuration();

@@ -14,14 +14,19 @@ bool LearnedStreamRate::Observe(uint64_t weight_bytes, double cost, absl::Durati
   if (!(seconds > 0) || !std::isfinite(seconds)) return false;
   const double rate = static_cast<double>(weight_bytes) / seconds;
   absl::MutexLock lock(&mu_);
-  auto it = rates_.find(cost);
-  if (it == rates_.end()) {
-    if (rates_.size() >= kMaxCosts) return false;
-    it = rates_.emplace(cost, std::deque<double>()).first;
+  auto it = by_cost_.find(cost);
+  if (it == by_cost_.end()) {
+    if (by_cost_.size() >= kMaxCosts) {
+      by_cost_.erase(std::min_element(by_cost_.begin(), by_cost_.end(), [](const auto& a, const auto& b) {
+        return a.second.taught < b.second.taught;
+      }));
+    }
+    it = by_cost_.emplace(cost, History()).first;
   }
-  it->second.push_back(rate);
-  if (it->second.size() > kWindow) it->second.pop_front();
-  ++observed_;
+  History& h = it->second;
+  h.rates.push_back(rate);
+  if (h.rates.size() > kWindow) h.rates.pop_front();
+  h.taught = ++observed_;
   return true;
 }
 
@@ -32,9 +37,9 @@ double LearnedStreamRate::Rate(double cost) const {
   std::vector<double> recent;
   {
     absl::MutexLock lock(&mu_);
-    auto it = rates_.find(cost);
-    if (it == rates_.end() || static_cast<int>(it->second.size()) < kMinJobs) return prior;
-    recent.assign(it->second.begin(), it->second.end());
+    auto it = by_cost_.find(cost);
+    if (it == by_cost_.end() || static_cast<int>(it->second.rates.size()) < kMinJobs) return prior;
+    recent.assign(it->second.rates.begin(), it->second.rates.end());
   }
   // The upper quantile: nearest rank, rounded up.
   const size_t rank = static_cast<size_t>(std::ceil(kQuantile * static_cast<double>(recent.size()))) - 1;

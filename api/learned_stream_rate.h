@@ -14,7 +14,10 @@
 //
 // What one caller can do to it is bounded: small jobs (fixed costs
 // dominate) teach nothing, a learned rate stays within a factor of the
-// prior, and one history holds the last kWindow jobs of its cost.
+// prior, one history holds the last kWindow jobs of its cost, and the
+// service teaches it only jobs whose passes each have one cost
+// (engine::HasOneCostPerPass: a pass mixing costs is counted at its
+// cheapest, which would file a slow job under a fast cost).
 #ifndef COREMLZ_API_LEARNED_STREAM_RATE_H_
 #define COREMLZ_API_LEARNED_STREAM_RATE_H_
 
@@ -35,7 +38,7 @@ class LearnedStreamRate {
   static constexpr size_t kWindow = 16;    // jobs kept per cost
   static constexpr double kQuantile = 0.75;
   static constexpr double kMaxFactor = 4;  // learned rates stay within prior / 4 .. prior * 4
-  static constexpr size_t kMaxCosts = 64;  // distinct relative costs remembered
+  static constexpr size_t kMaxCosts = 64;  // distinct relative costs remembered (least recently taught evicted)
 
   // `prior`: the flag's rate in bytes/s for a config of relative cost 1; 0
   // disables the early start (Rate is then 0). `learn`: false keeps the prior.
@@ -45,8 +48,8 @@ class LearnedStreamRate {
 
   // A completed job: `weight_bytes` read, relative cost `cost` (>= 1),
   // `busy` seconds of compression (its waits for upload bytes excluded).
-  // False when it teaches nothing (learning off, too small, a cost beyond
-  // the kMaxCosts remembered, no positive time).
+  // False when it teaches nothing (learning off, too small, no positive
+  // time). A new cost beyond kMaxCosts evicts the one taught least recently.
   bool Observe(uint64_t weight_bytes, double cost, absl::Duration busy);
 
   // Bytes/s a worker is expected to consume a config of relative cost
@@ -61,7 +64,11 @@ class LearnedStreamRate {
   const bool learn_;
   const uint64_t min_job_bytes_;
   mutable absl::Mutex mu_;
-  std::map<double, std::deque<double>> rates_ ABSL_GUARDED_BY(mu_);  // by cost, bytes/s, oldest first
+  struct History {
+    std::deque<double> rates;  // bytes/s, oldest first
+    int64_t taught = 0;        // observed_ when it last learned
+  };
+  std::map<double, History> by_cost_ ABSL_GUARDED_BY(mu_);
   int64_t observed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

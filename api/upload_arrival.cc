@@ -1,5 +1,6 @@
 #include "api/upload_arrival.h"
 
+#include <chrono>
 #include <optional>
 #include <utility>
 
@@ -40,7 +41,9 @@ void UploadArrival::Fail(absl::Status status) {
 template <typename Ready>
 absl::Status UploadArrival::Wait(Ready ready, engine::JobControl* control) {
   absl::MutexLock lock(&mu_);
-  const absl::Time start = absl::Now();
+  // A steady clock: the wait is subtracted from the job's own steady-clock
+  // duration to learn its rate (api/learned_stream_rate.h).
+  const auto start = std::chrono::steady_clock::now();
   absl::Status status;
   while (true) {
     if (!failed_.ok()) {
@@ -56,7 +59,7 @@ absl::Status UploadArrival::Wait(Ready ready, engine::JobControl* control) {
     // cancellation or a deadline is noticed.
     cv_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
   }
-  waited_ += absl::Now() - start;
+  waited_ += absl::FromChrono(std::chrono::steady_clock::now() - start);
   return status;
 }
 

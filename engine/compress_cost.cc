@@ -46,4 +46,22 @@ double RelativeCost(const CompressionConfig& config) {
   return std::max(1.0, total);
 }
 
+bool HasOneCostPerPass(const CompressionConfig& config) {
+  for (const CompressionPass& pass : config.passes) {
+    std::optional<double> cost;
+    bool one = true;
+    auto consider = [&](const std::optional<OpConfig>& c) {
+      if (!c) return;
+      const double r = RelativeCost(*c);
+      if (cost && *cost != r) one = false;
+      cost = r;
+    };
+    consider(pass.config.global);
+    for (const auto& [name, c] : pass.config.op_type_configs) consider(c);
+    for (const auto& [name, c] : pass.config.op_name_configs) consider(c);
+    if (!one) return false;
+  }
+  return true;
+}
+
 }  // namespace coremlz::engine

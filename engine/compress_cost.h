@@ -21,6 +21,13 @@
 
 namespace coremlz::engine {
 
+// Whether each pass's configs share one relative cost, so that the config's
+// cost is what every weight it compresses costs. The service's learned rate
+// (api/learned_stream_rate.h) learns only from such jobs: a pass that mixes
+// costs counts at its cheapest, which would file a slow job under a fast
+// cost and lower that cost's rate.
+bool HasOneCostPerPass(const CompressionConfig& config);
+
 // The relative cost of one op config (>= 1).
 double RelativeCost(const OpConfig& config);
 

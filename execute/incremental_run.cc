@@ -68,10 +68,6 @@ std::shared_ptr<const Tensor> ProgramExecutor::ConstantAt(const ArgumentRef& use
 
 absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::map<std::string, Tensor>& inputs,
                                                                      bool keep_intermediates) const {
-  if (HasNestedStateOps()) {
-    return absl::FailedPreconditionError(
-        "incremental runs cannot follow state reads or writes inside a loop or branch body");
-  }
   KeptRun kept;
   kept.values = constants_;
   Session session;  // fresh: the states start zeroed
@@ -85,11 +81,20 @@ absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::
   RunState st;
   st.values = std::move(kept.values);
   st.session = &session;
-  for (const Step& step : steps_) {
+  for (size_t op = 0; op < steps_.size(); ++op) {
+    const Step& step = steps_[op];
     ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
     for (size_t i = 0; i < produced.size(); ++i) {
       kept.bytes += Bytes(produced[i]);
       st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
+    }
+    if (step.blocks.empty()) continue;
+    std::set<int> read, written;
+    NestedStates(step, &read, &written);
+    for (int s : written) {
+      const Tensor& left = session.states_.at(inputs_[s].name);
+      kept.bytes += Bytes(left);
+      kept.nested_writes[static_cast<int>(op)].emplace(s, left);
     }
   }
   kept.values = std::move(st.values);
@@ -107,15 +112,17 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
   st.values = kept.values;
   st.session = &session;
   // A state is dirty when its buffer may differ from the kept run's at this
-  // point: a rerun write_state made it so. A write that did not rerun wrote
-  // what the kept run wrote - its value is kept, at `clean_write` - and the
-  // session gets it only when a rerun read or the result needs it.
+  // point: a rerun write_state (or a rerun loop or branch that writes it)
+  // made it so. A write that did not rerun wrote what the kept run wrote -
+  // its value is kept (`clean_value`: the written value's slot, or what a
+  // skipped loop left) - and the session gets it only when a rerun read or
+  // the result needs it.
   std::vector<bool> state_dirty(inputs_.size(), false);
-  std::vector<int> clean_write(inputs_.size(), -1);
+  std::vector<const Tensor*> clean_value(inputs_.size(), nullptr);
   auto settle_state = [&](int state) {
-    if (state_dirty[state] || clean_write[state] < 0) return;
-    session.states_[inputs_[state].name] = *kept.values[clean_write[state]];
-    clean_write[state] = -1;
+    if (state_dirty[state] || clean_value[state] == nullptr) return;
+    session.states_[inputs_[state].name] = *clean_value[state];
+    clean_value[state] = nullptr;
   };
   // A value is dirty when it differs from the kept run's: the replaced
   // constants, then everything computed from them.
@@ -133,7 +140,8 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
     st.values[r.slot] = r.value;
     dirty[r.slot] = true;
   }
-  for (const Step& step : steps_) {
+  for (size_t op = 0; op < steps_.size(); ++op) {
+    const Step& step = steps_[op];
     bool run = false;
     for (int s : step.reads) run = run || dirty[s];  // a loop body reading a replaced weight reruns the loop
     // Without kept intermediates every op runs: that is a full run.
@@ -148,7 +156,25 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
       }
       run = run || data < 0 || !kept.values[data];  // a malformed write runs, to fail as in a full run
       state_dirty[step.state] = run;
-      clean_write[step.state] = run ? -1 : data;
+      clean_value[step.state] = run ? nullptr : kept.values[data].get();
+    } else if (!step.blocks.empty()) {
+      // A loop or branch whose body reads or writes states reruns when one
+      // of them differs from the kept run's (a body that only writes a state
+      // may still leave it as it was, running no iteration). Rerun, it
+      // leaves them dirty; skipped, it leaves what it left in the kept run.
+      std::set<int> read, written;
+      NestedStates(step, &read, &written);
+      const auto left = kept.nested_writes.find(static_cast<int>(op));
+      for (int s : read) run = run || state_dirty[s];
+      for (int s : written) run = run || state_dirty[s] || left == kept.nested_writes.end() || !left->second.count(s);
+      if (run) {
+        for (int s : read) settle_state(s);
+        for (int s : written) settle_state(s);
+      }
+      for (int s : written) {
+        state_dirty[s] = run;
+        clean_value[s] = run ? nullptr : &left->second.at(s);
+      }
     }
     if (run) {
       ASSIGN_OR_RETURN(std::vector<Tensor> produced, Compute(step, &st));
@@ -176,17 +202,17 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
   return out;
 }
 
-bool ProgramExecutor::HasNestedStateOps() const {
-  std::function<bool(const std::vector<Step>&, bool)> any = [&](const std::vector<Step>& steps, bool nested) {
-    for (const Step& step : steps) {
-      if (nested && (step.kind == Step::Kind::kReadState || step.kind == Step::Kind::kWriteState)) return true;
-      for (const Block& b : step.blocks) {
-        if (any(b.steps, true)) return true;
-      }
+void ProgramExecutor::NestedStates(const Step& step, std::set<int>* read, std::set<int>* written) {
+  std::function<void(const Step&)> visit = [&](const Step& s) {
+    if (s.kind == Step::Kind::kReadState && s.state >= 0) read->insert(s.state);
+    if (s.kind == Step::Kind::kWriteState && s.state >= 0) written->insert(s.state);
+    for (const Block& b : s.blocks) {
+      for (const Step& nested : b.steps) visit(nested);
     }
-    return false;
   };
-  return any(steps_, false);
+  for (const Block& b : step.blocks) {
+    for (const Step& nested : b.steps) visit(nested);
+  }
 }
 
 }  // namespace coremlz::execute

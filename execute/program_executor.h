@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -107,13 +108,18 @@ class ProgramExecutor {
   // A stateful function's runs each start from zeroed state buffers (a
   // fresh Session), and RunReplacing also returns every state's final value,
   // under kStateOutputPrefix + its name: what a call leaves in the state (a
-  // KV cache) is as much its result as its outputs. State ops inside loop or
-  // branch bodies are refused (FAILED_PRECONDITION).
+  // KV cache) is as much its result as its outputs. A loop or branch whose
+  // body reads or writes a state reruns when one of those states changed;
+  // skipped, it leaves what it left in the kept run.
   static constexpr char kStateOutputPrefix[] = "state:";
   struct KeptRun {
     std::vector<std::shared_ptr<const Tensor>> values;  // by slot
     int64_t bytes = 0;  // of the kept intermediates
     std::map<std::string, Tensor> start_states;  // a stateful function's buffers when the run began
+    // After each top-level loop or branch whose body writes states, what it
+    // left in them (by op index, then state index): a rerun that skips the
+    // op takes them from here.
+    std::map<int, std::map<int, Tensor>> nested_writes;
   };
   // `keep_intermediates` false keeps only the inputs: RunReplacing then runs
   // every op (a full run), for when keeping them all would cost too much
@@ -161,8 +167,8 @@ class ProgramExecutor {
   absl::StatusOr<std::vector<Tensor>> Compute(const Step& step, RunState* state) const;
   absl::Status RunSteps(const std::vector<Step>& steps, RunState* state) const;
   static void SlotsRead(const Step& step, std::vector<int>* slots);
-  // Whether a loop or branch body reads or writes a state.
-  bool HasNestedStateOps() const;
+  // The states a top-level op's loop or branch bodies read and write.
+  static void NestedStates(const Step& step, std::set<int>* read, std::set<int>* written);
   absl::Status RunControlFlow(const Step& step, RunState* state, std::vector<Tensor>* produced) const;
   absl::Status RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
                         RunState* state, std::vector<std::shared_ptr<const Tensor>>* outputs) const;

@@ -248,6 +248,7 @@ class TrialsReactor final : public grpc::ServerBidiReactor<v1::TrialsRequest, v1
     job.memory_estimate = *estimate + upload_->bytes_declared() * 2 * candidates;
     job.deadline = deadline_;
     job.control = control_;
+    job.threads = options_.study.threads;  // its study's threads are not the pool's to lend
     std::shared_ptr<CallState> state = state_;
     std::shared_ptr<TrialQueue> queue = queue_;
     job.task = [options = options_, state, queue, model = upload_->model_path(),

@@ -79,10 +79,19 @@ TEST(LearnedStreamRateTest, WhatCannotTeachIsIgnored) {
 
 TEST(LearnedStreamRateTest, RemembersABoundedNumberOfCosts) {
   LearnedStreamRate r(kPrior, true);
-  for (size_t i = 0; i < LearnedStreamRate::kMaxCosts; ++i) EXPECT_TRUE(Job(r, 100e6, 1 + static_cast<double>(i)));
-  EXPECT_FALSE(Job(r, 100e6, 1000));            // a new cost beyond the bound
-  EXPECT_TRUE(Job(r, 100e6, 1));                // a known one still learns
+  // int8 (cost 1) learned first, then taught again after the others.
+  for (int i = 0; i < LearnedStreamRate::kMinJobs; ++i) ASSERT_TRUE(Job(r, 300e6, 1));
+  for (size_t i = 1; i < LearnedStreamRate::kMaxCosts; ++i) {
+    for (int j = 0; j < LearnedStreamRate::kMinJobs; ++j) ASSERT_TRUE(Job(r, 100e6, 1 + static_cast<double>(i)));
+  }
+  ASSERT_TRUE(Job(r, 300e6, 1));
+  EXPECT_NEAR(r.Rate(2), 100e6, 1e3);
+  // A new cost beyond the bound evicts the one taught least recently (2),
+  // not int8, and starts from the prior.
+  EXPECT_TRUE(Job(r, 100e6, 1000));
   EXPECT_DOUBLE_EQ(r.Rate(1000), kPrior / 1000);
+  EXPECT_DOUBLE_EQ(r.Rate(2), kPrior / 2);
+  EXPECT_NEAR(r.Rate(1), 300e6, 1e3);
 }
 
 TEST(LearnedStreamRateTest, ConcurrentJobsAndReaders) {

@@ -55,5 +55,29 @@ TEST(CompressCostTest, PassesAddUpAndAMixedPassCountsItsCheapestConfig) {
   EXPECT_DOUBLE_EQ(CostOf("config_type: OpPalettizerConfig\nop_name_configs:\n  w1: null\n"), 1.0);
 }
 
+TEST(CompressCostTest, OnlyPassesOfOneCostTeachTheLearnedRate) {
+  auto one = [](const std::string& yaml) {
+    auto config = ParseCompressionConfig(yaml);
+    EXPECT_TRUE(config.ok()) << config.status() << "\n" << yaml;
+    return config.ok() && HasOneCostPerPass(*config);
+  };
+  EXPECT_TRUE(one("config_type: OpLinearQuantizerConfig\nglobal_config: {dtype: int8}\n"));
+  // Joint: two passes, each of one cost.
+  EXPECT_TRUE(one("passes:\n"
+                  "  - config_type: OpMagnitudePrunerConfig\n"
+                  "    global_config: {target_sparsity: 0.5}\n"
+                  "  - config_type: OpPalettizerConfig\n"
+                  "    global_config: {nbits: 4}\n"
+                  "    joint_compression: true\n"));
+  // Per-weight configs of the same cost, and weights left out, are one cost.
+  EXPECT_TRUE(one("config_type: OpPalettizerConfig\nglobal_config: {nbits: 4}\n"
+                  "op_name_configs:\n  w1: {nbits: 6}\n  w2: null\n"));
+  // Grouped k-means with an int8-priced exception (which may match no
+  // weight): counted at its cheapest, so it must not teach that cost.
+  EXPECT_FALSE(one("config_type: OpPalettizerConfig\n"
+                   "global_config: {nbits: 4, granularity: per_grouped_channel, group_size: 16}\n"
+                   "op_name_configs:\n  w1: {nbits: 4}\n"));
+}
+
 }  // namespace
 }  // namespace coremlz::engine

@@ -3,6 +3,8 @@
 // whose loops carry TensorArrays as MIL lists); and classify, whose class
 // list is the one literal list a program binds to an op.
 #include <cmath>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -169,6 +171,115 @@ TEST(WhileLoop, MalformedLoopsAreInvalidArgument) {
   q.main->mutable_operations(1)->mutable_blocks()->RemoveLast();  // no body
   out = q.Run({{"x", Tensor::Float({3}, {1, 1, 1})}, {"n", Tensor::IntScalar(2)}});
   EXPECT_EQ(out.status().code(), absl::StatusCode::kUnimplemented) << out.status();
+}
+
+// A stateful loop (iOS18 states): a cache starts at zero;
+//   i = 0; y = x; while (i < n) { s = read_state(cache); y = s * w + y;
+//   write_state(cache, y); i = i + 1 }; out = read_state(cache) * v
+// w is read only inside the body, v only after the loop.
+struct StatefulLoop {
+  MIL::Program program;
+  StatefulLoop(std::vector<float> w, std::vector<float> v) {
+    program.set_version(1);
+    MIL::Function& fn = (*program.mutable_functions())["main"];
+    fn.set_opset("CoreML8");
+    auto input = [&](const std::string& name, const MIL::ValueType& type) {
+      auto* in = fn.add_inputs();
+      in->set_name(name);
+      *in->mutable_type() = type;
+    };
+    MIL::ValueType state;
+    *state.mutable_statetype()->mutable_wrappedtype() = Float({3});
+    input("x", Float({3}));
+    input("n", Int());
+    input("cache", state);
+    MIL::Block* main = &(*fn.mutable_block_specializations())["CoreML8"];
+    auto constant = [&](const std::string& name, const std::vector<float>& values) {
+      MIL::Operation* c = AddOp(main, "const", {}, {{name, Float({3})}});
+      MIL::Value value;
+      *value.mutable_type() = Float({3});
+      for (float f : values) value.mutable_immediatevalue()->mutable_tensor()->mutable_floats()->add_values(f);
+      (*c->mutable_attributes())["val"] = value;
+    };
+    constant("w", w);
+    constant("v", v);
+    MIL::Operation* zero = AddOp(main, "const", {}, {{"zero", Int()}});
+    (*zero->mutable_attributes())["val"] = IntValue(0);
+    MIL::Operation* loop = AddOp(main, "while_loop", {{"loop_vars", {"zero", "x"}}},
+                                 {{"i_out", Int()}, {"y_out", Float({3})}});
+    MIL::Block* cond = loop->add_blocks();
+    AddInput(cond, "i", Int());
+    AddInput(cond, "y", Float({3}));
+    AddOp(cond, "less", {{"x", {"i"}}, {"y", {"n"}}}, {{"go", Bool()}});
+    cond->add_outputs("go");
+    MIL::Block* body = loop->add_blocks();
+    AddInput(body, "i", Int());
+    AddInput(body, "y", Float({3}));
+    AddOp(body, "read_state", {{"input", {"cache"}}}, {{"s", Float({3})}});
+    AddOp(body, "mul", {{"x", {"s"}}, {"y", {"w"}}}, {{"sw", Float({3})}});
+    AddOp(body, "add", {{"x", {"sw"}}, {"y", {"y"}}}, {{"y_next", Float({3})}});
+    AddOp(body, "write_state", {{"input", {"cache"}}, {"data", {"y_next"}}}, {});
+    AddOp(body, "add", {{"x", {"i"}}, {"y", {}, IntValue(1)}}, {{"i_next", Int()}});
+    body->add_outputs("i_next");
+    body->add_outputs("y_next");
+    AddOp(main, "read_state", {{"input", {"cache"}}}, {{"r", Float({3})}});
+    AddOp(main, "mul", {{"x", {"r"}}, {"y", {"v"}}}, {{"out", Float({3})}});
+    main->add_outputs("out");
+    main->add_outputs("y_out");
+  }
+  std::unique_ptr<ProgramExecutor> Load() {
+    ImmediateReader reader;
+    auto ex = ProgramExecutor::Load(program, &reader, "main");
+    EXPECT_TRUE(ex.ok()) << ex.status();
+    return ex.ok() ? std::move(*ex) : nullptr;
+  }
+};
+
+// The planner's trials on a loop whose body reads and writes a state: a
+// replaced weight inside the body reruns the loop, one after it does not,
+// and either way outputs and final state are a full run's of the program
+// with that weight.
+TEST(WhileLoop, IncrementalRunsFollowStatesInsideTheBody) {
+  const std::vector<float> w = {0.5f, -1.f, 2.f}, v = {1.f, 3.f, -0.5f};
+  const std::vector<float> w2 = {0.25f, 1.f, -2.f}, v2 = {2.f, -1.f, 4.f};
+  StatefulLoop original(w, v);
+  auto ex = original.Load();
+  ASSERT_NE(ex, nullptr);
+  ASSERT_GE(ex->ConstantSlot("w"), 0);
+  ASSERT_GE(ex->ConstantSlot("v"), 0);
+  for (int n : {0, 1, 4}) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
+    const std::map<std::string, Tensor> inputs = {{"x", Tensor::Float({3}, {1, -2, 0.5f})}, {"n", Tensor::IntScalar(n)}};
+    auto kept = ex->RunKeeping(inputs);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    struct Case {
+      const char* name;
+      std::vector<float> w, v;
+    };
+    for (const Case& c : {Case{"w", w2, v}, Case{"v", w, v2}}) {
+      SCOPED_TRACE(c.name);
+      const std::vector<float>& value = std::string(c.name) == "w" ? c.w : c.v;
+      RunStats stats;
+      auto trial = ex->RunReplacing(
+          *kept, {{ex->ConstantSlot(c.name), std::make_shared<const Tensor>(Tensor::Float({3}, value))}}, &stats);
+      ASSERT_TRUE(trial.ok()) << trial.status();
+      // The full run of the program with that value, from zeroed states.
+      StatefulLoop changed(c.w, c.v);
+      auto full_ex = changed.Load();
+      ASSERT_NE(full_ex, nullptr);
+      Session session;
+      auto full = full_ex->Run(inputs, &session);
+      ASSERT_TRUE(full.ok()) << full.status();
+      EXPECT_EQ(trial->at("out").floats(), full->at("out").floats());
+      EXPECT_EQ(trial->at("y_out").floats(), full->at("y_out").floats());
+      ASSERT_NE(session.state("cache"), nullptr);
+      EXPECT_EQ(trial->at("state:cache").floats(), session.state("cache")->floats());
+      // v is read after the loop: the loop is not rerun (only the final
+      // mul is); w reruns it.
+      if (std::string(c.name) == "v") EXPECT_EQ(stats.ops_run, 1);
+      if (std::string(c.name) == "w") EXPECT_GE(stats.ops_run, 2);
+    }
+  }
 }
 
 TEST(Cond, RunsTheChosenBranchOnly) {
