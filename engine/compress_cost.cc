@@ -31,16 +31,26 @@ double RelativeCost(const OpConfig& config) {
       config);
 }
 
+namespace {
+
+// The relative costs of the configs a pass holds (weights left out hold none).
+template <typename Fn>
+void ForEachCost(const CompressionPass& pass, Fn fn) {
+  auto consider = [&](const std::optional<OpConfig>& c) {
+    if (c) fn(RelativeCost(*c));
+  };
+  consider(pass.config.global);
+  for (const auto& [name, c] : pass.config.op_type_configs) consider(c);
+  for (const auto& [name, c] : pass.config.op_name_configs) consider(c);
+}
+
+}  // namespace
+
 double RelativeCost(const CompressionConfig& config) {
   double total = 0;
   for (const CompressionPass& pass : config.passes) {
     double cheapest = std::numeric_limits<double>::infinity();
-    auto consider = [&](const std::optional<OpConfig>& c) {
-      if (c) cheapest = std::min(cheapest, RelativeCost(*c));
-    };
-    consider(pass.config.global);
-    for (const auto& [name, c] : pass.config.op_type_configs) consider(c);
-    for (const auto& [name, c] : pass.config.op_name_configs) consider(c);
+    ForEachCost(pass, [&](double cost) { cheapest = std::min(cheapest, cost); });
     if (cheapest != std::numeric_limits<double>::infinity()) total += cheapest;
   }
   return std::max(1.0, total);
@@ -48,17 +58,12 @@ double RelativeCost(const CompressionConfig& config) {
 
 bool HasOneCostPerPass(const CompressionConfig& config) {
   for (const CompressionPass& pass : config.passes) {
-    std::optional<double> cost;
+    std::optional<double> first;
     bool one = true;
-    auto consider = [&](const std::optional<OpConfig>& c) {
-      if (!c) return;
-      const double r = RelativeCost(*c);
-      if (cost && *cost != r) one = false;
-      cost = r;
-    };
-    consider(pass.config.global);
-    for (const auto& [name, c] : pass.config.op_type_configs) consider(c);
-    for (const auto& [name, c] : pass.config.op_name_configs) consider(c);
+    ForEachCost(pass, [&](double cost) {
+      if (!first) first = cost;
+      one = one && cost == *first;
+    });
     if (!one) return false;
   }
   return true;

@@ -88,10 +88,7 @@ absl::StatusOr<ProgramExecutor::KeptRun> ProgramExecutor::RunKeeping(const std::
       kept.bytes += Bytes(produced[i]);
       st.values[step.output_slots[i]] = std::make_shared<const Tensor>(std::move(produced[i]));
     }
-    if (step.blocks.empty()) continue;
-    std::set<int> read, written;
-    NestedStates(step, &read, &written);
-    for (int s : written) {
+    for (int s : step.nested_state_writes) {
       const Tensor& left = session.states_.at(inputs_[s].name);
       kept.bytes += Bytes(left);
       kept.nested_writes[static_cast<int>(op)].emplace(s, left);
@@ -162,8 +159,8 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
       // of them differs from the kept run's (a body that only writes a state
       // may still leave it as it was, running no iteration). Rerun, it
       // leaves them dirty; skipped, it leaves what it left in the kept run.
-      std::set<int> read, written;
-      NestedStates(step, &read, &written);
+      const std::vector<int>& read = step.nested_state_reads;
+      const std::vector<int>& written = step.nested_state_writes;
       const auto left = kept.nested_writes.find(static_cast<int>(op));
       for (int s : read) run = run || state_dirty[s];
       for (int s : written) run = run || state_dirty[s] || left == kept.nested_writes.end() || !left->second.count(s);
@@ -200,19 +197,6 @@ absl::StatusOr<std::map<std::string, Tensor>> ProgramExecutor::RunReplacing(
   }
   if (stats) *stats = st.stats;
   return out;
-}
-
-void ProgramExecutor::NestedStates(const Step& step, std::set<int>* read, std::set<int>* written) {
-  std::function<void(const Step&)> visit = [&](const Step& s) {
-    if (s.kind == Step::Kind::kReadState && s.state >= 0) read->insert(s.state);
-    if (s.kind == Step::Kind::kWriteState && s.state >= 0) written->insert(s.state);
-    for (const Block& b : s.blocks) {
-      for (const Step& nested : b.steps) visit(nested);
-    }
-  };
-  for (const Block& b : step.blocks) {
-    for (const Step& nested : b.steps) visit(nested);
-  }
 }
 
 }  // namespace coremlz::execute

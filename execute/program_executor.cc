@@ -406,6 +406,7 @@ absl::StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Load(const MIL
     for (int s : step.output_slots) last_use[s] = static_cast<int>(i);  // unused results die at once
     SlotsRead(step, &step.reads);
     for (int s : step.reads) last_use[s] = static_cast<int>(i);
+    NestedStates(step, &step.nested_state_reads, &step.nested_state_writes);
   }
   for (int s = 0; s < slots; ++s) {
     if (!keep[s] && last_use[s] >= 0) ex->steps_[last_use[s]].free_after.push_back(s);
@@ -420,6 +421,23 @@ void ProgramExecutor::SlotsRead(const Step& step, std::vector<int>* slots) {
     slots->insert(slots->end(), b.output_slots.begin(), b.output_slots.end());
     for (const Step& inner : b.steps) SlotsRead(inner, slots);
   }
+}
+
+// The states a top-level op's nested blocks read and write.
+void ProgramExecutor::NestedStates(const Step& step, std::vector<int>* read, std::vector<int>* written) {
+  std::set<int> r, w;
+  std::function<void(const Step&)> visit = [&](const Step& s) {
+    if (s.kind == Step::Kind::kReadState && s.state >= 0) r.insert(s.state);
+    if (s.kind == Step::Kind::kWriteState && s.state >= 0) w.insert(s.state);
+    for (const Block& b : s.blocks) {
+      for (const Step& nested : b.steps) visit(nested);
+    }
+  };
+  for (const Block& b : step.blocks) {
+    for (const Step& nested : b.steps) visit(nested);
+  }
+  read->assign(r.begin(), r.end());
+  written->assign(w.begin(), w.end());
 }
 
 bool ProgramExecutor::is_stateful() const {

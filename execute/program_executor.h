@@ -25,7 +25,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -167,8 +166,9 @@ class ProgramExecutor {
   absl::StatusOr<std::vector<Tensor>> Compute(const Step& step, RunState* state) const;
   absl::Status RunSteps(const std::vector<Step>& steps, RunState* state) const;
   static void SlotsRead(const Step& step, std::vector<int>* slots);
-  // The states a top-level op's loop or branch bodies read and write.
-  static void NestedStates(const Step& step, std::set<int>* read, std::set<int>* written);
+  // The states a top-level op's loop or branch bodies read and write, each
+  // once, ascending.
+  static void NestedStates(const Step& step, std::vector<int>* read, std::vector<int>* written);
   absl::Status RunControlFlow(const Step& step, RunState* state, std::vector<Tensor>* produced) const;
   absl::Status RunBlock(const Block& block, const std::vector<std::shared_ptr<const Tensor>>& inputs,
                         RunState* state, std::vector<std::shared_ptr<const Tensor>>* outputs) const;

@@ -40,6 +40,9 @@ struct ProgramExecutor::Step {
   // Every slot the op reads, its nested blocks' reads included (top-level
   // ops only; set at load for freeing and for incremental reruns).
   std::vector<int> reads;
+  // The states its loop or branch bodies read and write (top-level ops only;
+  // set at load, for incremental reruns).
+  std::vector<int> nested_state_reads, nested_state_writes;
   // while_loop: {condition, body}; cond: {true branch, false branch}.
   std::vector<Block> blocks;
 };

@@ -97,20 +97,23 @@ void AddInput(MIL::Block* block, const std::string& name, const MIL::ValueType& 
 struct Program {
   MIL::Program program;
   MIL::Block* main;
-  Program(const std::vector<std::pair<std::string, MIL::ValueType>>& inputs) {
+  Program(const std::vector<std::pair<std::string, MIL::ValueType>>& inputs, const std::string& opset = "CoreML5") {
     program.set_version(1);
     MIL::Function& fn = (*program.mutable_functions())["main"];
-    fn.set_opset("CoreML5");
+    fn.set_opset(opset);
     for (const auto& [name, type] : inputs) {
       auto* in = fn.add_inputs();
       in->set_name(name);
       *in->mutable_type() = type;
     }
-    main = &(*fn.mutable_block_specializations())["CoreML5"];
+    main = &(*fn.mutable_block_specializations())[opset];
+  }
+  absl::StatusOr<std::unique_ptr<ProgramExecutor>> Load() const {
+    ImmediateReader reader;
+    return ProgramExecutor::Load(program, &reader, "main");
   }
   absl::StatusOr<std::map<std::string, Tensor>> Run(const std::map<std::string, Tensor>& inputs) {
-    ImmediateReader reader;
-    auto ex = ProgramExecutor::Load(program, &reader, "main");
+    auto ex = Load();
     if (!ex.ok()) return ex.status();
     return (*ex)->Run(inputs);
   }
@@ -177,63 +180,44 @@ TEST(WhileLoop, MalformedLoopsAreInvalidArgument) {
 //   i = 0; y = x; while (i < n) { s = read_state(cache); y = s * w + y;
 //   write_state(cache, y); i = i + 1 }; out = read_state(cache) * v
 // w is read only inside the body, v only after the loop.
-struct StatefulLoop {
-  MIL::Program program;
-  StatefulLoop(std::vector<float> w, std::vector<float> v) {
-    program.set_version(1);
-    MIL::Function& fn = (*program.mutable_functions())["main"];
-    fn.set_opset("CoreML8");
-    auto input = [&](const std::string& name, const MIL::ValueType& type) {
-      auto* in = fn.add_inputs();
-      in->set_name(name);
-      *in->mutable_type() = type;
-    };
-    MIL::ValueType state;
-    *state.mutable_statetype()->mutable_wrappedtype() = Float({3});
-    input("x", Float({3}));
-    input("n", Int());
-    input("cache", state);
-    MIL::Block* main = &(*fn.mutable_block_specializations())["CoreML8"];
-    auto constant = [&](const std::string& name, const std::vector<float>& values) {
-      MIL::Operation* c = AddOp(main, "const", {}, {{name, Float({3})}});
-      MIL::Value value;
-      *value.mutable_type() = Float({3});
-      for (float f : values) value.mutable_immediatevalue()->mutable_tensor()->mutable_floats()->add_values(f);
-      (*c->mutable_attributes())["val"] = value;
-    };
-    constant("w", w);
-    constant("v", v);
-    MIL::Operation* zero = AddOp(main, "const", {}, {{"zero", Int()}});
-    (*zero->mutable_attributes())["val"] = IntValue(0);
-    MIL::Operation* loop = AddOp(main, "while_loop", {{"loop_vars", {"zero", "x"}}},
-                                 {{"i_out", Int()}, {"y_out", Float({3})}});
-    MIL::Block* cond = loop->add_blocks();
-    AddInput(cond, "i", Int());
-    AddInput(cond, "y", Float({3}));
-    AddOp(cond, "less", {{"x", {"i"}}, {"y", {"n"}}}, {{"go", Bool()}});
-    cond->add_outputs("go");
-    MIL::Block* body = loop->add_blocks();
-    AddInput(body, "i", Int());
-    AddInput(body, "y", Float({3}));
-    AddOp(body, "read_state", {{"input", {"cache"}}}, {{"s", Float({3})}});
-    AddOp(body, "mul", {{"x", {"s"}}, {"y", {"w"}}}, {{"sw", Float({3})}});
-    AddOp(body, "add", {{"x", {"sw"}}, {"y", {"y"}}}, {{"y_next", Float({3})}});
-    AddOp(body, "write_state", {{"input", {"cache"}}, {"data", {"y_next"}}}, {});
-    AddOp(body, "add", {{"x", {"i"}}, {"y", {}, IntValue(1)}}, {{"i_next", Int()}});
-    body->add_outputs("i_next");
-    body->add_outputs("y_next");
-    AddOp(main, "read_state", {{"input", {"cache"}}}, {{"r", Float({3})}});
-    AddOp(main, "mul", {{"x", {"r"}}, {"y", {"v"}}}, {{"out", Float({3})}});
-    main->add_outputs("out");
-    main->add_outputs("y_out");
-  }
-  std::unique_ptr<ProgramExecutor> Load() {
-    ImmediateReader reader;
-    auto ex = ProgramExecutor::Load(program, &reader, "main");
-    EXPECT_TRUE(ex.ok()) << ex.status();
-    return ex.ok() ? std::move(*ex) : nullptr;
-  }
-};
+Program StatefulLoop(const std::vector<float>& w, const std::vector<float>& v) {
+  MIL::ValueType state;
+  *state.mutable_statetype()->mutable_wrappedtype() = Float({3});
+  Program p({{"x", Float({3})}, {"n", Int()}, {"cache", state}}, "CoreML8");
+  auto constant = [&](const std::string& name, const std::vector<float>& values) {
+    MIL::Operation* c = AddOp(p.main, "const", {}, {{name, Float({3})}});
+    MIL::Value value;
+    *value.mutable_type() = Float({3});
+    for (float f : values) value.mutable_immediatevalue()->mutable_tensor()->mutable_floats()->add_values(f);
+    (*c->mutable_attributes())["val"] = value;
+  };
+  constant("w", w);
+  constant("v", v);
+  MIL::Operation* zero = AddOp(p.main, "const", {}, {{"zero", Int()}});
+  (*zero->mutable_attributes())["val"] = IntValue(0);
+  MIL::Operation* loop = AddOp(p.main, "while_loop", {{"loop_vars", {"zero", "x"}}},
+                               {{"i_out", Int()}, {"y_out", Float({3})}});
+  MIL::Block* cond = loop->add_blocks();
+  AddInput(cond, "i", Int());
+  AddInput(cond, "y", Float({3}));
+  AddOp(cond, "less", {{"x", {"i"}}, {"y", {"n"}}}, {{"go", Bool()}});
+  cond->add_outputs("go");
+  MIL::Block* body = loop->add_blocks();
+  AddInput(body, "i", Int());
+  AddInput(body, "y", Float({3}));
+  AddOp(body, "read_state", {{"input", {"cache"}}}, {{"s", Float({3})}});
+  AddOp(body, "mul", {{"x", {"s"}}, {"y", {"w"}}}, {{"sw", Float({3})}});
+  AddOp(body, "add", {{"x", {"sw"}}, {"y", {"y"}}}, {{"y_next", Float({3})}});
+  AddOp(body, "write_state", {{"input", {"cache"}}, {"data", {"y_next"}}}, {});
+  AddOp(body, "add", {{"x", {"i"}}, {"y", {}, IntValue(1)}}, {{"i_next", Int()}});
+  body->add_outputs("i_next");
+  body->add_outputs("y_next");
+  AddOp(p.main, "read_state", {{"input", {"cache"}}}, {{"r", Float({3})}});
+  AddOp(p.main, "mul", {{"x", {"r"}}, {"y", {"v"}}}, {{"out", Float({3})}});
+  p.main->add_outputs("out");
+  p.main->add_outputs("y_out");
+  return p;
+}
 
 // The planner's trials on a loop whose body reads and writes a state: a
 // replaced weight inside the body reruns the loop, one after it does not,
@@ -242,9 +226,9 @@ struct StatefulLoop {
 TEST(WhileLoop, IncrementalRunsFollowStatesInsideTheBody) {
   const std::vector<float> w = {0.5f, -1.f, 2.f}, v = {1.f, 3.f, -0.5f};
   const std::vector<float> w2 = {0.25f, 1.f, -2.f}, v2 = {2.f, -1.f, 4.f};
-  StatefulLoop original(w, v);
-  auto ex = original.Load();
-  ASSERT_NE(ex, nullptr);
+  auto loaded = StatefulLoop(w, v).Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const std::unique_ptr<ProgramExecutor>& ex = *loaded;
   ASSERT_GE(ex->ConstantSlot("w"), 0);
   ASSERT_GE(ex->ConstantSlot("v"), 0);
   for (int n : {0, 1, 4}) {
@@ -264,11 +248,10 @@ TEST(WhileLoop, IncrementalRunsFollowStatesInsideTheBody) {
           *kept, {{ex->ConstantSlot(c.name), std::make_shared<const Tensor>(Tensor::Float({3}, value))}}, &stats);
       ASSERT_TRUE(trial.ok()) << trial.status();
       // The full run of the program with that value, from zeroed states.
-      StatefulLoop changed(c.w, c.v);
-      auto full_ex = changed.Load();
-      ASSERT_NE(full_ex, nullptr);
+      auto changed = StatefulLoop(c.w, c.v).Load();
+      ASSERT_TRUE(changed.ok()) << changed.status();
       Session session;
-      auto full = full_ex->Run(inputs, &session);
+      auto full = (*changed)->Run(inputs, &session);
       ASSERT_TRUE(full.ok()) << full.status();
       EXPECT_EQ(trial->at("out").floats(), full->at("out").floats());
       EXPECT_EQ(trial->at("y_out").floats(), full->at("y_out").floats());
@@ -276,8 +259,11 @@ TEST(WhileLoop, IncrementalRunsFollowStatesInsideTheBody) {
       EXPECT_EQ(trial->at("state:cache").floats(), session.state("cache")->floats());
       // v is read after the loop: the loop is not rerun (only the final
       // mul is); w reruns it.
-      if (std::string(c.name) == "v") EXPECT_EQ(stats.ops_run, 1);
-      if (std::string(c.name) == "w") EXPECT_GE(stats.ops_run, 2);
+      if (std::string(c.name) == "v") {
+        EXPECT_EQ(stats.ops_run, 1);
+      } else {
+        EXPECT_GE(stats.ops_run, 2);
+      }
     }
   }
 }
