@@ -124,7 +124,7 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   queue_depth_ = &BuildGauge().Name("coremlz_queue_depth").Help("Jobs waiting for a worker.").Register(*registry_).Add({});
   slots_lent_ = &BuildCounter()
                      .Name("coremlz_worker_slots_lent_total")
-                     .Help("Worker slots no job was using lent to a running job's helper, one palette group each.")
+                     .Help("Palette groups of a running job run on worker slots no job was using (one per group; a lend that found no group left is not counted).")
                      .Register(*registry_)
                      .Add({});
   validations_ = &BuildCounter().Name("coremlz_validation_jobs_total").Help("On-device validations by device and outcome.").Register(*registry_);

@@ -86,16 +86,16 @@ bool JobQueue::TryLend(uint64_t bytes) {
   if (running_threads_ + lent_ >= slots_) return false;
   if (options_.memory_budget && bytes > *options_.memory_budget - memory_in_use_) return false;
   ++lent_;
-  ++lends_;
   memory_in_use_ += bytes;
   return true;
 }
 
-void JobQueue::EndLend(uint64_t bytes) {
+void JobQueue::EndLend(uint64_t bytes, bool ran) {
   bool waiting;
   {
     absl::MutexLock lock(&mu_);
     --lent_;
+    if (ran) ++lends_;
     memory_in_use_ -= bytes;
     waiting = !waiting_.empty();
   }

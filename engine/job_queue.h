@@ -81,10 +81,11 @@ class JobQueue {
   // piece may hold) fit the memory budget. Jobs never wait for a lent slot:
   // one that arrives starts at once, unless it needs memory a lend holds;
   // then it waits, with nothing more lent meanwhile, until the helpers hand
-  // their pieces back (EndLend(bytes)).
+  // their pieces back (EndLend(bytes, ran): `ran` false when the helper
+  // found no piece left, so that lends() counts only lends put to work).
   bool TryLend(uint64_t bytes);
-  void EndLend(uint64_t bytes);
-  int64_t lends() const;  // slots lent so far
+  void EndLend(uint64_t bytes, bool ran);
+  int64_t lends() const;  // lent slots that ran a piece, so far
 
   int slots() const;
   int running() const;

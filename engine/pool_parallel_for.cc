@@ -32,7 +32,7 @@ struct Pieces {
     while (next.load(std::memory_order_relaxed) < count && gate->Enter(bytes)) {
       const int64_t i = next.fetch_add(1);
       if (i < count) run(i);
-      gate->Leave(bytes);
+      gate->Leave(bytes, i < count);
       if (i >= count) return;
     }
   }

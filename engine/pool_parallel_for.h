@@ -29,10 +29,11 @@ namespace coremlz::engine {
 class HelperGate {
  public:
   virtual ~HelperGate() = default;
-  // true: the helper runs one piece, holding up to `bytes`, and then calls
-  // Leave(bytes); false: it stops.
+  // true: the helper claims one piece, holding up to `bytes`, and then calls
+  // Leave(bytes, ran), `ran` false when another thread had taken the last
+  // piece first; false: it stops.
   virtual bool Enter(uint64_t bytes) = 0;
-  virtual void Leave(uint64_t bytes) = 0;
+  virtual void Leave(uint64_t bytes, bool ran) = 0;
 };
 
 class PoolParallelFor : public compress::ParallelFor {

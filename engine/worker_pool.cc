@@ -31,7 +31,7 @@ class SlotLending : public HelperGate {
  public:
   explicit SlotLending(JobQueue* queue) : queue_(queue) {}
   bool Enter(uint64_t bytes) override { return queue_->TryLend(bytes); }
-  void Leave(uint64_t bytes) override { queue_->EndLend(bytes); }
+  void Leave(uint64_t bytes, bool ran) override { queue_->EndLend(bytes, ran); }
 
  private:
   JobQueue* const queue_;

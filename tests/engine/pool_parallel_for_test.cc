@@ -84,10 +84,11 @@ class CountingGate : public HelperGate {
     ++entered_;
     return true;
   }
-  void Leave(uint64_t bytes) override {
+  void Leave(uint64_t bytes, bool ran) override {
     absl::MutexLock lock(&mu_);
     EXPECT_EQ(bytes, kPieceBytes);
     --inside_;
+    if (ran) ++ran_;
   }
   int entered() {
     absl::MutexLock lock(&mu_);
@@ -97,12 +98,17 @@ class CountingGate : public HelperGate {
     absl::MutexLock lock(&mu_);
     return inside_;
   }
+  int ran() {
+    absl::MutexLock lock(&mu_);
+    return ran_;
+  }
 
  private:
   absl::Mutex mu_;
   int left_ ABSL_GUARDED_BY(mu_);
   int inside_ ABSL_GUARDED_BY(mu_) = 0;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  int ran_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Helpers take a piece only when the gate lets them, and give every
@@ -134,6 +140,7 @@ TEST(PoolParallelForTest, AGateAdmitsHelpersPieceByPiece) {
     EXPECT_EQ(gate.inside(), 0) << "every admission was given back";
     absl::MutexLock lock(&mu);
     EXPECT_LE(by_helpers, gate.entered()) << "a helper ran a piece the gate did not admit";
+    EXPECT_EQ(by_helpers, gate.ran()) << "Leave tells whether the admitted helper found a piece";
     if (admit == 0) {
       EXPECT_EQ(by_helpers, 0);
     } else {
